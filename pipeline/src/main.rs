@@ -1,1 +1,246 @@
-fn main() {}
+//! The `ghosthunt` command line: thin, everything lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use ghosthunt::app::{self, Handles};
+use ghosthunt::query::{self, testing};
+use ghosthunt::settings::Settings;
+
+/// Continuous threat hunts over security event streams.
+///
+/// With no configuration, `ghosthunt run` hunts over its built-in event generator and prints alerts
+/// (OCSF JSON) to stdout; metrics are on http://127.0.0.1:9464/metrics.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// Configuration file (TOML), layered over the embedded defaults and under GHOSTHUNT__SECTION__KEY
+    /// environment variables.
+    #[arg(long, short, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline until the source ends or SIGINT/SIGTERM (then close windows, flush, acknowledge).
+    Run,
+    /// Check the configuration and plan every hunt; exits non-zero with the reasons if anything is wrong.
+    Validate,
+    /// List the hunts that would run, with their metadata.
+    Hunts {
+        /// Print every field, one hunt after the other, instead of a table.
+        #[arg(long)]
+        long: bool,
+    },
+    /// Run hunts on their sample events and compare with their expected rows (detection as code).
+    ///
+    /// For each hunt DIR/hunts/<id>.sql with a folder DIR/tests/<id>/ holding events.jsonl and
+    /// expected.jsonl.
+    Test {
+        /// Hunt directories (default: the configured hunts.directories, else ./sql/hunts).
+        #[arg(value_name = "HUNTS_DIR")]
+        dirs: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&settings.log_filter);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
+    match runtime.block_on(dispatch(cli.command, settings)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run => run(settings).await,
+        Command::Validate => validate(settings).await,
+        Command::Hunts { long } => hunts(settings, long).await,
+        Command::Test { dirs } => test(settings, dirs).await,
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("Shutting down: closing windows, flushing alerts, acknowledging.");
+        signal.cancel();
+    });
+    let summary = app::run(settings, Handles::default(), shutdown)
+        .await
+        .context("the pipeline stopped")?;
+    tracing::info!(
+        records = summary.records,
+        batches = summary.batches,
+        alerts = summary.alerts,
+        dead_letters = summary.dead_letters,
+        "Pipeline finished."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn validate(settings: Settings) -> anyhow::Result<ExitCode> {
+    let schema = app::schema(&settings)?;
+    let (planned, errors) = app::hunts(&settings, &schema).await;
+    for e in &errors {
+        eprintln!("refused: {e}");
+    }
+    println!(
+        "configuration ok; schema `{}` ({} columns); {} hunt(s) planned, {} refused",
+        schema.name,
+        schema.columns.len(),
+        planned.len(),
+        errors.len()
+    );
+    Ok(if errors.is_empty() && !planned.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn hunts(settings: Settings, long: bool) -> anyhow::Result<ExitCode> {
+    let loaded = query::load::load(settings.hunts.builtin, &settings.hunts.directories);
+    for e in &loaded.errors {
+        eprintln!("refused: {e}");
+    }
+    if long {
+        for h in loaded.hunts.values() {
+            println!("{} — {}", h.id, h.title);
+            println!("  origin:      {}", h.origin);
+            println!("  severity:    {}", h.severity.as_str());
+            println!("  window:      {}", h.window);
+            println!("  techniques:  {}", h.attack.techniques.join(", "));
+            println!("  tactics:     {}", h.attack.tactics.join(", "));
+            println!("  hypothesis:  {}", h.hypothesis);
+            for (i, step) in h.response.iter().enumerate() {
+                println!("  response {}:  {}", i + 1, step);
+            }
+            println!();
+        }
+    } else {
+        println!(
+            "{:<32} {:<9} {:<26} {:<22} TITLE",
+            "ID", "SEVERITY", "WINDOW", "TECHNIQUES"
+        );
+        for h in loaded.hunts.values() {
+            println!(
+                "{:<32} {:<9} {:<26} {:<22} {}",
+                h.id,
+                h.severity.as_str(),
+                h.window.to_string(),
+                h.attack.techniques.join(","),
+                h.title
+            );
+        }
+    }
+    Ok(if loaded.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn test(settings: Settings, mut dirs: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    if dirs.is_empty() {
+        dirs = settings.hunts.directories.clone();
+    }
+    if dirs.is_empty() {
+        dirs.push(PathBuf::from("sql/hunts"));
+    }
+    let schema = app::schema(&settings)?;
+    let (mut passed, mut failed, mut untested) = (0, 0, Vec::new());
+    for dir in &dirs {
+        let files = query::load::hunt_files(dir)?;
+        for path in files {
+            let hunt = match query::load::read_hunt(&path) {
+                Ok(h) => h,
+                Err(e) => {
+                    println!("FAIL {e}");
+                    failed += 1;
+                    continue;
+                }
+            };
+            let Some(tests) = testing::test_dir(dir, &hunt.id) else {
+                untested.push(hunt.id.clone());
+                continue;
+            };
+            let id = hunt.id.clone();
+            let result = testing::run_test(hunt, &tests, schema.clone(), &settings).await;
+            if result.passed() {
+                passed += 1;
+                println!("ok   {id} ({} rows)", result.produced);
+                continue;
+            }
+            failed += 1;
+            println!("FAIL {id}");
+            if let Some(e) = &result.error {
+                println!("     {e}");
+            }
+            for d in &result.dead_letters {
+                println!("     sample is a dead letter: {d}");
+            }
+            for row in &result.missing {
+                println!("   - expected, not produced: {row}");
+            }
+            for row in &result.unexpected {
+                println!("   + produced, not expected: {row}");
+            }
+        }
+    }
+    if !untested.is_empty() {
+        println!("no samples for: {}", untested.join(", "));
+    }
+    println!("hunt tests: {passed} passed, {failed} failed");
+    Ok(if failed == 0 && passed > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,290 @@
+//! Bytes → Arrow: micro-batches of raw records decoded into `RecordBatch`es of the event schema.
+//!
+//! [`run_batcher`] takes chunks from the source channel, cuts a batch at `batch_size` records or
+//! `batch_timeout` after its first record, and [`Decoder::decode`] turns it into a [`DecodedBatch`]: the rows
+//! that decoded, the records behind them (kept until the batch is acknowledged, for late dead letters), the
+//! dead letters, and the positions to acknowledge.
+
+pub mod json;
+pub mod schema;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampNanosecondBuilder,
+};
+use datafusion::arrow::record_batch::RecordBatch;
+use tokio::sync::mpsc;
+
+use crate::source::{Input, Positions, RawRecord};
+use crate::telemetry::metrics::{DecodeMetrics, Metrics};
+use json::Cell;
+pub use schema::{ColumnType, EventSchema};
+
+/// Why a record could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeadLetterReason {
+    Oversized,
+    InvalidUtf8,
+    InvalidJson,
+    NotAnObject,
+    WrongType,
+    MissingTimestamp,
+    BadTimestamp,
+    /// Its hunt's window had closed when it arrived.
+    Late,
+}
+
+impl DeadLetterReason {
+    /// The label used in metrics and dead-letter records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterReason::Oversized => "oversized",
+            DeadLetterReason::InvalidUtf8 => "invalid_utf8",
+            DeadLetterReason::InvalidJson => "invalid_json",
+            DeadLetterReason::NotAnObject => "not_an_object",
+            DeadLetterReason::WrongType => "wrong_type",
+            DeadLetterReason::MissingTimestamp => "missing_timestamp",
+            DeadLetterReason::BadTimestamp => "bad_timestamp",
+            DeadLetterReason::Late => "late",
+        }
+    }
+}
+
+/// A record the pipeline could not use, with everything needed to find and replay it.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub reason: DeadLetterReason,
+    pub detail: String,
+    pub input: Arc<Input>,
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// One decoded micro-batch.
+#[derive(Debug)]
+pub struct DecodedBatch {
+    /// Increasing from 0; acknowledgements follow this order.
+    pub seq: u64,
+    /// The rows that decoded, in the event schema.
+    pub batch: RecordBatch,
+    /// The record behind each row of `batch` (same order).
+    pub records: Vec<RawRecord>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub positions: Positions,
+    /// Per input seen in this batch: its highest event time (ns), if any row of it decoded.
+    pub input_times: Vec<(Arc<Input>, Option<i64>)>,
+    /// When the oldest record of the batch was received.
+    pub received: Instant,
+    pub bytes: usize,
+}
+
+/// Decodes raw records with one schema.
+pub struct Decoder {
+    schema: Arc<EventSchema>,
+    max_record_bytes: usize,
+    metrics: DecodeMetrics,
+}
+
+enum Builder {
+    Str(StringBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Bool(BooleanBuilder),
+    Time(TimestampNanosecondBuilder),
+}
+
+impl Builder {
+    fn new(ty: ColumnType, capacity: usize) -> Builder {
+        match ty {
+            ColumnType::String => {
+                Builder::Str(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
+            ColumnType::Int => Builder::Int(Int64Builder::with_capacity(capacity)),
+            ColumnType::Float => Builder::Float(Float64Builder::with_capacity(capacity)),
+            ColumnType::Bool => Builder::Bool(BooleanBuilder::with_capacity(capacity)),
+            ColumnType::Timestamp => Builder::Time(
+                TimestampNanosecondBuilder::with_capacity(capacity).with_timezone(schema::UTC),
+            ),
+        }
+    }
+
+    fn append(&mut self, cell: &Cell<'_>) {
+        match (self, cell) {
+            (Builder::Str(b), Cell::Str(s)) => b.append_value(s),
+            (Builder::Int(b), Cell::Int(i)) => b.append_value(*i),
+            (Builder::Float(b), Cell::Float(f)) => b.append_value(*f),
+            (Builder::Bool(b), Cell::Bool(v)) => b.append_value(*v),
+            (Builder::Time(b), Cell::Time(t)) => b.append_value(*t),
+            (Builder::Str(b), _) => b.append_null(),
+            (Builder::Int(b), _) => b.append_null(),
+            (Builder::Float(b), _) => b.append_null(),
+            (Builder::Bool(b), _) => b.append_null(),
+            (Builder::Time(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Builder::Str(mut b) => Arc::new(b.finish()),
+            Builder::Int(mut b) => Arc::new(b.finish()),
+            Builder::Float(mut b) => Arc::new(b.finish()),
+            Builder::Bool(mut b) => Arc::new(b.finish()),
+            Builder::Time(mut b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+impl Decoder {
+    pub fn new(schema: Arc<EventSchema>, max_record_bytes: usize, metrics: &Metrics) -> Decoder {
+        Decoder {
+            schema,
+            max_record_bytes,
+            metrics: metrics.decode(),
+        }
+    }
+
+    pub fn schema(&self) -> &Arc<EventSchema> {
+        &self.schema
+    }
+
+    /// Decodes one micro-batch. Bad records become dead letters; the others go on.
+    pub fn decode(&self, seq: u64, records: Vec<RawRecord>) -> DecodedBatch {
+        let columns = &self.schema.columns;
+        let mut builders: Vec<Builder> = columns
+            .iter()
+            .map(|c| Builder::new(c.ty, records.len()))
+            .collect();
+        let mut kept = Vec::with_capacity(records.len());
+        let mut dead_letters = Vec::new();
+        let mut positions = Positions::default();
+        let mut input_times: Vec<(Arc<Input>, Option<i64>)> = Vec::new();
+        let mut received = Instant::now();
+        let mut bytes = 0usize;
+
+        for record in records {
+            received = received.min(record.received);
+            bytes += record.bytes.len();
+            positions.note(&record.input, record.offset);
+            let slot = match input_times
+                .iter()
+                .position(|(i, _)| Arc::ptr_eq(i, &record.input))
+            {
+                Some(i) => i,
+                None => {
+                    input_times.push((Arc::clone(&record.input), None));
+                    input_times.len() - 1
+                }
+            };
+            let outcome = if record.bytes.len() > self.max_record_bytes {
+                Err(json::Refusal {
+                    reason: DeadLetterReason::Oversized,
+                    detail: format!(
+                        "record of more than {} bytes (decode.max_record_bytes); kept truncated",
+                        self.max_record_bytes
+                    ),
+                })
+            } else {
+                json::parse_object(&record.bytes).and_then(|object| {
+                    let mut row = Vec::with_capacity(columns.len());
+                    json::decode_record(&self.schema, &object, &mut row)?;
+                    for (builder, cell) in builders.iter_mut().zip(&row) {
+                        builder.append(cell);
+                    }
+                    match row[self.schema.time_index] {
+                        Cell::Time(t) => Ok(t),
+                        _ => unreachable!("decode_record refuses rows without event time"),
+                    }
+                })
+            };
+            match outcome {
+                Ok(time) => {
+                    let max = &mut input_times[slot].1;
+                    *max = Some(max.map_or(time, |m| m.max(time)));
+                    kept.push(record);
+                }
+                Err(refusal) => {
+                    self.metrics.failure(refusal.reason);
+                    dead_letters.push(DeadLetter {
+                        reason: refusal.reason,
+                        detail: refusal.detail,
+                        input: record.input,
+                        offset: record.offset,
+                        bytes: record.bytes,
+                    });
+                }
+            }
+        }
+        let arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
+        let batch = RecordBatch::try_new(Arc::clone(self.schema.arrow()), arrays)
+            .expect("builders follow the schema");
+        self.metrics
+            .batch(kept.len() + dead_letters.len(), bytes, batch.num_rows());
+        DecodedBatch {
+            seq,
+            batch,
+            records: kept,
+            dead_letters,
+            positions,
+            input_times,
+            received,
+            bytes,
+        }
+    }
+}
+
+/// Cuts the record stream into micro-batches and decodes them, until the source channel closes.
+/// Decoding runs on a blocking thread so that it overlaps with the hunts of the previous batch.
+pub async fn run_batcher(
+    decoder: Arc<Decoder>,
+    mut rx: mpsc::Receiver<Vec<RawRecord>>,
+    tx: mpsc::Sender<DecodedBatch>,
+    batch_size: usize,
+    batch_timeout: Duration,
+) {
+    let mut seq = 0u64;
+    let mut pending: Vec<RawRecord> = Vec::new();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match deadline {
+            Some(at) => tokio::select! {
+                chunk = rx.recv() => Some(chunk),
+                _ = tokio::time::sleep_until(at) => None,
+            },
+            None => Some(rx.recv().await),
+        };
+        let closed = match next {
+            Some(Some(chunk)) => {
+                if pending.is_empty() && !chunk.is_empty() {
+                    deadline = Some(tokio::time::Instant::now() + batch_timeout);
+                }
+                pending.extend(chunk);
+                false
+            }
+            Some(None) => true,
+            None => false, // timeout: flush below
+        };
+        let timed_out = deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
+        while pending.len() >= batch_size || ((timed_out || closed) && !pending.is_empty()) {
+            let take = pending.len().min(batch_size);
+            let records: Vec<RawRecord> = pending.drain(..take).collect();
+            let decoder = Arc::clone(&decoder);
+            let s = seq;
+            seq += 1;
+            let decoded = tokio::task::spawn_blocking(move || decoder.decode(s, records))
+                .await
+                .expect("decoding does not panic");
+            if tx.send(decoded).await.is_err() {
+                return;
+            }
+        }
+        if pending.is_empty() {
+            deadline = None;
+        }
+        if closed {
+            return;
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The event schema as data: column names, types and the JSON paths that fill them.
+//!
+//! A schema file (TOML, see `schemas/windows.toml`) is loaded into an [`EventSchema`]; the decoder walks its
+//! columns in order and the `events` table that hunts query has exactly these columns.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::Deserialize;
+
+/// The built-in Windows schema (Sysmon, Security, System, PowerShell; nested EVTX and flat shapes).
+pub const WINDOWS_SCHEMA_TOML: &str = include_str!("../../schemas/windows.toml");
+
+/// Timezone of every timestamp column: event time is always UTC.
+pub const UTC: &str = "UTC";
+
+/// The Arrow type of a timestamp column.
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into()))
+}
+
+/// A schema file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("schema {origin}: {reason}")]
+    Invalid { origin: String, reason: String },
+    #[error("schema {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The type of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    String,
+    Int,
+    Float,
+    Bool,
+    Timestamp,
+}
+
+impl ColumnType {
+    pub fn data_type(self) -> DataType {
+        match self {
+            ColumnType::String => DataType::Utf8,
+            ColumnType::Int => DataType::Int64,
+            ColumnType::Float => DataType::Float64,
+            ColumnType::Bool => DataType::Boolean,
+            ColumnType::Timestamp => timestamp_type(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchema {
+    name: String,
+    time_column: String,
+    columns: Vec<RawColumn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawColumn {
+    name: String,
+    #[serde(rename = "type")]
+    ty: ColumnType,
+    paths: Vec<String>,
+    #[serde(default)]
+    doc: String,
+}
+
+/// One column: its name, type, and the JSON paths tried in order (each path split into its keys).
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub ty: ColumnType,
+    pub paths: Vec<Vec<String>>,
+    pub doc: String,
+}
+
+/// A loaded, checked schema.
+#[derive(Debug, Clone)]
+pub struct EventSchema {
+    pub name: String,
+    pub columns: Vec<Column>,
+    /// Index of the event-time column in `columns`.
+    pub time_index: usize,
+    arrow: SchemaRef,
+}
+
+impl EventSchema {
+    /// The built-in Windows schema.
+    pub fn windows() -> EventSchema {
+        EventSchema::parse(WINDOWS_SCHEMA_TOML, "built-in windows")
+            .expect("the built-in schema is valid (checked by a unit test)")
+    }
+
+    /// Loads a schema file.
+    pub fn load(path: &Path) -> Result<EventSchema, SchemaError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SchemaError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        EventSchema::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks a schema from TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<EventSchema, SchemaError> {
+        let invalid = |reason: String| SchemaError::Invalid {
+            origin: origin.to_string(),
+            reason,
+        };
+        let raw: RawSchema = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| invalid(e.to_string()))?;
+        let mut seen = std::collections::HashSet::new();
+        let mut columns = Vec::with_capacity(raw.columns.len());
+        for c in raw.columns {
+            if !is_identifier(&c.name) {
+                return Err(invalid(format!(
+                    "column `{}`: names are lower-case snake_case identifiers",
+                    c.name
+                )));
+            }
+            if matches!(c.name.as_str(), "window_start" | "window_end") {
+                return Err(invalid(format!(
+                    "column `{}` is reserved for windowed hunts",
+                    c.name
+                )));
+            }
+            if !seen.insert(c.name.clone()) {
+                return Err(invalid(format!("column `{}` appears twice", c.name)));
+            }
+            if c.paths.is_empty() || c.paths.iter().any(|p| p.is_empty()) {
+                return Err(invalid(format!(
+                    "column `{}` needs at least one non-empty path",
+                    c.name
+                )));
+            }
+            columns.push(Column {
+                paths: c
+                    .paths
+                    .iter()
+                    .map(|p| p.split('.').map(str::to_string).collect())
+                    .collect(),
+                name: c.name,
+                ty: c.ty,
+                doc: c.doc,
+            });
+        }
+        let time_index = columns
+            .iter()
+            .position(|c| c.name == raw.time_column)
+            .ok_or_else(|| invalid(format!("time_column `{}` is not a column", raw.time_column)))?;
+        if columns[time_index].ty != ColumnType::Timestamp {
+            return Err(invalid(format!(
+                "time_column `{}` must have type timestamp",
+                raw.time_column
+            )));
+        }
+        let arrow = Arc::new(Schema::new(
+            columns
+                .iter()
+                // All nullable: a windowed hunt's stored rows leave the columns it does not read empty.
+                .map(|c| Field::new(&c.name, c.ty.data_type(), true))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(EventSchema {
+            name: raw.name,
+            columns,
+            time_index,
+            arrow,
+        })
+    }
+
+    /// The Arrow schema of decoded batches.
+    pub fn arrow(&self) -> &SchemaRef {
+        &self.arrow
+    }
+
+    /// Name of the event-time column.
+    pub fn time_column(&self) -> &str {
+        &self.columns[self.time_index].name
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_windows_schema_is_valid_and_has_event_time() {
+        let s = EventSchema::windows();
+        assert_eq!(s.time_column(), "event_time");
+        assert!(s.columns.len() > 50);
+        for name in [
+            "host",
+            "event_id",
+            "command_line",
+            "granted_access",
+            "image_path",
+        ] {
+            assert!(s.arrow().field_with_name(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn schema_errors_name_the_column() {
+        let err = EventSchema::parse(
+            "name = \"x\"\ntime_column = \"t\"\n[[columns]]\nname = \"t\"\ntype = \"string\"\npaths = [\"t\"]\n",
+            "test.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("test.toml") && err.contains("timestamp"),
+            "{err}"
+        );
+        let err = EventSchema::parse(
+            "name = \"x\"\ntime_column = \"t\"\n[[columns]]\nname = \"Bad Name\"\ntype = \"string\"\npaths = [\"t\"]\n",
+            "test.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("Bad Name"), "{err}");
+    }
+}

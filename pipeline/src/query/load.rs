@@ -1,0 +1,100 @@
+//! Finding hunts: the set built into the binary and the configured directories.
+//!
+//! A hunt in a directory with the same id as a built-in one replaces it. A file that cannot be read or
+//! parsed is reported with its path and line; the others still load.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use include_dir::{Dir, include_dir};
+
+use super::hunt::{Hunt, HuntError, Origin};
+
+/// The bundled hunts (`sql/hunts/*.sql` of the source tree), compiled in so that `ghosthunt run` works
+/// from any directory.
+static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../sql/hunts");
+
+/// Hunts found, by id, and the files refused.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub hunts: BTreeMap<String, Hunt>,
+    pub errors: Vec<HuntError>,
+}
+
+/// The built-in hunts.
+pub fn builtin() -> Loaded {
+    let mut loaded = Loaded::default();
+    for file in BUILTIN.files() {
+        let Some(name) = file.path().file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(stem) = name.strip_suffix(".sql") else {
+            continue;
+        };
+        let text = file.contents_utf8().unwrap_or_default();
+        match Hunt::parse(text, stem, Origin::Builtin(name)) {
+            Ok(h) => {
+                loaded.hunts.insert(h.id.clone(), h);
+            }
+            Err(e) => loaded.errors.push(e),
+        }
+    }
+    loaded
+}
+
+/// `*.sql` files of a directory, sorted by name.
+pub fn hunt_files(dir: &Path) -> Result<Vec<PathBuf>, HuntError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| HuntError {
+        origin: dir.display().to_string(),
+        line: 0,
+        reason: format!("cannot read the hunt directory: {e}"),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads and parses one hunt file.
+pub fn read_hunt(path: &Path) -> Result<Hunt, HuntError> {
+    let text = std::fs::read_to_string(path).map_err(|e| HuntError {
+        origin: path.display().to_string(),
+        line: 0,
+        reason: format!("cannot read: {e}"),
+    })?;
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    Hunt::parse(&text, stem, Origin::File(path.to_path_buf()))
+}
+
+/// The built-in hunts (if wanted) overlaid by those of `dirs`.
+pub fn load(builtin_too: bool, dirs: &[PathBuf]) -> Loaded {
+    let mut loaded = if builtin_too {
+        builtin()
+    } else {
+        Loaded::default()
+    };
+    for dir in dirs {
+        let files = match hunt_files(dir) {
+            Ok(f) => f,
+            Err(e) => {
+                loaded.errors.push(e);
+                continue;
+            }
+        };
+        for path in files {
+            match read_hunt(&path) {
+                Ok(h) => {
+                    loaded.hunts.insert(h.id.clone(), h);
+                }
+                Err(e) => loaded.errors.push(e),
+            }
+        }
+    }
+    loaded
+}

@@ -1,0 +1,416 @@
+//! Planning a hunt once and running its physical plan on each batch or closed window.
+//!
+//! Each hunt has its own DataFusion session with one table, `events`, whose rows are whatever the pipeline
+//! puts in the hunt's input slot before a run. The plan is made once at start; every run resets the plan's
+//! state (`reset_plan_states`) and executes it again. From the optimised logical plan we also take what a
+//! windowed hunt must keep: the columns its scans read and the row-level filters pushed into them.
+//!
+//! Read-only by construction: the text must be one SELECT (checked on the parsed statement), DDL, DML and
+//! other statements are refused by `SQLOptions`, and the session knows no table but `events` (no file or
+//! URL tables).
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, TimestampNanosecondArray, new_null_array};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DFSchema, DataFusionError};
+use datafusion::datasource::TableType;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::utils::{conjunction, disjunction};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, collect};
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+
+use super::hunt::{Hunt, HuntError};
+use crate::decode::EventSchema;
+use crate::decode::schema::timestamp_type;
+
+/// The table every hunt selects from.
+pub const EVENTS_TABLE: &str = "events";
+/// Columns added for windowed hunts (NULL for unwindowed ones).
+pub const WINDOW_START: &str = "window_start";
+pub const WINDOW_END: &str = "window_end";
+
+/// The rows of one run, shared between the pipeline and the plan's scan.
+#[derive(Debug)]
+struct InputSlot {
+    schema: SchemaRef,
+    batches: Mutex<Vec<RecordBatch>>,
+}
+
+impl PartitionStream for InputSlot {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        // Cloned, not taken: a hunt that scans `events` twice (a self-join) reads the rows twice.
+        let batches = self.batches.lock().expect("input slot lock").clone();
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            futures::stream::iter(batches.into_iter().map(Ok)),
+        ))
+    }
+}
+
+/// The `events` table of one hunt.
+#[derive(Debug)]
+struct EventsTable {
+    slot: Arc<InputSlot>,
+}
+
+#[async_trait]
+impl TableProvider for EventsTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.slot.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        let slot: Arc<dyn PartitionStream> = self.slot.clone();
+        Ok(Arc::new(StreamingTableExec::try_new(
+            Arc::clone(&self.slot.schema),
+            vec![slot],
+            projection,
+            Vec::new(),
+            false,
+            limit,
+        )?))
+    }
+
+    /// Inexact: the optimiser keeps the filter above the scan and also records it on the scan, which is
+    /// where we read a windowed hunt's row-level filter from.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+}
+
+/// A hunt planned and ready to run.
+pub struct PlannedHunt {
+    pub hunt: Arc<Hunt>,
+    slot: Arc<InputSlot>,
+    plan: Arc<dyn ExecutionPlan>,
+    task_ctx: Arc<TaskContext>,
+    /// Row-level filter over the event schema; `None` keeps every row.
+    prefilter: Option<Arc<dyn PhysicalExpr>>,
+    /// Event-schema columns the hunt reads (what windows keep).
+    used_columns: Vec<usize>,
+    event_schema: SchemaRef,
+    output_schema: SchemaRef,
+}
+
+impl std::fmt::Debug for PlannedHunt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlannedHunt")
+            .field("id", &self.hunt.id)
+            .finish()
+    }
+}
+
+/// The schema of `events` as a hunt sees it: the event columns plus window_start and window_end.
+pub fn table_schema(events: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<Field> = events.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(WINDOW_START, timestamp_type(), true));
+    fields.push(Field::new(WINDOW_END, timestamp_type(), true));
+    Arc::new(Schema::new(fields))
+}
+
+fn session() -> SessionContext {
+    let mut config = SessionConfig::new()
+        // Hunts run concurrently with each other; one partition each keeps a plan simple to re-run.
+        .with_target_partitions(1)
+        .with_information_schema(false)
+        .with_batch_size(8192);
+    let options = config.options_mut();
+    options.sql_parser.collect_spans = true;
+    // Dynamic filters make a plan single-use (see `reset_plan_states`).
+    options.optimizer.enable_dynamic_filter_pushdown = false;
+    options.optimizer.enable_topk_dynamic_filter_pushdown = false;
+    options.optimizer.enable_join_dynamic_filter_pushdown = false;
+    options.optimizer.enable_aggregate_dynamic_filter_pushdown = false;
+    SessionContext::new_with_config(config)
+}
+
+/// Plans a hunt against the event schema. Errors name the hunt file and the line.
+pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntError> {
+    let fail = |line: usize, reason: String| HuntError {
+        origin: hunt.origin.to_string(),
+        line,
+        reason,
+    };
+    let sql_line = hunt.sql_line();
+    let located = |e: DataFusionError| {
+        let line = error_line(&e, &hunt.sql).unwrap_or(sql_line);
+        fail(line, plain(&e))
+    };
+
+    let event_schema = Arc::clone(schema.arrow());
+    let slot = Arc::new(InputSlot {
+        schema: table_schema(&event_schema),
+        batches: Mutex::new(Vec::new()),
+    });
+    let ctx = session();
+    ctx.register_table(
+        EVENTS_TABLE,
+        Arc::new(EventsTable {
+            slot: Arc::clone(&slot),
+        }),
+    )
+    .map_err(located)?;
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let statement = state
+        .sql_to_statement(&hunt.sql, &dialect)
+        .map_err(located)?;
+    match &statement {
+        Statement::Statement(s) if matches!(**s, SqlStatement::Query(_)) => {}
+        _ => {
+            return Err(fail(
+                sql_line,
+                "a hunt is one SELECT over `events`: DDL, DML, COPY, EXPLAIN and other statements are not allowed".into(),
+            ));
+        }
+    }
+    let logical = state.statement_to_plan(statement).await.map_err(located)?;
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(&logical)
+        .map_err(located)?;
+    let optimized = state.optimize(&logical).map_err(located)?;
+    let (used_columns, filters) = scan_requirements(&optimized, event_schema.fields().len());
+    let prefilter = match filters {
+        Some(expr) => {
+            let df_schema = DFSchema::try_from_qualified_schema(EVENTS_TABLE, &event_schema)
+                .map_err(located)?;
+            Some(
+                state
+                    .create_physical_expr(expr, &df_schema)
+                    .map_err(located)?,
+            )
+        }
+        None => None,
+    };
+    let plan = state
+        .create_physical_plan(&logical)
+        .await
+        .map_err(located)?;
+    if let Some(entity) = &hunt.entity
+        && plan.schema().field_with_name(entity).is_err()
+    {
+        return Err(fail(
+            sql_line,
+            format!("entity `{entity}` is not a column of the hunt's result"),
+        ));
+    }
+    Ok(PlannedHunt {
+        output_schema: plan.schema(),
+        hunt: Arc::new(hunt),
+        slot,
+        plan,
+        task_ctx: ctx.task_ctx(),
+        prefilter,
+        used_columns,
+        event_schema,
+    })
+}
+
+/// The event columns the plan's scans read, and the row-level filter: for each scan the conjunction of the
+/// filters pushed into it (those on event columns only), OR-ed across scans. `None` when some scan reads
+/// rows unfiltered.
+fn scan_requirements(plan: &LogicalPlan, event_columns: usize) -> (Vec<usize>, Option<Expr>) {
+    let mut used = std::collections::BTreeSet::new();
+    let mut per_scan: Vec<Option<Expr>> = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            match &scan.projection {
+                Some(p) => used.extend(p.iter().copied().filter(|&i| i < event_columns)),
+                None => used.extend(0..event_columns),
+            }
+            let row_level: Vec<Expr> = scan
+                .filters
+                .iter()
+                .filter(|f| {
+                    f.column_refs()
+                        .iter()
+                        .all(|c| c.name != WINDOW_START && c.name != WINDOW_END)
+                })
+                .cloned()
+                .collect();
+            // Columns a pushed filter reads must be kept too, even if the projection drops them.
+            for f in &row_level {
+                for c in f.column_refs() {
+                    if let Ok(i) = scan.source.schema().index_of(&c.name) {
+                        used.insert(i);
+                    }
+                }
+            }
+            per_scan.push(conjunction(row_level));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .expect("walking a plan cannot fail");
+    let filter = if per_scan.iter().any(Option::is_none) {
+        None
+    } else {
+        disjunction(per_scan.into_iter().flatten())
+    };
+    (used.into_iter().collect(), filter)
+}
+
+impl PlannedHunt {
+    /// The schema of the hunt's result rows.
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output_schema
+    }
+
+    /// Event-schema columns a window must keep for this hunt.
+    pub fn used_columns(&self) -> &[usize] {
+        &self.used_columns
+    }
+
+    /// Which rows of a decoded batch can matter to this hunt; `None` when every row can.
+    pub fn prefilter_mask(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<Option<BooleanArray>, DataFusionError> {
+        let Some(expr) = &self.prefilter else {
+            return Ok(None);
+        };
+        let mask = expr.evaluate(batch)?.into_array(batch.num_rows())?;
+        let mask = mask
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| DataFusionError::Internal("hunt filter is not boolean".into()))?;
+        Ok(Some(mask.clone()))
+    }
+
+    /// The rows of a decoded batch that can matter to this hunt (all of them if it has no row filter).
+    pub fn prefilter(&self, batch: &RecordBatch) -> Result<RecordBatch, DataFusionError> {
+        match self.prefilter_mask(batch)? {
+            None => Ok(batch.clone()),
+            Some(mask) => Ok(filter_record_batch(batch, &mask)?),
+        }
+    }
+
+    /// Whether the hunt filters rows before it keeps them (false: every row is kept).
+    pub fn has_prefilter(&self) -> bool {
+        self.prefilter.is_some()
+    }
+
+    /// Builds a batch of the hunt's table from `batch`, whose columns are `columns` of the event schema;
+    /// missing columns are NULL (the plan does not read them), window columns are the given bounds.
+    pub fn table_batch(
+        &self,
+        batch: &RecordBatch,
+        columns: &[usize],
+        window: Option<(i64, i64)>,
+    ) -> Result<RecordBatch, DataFusionError> {
+        let rows = batch.num_rows();
+        let table = &self.slot.schema;
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(table.fields().len());
+        for (i, field) in self.event_schema.fields().iter().enumerate() {
+            match columns.iter().position(|&c| c == i) {
+                Some(j) => arrays.push(Arc::clone(batch.column(j))),
+                None => arrays.push(new_null_array(field.data_type(), rows)),
+            }
+        }
+        for bound in [window.map(|w| w.0), window.map(|w| w.1)] {
+            let array: ArrayRef = match bound {
+                Some(t) => Arc::new(
+                    TimestampNanosecondArray::from(vec![t; rows])
+                        .with_timezone(crate::decode::schema::UTC),
+                ),
+                None => new_null_array(&timestamp_type(), rows),
+            };
+            arrays.push(array);
+        }
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(table),
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?)
+    }
+
+    /// Runs the plan over `input` (batches of the hunt's table) and returns the result rows.
+    pub async fn run(&self, input: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, DataFusionError> {
+        *self.slot.batches.lock().expect("input slot lock") = input;
+        let result = match reset_plan_states(Arc::clone(&self.plan)) {
+            Ok(plan) => collect(plan, Arc::clone(&self.task_ctx)).await,
+            Err(e) => Err(e),
+        };
+        self.slot.batches.lock().expect("input slot lock").clear();
+        result
+    }
+}
+
+/// The line of a DataFusion error: from its diagnostic span, a parser message (`at Line: 3`), or the
+/// first occurrence of the unknown name it reports.
+fn error_line(e: &DataFusionError, sql: &str) -> Option<usize> {
+    for inner in e.iter() {
+        if let Some(span) = inner.diagnostic().and_then(|d| d.span)
+            && span.start.line > 0
+        {
+            return Some(span.start.line as usize);
+        }
+    }
+    let text = e.to_string();
+    if let Some(at) = text.find("Line: ") {
+        let digits: String = text[at + 6..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let Ok(line) = digits.parse() {
+            return Some(line);
+        }
+    }
+    for marker in ["No field named ", "table '", "Invalid function '"] {
+        if let Some(at) = text.find(marker) {
+            let rest = &text[at + marker.len()..];
+            let name: String = rest
+                .trim_start_matches(['"', '\''])
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let name = name.rsplit('.').next().unwrap_or(&name).to_string();
+            if !name.is_empty() {
+                let header_end = sql.find("*/").map_or(0, |i| i + 2);
+                if let Some(pos) = sql[header_end..].find(&name) {
+                    return Some(super::hunt::line_of(sql, header_end + pos));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The error without DataFusion's nested context prefixes, on one line.
+fn plain(e: &DataFusionError) -> String {
+    let inner = e.iter().last().unwrap_or(e);
+    let text = inner.to_string();
+    text.lines().next().unwrap_or(&text).to_string()
+}

@@ -1,0 +1,185 @@
+//! Detection as code: run a hunt over its sample events through the real pipeline and compare the result
+//! rows with the expected ones.
+//!
+//! For a hunt `DIR/hunts/<id>.sql` the samples are `DIR/tests/<id>/events.jsonl` and the expected rows
+//! `DIR/tests/<id>/expected.jsonl` (one JSON object per line, any order). Windows close at the end of the
+//! sample, so every window holding rows is evaluated.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::Hunt;
+use crate::alert::{Alert, MemorySink};
+use crate::decode::{DeadLetter, EventSchema};
+use crate::pipeline::{self, Components};
+use crate::settings::{FileSettings, Settings, SourceSettings};
+use crate::source::FileSource;
+use crate::telemetry::{Health, Metrics};
+
+/// The outcome of one hunt's test.
+#[derive(Debug)]
+pub struct HuntTest {
+    pub hunt: String,
+    /// Rows expected but not produced.
+    pub missing: Vec<Value>,
+    /// Rows produced but not expected.
+    pub unexpected: Vec<Value>,
+    /// Rows produced.
+    pub produced: usize,
+    /// Sample events that were dead letters (a broken sample).
+    pub dead_letters: Vec<String>,
+    /// The test could not run.
+    pub error: Option<String>,
+}
+
+impl HuntTest {
+    pub fn passed(&self) -> bool {
+        self.error.is_none()
+            && self.missing.is_empty()
+            && self.unexpected.is_empty()
+            && self.dead_letters.is_empty()
+    }
+}
+
+/// Where a hunt's samples live, if it has any.
+pub fn test_dir(hunts_dir: &Path, id: &str) -> Option<PathBuf> {
+    let dir = hunts_dir.parent()?.join("tests").join(id);
+    dir.join("events.jsonl").is_file().then_some(dir)
+}
+
+/// The result rows of running `hunt` on the events of a JSON-lines file (alerts and dead letters).
+pub async fn run_on_file(
+    hunt: Hunt,
+    events: &Path,
+    schema: Arc<EventSchema>,
+    settings: &Settings,
+) -> Result<(Vec<Alert>, Vec<DeadLetter>), String> {
+    let planned = super::plan::plan(hunt, &schema)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut settings = settings.clone();
+    let file = FileSettings {
+        paths: vec![events.display().to_string()],
+        follow: false,
+        poll_interval: std::time::Duration::from_millis(100),
+    };
+    settings.source = SourceSettings::File(file.clone());
+    let source =
+        FileSource::new(file, settings.decode.max_record_bytes).map_err(|e| e.to_string())?;
+    let alerts = MemorySink::<Alert>::default();
+    let dead = MemorySink::<DeadLetter>::default();
+    pipeline::run(
+        Components {
+            settings,
+            schema,
+            hunts: vec![planned],
+            source: Box::new(source),
+            alerts: Box::new(alerts.clone()),
+            dead_letters: Box::new(dead.clone()),
+            metrics: Metrics::new(),
+            health: Health::default(),
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok((alerts.take(), dead.take()))
+}
+
+/// The evidence row of an alert.
+pub fn evidence(alert: &Alert) -> Value {
+    let v: Value = serde_json::from_str(&alert.json).expect("alerts are valid JSON");
+    v["evidences"][0]["data"].clone()
+}
+
+/// Runs one hunt's test.
+pub async fn run_test(
+    hunt: Hunt,
+    dir: &Path,
+    schema: Arc<EventSchema>,
+    settings: &Settings,
+) -> HuntTest {
+    let id = hunt.id.clone();
+    let mut result = HuntTest {
+        hunt: id,
+        missing: Vec::new(),
+        unexpected: Vec::new(),
+        produced: 0,
+        dead_letters: Vec::new(),
+        error: None,
+    };
+    let expected = match read_expected(&dir.join("expected.jsonl")) {
+        Ok(e) => e,
+        Err(e) => {
+            result.error = Some(e);
+            return result;
+        }
+    };
+    let (alerts, dead) = match run_on_file(hunt, &dir.join("events.jsonl"), schema, settings).await
+    {
+        Ok(x) => x,
+        Err(e) => {
+            result.error = Some(e);
+            return result;
+        }
+    };
+    result.dead_letters = dead
+        .iter()
+        .map(|d| format!("events.jsonl:{}: {}", d.offset, d.detail))
+        .collect();
+    let produced: Vec<Value> = alerts.iter().map(evidence).collect();
+    result.produced = produced.len();
+    let (missing, unexpected) = multiset_difference(&expected, &produced);
+    result.missing = missing;
+    result.unexpected = unexpected;
+    result
+}
+
+fn read_expected(path: &Path) -> Result<Vec<Value>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str::<Value>(l)
+                .map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))
+                .and_then(|v| {
+                    if v.is_object() {
+                        Ok(v)
+                    } else {
+                        Err(format!(
+                            "{}:{}: expected a JSON object",
+                            path.display(),
+                            i + 1
+                        ))
+                    }
+                })
+        })
+        .collect()
+}
+
+/// (expected but not produced, produced but not expected), counting duplicates.
+pub fn multiset_difference(expected: &[Value], produced: &[Value]) -> (Vec<Value>, Vec<Value>) {
+    let mut counts: BTreeMap<String, (i64, Value)> = BTreeMap::new();
+    for v in expected {
+        counts.entry(v.to_string()).or_insert((0, v.clone())).0 += 1;
+    }
+    for v in produced {
+        counts.entry(v.to_string()).or_insert((0, v.clone())).0 -= 1;
+    }
+    let mut missing = Vec::new();
+    let mut unexpected = Vec::new();
+    for (n, v) in counts.into_values() {
+        for _ in 0..n.max(0) {
+            missing.push(v.clone());
+        }
+        for _ in 0..(-n).max(0) {
+            unexpected.push(v.clone());
+        }
+    }
+    (missing, unexpected)
+}

@@ -1,0 +1,190 @@
+//! JSON-lines files: one or more paths or globs, read in order, or followed as they grow (like `tail -F`).
+//!
+//! Each file is its own input (its own line numbers and event-time progress). Read once, files are read one
+//! after the other in the order given (each glob's matches sorted). Followed, every matching file is read
+//! concurrently and kept open; a file that shrinks or is replaced is read again from its start, and globs
+//! are expanded again at every poll so that new files are picked up.
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::io::{AsyncSeekExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+use super::lines::{LineSplitter, Read};
+use super::{Input, InputKind, RecordSender, Source, SourceError};
+use crate::settings::FileSettings;
+
+pub struct FileSource {
+    settings: FileSettings,
+    max_record_bytes: usize,
+}
+
+impl FileSource {
+    /// Checks the patterns now, so that a typo fails at start rather than reading nothing.
+    pub fn new(settings: FileSettings, max_record_bytes: usize) -> Result<FileSource, SourceError> {
+        expand(&settings.paths, !settings.follow)?;
+        Ok(FileSource {
+            settings,
+            max_record_bytes,
+        })
+    }
+}
+
+/// Expands paths and globs in order; with `require`, every pattern must match something.
+pub fn expand(patterns: &[String], require: bool) -> Result<Vec<PathBuf>, SourceError> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for pattern in patterns {
+        let mut matched: Vec<PathBuf> = glob::glob(pattern)
+            .map_err(|e| SourceError::BadGlob {
+                pattern: pattern.clone(),
+                reason: e.to_string(),
+            })?
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect();
+        matched.sort();
+        if matched.is_empty() && require {
+            return Err(SourceError::NoMatch {
+                pattern: pattern.clone(),
+            });
+        }
+        for p in matched {
+            if seen.insert(p.clone()) {
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SourceError + '_ {
+    move |source| SourceError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Reads one file to its end (or, following, forever).
+async fn read_file(
+    path: PathBuf,
+    follow: bool,
+    poll: Duration,
+    max_record_bytes: usize,
+    tx: RecordSender,
+    shutdown: CancellationToken,
+) -> Result<(), SourceError> {
+    let input = Input::new(
+        path.display().to_string(),
+        InputKind::File { path: path.clone() },
+    );
+    let mut splitter = LineSplitter::new(input, max_record_bytes);
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(io_error(&path))?;
+    let mut inode = file.metadata().await.map_err(io_error(&path))?.ino();
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut position: u64 = 0;
+    loop {
+        let read = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            read = splitter.read(&mut reader, &tx) => read.map_err(io_error(&path))?,
+        };
+        match read {
+            Read::Closed => return Ok(()),
+            Read::Data => {
+                position = reader
+                    .get_mut()
+                    .stream_position()
+                    .await
+                    .map_err(io_error(&path))?
+                    - reader.buffer().len() as u64;
+            }
+            Read::End if !follow => {
+                splitter.finish(&tx).await;
+                return Ok(());
+            }
+            Read::End => {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(poll) => {}
+                }
+                // Rotated (a new file under the name) or truncated: start again from the top.
+                if let Ok(meta) = tokio::fs::metadata(&path).await
+                    && (meta.ino() != inode || meta.len() < position)
+                {
+                    tracing::info!(path = %path.display(), "File was replaced or truncated; reading it from the start.");
+                    let file = tokio::fs::File::open(&path)
+                        .await
+                        .map_err(io_error(&path))?;
+                    inode = meta.ino();
+                    position = 0;
+                    splitter.restart();
+                    reader = BufReader::with_capacity(256 * 1024, file);
+                }
+            }
+        }
+    }
+}
+
+impl Source for FileSource {
+    fn run(
+        self: Box<Self>,
+        tx: RecordSender,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move {
+            let s = self.settings;
+            if !s.follow {
+                for path in expand(&s.paths, true)? {
+                    tracing::debug!(path = %path.display(), "Reading file.");
+                    read_file(
+                        path,
+                        false,
+                        s.poll_interval,
+                        self.max_record_bytes,
+                        tx.clone(),
+                        shutdown.clone(),
+                    )
+                    .await?;
+                    if shutdown.is_cancelled() {
+                        break;
+                    }
+                }
+                return Ok(());
+            }
+            let mut started = HashSet::new();
+            let mut tasks = tokio::task::JoinSet::new();
+            loop {
+                for path in expand(&s.paths, false)? {
+                    if started.insert(path.clone()) {
+                        tracing::info!(path = %path.display(), "Following file.");
+                        tasks.spawn(read_file(
+                            path,
+                            true,
+                            s.poll_interval,
+                            self.max_record_bytes,
+                            tx.clone(),
+                            shutdown.clone(),
+                        ));
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(s.poll_interval) => {}
+                    Some(done) = tasks.join_next() => {
+                        done.expect("a file reader does not panic")?;
+                    }
+                }
+            }
+            while let Some(done) = tasks.join_next().await {
+                done.expect("a file reader does not panic")?;
+            }
+            Ok(())
+        })
+    }
+}

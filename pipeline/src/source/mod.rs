@@ -1,0 +1,140 @@
+//! Bytes in: the built-in generator, JSON-lines files, stdin — and where positions are acknowledged.
+//!
+//! A [`Source`] runs as its own task and sends chunks of [`RawRecord`]s into a bounded channel (a full channel
+//! is backpressure: the source waits). Each record carries its [`Input`] (a file, a Kafka partition …) and its
+//! offset in it. When everything downstream of a batch is done — every window holding its rows evaluated and
+//! every alert acknowledged by the sink — the pipeline hands the batch's [`Positions`] to the source's
+//! [`Acknowledge`], oldest batch first. Sources with nothing to acknowledge keep the default no-op.
+
+pub mod file;
+pub mod generator;
+mod generator_source;
+mod lines;
+pub mod stdin;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use file::FileSource;
+pub use generator_source::GeneratorSource;
+pub use stdin::StdinSource;
+
+use crate::settings::SourceSettings;
+
+/// One input of a source: its own ordered stream of records, with its own event-time progress.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Input {
+    /// Shown in dead letters, logs and metrics labels: a path, `stdin`, `generator`, `topic[3]`.
+    pub name: String,
+    pub kind: InputKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum InputKind {
+    Generator,
+    Stdin,
+    File { path: PathBuf },
+}
+
+impl Input {
+    pub fn new(name: impl Into<String>, kind: InputKind) -> Arc<Input> {
+        Arc::new(Input {
+            name: name.into(),
+            kind,
+        })
+    }
+}
+
+/// One record as received: the bytes of one event and where they came from.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub input: Arc<Input>,
+    /// Position within the input: line number (from 1) for files and stdin, sequence for the generator.
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+    /// When the pipeline received it (start of the end-to-end latency).
+    pub received: Instant,
+}
+
+/// The highest offset of each input in one batch.
+#[derive(Debug, Clone, Default)]
+pub struct Positions(pub Vec<(Arc<Input>, u64)>);
+
+impl Positions {
+    /// Records `offset` of `input`, keeping the highest per input.
+    pub fn note(&mut self, input: &Arc<Input>, offset: u64) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(i, _)| Arc::ptr_eq(i, input) || **i == **input)
+        {
+            Some((_, o)) => *o = (*o).max(offset),
+            None => self.0.push((Arc::clone(input), offset)),
+        }
+    }
+}
+
+/// Told when records are fully processed.
+pub trait Acknowledge: Send + Sync {
+    /// Everything up to and including these positions is done downstream. Called in batch order.
+    fn acknowledge(&self, _positions: &Positions) {}
+}
+
+/// For sources whose records need no acknowledgement (the generator, a file read once).
+pub struct NoAcknowledge;
+impl Acknowledge for NoAcknowledge {}
+
+/// A failure of a source that stops it.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("no file matches `{pattern}`")]
+    NoMatch { pattern: String },
+    #[error("bad glob `{pattern}`: {reason}")]
+    BadGlob { pattern: String, reason: String },
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Chunks of records flow to the decoder through this channel.
+pub type RecordSender = mpsc::Sender<Vec<RawRecord>>;
+
+/// A producer of records.
+pub trait Source: Send {
+    /// Reads until the input ends or `shutdown` is cancelled, sending chunks into `tx`. A closed channel
+    /// means the pipeline is gone: return `Ok(())`.
+    fn run(
+        self: Box<Self>,
+        tx: RecordSender,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>>;
+
+    /// Where acknowledgements go; the default ignores them.
+    fn acknowledger(&self) -> Arc<dyn Acknowledge> {
+        Arc::new(NoAcknowledge)
+    }
+}
+
+/// Builds the configured source. `max_record_bytes` bounds line reading (longer lines are passed on
+/// truncated to that size plus one byte, so the decoder dead-letters them as oversized).
+pub fn build(
+    settings: &SourceSettings,
+    max_record_bytes: usize,
+) -> Result<Box<dyn Source>, SourceError> {
+    Ok(match settings {
+        SourceSettings::Generator(g) => Box::new(GeneratorSource::new(g.clone())),
+        SourceSettings::File(f) => Box::new(FileSource::new(f.clone(), max_record_bytes)?),
+        SourceSettings::Stdin => Box::new(StdinSource::new(max_record_bytes)),
+    })
+}
+
+/// How many records one chunk sent to the decoder holds at most.
+pub const CHUNK_RECORDS: usize = 1024;

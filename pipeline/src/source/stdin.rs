@@ -1,0 +1,48 @@
+//! JSON lines from standard input, until it closes.
+
+use futures::future::BoxFuture;
+use tokio::io::BufReader;
+use tokio_util::sync::CancellationToken;
+
+use super::lines::{LineSplitter, Read};
+use super::{Input, InputKind, RecordSender, Source, SourceError};
+
+pub struct StdinSource {
+    max_record_bytes: usize,
+}
+
+impl StdinSource {
+    pub fn new(max_record_bytes: usize) -> StdinSource {
+        StdinSource { max_record_bytes }
+    }
+}
+
+impl Source for StdinSource {
+    fn run(
+        self: Box<Self>,
+        tx: RecordSender,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move {
+            let mut splitter =
+                LineSplitter::new(Input::new("stdin", InputKind::Stdin), self.max_record_bytes);
+            let mut reader = BufReader::with_capacity(256 * 1024, tokio::io::stdin());
+            loop {
+                let read = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    read = splitter.read(&mut reader, &tx) => read,
+                };
+                match read.map_err(|source| SourceError::Io {
+                    path: "stdin".into(),
+                    source,
+                })? {
+                    Read::Data => {}
+                    Read::End => break,
+                    Read::Closed => return Ok(()),
+                }
+            }
+            splitter.finish(&tx).await;
+            Ok(())
+        })
+    }
+}

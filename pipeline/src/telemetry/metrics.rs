@@ -1,0 +1,282 @@
+//! Every metric ghosthunt exports: names in one place, each incremented where the thing happens.
+//!
+//! Each pipeline owns a [`Metrics`] with its own registry (tests run several pipelines in one process).
+//! Stage-specific views ([`DecodeMetrics`], [`HuntMetrics`] …) keep call sites to one line. Counts are per
+//! batch, not per event, on the hot path.
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::decode::DeadLetterReason;
+
+/// Metric names (the README lists them with their meaning).
+pub mod names {
+    pub const EVENTS_RECEIVED: &str = "ghosthunt_events_received_total";
+    pub const BYTES_RECEIVED: &str = "ghosthunt_received_bytes_total";
+    pub const DECODE_FAILURES: &str = "ghosthunt_decode_failures_total";
+    pub const BATCHES: &str = "ghosthunt_batches_total";
+    pub const BATCH_ROWS: &str = "ghosthunt_batch_rows";
+    pub const LATE_RECORDS: &str = "ghosthunt_late_records_total";
+    pub const DEAD_LETTERS: &str = "ghosthunt_dead_letters_total";
+    pub const ALERTS: &str = "ghosthunt_alerts_total";
+    pub const HUNT_EVALUATION: &str = "ghosthunt_hunt_evaluation_seconds";
+    pub const HUNT_ERRORS: &str = "ghosthunt_hunt_errors_total";
+    pub const END_TO_END_LATENCY: &str = "ghosthunt_end_to_end_latency_seconds";
+    pub const EVENT_TIME_LAG: &str = "ghosthunt_event_time_lag_seconds";
+    pub const WATERMARK_LAG: &str = "ghosthunt_watermark_lag_seconds";
+    pub const WINDOW_ROWS: &str = "ghosthunt_window_rows";
+    pub const WINDOW_ROWS_LIMIT: &str = "ghosthunt_window_rows_limit";
+    pub const WINDOW_ROWS_DROPPED: &str = "ghosthunt_window_rows_dropped_total";
+    pub const WINDOWS_CLOSED: &str = "ghosthunt_windows_closed_total";
+    pub const UNACKNOWLEDGED_BATCHES: &str = "ghosthunt_unacknowledged_batches";
+    pub const ACKNOWLEDGED_EVENTS: &str = "ghosthunt_acknowledged_events_total";
+    pub const HUNTS_LOADED: &str = "ghosthunt_hunts_loaded";
+    pub const BUILD_INFO: &str = "ghosthunt_build_info";
+}
+
+/// Latency buckets from a millisecond (unwindowed hunts) to an hour (long windows).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// Hunt evaluation buckets: 50 µs to 10 s.
+const EVALUATION_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
+];
+
+/// All of one pipeline's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub events_received: IntCounter,
+    pub bytes_received: IntCounter,
+    pub decode_failures: IntCounterVec,
+    pub batches: IntCounter,
+    pub batch_rows: Histogram,
+    pub late_records: IntCounterVec,
+    pub dead_letters: IntCounterVec,
+    pub alerts: IntCounterVec,
+    pub hunt_evaluation: HistogramVec,
+    pub hunt_errors: IntCounterVec,
+    pub end_to_end_latency: HistogramVec,
+    pub event_time_lag: HistogramVec,
+    pub watermark_lag: Gauge,
+    pub window_rows: IntGaugeVec,
+    pub window_rows_limit: IntGauge,
+    pub window_rows_dropped: IntCounterVec,
+    pub windows_closed: IntCounterVec,
+    pub unacknowledged_batches: IntGauge,
+    pub acknowledged_events: IntCounter,
+    pub hunts_loaded: IntGauge,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )
+    .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("registered once");
+    h
+}
+
+fn int_gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        use names::*;
+        let r = Registry::new();
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("process collector registers once");
+        let build = IntGaugeVec::new(
+            Opts::new(
+                BUILD_INFO,
+                "Always 1; the version label says which ghosthunt runs.",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        r.register(Box::new(build)).expect("registered once");
+
+        let batch_rows = Histogram::with_opts(
+            HistogramOpts::new(BATCH_ROWS, "Rows per decoded micro-batch.").buckets(vec![
+                1.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0,
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(batch_rows.clone()))
+            .expect("registered once");
+        let watermark_lag = Gauge::new(
+            WATERMARK_LAG,
+            "Wall clock minus the event-time watermark, in seconds.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(watermark_lag.clone()))
+            .expect("registered once");
+        let window_rows = IntGaugeVec::new(
+            Opts::new(WINDOW_ROWS, "Rows held in window state, by hunt."),
+            &["hunt"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(window_rows.clone()))
+            .expect("registered once");
+
+        Metrics {
+            events_received: counter(&r, EVENTS_RECEIVED, "Records received from the source."),
+            bytes_received: counter(&r, BYTES_RECEIVED, "Bytes received from the source."),
+            decode_failures: counter_vec(
+                &r,
+                DECODE_FAILURES,
+                "Records that could not be decoded, by reason.",
+                &["reason"],
+            ),
+            batches: counter(&r, BATCHES, "Micro-batches decoded."),
+            batch_rows,
+            late_records: counter_vec(
+                &r,
+                LATE_RECORDS,
+                "Records that arrived after their hunt's window closed, by hunt.",
+                &["hunt"],
+            ),
+            dead_letters: counter_vec(
+                &r,
+                DEAD_LETTERS,
+                "Records written to the dead-letter output, by reason.",
+                &["reason"],
+            ),
+            alerts: counter_vec(
+                &r,
+                ALERTS,
+                "Alerts acknowledged by the sink, by hunt and severity.",
+                &["hunt", "severity"],
+            ),
+            hunt_evaluation: histogram_vec(
+                &r,
+                HUNT_EVALUATION,
+                "Time to evaluate a hunt on one batch or window, by hunt.",
+                &["hunt"],
+                EVALUATION_BUCKETS,
+            ),
+            hunt_errors: counter_vec(
+                &r,
+                HUNT_ERRORS,
+                "Hunt evaluations that failed, by hunt.",
+                &["hunt"],
+            ),
+            end_to_end_latency: histogram_vec(
+                &r,
+                END_TO_END_LATENCY,
+                "From receiving an event to its alert being acknowledged by the sink, by window kind.",
+                &["window"],
+                LATENCY_BUCKETS,
+            ),
+            event_time_lag: histogram_vec(
+                &r,
+                EVENT_TIME_LAG,
+                "From an alert's event time (its window end, or its newest event) to its acknowledgement, by window kind.",
+                &["window"],
+                LATENCY_BUCKETS,
+            ),
+            watermark_lag,
+            window_rows,
+            window_rows_limit: int_gauge(
+                &r,
+                WINDOW_ROWS_LIMIT,
+                "Most rows one windowed hunt may hold (window.max_rows_per_hunt).",
+            ),
+            window_rows_dropped: counter_vec(
+                &r,
+                WINDOW_ROWS_DROPPED,
+                "Rows refused because a hunt's window state was full, by hunt.",
+                &["hunt"],
+            ),
+            windows_closed: counter_vec(
+                &r,
+                WINDOWS_CLOSED,
+                "Windows closed and evaluated, by hunt.",
+                &["hunt"],
+            ),
+            unacknowledged_batches: int_gauge(
+                &r,
+                UNACKNOWLEDGED_BATCHES,
+                "Batches received but not yet acknowledged to the source.",
+            ),
+            acknowledged_events: counter(
+                &r,
+                ACKNOWLEDGED_EVENTS,
+                "Records acknowledged to the source (fully processed).",
+            ),
+            hunts_loaded: int_gauge(&r, HUNTS_LOADED, "Hunts planned and running."),
+            registry: r,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+
+    /// The decoder's view.
+    pub fn decode(&self) -> DecodeMetrics {
+        DecodeMetrics(self.clone())
+    }
+}
+
+/// What the decoder counts.
+pub struct DecodeMetrics(Metrics);
+
+impl DecodeMetrics {
+    pub fn failure(&self, reason: DeadLetterReason) {
+        self.0
+            .decode_failures
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    pub fn batch(&self, records: usize, bytes: usize, rows: usize) {
+        self.0.events_received.inc_by(records as u64);
+        self.0.bytes_received.inc_by(bytes as u64);
+        self.0.batches.inc();
+        self.0.batch_rows.observe(rows as f64);
+    }
+}

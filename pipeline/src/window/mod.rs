@@ -1,0 +1,7 @@
+//! Event time: the watermark over the inputs, and each windowed hunt's buffered rows.
+
+pub mod state;
+pub mod watermark;
+
+pub use state::{ClosedWindow, WindowState};
+pub use watermark::{Watermark, WatermarkTracker};

@@ -1,0 +1,323 @@
+//! One windowed hunt's state: the rows that passed its filter, bucketed by pane, until their windows close.
+//!
+//! Windows are aligned to the Unix epoch: a hopping window of `size` every `slide` starts at each multiple
+//! of `slide` (tumbling: slide = size). Rows are stored once, in panes of gcd(size, slide); a window is the
+//! panes inside it. A window is evaluated when the hunt's watermark reaches its end; a pane is dropped when no
+//! open window contains it. Each pane remembers the oldest batch it holds rows of, so that the pipeline
+//! acknowledges a batch only after every window containing its rows was evaluated.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::record_batch::RecordBatch;
+
+#[derive(Debug)]
+struct Pane {
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    min_seq: u64,
+    newest_received: Instant,
+}
+
+/// A window ready to evaluate.
+#[derive(Debug)]
+pub struct ClosedWindow {
+    pub start: i64,
+    pub end: i64,
+    pub batches: Vec<RecordBatch>,
+    pub rows: usize,
+    /// When the newest row of the window was received (for end-to-end latency).
+    pub newest_received: Instant,
+}
+
+/// What happened to the rows offered to [`WindowState::insert`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Inserted {
+    pub stored: usize,
+    /// Refused because the state was at its cap.
+    pub dropped: usize,
+}
+
+/// Window state of one hunt. Times are nanoseconds since the Unix epoch.
+#[derive(Debug)]
+pub struct WindowState {
+    size: i64,
+    slide: i64,
+    pane: i64,
+    lateness: i64,
+    /// The hunt's own watermark: the pipeline's minus the allowed lateness, never going back.
+    watermark: i64,
+    panes: BTreeMap<i64, Pane>,
+    /// Starts of the open windows that hold at least one row.
+    pending: BTreeSet<i64>,
+    rows: usize,
+    cap: usize,
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+impl WindowState {
+    pub fn new(size: Duration, slide: Duration, lateness: Duration, cap: usize) -> WindowState {
+        let (size, slide) = (nanos(size), nanos(slide));
+        WindowState {
+            size,
+            slide,
+            pane: gcd(size, slide),
+            lateness: nanos(lateness),
+            watermark: i64::MIN,
+            panes: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            rows: 0,
+            cap,
+        }
+    }
+
+    /// A row with this event time arrives too late: the last window that would contain it has already
+    /// been evaluated. (A hopping row whose earlier windows closed still counts in the open ones.)
+    pub fn is_late(&self, time: i64) -> bool {
+        time.div_euclid(self.slide) * self.slide + self.size <= self.watermark
+    }
+
+    /// The pane start of an event time.
+    pub fn pane_of(&self, time: i64) -> i64 {
+        time.div_euclid(self.pane) * self.pane
+    }
+
+    /// Stores `batch` (rows that all fall into the pane starting at `pane`; the caller groups them).
+    pub fn insert(
+        &mut self,
+        pane: i64,
+        batch: RecordBatch,
+        seq: u64,
+        received: Instant,
+    ) -> Inserted {
+        let offered = batch.num_rows();
+        let room = self.cap.saturating_sub(self.rows);
+        let batch = if offered > room {
+            batch.slice(0, room)
+        } else {
+            batch
+        };
+        let stored = batch.num_rows();
+        if stored > 0 {
+            let entry = self.panes.entry(pane).or_insert_with(|| Pane {
+                batches: Vec::new(),
+                rows: 0,
+                min_seq: seq,
+                newest_received: received,
+            });
+            entry.batches.push(batch);
+            entry.rows += stored;
+            entry.min_seq = entry.min_seq.min(seq);
+            entry.newest_received = entry.newest_received.max(received);
+            self.rows += stored;
+            // Every still-open window containing the pane: starts at multiples of slide in
+            // (pane - size, pane] whose end is beyond the watermark (closed ones are never evaluated twice).
+            let mut start = pane.div_euclid(self.slide) * self.slide;
+            while start > pane - self.size && start + self.size > self.watermark {
+                self.pending.insert(start);
+                start -= self.slide;
+            }
+        }
+        Inserted {
+            stored,
+            dropped: offered - stored,
+        }
+    }
+
+    /// Advances the hunt's watermark to `pipeline_watermark` minus the lateness and returns the windows
+    /// that closed, oldest first.
+    pub fn advance(&mut self, pipeline_watermark: i64) -> Vec<ClosedWindow> {
+        let wm = pipeline_watermark.saturating_sub(self.lateness);
+        self.watermark = self.watermark.max(wm);
+        self.close_while(|end, watermark| end <= watermark)
+    }
+
+    /// Closes every open window (end of input, shutdown, or every input idle). Rows arriving later for
+    /// those windows are late.
+    pub fn flush(&mut self) -> Vec<ClosedWindow> {
+        let closed = self.close_while(|_, _| true);
+        if let Some(last) = closed.last() {
+            self.watermark = self.watermark.max(last.end);
+        }
+        closed
+    }
+
+    fn close_while(&mut self, should_close: impl Fn(i64, i64) -> bool) -> Vec<ClosedWindow> {
+        let mut closed = Vec::new();
+        while let Some(&start) = self.pending.first() {
+            let end = start + self.size;
+            if !should_close(end, self.watermark) {
+                break;
+            }
+            self.pending.pop_first();
+            let mut window = ClosedWindow {
+                start,
+                end,
+                batches: Vec::new(),
+                rows: 0,
+                newest_received: Instant::now(),
+            };
+            let mut newest: Option<Instant> = None;
+            for (_, pane) in self.panes.range(start..end) {
+                window.batches.extend(pane.batches.iter().cloned());
+                window.rows += pane.rows;
+                newest = Some(newest.map_or(pane.newest_received, |n| n.max(pane.newest_received)));
+            }
+            if let Some(n) = newest {
+                window.newest_received = n;
+            }
+            // Panes before the next open window are in no open window any more.
+            let keep_from = self.pending.first().copied().unwrap_or(i64::MAX);
+            while let Some(entry) = self.panes.first_entry() {
+                if *entry.key() >= keep_from {
+                    break;
+                }
+                self.rows -= entry.get().rows;
+                entry.remove();
+            }
+            if window.rows > 0 {
+                closed.push(window);
+            }
+        }
+        closed
+    }
+
+    /// Oldest batch sequence still held, if any.
+    pub fn min_seq(&self) -> Option<u64> {
+        self.panes.values().map(|p| p.min_seq).min()
+    }
+
+    /// Rows held.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The hunt's watermark (i64::MIN before the first advance).
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    const S: i64 = 1_000_000_000;
+
+    fn rows(values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap()
+    }
+
+    fn put(state: &mut WindowState, time: i64, seq: u64) {
+        let pane = state.pane_of(time);
+        state.insert(pane, rows(&[time]), seq, Instant::now());
+    }
+
+    fn bounds(closed: &[ClosedWindow]) -> Vec<(i64, i64, usize)> {
+        closed
+            .iter()
+            .map(|w| (w.start / S, w.end / S, w.rows))
+            .collect()
+    }
+
+    #[test]
+    fn tumbling_window_closes_when_watermark_reaches_its_end() {
+        let mut w = WindowState::new(
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::ZERO,
+            100,
+        );
+        put(&mut w, 10 * S, 0);
+        put(&mut w, 59 * S, 0);
+        put(&mut w, 60 * S, 1);
+        assert!(w.advance(59 * S).is_empty());
+        assert_eq!(bounds(&w.advance(60 * S)), vec![(0, 60, 2)]);
+        assert_eq!(w.rows(), 1);
+        assert_eq!(w.min_seq(), Some(1));
+        assert_eq!(bounds(&w.flush()), vec![(60, 120, 1)]);
+        assert_eq!(w.min_seq(), None);
+    }
+
+    #[test]
+    fn hopping_row_lands_in_every_window_that_covers_it() {
+        let mut w = WindowState::new(
+            Duration::from_secs(300),
+            Duration::from_secs(60),
+            Duration::ZERO,
+            100,
+        );
+        put(&mut w, 150 * S, 0); // 2m30s: windows starting -2m, -1m, 0, 1m, 2m
+        assert_eq!(
+            bounds(&w.flush()),
+            vec![
+                (-120, 180, 1),
+                (-60, 240, 1),
+                (0, 300, 1),
+                (60, 360, 1),
+                (120, 420, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn lateness_delays_closing_and_late_rows_are_recognised() {
+        let mut w = WindowState::new(
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            100,
+        );
+        put(&mut w, 30 * S, 0);
+        assert!(w.advance(62 * S).is_empty(), "within allowed lateness");
+        assert!(!w.is_late(58 * S));
+        assert_eq!(bounds(&w.advance(65 * S)), vec![(0, 60, 1)]);
+        assert!(w.is_late(59 * S));
+        assert!(!w.is_late(60 * S));
+    }
+
+    #[test]
+    fn hopping_row_after_some_windows_closed_counts_only_in_the_open_ones() {
+        let mut w = WindowState::new(
+            Duration::from_secs(120),
+            Duration::from_secs(60),
+            Duration::ZERO,
+            100,
+        );
+        put(&mut w, 10 * S, 0);
+        assert_eq!(bounds(&w.advance(60 * S)), vec![(-60, 60, 1)]);
+        assert!(!w.is_late(30 * S), "window [0, 120) is still open");
+        put(&mut w, 30 * S, 1);
+        assert_eq!(bounds(&w.flush()), vec![(0, 120, 2)]);
+    }
+
+    #[test]
+    fn cap_drops_rows_and_says_how_many() {
+        let mut w = WindowState::new(
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::ZERO,
+            3,
+        );
+        let got = w.insert(0, rows(&[1, 2, 3, 4, 5]), 0, Instant::now());
+        assert_eq!(
+            got,
+            Inserted {
+                stored: 3,
+                dropped: 2
+            }
+        );
+        assert_eq!(w.rows(), 3);
+    }
+}

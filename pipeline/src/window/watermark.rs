@@ -1,0 +1,131 @@
+//! The event-time watermark: the minimum over active inputs of their newest event time.
+//!
+//! An input that has sent nothing for `idle_timeout` stops holding the watermark back. When every input is
+//! idle the tracker says so, and the pipeline closes every open window (the last window of a quiet stream
+//! must not wait forever). The watermark never goes backwards. Each hunt subtracts its own allowed
+//! lateness from it.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::source::Input;
+
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    newest: Option<i64>,
+    last_seen: Instant,
+}
+
+/// Where event time stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watermark {
+    /// Nothing has been seen yet.
+    Unknown,
+    /// Every event time below this (ns since the epoch) is considered complete.
+    At(i64),
+    /// No input has sent anything for the idle timeout: close everything.
+    AllIdle(i64),
+}
+
+/// Tracks per-input progress.
+#[derive(Debug)]
+pub struct WatermarkTracker {
+    inputs: HashMap<String, Progress>,
+    idle_timeout: Duration,
+    current: Option<i64>,
+}
+
+impl WatermarkTracker {
+    pub fn new(idle_timeout: Duration) -> WatermarkTracker {
+        WatermarkTracker {
+            inputs: HashMap::new(),
+            idle_timeout,
+            current: None,
+        }
+    }
+
+    /// Records that `input` sent records at `now`, the newest with event time `newest` (if any decoded).
+    pub fn observe(&mut self, input: &Input, newest: Option<i64>, now: Instant) {
+        let p = self.inputs.entry(input.name.clone()).or_insert(Progress {
+            newest: None,
+            last_seen: now,
+        });
+        p.last_seen = p.last_seen.max(now);
+        if let Some(t) = newest {
+            p.newest = Some(p.newest.map_or(t, |n| n.max(t)));
+        }
+    }
+
+    /// The watermark at `now`.
+    pub fn watermark(&mut self, now: Instant) -> Watermark {
+        let active = self
+            .inputs
+            .values()
+            .filter(|p| now.saturating_duration_since(p.last_seen) < self.idle_timeout);
+        let mut any_active = false;
+        let mut min: Option<i64> = None;
+        for p in active {
+            any_active = true;
+            if let Some(t) = p.newest {
+                min = Some(min.map_or(t, |m| m.min(t)));
+            } else {
+                // An active input with no event time yet holds everything back.
+                return self.current.map_or(Watermark::Unknown, Watermark::At);
+            }
+        }
+        if !any_active {
+            let newest = self.inputs.values().filter_map(|p| p.newest).max();
+            return match newest.or(self.current) {
+                Some(t) => {
+                    self.current = Some(self.current.map_or(t, |c| c.max(t)));
+                    Watermark::AllIdle(self.current.expect("just set"))
+                }
+                None => Watermark::Unknown,
+            };
+        }
+        if let Some(m) = min {
+            self.current = Some(self.current.map_or(m, |c| c.max(m)));
+        }
+        self.current.map_or(Watermark::Unknown, Watermark::At)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::InputKind;
+
+    fn input(name: &str) -> Input {
+        Input {
+            name: name.into(),
+            kind: InputKind::Stdin,
+        }
+    }
+
+    #[test]
+    fn watermark_is_the_minimum_over_active_inputs_and_never_goes_back() {
+        let t0 = Instant::now();
+        let mut w = WatermarkTracker::new(Duration::from_secs(10));
+        w.observe(&input("a"), Some(100), t0);
+        w.observe(&input("b"), Some(50), t0);
+        assert_eq!(w.watermark(t0), Watermark::At(50));
+        w.observe(&input("b"), Some(200), t0);
+        assert_eq!(w.watermark(t0), Watermark::At(100));
+        w.observe(&input("a"), Some(90), t0);
+        assert_eq!(w.watermark(t0), Watermark::At(100));
+    }
+
+    #[test]
+    fn quiet_input_stops_holding_the_watermark_back() {
+        let t0 = Instant::now();
+        let mut w = WatermarkTracker::new(Duration::from_secs(10));
+        w.observe(&input("slow"), Some(10), t0);
+        w.observe(&input("busy"), Some(500), t0);
+        assert_eq!(w.watermark(t0), Watermark::At(10));
+        let later = t0 + Duration::from_secs(11);
+        w.observe(&input("busy"), Some(600), later);
+        assert_eq!(w.watermark(later), Watermark::At(600));
+        let quiet = later + Duration::from_secs(11);
+        assert_eq!(w.watermark(quiet), Watermark::AllIdle(600));
+    }
+}

@@ -1,0 +1,239 @@
+//! Helpers shared by the integration tests: a scripted source, a pipeline with memory sinks, hunt files
+//! in a temporary directory, and the corpus location.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use ghosthunt::alert::{Alert, MemorySink};
+use ghosthunt::decode::{DeadLetter, EventSchema};
+use ghosthunt::pipeline::{self, Components, Summary};
+use ghosthunt::query::{self, PlannedHunt};
+use ghosthunt::settings::Settings;
+use ghosthunt::source::{
+    Acknowledge, Input, InputKind, Positions, RawRecord, RecordSender, Source, SourceError,
+};
+use ghosthunt::telemetry::{Health, Metrics};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// One step of a scripted source.
+pub enum Step {
+    /// Send these lines on this input (as one chunk).
+    Lines(&'static str, Vec<String>),
+    /// Wait (wall clock).
+    Sleep(Duration),
+}
+
+/// A source that plays a script and records what was acknowledged.
+pub struct ScriptedSource {
+    pub steps: Vec<Step>,
+    pub acknowledged: Arc<Mutex<Vec<(String, u64)>>>,
+    /// Keep the source open (idle) after the script until shutdown.
+    pub linger: bool,
+}
+
+struct Recorder(Arc<Mutex<Vec<(String, u64)>>>);
+
+impl Acknowledge for Recorder {
+    fn acknowledge(&self, positions: &Positions) {
+        let mut acks = self.0.lock().unwrap();
+        for (input, offset) in &positions.0 {
+            acks.push((input.name.clone(), *offset));
+        }
+    }
+}
+
+impl Source for ScriptedSource {
+    fn run(
+        self: Box<Self>,
+        tx: RecordSender,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move {
+            let mut inputs: Vec<Arc<Input>> = Vec::new();
+            let mut offsets: std::collections::HashMap<&'static str, u64> = Default::default();
+            for step in self.steps {
+                match step {
+                    Step::Sleep(d) => tokio::time::sleep(d).await,
+                    Step::Lines(name, lines) => {
+                        let input = match inputs.iter().find(|i| i.name == name) {
+                            Some(i) => Arc::clone(i),
+                            None => {
+                                let i = Input::new(name, InputKind::Stdin);
+                                inputs.push(Arc::clone(&i));
+                                i
+                            }
+                        };
+                        let chunk = lines
+                            .into_iter()
+                            .map(|l| {
+                                let offset = offsets.entry(name).or_insert(0);
+                                *offset += 1;
+                                RawRecord {
+                                    input: Arc::clone(&input),
+                                    offset: *offset,
+                                    bytes: l.into_bytes(),
+                                    received: Instant::now(),
+                                }
+                            })
+                            .collect();
+                        if tx.send(chunk).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if self.linger {
+                shutdown.cancelled().await;
+            }
+            Ok(())
+        })
+    }
+
+    fn acknowledger(&self) -> Arc<dyn Acknowledge> {
+        Arc::new(Recorder(Arc::clone(&self.acknowledged)))
+    }
+}
+
+/// Settings for tests: defaults with short timers.
+pub fn test_settings() -> Settings {
+    let mut s = Settings::load(None, Vec::new()).expect("defaults load");
+    s.decode.batch_timeout = Duration::from_millis(20);
+    s.window.idle_timeout = Duration::from_secs(30);
+    s.window.allowed_lateness = Duration::ZERO;
+    s.metrics_listen = None;
+    s
+}
+
+/// Writes hunt files into a temporary directory and plans them.
+pub async fn plan_hunts(files: &[(&str, &str)]) -> Vec<PlannedHunt> {
+    let dir = tempfile::tempdir().unwrap();
+    for (id, text) in files {
+        std::fs::write(dir.path().join(format!("{id}.sql")), text).unwrap();
+    }
+    let loaded = query::load::load(false, &[dir.path().to_path_buf()]);
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    let (planned, errors) =
+        query::plan_all(loaded.hunts.into_values(), &EventSchema::windows()).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    planned
+}
+
+/// A hunt file with minimal metadata.
+pub fn hunt(id: &str, window: &str, extra: &str, sql: &str) -> String {
+    format!(
+        "/*\nid: {id}\ntitle: Test hunt {id}\nhypothesis: Tests need hunts.\nseverity: high\nwindow: {window}\n{extra}response:\n  - Look.\n*/\n{sql}\n"
+    )
+}
+
+/// What a run produced.
+pub struct Run {
+    pub summary: Summary,
+    pub alerts: Vec<Alert>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub metrics: Metrics,
+    pub acknowledged: Vec<(String, u64)>,
+}
+
+impl Run {
+    /// Evidence rows of the alerts.
+    pub fn rows(&self) -> Vec<Value> {
+        self.alerts.iter().map(query::testing::evidence).collect()
+    }
+}
+
+/// Logs of the pipeline in the test's captured output (shown when a test fails).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Runs the pipeline on a source with memory sinks.
+pub async fn run_pipeline(
+    settings: Settings,
+    hunts: Vec<PlannedHunt>,
+    source: Box<dyn Source>,
+    shutdown: CancellationToken,
+) -> Run {
+    init_logs();
+    let alerts = MemorySink::<Alert>::default();
+    let dead = MemorySink::<DeadLetter>::default();
+    let metrics = Metrics::new();
+    let summary = pipeline::run(
+        Components {
+            settings,
+            schema: Arc::new(EventSchema::windows()),
+            hunts,
+            source,
+            alerts: Box::new(alerts.clone()),
+            dead_letters: Box::new(dead.clone()),
+            metrics: metrics.clone(),
+            health: Health::default(),
+        },
+        shutdown,
+    )
+    .await
+    .expect("pipeline runs");
+    Run {
+        summary,
+        alerts: alerts.take(),
+        dead_letters: dead.take(),
+        metrics,
+        acknowledged: Vec::new(),
+    }
+}
+
+/// Runs a script to its end.
+pub async fn run_script(settings: Settings, hunts: Vec<PlannedHunt>, steps: Vec<Step>) -> Run {
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let source = ScriptedSource {
+        steps,
+        acknowledged: Arc::clone(&acknowledged),
+        linger: false,
+    };
+    let mut run = run_pipeline(settings, hunts, Box::new(source), CancellationToken::new()).await;
+    run.acknowledged = acknowledged.lock().unwrap().clone();
+    run
+}
+
+/// A flat Windows event at an RFC 3339 time with extra fields.
+pub fn event(time: &str, event_id: u32, fields: &[(&str, &str)]) -> String {
+    let mut v = serde_json::json!({ "@timestamp": time, "EventID": event_id, "Channel": "Security", "Hostname": "DC01" });
+    for (k, val) in fields {
+        v[*k] = Value::String(val.to_string());
+    }
+    v.to_string()
+}
+
+/// The shared corpus: `GHOSTHUNT_CORPUS`, else `../shared/corpus` beside the checkout. Missing is a failure.
+pub fn corpus() -> PathBuf {
+    let dir = std::env::var_os("GHOSTHUNT_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
+    assert!(
+        dir.join("README.md").is_file(),
+        "the corpus is missing at {} (set GHOSTHUNT_CORPUS)",
+        dir.display()
+    );
+    dir
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A metric's value from Prometheus text format: `name{labels}` exactly as rendered, or a bare name.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
+}

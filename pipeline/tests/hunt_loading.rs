@@ -1,0 +1,103 @@
+//! Bad hunts are refused with their file, line and reason; hunts are read-only.
+
+mod common;
+
+use ghosthunt::decode::EventSchema;
+use ghosthunt::query::{self, load};
+
+async fn refusal(id: &str, text: &str) -> ghosthunt::query::HuntError {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(format!("{id}.sql")), text).unwrap();
+    let loaded = load::load(false, &[dir.path().to_path_buf()]);
+    if let Some(e) = loaded.errors.into_iter().next() {
+        return e;
+    }
+    let (planned, errors) =
+        query::plan_all(loaded.hunts.into_values(), &EventSchema::windows()).await;
+    assert!(planned.is_empty(), "{id} was accepted");
+    errors.into_iter().next().unwrap()
+}
+
+#[tokio::test]
+async fn syntax_error_is_refused_with_file_and_line() {
+    let text = common::hunt(
+        "broken",
+        "none",
+        "",
+        "SELECT host\nFROM events\nWHERE event_id = = 4624",
+    );
+    let e = refusal("broken", &text).await;
+    assert!(e.origin.ends_with("broken.sql"), "{e}");
+    assert_eq!(e.line, 12, "{e}");
+}
+
+#[tokio::test]
+async fn unknown_column_is_refused_with_its_line() {
+    let text = common::hunt(
+        "unknown",
+        "none",
+        "",
+        "SELECT host,\n  no_such_column\nFROM events",
+    );
+    let e = refusal("unknown", &text).await;
+    assert_eq!(e.line, 11, "{e}");
+    assert!(e.reason.contains("no_such_column"), "{e}");
+}
+
+#[tokio::test]
+async fn bad_metadata_is_refused_with_its_line() {
+    let text = common::hunt("meta", "every now and then", "", "SELECT host FROM events");
+    let e = refusal("meta", &text).await;
+    assert_eq!(e.line, 6, "{e}");
+    assert!(e.reason.contains("window"), "{e}");
+}
+
+#[tokio::test]
+async fn ddl_dml_and_other_statements_are_refused() {
+    for (id, sql) in [
+        ("ddl", "CREATE TABLE stolen AS SELECT * FROM events"),
+        (
+            "external",
+            "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+        ),
+        ("dml", "INSERT INTO events SELECT * FROM events"),
+        ("copy", "COPY (SELECT * FROM events) TO '/tmp/out.csv'"),
+        ("set", "SET datafusion.execution.batch_size = 1"),
+        ("two", "SELECT host FROM events; DROP TABLE events"),
+    ] {
+        let e = refusal(id, &common::hunt(id, "none", "", sql)).await;
+        assert_eq!(e.line, 10, "{id}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn hunts_cannot_read_files_or_other_tables() {
+    for (id, sql) in [
+        ("file", "SELECT * FROM '/etc/passwd'"),
+        ("url", "SELECT * FROM 'https://example.com/x.csv'"),
+        ("other", "SELECT * FROM information_schema.tables"),
+    ] {
+        let e = refusal(id, &common::hunt(id, "none", "", sql)).await;
+        assert!(e.origin.ends_with(&format!("{id}.sql")), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn one_bad_hunt_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("good.sql"),
+        common::hunt("good", "none", "", "SELECT host FROM events"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bad.sql"),
+        common::hunt("bad", "none", "", "SELEKT"),
+    )
+    .unwrap();
+    let loaded = load::load(false, &[dir.path().to_path_buf()]);
+    let (planned, errors) =
+        query::plan_all(loaded.hunts.into_values(), &EventSchema::windows()).await;
+    assert_eq!(planned.len(), 1);
+    assert_eq!(errors.len(), 1);
+}

@@ -1,0 +1,288 @@
+//! Event-time windows through the real pipeline: boundaries, watermark and allowed lateness, late records,
+//! the idle flush of a quiet stream, and acknowledgements held back by open windows.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Step, event, hunt, plan_hunts, run_script, test_settings};
+use ghosthunt::alert::{Alert, MemorySink};
+use ghosthunt::decode::{DeadLetter, DeadLetterReason, EventSchema};
+use ghosthunt::pipeline::{self, Components};
+use ghosthunt::telemetry::{Health, Metrics};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const COUNT_SQL: &str = "SELECT window_start, window_end, count(*) AS n FROM events WHERE event_id = 4625 GROUP BY window_start, window_end";
+
+fn failures(times: &[&str]) -> Vec<String> {
+    times
+        .iter()
+        .map(|t| event(t, 4625, &[("TargetUserName", "alice")]))
+        .collect()
+}
+
+/// Rows in window order.
+fn sorted(mut rows: Vec<Value>) -> Vec<Value> {
+    rows.sort_by_key(|r| {
+        (
+            r["window_start"].as_str().unwrap_or_default().to_string(),
+            r.to_string(),
+        )
+    });
+    rows
+}
+
+/// Lets the batcher cut a batch here (lateness is judged per batch).
+fn pause() -> Step {
+    Step::Sleep(Duration::from_millis(80))
+}
+
+#[tokio::test]
+async fn tumbling_windows_split_exactly_at_their_boundary() {
+    let hunts = plan_hunts(&[("t", &hunt("t", "tumbling 1m", "", COUNT_SQL))]).await;
+    let lines = failures(&[
+        "2024-05-01T10:00:00Z",
+        "2024-05-01T10:00:59.999Z",
+        "2024-05-01T10:01:00Z",
+        "2024-05-01T10:01:30Z",
+        "2024-05-01T10:01:59.999999999Z",
+        "2024-05-01T10:02:00Z",
+    ]);
+    let run = run_script(test_settings(), hunts, vec![Step::Lines("a", lines)]).await;
+    assert_eq!(
+        sorted(run.rows()),
+        vec![
+            json!({"window_start": "2024-05-01T10:00:00Z", "window_end": "2024-05-01T10:01:00Z", "n": 2}),
+            json!({"window_start": "2024-05-01T10:01:00Z", "window_end": "2024-05-01T10:02:00Z", "n": 3}),
+            json!({"window_start": "2024-05-01T10:02:00Z", "window_end": "2024-05-01T10:03:00Z", "n": 1}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn hopping_windows_count_a_row_in_every_window_that_covers_it() {
+    let hunts = plan_hunts(&[("h", &hunt("h", "hopping 2m every 1m", "", COUNT_SQL))]).await;
+    let lines = failures(&[
+        "2024-05-01T10:00:30Z",
+        "2024-05-01T10:01:00Z",
+        "2024-05-01T10:02:59Z",
+    ]);
+    let run = run_script(test_settings(), hunts, vec![Step::Lines("a", lines)]).await;
+    assert_eq!(
+        sorted(run.rows()),
+        vec![
+            json!({"window_start": "2024-05-01T09:59:00Z", "window_end": "2024-05-01T10:01:00Z", "n": 1}),
+            json!({"window_start": "2024-05-01T10:00:00Z", "window_end": "2024-05-01T10:02:00Z", "n": 2}),
+            json!({"window_start": "2024-05-01T10:01:00Z", "window_end": "2024-05-01T10:03:00Z", "n": 2}),
+            json!({"window_start": "2024-05-01T10:02:00Z", "window_end": "2024-05-01T10:04:00Z", "n": 1}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn window_closes_on_the_watermark_not_at_the_end_of_input() {
+    // A 1-minute window must be evaluated once a later event moves the watermark past its end, while the
+    // source is still open: the alert is acknowledged before the source finishes.
+    let hunts = plan_hunts(&[("t", &hunt("t", "tumbling 1m", "", COUNT_SQL))]).await;
+    let alerts = MemorySink::<Alert>::default();
+    let dead = MemorySink::<DeadLetter>::default();
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let source = common::ScriptedSource {
+        steps: vec![
+            Step::Lines("a", failures(&["2024-05-01T10:00:10Z"])),
+            Step::Sleep(Duration::from_millis(100)),
+            Step::Lines("a", failures(&["2024-05-01T10:01:10Z"])),
+        ],
+        acknowledged: Arc::clone(&acknowledged),
+        linger: true,
+    };
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(pipeline::run(
+        Components {
+            settings: test_settings(),
+            schema: Arc::new(EventSchema::windows()),
+            hunts,
+            source: Box::new(source),
+            alerts: Box::new(alerts.clone()),
+            dead_letters: Box::new(dead.clone()),
+            metrics: Metrics::new(),
+            health: Health::default(),
+        },
+        shutdown.clone(),
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while alerts.snapshot().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = alerts.snapshot();
+    assert_eq!(
+        first.len(),
+        1,
+        "the first window closed while the stream was still open"
+    );
+    // Line 1 is acknowledged (its window is done); line 2 is held by the open window.
+    assert_eq!(
+        acknowledged.lock().unwrap().clone(),
+        vec![("a".to_string(), 1)]
+    );
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        alerts.snapshot().len(),
+        2,
+        "the second window closes on shutdown"
+    );
+    assert_eq!(
+        acknowledged.lock().unwrap().last(),
+        Some(&("a".to_string(), 2))
+    );
+}
+
+#[tokio::test]
+async fn allowed_lateness_admits_a_late_row_and_a_later_one_is_dead_lettered() {
+    let hunts = plan_hunts(&[(
+        "t",
+        &hunt("t", "tumbling 1m", "allowed_lateness: 10s\n", COUNT_SQL),
+    )])
+    .await;
+    let run = run_script(
+        test_settings(),
+        hunts,
+        vec![
+            Step::Lines(
+                "a",
+                failures(&["2024-05-01T10:00:10Z", "2024-05-01T10:01:05Z"]),
+            ),
+            pause(),
+            // 10:01:05 - 10s = 10:00:55: the first window is still open, this row counts in it.
+            Step::Lines("a", failures(&["2024-05-01T10:00:50Z"])),
+            pause(),
+            // 10:01:20 - 10s = 10:01:10: the first window closes.
+            Step::Lines("a", failures(&["2024-05-01T10:01:20Z"])),
+            pause(),
+            // Too late now: dead-lettered, counted, not silently dropped.
+            Step::Lines("a", failures(&["2024-05-01T10:00:59Z"])),
+        ],
+    )
+    .await;
+    assert_eq!(
+        sorted(run.rows()),
+        vec![
+            json!({"window_start": "2024-05-01T10:00:00Z", "window_end": "2024-05-01T10:01:00Z", "n": 2}),
+            json!({"window_start": "2024-05-01T10:01:00Z", "window_end": "2024-05-01T10:02:00Z", "n": 2}),
+        ]
+    );
+    assert_eq!(run.dead_letters.len(), 1);
+    let late = &run.dead_letters[0];
+    assert_eq!(late.reason, DeadLetterReason::Late);
+    assert_eq!((late.input.name.as_str(), late.offset), ("a", 5));
+    assert!(late.detail.contains("t"), "{}", late.detail);
+    assert!(String::from_utf8_lossy(&late.bytes).contains("10:00:59"));
+    let text = run.metrics.render();
+    assert_eq!(
+        common::metric(&text, r#"ghosthunt_late_records_total{hunt="t"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        common::metric(&text, r#"ghosthunt_dead_letters_total{reason="late"}"#),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn rows_a_hunt_filters_out_are_never_late() {
+    // A late event that the hunt would not keep is not its concern: no dead letter.
+    let hunts = plan_hunts(&[("t", &hunt("t", "tumbling 1m", "", COUNT_SQL))]).await;
+    let run = run_script(
+        test_settings(),
+        hunts,
+        vec![
+            Step::Lines(
+                "a",
+                failures(&["2024-05-01T10:00:10Z", "2024-05-01T10:05:00Z"]),
+            ),
+            pause(),
+            Step::Lines("a", vec![event("2024-05-01T10:00:20Z", 4624, &[])]),
+            pause(),
+            Step::Lines("a", failures(&["2024-05-01T10:00:30Z"])),
+        ],
+    )
+    .await;
+    // Only the failed logon (which the hunt keeps) is late, not the 4624 it filters out.
+    assert_eq!(run.dead_letters.len(), 1, "{:?}", run.dead_letters);
+    assert_eq!(run.dead_letters[0].offset, 4);
+}
+
+#[tokio::test]
+async fn quiet_stream_closes_its_last_window_after_the_idle_timeout() {
+    let hunts = plan_hunts(&[("t", &hunt("t", "tumbling 1h", "", COUNT_SQL))]).await;
+    let mut settings = test_settings();
+    settings.window.idle_timeout = Duration::from_millis(300);
+    let alerts = MemorySink::<Alert>::default();
+    let source = common::ScriptedSource {
+        steps: vec![Step::Lines(
+            "a",
+            failures(&["2024-05-01T10:00:10Z", "2024-05-01T10:20:00Z"]),
+        )],
+        acknowledged: Default::default(),
+        linger: true,
+    };
+    let shutdown = CancellationToken::new();
+    let started = std::time::Instant::now();
+    let task = tokio::spawn(pipeline::run(
+        Components {
+            settings,
+            schema: Arc::new(EventSchema::windows()),
+            hunts,
+            source: Box::new(source),
+            alerts: Box::new(alerts.clone()),
+            dead_letters: Box::new(MemorySink::<DeadLetter>::default()),
+            metrics: Metrics::new(),
+            health: Health::default(),
+        },
+        shutdown.clone(),
+    ));
+    while alerts.snapshot().is_empty() && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(
+        alerts.snapshot().len(),
+        1,
+        "the hour window closed on idleness, source still open"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "not before the idle timeout: {elapsed:?}"
+    );
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn idle_input_stops_holding_back_the_watermark_of_a_busy_one() {
+    let hunts = plan_hunts(&[("t", &hunt("t", "tumbling 1m", "", COUNT_SQL))]).await;
+    let mut settings = test_settings();
+    settings.window.idle_timeout = Duration::from_millis(200);
+    let run = run_script(
+        settings,
+        hunts,
+        vec![
+            Step::Lines("slow", failures(&["2024-05-01T10:00:01Z"])),
+            Step::Lines("busy", failures(&["2024-05-01T10:00:02Z"])),
+            Step::Sleep(Duration::from_millis(150)),
+            Step::Lines("busy", failures(&["2024-05-01T10:03:00Z"])),
+            Step::Sleep(Duration::from_millis(150)),
+            // `slow` has been quiet for 300 ms > 200 ms: busy alone moves the watermark, which closes the
+            // first window; this row of `slow` for that window is now late.
+            Step::Lines("busy", failures(&["2024-05-01T10:03:30Z"])),
+            Step::Sleep(Duration::from_millis(100)),
+            Step::Lines("slow", failures(&["2024-05-01T10:00:30Z"])),
+        ],
+    )
+    .await;
+    assert_eq!(run.dead_letters.len(), 1, "{:?}", run.dead_letters);
+    assert_eq!(run.dead_letters[0].input.name, "slow");
+}
