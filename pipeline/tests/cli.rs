@@ -156,3 +156,134 @@ fn test_command_passes_on_the_bundled_hunts_and_fails_with_a_diff() {
         "{out}"
     );
 }
+
+#[test]
+fn stdin_source_reads_events_piped_in_and_prints_alerts() {
+    use std::io::Write;
+    let fixture = common::repo().join("sql/tests/suspicious_service_install");
+    let events = std::fs::read(fixture.join("events.jsonl")).unwrap();
+    let expected = std::fs::read_to_string(fixture.join("expected.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = ghosthunt()
+        .arg("run")
+        .env("GHOSTHUNT__SOURCE__KIND", "stdin")
+        .env("GHOSTHUNT__METRICS__LISTEN", "")
+        .env(
+            "GHOSTHUNT__DEAD_LETTERS__PATH",
+            dir.path().join("dead.jsonl"),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&events).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let service = alerts
+        .iter()
+        .filter(|a| a["finding_info"]["analytic"]["uid"] == "suspicious_service_install")
+        .count();
+    assert_eq!(service, expected);
+}
+
+#[test]
+fn sigterm_closes_open_windows_flushes_alerts_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = ghosthunt()
+        .arg("run")
+        .env("GHOSTHUNT__SOURCE__GENERATOR__RATE", "5000")
+        .env("GHOSTHUNT__SOURCE__GENERATOR__SPEED", "60")
+        .env("GHOSTHUNT__SOURCE__GENERATOR__ATTACK_INTERVAL", "5s")
+        .env("GHOSTHUNT__METRICS__LISTEN", "")
+        .env(
+            "GHOSTHUNT__DEAD_LETTERS__PATH",
+            dir.path().join("dead.jsonl"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("Shutting down"), "{stderr}");
+    let alerts: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // 5 s at 60x is 5 minutes of event time: hopping windows are still open at SIGTERM and must be closed
+    // and their alerts printed before exit.
+    let windowed = alerts
+        .iter()
+        .filter(|a| {
+            a["unmapped"]["window"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("hopping"))
+        })
+        .count();
+    assert!(
+        windowed > 0,
+        "no windowed alert flushed at shutdown ({} alerts)",
+        alerts.len()
+    );
+}
+
+#[test]
+fn a_directory_hunt_replaces_the_builtin_one_with_the_same_id() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("encoded_powershell.sql"),
+        common::hunt(
+            "encoded_powershell",
+            "none",
+            "",
+            "SELECT host FROM events WHERE event_id = 1",
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = output(
+        ghosthunt()
+            .arg("hunts")
+            .env("GHOSTHUNT__HUNTS__DIRECTORIES", dir.path()),
+    );
+    assert_eq!(code, 0, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("encoded_powershell"))
+        .unwrap();
+    assert!(line.contains("Test hunt encoded_powershell"), "{line}");
+    let (code, out, _) = output(
+        ghosthunt()
+            .arg("hunts")
+            .env("GHOSTHUNT__HUNTS__DIRECTORIES", dir.path())
+            .env("GHOSTHUNT__HUNTS__BUILTIN", "false"),
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "header and the one directory hunt:\n{out}"
+    );
+}

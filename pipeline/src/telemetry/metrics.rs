@@ -34,6 +34,31 @@ pub mod names {
     pub const ACKNOWLEDGED_EVENTS: &str = "ghosthunt_acknowledged_events_total";
     pub const HUNTS_LOADED: &str = "ghosthunt_hunts_loaded";
     pub const BUILD_INFO: &str = "ghosthunt_build_info";
+
+    /// Every name above (the README's metrics table is checked against it).
+    pub const ALL: &[&str] = &[
+        EVENTS_RECEIVED,
+        BYTES_RECEIVED,
+        DECODE_FAILURES,
+        BATCHES,
+        BATCH_ROWS,
+        LATE_RECORDS,
+        DEAD_LETTERS,
+        ALERTS,
+        HUNT_EVALUATION,
+        HUNT_ERRORS,
+        END_TO_END_LATENCY,
+        EVENT_TIME_LAG,
+        WATERMARK_LAG,
+        WINDOW_ROWS,
+        WINDOW_ROWS_LIMIT,
+        WINDOW_ROWS_DROPPED,
+        WINDOWS_CLOSED,
+        UNACKNOWLEDGED_BATCHES,
+        ACKNOWLEDGED_EVENTS,
+        HUNTS_LOADED,
+        BUILD_INFO,
+    ];
 }
 
 /// Latency buckets from a millisecond (unwindowed hunts) to an hour (long windows).
