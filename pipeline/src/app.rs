@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::LineWriter;
+use crate::alert::kafka::{KafkaAlertSink, KafkaDeadLetterSink};
+use crate::alert::{AlertSink, DeadLetterSink, LineWriter};
 use crate::decode::EventSchema;
 use crate::pipeline::{self, Components, Summary};
 use crate::query::{self, HuntError, PlannedHunt};
-use crate::settings::Settings;
+use crate::settings::{OutputSettings, Settings};
 use crate::telemetry::{self, Health, Metrics};
 
 /// Something that keeps the pipeline from starting or finishing.
@@ -98,17 +99,32 @@ pub async fn run(
         }
         None => None,
     };
-    let source = crate::source::build(&settings.source, settings.decode.max_record_bytes)?;
-    let alerts = LineWriter::open(&settings.alerts).await?;
-    let dead_letters = LineWriter::open(&settings.dead_letters).await?;
+    let source = crate::source::build(&settings, &handles.metrics, &handles.health)?;
+    let alerts: Box<dyn AlertSink> = match &settings.alerts {
+        OutputSettings::Kafka { topic } => Box::new(KafkaAlertSink::new(
+            &settings.kafka,
+            topic,
+            settings.alert_key,
+            &handles.metrics,
+        )?),
+        other => Box::new(LineWriter::open(other).await?),
+    };
+    let dead_letters: Box<dyn DeadLetterSink> = match &settings.dead_letters {
+        OutputSettings::Kafka { topic } => Box::new(KafkaDeadLetterSink::new(
+            &settings.kafka,
+            topic,
+            &handles.metrics,
+        )?),
+        other => Box::new(LineWriter::open(other).await?),
+    };
     let result = pipeline::run(
         Components {
             settings,
             schema,
             hunts: planned,
             source,
-            alerts: Box::new(alerts),
-            dead_letters: Box::new(dead_letters),
+            alerts,
+            dead_letters,
             metrics: handles.metrics.clone(),
             health: handles.health.clone(),
         },

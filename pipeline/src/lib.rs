@@ -11,12 +11,14 @@
 //! - [`alert`]: result rows → OCSF Detection Findings with deterministic ids; the sinks.
 //! - [`telemetry`]: metric names in one place and the `/metrics` + `/healthz` endpoint.
 //! - [`settings`]: configuration layered from defaults, file and environment, validated once.
-//! - [`pipeline`]: the wiring of one run; [`app`]: from settings to a running pipeline.
+//! - [`pipeline`]: the wiring of one run; [`app`]: from settings to a running pipeline;
+//!   [`produce`]: events into a Kafka topic (`ghosthunt produce`).
 
 pub mod alert;
 pub mod app;
 pub mod decode;
 pub mod pipeline;
+pub mod produce;
 pub mod query;
 pub mod settings;
 pub mod source;

@@ -47,6 +47,22 @@ enum Command {
         #[arg(value_name = "HUNTS_DIR")]
         dirs: Vec<PathBuf>,
     },
+    /// Write events into a Kafka topic (the [kafka] settings): the built-in generator's, or JSON-lines
+    /// files', keyed by host.
+    Produce {
+        /// Topic to write to.
+        #[arg(long, default_value = "windows-events")]
+        topic: String,
+        /// JSON-lines files or globs to send instead of generated events.
+        #[arg(long = "file", value_name = "PATH")]
+        files: Vec<String>,
+        /// Events per second (default: source.generator.rate for the generator; unlimited for files).
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Stop after this many events (default: the generator runs until interrupted; files to their end).
+        #[arg(long)]
+        limit: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -92,6 +108,28 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
         Command::Validate => validate(settings).await,
         Command::Hunts { long } => hunts(settings, long).await,
         Command::Test { dirs } => test(settings, dirs).await,
+        Command::Produce {
+            topic,
+            files,
+            rate,
+            limit,
+        } => {
+            let shutdown = CancellationToken::new();
+            let signal = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                signal.cancel();
+            });
+            let options = ghosthunt::produce::ProduceOptions {
+                topic,
+                files,
+                rate,
+                limit,
+            };
+            let sent = ghosthunt::produce::produce(&settings, &options, shutdown).await?;
+            tracing::info!(events = sent, topic = %options.topic, "Produced.");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -100,8 +138,15 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("Shutting down: closing windows, flushing alerts, acknowledging.");
+        tracing::info!(
+            "Shutting down: closing windows, flushing alerts, acknowledging. A second signal exits at once."
+        );
         signal.cancel();
+        wait_for_signal().await;
+        tracing::warn!(
+            "Second signal: exiting now; unacknowledged records will be read again on restart."
+        );
+        std::process::exit(130);
     });
     let summary = app::run(settings, Handles::default(), shutdown)
         .await

@@ -118,6 +118,9 @@ pub async fn run(c: Components, shutdown: CancellationToken) -> Result<Summary, 
         Ok(()) => engine.drain().await,
         Err(e) => Err(e),
     };
+    if result.is_ok() {
+        engine.acker.close();
+    }
     let _ = batcher.await;
     let source_result = source_task.await.expect("the source task does not panic");
     result?;

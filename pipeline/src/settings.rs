@@ -49,6 +49,7 @@ pub struct RawConfig {
     pub dead_letters: RawDeadLetters,
     pub metrics: RawMetrics,
     pub log: RawLog,
+    pub kafka: RawKafka,
 }
 
 /// `[source]`
@@ -59,6 +60,32 @@ pub struct RawSource {
     pub kind: String,
     pub generator: RawGenerator,
     pub file: RawFile,
+    pub kafka: RawKafkaSource,
+}
+
+/// `[source.kafka]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafkaSource {
+    pub topics: Vec<String>,
+    pub topic_pattern: String,
+    pub group_id: String,
+    pub auto_offset_reset: String,
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// Consumer-only librdkafka settings.
+    pub options: serde_json::Value,
+}
+
+/// `[kafka]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafka {
+    pub brokers: String,
+    /// librdkafka settings for every client.
+    pub options: serde_json::Value,
+    /// librdkafka settings for producers.
+    pub producer_options: serde_json::Value,
 }
 
 /// `[source.generator]`
@@ -126,6 +153,8 @@ pub struct RawWindow {
 pub struct RawAlerts {
     pub sink: String,
     pub path: PathBuf,
+    pub topic: String,
+    pub key: String,
 }
 
 /// `[dead_letters]`
@@ -134,6 +163,7 @@ pub struct RawAlerts {
 pub struct RawDeadLetters {
     pub sink: String,
     pub path: PathBuf,
+    pub topic: String,
 }
 
 /// `[metrics]`
@@ -154,14 +184,132 @@ pub struct RawLog {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub source: SourceSettings,
+    /// The generator's settings, whatever the source (`ghosthunt produce` uses them).
+    pub generator: GeneratorSettings,
     pub decode: DecodeSettings,
     pub hunts: HuntSettings,
     pub window: WindowSettings,
     pub alerts: OutputSettings,
     pub dead_letters: OutputSettings,
+    /// Kafka message key of alerts.
+    pub alert_key: AlertKey,
     /// `None`: no metrics endpoint.
     pub metrics_listen: Option<SocketAddr>,
     pub log_filter: String,
+    pub kafka: KafkaSettings,
+}
+
+/// The cluster and the librdkafka settings every Kafka client shares.
+#[derive(Clone)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    /// librdkafka settings for every client (may hold secrets: never logged).
+    pub options: Vec<(String, String)>,
+    /// librdkafka settings for producers only.
+    pub producer_options: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    /// Option values may be passwords: only their keys are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = |o: &Vec<(String, String)>| o.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("options", &keys(&self.options))
+            .field("producer_options", &keys(&self.producer_options))
+            .finish()
+    }
+}
+
+/// How alerts are keyed on Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKey {
+    /// Hunt id and the hunt's entity value (e.g. `password_guessing|10.1.2.50`).
+    HuntEntity,
+    Hunt,
+    None,
+}
+
+/// `[source.kafka]`, checked.
+#[derive(Clone)]
+pub struct KafkaSourceSettings {
+    pub topics: Vec<String>,
+    /// A regular expression over topic names, instead of `topics`.
+    pub topic_pattern: Option<String>,
+    pub group_id: String,
+    pub auto_offset_reset: String,
+    pub commit_interval: Duration,
+    /// Consumer-only librdkafka settings (may hold secrets: never logged).
+    pub options: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaSourceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSourceSettings")
+            .field("topics", &self.topics)
+            .field("topic_pattern", &self.topic_pattern)
+            .field("group_id", &self.group_id)
+            .field("auto_offset_reset", &self.auto_offset_reset)
+            .field("commit_interval", &self.commit_interval)
+            .field(
+                "options",
+                &self.options.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Flattens a TOML table of librdkafka settings into `key = value` strings. A dotted key
+/// (`"security.protocol"`) arrives as nested tables and an environment key (`SECURITY_PROTOCOL`) with `_`
+/// for `.`; both become `security.protocol` (librdkafka's property names have no `_`).
+pub fn librdkafka_options(
+    key: &'static str,
+    value: &serde_json::Value,
+) -> Result<Vec<(String, String)>, SettingsError> {
+    fn walk(
+        prefix: &str,
+        value: &serde_json::Value,
+        out: &mut Vec<(String, String)>,
+    ) -> Result<(), String> {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let name = k.to_ascii_lowercase().replace('_', ".");
+                    let full = if prefix.is_empty() {
+                        name
+                    } else {
+                        format!("{prefix}.{name}")
+                    };
+                    walk(&full, v, out)?;
+                }
+                Ok(())
+            }
+            serde_json::Value::String(s) => {
+                out.push((prefix.to_string(), s.clone()));
+                Ok(())
+            }
+            serde_json::Value::Number(n) => {
+                out.push((prefix.to_string(), n.to_string()));
+                Ok(())
+            }
+            serde_json::Value::Bool(b) => {
+                out.push((prefix.to_string(), b.to_string()));
+                Ok(())
+            }
+            other => Err(format!(
+                "`{prefix}` must be a string, number or boolean, not {other}"
+            )),
+        }
+    }
+    let mut out = Vec::new();
+    if !value.is_null() {
+        if !value.is_object() {
+            return Err(invalid(key, "must be a table of librdkafka settings"));
+        }
+        walk("", value, &mut out).map_err(|reason| invalid(key, reason))?;
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Where events come from.
@@ -170,6 +318,7 @@ pub enum SourceSettings {
     Generator(GeneratorSettings),
     File(FileSettings),
     Stdin,
+    Kafka(KafkaSourceSettings),
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +368,7 @@ pub enum OutputSettings {
     Stdout,
     Stderr,
     File(PathBuf),
+    Kafka { topic: String },
 }
 
 impl Settings {
@@ -234,37 +384,36 @@ impl Settings {
 
     /// Checks every value once; the runtime types below carry no unchecked input.
     pub fn validate(raw: RawConfig) -> Result<Settings, SettingsError> {
+        let g = raw.source.generator;
+        if g.rate == 0 {
+            return Err(invalid(
+                "source.generator.rate",
+                "must be at least 1 event/s",
+            ));
+        }
+        if !(g.speed.is_finite() && g.speed > 0.0) {
+            return Err(invalid(
+                "source.generator.speed",
+                "must be a number above zero",
+            ));
+        }
+        if g.hosts == 0 || g.users == 0 {
+            return Err(invalid(
+                "source.generator.hosts",
+                "hosts and users must be at least 1",
+            ));
+        }
+        let generator = GeneratorSettings {
+            rate: g.rate,
+            hosts: g.hosts,
+            users: g.users,
+            seed: g.seed,
+            attack_interval: g.attack_interval,
+            limit: (g.limit > 0).then_some(g.limit),
+            speed: g.speed,
+        };
         let source = match raw.source.kind.as_str() {
-            "generator" => {
-                let g = raw.source.generator;
-                if g.rate == 0 {
-                    return Err(invalid(
-                        "source.generator.rate",
-                        "must be at least 1 event/s",
-                    ));
-                }
-                if !(g.speed.is_finite() && g.speed > 0.0) {
-                    return Err(invalid(
-                        "source.generator.speed",
-                        "must be a number above zero",
-                    ));
-                }
-                if g.hosts == 0 || g.users == 0 {
-                    return Err(invalid(
-                        "source.generator.hosts",
-                        "hosts and users must be at least 1",
-                    ));
-                }
-                SourceSettings::Generator(GeneratorSettings {
-                    rate: g.rate,
-                    hosts: g.hosts,
-                    users: g.users,
-                    seed: g.seed,
-                    attack_interval: g.attack_interval,
-                    limit: (g.limit > 0).then_some(g.limit),
-                    speed: g.speed,
-                })
-            }
+            "generator" => SourceSettings::Generator(generator.clone()),
             "file" => {
                 let f = raw.source.file;
                 if f.paths.is_empty() {
@@ -283,10 +432,53 @@ impl Settings {
                 })
             }
             "stdin" => SourceSettings::Stdin,
+            "kafka" => {
+                let k = raw.source.kafka;
+                let pattern = k.topic_pattern.trim().to_string();
+                if pattern.is_empty() && k.topics.iter().all(|t| t.trim().is_empty()) {
+                    return Err(invalid(
+                        "source.kafka.topics",
+                        "the Kafka source needs topics or a topic_pattern",
+                    ));
+                }
+                if k.group_id.trim().is_empty() {
+                    return Err(invalid("source.kafka.group_id", "must not be empty"));
+                }
+                if !matches!(
+                    k.auto_offset_reset.as_str(),
+                    "earliest" | "latest" | "error"
+                ) {
+                    return Err(invalid(
+                        "source.kafka.auto_offset_reset",
+                        format!(
+                            "`{}`: expected earliest, latest or error",
+                            k.auto_offset_reset
+                        ),
+                    ));
+                }
+                if k.commit_interval.is_zero() {
+                    return Err(invalid(
+                        "source.kafka.commit_interval",
+                        "must be above zero",
+                    ));
+                }
+                SourceSettings::Kafka(KafkaSourceSettings {
+                    topics: k
+                        .topics
+                        .into_iter()
+                        .filter(|t| !t.trim().is_empty())
+                        .collect(),
+                    topic_pattern: (!pattern.is_empty()).then_some(pattern),
+                    group_id: k.group_id,
+                    auto_offset_reset: k.auto_offset_reset,
+                    commit_interval: k.commit_interval,
+                    options: librdkafka_options("source.kafka.options", &k.options)?,
+                })
+            }
             other => {
                 return Err(invalid(
                     "source.kind",
-                    format!("unknown source `{other}` (expected generator, file or stdin)"),
+                    format!("unknown source `{other}` (expected generator, file, stdin or kafka)"),
                 ));
             }
         };
@@ -336,13 +528,48 @@ impl Settings {
             max_rows_per_hunt: w.max_rows_per_hunt,
         };
 
-        let alerts = output("alerts.sink", &raw.alerts.sink, raw.alerts.path, false)?;
+        let alerts = output(
+            "alerts.sink",
+            &raw.alerts.sink,
+            raw.alerts.path,
+            raw.alerts.topic,
+            false,
+        )?;
         let dead_letters = output(
             "dead_letters.sink",
             &raw.dead_letters.sink,
             raw.dead_letters.path,
+            raw.dead_letters.topic,
             true,
         )?;
+        let alert_key = match raw.alerts.key.as_str() {
+            "hunt_entity" => AlertKey::HuntEntity,
+            "hunt" => AlertKey::Hunt,
+            "none" => AlertKey::None,
+            other => {
+                return Err(invalid(
+                    "alerts.key",
+                    format!("`{other}`: expected hunt_entity, hunt or none"),
+                ));
+            }
+        };
+        let kafka = KafkaSettings {
+            brokers: raw.kafka.brokers,
+            options: librdkafka_options("kafka.options", &raw.kafka.options)?,
+            producer_options: librdkafka_options(
+                "kafka.producer_options",
+                &raw.kafka.producer_options,
+            )?,
+        };
+        let uses_kafka = matches!(source, SourceSettings::Kafka(_))
+            || matches!(alerts, OutputSettings::Kafka { .. })
+            || matches!(dead_letters, OutputSettings::Kafka { .. });
+        if uses_kafka && kafka.brokers.trim().is_empty() {
+            return Err(invalid(
+                "kafka.brokers",
+                "Kafka is used but no brokers are given",
+            ));
+        }
 
         let metrics_listen = match raw.metrics.listen.trim() {
             "" => None,
@@ -356,13 +583,16 @@ impl Settings {
 
         Ok(Settings {
             source,
+            generator,
             decode,
             hunts,
             window,
             alerts,
             dead_letters,
+            alert_key,
             metrics_listen,
             log_filter: raw.log.filter,
+            kafka,
         })
     }
 }
@@ -371,6 +601,7 @@ fn output(
     key: &'static str,
     kind: &str,
     path: PathBuf,
+    topic: String,
     stderr_allowed: bool,
 ) -> Result<OutputSettings, SettingsError> {
     match kind {
@@ -378,14 +609,16 @@ fn output(
         "stderr" if stderr_allowed => Ok(OutputSettings::Stderr),
         "file" if path.as_os_str().is_empty() => Err(invalid(key, "the file sink needs a path")),
         "file" => Ok(OutputSettings::File(path)),
+        "kafka" if topic.trim().is_empty() => Err(invalid(key, "the kafka sink needs a topic")),
+        "kafka" => Ok(OutputSettings::Kafka { topic }),
         other => Err(invalid(
             key,
             format!(
                 "unknown sink `{other}` (expected {})",
                 if stderr_allowed {
-                    "file, stdout or stderr"
+                    "file, stdout, stderr or kafka"
                 } else {
-                    "stdout or file"
+                    "stdout, file or kafka"
                 }
             ),
         )),
@@ -424,6 +657,7 @@ impl RawConfig {
                 .list_separator(",")
                 .with_list_parse_key("source.file.paths")
                 .with_list_parse_key("hunts.directories")
+                .with_list_parse_key("source.kafka.topics")
                 .try_parsing(true)
                 .source(Some(env)),
         );
@@ -513,6 +747,39 @@ mod tests {
             .to_string();
         assert!(err.contains("idel"), "{err}");
         assert!(err.contains("GHOSTHUNT__WINDOW__IDEL"), "{err}");
+    }
+
+    #[test]
+    fn librdkafka_options_from_file_and_environment_become_dotted_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            "[source]\nkind = \"kafka\"\n[kafka.options]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanism\" = \"PLAIN\"\n\"socket.keepalive.enable\" = true\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            Some(&path),
+            env(&[
+                ("GHOSTHUNT__KAFKA__OPTIONS__SASL_PASSWORD", "hunter2"),
+                ("GHOSTHUNT__KAFKA__BROKERS", "b1:9093,b2:9093"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.kafka.brokers, "b1:9093,b2:9093");
+        assert_eq!(
+            s.kafka.options,
+            vec![
+                ("sasl.mechanism".to_string(), "PLAIN".to_string()),
+                ("sasl.password".to_string(), "hunter2".to_string()),
+                ("security.protocol".to_string(), "SASL_SSL".to_string()),
+                ("socket.keepalive.enable".to_string(), "true".to_string()),
+            ]
+        );
+        assert!(
+            !format!("{s:?}").contains("hunter2"),
+            "secrets never appear in Debug output"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Alerts: result rows → OCSF Detection Findings with deterministic ids, and the sinks that take them
 //! (and the dead letters) out of the pipeline.
 
+pub mod kafka;
 pub mod ocsf;
 pub mod sink;
 

@@ -3,7 +3,7 @@
 //! A sink's `deliver` resolves only when the records are acknowledged — written and flushed for files —
 //! because the pipeline acknowledges the source only after that (design.md, invariant 1).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -74,6 +74,12 @@ impl LineWriter {
                 path.display().to_string(),
                 Box::new(open_append(path).await?),
             ),
+            OutputSettings::Kafka { topic } => {
+                return Err(SinkError::Io {
+                    target: format!("kafka topic {topic}"),
+                    source: std::io::Error::other("a Kafka topic is not a line output"),
+                });
+            }
         };
         Ok(LineWriter {
             target,
@@ -178,13 +184,5 @@ impl DeadLetterSink for MemorySink<DeadLetter> {
             .expect("memory sink lock")
             .extend_from_slice(letters);
         Box::pin(async { Ok(()) })
-    }
-}
-
-/// Path of a file output, if it is one.
-pub fn output_path(output: &OutputSettings) -> Option<PathBuf> {
-    match output {
-        OutputSettings::File(p) => Some(p.clone()),
-        _ => None,
     }
 }

@@ -95,6 +95,15 @@ fn lookup<'a, 'c>(
         .find_map(|path| walk(object, path).map(|v| (path.as_slice(), v)))
 }
 
+/// The text of a column's value in a JSON object (first matching path), if it is a string or number.
+pub fn text_of(object: &Map<String, Value>, column: &Column) -> Option<String> {
+    match lookup(object, column)?.1 {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// Follows `keys` from `object`; a `*` key matches any child object (the first that has the rest).
 fn walk<'a>(object: &'a Map<String, Value>, keys: &[String]) -> Option<&'a Value> {
     let (key, rest) = keys.split_first()?;

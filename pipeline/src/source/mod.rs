@@ -9,6 +9,7 @@
 pub mod file;
 pub mod generator;
 mod generator_source;
+pub mod kafka;
 mod lines;
 pub mod stdin;
 
@@ -24,7 +25,8 @@ pub use file::FileSource;
 pub use generator_source::GeneratorSource;
 pub use stdin::StdinSource;
 
-use crate::settings::SourceSettings;
+use crate::settings::{Settings, SourceSettings};
+use crate::telemetry::{Health, Metrics};
 
 /// One input of a source: its own ordered stream of records, with its own event-time progress.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -39,6 +41,7 @@ pub enum InputKind {
     Generator,
     Stdin,
     File { path: PathBuf },
+    Kafka { topic: String, partition: i32 },
 }
 
 impl Input {
@@ -83,6 +86,9 @@ impl Positions {
 pub trait Acknowledge: Send + Sync {
     /// Everything up to and including these positions is done downstream. Called in batch order.
     fn acknowledge(&self, _positions: &Positions) {}
+
+    /// The pipeline has drained and acknowledged everything it will: make it durable (commit).
+    fn close(&self) {}
 }
 
 /// For sources whose records need no acknowledgement (the generator, a file read once).
@@ -96,6 +102,8 @@ pub enum SourceError {
     NoMatch { pattern: String },
     #[error("bad glob `{pattern}`: {reason}")]
     BadGlob { pattern: String, reason: String },
+    #[error("kafka: {0}")]
+    Kafka(String),
     #[error("reading {path}: {source}")]
     Io {
         path: String,
@@ -123,16 +131,24 @@ pub trait Source: Send {
     }
 }
 
-/// Builds the configured source. `max_record_bytes` bounds line reading (longer lines are passed on
-/// truncated to that size plus one byte, so the decoder dead-letters them as oversized).
+/// Builds the configured source. `decode.max_record_bytes` bounds line reading (longer lines are passed
+/// on truncated to that size plus one byte, so the decoder dead-letters them as oversized).
 pub fn build(
-    settings: &SourceSettings,
-    max_record_bytes: usize,
+    settings: &Settings,
+    metrics: &Metrics,
+    health: &Health,
 ) -> Result<Box<dyn Source>, SourceError> {
-    Ok(match settings {
+    let max_record_bytes = settings.decode.max_record_bytes;
+    Ok(match &settings.source {
         SourceSettings::Generator(g) => Box::new(GeneratorSource::new(g.clone())),
         SourceSettings::File(f) => Box::new(FileSource::new(f.clone(), max_record_bytes)?),
         SourceSettings::Stdin => Box::new(StdinSource::new(max_record_bytes)),
+        SourceSettings::Kafka(k) => Box::new(kafka::KafkaSource::new(
+            &settings.kafka,
+            k.clone(),
+            metrics,
+            health,
+        )?),
     })
 }
 

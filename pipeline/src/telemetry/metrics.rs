@@ -34,6 +34,11 @@ pub mod names {
     pub const ACKNOWLEDGED_EVENTS: &str = "ghosthunt_acknowledged_events_total";
     pub const HUNTS_LOADED: &str = "ghosthunt_hunts_loaded";
     pub const BUILD_INFO: &str = "ghosthunt_build_info";
+    pub const KAFKA_CONSUMER_LAG: &str = "ghosthunt_kafka_consumer_lag";
+    pub const KAFKA_REBALANCES: &str = "ghosthunt_kafka_rebalances_total";
+    pub const KAFKA_COMMITS: &str = "ghosthunt_kafka_commits_total";
+    pub const KAFKA_PRODUCE_LATENCY: &str = "ghosthunt_kafka_produce_latency_seconds";
+    pub const KAFKA_DELIVERY_ERRORS: &str = "ghosthunt_kafka_delivery_errors_total";
 
     /// Every name above (the README's metrics table is checked against it).
     pub const ALL: &[&str] = &[
@@ -58,6 +63,11 @@ pub mod names {
         ACKNOWLEDGED_EVENTS,
         HUNTS_LOADED,
         BUILD_INFO,
+        KAFKA_CONSUMER_LAG,
+        KAFKA_REBALANCES,
+        KAFKA_COMMITS,
+        KAFKA_PRODUCE_LATENCY,
+        KAFKA_DELIVERY_ERRORS,
     ];
 }
 
@@ -97,6 +107,11 @@ pub struct Metrics {
     pub unacknowledged_batches: IntGauge,
     pub acknowledged_events: IntCounter,
     pub hunts_loaded: IntGauge,
+    pub kafka_consumer_lag: IntGaugeVec,
+    pub kafka_rebalances: IntCounter,
+    pub kafka_commits: IntCounterVec,
+    pub kafka_produce_latency: HistogramVec,
+    pub kafka_delivery_errors: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -182,7 +197,40 @@ impl Metrics {
         r.register(Box::new(window_rows.clone()))
             .expect("registered once");
 
+        let kafka_consumer_lag = IntGaugeVec::new(
+            Opts::new(KAFKA_CONSUMER_LAG, "Messages behind the partition's high watermark (librdkafka statistics), by topic and partition."),
+            &["topic", "partition"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(kafka_consumer_lag.clone()))
+            .expect("registered once");
+
         Metrics {
+            kafka_consumer_lag,
+            kafka_rebalances: counter(
+                &r,
+                KAFKA_REBALANCES,
+                "Consumer group rebalances (assignments and revocations).",
+            ),
+            kafka_commits: counter_vec(
+                &r,
+                KAFKA_COMMITS,
+                "Offset commits, by result (ok, error).",
+                &["result"],
+            ),
+            kafka_produce_latency: histogram_vec(
+                &r,
+                KAFKA_PRODUCE_LATENCY,
+                "From handing a record to the producer to its delivery report, by topic.",
+                &["topic"],
+                LATENCY_BUCKETS,
+            ),
+            kafka_delivery_errors: counter_vec(
+                &r,
+                KAFKA_DELIVERY_ERRORS,
+                "Failed deliveries (retried), by topic and librdkafka error code.",
+                &["topic", "code"],
+            ),
             events_received: counter(&r, EVENTS_RECEIVED, "Records received from the source."),
             bytes_received: counter(&r, BYTES_RECEIVED, "Bytes received from the source."),
             decode_failures: counter_vec(

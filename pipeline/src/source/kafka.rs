@@ -1,0 +1,349 @@
+//! Kafka in: a consumer in a consumer group, offsets stored only when the pipeline acknowledges.
+//!
+//! `enable.auto.offset.store` is off: a partition's offset is stored when the pipeline acknowledges the
+//! batch holding it (every window containing its rows evaluated, every alert delivered), and librdkafka
+//! commits the stored offsets every `commit_interval`, when partitions are revoked, and at shutdown
+//! ([`Acknowledge::close`]). Each assigned partition is its own input (its own event-time progress).
+//! When the pipeline falls behind, the bounded channel fills and the consumer stops polling: librdkafka's
+//! prefetch queue is bounded too (`queued.max.messages.kbytes`), so memory stays bounded.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Statistics, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Acknowledge, CHUNK_RECORDS, Input, InputKind, Positions, RawRecord, RecordSender, Source,
+    SourceError,
+};
+use crate::settings::{KafkaSettings, KafkaSourceSettings};
+use crate::telemetry::{Health, Metrics};
+
+/// Client settings shared by every Kafka client: brokers, the user's options, and our defaults.
+pub fn client_config(kafka: &KafkaSettings, extra: &[(String, String)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &kafka.brokers);
+    for (k, v) in kafka.options.iter().chain(extra) {
+        c.set(k, v);
+    }
+    c.set_log_level(RDKafkaLogLevel::Warning);
+    c
+}
+
+/// Callbacks from librdkafka: rebalances, commits, statistics (consumer lag).
+pub struct SourceContext {
+    metrics: Metrics,
+    health: Health,
+    group: String,
+}
+
+/// librdkafka's own log lines, into our log.
+pub fn forward_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    use RDKafkaLogLevel::*;
+    match level {
+        Emerg | Alert | Critical | Error => {
+            tracing::error!(target: "librdkafka", facility, "{message}")
+        }
+        Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+        Notice | Info => tracing::info!(target: "librdkafka", facility, "{message}"),
+        Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+    }
+}
+
+impl ClientContext for SourceContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        forward_log(level, facility, message);
+    }
+
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                if *partition < 0 || p.consumer_lag < 0 {
+                    continue;
+                }
+                self.metrics
+                    .kafka_consumer_lag
+                    .with_label_values(&[topic, &partition.to_string()])
+                    .set(p.consumer_lag);
+            }
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "Kafka consumer error.");
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            // Commit what was acknowledged; the rest is left for the new owner to read again.
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(())
+                | Err(rdkafka::error::KafkaError::ConsumerCommit(
+                    rdkafka::types::RDKafkaErrorCode::NoOffset,
+                )) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "Commit before revocation failed; the new owner re-reads from the last commit.")
+                }
+            }
+            tracing::info!(group = %self.group, partitions = %list(partitions), "Partitions revoked.");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.metrics.kafka_rebalances.inc();
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                self.health.ready("running");
+                tracing::info!(group = %self.group, partitions = %list(partitions), "Partitions assigned.");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(error) => tracing::warn!(%error, "Rebalance failed."),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => self.metrics.kafka_commits.with_label_values(&["ok"]).inc(),
+            // Nothing new to commit is not a failure.
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            )) => {}
+            Err(error) => {
+                self.metrics
+                    .kafka_commits
+                    .with_label_values(&["error"])
+                    .inc();
+                tracing::warn!(%error, "Offset commit failed; librdkafka retries at the next interval.");
+            }
+        }
+    }
+}
+
+fn list(partitions: &TopicPartitionList) -> String {
+    partitions
+        .elements()
+        .iter()
+        .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Polled on a dedicated thread: librdkafka's callbacks (rebalances, logs, statistics) are served from
+/// `poll`, and a blocked `send` into a full channel simply stops polling (backpressure).
+type KafkaConsumer = BaseConsumer<SourceContext>;
+
+/// The Kafka source.
+pub struct KafkaSource {
+    consumer: Arc<KafkaConsumer>,
+    settings: KafkaSourceSettings,
+    brokers: String,
+    health: Health,
+}
+
+impl KafkaSource {
+    pub fn new(
+        kafka: &KafkaSettings,
+        settings: KafkaSourceSettings,
+        metrics: &Metrics,
+        health: &Health,
+    ) -> Result<KafkaSource, SourceError> {
+        let mut config = client_config(kafka, &settings.options);
+        config
+            .set("group.id", &settings.group_id)
+            .set("enable.auto.offset.store", "false")
+            .set("enable.auto.commit", "true")
+            .set(
+                "auto.commit.interval.ms",
+                settings.commit_interval.as_millis().to_string(),
+            )
+            .set("auto.offset.reset", &settings.auto_offset_reset)
+            .set("statistics.interval.ms", "5000");
+        // Our defaults, unless the user set them: a bounded prefetch queue.
+        if !settings
+            .options
+            .iter()
+            .any(|(k, _)| k == "queued.max.messages.kbytes")
+        {
+            config.set("queued.max.messages.kbytes", "16384");
+        }
+        let context = SourceContext {
+            metrics: metrics.clone(),
+            health: health.clone(),
+            group: settings.group_id.clone(),
+        };
+        let consumer: KafkaConsumer = config
+            .create_with_context(context)
+            .map_err(|e| SourceError::Kafka(format!("cannot create the consumer: {e}")))?;
+        Ok(KafkaSource {
+            consumer: Arc::new(consumer),
+            settings,
+            brokers: kafka.brokers.clone(),
+            health: health.clone(),
+        })
+    }
+
+    /// Waits until the cluster answers, saying so in the log and on /healthz.
+    async fn wait_for_brokers(&self, shutdown: &CancellationToken) -> bool {
+        let mut attempt = 0u32;
+        loop {
+            let consumer = Arc::clone(&self.consumer);
+            let answer = tokio::task::spawn_blocking(move || {
+                consumer
+                    .fetch_metadata(None, Duration::from_secs(3))
+                    .map(|_| ())
+            })
+            .await
+            .expect("metadata request does not panic");
+            match answer {
+                Ok(()) => return true,
+                Err(error) => {
+                    let status = format!("waiting for Kafka at {}", self.brokers);
+                    self.health.not_ready(&status);
+                    if attempt % 10 == 0 {
+                        tracing::warn!(brokers = %self.brokers, %error, "Waiting for the Kafka brokers to answer.");
+                    }
+                    attempt += 1;
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+}
+
+/// Polls messages into chunks until shutdown or until the pipeline is gone.
+fn poll_loop(consumer: &KafkaConsumer, tx: &RecordSender, shutdown: &CancellationToken) {
+    let mut inputs: HashMap<(String, i32), Arc<Input>> = HashMap::new();
+    let mut chunk: Vec<RawRecord> = Vec::with_capacity(CHUNK_RECORDS);
+    let mut last_error: Option<Instant> = None;
+    while !shutdown.is_cancelled() {
+        // The first message of a chunk may wait a little; the rest are taken while they are there.
+        let wait = if chunk.is_empty() {
+            Duration::from_millis(100)
+        } else {
+            Duration::ZERO
+        };
+        match consumer.poll(wait) {
+            Some(Ok(message)) => {
+                let (topic, partition) = (message.topic(), message.partition());
+                let input = inputs
+                    .entry((topic.to_string(), partition))
+                    .or_insert_with(|| {
+                        Input::new(
+                            format!("{topic}[{partition}]"),
+                            InputKind::Kafka {
+                                topic: topic.to_string(),
+                                partition,
+                            },
+                        )
+                    });
+                chunk.push(RawRecord {
+                    input: Arc::clone(input),
+                    offset: message.offset() as u64,
+                    bytes: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    received: Instant::now(),
+                });
+                if chunk.len() < CHUNK_RECORDS {
+                    continue;
+                }
+            }
+            Some(Err(error)) => {
+                if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::warn!(%error, "Kafka consumer error; retrying.");
+                    last_error = Some(Instant::now());
+                }
+            }
+            None => {}
+        }
+        if !chunk.is_empty() {
+            // A full channel blocks this thread: no polling until the pipeline catches up.
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS));
+            if tx.blocking_send(full).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Stores acknowledged offsets; commits them on close.
+struct KafkaAcknowledge {
+    consumer: Arc<KafkaConsumer>,
+}
+
+impl Acknowledge for KafkaAcknowledge {
+    fn acknowledge(&self, positions: &Positions) {
+        for (input, offset) in &positions.0 {
+            if let InputKind::Kafka { topic, partition } = &input.kind {
+                // librdkafka stores offset + 1: the next message to read.
+                if let Err(error) = self
+                    .consumer
+                    .store_offset(topic, *partition, *offset as i64)
+                {
+                    // A partition revoked meanwhile: its new owner reads it again from the last commit.
+                    tracing::debug!(%topic, partition, offset, %error, "Offset not stored (partition no longer assigned).");
+                }
+            }
+        }
+    }
+
+    fn close(&self) {
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => tracing::info!("Committed the acknowledged offsets."),
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            )) => {}
+            Err(error) => {
+                tracing::warn!(%error, "Final commit failed; the last acknowledged records will be read again.")
+            }
+        }
+    }
+}
+
+impl Source for KafkaSource {
+    fn acknowledger(&self) -> Arc<dyn Acknowledge> {
+        Arc::new(KafkaAcknowledge {
+            consumer: Arc::clone(&self.consumer),
+        })
+    }
+
+    fn run(
+        self: Box<Self>,
+        tx: RecordSender,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move {
+            if !self.wait_for_brokers(&shutdown).await {
+                return Ok(());
+            }
+            let subscription: Vec<String> = match &self.settings.topic_pattern {
+                // librdkafka treats a subscription starting with ^ as a regular expression.
+                Some(p) if p.starts_with('^') => vec![p.clone()],
+                Some(p) => vec![format!("^{p}")],
+                None => self.settings.topics.clone(),
+            };
+            let names: Vec<&str> = subscription.iter().map(String::as_str).collect();
+            self.consumer
+                .subscribe(&names)
+                .map_err(|e| SourceError::Kafka(format!("cannot subscribe to {names:?}: {e}")))?;
+            self.health.ready("joining the consumer group");
+            tracing::info!(topics = ?names, group = %self.settings.group_id, "Subscribed.");
+            let consumer = Arc::clone(&self.consumer);
+            let stop = shutdown.clone();
+            tokio::task::spawn_blocking(move || poll_loop(&consumer, &tx, &stop))
+                .await
+                .expect("the Kafka poll loop does not panic");
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,615 @@
+//! A real Kafka-protocol broker for the integration tests: tansu 0.6 (one static binary, memory
+//! storage), started per test on a free port of 127.0.0.1 and killed on drop, with rdkafka helpers to
+//! create topics, produce, read a topic back and read a group's committed offsets.
+//!
+//! tansu is installed by `.ci/install-tansu` (CI exports `GHOSTHUNT_TANSU=<path to the binary>`).
+//! Without it these tests fail, they do not skip.
+//!
+//! What tansu does differently from Apache Kafka, as far as these tests care:
+//! - A JoinGroup is held for about half the member's `session.timeout.ms` (at least ~1 s) before the
+//!   group forms: with librdkafka's default 45 s a consumer waits ~23 s for its first assignment, and
+//!   ~30 s for a rebalance. Use `consumer_config` (6 s session: ~3 s join, ~4-5 s rebalance).
+//! - Topics are auto-created (with 4 partitions) when a client asks for it, and librdkafka's producer
+//!   asks by default: `client_config` turns `allow.auto.create.topics` off so a typo fails loudly.
+//! - Storage is memory only: `restart` comes back empty. Transactions do not work.
+//! - A replication factor above 1 is accepted on its single broker.
+#![allow(dead_code)]
+
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Where `.ci/install-tansu` puts the binary when given no folder.
+pub const DEFAULT_TANSU: &str = "/opt/ghosthunt/tansu/bin/tansu";
+
+/// `session.timeout.ms` for test consumers in a group: tansu holds a JoinGroup for about half of it.
+/// 6000 is also Apache Kafka's smallest allowed (`group.min.session.timeout.ms`).
+pub const TEST_SESSION_TIMEOUT_MS: u32 = 6000;
+
+/// How long `start` waits for the broker to answer a metadata request.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `create_topic` waits for the topic's partitions to show in metadata.
+const TOPIC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A record to produce with headers: `(key, value, headers)`.
+pub type HeaderedRecord = (Option<String>, Vec<u8>, Vec<(String, Vec<u8>)>);
+
+/// One record read back by `consume_all`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// A running tansu broker (memory storage) on 127.0.0.1. Killed on drop.
+pub struct Broker {
+    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    pub bootstrap: String,
+    child: Option<Child>,
+    port: u16,
+    bin: PathBuf,
+    log_path: PathBuf,
+    // Holds the log file; removed on drop.
+    _dir: tempfile::TempDir,
+}
+
+/// The tansu binary: `GHOSTHUNT_TANSU` (the binary or its install folder), else the default install
+/// location, else `tansu` on PATH. Panics (the test fails) when none is there.
+pub fn tansu_binary() -> PathBuf {
+    let hint = "install it with `bash .ci/install-tansu` (it prints the binary's path; CI exports it \
+                as GHOSTHUNT_TANSU)";
+    if let Some(p) = std::env::var_os("GHOSTHUNT_TANSU").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        for cand in [p.clone(), p.join("bin/tansu"), p.join("tansu")] {
+            if cand.is_file() {
+                return cand;
+            }
+        }
+        panic!(
+            "GHOSTHUNT_TANSU={} is not the tansu binary (no such file); {hint}",
+            p.display()
+        );
+    }
+    let default = PathBuf::from(DEFAULT_TANSU);
+    if default.is_file() {
+        return default;
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let cand = dir.join("tansu");
+            if cand.is_file() {
+                return cand;
+            }
+        }
+    }
+    panic!(
+        "the Kafka integration tests need the tansu broker, which is not installed (looked at \
+         $GHOSTHUNT_TANSU, {DEFAULT_TANSU} and PATH); {hint}"
+    );
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (bound to port 0, read, released).
+fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0 for a free port");
+    l.local_addr().expect("local_addr").port()
+}
+
+/// The rdkafka settings every client of the test broker gets.
+///
+/// - `allow.auto.create.topics=false`: tansu creates a missing topic (4 partitions) when asked, and
+///   librdkafka's producer asks by default; tests create topics with `create_topic`.
+/// - `broker.address.family=v4`: the broker listens on 127.0.0.1 only (`localhost` works too, but
+///   this skips trying ::1).
+/// - short socket timeout and reconnect backoff, so a dead broker fails a test in seconds. Keep
+///   `transaction.timeout.ms` >= 10000 if you set it (librdkafka requires socket <= it + 100).
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("allow.auto.create.topics", "false")
+        .set("socket.timeout.ms", "10000")
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "1000");
+    c
+}
+
+/// `client_config` plus a consumer group with test-friendly timings: session 6 s (tansu holds a
+/// JoinGroup for ~half of it: ~3 s to the first assignment instead of ~23 s with librdkafka's 45 s
+/// default), heartbeat 1 s; no auto commit, no auto offset store (commit with `store_offset` +
+/// `commit_consumer_state`), reading from the earliest offset when nothing is committed.
+pub fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
+    let mut c = client_config(bootstrap);
+    c.set("group.id", group)
+        .set("session.timeout.ms", TEST_SESSION_TIMEOUT_MS.to_string())
+        .set("heartbeat.interval.ms", "1000")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest");
+    c
+}
+
+impl Broker {
+    /// Starts tansu on a free port of 127.0.0.1 with memory storage and waits until it answers a
+    /// metadata request. Panics when tansu is missing or does not come up in time.
+    pub fn start() -> Broker {
+        let bin = tansu_binary();
+        let dir = tempfile::Builder::new()
+            .prefix("ghosthunt-tansu-")
+            .tempdir()
+            .expect("temp dir for the tansu log");
+        let log_path = dir.path().join("tansu.log");
+        let mut broker = Broker {
+            bootstrap: String::new(),
+            child: None,
+            port: 0,
+            bin,
+            log_path,
+            _dir: dir,
+        };
+        // Another process may take the port between our probe and tansu's bind: try a few ports.
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            match broker.spawn_on(free_port()) {
+                Ok(()) => return broker,
+                Err(e) => errors.push(e),
+            }
+        }
+        panic!("tansu did not start:\n{}", errors.join("\n---\n"));
+    }
+
+    /// The port the broker listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The broker's stdout+stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Path of the broker's log file (inside a temp dir removed on drop).
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// `client_config` for this broker.
+    pub fn client_config(&self) -> ClientConfig {
+        client_config(&self.bootstrap)
+    }
+
+    /// `consumer_config` for this broker.
+    pub fn consumer_config(&self, group: &str) -> ClientConfig {
+        consumer_config(&self.bootstrap, group)
+    }
+
+    /// Kills the broker (all topics, records and offsets are lost: memory storage).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the broker and starts a new, empty one on the same port (clients reconnect to the same
+    /// `bootstrap`). Panics if it does not come back.
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.port;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.spawn_on(port) {
+                Ok(()) => return,
+                Err(e) if Instant::now() >= deadline => {
+                    panic!("tansu did not restart on port {port}: {e}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    /// Spawns tansu on `port` and waits until it answers metadata. On failure the child is gone.
+    fn spawn_on(&mut self, port: u16) -> Result<(), String> {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .map_err(|e| format!("open {}: {e}", self.log_path.display()))?;
+        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+        let log2 = log
+            .try_clone()
+            .map_err(|e| format!("clone log handle: {e}"))?;
+        let child = Command::new(&self.bin)
+            .arg("broker")
+            .args(["--listener-url", &url])
+            .args(["--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            // tansu reads these from the environment too: keep the machine's out of the test broker.
+            .env_remove("CLUSTER_ID")
+            .env_remove("LISTENER_URL")
+            .env_remove("ADVERTISED_LISTENER_URL")
+            .env_remove("STORAGE_ENGINE")
+            .env_remove("SCHEMA_REGISTRY")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", self.bin.display()))?;
+        self.child = Some(child);
+        self.port = port;
+        self.bootstrap = format!("127.0.0.1:{port}");
+
+        // This start's part of the log.
+        let tail = |this: &Self| {
+            let mut s = String::new();
+            if let Ok(mut f) = std::fs::File::open(&this.log_path) {
+                let _ = f.seek(SeekFrom::Start(log_start));
+                let _ = f.read_to_string(&mut s);
+            }
+            s
+        };
+        let fail = |this: &mut Self, what: String| {
+            this.stop();
+            Err(format!("{what}; tansu's log:\n{}", tail(this)))
+        };
+
+        // tansu prints "listening on" before it binds; on a taken port it logs AddrInUse and exits,
+        // while the port still answers (the other process). So: ready means it printed "ready in",
+        // answers metadata naming this port, and is still alive.
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(format!("tansu exited ({status}); its log:\n{}", tail(self)));
+            }
+            let log = tail(self);
+            if log.contains("AddrInUse") {
+                return fail(self, format!("port {port} is taken"));
+            }
+            if log.contains("ready in")
+                && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return fail(
+                    self,
+                    format!("tansu not ready on {addr} after {START_TIMEOUT:?}"),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let consumer: BaseConsumer = match self.client_config().create() {
+            Ok(c) => c,
+            Err(e) => return fail(self, format!("create metadata client: {e}")),
+        };
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match consumer.fetch_metadata(None, Duration::from_secs(2)) {
+                Ok(md) if md.brokers().iter().any(|b| b.port() == i32::from(port)) => {
+                    let alive = self
+                        .child
+                        .as_mut()
+                        .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+                    if alive {
+                        return Ok(());
+                    }
+                    self.child = None;
+                    return Err(format!(
+                        "tansu exited after answering; its log:\n{}",
+                        tail(self)
+                    ));
+                }
+                Ok(md) => {
+                    last = format!(
+                        "metadata names brokers {:?}",
+                        md.brokers().iter().map(|b| b.port()).collect::<Vec<_>>()
+                    )
+                }
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        fail(
+            self,
+            format!("tansu on {addr} did not answer metadata within {START_TIMEOUT:?}: {last}"),
+        )
+    }
+
+    /// Creates `name` with `partitions` partitions (replication 1) and waits until metadata shows all
+    /// of them. Panics on any error, including "already exists".
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().create().expect("create admin client");
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin
+            .create_topics([&topic], &opts)
+            .await
+            .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
+        for r in results {
+            if let Err((t, code)) = r {
+                panic!("create topic {t}: {code:?}");
+            }
+        }
+        let bootstrap = self.bootstrap.clone();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || {
+            wait_for_partitions(&bootstrap, &name, partitions, TOPIC_TIMEOUT)
+        })
+        .await
+        .expect("wait for topic metadata");
+    }
+
+    /// Produces `(key, value)` records and awaits every delivery (idempotent producer: order kept per
+    /// partition); panics on any error. Returns each record's `(partition, offset)`.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        records: &[(Option<String>, Vec<u8>)],
+    ) -> Vec<(i32, i64)> {
+        let with_headers: Vec<_> = records
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone(), Vec::new()))
+            .collect();
+        self.produce_with_headers(topic, &with_headers).await
+    }
+
+    /// `produce` with headers per record: `(key, value, headers)`.
+    pub async fn produce_with_headers(
+        &self,
+        topic: &str,
+        records: &[HeaderedRecord],
+    ) -> Vec<(i32, i64)> {
+        let producer: FutureProducer = self
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .expect("create producer");
+        let sends = records.iter().map(|(key, value, headers)| {
+            let mut rec = FutureRecord::to(topic).payload(value.as_slice());
+            if let Some(k) = key {
+                rec = rec.key(k.as_str());
+            }
+            if !headers.is_empty() {
+                let mut h = OwnedHeaders::new_with_capacity(headers.len());
+                for (name, v) in headers {
+                    h = h.insert(Header {
+                        key: name.as_str(),
+                        value: Some(v.as_slice()),
+                    });
+                }
+                rec = rec.headers(h);
+            }
+            producer.send(rec, Duration::from_secs(10))
+        });
+        // join_all polls the sends in order, so records are queued in order, then all are awaited.
+        futures::future::join_all(sends)
+            .await
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| match r {
+                Ok(d) => (d.partition, d.offset),
+                Err((e, _)) => panic!("produce record {i} to {topic}: {e}"),
+            })
+            .collect()
+    }
+
+    /// Reads `topic` from the beginning of every partition (assigned directly, no group join, fresh
+    /// group id, nothing committed) until at least `expect_at_least` records or `timeout`; sorted by
+    /// (partition, offset). Blocking: in an async test whose runtime also runs the code under test,
+    /// use `consume_all_async`.
+    pub fn consume_all(
+        &self,
+        topic: &str,
+        expect_at_least: usize,
+        timeout: Duration,
+    ) -> Vec<ConsumedRecord> {
+        consume_all(&self.bootstrap, topic, expect_at_least, timeout)
+    }
+
+    /// `consume_all` on a blocking thread, so the caller's runtime keeps running.
+    pub async fn consume_all_async(
+        &self,
+        topic: &str,
+        expect_at_least: usize,
+        timeout: Duration,
+    ) -> Vec<ConsumedRecord> {
+        let bootstrap = self.bootstrap.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            consume_all(&bootstrap, &topic, expect_at_least, timeout)
+        })
+        .await
+        .expect("consume_all thread")
+    }
+
+    /// The offsets `group` has committed for partitions `0..partitions` of `topic` (the next offset
+    /// to read, Kafka's convention), `-1` where it has committed none. Blocking (well under a second).
+    pub fn committed_offsets(&self, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("create consumer for committed offsets");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(topic, p);
+        }
+        let got = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("committed offsets of group {group} on {topic}: {e}"));
+        (0..partitions)
+            .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => -1,
+            })
+            .collect()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            eprintln!("--- tansu log ({}), last lines ---\n{tail}", self.bootstrap);
+        }
+        self.stop();
+    }
+}
+
+/// Polls metadata until `topic` shows `partitions` partitions without error.
+fn wait_for_partitions(bootstrap: &str, topic: &str, partitions: i32, timeout: Duration) {
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .create()
+        .expect("create metadata client");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(md) => match md.topics().iter().find(|t| t.name() == topic) {
+                Some(t) if t.error().is_none() && t.partitions().len() == partitions as usize => {
+                    return;
+                }
+                Some(t) => format!("error {:?}, {} partitions", t.error(), t.partitions().len()),
+                None => "not in metadata".into(),
+            },
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            panic!(
+                "topic {topic} not ready with {partitions} partitions after {timeout:?}: {last}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn consume_all(
+    bootstrap: &str,
+    topic: &str,
+    expect_at_least: usize,
+    timeout: Duration,
+) -> Vec<ConsumedRecord> {
+    let deadline = Instant::now() + timeout;
+    let group = format!("ghosthunt-test-reader-{}-{}", std::process::id(), unique());
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .expect("create consumer");
+    // The partitions, from metadata (the topic may still be appearing).
+    let partitions = loop {
+        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
+        if let Ok(md) = &md
+            && let Some(t) = md.topics().iter().find(|t| t.name() == topic)
+            && t.error().is_none()
+            && !t.partitions().is_empty()
+        {
+            break t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>();
+        }
+        if Instant::now() >= deadline {
+            panic!("consume_all: topic {topic} has no partitions in metadata after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl offset");
+    }
+    consumer.assign(&tpl).expect("assign partitions");
+
+    let mut out = Vec::new();
+    while out.len() < expect_at_least {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        match consumer.poll(remaining.min(Duration::from_millis(200))) {
+            None => {}
+            Some(Err(e)) => panic!("consume_all {topic}: {e}"),
+            Some(Ok(m)) => out.push(ConsumedRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                headers: m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+        }
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    out
+}
+
+/// A number unique within this process (for topic and group names).
+pub fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Produces `(key, value)` records with only the bootstrap address (for a spawned task); panics on error.
+pub async fn produce_to(bootstrap: &str, topic: &str, records: &[(Option<String>, Vec<u8>)]) {
+    let producer: FutureProducer = client_config(bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .expect("create producer");
+    let sends = records.iter().map(|(key, value)| {
+        let mut rec = FutureRecord::to(topic).payload(value.as_slice());
+        if let Some(k) = key {
+            rec = rec.key(k.as_str());
+        }
+        producer.send(rec, Duration::from_secs(10))
+    });
+    for (i, r) in futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        if let Err((e, _)) = r {
+            panic!("produce record {i} to {topic}: {e}");
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Kafka in and out against a real Kafka-protocol broker (tansu, started by the tests): end to end with
+//! deterministic alert ids, poison messages to the dead-letter topic, a broker that is not there yet, two
+//! instances sharing a group, and `kill -9` crash safety.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::kafka::{Broker, ConsumedRecord};
+use ghosthunt::app::{self, Handles};
+use ghosthunt::settings::{
+    FileSettings, KafkaSourceSettings, OutputSettings, Settings, SourceSettings,
+};
+use ghosthunt::source::FileSource;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const EVENTS: &str = "events";
+const ALERTS: &str = "alerts";
+const DEAD: &str = "dead-letters";
+
+/// An lsass access by a dumping tool on host `WS-{i}`: one `lsass_memory_access` alert each.
+fn lsass_event(i: usize) -> String {
+    let (m, s) = (i / 60 % 60, i % 60);
+    format!(
+        r#"{{"@timestamp":"2024-05-01T10:{m:02}:{s:02}.{ms:03}Z","EventID":10,"Channel":"Microsoft-Windows-Sysmon/Operational","Hostname":"WS-{i:04}","SourceImage":"C:\\Users\\u{i}\\AppData\\Local\\Temp\\procdump64.exe","TargetImage":"C:\\Windows\\system32\\lsass.exe","GrantedAccess":"0x1fffff","CallTrace":"C:\\Windows\\SYSTEM32\\ntdll.dll+9d1e4|C:\\Windows\\System32\\dbgcore.dll+1a2b"}}"#,
+        ms = i % 1000
+    )
+}
+
+fn keyed(lines: &[String]) -> Vec<(Option<String>, Vec<u8>)> {
+    lines
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).ok().unwrap_or(Value::Null);
+            (
+                v["Hostname"].as_str().map(str::to_string),
+                l.clone().into_bytes(),
+            )
+        })
+        .collect()
+}
+
+/// The alert ids the pipeline gives these events when it reads them from a file (the reference).
+async fn expected_ids(lines: &[String]) -> BTreeSet<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let settings = common::test_settings();
+    let hunts = app::hunts(&settings, &ghosthunt::decode::EventSchema::windows())
+        .await
+        .0;
+    let source = FileSource::new(
+        FileSettings {
+            paths: vec![path.display().to_string()],
+            follow: false,
+            poll_interval: Duration::from_millis(50),
+        },
+        settings.decode.max_record_bytes,
+    )
+    .unwrap();
+    let run =
+        common::run_pipeline(settings, hunts, Box::new(source), CancellationToken::new()).await;
+    run.alerts.iter().map(|a| a.id.clone()).collect()
+}
+
+/// Pipeline settings for Kafka in and out on this broker.
+fn kafka_settings(broker: &Broker, group: &str) -> Settings {
+    let mut s = common::test_settings();
+    s.kafka.brokers = broker.bootstrap.clone();
+    s.kafka.options = vec![("broker.address.family".into(), "v4".into())];
+    s.source = SourceSettings::Kafka(KafkaSourceSettings {
+        topics: vec![EVENTS.into()],
+        topic_pattern: None,
+        group_id: group.into(),
+        auto_offset_reset: "earliest".into(),
+        commit_interval: Duration::from_millis(500),
+        // tansu holds a JoinGroup for about half the session timeout: keep it short in tests.
+        options: vec![
+            ("session.timeout.ms".into(), "6000".into()),
+            ("heartbeat.interval.ms".into(), "1000".into()),
+        ],
+    });
+    s.alerts = OutputSettings::Kafka {
+        topic: ALERTS.into(),
+    };
+    s.dead_letters = OutputSettings::Kafka { topic: DEAD.into() };
+    s.window.idle_timeout = Duration::from_secs(2);
+    s
+}
+
+fn alert_ids(records: &[ConsumedRecord]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.value).unwrap()["finding_info"]["uid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+fn header<'a>(r: &'a ConsumedRecord, name: &str) -> Option<&'a [u8]> {
+    r.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+async fn topics(broker: &Broker) {
+    broker.create_topic(EVENTS, 3).await;
+    broker.create_topic(ALERTS, 1).await;
+    broker.create_topic(DEAD, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_in_kafka_become_exactly_the_expected_alerts_on_the_alerts_topic() {
+    let broker = Broker::start();
+    topics(&broker).await;
+    let mut lines: Vec<String> = (0..300).map(lsass_event).collect();
+    for fixture in [
+        "encoded_powershell",
+        "office_spawns_shell",
+        "suspicious_service_install",
+    ] {
+        let text = std::fs::read_to_string(
+            common::repo()
+                .join("sql/tests")
+                .join(fixture)
+                .join("events.jsonl"),
+        )
+        .unwrap();
+        lines.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        );
+    }
+    let expected = expected_ids(&lines).await;
+    assert!(expected.len() > 300);
+    broker.produce(EVENTS, &keyed(&lines)).await;
+
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app::run(
+        kafka_settings(&broker, "e2e"),
+        Handles::default(),
+        shutdown.clone(),
+    ));
+    let records = tokio::task::spawn_blocking({
+        let b = broker.bootstrap.clone();
+        let n = expected.len();
+        move || common::kafka::consume_all(&b, ALERTS, n, Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    let got: BTreeSet<String> = alert_ids(&records).into_iter().collect();
+    assert_eq!(
+        got, expected,
+        "alert ids over Kafka equal those of the same events read from a file"
+    );
+    assert_eq!(
+        records.len(),
+        expected.len(),
+        "no duplicates without a crash"
+    );
+    for r in &records {
+        let alert: Value = serde_json::from_slice(&r.value).unwrap();
+        let hunt = alert["finding_info"]["analytic"]["uid"].as_str().unwrap();
+        assert_eq!(header(r, "hunt_id"), Some(hunt.as_bytes()));
+        assert!(header(r, "severity").is_some());
+        let key = String::from_utf8(r.key.clone().unwrap()).unwrap();
+        assert!(key.starts_with(hunt), "key {key} starts with the hunt id");
+    }
+    // Everything read was acknowledged and committed: a restart reads nothing again.
+    let committed = broker.committed_offsets("e2e", EVENTS, 3);
+    assert_eq!(
+        committed.iter().sum::<i64>(),
+        lines.len() as i64,
+        "{committed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_go_to_the_dead_letter_topic_and_good_events_still_alert() {
+    let broker = Broker::start();
+    topics(&broker).await;
+    let mut records = keyed(&(0..20).map(lsass_event).collect::<Vec<_>>());
+    let poison: Vec<(&str, Vec<u8>)> = vec![
+        ("invalid_json", b"{\"EventID\": 10, ".to_vec()),
+        (
+            "wrong_type",
+            br#"{"@timestamp":"2024-05-01T10:00:00Z","EventID":"ten"}"#.to_vec(),
+        ),
+        (
+            "invalid_utf8",
+            b"{\"@timestamp\":\"2024-05-01T10:00:00Z\",\"Image\":\"\xc3\x28\"}".to_vec(),
+        ),
+        (
+            "oversized",
+            format!(
+                "{{\"@timestamp\":\"2024-05-01T10:00:00Z\",\"CommandLine\":\"{}\"}}",
+                "A".repeat(10_000)
+            )
+            .into_bytes(),
+        ),
+    ];
+    for (i, (_, bytes)) in poison.iter().enumerate() {
+        records.insert(i * 5 + 2, (Some(format!("WS-{:04}", i * 5)), bytes.clone()));
+    }
+    broker.produce(EVENTS, &records).await;
+    let mut settings = kafka_settings(&broker, "poison");
+    settings.decode.max_record_bytes = 4096;
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app::run(settings, Handles::default(), shutdown.clone()));
+    let b = broker.bootstrap.clone();
+    let (alerts, dead) = tokio::task::spawn_blocking(move || {
+        (
+            common::kafka::consume_all(&b, ALERTS, 20, Duration::from_secs(60)),
+            common::kafka::consume_all(&b, DEAD, 4, Duration::from_secs(30)),
+        )
+    })
+    .await
+    .unwrap();
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(alerts.len(), 20, "every good event alerted");
+    let reasons: BTreeMap<String, &ConsumedRecord> = dead
+        .iter()
+        .map(|r| {
+            (
+                String::from_utf8(header(r, "reason").unwrap().to_vec()).unwrap(),
+                r,
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons.keys().cloned().collect::<Vec<_>>(),
+        vec!["invalid_json", "invalid_utf8", "oversized", "wrong_type"]
+    );
+    for (reason, original) in &poison {
+        let r = reasons[*reason];
+        assert_eq!(header(r, "source_topic"), Some(EVENTS.as_bytes()));
+        assert!(
+            header(r, "source_partition").is_some()
+                && header(r, "source_offset").is_some()
+                && header(r, "timestamp").is_some()
+        );
+        if *reason != "oversized" {
+            assert_eq!(&r.value, original, "{reason}: the original bytes");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_in_one_group_share_the_partitions_and_produce_every_alert() {
+    let broker = Broker::start();
+    topics(&broker).await;
+    let lines: Vec<String> = (0..600).map(lsass_event).collect();
+    let expected = expected_ids(&lines).await;
+    broker.produce(EVENTS, &keyed(&lines)).await;
+    let shutdown = CancellationToken::new();
+    let (one, two) = (Handles::default(), Handles::default());
+    let a = tokio::spawn(app::run(
+        kafka_settings(&broker, "pair"),
+        one.clone(),
+        shutdown.clone(),
+    ));
+    let b = tokio::spawn(app::run(
+        kafka_settings(&broker, "pair"),
+        two.clone(),
+        shutdown.clone(),
+    ));
+    let bootstrap = broker.bootstrap.clone();
+    let n = expected.len();
+    let records = tokio::task::spawn_blocking(move || {
+        common::kafka::consume_all(&bootstrap, ALERTS, n, Duration::from_secs(90))
+    })
+    .await
+    .unwrap();
+    shutdown.cancel();
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+    let got: BTreeSet<String> = alert_ids(&records).into_iter().collect();
+    assert_eq!(got, expected);
+    let read = |h: &Handles| {
+        common::metric(&h.metrics.render(), "ghosthunt_events_received_total").unwrap_or(0.0)
+    };
+    assert!(
+        read(&one) > 0.0 && read(&two) > 0.0,
+        "both instances read: {} and {}",
+        read(&one),
+        read(&two)
+    );
+}
