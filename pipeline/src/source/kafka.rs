@@ -208,7 +208,7 @@ impl KafkaSource {
                 Err(error) => {
                     let status = format!("waiting for Kafka at {}", self.brokers);
                     self.health.not_ready(&status);
-                    if attempt % 10 == 0 {
+                    if attempt.is_multiple_of(10) {
                         tracing::warn!(brokers = %self.brokers, %error, "Waiting for the Kafka brokers to answer.");
                     }
                     attempt += 1;
@@ -258,13 +258,14 @@ fn poll_loop(consumer: &KafkaConsumer, tx: &RecordSender, shutdown: &Cancellatio
                     continue;
                 }
             }
-            Some(Err(error)) => {
-                if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    tracing::warn!(%error, "Kafka consumer error; retrying.");
-                    last_error = Some(Instant::now());
-                }
+            // Logged at most every 10 s: librdkafka retries by itself.
+            Some(Err(error))
+                if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) =>
+            {
+                tracing::warn!(%error, "Kafka consumer error; retrying.");
+                last_error = Some(Instant::now());
             }
-            None => {}
+            Some(Err(_)) | None => {}
         }
         if !chunk.is_empty() {
             // A full channel blocks this thread: no polling until the pipeline catches up.
