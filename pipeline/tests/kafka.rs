@@ -297,3 +297,37 @@ async fn two_instances_in_one_group_share_the_partitions_and_produce_every_alert
         read(&two)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_waits_for_a_broker_that_is_not_there_yet() {
+    let mut broker = Broker::start();
+    broker.stop();
+    let handles = Handles::default();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app::run(
+        kafka_settings(&broker, "late-broker"),
+        handles.clone(),
+        shutdown.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (healthy, status) = handles.health.get();
+    assert!(!healthy, "not healthy while the broker is away");
+    assert!(status.contains("waiting for Kafka"), "{status}");
+    assert!(!task.is_finished(), "the pipeline waits instead of exiting");
+
+    broker.restart();
+    topics(&broker).await;
+    let lines: Vec<String> = (0..25).map(lsass_event).collect();
+    broker.produce(EVENTS, &keyed(&lines)).await;
+    let records = broker
+        .consume_all_async(ALERTS, 25, Duration::from_secs(60))
+        .await;
+    assert_eq!(records.len(), 25);
+    assert!(
+        handles.health.get().0,
+        "healthy once running: {:?}",
+        handles.health.get()
+    );
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}

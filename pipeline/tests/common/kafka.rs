@@ -449,8 +449,14 @@ impl Broker {
     /// The offsets `group` has committed for partitions `0..partitions` of `topic` (the next offset
     /// to read, Kafka's convention), `-1` where it has committed none. Blocking (well under a second).
     pub fn committed_offsets(&self, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-        let consumer: BaseConsumer = self
-            .client_config()
+        committed_offsets(&self.bootstrap, group, topic, partitions)
+    }
+}
+
+/// `Broker::committed_offsets` for any cluster (the librdkafka mock cluster too).
+pub fn committed_offsets(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    {
+        let consumer: BaseConsumer = client_config(bootstrap)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .create()
