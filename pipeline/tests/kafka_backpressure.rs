@@ -99,10 +99,10 @@ async fn a_ten_times_larger_backlog_does_not_need_ten_times_the_memory() {
     eprintln!(
         "peak RSS: {} MiB for a backlog of {SMALL} events (~{} MiB), {} MiB for {} (~{} MiB)",
         base >> 20,
-        SMALL * 750 >> 20,
+        (SMALL * 750) >> 20,
         peak >> 20,
         SMALL * 10,
-        SMALL * 10 * 750 >> 20
+        (SMALL * 10 * 750) >> 20
     );
     assert!(
         peak < base * 3 / 2,
