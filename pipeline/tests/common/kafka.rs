@@ -95,10 +95,29 @@ pub fn tansu_binary() -> PathBuf {
             }
         }
     }
-    panic!(
-        "the Kafka integration tests need the tansu broker, which is not installed (looked at \
-         $GHOSTHUNT_TANSU, {DEFAULT_TANSU} and PATH); {hint}"
-    );
+    // Not installed yet: install it (a PyPI wheel, a few seconds), once per test binary.
+    static INSTALLED: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let installed = INSTALLED.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/install-tansu");
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .output()
+            .ok()?;
+        let last = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()?
+            .trim()
+            .to_string();
+        let bin = PathBuf::from(last);
+        (out.status.success() && bin.is_file()).then_some(bin)
+    });
+    match installed {
+        Some(bin) => bin.clone(),
+        None => panic!(
+            "the Kafka integration tests need the tansu broker, which is not installed (looked at \
+             $GHOSTHUNT_TANSU, {DEFAULT_TANSU} and PATH) and `.ci/install-tansu` failed; {hint}"
+        ),
+    }
 }
 
 /// A port on 127.0.0.1 that was free a moment ago (bound to port 0, read, released).
