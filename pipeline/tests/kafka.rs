@@ -331,3 +331,62 @@ async fn pipeline_waits_for_a_broker_that_is_not_there_yet() {
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_writes_file_and_generated_events_keyed_by_host() {
+    let broker = Broker::start();
+    broker.create_topic("produced", 3).await;
+    broker.create_topic("generated", 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let lines: Vec<String> = (0..40).map(|i| lsass_event(i % 4)).collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let settings = kafka_settings(&broker, "unused");
+    let options =
+        |topic: &str, files: Vec<String>, limit: Option<u64>| ghosthunt::produce::ProduceOptions {
+            topic: topic.into(),
+            files,
+            rate: Some(20_000),
+            limit,
+        };
+    let sent = ghosthunt::produce::produce(
+        &settings,
+        &options("produced", vec![file.display().to_string()], None),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sent, 40);
+    let records = broker
+        .consume_all_async("produced", 40, Duration::from_secs(30))
+        .await;
+    assert_eq!(records.len(), 40);
+    let mut partition_of: BTreeMap<Vec<u8>, BTreeSet<i32>> = BTreeMap::new();
+    for r in &records {
+        partition_of
+            .entry(r.key.clone().expect("keyed"))
+            .or_default()
+            .insert(r.partition);
+    }
+    assert_eq!(partition_of.len(), 4, "one key per host");
+    assert!(
+        partition_of.values().all(|p| p.len() == 1),
+        "a host's events stay in one partition"
+    );
+
+    let sent = ghosthunt::produce::produce(
+        &settings,
+        &options("generated", Vec::new(), Some(500)),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sent, 500);
+    let records = broker
+        .consume_all_async("generated", 500, Duration::from_secs(30))
+        .await;
+    assert_eq!(records.len(), 500);
+    assert!(records.iter().all(|r| {
+        String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).ends_with(".corp.example")
+    }));
+}
