@@ -3,15 +3,11 @@
 mod common;
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ghosthunt::alert::{Alert, MemorySink};
-use ghosthunt::decode::{DeadLetter, EventSchema};
-use ghosthunt::pipeline::{self, Components};
 use ghosthunt::settings::FileSettings;
 use ghosthunt::source::FileSource;
-use ghosthunt::telemetry::{Health, Metrics};
 use tokio_util::sync::CancellationToken;
 
 const SQL: &str = "SELECT event_time, host, command_line FROM events WHERE event_id = 1";
@@ -93,21 +89,8 @@ async fn follow_reads_appended_lines_new_files_and_replaced_files() {
         1 << 20,
     )
     .unwrap();
-    let alerts = MemorySink::<Alert>::default();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(pipeline::run(
-        Components {
-            settings: common::test_settings(),
-            schema: Arc::new(EventSchema::windows()),
-            hunts,
-            source: Box::new(source),
-            alerts: Box::new(alerts.clone()),
-            dead_letters: Box::new(MemorySink::<DeadLetter>::default()),
-            metrics: Metrics::new(),
-            health: Health::default(),
-        },
-        shutdown.clone(),
-    ));
+    let running = common::spawn_pipeline(common::test_settings(), hunts, Box::new(source));
+    let alerts = running.alerts.clone();
     assert_eq!(wait_for(&alerts, 1).await, 1);
 
     // A growing file: an appended line, written in two parts (a half line is not a record yet).
@@ -130,8 +113,7 @@ async fn follow_reads_appended_lines_new_files_and_replaced_files() {
     std::fs::rename(&rotated, &a).unwrap();
     assert_eq!(wait_for(&alerts, 4).await, 4);
 
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    running.stop().await;
     let hosts: Vec<String> = alerts
         .snapshot()
         .iter()

@@ -7,12 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Step, event, hunt, plan_hunts, run_script, test_settings};
-use ghosthunt::alert::{Alert, MemorySink};
-use ghosthunt::decode::{DeadLetter, DeadLetterReason, EventSchema};
-use ghosthunt::pipeline::{self, Components};
-use ghosthunt::telemetry::{Health, Metrics};
+use ghosthunt::decode::DeadLetterReason;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const COUNT_SQL: &str = "SELECT window_start, window_end, count(*) AS n FROM events WHERE event_id = 4625 GROUP BY window_start, window_end";
 
@@ -86,8 +82,6 @@ async fn window_closes_on_the_watermark_not_at_the_end_of_input() {
     // A 1-minute window must be evaluated once a later event moves the watermark past its end, while the
     // source is still open: the alert is acknowledged before the source finishes.
     let hunts = plan_hunts(&[("t", &hunt("t", "tumbling 1m", "", COUNT_SQL))]).await;
-    let alerts = MemorySink::<Alert>::default();
-    let dead = MemorySink::<DeadLetter>::default();
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let source = common::ScriptedSource {
         steps: vec![
@@ -98,27 +92,9 @@ async fn window_closes_on_the_watermark_not_at_the_end_of_input() {
         acknowledged: Arc::clone(&acknowledged),
         linger: true,
     };
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(pipeline::run(
-        Components {
-            settings: test_settings(),
-            schema: Arc::new(EventSchema::windows()),
-            hunts,
-            source: Box::new(source),
-            alerts: Box::new(alerts.clone()),
-            dead_letters: Box::new(dead.clone()),
-            metrics: Metrics::new(),
-            health: Health::default(),
-        },
-        shutdown.clone(),
-    ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while alerts.snapshot().is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let first = alerts.snapshot();
+    let running = common::spawn_pipeline(test_settings(), hunts, Box::new(source));
     assert_eq!(
-        first.len(),
+        running.wait_for_alerts(1).await,
         1,
         "the first window closed while the stream was still open"
     );
@@ -127,8 +103,8 @@ async fn window_closes_on_the_watermark_not_at_the_end_of_input() {
         acknowledged.lock().unwrap().clone(),
         vec![("a".to_string(), 1)]
     );
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    let alerts = running.alerts.clone();
+    running.stop().await;
     assert_eq!(
         alerts.snapshot().len(),
         2,
@@ -220,7 +196,6 @@ async fn quiet_stream_closes_its_last_window_after_the_idle_timeout() {
     let hunts = plan_hunts(&[("t", &hunt("t", "tumbling 1h", "", COUNT_SQL))]).await;
     let mut settings = test_settings();
     settings.window.idle_timeout = Duration::from_millis(300);
-    let alerts = MemorySink::<Alert>::default();
     let source = common::ScriptedSource {
         steps: vec![Step::Lines(
             "a",
@@ -229,36 +204,19 @@ async fn quiet_stream_closes_its_last_window_after_the_idle_timeout() {
         acknowledged: Default::default(),
         linger: true,
     };
-    let shutdown = CancellationToken::new();
     let started = std::time::Instant::now();
-    let task = tokio::spawn(pipeline::run(
-        Components {
-            settings,
-            schema: Arc::new(EventSchema::windows()),
-            hunts,
-            source: Box::new(source),
-            alerts: Box::new(alerts.clone()),
-            dead_letters: Box::new(MemorySink::<DeadLetter>::default()),
-            metrics: Metrics::new(),
-            health: Health::default(),
-        },
-        shutdown.clone(),
-    ));
-    while alerts.snapshot().is_empty() && started.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let running = common::spawn_pipeline(settings, hunts, Box::new(source));
+    let got = running.wait_for_alerts(1).await;
     let elapsed = started.elapsed();
     assert_eq!(
-        alerts.snapshot().len(),
-        1,
+        got, 1,
         "the hour window closed on idleness, source still open"
     );
     assert!(
         elapsed >= Duration::from_millis(300),
         "not before the idle timeout: {elapsed:?}"
     );
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test]

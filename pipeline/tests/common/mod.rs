@@ -192,6 +192,62 @@ pub async fn run_pipeline(
     }
 }
 
+/// A pipeline running in the background with memory sinks, for tests that look at it while it runs.
+pub struct Running {
+    pub alerts: MemorySink<Alert>,
+    pub dead_letters: MemorySink<DeadLetter>,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<Result<Summary, pipeline::PipelineError>>,
+}
+
+impl Running {
+    /// Waits (up to 10 s) until at least `n` alerts were acknowledged; returns how many there are.
+    pub async fn wait_for_alerts(&self, n: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.alerts.snapshot().len() < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.alerts.snapshot().len()
+    }
+
+    /// Shuts the pipeline down and waits for it to drain.
+    pub async fn stop(self) -> Summary {
+        self.shutdown.cancel();
+        self.task.await.unwrap().expect("pipeline drains")
+    }
+}
+
+/// Starts the pipeline on a source in the background.
+pub fn spawn_pipeline(
+    settings: Settings,
+    hunts: Vec<PlannedHunt>,
+    source: Box<dyn Source>,
+) -> Running {
+    init_logs();
+    let alerts = MemorySink::<Alert>::default();
+    let dead_letters = MemorySink::<DeadLetter>::default();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(pipeline::run(
+        Components {
+            settings,
+            schema: Arc::new(EventSchema::windows()),
+            hunts,
+            source,
+            alerts: Box::new(alerts.clone()),
+            dead_letters: Box::new(dead_letters.clone()),
+            metrics: Metrics::new(),
+            health: Health::default(),
+        },
+        shutdown.clone(),
+    ));
+    Running {
+        alerts,
+        dead_letters,
+        shutdown,
+        task,
+    }
+}
+
 /// Runs a script to its end.
 pub async fn run_script(settings: Settings, hunts: Vec<PlannedHunt>, steps: Vec<Step>) -> Run {
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
