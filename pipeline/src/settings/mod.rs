@@ -1,0 +1,375 @@
+//! Configuration: what the user wrote, layered and checked once, and what the pipeline runs with.
+//!
+//! Layers, last wins: the embedded `default.toml` → `--config FILE` → environment variables
+//! `GHOSTHUNT__SECTION__KEY`. [`RawConfig`] mirrors the file (unknown keys are errors that name the key);
+//! [`Settings::load`] validates it into [`Settings`], whose errors name the key and where it came from.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The embedded defaults: the embedded default run needs no file at all.
+pub const DEFAULT_TOML: &str = include_str!("../default.toml");
+
+/// Prefix of environment overrides: `GHOSTHUNT__SOURCE__KIND=file`.
+pub const ENV_PREFIX: &str = "GHOSTHUNT";
+
+/// A configuration that cannot be used, with the key and the layer that set it.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration {origin}: {source}")]
+    Layer {
+        origin: String,
+        #[source]
+        source: config::ConfigError,
+    },
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// What the pipeline runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub source: SourceSettings,
+    /// The generator's settings, whatever the source (`ghosthunt produce` uses them).
+    pub generator: GeneratorSettings,
+    pub decode: DecodeSettings,
+    pub hunts: HuntSettings,
+    pub window: WindowSettings,
+    pub alerts: OutputSettings,
+    pub dead_letters: OutputSettings,
+    /// Kafka message key of alerts.
+    pub alert_key: AlertKey,
+    /// `None`: no metrics endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_filter: String,
+    pub kafka: KafkaSettings,
+}
+
+/// Where events come from.
+#[derive(Debug, Clone)]
+pub enum SourceSettings {
+    Generator(GeneratorSettings),
+    File(FileSettings),
+    Stdin,
+    Kafka(KafkaSourceSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct GeneratorSettings {
+    pub rate: u64,
+    pub hosts: u32,
+    pub users: u32,
+    pub seed: u64,
+    pub attack_interval: Duration,
+    pub limit: Option<u64>,
+    pub speed: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileSettings {
+    pub paths: Vec<String>,
+    pub follow: bool,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DecodeSettings {
+    /// `None`: the built-in Windows schema.
+    pub schema_path: Option<PathBuf>,
+    pub batch_size: usize,
+    pub batch_timeout: Duration,
+    pub max_record_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct HuntSettings {
+    pub builtin: bool,
+    pub directories: Vec<PathBuf>,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct WindowSettings {
+    pub allowed_lateness: Duration,
+    pub idle_timeout: Duration,
+    pub max_rows_per_hunt: usize,
+}
+
+/// Where alerts or dead letters go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputSettings {
+    Stdout,
+    Stderr,
+    File(PathBuf),
+    Kafka { topic: String },
+}
+
+impl Settings {
+    /// Merges the layers and validates the result. `env` is the process environment in production and an
+    /// explicit list in tests (so that tests do not race on `std::env`).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        let raw = RawConfig::load(file, env)?;
+        Settings::validate(raw)
+    }
+
+    /// Checks every value once; the runtime types below carry no unchecked input.
+    pub fn validate(raw: RawConfig) -> Result<Settings, SettingsError> {
+        let g = raw.source.generator;
+        if g.rate == 0 {
+            return Err(invalid(
+                "source.generator.rate",
+                "must be at least 1 event/s",
+            ));
+        }
+        if !(g.speed.is_finite() && g.speed > 0.0) {
+            return Err(invalid(
+                "source.generator.speed",
+                "must be a number above zero",
+            ));
+        }
+        if g.hosts == 0 || g.users == 0 {
+            return Err(invalid(
+                "source.generator.hosts",
+                "hosts and users must be at least 1",
+            ));
+        }
+        let generator = GeneratorSettings {
+            rate: g.rate,
+            hosts: g.hosts,
+            users: g.users,
+            seed: g.seed,
+            attack_interval: g.attack_interval,
+            limit: (g.limit > 0).then_some(g.limit),
+            speed: g.speed,
+        };
+        let source = match raw.source.kind.as_str() {
+            "generator" => SourceSettings::Generator(generator.clone()),
+            "file" => {
+                let f = raw.source.file;
+                if f.paths.is_empty() {
+                    return Err(invalid(
+                        "source.file.paths",
+                        "the file source needs at least one path or glob",
+                    ));
+                }
+                if f.poll_interval.is_zero() {
+                    return Err(invalid("source.file.poll_interval", "must be above zero"));
+                }
+                SourceSettings::File(FileSettings {
+                    paths: f.paths,
+                    follow: f.follow,
+                    poll_interval: f.poll_interval,
+                })
+            }
+            "stdin" => SourceSettings::Stdin,
+            "kafka" => {
+                let k = raw.source.kafka;
+                let pattern = k.topic_pattern.trim().to_string();
+                if pattern.is_empty() && k.topics.iter().all(|t| t.trim().is_empty()) {
+                    return Err(invalid(
+                        "source.kafka.topics",
+                        "the Kafka source needs topics or a topic_pattern",
+                    ));
+                }
+                if k.group_id.trim().is_empty() {
+                    return Err(invalid("source.kafka.group_id", "must not be empty"));
+                }
+                if !matches!(
+                    k.auto_offset_reset.as_str(),
+                    "earliest" | "latest" | "error"
+                ) {
+                    return Err(invalid(
+                        "source.kafka.auto_offset_reset",
+                        format!(
+                            "`{}`: expected earliest, latest or error",
+                            k.auto_offset_reset
+                        ),
+                    ));
+                }
+                if k.commit_interval.is_zero() {
+                    return Err(invalid(
+                        "source.kafka.commit_interval",
+                        "must be above zero",
+                    ));
+                }
+                SourceSettings::Kafka(KafkaSourceSettings {
+                    topics: k
+                        .topics
+                        .into_iter()
+                        .filter(|t| !t.trim().is_empty())
+                        .collect(),
+                    topic_pattern: (!pattern.is_empty()).then_some(pattern),
+                    group_id: k.group_id,
+                    auto_offset_reset: k.auto_offset_reset,
+                    commit_interval: k.commit_interval,
+                    options: librdkafka_options("source.kafka.options", &k.options)?,
+                })
+            }
+            other => {
+                return Err(invalid(
+                    "source.kind",
+                    format!("unknown source `{other}` (expected generator, file, stdin or kafka)"),
+                ));
+            }
+        };
+
+        let d = raw.decode;
+        if d.batch_size == 0 {
+            return Err(invalid("decode.batch_size", "must be at least 1"));
+        }
+        if d.batch_timeout.is_zero() {
+            return Err(invalid("decode.batch_timeout", "must be above zero"));
+        }
+        if d.max_record_bytes == 0 {
+            return Err(invalid("decode.max_record_bytes", "must be at least 1"));
+        }
+        let decode = DecodeSettings {
+            schema_path: (d.schema != "windows").then(|| PathBuf::from(d.schema)),
+            batch_size: d.batch_size,
+            batch_timeout: d.batch_timeout,
+            max_record_bytes: d.max_record_bytes,
+        };
+
+        if !raw.hunts.builtin && raw.hunts.directories.is_empty() {
+            return Err(invalid(
+                "hunts.directories",
+                "no hunts: hunts.builtin is false and no directory is given",
+            ));
+        }
+        if raw.hunts.concurrency == 0 {
+            return Err(invalid("hunts.concurrency", "must be at least 1"));
+        }
+        let hunts = HuntSettings {
+            builtin: raw.hunts.builtin,
+            directories: raw.hunts.directories,
+            concurrency: raw.hunts.concurrency,
+        };
+
+        let w = raw.window;
+        if w.idle_timeout.is_zero() {
+            return Err(invalid("window.idle_timeout", "must be above zero"));
+        }
+        if w.max_rows_per_hunt == 0 {
+            return Err(invalid("window.max_rows_per_hunt", "must be at least 1"));
+        }
+        let window = WindowSettings {
+            allowed_lateness: w.allowed_lateness,
+            idle_timeout: w.idle_timeout,
+            max_rows_per_hunt: w.max_rows_per_hunt,
+        };
+
+        let alerts = output(
+            "alerts.sink",
+            &raw.alerts.sink,
+            raw.alerts.path,
+            raw.alerts.topic,
+            false,
+        )?;
+        let dead_letters = output(
+            "dead_letters.sink",
+            &raw.dead_letters.sink,
+            raw.dead_letters.path,
+            raw.dead_letters.topic,
+            true,
+        )?;
+        let alert_key = match raw.alerts.key.as_str() {
+            "hunt_entity" => AlertKey::HuntEntity,
+            "hunt" => AlertKey::Hunt,
+            "none" => AlertKey::None,
+            other => {
+                return Err(invalid(
+                    "alerts.key",
+                    format!("`{other}`: expected hunt_entity, hunt or none"),
+                ));
+            }
+        };
+        let kafka = KafkaSettings {
+            brokers: raw.kafka.brokers,
+            options: librdkafka_options("kafka.options", &raw.kafka.options)?,
+            producer_options: librdkafka_options(
+                "kafka.producer_options",
+                &raw.kafka.producer_options,
+            )?,
+        };
+        let uses_kafka = matches!(source, SourceSettings::Kafka(_))
+            || matches!(alerts, OutputSettings::Kafka { .. })
+            || matches!(dead_letters, OutputSettings::Kafka { .. });
+        if uses_kafka && kafka.brokers.trim().is_empty() {
+            return Err(invalid(
+                "kafka.brokers",
+                "Kafka is used but no brokers are given",
+            ));
+        }
+
+        let metrics_listen = match raw.metrics.listen.trim() {
+            "" => None,
+            addr => Some(addr.parse().map_err(|e| {
+                invalid(
+                    "metrics.listen",
+                    format!("`{addr}` is not an address:port ({e})"),
+                )
+            })?),
+        };
+
+        Ok(Settings {
+            source,
+            generator,
+            decode,
+            hunts,
+            window,
+            alerts,
+            dead_letters,
+            alert_key,
+            metrics_listen,
+            log_filter: raw.log.filter,
+            kafka,
+        })
+    }
+}
+
+fn output(
+    key: &'static str,
+    kind: &str,
+    path: PathBuf,
+    topic: String,
+    stderr_allowed: bool,
+) -> Result<OutputSettings, SettingsError> {
+    match kind {
+        "stdout" => Ok(OutputSettings::Stdout),
+        "stderr" if stderr_allowed => Ok(OutputSettings::Stderr),
+        "file" if path.as_os_str().is_empty() => Err(invalid(key, "the file sink needs a path")),
+        "file" => Ok(OutputSettings::File(path)),
+        "kafka" if topic.trim().is_empty() => Err(invalid(key, "the kafka sink needs a topic")),
+        "kafka" => Ok(OutputSettings::Kafka { topic }),
+        other => Err(invalid(
+            key,
+            format!(
+                "unknown sink `{other}` (expected {})",
+                if stderr_allowed {
+                    "file, stdout, stderr or kafka"
+                } else {
+                    "stdout, file or kafka"
+                }
+            ),
+        )),
+    }
+}
+
+mod kafka;
+mod raw;
+#[cfg(test)]
+mod tests;
+
+pub use kafka::{AlertKey, KafkaSettings, KafkaSourceSettings, librdkafka_options};
+pub use raw::*;
