@@ -348,8 +348,14 @@ impl Engine {
 
     async fn on_batch(&mut self, decoded: DecodedBatch) -> Result<(), PipelineError> {
         let now = Instant::now();
+        for input in &decoded.started {
+            self.tracker.start(input, now);
+        }
         for (input, newest) in &decoded.input_times {
             self.tracker.observe(input, *newest, now);
+        }
+        for input in &decoded.stopped {
+            self.tracker.stop(input);
         }
         let watermark = self.tracker.watermark(now);
         let records_in_batch = decoded.records.len() + decoded.dead_letters.len();

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::alert::kafka::KafkaWriter;
 use crate::decode::EventSchema;
 use crate::settings::{FileSettings, Settings};
-use crate::source::{FileSource, GeneratorSource, RawRecord, Source};
+use crate::source::{FileSource, GeneratorSource, Source, SourceMessage};
 use crate::telemetry::Metrics;
 
 /// What to produce.
@@ -57,7 +57,7 @@ pub async fn produce(
             settings.decode.max_record_bytes,
         )?)
     };
-    let (tx, mut rx) = mpsc::channel::<Vec<RawRecord>>(4);
+    let (tx, mut rx) = mpsc::channel::<SourceMessage>(4);
     let task = tokio::spawn(source.run(tx, shutdown.clone()));
     let started = Instant::now();
     let file_rate = if options.files.is_empty() {
@@ -67,7 +67,10 @@ pub async fn produce(
     };
     let mut sent: u64 = 0;
     let limit = options.limit.unwrap_or(u64::MAX);
-    while let Some(chunk) = rx.recv().await {
+    while let Some(message) = rx.recv().await {
+        let SourceMessage::Records(chunk) = message else {
+            continue;
+        };
         let mut records = Vec::with_capacity(chunk.len());
         for record in chunk {
             if sent + records.len() as u64 >= limit {

@@ -18,7 +18,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc;
 
-use crate::source::{Input, Positions, RawRecord};
+use crate::source::{Input, Positions, RawRecord, SourceMessage};
 use crate::telemetry::metrics::{DecodeMetrics, Metrics};
 use json::Cell;
 pub use schema::{ColumnType, EventSchema};
@@ -79,6 +79,10 @@ pub struct DecodedBatch {
     /// When the oldest record of the batch was received.
     pub received: Instant,
     pub bytes: usize,
+    /// Inputs that began before this batch (they hold the watermark back until their first event).
+    pub started: Vec<Arc<Input>>,
+    /// Inputs that ended after this batch (they no longer hold the watermark back).
+    pub stopped: Vec<Arc<Input>>,
 }
 
 /// Decodes raw records with one schema.
@@ -231,15 +235,18 @@ impl Decoder {
             input_times,
             received,
             bytes,
+            started: Vec::new(),
+            stopped: Vec::new(),
         }
     }
 }
 
 /// Cuts the record stream into micro-batches and decodes them, until the source channel closes.
-/// Decoding runs on a blocking thread so that it overlaps with the hunts of the previous batch.
+/// Decoding runs on a blocking thread so that it overlaps with the hunts of the previous batch. Input
+/// announcements cut the batch where they arrive, so that they keep their place among the records.
 pub async fn run_batcher(
     decoder: Arc<Decoder>,
-    mut rx: mpsc::Receiver<Vec<RawRecord>>,
+    mut rx: mpsc::Receiver<SourceMessage>,
     tx: mpsc::Sender<DecodedBatch>,
     batch_size: usize,
     batch_timeout: Duration,
@@ -250,24 +257,30 @@ pub async fn run_batcher(
     loop {
         let next = match deadline {
             Some(at) => tokio::select! {
-                chunk = rx.recv() => Some(chunk),
+                message = rx.recv() => Some(message),
                 _ = tokio::time::sleep_until(at) => None,
             },
             None => Some(rx.recv().await),
         };
+        let mut announcement = None;
         let closed = match next {
-            Some(Some(chunk)) => {
+            Some(Some(SourceMessage::Records(chunk))) => {
                 if pending.is_empty() && !chunk.is_empty() {
                     deadline = Some(tokio::time::Instant::now() + batch_timeout);
                 }
                 pending.extend(chunk);
                 false
             }
+            Some(Some(other)) => {
+                announcement = Some(other);
+                false
+            }
             Some(None) => true,
             None => false, // timeout: flush below
         };
         let timed_out = deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
-        while pending.len() >= batch_size || ((timed_out || closed) && !pending.is_empty()) {
+        let cut = timed_out || closed || announcement.is_some();
+        while pending.len() >= batch_size || (cut && !pending.is_empty()) {
             let take = pending.len().min(batch_size);
             let records: Vec<RawRecord> = pending.drain(..take).collect();
             let decoder = Arc::clone(&decoder);
@@ -276,6 +289,18 @@ pub async fn run_batcher(
             let decoded = tokio::task::spawn_blocking(move || decoder.decode(s, records))
                 .await
                 .expect("decoding does not panic");
+            if tx.send(decoded).await.is_err() {
+                return;
+            }
+        }
+        if let Some(message) = announcement {
+            let mut decoded = decoder.decode(seq, Vec::new());
+            seq += 1;
+            match message {
+                SourceMessage::Started(input) => decoded.started.push(input),
+                SourceMessage::Stopped(input) => decoded.stopped.push(input),
+                SourceMessage::Records(_) => unreachable!("records are handled above"),
+            }
             if tx.send(decoded).await.is_err() {
                 return;
             }

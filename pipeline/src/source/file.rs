@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -15,7 +16,7 @@ use tokio::io::{AsyncSeekExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use super::lines::{LineSplitter, Read};
-use super::{Input, InputKind, RecordSender, Source, SourceError};
+use super::{Input, InputKind, RecordSender, Source, SourceError, SourceMessage};
 use crate::settings::FileSettings;
 
 pub struct FileSource {
@@ -82,7 +83,14 @@ async fn read_file(
         path.display().to_string(),
         InputKind::File { path: path.clone() },
     );
-    let mut splitter = LineSplitter::new(input, max_record_bytes);
+    let mut splitter = LineSplitter::new(Arc::clone(&input), max_record_bytes);
+    if tx
+        .send(SourceMessage::Started(Arc::clone(&input)))
+        .await
+        .is_err()
+    {
+        return Ok(());
+    }
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(io_error(&path))?;
@@ -105,7 +113,10 @@ async fn read_file(
                     - reader.buffer().len() as u64;
             }
             Read::End if !follow => {
-                splitter.finish(&tx).await;
+                // Read to its end: the file no longer holds the watermark back (the next one may be older).
+                if splitter.finish(&tx).await {
+                    let _ = tx.send(SourceMessage::Stopped(input)).await;
+                }
                 return Ok(());
             }
             Read::End => {

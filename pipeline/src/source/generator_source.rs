@@ -7,7 +7,9 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::generator::{EventGenerator, GeneratorConfig};
-use super::{CHUNK_RECORDS, Input, InputKind, RawRecord, RecordSender, Source, SourceError};
+use super::{
+    CHUNK_RECORDS, Input, InputKind, RawRecord, RecordSender, Source, SourceError, SourceMessage,
+};
 use crate::settings::GeneratorSettings;
 
 pub struct GeneratorSource {
@@ -72,7 +74,7 @@ impl Source for GeneratorSource {
                     let Ok(permit) = tx.reserve().await else {
                         return Ok(());
                     };
-                    permit.send(chunk);
+                    permit.send(SourceMessage::Records(chunk));
                 }
                 if s.limit.is_some_and(|l| sent >= l) {
                     return Ok(());

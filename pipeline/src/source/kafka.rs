@@ -7,8 +7,9 @@
 //! When the pipeline falls behind, the bounded channel fills and the consumer stops polling: librdkafka's
 //! prefetch queue is bounded too (`queued.max.messages.kbytes`), so memory stays bounded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Acknowledge, CHUNK_RECORDS, Input, InputKind, Positions, RawRecord, RecordSender, Source,
-    SourceError,
+    SourceError, SourceMessage,
 };
 use crate::settings::{KafkaSettings, KafkaSourceSettings};
 use crate::telemetry::{Health, Metrics};
@@ -42,6 +43,8 @@ pub struct SourceContext {
     metrics: Metrics,
     health: Health,
     group: String,
+    /// Incremented at every rebalance: the poll loop then reads the new assignment.
+    generation: AtomicU64,
 }
 
 /// librdkafka's own log lines, into our log.
@@ -100,6 +103,7 @@ impl ConsumerContext for SourceContext {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         self.metrics.kafka_rebalances.inc();
+        self.generation.fetch_add(1, Ordering::SeqCst);
         match rebalance {
             Rebalance::Assign(partitions) => {
                 self.health.ready("running");
@@ -179,6 +183,7 @@ impl KafkaSource {
             metrics: metrics.clone(),
             health: health.clone(),
             group: settings.group_id.clone(),
+            generation: AtomicU64::new(0),
         };
         let consumer: KafkaConsumer = config
             .create_with_context(context)
@@ -222,12 +227,66 @@ impl KafkaSource {
     }
 }
 
+fn partition_input(topic: &str, partition: i32) -> Arc<Input> {
+    Input::new(
+        format!("{topic}[{partition}]"),
+        InputKind::Kafka {
+            topic: topic.to_string(),
+            partition,
+        },
+    )
+}
+
 /// Polls messages into chunks until shutdown or until the pipeline is gone.
 fn poll_loop(consumer: &KafkaConsumer, tx: &RecordSender, shutdown: &CancellationToken) {
     let mut inputs: HashMap<(String, i32), Arc<Input>> = HashMap::new();
     let mut chunk: Vec<RawRecord> = Vec::with_capacity(CHUNK_RECORDS);
     let mut last_error: Option<Instant> = None;
+    let mut generation = 0;
+    let mut assigned: HashSet<(String, i32)> = HashSet::new();
     while !shutdown.is_cancelled() {
+        // After a rebalance, tell the pipeline which partitions are inputs now: an assigned partition
+        // holds the watermark back until its first event; a revoked one no longer does.
+        let current = consumer.context().generation.load(Ordering::SeqCst);
+        if current != generation {
+            generation = current;
+            if !chunk.is_empty()
+                && tx
+                    .blocking_send(SourceMessage::Records(std::mem::take(&mut chunk)))
+                    .is_err()
+            {
+                return;
+            }
+            let now: HashSet<(String, i32)> = consumer
+                .assignment()
+                .map(|tpl| {
+                    tpl.elements()
+                        .iter()
+                        .map(|e| (e.topic().to_string(), e.partition()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for key in now.difference(&assigned) {
+                let input = Arc::clone(
+                    inputs
+                        .entry(key.clone())
+                        .or_insert_with(|| partition_input(&key.0, key.1)),
+                );
+                if tx.blocking_send(SourceMessage::Started(input)).is_err() {
+                    return;
+                }
+            }
+            for key in assigned.difference(&now) {
+                if let Some(input) = inputs.get(key)
+                    && tx
+                        .blocking_send(SourceMessage::Stopped(Arc::clone(input)))
+                        .is_err()
+                {
+                    return;
+                }
+            }
+            assigned = now;
+        }
         // The first message of a chunk may wait a little; the rest are taken while they are there.
         let wait = if chunk.is_empty() {
             Duration::from_millis(100)
@@ -239,15 +298,7 @@ fn poll_loop(consumer: &KafkaConsumer, tx: &RecordSender, shutdown: &Cancellatio
                 let (topic, partition) = (message.topic(), message.partition());
                 let input = inputs
                     .entry((topic.to_string(), partition))
-                    .or_insert_with(|| {
-                        Input::new(
-                            format!("{topic}[{partition}]"),
-                            InputKind::Kafka {
-                                topic: topic.to_string(),
-                                partition,
-                            },
-                        )
-                    });
+                    .or_insert_with(|| partition_input(topic, partition));
                 chunk.push(RawRecord {
                     input: Arc::clone(input),
                     offset: message.offset() as u64,
@@ -270,7 +321,7 @@ fn poll_loop(consumer: &KafkaConsumer, tx: &RecordSender, shutdown: &Cancellatio
         if !chunk.is_empty() {
             // A full channel blocks this thread: no polling until the pipeline catches up.
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS));
-            if tx.blocking_send(full).is_err() {
+            if tx.blocking_send(SourceMessage::Records(full)).is_err() {
                 return;
             }
         }

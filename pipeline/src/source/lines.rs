@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use super::{CHUNK_RECORDS, Input, RawRecord, RecordSender};
+use super::{CHUNK_RECORDS, Input, RawRecord, RecordSender, SourceMessage};
 
 /// Splits a byte stream into records, one per non-empty line.
 pub struct LineSplitter {
@@ -124,10 +124,10 @@ impl LineSplitter {
         let Ok(permit) = tx.reserve().await else {
             return false;
         };
-        permit.send(std::mem::replace(
+        permit.send(SourceMessage::Records(std::mem::replace(
             &mut self.chunk,
             Vec::with_capacity(CHUNK_RECORDS),
-        ));
+        )));
         true
     }
 }
@@ -149,8 +149,10 @@ mod tests {
         assert!(s.finish(&tx).await);
         drop(tx);
         let mut out = Vec::new();
-        while let Some(chunk) = rx.recv().await {
-            out.extend(chunk.into_iter().map(|r| (r.offset, r.bytes)));
+        while let Some(message) = rx.recv().await {
+            if let SourceMessage::Records(chunk) = message {
+                out.extend(chunk.into_iter().map(|r| (r.offset, r.bytes)));
+            }
         }
         out
     }

@@ -112,8 +112,20 @@ pub enum SourceError {
     },
 }
 
-/// Chunks of records flow to the decoder through this channel.
-pub type RecordSender = mpsc::Sender<Vec<RawRecord>>;
+/// What a source tells the pipeline.
+#[derive(Debug)]
+pub enum SourceMessage {
+    /// Records, in order per input.
+    Records(Vec<RawRecord>),
+    /// An input begins (a file opened, a partition assigned): it holds the watermark back until its
+    /// first event or its idle timeout.
+    Started(Arc<Input>),
+    /// An input ended (a file read to its end, a partition revoked): it no longer holds the watermark.
+    Stopped(Arc<Input>),
+}
+
+/// Source messages flow to the decoder through this bounded channel.
+pub type RecordSender = mpsc::Sender<SourceMessage>;
 
 /// A producer of records.
 pub trait Source: Send {

@@ -56,6 +56,19 @@ impl WatermarkTracker {
         }
     }
 
+    /// An input begins: until its first event (or its idle timeout) it holds the watermark where it is.
+    pub fn start(&mut self, input: &Input, now: Instant) {
+        self.inputs.entry(input.name.clone()).or_insert(Progress {
+            newest: None,
+            last_seen: now,
+        });
+    }
+
+    /// An input ended: it no longer holds the watermark back.
+    pub fn stop(&mut self, input: &Input) {
+        self.inputs.remove(&input.name);
+    }
+
     /// The watermark at `now`.
     pub fn watermark(&mut self, now: Instant) -> Watermark {
         let active = self
@@ -113,6 +126,25 @@ mod tests {
         assert_eq!(w.watermark(t0), Watermark::At(100));
         w.observe(&input("a"), Some(90), t0);
         assert_eq!(w.watermark(t0), Watermark::At(100));
+    }
+
+    #[test]
+    fn started_input_holds_back_until_its_first_event_and_stopped_input_releases() {
+        let t0 = Instant::now();
+        let mut w = WatermarkTracker::new(Duration::from_secs(10));
+        w.observe(&input("a"), Some(100), t0);
+        assert_eq!(w.watermark(t0), Watermark::At(100));
+        w.start(&input("b"), t0);
+        w.observe(&input("a"), Some(200), t0);
+        assert_eq!(
+            w.watermark(t0),
+            Watermark::At(100),
+            "b has not sent anything yet"
+        );
+        w.observe(&input("b"), Some(150), t0);
+        assert_eq!(w.watermark(t0), Watermark::At(150));
+        w.stop(&input("b"));
+        assert_eq!(w.watermark(t0), Watermark::At(200));
     }
 
     #[test]

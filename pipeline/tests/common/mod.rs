@@ -16,6 +16,7 @@ use ghosthunt::query::{self, PlannedHunt};
 use ghosthunt::settings::Settings;
 use ghosthunt::source::{
     Acknowledge, Input, InputKind, Positions, RawRecord, RecordSender, Source, SourceError,
+    SourceMessage,
 };
 use ghosthunt::telemetry::{Health, Metrics};
 use serde_json::Value;
@@ -82,7 +83,7 @@ impl Source for ScriptedSource {
                                 }
                             })
                             .collect();
-                        if tx.send(chunk).await.is_err() {
+                        if tx.send(SourceMessage::Records(chunk)).await.is_err() {
                             return Ok(());
                         }
                     }
