@@ -66,6 +66,8 @@ pub async fn run(c: Components, shutdown: CancellationToken) -> Result<Summary, 
     let acker = c.source.acknowledger();
     let (record_tx, record_rx) = mpsc::channel(8);
     let (batch_tx, mut batch_rx) = mpsc::channel::<DecodedBatch>(2);
+    // Before the source starts: a source that has to wait (for a broker) then says so itself.
+    c.health.ready("running");
     let source_task = tokio::spawn(c.source.run(record_tx, shutdown.clone()));
     let decoder = Arc::new(Decoder::new(
         Arc::clone(&c.schema),
@@ -93,7 +95,6 @@ pub async fn run(c: Components, shutdown: CancellationToken) -> Result<Summary, 
     c.metrics
         .window_rows_limit
         .set(settings.window.max_rows_per_hunt as i64);
-    c.health.ready("running");
     let tick_every =
         (settings.window.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut tick = tokio::time::interval(tick_every);
