@@ -13,20 +13,19 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use datafusion::arrow::array::{Array, AsArray, UInt32Array};
-use datafusion::arrow::compute::take_record_batch;
-use datafusion::arrow::datatypes::TimestampNanosecondType;
-use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::{Alert, AlertSink, AlertTime, DeadLetterSink, SinkError, build_alerts};
+use crate::alert::{AlertSink, DeadLetterSink, SinkError};
 use crate::decode::{DeadLetter, DeadLetterReason, DecodedBatch, Decoder, EventSchema};
 use crate::query::PlannedHunt;
 use crate::settings::Settings;
 use crate::source::{Acknowledge, Positions, Source, SourceError};
 use crate::telemetry::{Health, Metrics};
 use crate::window::{Watermark, WatermarkTracker, WindowState};
+use step::{BatchView, HuntRuntime, StepInput, StepOutput};
+
+mod step;
 
 /// Everything a pipeline runs with. Built by `main` from settings, or by tests with memory sinks.
 pub struct Components {
@@ -128,164 +127,6 @@ pub async fn run(c: Components, shutdown: CancellationToken) -> Result<Summary, 
     source_result?;
     c.health.not_ready("stopped");
     Ok(engine.summary)
-}
-
-/// A hunt with its window state.
-struct HuntRuntime {
-    planned: Arc<PlannedHunt>,
-    window: Option<WindowState>,
-}
-
-/// Input of one hunt step: a decoded batch (or nothing, on a tick) and the watermark after it.
-#[derive(Clone)]
-struct StepInput {
-    batch: Option<Arc<BatchView>>,
-    watermark: Watermark,
-    flush: bool,
-}
-
-struct BatchView {
-    seq: u64,
-    batch: RecordBatch,
-    received: Instant,
-}
-
-#[derive(Default)]
-struct StepOutput {
-    alerts: Vec<Alert>,
-    /// Rows of the batch that arrived after their window closed.
-    late_rows: Vec<usize>,
-    dropped: usize,
-    windows_closed: u64,
-    /// Seconds each evaluation of the hunt's plan took.
-    evaluations: Vec<f64>,
-    errors: Vec<String>,
-}
-
-/// Runs a hunt's plan and records how long it took.
-async fn evaluate(
-    planned: &PlannedHunt,
-    input: Vec<RecordBatch>,
-    out: &mut StepOutput,
-) -> Result<Vec<RecordBatch>, datafusion::error::DataFusionError> {
-    let started = Instant::now();
-    let result = planned.run(input).await;
-    out.evaluations.push(started.elapsed().as_secs_f64());
-    result
-}
-
-impl HuntRuntime {
-    async fn step(mut self, input: StepInput, time_index: usize) -> (HuntRuntime, StepOutput) {
-        let mut out = StepOutput::default();
-        if let Err(e) = self.step_inner(&input, time_index, &mut out).await {
-            out.errors.push(e.to_string());
-        }
-        (self, out)
-    }
-
-    async fn step_inner(
-        &mut self,
-        input: &StepInput,
-        time_index: usize,
-        out: &mut StepOutput,
-    ) -> Result<(), datafusion::error::DataFusionError> {
-        let planned = Arc::clone(&self.planned);
-        let Some(window) = self.window.as_mut() else {
-            // Unwindowed: evaluate the rows of this batch that pass the hunt's filter.
-            let Some(view) = &input.batch else {
-                return Ok(());
-            };
-            let filtered = planned.prefilter(&view.batch)?;
-            if filtered.num_rows() == 0 {
-                return Ok(());
-            }
-            let times = filtered
-                .column(time_index)
-                .as_primitive::<TimestampNanosecondType>();
-            let (lo, hi) = (
-                datafusion::arrow::compute::min(times).unwrap_or_default(),
-                datafusion::arrow::compute::max(times).unwrap_or_default(),
-            );
-            let all: Vec<usize> = (0..filtered.num_columns()).collect();
-            let table = planned.table_batch(&filtered, &all, None)?;
-            let results = evaluate(&planned, vec![table], out).await?;
-            out.alerts.extend(build_alerts(
-                &planned.hunt,
-                &results,
-                AlertTime {
-                    window: None,
-                    rows: (lo, hi),
-                    received: view.received,
-                },
-            ));
-            return Ok(());
-        };
-
-        if let Some(view) = &input.batch {
-            let batch = &view.batch;
-            let times = batch
-                .column(time_index)
-                .as_primitive::<TimestampNanosecondType>();
-            let mask = planned.prefilter_mask(batch)?;
-            let mut by_pane: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-            for row in 0..batch.num_rows() {
-                if mask
-                    .as_ref()
-                    .is_some_and(|m| !m.is_valid(row) || !m.value(row))
-                {
-                    continue;
-                }
-                let t = times.value(row);
-                if window.is_late(t) {
-                    out.late_rows.push(row);
-                } else {
-                    by_pane
-                        .entry(window.pane_of(t))
-                        .or_default()
-                        .push(row as u32);
-                }
-            }
-            if !by_pane.is_empty() {
-                let projected = batch.project(planned.used_columns())?;
-                for (pane, rows) in by_pane {
-                    let rows = take_record_batch(&projected, &UInt32Array::from(rows))?;
-                    out.dropped += window.insert(pane, rows, view.seq, view.received).dropped;
-                }
-            }
-        }
-        let closed = match input.watermark {
-            _ if input.flush => window.flush(),
-            Watermark::AllIdle(_) => window.flush(),
-            Watermark::At(t) => window.advance(t),
-            Watermark::Unknown => Vec::new(),
-        };
-        for w in closed {
-            out.windows_closed += 1;
-            let tables = w
-                .batches
-                .iter()
-                .map(|b| planned.table_batch(b, planned.used_columns(), Some((w.start, w.end))))
-                .collect::<Result<Vec<_>, _>>()?;
-            match evaluate(&planned, tables, out).await {
-                Ok(results) => out.alerts.extend(build_alerts(
-                    &planned.hunt,
-                    &results,
-                    AlertTime {
-                        window: Some((w.start, w.end)),
-                        rows: (w.start, w.end),
-                        received: w.newest_received,
-                    },
-                )),
-                // One failed window must not keep the others from being evaluated.
-                Err(e) => out.errors.push(format!(
-                    "window [{}, {}): {e}",
-                    crate::alert::ocsf::format_time(w.start),
-                    crate::alert::ocsf::format_time(w.end)
-                )),
-            }
-        }
-        Ok(())
-    }
 }
 
 struct Engine {
