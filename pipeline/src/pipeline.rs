@@ -451,6 +451,7 @@ fn late_dead_letters(
                 input: Arc::clone(&record.input),
                 offset: record.offset,
                 bytes: record.bytes.clone(),
+                source_timestamp: record.source_timestamp,
             }
         })
         .collect()

@@ -24,6 +24,7 @@ fn records(lines: &[String]) -> Vec<RawRecord> {
             offset: i as u64 + 1,
             bytes: l.clone().into_bytes(),
             received: Instant::now(),
+            source_timestamp: None,
         })
         .collect()
 }

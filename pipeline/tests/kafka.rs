@@ -249,6 +249,7 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_good_events_still_alert
             header(r, "source_partition").is_some()
                 && header(r, "source_offset").is_some()
                 && header(r, "timestamp").is_some()
+                && header(r, "dead_lettered_at").is_some()
         );
         if *reason != "oversized" {
             assert_eq!(&r.value, original, "{reason}: the original bytes");

@@ -229,8 +229,12 @@ impl DeadLetterSink for KafkaDeadLetterSink {
                     ("detail", d.detail.clone().into_bytes()),
                     ("source_input", d.input.name.clone().into_bytes()),
                     ("source_offset", d.offset.to_string().into_bytes()),
-                    ("timestamp", now_ms.clone().into_bytes()),
+                    ("dead_lettered_at", now_ms.clone().into_bytes()),
                 ];
+                // The source message's own timestamp (ms), where the source has one (Kafka).
+                if let Some(t) = d.source_timestamp {
+                    headers.push(("timestamp", t.to_string().into_bytes()));
+                }
                 let key = match &d.input.kind {
                     InputKind::Kafka { topic, partition } => {
                         headers.push(("source_topic", topic.clone().into_bytes()));

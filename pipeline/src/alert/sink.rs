@@ -48,6 +48,9 @@ pub fn dead_letter_json(letter: &DeadLetter) -> String {
         "input": letter.input.name,
         "offset": letter.offset,
     });
+    if let Some(t) = letter.source_timestamp {
+        v["source_timestamp"] = json!(t);
+    }
     match std::str::from_utf8(&letter.bytes) {
         Ok(text) => v["record"] = json!(text),
         Err(_) => {

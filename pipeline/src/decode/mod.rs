@@ -61,6 +61,8 @@ pub struct DeadLetter {
     pub input: Arc<Input>,
     pub offset: u64,
     pub bytes: Vec<u8>,
+    /// The source's own timestamp of the record, if it has one (ms since the epoch).
+    pub source_timestamp: Option<i64>,
 }
 
 /// One decoded micro-batch.
@@ -217,6 +219,7 @@ impl Decoder {
                         input: record.input,
                         offset: record.offset,
                         bytes: record.bytes,
+                        source_timestamp: record.source_timestamp,
                     });
                 }
             }

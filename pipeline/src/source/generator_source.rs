@@ -69,6 +69,7 @@ impl Source for GeneratorSource {
                             offset: sent,
                             bytes,
                             received,
+                            source_timestamp: None,
                         });
                     }
                     let Ok(permit) = tx.reserve().await else {

@@ -304,6 +304,7 @@ fn poll_loop(consumer: &KafkaConsumer, tx: &RecordSender, shutdown: &Cancellatio
                     offset: message.offset() as u64,
                     bytes: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
                     received: Instant::now(),
+                    source_timestamp: message.timestamp().to_millis(),
                 });
                 if chunk.len() < CHUNK_RECORDS {
                     continue;

@@ -113,6 +113,7 @@ impl LineSplitter {
             offset: line,
             bytes,
             received,
+            source_timestamp: None,
         });
     }
 

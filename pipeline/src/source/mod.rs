@@ -62,6 +62,8 @@ pub struct RawRecord {
     pub bytes: Vec<u8>,
     /// When the pipeline received it (start of the end-to-end latency).
     pub received: Instant,
+    /// The source's own timestamp of the record (a Kafka message's timestamp, ms since the epoch).
+    pub source_timestamp: Option<i64>,
 }
 
 /// The highest offset of each input in one batch.

@@ -80,6 +80,7 @@ impl Source for ScriptedSource {
                                     offset: *offset,
                                     bytes: l.into_bytes(),
                                     received: Instant::now(),
+                                    source_timestamp: None,
                                 }
                             })
                             .collect();
