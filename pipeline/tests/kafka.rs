@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use common::kafka::{Broker, ConsumedRecord};
 use ghosthunt::app::{self, Handles};
-use ghosthunt::settings::{
-    FileSettings, KafkaSourceSettings, OutputSettings, Settings, SourceSettings,
-};
+use ghosthunt::settings::{FileSettings, Settings};
 use ghosthunt::source::FileSource;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -67,25 +65,8 @@ async fn expected_ids(lines: &[String]) -> BTreeSet<String> {
 
 /// Pipeline settings for Kafka in and out on this broker.
 fn kafka_settings(broker: &Broker, group: &str) -> Settings {
-    let mut s = common::test_settings();
-    s.kafka.brokers = broker.bootstrap.clone();
+    let mut s = common::kafka::pipeline_settings(&broker.bootstrap, group);
     s.kafka.options = vec![("broker.address.family".into(), "v4".into())];
-    s.source = SourceSettings::Kafka(KafkaSourceSettings {
-        topics: vec![EVENTS.into()],
-        topic_pattern: None,
-        group_id: group.into(),
-        auto_offset_reset: "earliest".into(),
-        commit_interval: Duration::from_millis(500),
-        // tansu holds a JoinGroup for about half the session timeout: keep it short in tests.
-        options: vec![
-            ("session.timeout.ms".into(), "6000".into()),
-            ("heartbeat.interval.ms".into(), "1000".into()),
-        ],
-    });
-    s.alerts = OutputSettings::Kafka {
-        topic: ALERTS.into(),
-    };
-    s.dead_letters = OutputSettings::Kafka { topic: DEAD.into() };
     s.window.idle_timeout = Duration::from_secs(2);
     s
 }

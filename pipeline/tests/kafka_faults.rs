@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use ghosthunt::app::{self, Handles};
-use ghosthunt::settings::{KafkaSourceSettings, OutputSettings, Settings, SourceSettings};
+use ghosthunt::settings::Settings;
 use rdkafka::bindings::rd_kafka_resp_err_t as Err;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaApiKey;
@@ -25,25 +25,8 @@ fn lsass_event(i: usize) -> (Option<String>, Vec<u8>) {
 }
 
 fn settings(bootstrap: &str, group: &str) -> Settings {
-    let mut s = common::test_settings();
-    s.kafka.brokers = bootstrap.to_string();
-    s.source = SourceSettings::Kafka(KafkaSourceSettings {
-        topics: vec!["events".into()],
-        topic_pattern: None,
-        group_id: group.into(),
-        auto_offset_reset: "earliest".into(),
-        commit_interval: Duration::from_millis(500),
-        options: vec![
-            ("session.timeout.ms".into(), "6000".into()),
-            ("heartbeat.interval.ms".into(), "1000".into()),
-        ],
-    });
-    s.alerts = OutputSettings::Kafka {
-        topic: "alerts".into(),
-    };
-    s.dead_letters = OutputSettings::Kafka {
-        topic: "dead-letters".into(),
-    };
+    let mut s = common::kafka::pipeline_settings(bootstrap, group);
+    // Failed deliveries surface (and are counted) after 5 s instead of 30 s.
     s.kafka.producer_options = vec![("message.timeout.ms".into(), "5000".into())];
     s
 }

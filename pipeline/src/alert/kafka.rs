@@ -7,6 +7,8 @@
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -16,7 +18,7 @@ use super::sink::{AlertSink, DeadLetterSink, SinkError};
 use crate::decode::DeadLetter;
 use crate::settings::{AlertKey, KafkaSettings};
 use crate::source::InputKind;
-use crate::source::kafka::client_config;
+use crate::source::kafka::{client_config, forward_log};
 use crate::telemetry::Metrics;
 
 /// One record to produce, owned so that it can be sent again.
@@ -26,9 +28,18 @@ struct Outgoing {
     headers: Vec<(&'static str, Vec<u8>)>,
 }
 
+/// Sends librdkafka's producer log lines into our log (as the consumer's context does).
+pub struct LogContext;
+
+impl ClientContext for LogContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        forward_log(level, facility, message);
+    }
+}
+
 /// An idempotent producer writing to one topic.
 pub struct KafkaWriter {
-    producer: FutureProducer,
+    producer: FutureProducer<LogContext>,
     topic: String,
     metrics: Metrics,
 }
@@ -60,7 +71,9 @@ impl KafkaWriter {
             // A delivery that has not succeeded within this is reported failed, counted and sent again.
             config.set("message.timeout.ms", "30000");
         }
-        let producer: FutureProducer = config.create().map_err(|e| kafka_error(topic, e))?;
+        let producer: FutureProducer<LogContext> = config
+            .create_with_context(LogContext)
+            .map_err(|e| kafka_error(topic, e))?;
         Ok(KafkaWriter {
             producer,
             topic: topic.to_string(),

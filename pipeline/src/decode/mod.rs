@@ -152,10 +152,6 @@ impl Decoder {
         }
     }
 
-    pub fn schema(&self) -> &Arc<EventSchema> {
-        &self.schema
-    }
-
     /// Decodes one micro-batch. Bad records become dead letters; the others go on.
     pub fn decode(&self, seq: u64, records: Vec<RawRecord>) -> DecodedBatch {
         let columns = &self.schema.columns;

@@ -119,7 +119,6 @@ pub struct PlannedHunt {
     /// Event-schema columns the hunt reads (what windows keep).
     used_columns: Vec<usize>,
     event_schema: SchemaRef,
-    output_schema: SchemaRef,
 }
 
 impl std::fmt::Debug for PlannedHunt {
@@ -228,7 +227,6 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
         ));
     }
     Ok(PlannedHunt {
-        output_schema: plan.schema(),
         hunt: Arc::new(hunt),
         slot,
         plan,
@@ -283,11 +281,6 @@ fn scan_requirements(plan: &LogicalPlan, event_columns: usize) -> (Vec<usize>, O
 }
 
 impl PlannedHunt {
-    /// The schema of the hunt's result rows.
-    pub fn output_schema(&self) -> &SchemaRef {
-        &self.output_schema
-    }
-
     /// Event-schema columns a window must keep for this hunt.
     pub fn used_columns(&self) -> &[usize] {
         &self.used_columns
@@ -315,11 +308,6 @@ impl PlannedHunt {
             None => Ok(batch.clone()),
             Some(mask) => Ok(filter_record_batch(batch, &mask)?),
         }
-    }
-
-    /// Whether the hunt filters rows before it keeps them (false: every row is kept).
-    pub fn has_prefilter(&self) -> bool {
-        self.prefilter.is_some()
     }
 
     /// Builds a batch of the hunt's table from `batch`, whose columns are `columns` of the event schema;
