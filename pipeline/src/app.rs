@@ -13,6 +13,9 @@ use crate::decode::EventSchema;
 use crate::pipeline::{self, Components, Summary};
 use crate::query::{self, HuntError, PlannedHunt};
 use crate::settings::{OutputSettings, Settings};
+use crate::sigma::engine::SigmaEngine;
+use crate::sigma::load::SigmaRefusal;
+use crate::sigma::mapping::Mapping;
 use crate::telemetry::{self, Health, Metrics};
 
 /// Something that keeps the pipeline from starting or finishing.
@@ -34,6 +37,77 @@ pub enum AppError {
     },
     #[error(transparent)]
     Pipeline(#[from] pipeline::PipelineError),
+    #[error(transparent)]
+    Mapping(#[from] crate::sigma::mapping::MappingError),
+    #[error("sigma.mapping {path}: {source}")]
+    MappingFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The Sigma side of a configuration: the schema with the columns the rules read, the compiled rule set
+/// (`None` without Sigma directories) and every rule refused.
+pub struct SigmaSetup {
+    pub schema: Arc<EventSchema>,
+    pub engine: Option<SigmaEngine>,
+    pub refusals: Vec<SigmaRefusal>,
+    /// Rule files read.
+    pub files: usize,
+}
+
+/// The configured logsource and field mapping.
+pub fn sigma_mapping(settings: &Settings) -> Result<Mapping, AppError> {
+    match &settings.sigma.mapping {
+        None => Ok(Mapping::builtin()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| AppError::MappingFile {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Ok(Mapping::from_yaml(&text, &path.display().to_string())?)
+        }
+    }
+}
+
+/// Loads and compiles the configured Sigma rules on top of `schema`.
+pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup, AppError> {
+    if settings.sigma.directories.is_empty() {
+        return Ok(SigmaSetup {
+            schema,
+            engine: None,
+            refusals: Vec::new(),
+            files: 0,
+        });
+    }
+    let mapping = sigma_mapping(settings)?;
+    let base: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+    let mut loaded = crate::sigma::load::load(
+        &settings.sigma.directories,
+        &mapping,
+        &settings.sigma.placeholders,
+        &base,
+    );
+    let files = loaded.files;
+    let extended = Arc::new(
+        schema.with_string_columns(loaded.extra_columns().into_iter().map(|c| {
+            (
+                c.name,
+                c.paths,
+                "Event field read by Sigma rules.".to_string(),
+            )
+        }))?,
+    );
+    let mut refusals = std::mem::take(&mut loaded.refusals);
+    let (engine, more) = SigmaEngine::build(loaded, &mapping, &extended);
+    refusals.extend(more);
+    Ok(SigmaSetup {
+        schema: extended,
+        engine: Some(engine),
+        refusals,
+        files,
+    })
 }
 
 /// The configured schema.
@@ -71,12 +145,26 @@ pub async fn run(
     handles: Handles,
     shutdown: CancellationToken,
 ) -> Result<Summary, AppError> {
-    let schema = schema(&settings)?;
+    let setup = sigma(&settings, schema(&settings)?)?;
+    let schema = setup.schema;
     let (planned, errors) = hunts(&settings, &schema).await;
     for e in &errors {
         tracing::error!(error = %e, "Hunt refused; the others keep running.");
     }
-    if planned.is_empty() {
+    for r in &setup.refusals {
+        tracing::warn!(refusal = %r, "Sigma rule refused; the others keep running.");
+    }
+    if let Some(engine) = &setup.engine {
+        tracing::info!(
+            files = setup.files,
+            rules = engine.rule_count(),
+            refused = setup.refusals.len(),
+            columns = schema.columns.len(),
+            "Sigma rules compiled."
+        );
+    }
+    let sigma_rules = setup.engine.as_ref().map_or(0, SigmaEngine::rule_count);
+    if planned.is_empty() && sigma_rules == 0 {
         return Err(AppError::NoHunts(errors));
     }
     for p in &planned {
@@ -122,6 +210,7 @@ pub async fn run(
             settings,
             schema,
             hunts: planned,
+            sigma: setup.engine,
             source,
             alerts,
             dead_letters,

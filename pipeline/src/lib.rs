@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod produce;
 pub mod query;
 pub mod settings;
+pub mod sigma;
 pub mod source;
 pub mod telemetry;
 pub mod window;

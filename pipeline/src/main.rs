@@ -47,6 +47,11 @@ enum Command {
         #[arg(value_name = "HUNTS_DIR")]
         dirs: Vec<PathBuf>,
     },
+    /// Sigma rules: convert them to SQL, or check which compile.
+    Sigma {
+        #[command(subcommand)]
+        command: SigmaCommand,
+    },
     /// Write events into a Kafka topic (the [kafka] settings): the built-in generator's, or JSON-lines
     /// files', keyed by host.
     Produce {
@@ -62,6 +67,20 @@ enum Command {
         /// Stop after this many events (default: the generator runs until interrupted; files to their end).
         #[arg(long)]
         limit: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SigmaCommand {
+    /// Print the SQL each rule of the files becomes (logsource condition and field mapping applied).
+    Convert {
+        #[arg(value_name = "RULE.yml", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Load and compile the rules (default: sigma.directories) and report the counts and every refusal.
+    Check {
+        #[arg(value_name = "DIR")]
+        dirs: Vec<PathBuf>,
     },
 }
 
@@ -108,6 +127,70 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
         Command::Validate => validate(settings).await,
         Command::Hunts { long } => hunts(settings, long).await,
         Command::Test { dirs } => test(settings, dirs).await,
+        Command::Sigma {
+            command: SigmaCommand::Convert { files },
+        } => {
+            let schema = app::schema(&settings)?;
+            let mapping = app::sigma_mapping(&settings)?;
+            let mut ok = true;
+            for file in &files {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                for converted in
+                    ghosthunt::sigma::convert(&text, file, &mapping, &settings, &schema)
+                {
+                    match converted {
+                        Ok(sql) => println!("{sql}\n"),
+                        Err(refusal) => {
+                            ok = false;
+                            eprintln!("refused: {refusal}");
+                        }
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Sigma {
+            command: SigmaCommand::Check { dirs },
+        } => {
+            let mut settings = settings;
+            if !dirs.is_empty() {
+                settings.sigma.directories = dirs;
+            }
+            anyhow::ensure!(
+                !settings.sigma.directories.is_empty(),
+                "no rule directory: give one, or set sigma.directories"
+            );
+            let setup = app::sigma(&settings, app::schema(&settings)?)?;
+            let engine = setup.engine.as_ref().expect("directories are set");
+            for r in &setup.refusals {
+                println!("refused: {r}");
+            }
+            let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+            for r in &setup.refusals {
+                *kinds.entry(r.kind()).or_default() += 1;
+            }
+            println!(
+                "{} file(s): {} detection rule(s) compiled, {} correlation(s), {} refused; {} columns",
+                setup.files,
+                engine.rule_count(),
+                engine.hunts().count() - engine.rule_count(),
+                setup.refusals.len(),
+                setup.schema.columns.len()
+            );
+            for (kind, n) in kinds {
+                println!("  refused {n:>5}  {kind}");
+            }
+            Ok(if setup.refusals.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Produce {
             topic,
             files,
@@ -171,23 +254,35 @@ async fn wait_for_signal() {
 }
 
 async fn validate(settings: Settings) -> anyhow::Result<ExitCode> {
-    let schema = app::schema(&settings)?;
+    let setup = app::sigma(&settings, app::schema(&settings)?)?;
+    let schema = setup.schema;
     let (planned, errors) = app::hunts(&settings, &schema).await;
     for e in &errors {
         eprintln!("refused: {e}");
     }
+    for r in &setup.refusals {
+        eprintln!("refused: {r}");
+    }
+    let sigma_rules = setup
+        .engine
+        .as_ref()
+        .map_or(0, ghosthunt::sigma::engine::SigmaEngine::rule_count);
     println!(
-        "configuration ok; schema `{}` ({} columns); {} hunt(s) planned, {} refused",
+        "configuration ok; schema `{}` ({} columns); {} hunt(s) planned, {} refused; {} Sigma rule(s) compiled, {} refused",
         schema.name,
         schema.columns.len(),
         planned.len(),
-        errors.len()
+        errors.len(),
+        sigma_rules,
+        setup.refusals.len()
     );
-    Ok(if errors.is_empty() && !planned.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if errors.is_empty() && (!planned.is_empty() || sigma_rules > 0) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 async fn hunts(settings: Settings, long: bool) -> anyhow::Result<ExitCode> {

@@ -20,6 +20,7 @@ use crate::alert::{AlertSink, DeadLetterSink, SinkError};
 use crate::decode::{DeadLetter, DeadLetterReason, DecodedBatch, Decoder, EventSchema};
 use crate::query::PlannedHunt;
 use crate::settings::Settings;
+use crate::sigma::engine::SigmaEngine;
 use crate::source::{Acknowledge, Positions, Source, SourceError};
 use crate::telemetry::{Health, Metrics};
 use crate::window::{Watermark, WatermarkTracker, WindowState};
@@ -32,6 +33,8 @@ pub struct Components {
     pub settings: Settings,
     pub schema: Arc<EventSchema>,
     pub hunts: Vec<PlannedHunt>,
+    /// Sigma rules, evaluated together on every batch (`None`: no Sigma directory configured).
+    pub sigma: Option<SigmaEngine>,
     pub source: Box<dyn Source>,
     pub alerts: Box<dyn AlertSink>,
     pub dead_letters: Box<dyn DeadLetterSink>,
@@ -85,12 +88,15 @@ pub async fn run(c: Components, shutdown: CancellationToken) -> Result<Summary, 
         &c.settings,
         c.schema.time_index,
         c.hunts,
+        c.sigma,
         c.alerts,
         c.dead_letters,
         acker,
         c.metrics.clone(),
     );
-    c.metrics.hunts_loaded.set(engine.hunts.len() as i64);
+    c.metrics
+        .hunts_loaded
+        .set((engine.hunts.len() + engine.sigma.as_ref().map_or(0, |s| s.rule_count())) as i64);
     c.metrics
         .window_rows_limit
         .set(settings.window.max_rows_per_hunt as i64);
@@ -129,8 +135,15 @@ pub async fn run(c: Components, shutdown: CancellationToken) -> Result<Summary, 
     Ok(engine.summary)
 }
 
+/// Label of the Sigma rule set in per-hunt metrics (evaluation time, correlation state).
+const SIGMA_LABEL: &str = "sigma";
+
 struct Engine {
     hunts: Vec<Option<HuntRuntime>>,
+    /// Home between steps; taken by the step that evaluates it.
+    sigma: Option<Box<SigmaEngine>>,
+    /// Sigma correlations judge matches this far behind the pipeline watermark.
+    sigma_lateness: i64,
     time_index: usize,
     tracker: WatermarkTracker,
     alerts: Box<dyn AlertSink>,
@@ -150,6 +163,7 @@ impl Engine {
         settings: &Settings,
         time_index: usize,
         hunts: Vec<PlannedHunt>,
+        sigma: Option<SigmaEngine>,
         alerts: Box<dyn AlertSink>,
         dead_letters: Box<dyn DeadLetterSink>,
         acker: Arc<dyn Acknowledge>,
@@ -176,6 +190,8 @@ impl Engine {
         Engine {
             full: vec![false; hunts.len()],
             hunts,
+            sigma: sigma.map(Box::new),
+            sigma_lateness: w.allowed_lateness.as_nanos() as i64,
             time_index,
             tracker: WatermarkTracker::new(w.idle_timeout),
             alerts,
@@ -208,19 +224,20 @@ impl Engine {
             batch: decoded.batch,
             received: decoded.received,
         });
-        let outputs = self
-            .step_all(StepInput {
-                batch: Some(view),
-                watermark,
-                flush: false,
-            })
-            .await;
+        let input = StepInput {
+            batch: Some(view),
+            watermark,
+            flush: false,
+        };
+        let sigma = self.spawn_sigma(&input);
+        let mut outputs = self.step_all(input).await;
+        let mut ids = self.hunt_ids();
+        if let Some(out) = self.join_sigma(sigma).await {
+            outputs.push(out);
+            ids.push(SIGMA_LABEL.to_string());
+        }
         let mut dead_letters = decoded.dead_letters;
-        dead_letters.extend(late_dead_letters(
-            &outputs,
-            &decoded.records,
-            &self.hunt_ids(),
-        ));
+        dead_letters.extend(late_dead_letters(&outputs, &decoded.records, &ids));
         self.unacknowledged
             .push_back((decoded.seq, decoded.positions, records_in_batch));
         self.finish_step(outputs, dead_letters, watermark).await
@@ -228,31 +245,76 @@ impl Engine {
 
     async fn on_tick(&mut self) -> Result<(), PipelineError> {
         let watermark = self.tracker.watermark(Instant::now());
-        if self.hunts.iter().flatten().all(|h| h.window.is_none()) && self.unacknowledged.is_empty()
+        if self.hunts.iter().flatten().all(|h| h.window.is_none())
+            && self.sigma.as_ref().is_none_or(|s| s.state_size() == 0)
+            && self.unacknowledged.is_empty()
         {
             self.observe_watermark(watermark);
             return Ok(());
         }
-        let outputs = self
-            .step_all(StepInput {
-                batch: None,
-                watermark,
-                flush: false,
-            })
-            .await;
+        let input = StepInput {
+            batch: None,
+            watermark,
+            flush: false,
+        };
+        let sigma = self.spawn_sigma(&input);
+        let mut outputs = self.step_all(input).await;
+        outputs.extend(self.join_sigma(sigma).await);
         self.finish_step(outputs, Vec::new(), watermark).await
     }
 
     async fn drain(&mut self) -> Result<(), PipelineError> {
         let watermark = self.tracker.watermark(Instant::now());
-        let outputs = self
-            .step_all(StepInput {
-                batch: None,
-                watermark,
-                flush: true,
-            })
-            .await;
+        let input = StepInput {
+            batch: None,
+            watermark,
+            flush: true,
+        };
+        let sigma = self.spawn_sigma(&input);
+        let mut outputs = self.step_all(input).await;
+        outputs.extend(self.join_sigma(sigma).await);
         self.finish_step(outputs, Vec::new(), watermark).await
+    }
+
+    /// Starts the Sigma rule set's step (CPU-bound: on a blocking thread) while the hunts run.
+    fn spawn_sigma(
+        &mut self,
+        input: &StepInput,
+    ) -> Option<tokio::task::JoinHandle<(Box<SigmaEngine>, StepOutput)>> {
+        let mut sigma = self.sigma.take()?;
+        let input = input.clone();
+        let lateness = self.sigma_lateness;
+        Some(tokio::task::spawn_blocking(move || {
+            let mut out = StepOutput::default();
+            let received = input
+                .batch
+                .as_ref()
+                .map_or_else(Instant::now, |b| b.received);
+            if let Some(view) = &input.batch {
+                let started = Instant::now();
+                let result = sigma.evaluate(&view.batch, view.seq, view.received);
+                out.evaluations.push(started.elapsed().as_secs_f64());
+                out.alerts = result.alerts;
+                out.late_rows = result.late_rows;
+            }
+            let watermark = match input.watermark {
+                Watermark::At(t) => Some(t.saturating_sub(lateness)),
+                Watermark::AllIdle(t) => Some(t),
+                Watermark::Unknown => None,
+            };
+            out.alerts
+                .extend(sigma.advance(watermark, input.flush, received));
+            (sigma, out)
+        }))
+    }
+
+    async fn join_sigma(
+        &mut self,
+        task: Option<tokio::task::JoinHandle<(Box<SigmaEngine>, StepOutput)>>,
+    ) -> Option<StepOutput> {
+        let (sigma, out) = task?.await.expect("the Sigma step does not panic");
+        self.sigma = Some(sigma);
+        Some(out)
     }
 
     fn hunt_ids(&self) -> Vec<String> {
@@ -303,9 +365,12 @@ impl Engine {
     ) -> Result<(), PipelineError> {
         let mut alerts = Vec::new();
         for (i, out) in outputs.into_iter().enumerate() {
-            let runtime = self.hunts[i]
-                .as_ref()
-                .expect("hunts are home between steps");
+            let Some(slot) = self.hunts.get(i) else {
+                self.finish_sigma(&out);
+                alerts.extend(out.alerts);
+                continue;
+            };
+            let runtime = slot.as_ref().expect("hunts are home between steps");
             let id = &runtime.planned.hunt.id;
             for error in &out.errors {
                 self.metrics.hunt_errors.with_label_values(&[id]).inc();
@@ -391,6 +456,28 @@ impl Engine {
         Ok(())
     }
 
+    fn finish_sigma(&self, out: &StepOutput) {
+        let histogram = self
+            .metrics
+            .hunt_evaluation
+            .with_label_values(&[SIGMA_LABEL]);
+        for seconds in &out.evaluations {
+            histogram.observe(*seconds);
+        }
+        if !out.late_rows.is_empty() {
+            self.metrics
+                .late_records
+                .with_label_values(&[SIGMA_LABEL])
+                .inc_by(out.late_rows.len() as u64);
+        }
+        if let Some(sigma) = &self.sigma {
+            self.metrics
+                .window_rows
+                .with_label_values(&[SIGMA_LABEL])
+                .set(sigma.state_size() as i64);
+        }
+    }
+
     fn observe_watermark(&self, watermark: Watermark) {
         if let Watermark::At(t) | Watermark::AllIdle(t) = watermark {
             self.metrics
@@ -406,6 +493,7 @@ impl Engine {
             .iter()
             .flatten()
             .filter_map(|h| h.window.as_ref().and_then(WindowState::min_seq))
+            .chain(self.sigma.as_ref().and_then(|s| s.min_seq()))
             .min();
         while let Some((seq, _, _)) = self.unacknowledged.front() {
             if held.is_some_and(|h| *seq >= h) {

@@ -156,7 +156,7 @@ pub fn build_alerts(hunt: &Arc<Hunt>, results: &[RecordBatch], time: AlertTime) 
     let now_ms = Utc::now().timestamp_millis();
     rows_to_json(results)
         .into_iter()
-        .map(|row| build_alert(hunt, row, time, now_ms))
+        .map(|row| alert_from_row(hunt, row, time, now_ms))
         .collect()
 }
 
@@ -166,7 +166,13 @@ fn row_event_time(row: &Map<String, Value>) -> Option<i64> {
         .and_then(crate::decode::json::parse_timestamp)
 }
 
-fn build_alert(hunt: &Arc<Hunt>, row: Map<String, Value>, time: AlertTime, now_ms: i64) -> Alert {
+/// One alert from one result row (`now_ms`: the alert's creation time, ms since the epoch).
+pub fn alert_from_row(
+    hunt: &Arc<Hunt>,
+    row: Map<String, Value>,
+    time: AlertTime,
+    now_ms: i64,
+) -> Alert {
     let id = alert_id(&hunt.id, time.window, &row);
     let (start, end) = match time.window {
         Some(w) => w,

@@ -160,6 +160,19 @@ fn coerce<'a>(column: &Column, path: &[String], value: &'a Value) -> Result<Cell
             Value::String(s) => Cell::Str(s.as_str().into()),
             Value::Number(n) => Cell::Str(n.to_string().into()),
             Value::Bool(b) => Cell::Str(if *b { "true" } else { "false" }.into()),
+            // Columns added for Sigma fields take whatever the event holds: a list of strings (EVTX's
+            // unnamed `Data` items) as its lines, anything else as its JSON text.
+            Value::Array(items) if column.lenient && items.iter().all(Value::is_string) => {
+                Cell::Str(
+                    items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                        .into(),
+                )
+            }
+            other if column.lenient => Cell::Str(other.to_string().into()),
             _ => return Err(wrong("a string")),
         },
         ColumnType::Int => match value {

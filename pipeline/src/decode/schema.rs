@@ -82,6 +82,9 @@ pub struct Column {
     pub ty: ColumnType,
     pub paths: Vec<Vec<String>>,
     pub doc: String,
+    /// A string column that takes any JSON value (lists of strings as lines, objects as JSON text)
+    /// instead of dead-lettering the event: the columns added for Sigma fields.
+    pub lenient: bool,
 }
 
 /// A loaded, checked schema.
@@ -154,6 +157,7 @@ impl EventSchema {
                 name: c.name,
                 ty: c.ty,
                 doc: c.doc,
+                lenient: false,
             });
         }
         let time_index = columns
@@ -166,18 +170,50 @@ impl EventSchema {
                 raw.time_column
             )));
         }
-        let arrow = Arc::new(Schema::new(
-            columns
-                .iter()
-                // All nullable: a windowed hunt's stored rows leave the columns it does not read empty.
-                .map(|c| Field::new(&c.name, c.ty.data_type(), true))
-                .collect::<Vec<_>>(),
-        ));
         Ok(EventSchema {
             name: raw.name,
+            arrow: arrow_schema(&columns),
             columns,
             time_index,
-            arrow,
+        })
+    }
+
+    /// This schema with lenient string columns added (the event fields Sigma rules read that no column
+    /// has yet). A name already taken is an error: the mapping resolves fields to distinct columns.
+    pub fn with_string_columns(
+        &self,
+        extra: impl IntoIterator<Item = (String, Vec<String>, String)>,
+    ) -> Result<EventSchema, SchemaError> {
+        let mut columns = self.columns.clone();
+        for (name, paths, doc) in extra {
+            let invalid = |reason: String| SchemaError::Invalid {
+                origin: format!("{} + sigma fields", self.name),
+                reason,
+            };
+            if !is_identifier(&name) || columns.iter().any(|c| c.name == name) {
+                return Err(invalid(format!(
+                    "added column `{name}` is not a new snake_case name"
+                )));
+            }
+            if paths.is_empty() || paths.iter().any(String::is_empty) {
+                return Err(invalid(format!("added column `{name}` has an empty path")));
+            }
+            columns.push(Column {
+                name,
+                ty: ColumnType::String,
+                paths: paths
+                    .iter()
+                    .map(|p| p.split('.').map(str::to_string).collect())
+                    .collect(),
+                doc,
+                lenient: true,
+            });
+        }
+        Ok(EventSchema {
+            name: self.name.clone(),
+            arrow: arrow_schema(&columns),
+            columns,
+            time_index: self.time_index,
         })
     }
 
@@ -190,6 +226,16 @@ impl EventSchema {
     pub fn time_column(&self) -> &str {
         &self.columns[self.time_index].name
     }
+}
+
+fn arrow_schema(columns: &[Column]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            // All nullable: a windowed hunt's stored rows leave the columns it does not read empty.
+            .map(|c| Field::new(&c.name, c.ty.data_type(), true))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 fn is_identifier(name: &str) -> bool {

@@ -8,7 +8,7 @@ pub mod load;
 pub mod plan;
 pub mod testing;
 
-pub use hunt::{Hunt, HuntError, Severity, WindowSpec};
+pub use hunt::{Attack, Hunt, HuntError, Origin, Severity, WindowSpec};
 pub use plan::PlannedHunt;
 
 use crate::decode::EventSchema;

@@ -77,6 +77,7 @@ pub async fn run_on_file(
             settings,
             schema,
             hunts: vec![planned],
+            sigma: None,
             source: Box::new(source),
             alerts: Box::new(alerts.clone()),
             dead_letters: Box::new(dead.clone()),

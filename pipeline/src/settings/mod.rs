@@ -42,6 +42,7 @@ pub struct Settings {
     pub generator: GeneratorSettings,
     pub decode: DecodeSettings,
     pub hunts: HuntSettings,
+    pub sigma: SigmaSettings,
     pub window: WindowSettings,
     pub alerts: OutputSettings,
     pub dead_letters: OutputSettings,
@@ -94,6 +95,17 @@ pub struct HuntSettings {
     pub builtin: bool,
     pub directories: Vec<PathBuf>,
     pub concurrency: usize,
+}
+
+/// Sigma rules run next to the SQL hunts.
+#[derive(Debug, Clone, Default)]
+pub struct SigmaSettings {
+    /// Directories searched recursively for `*.yml` / `*.yaml` rules.
+    pub directories: Vec<PathBuf>,
+    /// `None`: the built-in Windows mapping.
+    pub mapping: Option<PathBuf>,
+    /// Values of `%name%` placeholders (the `expand` modifier).
+    pub placeholders: std::collections::HashMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -241,12 +253,29 @@ impl Settings {
             max_record_bytes: d.max_record_bytes,
         };
 
-        if !raw.hunts.builtin && raw.hunts.directories.is_empty() {
+        if !raw.hunts.builtin
+            && raw.hunts.directories.is_empty()
+            && raw.sigma.directories.is_empty()
+        {
             return Err(invalid(
                 "hunts.directories",
-                "no hunts: hunts.builtin is false and no directory is given",
+                "no hunts: hunts.builtin is false and no hunt or Sigma directory is given",
             ));
         }
+        for (name, values) in &raw.sigma.placeholders {
+            if values.is_empty() {
+                return Err(invalid(
+                    "sigma.placeholders",
+                    format!("placeholder `{name}` has no value"),
+                ));
+            }
+        }
+        let sigma = SigmaSettings {
+            directories: raw.sigma.directories,
+            mapping: (!raw.sigma.mapping.trim().is_empty())
+                .then(|| PathBuf::from(raw.sigma.mapping.trim())),
+            placeholders: raw.sigma.placeholders,
+        };
         if raw.hunts.concurrency == 0 {
             return Err(invalid("hunts.concurrency", "must be at least 1"));
         }
@@ -327,6 +356,7 @@ impl Settings {
             generator,
             decode,
             hunts,
+            sigma,
             window,
             alerts,
             dead_letters,

@@ -15,6 +15,7 @@ pub struct RawConfig {
     pub source: RawSource,
     pub decode: RawDecode,
     pub hunts: RawHunts,
+    pub sigma: RawSigma,
     pub window: RawWindow,
     pub alerts: RawAlerts,
     pub dead_letters: RawDeadLetters,
@@ -107,6 +108,16 @@ pub struct RawHunts {
     pub concurrency: usize,
 }
 
+/// `[sigma]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigma {
+    pub directories: Vec<PathBuf>,
+    pub mapping: String,
+    #[serde(default)]
+    pub placeholders: std::collections::HashMap<String, Vec<String>>,
+}
+
 /// `[window]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,6 +194,7 @@ impl RawConfig {
                 .list_separator(",")
                 .with_list_parse_key("source.file.paths")
                 .with_list_parse_key("hunts.directories")
+                .with_list_parse_key("sigma.directories")
                 .with_list_parse_key("source.kafka.topics")
                 .try_parsing(true)
                 .source(Some(env)),

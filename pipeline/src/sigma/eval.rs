@@ -1,0 +1,594 @@
+//! Many Sigma rules over one Arrow batch, sharing the work.
+//!
+//! Compilation collects, per column, every literal the rules look for (equals, contains, starts with, ends
+//! with; windash and base64 variants are literals too) into one Aho-Corasick automaton (ASCII
+//! case-insensitive, plus a case-sensitive one for `cased`). Evaluating a batch scans each column's values
+//! once with its automaton and sets one bit per (literal, position kind) and row. Each rule is then a boolean
+//! expression over those bitmaps, evaluated on candidate rows only: its logsource condition (shared by every
+//! rule of that logsource and computed once per batch) gives the first candidates, `and` narrows them child
+//! by child, cheapest first, and the per-row tests (regular expressions, globs, CIDR, numbers, field
+//! references) run only on the rows still in play. A rule whose logsource has no row in the batch costs one
+//! check.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use regex::{Regex, RegexBuilder};
+
+use super::bits::Bits;
+use super::ir::{Cmp, Expr, Pattern, Piece, Position, Test};
+
+/// One rule to compile: OR over its variants of (`when` AND `detection`), over column names.
+pub struct RuleInput<'a> {
+    pub variants: Vec<(&'a Expr, &'a Expr)>,
+}
+
+/// What a literal must do relative to the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Equals = 0,
+    Contains = 1,
+    StartsWith = 2,
+    EndsWith = 3,
+}
+
+#[derive(Debug)]
+enum RowTest {
+    /// Anchored regex built from a glob pattern, or a rule's `re`.
+    Regex(Regex),
+    Cidr(IpAddr, u8),
+    Num(Cmp, f64),
+    Null,
+    Empty,
+    FieldRef {
+        other: usize,
+        position: Position,
+        cased: bool,
+    },
+}
+
+#[derive(Debug)]
+enum Node {
+    True,
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+    /// Bit slot filled by the automaton scan.
+    Slot(usize),
+    /// The column has a value (any, including empty).
+    NotNull(usize),
+    /// A test evaluated row by row on candidates.
+    Row(usize, RowTest),
+}
+
+impl Node {
+    fn cost(&self) -> u32 {
+        match self {
+            Node::True | Node::Slot(_) | Node::NotNull(_) => 1,
+            Node::Row(_, RowTest::Regex(_)) => 40,
+            Node::Row(..) => 8,
+            Node::Not(n) => n.cost(),
+            Node::And(v) | Node::Or(v) => v.iter().map(Node::cost).sum(),
+        }
+    }
+}
+
+/// The literals of one column, for one case mode.
+#[derive(Default)]
+struct Literals {
+    /// Distinct literal texts (lower-cased for the case-insensitive automaton).
+    texts: Vec<String>,
+    index: HashMap<String, usize>,
+    /// Per literal and kind, the slot its bits go to.
+    slots: Vec<[Option<usize>; 4]>,
+    automaton: Option<AhoCorasick>,
+}
+
+struct ColumnPlan {
+    name: String,
+    insensitive: Literals,
+    sensitive: Literals,
+}
+
+/// A compiled rule set, ready to evaluate batches.
+pub struct RuleSet {
+    columns: Vec<ColumnPlan>,
+    slot_count: usize,
+    /// Distinct logsource conditions.
+    whens: Vec<Node>,
+    /// Per rule: (when index, detection) per variant.
+    rules: Vec<Vec<(usize, Node)>>,
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("rules", &self.rules.len())
+            .field("columns", &self.columns.len())
+            .field("slots", &self.slot_count)
+            .finish()
+    }
+}
+
+/// Compiles a test's glob pattern into an anchored regex.
+fn glob_regex(pattern: &Pattern, cased: bool) -> Result<Regex, String> {
+    let mut re = String::from("^");
+    for piece in &pattern.0 {
+        match piece {
+            Piece::Lit(s) => re.push_str(&regex::escape(s)),
+            Piece::AnyMany => re.push_str(".*"),
+            Piece::AnyOne => re.push('.'),
+        }
+    }
+    re.push('$');
+    RegexBuilder::new(&re)
+        .case_insensitive(!cased)
+        .dot_matches_new_line(true)
+        .size_limit(1 << 22)
+        .build()
+        .map_err(|e| format!("glob {pattern:?}: {e}"))
+}
+
+struct Compiler {
+    columns: Vec<ColumnPlan>,
+    column_index: HashMap<String, usize>,
+    slot_count: usize,
+    whens: Vec<Node>,
+    when_index: HashMap<String, usize>,
+}
+
+impl Compiler {
+    fn column(&mut self, name: &str) -> usize {
+        if let Some(&i) = self.column_index.get(name) {
+            return i;
+        }
+        self.columns.push(ColumnPlan {
+            name: name.to_string(),
+            insensitive: Literals::default(),
+            sensitive: Literals::default(),
+        });
+        self.column_index
+            .insert(name.to_string(), self.columns.len() - 1);
+        self.columns.len() - 1
+    }
+
+    fn literal(&mut self, column: usize, text: &str, kind: Kind, cased: bool) -> Node {
+        let plan = &mut self.columns[column];
+        let lits = if cased {
+            &mut plan.sensitive
+        } else {
+            &mut plan.insensitive
+        };
+        let key = if cased {
+            text.to_string()
+        } else {
+            text.to_ascii_lowercase()
+        };
+        let id = *lits.index.entry(key.clone()).or_insert_with(|| {
+            lits.texts.push(key);
+            lits.slots.push([None; 4]);
+            lits.texts.len() - 1
+        });
+        let slot = *lits.slots[id][kind as usize].get_or_insert_with(|| {
+            self.slot_count += 1;
+            self.slot_count - 1
+        });
+        Node::Slot(slot)
+    }
+
+    fn test(&mut self, field: &str, test: &Test) -> Result<Node, String> {
+        let col = self.column(field);
+        Ok(match test {
+            Test::Str { pattern, cased } => {
+                use Piece::{AnyMany, Lit};
+                match pattern.0.as_slice() {
+                    [] => Node::Row(col, RowTest::Empty),
+                    [AnyMany] => Node::NotNull(col),
+                    [Lit(s)] => self.literal(col, s, Kind::Equals, *cased),
+                    [AnyMany, Lit(s), AnyMany] => self.literal(col, s, Kind::Contains, *cased),
+                    [Lit(s), AnyMany] => self.literal(col, s, Kind::StartsWith, *cased),
+                    [AnyMany, Lit(s)] => self.literal(col, s, Kind::EndsWith, *cased),
+                    _ => Node::Row(col, RowTest::Regex(glob_regex(pattern, *cased)?)),
+                }
+            }
+            Test::Re {
+                pattern,
+                case_insensitive,
+                multi_line,
+                dot_matches_new_line,
+            } => Node::Row(
+                col,
+                RowTest::Regex(
+                    RegexBuilder::new(pattern)
+                        .case_insensitive(*case_insensitive)
+                        .multi_line(*multi_line)
+                        .dot_matches_new_line(*dot_matches_new_line)
+                        .size_limit(1 << 22)
+                        .build()
+                        .map_err(|e| format!("regular expression `{pattern}`: {e}"))?,
+                ),
+            ),
+            Test::Cidr { network, prefix } => Node::Row(col, RowTest::Cidr(*network, *prefix)),
+            Test::Num { op, value } => Node::Row(col, RowTest::Num(*op, *value)),
+            Test::Null => Node::Row(col, RowTest::Null),
+            Test::Exists(true) => Node::NotNull(col),
+            Test::Exists(false) => Node::Not(Box::new(Node::NotNull(col))),
+            Test::FieldRef {
+                other,
+                position,
+                cased,
+            } => {
+                let other = self.column(other);
+                Node::Row(
+                    col,
+                    RowTest::FieldRef {
+                        other,
+                        position: *position,
+                        cased: *cased,
+                    },
+                )
+            }
+        })
+    }
+
+    fn expr(&mut self, e: &Expr) -> Result<Node, String> {
+        Ok(match e {
+            Expr::True => Node::True,
+            Expr::And(v) => {
+                let mut nodes = v
+                    .iter()
+                    .map(|e| self.expr(e))
+                    .collect::<Result<Vec<_>, _>>()?;
+                nodes.sort_by_key(Node::cost);
+                Node::And(nodes)
+            }
+            Expr::Or(v) => {
+                let mut nodes = v
+                    .iter()
+                    .map(|e| self.expr(e))
+                    .collect::<Result<Vec<_>, _>>()?;
+                nodes.sort_by_key(Node::cost);
+                Node::Or(nodes)
+            }
+            Expr::Not(e) => Node::Not(Box::new(self.expr(e)?)),
+            Expr::Field { field, test } => self.test(field, test)?,
+            Expr::Keyword { .. } => {
+                return Err("keyword (full-text) tests must be expanded to fields first".into());
+            }
+        })
+    }
+}
+
+impl RuleSet {
+    /// Compiles rules; the error of a rule that cannot be compiled is returned at its index (the others
+    /// still compile).
+    pub fn compile(rules: &[RuleInput<'_>]) -> (RuleSet, Vec<Option<String>>) {
+        let mut c = Compiler {
+            columns: Vec::new(),
+            column_index: HashMap::new(),
+            slot_count: 0,
+            whens: Vec::new(),
+            when_index: HashMap::new(),
+        };
+        let mut compiled = Vec::with_capacity(rules.len());
+        let mut errors = Vec::with_capacity(rules.len());
+        for rule in rules {
+            let mut variants = Vec::new();
+            let mut error = None;
+            for (when, detection) in &rule.variants {
+                let key = format!("{when:?}");
+                let when = match c.when_index.get(&key) {
+                    Some(&i) => i,
+                    None => match c.expr(when) {
+                        Ok(node) => {
+                            c.whens.push(node);
+                            c.when_index.insert(key, c.whens.len() - 1);
+                            c.whens.len() - 1
+                        }
+                        Err(e) => {
+                            error = Some(e);
+                            break;
+                        }
+                    },
+                };
+                match c.expr(detection) {
+                    Ok(node) => variants.push((when, node)),
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            if error.is_some() {
+                variants.clear();
+            }
+            compiled.push(variants);
+            errors.push(error);
+        }
+        for plan in &mut c.columns {
+            for (lits, insensitive) in [(&mut plan.insensitive, true), (&mut plan.sensitive, false)]
+            {
+                if lits.texts.is_empty() {
+                    continue;
+                }
+                lits.automaton = Some(
+                    AhoCorasickBuilder::new()
+                        .ascii_case_insensitive(insensitive)
+                        .match_kind(MatchKind::Standard)
+                        .build(&lits.texts)
+                        .expect("literal automata are built from plain strings"),
+                );
+            }
+        }
+        (
+            RuleSet {
+                columns: c.columns,
+                slot_count: c.slot_count,
+                whens: c.whens,
+                rules: compiled,
+            },
+            errors,
+        )
+    }
+
+    /// Number of distinct literals (all columns), for logs.
+    pub fn literal_count(&self) -> usize {
+        self.columns
+            .iter()
+            .map(|c| c.insensitive.texts.len() + c.sensitive.texts.len())
+            .sum()
+    }
+
+    /// Columns the rules read.
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|c| c.name.as_str())
+    }
+
+    /// The rows of `batch` each rule matches: (rule index, rows), rules without matches left out.
+    pub fn evaluate(&self, batch: &RecordBatch) -> Vec<(usize, Vec<u32>)> {
+        let rows = batch.num_rows();
+        let ctx = self.scan(batch);
+        let all = Bits::ones(rows);
+        let mut when_bits: Vec<Option<Bits>> = vec![None; self.whens.len()];
+        let mut out = Vec::new();
+        for (rule, variants) in self.rules.iter().enumerate() {
+            let mut matched: Option<Bits> = None;
+            for (when, detection) in variants {
+                let candidates =
+                    when_bits[*when].get_or_insert_with(|| eval(&self.whens[*when], &all, &ctx));
+                if !candidates.any() {
+                    continue;
+                }
+                let hit = eval(detection, candidates, &ctx);
+                match &mut matched {
+                    Some(m) => m.or_assign(&hit),
+                    None => matched = Some(hit),
+                }
+            }
+            if let Some(m) = matched.filter(Bits::any) {
+                out.push((rule, m.ones_iter().map(|r| r as u32).collect()));
+            }
+        }
+        out
+    }
+
+    /// Reads the columns and runs every automaton once over its column.
+    fn scan(&self, batch: &RecordBatch) -> BatchCtx {
+        let rows = batch.num_rows();
+        let mut slots = vec![Bits::zeros(rows); self.slot_count];
+        let mut values = Vec::with_capacity(self.columns.len());
+        for plan in &self.columns {
+            let array = batch
+                .column_by_name(&plan.name)
+                .and_then(|a| as_strings(a).ok());
+            if let Some(strings) = &array {
+                for lits in [&plan.insensitive, &plan.sensitive] {
+                    if let Some(ac) = &lits.automaton {
+                        scan_column(strings, ac, &lits.slots, &mut slots);
+                    }
+                }
+            }
+            values.push(array);
+        }
+        BatchCtx {
+            values,
+            slots,
+            rows,
+        }
+    }
+
+    /// The index of a column by name (tests).
+    #[cfg(test)]
+    fn has_column(&self, name: &str) -> bool {
+        self.columns.iter().any(|c| c.name == name)
+    }
+}
+
+/// A column as strings: Utf8 as is, anything else cast (numbers as their decimal text).
+fn as_strings(array: &ArrayRef) -> Result<Arc<StringArray>, String> {
+    if let Some(s) = array.as_any().downcast_ref::<StringArray>() {
+        return Ok(Arc::new(s.clone()));
+    }
+    let cast = cast(array, &DataType::Utf8).map_err(|e| e.to_string())?;
+    Ok(Arc::new(cast.as_string::<i32>().clone()))
+}
+
+fn scan_column(
+    strings: &StringArray,
+    ac: &AhoCorasick,
+    slots: &[[Option<usize>; 4]],
+    out: &mut [Bits],
+) {
+    for row in 0..strings.len() {
+        if strings.is_null(row) {
+            continue;
+        }
+        let value = strings.value(row);
+        let len = value.len();
+        for m in ac.find_overlapping_iter(value) {
+            let s = &slots[m.pattern().as_usize()];
+            if let Some(slot) = s[Kind::Contains as usize] {
+                out[slot].set(row);
+            }
+            let (start, end) = (m.start() == 0, m.end() == len);
+            if start && let Some(slot) = s[Kind::StartsWith as usize] {
+                out[slot].set(row);
+            }
+            if end && let Some(slot) = s[Kind::EndsWith as usize] {
+                out[slot].set(row);
+            }
+            if start
+                && end
+                && let Some(slot) = s[Kind::Equals as usize]
+            {
+                out[slot].set(row);
+            }
+        }
+    }
+}
+
+struct BatchCtx {
+    values: Vec<Option<Arc<StringArray>>>,
+    slots: Vec<Bits>,
+    rows: usize,
+}
+
+fn eval(node: &Node, candidates: &Bits, ctx: &BatchCtx) -> Bits {
+    match node {
+        Node::True => candidates.clone(),
+        Node::Slot(slot) => candidates.and(&ctx.slots[*slot]),
+        Node::NotNull(col) => match &ctx.values[*col] {
+            Some(values) => candidates.filter(|row| values.is_valid(row)),
+            None => Bits::zeros(ctx.rows),
+        },
+        Node::Not(inner) => candidates.and_not(&eval(inner, candidates, ctx)),
+        Node::And(children) => {
+            let mut current = candidates.clone();
+            for child in children {
+                if !current.any() {
+                    break;
+                }
+                current = eval(child, &current, ctx);
+            }
+            current
+        }
+        Node::Or(children) => {
+            let mut result = Bits::zeros(ctx.rows);
+            let mut remaining = candidates.clone();
+            for child in children {
+                if !remaining.any() {
+                    break;
+                }
+                let hit = eval(child, &remaining, ctx);
+                remaining = remaining.and_not(&hit);
+                result.or_assign(&hit);
+            }
+            result
+        }
+        Node::Row(col, test) => {
+            let values = ctx.values[*col].as_deref();
+            if let RowTest::Null = test {
+                return candidates.filter(|row| match values {
+                    Some(v) => v.is_null(row) || v.value(row).is_empty(),
+                    None => true,
+                });
+            }
+            let Some(values) = values else {
+                return Bits::zeros(ctx.rows);
+            };
+            candidates
+                .filter(|row| values.is_valid(row) && row_test(test, values.value(row), row, ctx))
+        }
+    }
+}
+
+fn row_test(test: &RowTest, value: &str, row: usize, ctx: &BatchCtx) -> bool {
+    match test {
+        RowTest::Regex(re) => re.is_match(value),
+        RowTest::Cidr(network, prefix) => value
+            .trim()
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| in_network(ip, *network, *prefix)),
+        RowTest::Num(op, bound) => parse_number(value).is_some_and(|v| match op {
+            Cmp::Lt => v < *bound,
+            Cmp::Lte => v <= *bound,
+            Cmp::Gt => v > *bound,
+            Cmp::Gte => v >= *bound,
+        }),
+        RowTest::Null => unreachable!("handled before"),
+        RowTest::Empty => value.is_empty(),
+        RowTest::FieldRef {
+            other,
+            position,
+            cased,
+        } => {
+            let Some(other) = ctx.values[*other].as_deref() else {
+                return false;
+            };
+            if other.is_null(row) {
+                return false;
+            }
+            let other = other.value(row);
+            let (v, o) = if *cased {
+                (value.to_string(), other.to_string())
+            } else {
+                (value.to_lowercase(), other.to_lowercase())
+            };
+            match position {
+                Position::Equals => v == o,
+                Position::Contains => v.contains(&o),
+                Position::StartsWith => v.starts_with(&o),
+                Position::EndsWith => v.ends_with(&o),
+            }
+        }
+    }
+}
+
+/// A number in decimal or `0x` hexadecimal (Windows writes both).
+fn parse_number(value: &str) -> Option<f64> {
+    let v = value.trim();
+    if let Some(hex) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        return u64::from_str_radix(hex, 16).ok().map(|n| n as f64);
+    }
+    v.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
+    // IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) compare as IPv4.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    match (ip, network) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix.min(32)))
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix.min(128)))
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+#[path = "eval_tests.rs"]
+mod tests;

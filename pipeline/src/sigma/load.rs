@@ -1,0 +1,232 @@
+//! Sigma rule files → bound rules: read the directories, parse every document, bind each detection rule to
+//! columns through the mapping, and keep every refusal with its file and reason.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::sigma::correlation::{CorrelationRule, parse_correlation};
+use crate::sigma::ir::SigmaRule;
+use crate::sigma::mapping::{BoundRule, ExtraColumn, Mapping};
+use crate::sigma::parse::{Document, ParseOptions, parse_file};
+
+/// A rule (or a whole file) that is not run, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigmaRefusal {
+    pub file: PathBuf,
+    pub title: Option<String>,
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+impl fmt::Display for SigmaRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.file.display())?;
+        match (&self.title, &self.id) {
+            (Some(t), Some(i)) => write!(f, "rule {t:?} ({i}): ")?,
+            (Some(t), None) => write!(f, "rule {t:?}: ")?,
+            (None, Some(i)) => write!(f, "rule {i}: ")?,
+            (None, None) => {}
+        }
+        write!(f, "{}", self.reason)
+    }
+}
+
+impl SigmaRefusal {
+    /// The reason with rule-specific details (quoted names, numbers) cut off, for counting by kind.
+    pub fn kind(&self) -> String {
+        let r = &self.reason;
+        let cut = r
+            .find(['`', '"', '\'', '%', '('])
+            .map_or(r.as_str(), |i| &r[..i]);
+        cut.trim().trim_end_matches(':').to_string()
+    }
+}
+
+/// A detection rule bound to columns.
+#[derive(Debug, Clone)]
+pub struct LoadedRule {
+    pub rule: SigmaRule,
+    pub file: PathBuf,
+    pub bound: BoundRule,
+}
+
+/// Everything read from the rule directories.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub rules: Vec<LoadedRule>,
+    pub correlations: Vec<(CorrelationRule, PathBuf)>,
+    pub refusals: Vec<SigmaRefusal>,
+    /// Rule files read.
+    pub files: usize,
+    /// Filter documents (Sigma filters) are not supported; counted among the refusals.
+    pub documents: usize,
+}
+
+impl Loaded {
+    /// Columns the bound rules need beyond the base schema, each once, sorted by name.
+    pub fn extra_columns(&self) -> Vec<ExtraColumn> {
+        let mut all: BTreeMap<String, ExtraColumn> = BTreeMap::new();
+        for r in &self.rules {
+            for c in &r.bound.columns {
+                all.entry(c.name.clone()).or_insert_with(|| c.clone());
+            }
+        }
+        all.into_values().collect()
+    }
+
+    /// Refusals counted by kind of reason, most frequent first.
+    pub fn refusals_by_kind(&self) -> Vec<(String, usize)> {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for r in &self.refusals {
+            *counts.entry(r.kind()).or_default() += 1;
+        }
+        let mut v: Vec<_> = counts.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+}
+
+/// The `*.yml` / `*.yaml` files under `dir` (or `dir` itself when it is a file), sorted.
+pub fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if dir.is_file() {
+        out.push(dir.to_path_buf());
+        return Ok(out);
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads every rule file under `paths` and binds the rules.
+pub fn load(
+    paths: &[PathBuf],
+    mapping: &Mapping,
+    placeholders: &HashMap<String, Vec<String>>,
+    base_columns: &[&str],
+) -> Loaded {
+    let mut loaded = Loaded::default();
+    for dir in paths {
+        match rule_files(dir) {
+            Ok(files) => {
+                for file in files {
+                    match std::fs::read_to_string(&file) {
+                        Ok(text) => add_file(
+                            &mut loaded,
+                            &text,
+                            &file,
+                            mapping,
+                            placeholders,
+                            base_columns,
+                        ),
+                        Err(e) => loaded.refusals.push(file_refusal(&file, e.to_string())),
+                    }
+                }
+            }
+            Err(e) => loaded
+                .refusals
+                .push(file_refusal(dir, format!("cannot read the directory: {e}"))),
+        }
+    }
+    dedupe_ids(&mut loaded);
+    loaded
+}
+
+fn file_refusal(file: &Path, reason: String) -> SigmaRefusal {
+    SigmaRefusal {
+        file: file.to_path_buf(),
+        title: None,
+        id: None,
+        reason,
+    }
+}
+
+/// Parses one file's documents into `loaded`.
+pub fn add_file(
+    loaded: &mut Loaded,
+    text: &str,
+    file: &Path,
+    mapping: &Mapping,
+    placeholders: &HashMap<String, Vec<String>>,
+    base_columns: &[&str],
+) {
+    loaded.files += 1;
+    let docs = match parse_file(text, &ParseOptions { placeholders }) {
+        Ok(docs) => docs,
+        Err(e) => {
+            loaded.refusals.push(file_refusal(file, e));
+            return;
+        }
+    };
+    for doc in docs {
+        loaded.documents += 1;
+        match doc {
+            Ok(Document::Rule(rule)) => match mapping.bind(&rule, base_columns) {
+                Ok(bound) => loaded.rules.push(LoadedRule {
+                    rule,
+                    file: file.to_path_buf(),
+                    bound,
+                }),
+                Err(reason) => loaded.refusals.push(SigmaRefusal {
+                    file: file.to_path_buf(),
+                    title: Some(rule.title.clone()),
+                    id: Some(rule.id.clone()),
+                    reason,
+                }),
+            },
+            Ok(Document::Correlation(value)) => match parse_correlation(&value) {
+                Ok(c) => loaded.correlations.push((c, file.to_path_buf())),
+                Err(reason) => loaded.refusals.push(SigmaRefusal {
+                    file: file.to_path_buf(),
+                    title: value.get("title").and_then(|v| v.as_str()).map(String::from),
+                    id: value.get("id").and_then(|v| v.as_str()).map(String::from),
+                    reason: format!("correlation: {reason}"),
+                }),
+            },
+            Ok(Document::Filter(value)) => loaded.refusals.push(SigmaRefusal {
+                file: file.to_path_buf(),
+                title: value.get("title").and_then(|v| v.as_str()).map(String::from),
+                id: value.get("id").and_then(|v| v.as_str()).map(String::from),
+                reason: "Sigma filters (meta filters) are not supported: put the exclusion into the rule"
+                    .into(),
+            }),
+            Err(refusal) => loaded.refusals.push(SigmaRefusal {
+                file: file.to_path_buf(),
+                title: refusal.title,
+                id: refusal.id,
+                reason: refusal.reason,
+            }),
+        }
+    }
+}
+
+/// A rule id seen twice: the later file's rule is refused (ids name hunts and alerts).
+fn dedupe_ids(loaded: &mut Loaded) {
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    let mut kept = Vec::with_capacity(loaded.rules.len());
+    for r in std::mem::take(&mut loaded.rules) {
+        if let Some(first) = seen.get(&r.rule.id) {
+            loaded.refusals.push(SigmaRefusal {
+                file: r.file.clone(),
+                title: Some(r.rule.title.clone()),
+                id: Some(r.rule.id.clone()),
+                reason: format!("duplicate rule id (first in {})", first.display()),
+            });
+        } else {
+            seen.insert(r.rule.id.clone(), r.file.clone());
+            kept.push(r);
+        }
+    }
+    loaded.rules = kept;
+}

@@ -1,0 +1,92 @@
+//! Sigma rules as hunts: YAML rules parsed to a boolean IR, bound to pipeline columns through a logsource
+//! and field mapping, and evaluated together over each batch (one scan, many rules).
+
+mod bits;
+pub mod condition;
+pub mod correlate;
+pub mod correlation;
+pub mod engine;
+pub mod eval;
+pub mod ir;
+pub mod load;
+pub mod mapping;
+pub mod parse;
+pub mod sql;
+
+use std::path::Path;
+
+use crate::decode::EventSchema;
+use crate::settings::Settings;
+use engine::{expand_keywords, rule_expr, rule_sql};
+use load::{Loaded, SigmaRefusal};
+use mapping::Mapping;
+
+/// The SQL each rule of a file becomes (`ghosthunt sigma convert`), with a header naming the rule and its
+/// logsource; correlation rules are described, not converted (they are stateful, not one query).
+pub fn convert(
+    text: &str,
+    file: &Path,
+    mapping: &Mapping,
+    settings: &Settings,
+    schema: &EventSchema,
+) -> Vec<Result<String, SigmaRefusal>> {
+    let base: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+    let mut loaded = Loaded::default();
+    load::add_file(
+        &mut loaded,
+        text,
+        file,
+        mapping,
+        &settings.sigma.placeholders,
+        &base,
+    );
+    let mut out: Vec<Result<String, SigmaRefusal>> = loaded.refusals.drain(..).map(Err).collect();
+    let Ok(schema) = schema.with_string_columns(
+        loaded
+            .extra_columns()
+            .into_iter()
+            .map(|c| (c.name, c.paths, String::new())),
+    ) else {
+        return out;
+    };
+    let strings: Vec<String> = schema
+        .columns
+        .iter()
+        .filter(|c| c.ty == crate::decode::schema::ColumnType::String)
+        .map(|c| c.name.clone())
+        .collect();
+    for r in &loaded.rules {
+        let variants: Vec<_> = r
+            .bound
+            .variants
+            .iter()
+            .map(|v| (v.when.clone(), expand_keywords(&v.detection, &strings)))
+            .collect();
+        let added: Vec<&str> = r.bound.columns.iter().map(|c| c.name.as_str()).collect();
+        out.push(Ok(format!(
+            "-- {} ({})\n-- logsource: {}{}\n{}",
+            r.rule.title,
+            r.rule.id,
+            r.bound.logsource,
+            if added.is_empty() {
+                String::new()
+            } else {
+                format!("; columns added for this rule: {}", added.join(", "))
+            },
+            rule_sql(&rule_expr(&variants), &schema)
+        )));
+    }
+    for (c, _) in &loaded.correlations {
+        out.push(Ok(format!(
+            "-- {} ({}): Sigma correlation {:?} over {}, group by [{}], timespan {}; evaluated by the \
+             correlator over the base rules' matches, not as one query",
+            c.title,
+            c.id.as_deref().or(c.name.as_deref()).unwrap_or("no id"),
+            c.kind,
+            c.rules.join(", "),
+            c.group_by.join(", "),
+            humantime::format_duration(c.timespan)
+        )));
+    }
+    out
+}

@@ -1,0 +1,282 @@
+//! The SigmaHQ rule set from the shared corpus: how many rules compile (and why the others are refused),
+//! and whether every published regression event fires its rule with the whole Windows rule set loaded.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use ghosthunt::app::{self, SigmaSetup};
+use ghosthunt::decode::{Decoder, EventSchema};
+use ghosthunt::sigma::parse::{Document, ParseOptions, parse_file};
+use ghosthunt::source::{Input, InputKind, RawRecord};
+use ghosthunt::telemetry::Metrics;
+use serde_json::Value;
+
+/// The rule folders the reference engine converted (Windows rules, emerging threats, threat hunting).
+fn windows_rule_dirs() -> Vec<PathBuf> {
+    let sigma = common::corpus().join("sigma");
+    vec![
+        sigma.join("rules/windows"),
+        sigma.join("rules-emerging-threats"),
+        sigma.join("rules-threat-hunting/windows"),
+    ]
+}
+
+fn setup(dirs: Vec<PathBuf>) -> SigmaSetup {
+    let mut settings = common::test_settings();
+    settings.sigma.directories = dirs;
+    app::sigma(&settings, Arc::new(EventSchema::windows())).expect("the Sigma rules load")
+}
+
+/// The Windows rule set, compiled once for the tests of this file.
+fn windows() -> &'static SigmaSetup {
+    static SETUP: OnceLock<SigmaSetup> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let started = Instant::now();
+        let s = setup(windows_rule_dirs());
+        eprintln!(
+            "compiled {} Windows rules in {:.1} s",
+            s.engine.as_ref().unwrap().rule_count(),
+            started.elapsed().as_secs_f64()
+        );
+        s
+    })
+}
+
+/// Every event of a JSON file (one object, an array, or several objects), as compact JSON lines.
+pub fn json_events(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    for value in serde_json::Deserializer::from_str(&text).into_iter::<Value>() {
+        match value.unwrap_or_else(|e| panic!("{}: {e}", path.display())) {
+            Value::Array(items) => out.extend(items.iter().map(Value::to_string)),
+            other => out.push(other.to_string()),
+        }
+    }
+    out
+}
+
+/// Decodes lines with the schema the rule set extended.
+pub fn decode(schema: &Arc<EventSchema>, lines: &[String]) -> ghosthunt::decode::DecodedBatch {
+    let input = Input::new("test", InputKind::Stdin);
+    let records = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| RawRecord {
+            input: Arc::clone(&input),
+            offset: i as u64 + 1,
+            bytes: l.clone().into_bytes(),
+            received: Instant::now(),
+            source_timestamp: None,
+        })
+        .collect();
+    Decoder::new(Arc::clone(schema), 1 << 20, &Metrics::new()).decode(0, records)
+}
+
+#[test]
+fn every_active_sigmahq_rule_file_loads_and_at_least_99_percent_of_windows_rules_compile() {
+    let sigma = common::corpus().join("sigma");
+    let dirs: Vec<PathBuf> = [
+        "rules",
+        "rules-emerging-threats",
+        "rules-threat-hunting",
+        "rules-compliance",
+        "rules-placeholder",
+    ]
+    .iter()
+    .map(|d| sigma.join(d))
+    .collect();
+    let s = setup(dirs.clone());
+    let engine = s.engine.as_ref().unwrap();
+    let compiled: HashSet<&str> = engine.hunts().map(|h| h.id.as_str()).collect();
+
+    // Which rules are Windows rules, read independently of the loader.
+    let (mut windows, mut windows_compiled) = (0, 0);
+    let mut total = 0;
+    let mut unaccounted = Vec::new();
+    for dir in &dirs {
+        for file in ghosthunt::sigma::load::rule_files(dir).unwrap() {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for doc in parse_file(&text, &ParseOptions::default()).unwrap_or_default() {
+                let Ok(Document::Rule(rule)) = doc else {
+                    continue;
+                };
+                total += 1;
+                if !compiled.contains(rule.id.as_str()) {
+                    unaccounted.push(rule.id.clone());
+                }
+                if rule.logsource.product.as_deref() == Some("windows") {
+                    windows += 1;
+                    windows_compiled += usize::from(compiled.contains(rule.id.as_str()));
+                }
+            }
+        }
+    }
+    let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &s.refusals {
+        *by_reason.entry(r.kind()).or_default() += 1;
+    }
+    eprintln!(
+        "{} files: {} rules compiled, {} refused; Windows: {windows_compiled} of {windows} compiled ({:.2}%); {} columns",
+        s.files,
+        engine.rule_count(),
+        s.refusals.len(),
+        100.0 * windows_compiled as f64 / windows as f64,
+        s.schema.columns.len()
+    );
+    for (reason, n) in &by_reason {
+        eprintln!("  refused {n:>4}  {reason}");
+    }
+    assert!(s.files >= 3700, "{} rule files read", s.files);
+    let refused: HashSet<&str> = s.refusals.iter().filter_map(|r| r.id.as_deref()).collect();
+    assert_eq!(
+        unaccounted
+            .iter()
+            .filter(|id| !refused.contains(id.as_str()))
+            .count(),
+        0,
+        "every rule is compiled or refused with a reason ({total} rules)"
+    );
+    assert!(
+        windows >= 2800,
+        "{windows} Windows rules found in the corpus"
+    );
+    assert!(
+        windows_compiled as f64 >= 0.99 * windows as f64,
+        "only {windows_compiled} of {windows} Windows rules compile"
+    );
+}
+
+/// (rule id, expected match count if given, event file) of every regression test.
+fn regression_cases() -> Vec<(String, Option<usize>, PathBuf)> {
+    #[derive(serde::Deserialize)]
+    struct Info {
+        rule_metadata: Vec<RuleMeta>,
+        #[serde(default)]
+        regression_tests_info: Vec<TestInfo>,
+    }
+    #[derive(serde::Deserialize)]
+    struct RuleMeta {
+        id: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct TestInfo {
+        match_count: Option<usize>,
+        path: String,
+    }
+    let root = common::corpus().join("sigma");
+    let mut cases = Vec::new();
+    let mut stack = vec![root.join("regression_data")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == "info.yml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let info: Info = serde_saphyr::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                for t in info.regression_tests_info {
+                    let json = root.join(t.path).with_extension("json");
+                    cases.push((info.rule_metadata[0].id.clone(), t.match_count, json));
+                }
+            }
+        }
+    }
+    cases.sort();
+    cases
+}
+
+#[test]
+fn every_sigmahq_regression_event_fires_its_rule_with_the_whole_windows_rule_set_loaded() {
+    let s = windows();
+    let engine = s.engine.as_ref().unwrap();
+    let cases = regression_cases();
+    assert!(cases.len() >= 200, "{} regression cases", cases.len());
+    let oracle = oracle_regression_counts();
+    let mut failures = Vec::new();
+    let mut more_than_published = Vec::new();
+    let mut other_rules: HashMap<String, usize> = HashMap::new();
+    for (rule, expected, file) in &cases {
+        let lines = json_events(file);
+        let decoded = decode(&s.schema, &lines);
+        assert!(
+            decoded.dead_letters.is_empty(),
+            "{}: {:?}",
+            file.display(),
+            decoded.dead_letters
+        );
+        let matches = engine.matching(&decoded.batch);
+        let count = matches
+            .iter()
+            .find(|(id, _)| id == rule)
+            .map_or(0, |(_, rows)| rows.len());
+        for (id, _) in &matches {
+            if id != rule {
+                *other_rules.entry(id.to_string()).or_default() += 1;
+            }
+        }
+        let ok = match expected {
+            Some(n) if count == *n => true,
+            // The published event file holds more matching events than `match_count` says (several
+            // events of the recording match). Accepted only where the independent reference engine
+            // counted exactly as many on the same file.
+            Some(n)
+                if count > *n && oracle.get(&(rule.clone(), file_key(file))) == Some(&count) =>
+            {
+                more_than_published.push(format!("{rule}: {count} (match_count {n})"));
+                true
+            }
+            Some(_) => false,
+            None => count >= 1,
+        };
+        if !ok {
+            failures.push(format!(
+                "{rule}: {count} match(es), expected {} — {}",
+                expected.map_or("≥ 1".into(), |n| n.to_string()),
+                file.display()
+            ));
+        }
+    }
+    eprintln!(
+        "cases where the event file has more matching events than match_count, as the reference also counts: {}",
+        more_than_published.join(", ")
+    );
+    eprintln!(
+        "regression: {} of {} cases fire their rule ({} other rules also fired on these events)",
+        cases.len() - failures.len(),
+        cases.len(),
+        other_rules.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A regression event file as the reference names it: its path below the corpus' `sigma/` folder, `.evtx`.
+fn file_key(json: &Path) -> String {
+    let root = common::corpus().join("sigma");
+    json.strip_prefix(&root)
+        .unwrap_or(json)
+        .with_extension("evtx")
+        .to_string_lossy()
+        .trim_start_matches("regression_data/")
+        .to_string()
+}
+
+/// (rule id, file) → matched events, from the reference engine's run over the regression data.
+fn oracle_regression_counts() -> HashMap<(String, String), usize> {
+    let text =
+        std::fs::read_to_string(common::corpus().join("reference/oracle_regression.csv")).unwrap();
+    let mut out = HashMap::new();
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        let (Some(id), Some(file), Some(n)) = (cols.first(), cols.iter().rev().nth(1), cols.last())
+        else {
+            continue;
+        };
+        out.insert((id.to_string(), file.to_string()), n.parse().unwrap_or(0));
+    }
+    out
+}
