@@ -280,3 +280,45 @@ fn oracle_regression_counts() -> HashMap<(String, String), usize> {
     }
     out
 }
+
+#[tokio::test]
+async fn the_sql_a_rule_converts_to_selects_the_same_regression_events_as_the_evaluator() {
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::SessionContext;
+
+    let s = windows();
+    let engine = s.engine.as_ref().unwrap();
+    let sql_of: HashMap<&str, &str> = engine
+        .hunts()
+        .map(|h| (h.id.as_str(), h.sql.as_str()))
+        .collect();
+    let mut checked = 0;
+    let mut differences = Vec::new();
+    for (rule, _, file) in regression_cases() {
+        let decoded = decode(&s.schema, &json_events(&file));
+        let evaluator = engine
+            .matching(&decoded.batch)
+            .into_iter()
+            .find(|(id, _)| *id == rule)
+            .map_or(0, |(_, rows)| rows.len());
+        let ctx = SessionContext::new();
+        ctx.register_udf(ghosthunt::sigma::udf::cidr_match());
+        let table =
+            MemTable::try_new(decoded.batch.schema(), vec![vec![decoded.batch.clone()]]).unwrap();
+        ctx.register_table("events", Arc::new(table)).unwrap();
+        let sql = sql_of[rule.as_str()];
+        let rows: usize = match ctx.sql(sql).await {
+            Ok(df) => match df.collect().await {
+                Ok(batches) => batches.iter().map(|b| b.num_rows()).sum(),
+                Err(e) => panic!("{rule}: running its SQL failed: {e}\n{sql}"),
+            },
+            Err(e) => panic!("{rule}: its SQL does not plan: {e}\n{sql}"),
+        };
+        checked += 1;
+        if rows != evaluator {
+            differences.push(format!("{rule}: SQL {rows}, evaluator {evaluator}\n{sql}"));
+        }
+    }
+    eprintln!("converted SQL checked against the evaluator on {checked} regression files");
+    assert!(differences.is_empty(), "{}", differences.join("\n\n"));
+}

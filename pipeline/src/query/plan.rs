@@ -150,7 +150,10 @@ fn session() -> SessionContext {
     options.optimizer.enable_topk_dynamic_filter_pushdown = false;
     options.optimizer.enable_join_dynamic_filter_pushdown = false;
     options.optimizer.enable_aggregate_dynamic_filter_pushdown = false;
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    // Converted Sigma rules (`ghosthunt sigma convert`) use it for the `cidr` modifier.
+    ctx.register_udf(crate::sigma::udf::cidr_match());
+    ctx
 }
 
 /// Plans a hunt against the event schema. Errors name the hunt file and the line.

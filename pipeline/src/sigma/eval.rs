@@ -559,7 +559,7 @@ fn parse_number(value: &str) -> Option<f64> {
     v.parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
-fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
+pub(crate) fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
     // IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) compare as IPv4.
     let ip = match ip {
         IpAddr::V6(v6) => v6

@@ -12,6 +12,7 @@ pub mod load;
 pub mod mapping;
 pub mod parse;
 pub mod sql;
+pub mod udf;
 
 use std::path::Path;
 

@@ -166,16 +166,51 @@ pub async fn run_pipeline(
     source: Box<dyn Source>,
     shutdown: CancellationToken,
 ) -> Run {
+    run_pipeline_with(settings, hunts, None, source, shutdown).await
+}
+
+/// Runs the pipeline with the Sigma rules of `settings.sigma` (and no SQL hunt) over a scripted source.
+pub async fn run_sigma_script(settings: Settings, steps: Vec<Step>) -> Run {
+    let setup = ghosthunt::app::sigma(&settings, Arc::new(EventSchema::windows()))
+        .expect("the Sigma rules load");
+    assert!(setup.refusals.is_empty(), "{:?}", setup.refusals);
+    let source = ScriptedSource {
+        steps,
+        acknowledged: Arc::new(Mutex::new(Vec::new())),
+        linger: false,
+    };
+    run_pipeline_with(
+        settings,
+        Vec::new(),
+        Some((setup.schema, setup.engine.expect("rules are configured"))),
+        Box::new(source),
+        CancellationToken::new(),
+    )
+    .await
+}
+
+/// Runs the pipeline with SQL hunts and optionally a Sigma rule set (with the schema it extended).
+pub async fn run_pipeline_with(
+    settings: Settings,
+    hunts: Vec<PlannedHunt>,
+    sigma: Option<(Arc<EventSchema>, ghosthunt::sigma::engine::SigmaEngine)>,
+    source: Box<dyn Source>,
+    shutdown: CancellationToken,
+) -> Run {
     init_logs();
+    let (schema, sigma) = match sigma {
+        Some((schema, engine)) => (schema, Some(engine)),
+        None => (Arc::new(EventSchema::windows()), None),
+    };
     let alerts = MemorySink::<Alert>::default();
     let dead = MemorySink::<DeadLetter>::default();
     let metrics = Metrics::new();
     let summary = pipeline::run(
         Components {
             settings,
-            schema: Arc::new(EventSchema::windows()),
+            schema,
             hunts,
-            sigma: None,
+            sigma,
             source,
             alerts: Box::new(alerts.clone()),
             dead_letters: Box::new(dead.clone()),
