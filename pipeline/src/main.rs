@@ -82,6 +82,17 @@ enum SigmaCommand {
         #[arg(value_name = "DIR")]
         dirs: Vec<PathBuf>,
     },
+    /// Time the rule set (sigma.directories, or --rules) on events: decode once, evaluate every batch
+    /// with all rules `--rounds` times. Files are JSON lines, plain, .gz, or .zip archives of them.
+    Bench {
+        #[arg(value_name = "EVENTS", required = true)]
+        events: Vec<PathBuf>,
+        /// Rule directories (default: sigma.directories).
+        #[arg(long = "rules", value_name = "DIR")]
+        rules: Vec<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -153,6 +164,43 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Sigma {
+            command:
+                SigmaCommand::Bench {
+                    events,
+                    rules,
+                    rounds,
+                },
+        } => {
+            let mut settings = settings;
+            if !rules.is_empty() {
+                settings.sigma.directories = rules;
+            }
+            anyhow::ensure!(
+                !settings.sigma.directories.is_empty(),
+                "no rule directory: give --rules, or set sigma.directories"
+            );
+            let started = std::time::Instant::now();
+            let setup = app::sigma(&settings, app::schema(&settings)?)?;
+            let engine = setup.engine.as_ref().expect("directories are set");
+            println!(
+                "rules: {} compiled, {} refused, {} columns; loaded in {:.1} s",
+                engine.rule_count(),
+                setup.refusals.len(),
+                setup.schema.columns.len(),
+                started.elapsed().as_secs_f64()
+            );
+            let lines = ghosthunt::sigma::bench::read_lines(&events)?;
+            let report = ghosthunt::sigma::bench::run(
+                engine,
+                &setup.schema,
+                lines,
+                settings.decode.batch_size,
+                rounds,
+            );
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Sigma {
             command: SigmaCommand::Check { dirs },

@@ -1,6 +1,7 @@
 //! Sigma rules as hunts: YAML rules parsed to a boolean IR, bound to pipeline columns through a logsource
 //! and field mapping, and evaluated together over each batch (one scan, many rules).
 
+pub mod bench;
 mod bits;
 pub mod condition;
 pub mod correlate;
