@@ -1,0 +1,122 @@
+//! Binds Sigma rules to the pipeline's columns: which events a rule's `logsource` covers, and which column
+//! each Sigma field reads.
+//!
+//! The data lives in `sigma/windows.yml` (embedded; a user may load another file with the same format). The
+//! file's header documents the format and the rules by which a field becomes a column; this module enforces
+//! them:
+//!
+//! * a rule's logsource resolves to one entry of the file, whose variants are alternatives (Sysmon 1 *or*
+//!   Security 4688 for `process_creation`);
+//! * each variant yields a `when` expression over columns (its channel / event id conditions, evaluated like
+//!   any detection) and the rule's detection with Sigma field names replaced by column names, after that
+//!   variant's renames;
+//! * an event field always resolves to the same column, and two event fields never to the same automatic
+//!   column (see [`Mapping::column_for`]).
+//!
+//! The parts: `file` reads and validates the file format into a [`Mapping`]; `bind` resolves fields to
+//! columns and rules to [`BoundRule`]s.
+
+mod bind;
+mod file;
+
+use std::collections::BTreeMap;
+
+use crate::sigma::ir::{Expr, Logsource};
+
+/// The placeholder in `default_paths`.
+const FIELD_PLACEHOLDER: &str = "{field}";
+
+/// A mapping file that cannot be used. Every message names the file and the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("{origin}: {message}")]
+    Yaml { origin: String, message: String },
+    #[error("{origin}: {key}: {message}")]
+    Invalid {
+        origin: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// A column that the decoder must add for a rule set: a lenient string column (a value of another type is
+/// rendered as a string or, if it is an object, left null), filled from the first present-and-not-null path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExtraColumn {
+    pub name: String,
+    pub paths: Vec<String>,
+}
+
+/// Where an event field is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    /// A column of the built-in schema.
+    Builtin(String),
+    /// A column the decoder adds.
+    Extra(ExtraColumn),
+}
+
+impl Column {
+    pub fn name(&self) -> &str {
+        match self {
+            Column::Builtin(n) => n,
+            Column::Extra(c) => &c.name,
+        }
+    }
+}
+
+/// One way an event can belong to a rule's logsource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundVariant {
+    /// The logsource condition over columns; `Expr::True` when the variant takes every event.
+    pub when: Expr,
+    /// The rule's detection over columns.
+    pub detection: Expr,
+}
+
+/// A rule bound to columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundRule {
+    /// The mapping entry the rule resolved to (product filled in): rules with equal `logsource` have equal
+    /// `when` conditions, so the evaluator can group them and test each event against its groups only.
+    pub logsource: Logsource,
+    /// Alternatives: the rule matches an event when, for some variant, `when` and `detection` both hold.
+    pub variants: Vec<BoundVariant>,
+    /// Columns outside the built-in schema that `when` or `detection` read, sorted by name, no duplicates.
+    pub columns: Vec<ExtraColumn>,
+}
+
+#[derive(Debug, Clone)]
+struct Variant {
+    /// (event field, accepted values), in key order.
+    when: Vec<(String, Vec<String>)>,
+    /// Sigma field -> event field.
+    rename: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    logsource: Logsource,
+    variants: Vec<Variant>,
+}
+
+/// A loaded mapping file.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    origin: String,
+    default_paths: Vec<String>,
+    /// event field -> built-in column
+    columns: BTreeMap<String, String>,
+    /// event field -> declared extra column
+    fields: BTreeMap<String, ExtraColumn>,
+    entries: Vec<Entry>,
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod bind_tests;
+
+#[cfg(test)]
+mod corpus_tests;
