@@ -281,19 +281,18 @@ fn oracle_regression_counts() -> HashMap<(String, String), usize> {
     out
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sql_a_rule_converts_to_selects_the_same_regression_events_as_the_evaluator() {
     use datafusion::datasource::MemTable;
     use datafusion::prelude::SessionContext;
 
     let s = windows();
     let engine = s.engine.as_ref().unwrap();
-    let sql_of: HashMap<&str, &str> = engine
+    let sql_of: HashMap<String, String> = engine
         .hunts()
-        .map(|h| (h.id.as_str(), h.sql.as_str()))
+        .map(|h| (h.id.clone(), h.sql.clone()))
         .collect();
-    let mut checked = 0;
-    let mut differences = Vec::new();
+    let mut tasks = Vec::new();
     for (rule, _, file) in regression_cases() {
         let decoded = decode(&s.schema, &json_events(&file));
         let evaluator = engine
@@ -301,23 +300,29 @@ async fn the_sql_a_rule_converts_to_selects_the_same_regression_events_as_the_ev
             .into_iter()
             .find(|(id, _)| *id == rule)
             .map_or(0, |(_, rows)| rows.len());
-        let ctx = SessionContext::new();
-        ctx.register_udf(ghosthunt::sigma::udf::cidr_match());
-        let table =
-            MemTable::try_new(decoded.batch.schema(), vec![vec![decoded.batch.clone()]]).unwrap();
-        ctx.register_table("events", Arc::new(table)).unwrap();
-        let sql = sql_of[rule.as_str()];
-        let rows: usize = match ctx.sql(sql).await {
-            Ok(df) => match df.collect().await {
-                Ok(batches) => batches.iter().map(|b| b.num_rows()).sum(),
-                Err(e) => panic!("{rule}: running its SQL failed: {e}\n{sql}"),
-            },
-            Err(e) => panic!("{rule}: its SQL does not plan: {e}\n{sql}"),
-        };
-        checked += 1;
-        if rows != evaluator {
-            differences.push(format!("{rule}: SQL {rows}, evaluator {evaluator}\n{sql}"));
-        }
+        let sql = sql_of[&rule].clone();
+        let batch = decoded.batch;
+        // Planning a large SQL expression is the slow part: the cases run on both cores.
+        tasks.push(tokio::spawn(async move {
+            let ctx = SessionContext::new();
+            ctx.register_udf(ghosthunt::sigma::udf::cidr_match());
+            let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap();
+            ctx.register_table("events", Arc::new(table)).unwrap();
+            let rows: usize = match ctx.sql(&sql).await {
+                Ok(df) => match df.collect().await {
+                    Ok(batches) => batches.iter().map(|b| b.num_rows()).sum(),
+                    Err(e) => panic!("{rule}: running its SQL failed: {e}\n{sql}"),
+                },
+                Err(e) => panic!("{rule}: its SQL does not plan: {e}\n{sql}"),
+            };
+            (rows != evaluator)
+                .then(|| format!("{rule}: SQL {rows}, evaluator {evaluator}\n{sql}"))
+        }));
+    }
+    let checked = tasks.len();
+    let mut differences = Vec::new();
+    for t in tasks {
+        differences.extend(t.await.unwrap());
     }
     eprintln!("converted SQL checked against the evaluator on {checked} regression files");
     assert!(differences.is_empty(), "{}", differences.join("\n\n"));
