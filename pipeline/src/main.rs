@@ -68,6 +68,16 @@ enum Command {
         #[arg(long)]
         limit: Option<u64>,
     },
+    /// Ask a running ghosthunt's /healthz; exit 0 when it answers healthy (a container HEALTHCHECK
+    /// without curl).
+    Healthcheck {
+        /// The endpoint (default: http://<metrics.listen>/healthz, a wildcard address asked on loopback).
+        #[arg(long)]
+        url: Option<String>,
+        /// Give up after this long (connect, send, and read each).
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,6 +114,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Healthcheck { url, timeout } = &cli.command {
+        // Runs every few seconds in a container: no runtime, no logging, one request.
+        return healthcheck(url.clone(), *timeout, &settings);
+    }
     init_logging(&settings.log_filter);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -135,6 +149,7 @@ fn init_logging(filter: &str) {
 async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run => run(settings).await,
+        Command::Healthcheck { .. } => unreachable!("answered before the runtime starts"),
         Command::Validate => validate(settings).await,
         Command::Hunts { long } => hunts(settings, long).await,
         Command::Test { dirs } => test(settings, dirs).await,
@@ -290,6 +305,27 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         "Pipeline finished."
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn healthcheck(url: Option<String>, timeout: std::time::Duration, settings: &Settings) -> ExitCode {
+    use ghosthunt::telemetry::probe;
+    let answer = url
+        .map_or_else(|| probe::default_url(settings.metrics_listen), Ok)
+        .and_then(|url| probe::check(&url, timeout).map(|a| (url, a)));
+    match answer {
+        Ok((_, a)) if a.healthy() => {
+            println!("{}", a.body);
+            ExitCode::SUCCESS
+        }
+        Ok((url, a)) => {
+            eprintln!("unhealthy: {url} answered {}: {}", a.status, a.body);
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn wait_for_signal() {

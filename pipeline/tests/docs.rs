@@ -1,4 +1,4 @@
-//! The README stays true: every event column and every metric is documented, and so is every hunt.
+//! The README stays true: every event column, metric, hunt, dashboard panel and alert rule is documented.
 
 mod common;
 
@@ -37,5 +37,29 @@ fn readme_names_every_bundled_hunt() {
     let text = readme();
     for id in ghosthunt::query::load::builtin().hunts.keys() {
         assert!(text.contains(&format!("`{id}`")), "README lacks hunt {id}");
+    }
+}
+
+#[test]
+fn readme_lists_every_dashboard_panel_and_alert() {
+    let text = readme();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo().join("dashboards/ghosthunt.json")).unwrap(),
+    )
+    .unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] != "row" {
+            let title = panel["title"].as_str().unwrap();
+            assert!(
+                text.contains(&format!("| {title} |")),
+                "README lacks panel {title}"
+            );
+        }
+    }
+    for (alert, _) in common::stack::alert_rules(&common::stack::yaml("dashboards/alerts.yml")) {
+        assert!(
+            text.contains(&format!("| `{alert}` |")),
+            "README lacks alert {alert}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Kafka in and out against a real Kafka-protocol broker (tansu, started by the tests): end to end with
 //! deterministic alert ids, poison messages to the dead-letter topic, a broker that is not there yet, two
-//! instances sharing a group, and `kill -9` crash safety.
+//! instances sharing a group (and each exporting the lag of its own partitions only), and `kill -9` crash
+//! safety.
 
 mod common;
 
@@ -278,6 +279,66 @@ async fn two_instances_in_one_group_share_the_partitions_and_produce_every_alert
         read(&one),
         read(&two)
     );
+}
+
+/// The partitions of `EVENTS` an instance exports consumer lag for.
+fn lag_partitions(h: &Handles) -> BTreeSet<String> {
+    let prefix = "ghosthunt_kafka_consumer_lag{partition=\"";
+    h.metrics
+        .render()
+        .lines()
+        .filter(|l| l.contains(&format!("topic=\"{EVENTS}\"")))
+        .filter_map(|l| l.strip_prefix(prefix)?.split('"').next().map(String::from))
+        .collect()
+}
+
+/// Waits (up to `secs`) until `done` holds.
+async fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !done() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    done()
+}
+
+/// Regression (issue #5, found building the dashboard's lag-by-partition panel): after a rebalance an
+/// instance went on exporting the lag of the partitions it had handed over, so a sum over the group
+/// counted them twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_lag_is_exported_only_by_the_instance_that_owns_the_partition() {
+    let broker = Broker::start();
+    topics(&broker).await;
+    let lines: Vec<String> = (0..300).map(lsass_event).collect();
+    broker.produce(EVENTS, &keyed(&lines)).await;
+    let all: BTreeSet<String> = ["0", "1", "2"].map(String::from).into();
+    let shutdown = CancellationToken::new();
+    let (one, two) = (Handles::default(), Handles::default());
+    let a = tokio::spawn(app::run(
+        kafka_settings(&broker, "lag"),
+        one.clone(),
+        shutdown.clone(),
+    ));
+    // Alone, it owns every partition; lag shows after its first commit and the next statistics (5 s).
+    assert!(
+        wait_until(40, || lag_partitions(&one) == all).await,
+        "one instance: lag for {:?}",
+        lag_partitions(&one)
+    );
+    let b = tokio::spawn(app::run(
+        kafka_settings(&broker, "lag"),
+        two.clone(),
+        shutdown.clone(),
+    ));
+    let split = || {
+        let (x, y) = (lag_partitions(&one), lag_partitions(&two));
+        !x.is_empty() && !y.is_empty() && x.is_disjoint(&y) && x.union(&y).eq(all.iter())
+    };
+    let shared = wait_until(60, split).await;
+    let (x, y) = (lag_partitions(&one), lag_partitions(&two));
+    shutdown.cancel();
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+    assert!(shared, "after the rebalance: lag for {x:?} and {y:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,7 @@ use super::{
     SourceError, SourceMessage,
 };
 use crate::settings::{KafkaSettings, KafkaSourceSettings};
+use crate::telemetry::metrics::ConsumerLagMetrics;
 use crate::telemetry::{Health, Metrics};
 
 /// Client settings shared by every Kafka client: brokers, the user's options, and our defaults.
@@ -41,6 +42,8 @@ pub fn client_config(kafka: &KafkaSettings, extra: &[(String, String)]) -> Clien
 /// Callbacks from librdkafka: rebalances, commits, statistics (consumer lag).
 pub struct SourceContext {
     metrics: Metrics,
+    /// Consumer lag, exported for the partitions this instance owns.
+    lag: ConsumerLagMetrics,
     health: Health,
     group: String,
     /// Incremented at every rebalance: the poll loop then reads the new assignment.
@@ -67,14 +70,9 @@ impl ClientContext for SourceContext {
 
     fn stats(&self, stats: Statistics) {
         for (topic, t) in &stats.topics {
-            for (partition, p) in &t.partitions {
-                if *partition < 0 || p.consumer_lag < 0 {
-                    continue;
-                }
-                self.metrics
-                    .kafka_consumer_lag
-                    .with_label_values(&[topic, &partition.to_string()])
-                    .set(p.consumer_lag);
+            // Partition -1 is librdkafka's internal UA (unassigned) partition.
+            for (&partition, p) in t.partitions.iter().filter(|(p, _)| **p >= 0) {
+                self.lag.observe(topic, partition, p.consumer_lag);
             }
         }
     }
@@ -87,6 +85,9 @@ impl ClientContext for SourceContext {
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
+            let elements = partitions.elements();
+            self.lag
+                .revoked(elements.iter().map(|e| (e.topic(), e.partition())));
             // Commit what was acknowledged; the rest is left for the new owner to read again.
             match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(())
@@ -106,6 +107,9 @@ impl ConsumerContext for SourceContext {
         self.generation.fetch_add(1, Ordering::SeqCst);
         match rebalance {
             Rebalance::Assign(partitions) => {
+                let elements = partitions.elements();
+                self.lag
+                    .assigned(elements.iter().map(|e| (e.topic(), e.partition())));
                 self.health.ready("running");
                 tracing::info!(group = %self.group, partitions = %list(partitions), "Partitions assigned.");
             }
@@ -181,6 +185,7 @@ impl KafkaSource {
         }
         let context = SourceContext {
             metrics: metrics.clone(),
+            lag: metrics.consumer_lag(),
             health: health.clone(),
             group: settings.group_id.clone(),
             generation: AtomicU64::new(0),

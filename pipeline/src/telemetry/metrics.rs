@@ -4,6 +4,9 @@
 //! Stage-specific views ([`DecodeMetrics`], [`HuntMetrics`] …) keep call sites to one line. Counts are per
 //! batch, not per event, on the hot path.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -198,7 +201,7 @@ impl Metrics {
             .expect("registered once");
 
         let kafka_consumer_lag = IntGaugeVec::new(
-            Opts::new(KAFKA_CONSUMER_LAG, "Messages behind the partition's high watermark (librdkafka statistics), by topic and partition."),
+            Opts::new(KAFKA_CONSUMER_LAG, "Messages between the partition's high watermark and the committed offset, for the partitions this instance owns (librdkafka statistics), by topic and partition."),
             &["topic", "partition"],
         )
         .expect("valid metric");
@@ -333,6 +336,54 @@ impl Metrics {
     pub fn decode(&self) -> DecodeMetrics {
         DecodeMetrics(self.clone())
     }
+
+    /// The Kafka consumer's lag, for one consumer (it keeps that consumer's assignment).
+    pub fn consumer_lag(&self) -> ConsumerLagMetrics {
+        ConsumerLagMetrics {
+            gauge: self.kafka_consumer_lag.clone(),
+            owned: Mutex::new(HashSet::new()),
+        }
+    }
+}
+
+/// The consumer-lag gauge, limited to the partitions this instance owns. librdkafka's statistics go on
+/// reporting a partition after a rebalance handed it to another instance of the group; exported, that
+/// stale value would count the partition twice in a sum over the group (issue #5).
+pub struct ConsumerLagMetrics {
+    gauge: IntGaugeVec,
+    owned: Mutex<HashSet<(String, i32)>>,
+}
+
+impl ConsumerLagMetrics {
+    /// Partitions assigned to this instance (a whole assignment, or an incremental one).
+    pub fn assigned<'a>(&self, partitions: impl IntoIterator<Item = (&'a str, i32)>) {
+        let mut owned = self.owned.lock().expect("lag lock");
+        owned.extend(partitions.into_iter().map(|(t, p)| (t.to_string(), p)));
+    }
+
+    /// Partitions taken away from this instance: their series go.
+    pub fn revoked<'a>(&self, partitions: impl IntoIterator<Item = (&'a str, i32)>) {
+        let mut owned = self.owned.lock().expect("lag lock");
+        for (topic, partition) in partitions {
+            owned.remove(&(topic.to_string(), partition));
+            // Absent when no statistics came since the assignment: nothing to remove then.
+            let _ = self
+                .gauge
+                .remove_label_values(&[topic, &partition.to_string()]);
+        }
+    }
+
+    /// One partition's lag from the statistics: set for an owned partition whose lag is known (librdkafka
+    /// says -1 before the group's first commit), otherwise its series goes.
+    pub fn observe(&self, topic: &str, partition: i32, lag: i64) {
+        let owned = self.owned.lock().expect("lag lock");
+        let labels = [topic, &partition.to_string()];
+        if lag >= 0 && owned.contains(&(topic.to_string(), partition)) {
+            self.gauge.with_label_values(&labels).set(lag);
+        } else {
+            let _ = self.gauge.remove_label_values(&labels);
+        }
+    }
 }
 
 /// What the decoder counts.
@@ -351,5 +402,51 @@ impl DecodeMetrics {
         self.0.bytes_received.inc_by(bytes as u64);
         self.0.batches.inc();
         self.0.batch_rows.observe(rows as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lag_series(m: &Metrics) -> Vec<String> {
+        m.render()
+            .lines()
+            .filter(|l| l.starts_with(names::KAFKA_CONSUMER_LAG))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn consumer_lag_is_exported_only_for_owned_partitions_with_a_known_lag() {
+        let m = Metrics::new();
+        let lag = m.consumer_lag();
+        lag.assigned([("ev", 0), ("ev", 1), ("ev", 2)]);
+        lag.observe("ev", 0, 10);
+        lag.observe("ev", 1, 20);
+        lag.observe("ev", 2, -1);
+        lag.observe("ev", 3, 99);
+        assert_eq!(
+            lag_series(&m),
+            [
+                r#"ghosthunt_kafka_consumer_lag{partition="0",topic="ev"} 10"#,
+                r#"ghosthunt_kafka_consumer_lag{partition="1",topic="ev"} 20"#,
+            ]
+        );
+
+        // A rebalance hands partition 1 to another instance; librdkafka keeps reporting it.
+        lag.revoked([("ev", 0), ("ev", 1), ("ev", 2)]);
+        assert!(lag_series(&m).is_empty(), "{:?}", lag_series(&m));
+        lag.assigned([("ev", 0), ("ev", 2)]);
+        lag.observe("ev", 0, 5);
+        lag.observe("ev", 1, 20);
+        lag.observe("ev", 2, 7);
+        assert_eq!(
+            lag_series(&m),
+            [
+                r#"ghosthunt_kafka_consumer_lag{partition="0",topic="ev"} 5"#,
+                r#"ghosthunt_kafka_consumer_lag{partition="2",topic="ev"} 7"#,
+            ]
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests: a scripted source, a pipeline with memory sinks, hunt files
-//! in a temporary directory, and the corpus location.
+//! in a temporary directory, and the corpus location; the Kafka test broker (`kafka`) and the operators'
+//! stack files and tools (`stack`).
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod stack;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
