@@ -124,7 +124,10 @@ fn run_with_a_sigma_directory_alerts_on_matching_stdin_events() {
         .env("GHOSTHUNT__SOURCE__KIND", "stdin")
         .env("GHOSTHUNT__HUNTS__BUILTIN", "false")
         .env("GHOSTHUNT__SIGMA__DIRECTORIES", dir.path())
-        .env("GHOSTHUNT__DEAD_LETTERS__PATH", dir.path().join("dead.jsonl"))
+        .env(
+            "GHOSTHUNT__DEAD_LETTERS__PATH",
+            dir.path().join("dead.jsonl"),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

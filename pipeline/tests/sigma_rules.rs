@@ -315,8 +315,7 @@ async fn the_sql_a_rule_converts_to_selects_the_same_regression_events_as_the_ev
                 },
                 Err(e) => panic!("{rule}: its SQL does not plan: {e}\n{sql}"),
             };
-            (rows != evaluator)
-                .then(|| format!("{rule}: SQL {rows}, evaluator {evaluator}\n{sql}"))
+            (rows != evaluator).then(|| format!("{rule}: SQL {rows}, evaluator {evaluator}\n{sql}"))
         }));
     }
     let checked = tasks.len();
