@@ -16,7 +16,7 @@ impl Bits {
 
     pub fn ones(len: usize) -> Bits {
         let mut words = vec![u64::MAX; len.div_ceil(64)];
-        if len % 64 != 0
+        if !len.is_multiple_of(64)
             && let Some(last) = words.last_mut()
         {
             *last = (1u64 << (len % 64)) - 1;
