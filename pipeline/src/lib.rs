@@ -8,6 +8,7 @@
 //! - [`decode`]: bytes → Arrow record batches with a schema defined as data; dead letters.
 //! - [`window`]: event time, watermarks, and each windowed hunt's buffered rows.
 //! - [`query`]: hunts — their files, planning once with DataFusion, running on a batch or window, testing.
+//! - [`sigma`]: Sigma YAML rules → hunts, evaluated together on each batch; correlation rules.
 //! - [`alert`]: result rows → OCSF Detection Findings with deterministic ids; the sinks.
 //! - [`telemetry`]: metric names in one place and the `/metrics` + `/healthz` endpoint.
 //! - [`settings`]: configuration layered from defaults, file and environment, validated once.

@@ -1,7 +1,7 @@
 //! The compiled form of a Sigma detection: a boolean expression over event fields.
 //!
-//! The parser (`parse.rs`) turns a rule's `detection` and `condition` into an [`Expr`] whose field names are
-//! Sigma's (`Image`, `CommandLine` …); the mapping (`mapping.rs`) binds it to pipeline columns; the evaluator
+//! The parser (`parse/`) turns a rule's `detection` and `condition` into an [`Expr`] whose field names are
+//! Sigma's (`Image`, `CommandLine` …); the mapping (`mapping/`) binds it to pipeline columns; the evaluator
 //! (`eval.rs`) runs many bound expressions over one Arrow batch, and `sql.rs` renders one as SQL for audit.
 //!
 //! Semantics (the Sigma specification's): string matching is case-insensitive unless `cased`; a test on a

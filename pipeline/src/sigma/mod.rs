@@ -1,5 +1,12 @@
-//! Sigma rules as hunts: YAML rules parsed to a boolean IR, bound to pipeline columns through a logsource
-//! and field mapping, and evaluated together over each batch (one scan, many rules).
+//! Sigma rules as hunts: a front end that produces the same hunt type as `sql/`.
+//!
+//! The route of a rule: [`load`] reads the rule directories; [`parse`] turns each YAML document into a
+//! [`ir::SigmaRule`] whose detection is an [`ir::Expr`] ([`condition`] is the condition grammar);
+//! [`mapping`] binds it to columns through the logsource and field mapping (`sigma/windows.yml`);
+//! [`engine`] compiles every bound rule into one [`eval::RuleSet`] (one automaton per column, one scan per
+//! batch for all rules) and feeds matches of correlated rules to [`correlate`] ([`correlation`] parses
+//! correlation rules). [`sql`] renders a rule as SQL for `ghosthunt sigma convert` ([`udf`] is the
+//! `cidr_match` function that SQL uses); [`bench`] times a rule set on events.
 
 pub mod bench;
 mod bits;
