@@ -73,6 +73,8 @@ struct RawColumn {
     paths: Vec<String>,
     #[serde(default)]
     doc: String,
+    #[serde(default)]
+    lenient: bool,
 }
 
 /// One column: its name, type, and the JSON paths tried in order (each path split into its keys).
@@ -82,6 +84,10 @@ pub struct Column {
     pub ty: ColumnType,
     pub paths: Vec<Vec<String>>,
     pub doc: String,
+    /// A string column that takes an object or array as its JSON text instead of refusing the record as
+    /// `wrong_type` (for the many columns added for Sigma rules, where a surprising shape must not cost
+    /// the event). No effect on other types.
+    pub lenient: bool,
 }
 
 /// A loaded, checked schema.
@@ -154,6 +160,7 @@ impl EventSchema {
                 name: c.name,
                 ty: c.ty,
                 doc: c.doc,
+                lenient: c.lenient,
             });
         }
         let time_index = columns
