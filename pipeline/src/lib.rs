@@ -13,10 +13,12 @@
 //! - [`telemetry`]: metric names in one place and the `/metrics` + `/healthz` endpoint.
 //! - [`settings`]: configuration layered from defaults, file and environment, validated once.
 //! - [`pipeline`]: the wiring of one run; [`app`]: from settings to a running pipeline;
-//!   [`produce`]: events into a Kafka topic (`ghosthunt produce`).
+//!   [`produce`]: events into a Kafka topic (`ghosthunt produce`); [`bench`]: the pipeline over a fixed
+//!   number of events into a null sink, measured (`ghosthunt bench`).
 
 pub mod alert;
 pub mod app;
+pub mod bench;
 pub mod decode;
 pub mod pipeline;
 pub mod produce;

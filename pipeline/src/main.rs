@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use ghosthunt::app::{self, Handles};
+use ghosthunt::bench;
 use ghosthunt::query::{self, testing};
 use ghosthunt::settings::Settings;
 
@@ -78,6 +79,35 @@ enum Command {
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Measure the pipeline: a fixed number of events through the hunts into a null sink. Prints events/s,
+    /// MB/s, end-to-end latency p50/p99/max, peak RSS and CPU seconds per million events.
+    Bench {
+        /// Where events come from.
+        #[arg(long, value_enum, default_value = "file")]
+        source: BenchSourceArg,
+        /// JSON-lines files or globs for `--source file` (default: the seeded generator's events, written to
+        /// a temporary file before the timed run).
+        #[arg(long = "file", value_name = "PATH")]
+        files: Vec<String>,
+        /// Events to generate (or, from Kafka, to read).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Seed of the generated events: the same seed and count give the same bytes.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Events per second of event time in generated events.
+        #[arg(long, default_value_t = 2_000)]
+        event_rate: u64,
+        /// Run this many copies of `--hunt` instead of the configured hunts (the cost per added hunt).
+        #[arg(long, value_name = "N")]
+        copies: Option<usize>,
+        /// The hunt `--copies` copies.
+        #[arg(long, default_value = "lsass_memory_access")]
+        hunt: String,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +133,16 @@ enum SigmaCommand {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BenchSourceArg {
+    /// JSON-lines files (`--file`), or a file of generated events.
+    File,
+    /// The seeded generator in-process, unpaced.
+    Generator,
+    /// The configured Kafka source; stops after `--events`.
+    Kafka,
 }
 
 fn main() -> ExitCode {
@@ -274,6 +314,36 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             };
             let sent = ghosthunt::produce::produce(&settings, &options, shutdown).await?;
             tracing::info!(events = sent, topic = %options.topic, "Produced.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            source,
+            files,
+            events,
+            seed,
+            event_rate,
+            copies,
+            hunt,
+            json,
+        } => {
+            let options = bench::BenchOptions {
+                source: match source {
+                    BenchSourceArg::File => bench::BenchSource::File(files),
+                    BenchSourceArg::Generator => bench::BenchSource::Generator,
+                    BenchSourceArg::Kafka => bench::BenchSource::Kafka,
+                },
+                events,
+                seed,
+                event_rate,
+                copies: copies.map(|n| (hunt, n)),
+                work_dir: None,
+            };
+            let report = bench::run(settings, &options).await?;
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                println!("{report}");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,14 +1,17 @@
-//! One JSON record → one row of typed cells, or the reason it is a dead letter.
+//! A value found in a record → a typed cell of its column, or the reason the record is a dead letter.
 //!
-//! Each column's paths are tried in order; the first one present and not null gives the value. Coercions are
-//! the ones real Windows logs need: numeric strings ("3", "0x1a4") for int columns, numbers and booleans for
-//! string columns. Anything else of the wrong type is a dead letter, never a silently empty cell.
+//! The walk (`walk.rs`) finds, for each column, the first of its paths present and not null; this module
+//! coerces that value. Coercions are the ones real Windows logs need: numeric strings ("3", "0x1a4") for int
+//! columns, numbers and booleans for string columns, "-" or "" as NULL in non-string columns, and — for
+//! lenient string columns only — objects and arrays as their JSON text. Anything else of the wrong type is a
+//! dead letter, never a silently empty cell. [`text_of`] reads one column from an already parsed object
+//! (`ghosthunt produce` keys messages with it).
 
 use chrono::{DateTime, NaiveDateTime};
 use serde_json::{Map, Value};
 
 use super::DeadLetterReason;
-use super::schema::{Column, ColumnType, EventSchema};
+use super::schema::{Column, ColumnType};
 
 /// One decoded value, borrowing strings from the parsed JSON.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,59 +32,10 @@ pub struct Refusal {
     pub detail: String,
 }
 
-fn refuse(reason: DeadLetterReason, detail: impl Into<String>) -> Refusal {
+pub(crate) fn refuse(reason: DeadLetterReason, detail: impl Into<String>) -> Refusal {
     Refusal {
         reason,
         detail: detail.into(),
-    }
-}
-
-/// Parses a record and decodes its cells into `row` (cleared first).
-pub fn decode_record<'a>(
-    schema: &EventSchema,
-    object: &'a Map<String, Value>,
-    row: &mut Vec<Cell<'a>>,
-) -> Result<(), Refusal> {
-    row.clear();
-    for (index, column) in schema.columns.iter().enumerate() {
-        let cell = match lookup(object, column) {
-            None => Cell::Null,
-            Some((path, value)) => coerce(column, path, value)?,
-        };
-        if index == schema.time_index && cell == Cell::Null {
-            return Err(refuse(
-                DeadLetterReason::MissingTimestamp,
-                format!(
-                    "no event time: none of the paths of `{}` is present ({})",
-                    column.name,
-                    column
-                        .paths
-                        .iter()
-                        .map(|p| p.join("."))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-        row.push(cell);
-    }
-    Ok(())
-}
-
-/// Parses bytes into a JSON object, or says why not.
-pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Refusal> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| refuse(DeadLetterReason::InvalidUtf8, format!("not UTF-8: {e}")))?;
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(refuse(
-            DeadLetterReason::NotAnObject,
-            format!("a JSON {} is not an event object", kind(&other)),
-        )),
-        Err(e) => Err(refuse(
-            DeadLetterReason::InvalidJson,
-            format!("invalid JSON: {e}"),
-        )),
     }
 }
 
@@ -122,118 +76,152 @@ fn walk<'a>(object: &'a Map<String, Value>, keys: &[String]) -> Option<&'a Value
     }
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+/// A value found at a column's path, as the streaming walk saw it (strings already unescaped).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Found<'a> {
+    Str(&'a str),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    /// An object or array, for a strict column (always the wrong type).
+    Object,
+    Array,
+    /// An object or array as JSON text, for a lenient column.
+    Json {
+        text: &'a str,
+        array: bool,
+    },
+}
+
+impl Found<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Found::Str(_) => "string",
+            Found::I64(_) | Found::U64(_) | Found::F64(_) => "number",
+            Found::Bool(_) => "boolean",
+            Found::Object | Found::Json { array: false, .. } => "object",
+            Found::Array | Found::Json { array: true, .. } => "array",
+        }
+    }
+
+    /// The number as JSON writes it (`serde_json::Number`'s rendering, as `Value::to_string` gives).
+    fn number_text(&self) -> Option<String> {
+        match *self {
+            Found::I64(i) => Some(i.to_string()),
+            Found::U64(u) => Some(u.to_string()),
+            Found::F64(f) => serde_json::Number::from_f64(f).map(|n| n.to_string()),
+            _ => None,
+        }
     }
 }
 
-fn coerce<'a>(column: &Column, path: &[String], value: &'a Value) -> Result<Cell<'a>, Refusal> {
+/// Coerces the value found at `column`'s path number `priority` to the column's type, or refuses the record.
+pub fn coerce<'a>(column: &Column, priority: usize, value: Found<'a>) -> Result<Cell<'a>, Refusal> {
+    let path = || column.paths[priority].join(".");
     // Windows writes "-" for "none" (IpPort of a local logon); that is no value, not a wrong type.
     if column.ty != ColumnType::String
-        && let Value::String(s) = value
+        && let Found::Str(s) = value
         && matches!(s.trim(), "" | "-")
     {
         return Ok(Cell::Null);
     }
     let wrong = |expected: &str| {
         let shown = match value {
-            Value::String(s) => format!("{:?}", truncate(s, 60)),
-            other => kind(other).to_string(),
+            Found::Str(s) => format!("{:?}", truncate(s, 60)),
+            other => other.kind().to_string(),
         };
         refuse(
             DeadLetterReason::WrongType,
             format!(
                 "column `{}` (from `{}`) expects {expected}, found {shown}",
                 column.name,
-                path.join(".")
+                path()
             ),
+        )
+    };
+    let bad_time = |shown: String| {
+        refuse(
+            DeadLetterReason::BadTimestamp,
+            format!("column `{}` (from `{}`): {shown}", column.name, path()),
         )
     };
     Ok(match column.ty {
         ColumnType::String => match value {
-            Value::String(s) => Cell::Str(s.as_str().into()),
-            Value::Number(n) => Cell::Str(n.to_string().into()),
-            Value::Bool(b) => Cell::Str(if *b { "true" } else { "false" }.into()),
-            // Columns added for Sigma fields take whatever the event holds: a list of strings (EVTX's
-            // unnamed `Data` items) as its lines, anything else as its JSON text.
-            Value::Array(items) if column.lenient && items.iter().all(Value::is_string) => {
-                Cell::Str(
-                    items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                        .into(),
-                )
+            Found::Str(s) => Cell::Str(s.into()),
+            Found::Bool(b) => Cell::Str(if b { "true" } else { "false" }.into()),
+            // A lenient (Sigma) column: a list of strings (EVTX's unnamed `Data` items) as its lines, so that
+            // Sigma values match the items as written; any other object or array as its JSON text.
+            Found::Json { text, array: true } => match serde_json::from_str::<Vec<String>>(text) {
+                Ok(items) => Cell::Str(items.join("\n").into()),
+                Err(_) => Cell::Str(text.into()),
+            },
+            Found::Json { text, .. } => Cell::Str(text.into()),
+            Found::I64(_) | Found::U64(_) | Found::F64(_) => {
+                Cell::Str(value.number_text().unwrap_or_default().into())
             }
-            other if column.lenient => Cell::Str(other.to_string().into()),
-            _ => return Err(wrong("a string")),
+            Found::Object | Found::Array => return Err(wrong("a string")),
         },
         ColumnType::Int => match value {
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => Cell::Int(i),
-                None => return Err(wrong("an integer")),
+            Found::I64(i) => Cell::Int(i),
+            Found::U64(u) => match i64::try_from(u) {
+                Ok(i) => Cell::Int(i),
+                Err(_) => return Err(wrong("an integer")),
             },
-            Value::String(s) => match parse_int(s) {
+            Found::Str(s) => match parse_int(s) {
                 Some(i) => Cell::Int(i),
                 None => return Err(wrong("an integer")),
             },
             _ => return Err(wrong("an integer")),
         },
         ColumnType::Float => match value {
-            Value::Number(n) => Cell::Float(n.as_f64().unwrap_or(f64::NAN)),
-            Value::String(s) => match s.trim().parse::<f64>() {
+            Found::I64(i) => Cell::Float(i as f64),
+            Found::U64(u) => Cell::Float(u as f64),
+            Found::F64(f) => Cell::Float(f),
+            Found::Str(s) => match s.trim().parse::<f64>() {
                 Ok(f) => Cell::Float(f),
                 Err(_) => return Err(wrong("a number")),
             },
             _ => return Err(wrong("a number")),
         },
         ColumnType::Bool => match value {
-            Value::Bool(b) => Cell::Bool(*b),
-            Value::String(s) if s.eq_ignore_ascii_case("true") => Cell::Bool(true),
-            Value::String(s) if s.eq_ignore_ascii_case("false") => Cell::Bool(false),
+            Found::Bool(b) => Cell::Bool(b),
+            Found::Str(s) if s.eq_ignore_ascii_case("true") => Cell::Bool(true),
+            Found::Str(s) if s.eq_ignore_ascii_case("false") => Cell::Bool(false),
             _ => return Err(wrong("a boolean")),
         },
         ColumnType::Timestamp => match value {
-            Value::String(s) => match parse_timestamp(s) {
+            Found::Str(s) => match parse_timestamp(s) {
                 Some(t) => Cell::Time(t),
                 None => {
-                    return Err(refuse(
-                        DeadLetterReason::BadTimestamp,
-                        format!(
-                            "column `{}` (from `{}`): cannot read {:?} as a timestamp",
-                            column.name,
-                            path.join("."),
-                            truncate(s, 60)
-                        ),
-                    ));
+                    return Err(bad_time(format!(
+                        "cannot read {:?} as a timestamp",
+                        truncate(s, 60)
+                    )));
                 }
             },
-            Value::Number(n) => match n.as_i64().and_then(epoch_to_nanos) {
-                Some(t) => Cell::Time(t),
-                None => {
-                    return Err(refuse(
-                        DeadLetterReason::BadTimestamp,
-                        format!(
-                            "column `{}` (from `{}`): {n} is not an epoch time",
-                            column.name,
-                            path.join(".")
-                        ),
-                    ));
+            Found::I64(_) | Found::U64(_) | Found::F64(_) => {
+                let epoch = match value {
+                    Found::I64(i) => Some(i),
+                    Found::U64(u) => i64::try_from(u).ok(),
+                    _ => None,
+                };
+                match epoch.and_then(epoch_to_nanos) {
+                    Some(t) => Cell::Time(t),
+                    None => {
+                        return Err(bad_time(format!(
+                            "{} is not an epoch time",
+                            value.number_text().unwrap_or_default()
+                        )));
+                    }
                 }
-            },
+            }
             _ => return Err(wrong("a timestamp")),
         },
     })
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
@@ -280,79 +268,6 @@ fn epoch_to_nanos(n: i64) -> Option<i64> {
 mod tests {
     use super::*;
 
-    fn decode(schema: &EventSchema, line: &str) -> Result<Vec<Cell<'static>>, Refusal> {
-        let object = Box::leak(Box::new(parse_object(line.as_bytes())?));
-        let mut row = Vec::new();
-        decode_record(schema, object, &mut row)?;
-        Ok(row)
-    }
-
-    fn cell<'a>(schema: &EventSchema, row: &'a [Cell<'static>], name: &str) -> &'a Cell<'static> {
-        &row[schema.columns.iter().position(|c| c.name == name).unwrap()]
-    }
-
-    #[test]
-    fn nested_and_flat_shapes_give_the_same_cells() {
-        let s = EventSchema::windows();
-        let nested = decode(&s, r##"{"Event":{"System":{"EventID":4625,"Channel":"Security","Computer":"DC01","TimeCreated":{"#attributes":{"SystemTime":"2024-05-01T10:00:01.5Z"}}},"EventData":{"TargetUserName":"alice","LogonType":"3","IpAddress":"10.0.0.5"}}}"##).unwrap();
-        let flat = decode(&s, r#"{"@timestamp":"2024-05-01T10:00:01.500Z","EventID":4625,"Channel":"Security","Hostname":"DC01","TargetUserName":"alice","LogonType":3,"IpAddress":"10.0.0.5"}"#).unwrap();
-        assert_eq!(nested, flat);
-        assert_eq!(cell(&s, &flat, "logon_type"), &Cell::Int(3));
-        assert_eq!(cell(&s, &flat, "host"), &Cell::Str("DC01".into()));
-    }
-
-    #[test]
-    fn dash_means_no_value_in_number_columns() {
-        let s = EventSchema::windows();
-        let row = decode(
-            &s,
-            r#"{"@timestamp":"2024-05-01T10:00:00Z","EventID":4624,"IpPort":"-","IpAddress":"-"}"#,
-        )
-        .unwrap();
-        assert_eq!(cell(&s, &row, "ip_port"), &Cell::Null);
-        assert_eq!(cell(&s, &row, "ip_address"), &Cell::Str("-".into()));
-    }
-
-    #[test]
-    fn event_id_with_qualifiers_object_is_read_from_its_text() {
-        let s = EventSchema::windows();
-        let row = decode(&s, r##"{"Event":{"System":{"EventID":{"#text":7045,"#attributes":{"Qualifiers":16384}},"TimeCreated":{"#attributes":{"SystemTime":"2024-05-01T10:00:00Z"}}}}}"##).unwrap();
-        assert_eq!(cell(&s, &row, "event_id"), &Cell::Int(7045));
-    }
-
-    #[test]
-    fn bad_records_are_refused_with_a_reason() {
-        let s = EventSchema::windows();
-        let reason = |line: &str| decode(&s, line).unwrap_err().reason;
-        assert_eq!(reason("{not json"), DeadLetterReason::InvalidJson);
-        assert_eq!(reason("[1,2]"), DeadLetterReason::NotAnObject);
-        assert_eq!(
-            reason(r#"{"EventID":1}"#),
-            DeadLetterReason::MissingTimestamp
-        );
-        assert_eq!(
-            reason(r#"{"@timestamp":"yesterday","EventID":1}"#),
-            DeadLetterReason::BadTimestamp
-        );
-        let wrong = decode(
-            &s,
-            r#"{"@timestamp":"2024-05-01T10:00:00Z","EventID":"abc"}"#,
-        )
-        .unwrap_err();
-        assert_eq!(wrong.reason, DeadLetterReason::WrongType);
-        assert!(wrong.detail.contains("event_id"), "{}", wrong.detail);
-        let object = decode(
-            &s,
-            r#"{"@timestamp":"2024-05-01T10:00:00Z","CommandLine":{"a":1}}"#,
-        )
-        .unwrap_err();
-        assert_eq!(object.reason, DeadLetterReason::WrongType);
-        assert_eq!(
-            parse_object(b"\xff\xfe").unwrap_err().reason,
-            DeadLetterReason::InvalidUtf8
-        );
-    }
-
     #[test]
     fn timestamps_in_the_shapes_of_real_logs() {
         let t = parse_timestamp("2017-08-30T19:13:38.1984824Z").unwrap();
@@ -370,5 +285,27 @@ mod tests {
             epoch_to_nanos(1_700_000_000_000),
             Some(1_700_000_000_000_000_000)
         );
+    }
+
+    #[test]
+    fn numbers_become_text_as_json_writes_them() {
+        let column = Column {
+            name: "s".into(),
+            ty: ColumnType::String,
+            paths: vec![vec!["s".into()]],
+            doc: String::new(),
+            lenient: false,
+        };
+        let text = |f| coerce(&column, 0, f).unwrap();
+        assert_eq!(text(Found::F64(1.5)), Cell::Str("1.5".into()));
+        assert_eq!(
+            text(Found::F64(1e21)),
+            Cell::Str(serde_json::json!(1e21).to_string().into())
+        );
+        assert_eq!(
+            text(Found::U64(u64::MAX)),
+            Cell::Str(u64::MAX.to_string().into())
+        );
+        assert_eq!(text(Found::Bool(true)), Cell::Str("true".into()));
     }
 }

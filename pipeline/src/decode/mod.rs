@@ -5,23 +5,25 @@
 //! that decoded, the records behind them (kept until the batch is acknowledged, for late dead letters), the
 //! dead letters, and the positions to acknowledge.
 
+mod columns;
+pub mod fields;
 pub mod json;
 pub mod schema;
+mod walk;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampNanosecondBuilder,
-};
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc;
 
 use crate::source::{Input, Positions, RawRecord, SourceMessage};
 use crate::telemetry::metrics::{DecodeMetrics, Metrics};
-use json::Cell;
+use columns::ColumnBuilder;
+use fields::FieldMap;
 pub use schema::{ColumnType, EventSchema};
+use walk::Staging;
 
 /// Why a record could not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,62 +92,16 @@ pub struct DecodedBatch {
 /// Decodes raw records with one schema.
 pub struct Decoder {
     schema: Arc<EventSchema>,
+    /// The schema's paths, compiled for the one-pass walk.
+    fields: FieldMap,
     max_record_bytes: usize,
     metrics: DecodeMetrics,
-}
-
-enum Builder {
-    Str(StringBuilder),
-    Int(Int64Builder),
-    Float(Float64Builder),
-    Bool(BooleanBuilder),
-    Time(TimestampNanosecondBuilder),
-}
-
-impl Builder {
-    fn new(ty: ColumnType, capacity: usize) -> Builder {
-        match ty {
-            ColumnType::String => {
-                Builder::Str(StringBuilder::with_capacity(capacity, capacity * 16))
-            }
-            ColumnType::Int => Builder::Int(Int64Builder::with_capacity(capacity)),
-            ColumnType::Float => Builder::Float(Float64Builder::with_capacity(capacity)),
-            ColumnType::Bool => Builder::Bool(BooleanBuilder::with_capacity(capacity)),
-            ColumnType::Timestamp => Builder::Time(
-                TimestampNanosecondBuilder::with_capacity(capacity).with_timezone(schema::UTC),
-            ),
-        }
-    }
-
-    fn append(&mut self, cell: &Cell<'_>) {
-        match (self, cell) {
-            (Builder::Str(b), Cell::Str(s)) => b.append_value(s),
-            (Builder::Int(b), Cell::Int(i)) => b.append_value(*i),
-            (Builder::Float(b), Cell::Float(f)) => b.append_value(*f),
-            (Builder::Bool(b), Cell::Bool(v)) => b.append_value(*v),
-            (Builder::Time(b), Cell::Time(t)) => b.append_value(*t),
-            (Builder::Str(b), _) => b.append_null(),
-            (Builder::Int(b), _) => b.append_null(),
-            (Builder::Float(b), _) => b.append_null(),
-            (Builder::Bool(b), _) => b.append_null(),
-            (Builder::Time(b), _) => b.append_null(),
-        }
-    }
-
-    fn finish(self) -> ArrayRef {
-        match self {
-            Builder::Str(mut b) => Arc::new(b.finish()),
-            Builder::Int(mut b) => Arc::new(b.finish()),
-            Builder::Float(mut b) => Arc::new(b.finish()),
-            Builder::Bool(mut b) => Arc::new(b.finish()),
-            Builder::Time(mut b) => Arc::new(b.finish()),
-        }
-    }
 }
 
 impl Decoder {
     pub fn new(schema: Arc<EventSchema>, max_record_bytes: usize, metrics: &Metrics) -> Decoder {
         Decoder {
+            fields: FieldMap::new(&schema),
             schema,
             max_record_bytes,
             metrics: metrics.decode(),
@@ -154,11 +110,13 @@ impl Decoder {
 
     /// Decodes one micro-batch. Bad records become dead letters; the others go on.
     pub fn decode(&self, seq: u64, records: Vec<RawRecord>) -> DecodedBatch {
-        let columns = &self.schema.columns;
-        let mut builders: Vec<Builder> = columns
+        let mut builders: Vec<ColumnBuilder> = self
+            .schema
+            .columns
             .iter()
-            .map(|c| Builder::new(c.ty, records.len()))
+            .map(|c| ColumnBuilder::new(c.ty))
             .collect();
+        let mut staging = Staging::new(builders.len());
         let mut kept = Vec::with_capacity(records.len());
         let mut dead_letters = Vec::new();
         let mut positions = Positions::default();
@@ -189,17 +147,10 @@ impl Decoder {
                     ),
                 })
             } else {
-                json::parse_object(&record.bytes).and_then(|object| {
-                    let mut row = Vec::with_capacity(columns.len());
-                    json::decode_record(&self.schema, &object, &mut row)?;
-                    for (builder, cell) in builders.iter_mut().zip(&row) {
-                        builder.append(cell);
-                    }
-                    match row[self.schema.time_index] {
-                        Cell::Time(t) => Ok(t),
-                        _ => unreachable!("decode_record refuses rows without event time"),
-                    }
-                })
+                let row = u32::try_from(kept.len()).expect("batches hold fewer than 2^32 rows");
+                staging
+                    .walk(&self.fields, &record.bytes)
+                    .and_then(|()| staging.commit(&self.schema, &mut builders, row))
             };
             match outcome {
                 Ok(time) => {
@@ -220,7 +171,8 @@ impl Decoder {
                 }
             }
         }
-        let arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
+        let rows = kept.len();
+        let arrays: Vec<ArrayRef> = builders.into_iter().map(|b| b.finish(rows)).collect();
         let batch = RecordBatch::try_new(Arc::clone(self.schema.arrow()), arrays)
             .expect("builders follow the schema");
         self.metrics
@@ -312,3 +264,6 @@ pub async fn run_batcher(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

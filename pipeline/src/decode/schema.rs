@@ -73,6 +73,8 @@ struct RawColumn {
     paths: Vec<String>,
     #[serde(default)]
     doc: String,
+    #[serde(default)]
+    lenient: bool,
 }
 
 /// One column: its name, type, and the JSON paths tried in order (each path split into its keys).
@@ -157,7 +159,7 @@ impl EventSchema {
                 name: c.name,
                 ty: c.ty,
                 doc: c.doc,
-                lenient: false,
+                lenient: c.lenient,
             });
         }
         let time_index = columns

@@ -1,0 +1,267 @@
+//! `ghosthunt bench`: the whole pipeline over a fixed number of events into a null sink, measured.
+//!
+//! Events come from JSON-lines files (given, or written first from the seeded generator: the same seed and
+//! count give the same bytes), from the generator in-process (seeded, unpaced), or from the configured Kafka
+//! source. Event time of generated events advances by a fixed step per event (`event_rate` events per
+//! second of event time, 2,000 like the embedded default), so windows and attack scenarios look like a real
+//! stream however fast the run goes. The hunts are the configured ones, or N copies of one hunt (with distinct
+//! ids) to measure the cost per added hunt. Alerts go to a null sink that counts them and records each one's
+//! end-to-end latency (received by the source → delivered to the sink) exactly, not in histogram buckets.
+
+mod input;
+mod measure;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::alert::{Alert, AlertSink, DeadLetterSink, SinkError};
+use crate::app::{self, AppError};
+use crate::decode::DeadLetter;
+use crate::pipeline::{self, Components};
+use crate::query::{self, Hunt, HuntError, PlannedHunt};
+use crate::settings::{FileSettings, Settings, SourceSettings};
+use crate::source::{FileSource, Source};
+use crate::telemetry::{Health, Metrics};
+
+pub use input::{GeneratedSource, generate_file};
+pub use measure::{Latencies, Report};
+
+/// Where the benchmark's events come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BenchSource {
+    /// These files (paths or globs), read once; with none, a file of generated events is written first.
+    File(Vec<String>),
+    /// The seeded generator, in the pipeline's process, as fast as the pipeline takes events.
+    Generator,
+    /// The configured Kafka source (`[source.kafka]`, `[kafka]`); the run stops after `events`.
+    Kafka,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub source: BenchSource,
+    /// Events to generate (file without paths, generator) or to read (Kafka). Given files are read whole.
+    pub events: u64,
+    /// Seed of the generated events.
+    pub seed: u64,
+    /// Events per second of event time in generated events.
+    pub event_rate: u64,
+    /// Run this many copies of one hunt instead of the configured hunts: (hunt id, copies).
+    pub copies: Option<(String, usize)>,
+    /// Where a generated file is written (removed afterwards); default: the system's temporary directory.
+    pub work_dir: Option<PathBuf>,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            source: BenchSource::File(Vec::new()),
+            events: 1_000_000,
+            seed: 42,
+            event_rate: 2_000,
+            copies: None,
+            work_dir: None,
+        }
+    }
+}
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("hunt `{0}` is not loaded (see `ghosthunt hunts`)")]
+    UnknownHunt(String),
+    #[error("hunt copy refused: {0}")]
+    Copy(HuntError),
+    #[error("writing the generated events to {path}: {source}")]
+    Generate {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the Kafka benchmark needs source.kind = \"kafka\"")]
+    NotKafka,
+}
+
+/// Runs the benchmark and measures it. Loading, planning and writing a generated file are not timed.
+pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, BenchError> {
+    // Sigma rules (sigma.directories) run too, with the columns they add to the schema.
+    let sigma = app::sigma(&settings, app::schema(&settings)?)?;
+    let schema = sigma.schema;
+    let hunts = bench_hunts(&settings, &schema, options.copies.as_ref()).await?;
+    let hunt_count = hunts.len() + sigma.engine.as_ref().map_or(0, |e| e.rule_count());
+    let metrics = Metrics::new();
+    let health = Health::default();
+    let shutdown = CancellationToken::new();
+    let mut generated = None;
+    let source: Box<dyn Source> = match &options.source {
+        BenchSource::Generator => Box::new(GeneratedSource::new(
+            &settings.generator,
+            options.seed,
+            options.events,
+            options.event_rate,
+        )),
+        BenchSource::File(paths) => {
+            let paths = if paths.is_empty() {
+                let dir = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+                let path = dir.join(format!(
+                    "ghosthunt-bench-{}-{}-{}.jsonl",
+                    std::process::id(),
+                    options.seed,
+                    options.events
+                ));
+                generate_file(&settings.generator, options, &path).map_err(|source| {
+                    BenchError::Generate {
+                        path: path.display().to_string(),
+                        source,
+                    }
+                })?;
+                generated = Some(path.clone());
+                vec![path.display().to_string()]
+            } else {
+                paths.clone()
+            };
+            let file = FileSettings {
+                paths,
+                follow: false,
+                poll_interval: Duration::from_millis(250),
+            };
+            Box::new(
+                FileSource::new(file, settings.decode.max_record_bytes)
+                    .map_err(|e| BenchError::App(e.into()))?,
+            )
+        }
+        BenchSource::Kafka => {
+            if !matches!(settings.source, SourceSettings::Kafka(_)) {
+                return Err(BenchError::NotKafka);
+            }
+            let source = crate::source::build(&settings, &metrics, &health)
+                .map_err(|e| BenchError::App(e.into()))?;
+            tokio::spawn(stop_after(
+                metrics.clone(),
+                options.events,
+                shutdown.clone(),
+            ));
+            source
+        }
+    };
+    let sink = NullSink::default();
+    let before = measure::Usage::now();
+    let started = Instant::now();
+    let result = pipeline::run(
+        Components {
+            settings,
+            schema,
+            hunts,
+            sigma: sigma.engine,
+            source,
+            alerts: Box::new(sink.clone()),
+            dead_letters: Box::new(sink.clone()),
+            metrics: metrics.clone(),
+            health,
+        },
+        shutdown,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let after = measure::Usage::now();
+    if let Some(path) = generated {
+        let _ = std::fs::remove_file(path);
+    }
+    let summary = result.map_err(|e| BenchError::App(e.into()))?;
+    let state = std::mem::take(&mut *sink.0.lock().expect("null sink lock"));
+    Ok(Report {
+        events: summary.records,
+        bytes: metrics.bytes_received.get(),
+        hunts: hunt_count,
+        alerts: state.alerts,
+        dead_letters: state.dead_letters,
+        seconds: elapsed.as_secs_f64(),
+        latency: Latencies::from_samples(state.latencies),
+        cpu_seconds: after.cpu_seconds - before.cpu_seconds,
+        peak_rss_bytes: after.peak_rss_bytes,
+    })
+}
+
+/// The configured hunts, or `copies` of one of them with ids `<id>_1`, `<id>_2` ….
+async fn bench_hunts(
+    settings: &Settings,
+    schema: &crate::decode::EventSchema,
+    copies: Option<&(String, usize)>,
+) -> Result<Vec<PlannedHunt>, BenchError> {
+    let Some((id, n)) = copies else {
+        let (planned, errors) = app::hunts(settings, schema).await;
+        if planned.is_empty() {
+            return Err(AppError::NoHunts(errors).into());
+        }
+        return Ok(planned);
+    };
+    let loaded = query::load::load(settings.hunts.builtin, &settings.hunts.directories);
+    let original: Hunt = loaded
+        .hunts
+        .get(id)
+        .cloned()
+        .ok_or_else(|| BenchError::UnknownHunt(id.clone()))?;
+    let mut planned = Vec::with_capacity(*n);
+    for i in 1..=*n {
+        let mut hunt = original.clone();
+        hunt.id = format!("{id}_{i}");
+        planned.push(
+            query::plan::plan(hunt, schema)
+                .await
+                .map_err(BenchError::Copy)?,
+        );
+    }
+    Ok(planned)
+}
+
+/// Stops a Kafka run once `events` records were acknowledged (fully processed).
+async fn stop_after(metrics: Metrics, events: u64, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while metrics.acknowledged_events.get() < events {
+        tick.tick().await;
+    }
+    shutdown.cancel();
+}
+
+#[derive(Default)]
+struct SinkState {
+    alerts: u64,
+    dead_letters: u64,
+    /// Seconds from receiving the (newest) event behind each alert to its delivery here.
+    latencies: Vec<f64>,
+}
+
+/// Counts alerts and dead letters and records each alert's latency; writes nothing.
+#[derive(Clone, Default)]
+struct NullSink(Arc<Mutex<SinkState>>);
+
+impl AlertSink for NullSink {
+    fn deliver<'a>(&'a mut self, alerts: &'a [Alert]) -> BoxFuture<'a, Result<(), SinkError>> {
+        let now = Instant::now();
+        let mut state = self.0.lock().expect("null sink lock");
+        state.alerts += alerts.len() as u64;
+        state.latencies.extend(
+            alerts
+                .iter()
+                .map(|a| now.saturating_duration_since(a.received).as_secs_f64()),
+        );
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl DeadLetterSink for NullSink {
+    fn deliver<'a>(
+        &'a mut self,
+        letters: &'a [DeadLetter],
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        self.0.lock().expect("null sink lock").dead_letters += letters.len() as u64;
+        Box::pin(async { Ok(()) })
+    }
+}

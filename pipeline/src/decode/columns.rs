@@ -1,0 +1,216 @@
+//! Column builders that cost nothing for a column no record of the batch fills.
+//!
+//! A schema may have hundreds of columns of which one event fills a dozen, so a builder records only the rows
+//! it has a value for (with the values, packed). Finishing a batch scatters them into an Arrow array with a
+//! validity bitmap; a column nobody filled becomes `new_null_array` at once. Appending is one push per value,
+//! never one per (row × column).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampNanosecondArray,
+    new_null_array,
+};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::datatypes::ArrowNativeType;
+
+use super::json::Cell;
+use super::schema::{self, ColumnType};
+
+enum Values {
+    Str { data: Vec<u8>, ends: Vec<usize> },
+    Int(Vec<i64>),
+    Float(Vec<f64>),
+    Bool(Vec<bool>),
+    Time(Vec<i64>),
+}
+
+/// The values of one column for one batch, sparse until [`ColumnBuilder::finish`].
+pub struct ColumnBuilder {
+    ty: ColumnType,
+    /// Rows that have a value, increasing.
+    rows: Vec<u32>,
+    values: Values,
+}
+
+impl ColumnBuilder {
+    pub fn new(ty: ColumnType) -> ColumnBuilder {
+        let values = match ty {
+            ColumnType::String => Values::Str {
+                data: Vec::new(),
+                ends: Vec::new(),
+            },
+            ColumnType::Int => Values::Int(Vec::new()),
+            ColumnType::Float => Values::Float(Vec::new()),
+            ColumnType::Bool => Values::Bool(Vec::new()),
+            ColumnType::Timestamp => Values::Time(Vec::new()),
+        };
+        ColumnBuilder {
+            ty,
+            rows: Vec::new(),
+            values,
+        }
+    }
+
+    /// Sets `row` (greater than every row set before) to `cell`; a NULL cell sets nothing.
+    pub fn append(&mut self, row: u32, cell: &Cell<'_>) {
+        debug_assert!(self.rows.last().is_none_or(|&r| r < row));
+        let pushed = match (&mut self.values, cell) {
+            (Values::Str { data, ends }, Cell::Str(s)) => {
+                data.extend_from_slice(s.as_bytes());
+                ends.push(data.len());
+                true
+            }
+            (Values::Int(v), Cell::Int(i)) => {
+                v.push(*i);
+                true
+            }
+            (Values::Float(v), Cell::Float(f)) => {
+                v.push(*f);
+                true
+            }
+            (Values::Bool(v), Cell::Bool(b)) => {
+                v.push(*b);
+                true
+            }
+            (Values::Time(v), Cell::Time(t)) => {
+                v.push(*t);
+                true
+            }
+            // Coercion gives a cell of the column's type or NULL.
+            _ => false,
+        };
+        if pushed {
+            self.rows.push(row);
+        }
+    }
+
+    /// Takes back the value of `row`, if it was the last one set (a record refused after its cells went in).
+    pub fn rollback(&mut self, row: u32) {
+        if self.rows.last() != Some(&row) {
+            return;
+        }
+        self.rows.pop();
+        match &mut self.values {
+            Values::Str { data, ends } => {
+                ends.pop();
+                data.truncate(ends.last().copied().unwrap_or(0));
+            }
+            Values::Int(v) | Values::Time(v) => {
+                v.pop();
+            }
+            Values::Float(v) => {
+                v.pop();
+            }
+            Values::Bool(v) => {
+                v.pop();
+            }
+        }
+    }
+
+    /// The Arrow array of a batch of `len` rows.
+    pub fn finish(self, len: usize) -> ArrayRef {
+        if self.rows.is_empty() {
+            return new_null_array(&self.ty.data_type(), len);
+        }
+        let dense = self.rows.len() == len;
+        let nulls = (!dense).then(|| {
+            let mut valid = vec![false; len];
+            for &r in &self.rows {
+                valid[r as usize] = true;
+            }
+            NullBuffer::new(BooleanBuffer::from(valid))
+        });
+        let rows = &self.rows;
+        match self.values {
+            Values::Str { data, ends } => {
+                let mut offsets = Vec::with_capacity(len + 1);
+                offsets.push(0i32);
+                let offset = |end: usize| {
+                    i32::try_from(end).expect("a string column holds less than 2 GiB per batch")
+                };
+                if dense {
+                    offsets.extend(ends.iter().map(|&e| offset(e)));
+                } else {
+                    let mut next = rows.iter().zip(&ends).peekable();
+                    let mut last = 0;
+                    for row in 0..len as u32 {
+                        if let Some((_, &end)) = next.next_if(|(r, _)| **r == row) {
+                            last = offset(end);
+                        }
+                        offsets.push(last);
+                    }
+                }
+                let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+                // SAFETY: `data` is the concatenation of `&str`s and the offsets are their boundaries, so every
+                // slice is valid UTF-8 (`OffsetBuffer::new` has checked the offsets are monotonic).
+                Arc::new(unsafe {
+                    StringArray::new_unchecked(offsets, Buffer::from_vec(data), nulls)
+                })
+            }
+            Values::Int(v) => Arc::new(Int64Array::new(scatter(rows, v, len), nulls)),
+            Values::Float(v) => Arc::new(Float64Array::new(scatter(rows, v, len), nulls)),
+            Values::Time(v) => Arc::new(
+                TimestampNanosecondArray::new(scatter(rows, v, len), nulls)
+                    .with_timezone(schema::UTC),
+            ),
+            Values::Bool(v) => {
+                let values = if dense {
+                    BooleanBuffer::from(v)
+                } else {
+                    let mut all = vec![false; len];
+                    for (&r, b) in rows.iter().zip(v) {
+                        all[r as usize] = b;
+                    }
+                    BooleanBuffer::from(all)
+                };
+                Arc::new(BooleanArray::new(values, nulls))
+            }
+        }
+    }
+}
+
+fn scatter<T: ArrowNativeType>(rows: &[u32], values: Vec<T>, len: usize) -> ScalarBuffer<T> {
+    if rows.len() == len {
+        return ScalarBuffer::from(values);
+    }
+    let mut all = vec![T::default(); len];
+    for (&r, v) in rows.iter().zip(values) {
+        all[r as usize] = v;
+    }
+    ScalarBuffer::from(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, AsArray};
+
+    #[test]
+    fn sparse_values_land_on_their_rows_and_the_rest_is_null() {
+        let mut s = ColumnBuilder::new(ColumnType::String);
+        s.append(1, &Cell::Str("a".into()));
+        s.append(3, &Cell::Str("bc".into()));
+        s.append(4, &Cell::Str("x".into()));
+        s.rollback(4);
+        let array = s.finish(5);
+        let strings = array.as_string::<i32>();
+        assert_eq!(strings.null_count(), 3);
+        assert_eq!((strings.value(1), strings.value(3)), ("a", "bc"));
+        assert!(strings.is_null(0) && strings.is_null(4));
+
+        let mut i = ColumnBuilder::new(ColumnType::Int);
+        i.append(0, &Cell::Int(7));
+        i.append(1, &Cell::Null);
+        let ints = i.finish(2);
+        assert_eq!(
+            ints.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(0),
+            7
+        );
+        assert!(ints.is_null(1));
+
+        let empty = ColumnBuilder::new(ColumnType::Bool).finish(3);
+        assert_eq!(empty.null_count(), 3);
+    }
+}

@@ -1,0 +1,254 @@
+//! The decoder's semantics, record by record: path priority, shapes, coercions, dead letters.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+
+use super::*;
+use crate::source::{Input, InputKind, RawRecord};
+
+fn decoder(schema: EventSchema) -> Decoder {
+    Decoder::new(Arc::new(schema), 1 << 20, &Metrics::new())
+}
+
+fn records(lines: &[&str]) -> Vec<RawRecord> {
+    let input = Input::new("test", InputKind::Stdin);
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| RawRecord {
+            input: Arc::clone(&input),
+            offset: i as u64 + 1,
+            bytes: l.as_bytes().to_vec(),
+            received: Instant::now(),
+            source_timestamp: None,
+        })
+        .collect()
+}
+
+/// Decodes one line: its row, or its dead letter's reason and detail.
+fn decode(d: &Decoder, line: &str) -> Result<RecordBatch, (DeadLetterReason, String)> {
+    let out = d.decode(0, records(&[line]));
+    match out.dead_letters.first() {
+        Some(l) => Err((l.reason, l.detail.clone())),
+        None => Ok(out.batch),
+    }
+}
+
+fn cell(batch: &RecordBatch, name: &str) -> ScalarValue {
+    ScalarValue::try_from_array(batch.column_by_name(name).unwrap(), 0).unwrap()
+}
+
+fn text(v: &str) -> ScalarValue {
+    ScalarValue::Utf8(Some(v.into()))
+}
+
+const T: &str = r#""@timestamp":"2024-05-01T10:00:00Z""#;
+
+#[test]
+fn nested_and_flat_shapes_give_the_same_cells() {
+    let d = decoder(EventSchema::windows());
+    let nested = decode(&d, r##"{"Event":{"System":{"EventID":4625,"Channel":"Security","Computer":"DC01","TimeCreated":{"#attributes":{"SystemTime":"2024-05-01T10:00:01.5Z"}}},"EventData":{"TargetUserName":"alice","LogonType":"3","IpAddress":"10.0.0.5"}}}"##).unwrap();
+    let flat = decode(&d, r#"{"@timestamp":"2024-05-01T10:00:01.500Z","EventID":4625,"Channel":"Security","Hostname":"DC01","TargetUserName":"alice","LogonType":3,"IpAddress":"10.0.0.5"}"#).unwrap();
+    assert_eq!(nested, flat);
+    assert_eq!(cell(&flat, "logon_type"), ScalarValue::Int64(Some(3)));
+    assert_eq!(cell(&flat, "host"), text("DC01"));
+}
+
+#[test]
+fn dash_means_no_value_in_number_columns() {
+    let d = decoder(EventSchema::windows());
+    let row = decode(
+        &d,
+        &format!(r#"{{{T},"EventID":4624,"IpPort":"-","IpAddress":"-"}}"#),
+    )
+    .unwrap();
+    assert_eq!(cell(&row, "ip_port"), ScalarValue::Int64(None));
+    assert_eq!(cell(&row, "ip_address"), text("-"));
+}
+
+#[test]
+fn event_id_with_qualifiers_object_is_read_from_its_text() {
+    let d = decoder(EventSchema::windows());
+    let row = decode(&d, r##"{"Event":{"System":{"EventID":{"#text":7045,"#attributes":{"Qualifiers":16384}},"TimeCreated":{"#attributes":{"SystemTime":"2024-05-01T10:00:00Z"}}}}}"##).unwrap();
+    assert_eq!(cell(&row, "event_id"), ScalarValue::Int64(Some(7045)));
+    // Without #text the object itself is the value of the next path: the wrong type.
+    let (reason, detail) = decode(
+        &d,
+        &format!(r#"{{{T},"Event":{{"System":{{"EventID":{{"a":1}}}}}}}}"#),
+    )
+    .unwrap_err();
+    assert_eq!(reason, DeadLetterReason::WrongType);
+    assert!(
+        detail.contains("Event.System.EventID") && detail.contains("object"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn path_order_wins_over_document_order() {
+    let d = decoder(EventSchema::windows());
+    // image: Event.EventData.Image, Image, Event.EventData.NewProcessName, NewProcessName
+    for line in [
+        format!(r#"{{{T},"Image":"flat","Event":{{"EventData":{{"Image":"nested"}}}}}}"#),
+        format!(r#"{{{T},"Event":{{"EventData":{{"Image":"nested"}}}},"Image":"flat"}}"#),
+    ] {
+        assert_eq!(cell(&decode(&d, &line).unwrap(), "image"), text("nested"));
+    }
+    let row = decode(
+        &d,
+        &format!(r#"{{{T},"NewProcessName":"late","Image":"first"}}"#),
+    )
+    .unwrap();
+    assert_eq!(cell(&row, "image"), text("first"));
+    // null is "not present": the next path fills the column.
+    let row = decode(
+        &d,
+        &format!(r#"{{{T},"Event":{{"EventData":{{"Image":null}}}},"Image":"y"}}"#),
+    )
+    .unwrap();
+    assert_eq!(cell(&row, "image"), text("y"));
+    // A wrong-typed lower-priority value does not matter when a better path is present.
+    let row = decode(
+        &d,
+        &format!(
+            r#"{{{T},"CommandLine":{{"a":1}},"Event":{{"EventData":{{"CommandLine":"x"}}}}}}"#
+        ),
+    )
+    .unwrap();
+    assert_eq!(cell(&row, "command_line"), text("x"));
+    // A duplicate key: the last one, as serde_json's Value keeps it.
+    let row = decode(&d, &format!(r#"{{{T},"Image":"a","Image":"b"}}"#)).unwrap();
+    assert_eq!(cell(&row, "image"), text("b"));
+}
+
+#[test]
+fn wildcard_segment_matches_any_child_object() {
+    let d = decoder(EventSchema::windows());
+    let row = decode(&d, &format!(r#"{{{T},"Event":{{"UserData":{{"x":3,"LogFileCleared":{{"SubjectUserName":"bob"}},"Other":{{"SubjectUserName":"eve"}}}}}}}}"#)).unwrap();
+    assert_eq!(cell(&row, "subject_user_name"), text("bob"));
+}
+
+#[test]
+fn unmapped_subtrees_are_skipped_but_still_checked_as_json() {
+    let d = decoder(EventSchema::windows());
+    let row = decode(
+        &d,
+        &format!(r#"{{"Deep":{{"a":[1,{{"b":"\u00e9\n"}}],"c":{{}}}},{T},"Hostname":"h\\x"}}"#),
+    )
+    .unwrap();
+    assert_eq!(cell(&row, "host"), text("h\\x"));
+    let (reason, _) = decode(&d, &format!(r#"{{"Deep":{{"a":[1,}}]}},{T}}}"#)).unwrap_err();
+    assert_eq!(reason, DeadLetterReason::InvalidJson);
+}
+
+#[test]
+fn bad_records_are_refused_with_a_reason() {
+    let d = decoder(EventSchema::windows());
+    let reason = |line: &str| decode(&d, line).unwrap_err().0;
+    assert_eq!(reason("{not json"), DeadLetterReason::InvalidJson);
+    assert_eq!(reason(r#"{"a":1} x"#), DeadLetterReason::InvalidJson);
+    assert_eq!(reason("[1,2]"), DeadLetterReason::NotAnObject);
+    assert_eq!(reason(r#""text""#), DeadLetterReason::NotAnObject);
+    assert_eq!(
+        reason(r#"{"EventID":1}"#),
+        DeadLetterReason::MissingTimestamp
+    );
+    assert_eq!(
+        reason(r#"{"@timestamp":"-","EventID":1}"#),
+        DeadLetterReason::MissingTimestamp
+    );
+    assert_eq!(
+        reason(r#"{"@timestamp":"yesterday","EventID":1}"#),
+        DeadLetterReason::BadTimestamp
+    );
+    let (wrong, detail) = decode(&d, &format!(r#"{{{T},"EventID":"abc"}}"#)).unwrap_err();
+    assert_eq!(wrong, DeadLetterReason::WrongType);
+    assert!(
+        detail.contains("event_id") && detail.contains("\"abc\""),
+        "{detail}"
+    );
+    assert_eq!(
+        reason(&format!(r#"{{{T},"CommandLine":{{"a":1}}}}"#)),
+        DeadLetterReason::WrongType
+    );
+    assert_eq!(
+        reason(&format!(r#"{{{T},"CommandLine":[1]}}"#)),
+        DeadLetterReason::WrongType
+    );
+    let out = d.decode(
+        0,
+        vec![RawRecord {
+            bytes: b"\xff\xfe".to_vec(),
+            ..records(&["x"]).remove(0)
+        }],
+    );
+    assert_eq!(out.dead_letters[0].reason, DeadLetterReason::InvalidUtf8);
+}
+
+#[test]
+fn a_refused_record_leaves_nothing_in_the_batch() {
+    let d = decoder(EventSchema::windows());
+    let good = |host: &str| format!(r#"{{{T},"Hostname":"{host}","EventID":1}}"#);
+    // Hostname, Channel and CommandLine go in before EventID (a later column) refuses the record.
+    let bad =
+        format!(r#"{{{T},"Hostname":"bad","Channel":"c","CommandLine":"x","LogonType":"no"}}"#);
+    let out = d.decode(0, records(&[&good("a"), &bad, &good("b")]));
+    assert_eq!(out.dead_letters.len(), 1);
+    assert_eq!(out.batch.num_rows(), 2);
+    let host = out.batch.column_by_name("host").unwrap();
+    assert_eq!(ScalarValue::try_from_array(host, 1).unwrap(), text("b"));
+    assert_eq!(
+        out.batch
+            .column_by_name("command_line")
+            .unwrap()
+            .null_count(),
+        2
+    );
+    assert_eq!(out.batch.column_by_name("channel").unwrap().null_count(), 2);
+}
+
+#[test]
+fn lenient_string_columns_take_objects_and_arrays_as_json_text() {
+    let schema = EventSchema::parse(
+        r#"name = "t"
+time_column = "t"
+[[columns]]
+name = "t"
+type = "timestamp"
+paths = ["t"]
+[[columns]]
+name = "data"
+type = "string"
+paths = ["E.Data", "Data"]
+lenient = true
+[[columns]]
+name = "inner"
+type = "string"
+paths = ["E.Data.b"]
+[[columns]]
+name = "strict"
+type = "string"
+paths = ["S"]
+"#,
+        "test",
+    )
+    .unwrap();
+    let d = decoder(schema);
+    let t = r#""t":"2024-05-01T10:00:00Z""#;
+    let row = decode(
+        &d,
+        &format!(r#"{{{t},"E":{{"Data":{{"b":"x","a":[1, 2]}}}}}}"#),
+    )
+    .unwrap();
+    assert_eq!(cell(&row, "data"), text(r#"{"a":[1,2],"b":"x"}"#));
+    assert_eq!(cell(&row, "inner"), text("x"));
+    let row = decode(&d, &format!(r#"{{{t},"Data":[true,null]}}"#)).unwrap();
+    assert_eq!(cell(&row, "data"), text("[true,null]"));
+    let row = decode(&d, &format!(r#"{{{t},"Data":7}}"#)).unwrap();
+    assert_eq!(cell(&row, "data"), text("7"));
+    let (reason, _) = decode(&d, &format!(r#"{{{t},"S":{{"a":1}}}}"#)).unwrap_err();
+    assert_eq!(reason, DeadLetterReason::WrongType);
+}
