@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use ghosthunt::app::{self, SigmaSetup};
 use ghosthunt::decode::{Decoder, EventSchema};
-use ghosthunt::sigma::parse::{Document, ParseOptions, parse_file};
 use ghosthunt::source::{Input, InputKind, RawRecord};
 use ghosthunt::telemetry::Metrics;
 use serde_json::Value;
@@ -100,17 +99,20 @@ fn every_active_sigmahq_rule_file_loads_and_at_least_99_percent_of_windows_rules
     for dir in &dirs {
         for file in ghosthunt::sigma::load::rule_files(dir).unwrap() {
             let text = std::fs::read_to_string(&file).unwrap();
-            for doc in parse_file(&text, &ParseOptions::default()).unwrap_or_default() {
-                let Ok(Document::Rule(rule)) = doc else {
+            // Read as plain YAML, not through our parser: a rule our parser refuses still counts.
+            let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            for doc in docs {
+                let (Some(id), Some(_)) = (doc["id"].as_str(), doc.get("detection")) else {
                     continue;
                 };
                 total += 1;
-                if !compiled.contains(rule.id.as_str()) {
-                    unaccounted.push(rule.id.clone());
+                if !compiled.contains(id) {
+                    unaccounted.push(id.to_string());
                 }
-                if rule.logsource.product.as_deref() == Some("windows") {
+                if doc["logsource"]["product"] == "windows" {
                     windows += 1;
-                    windows_compiled += usize::from(compiled.contains(rule.id.as_str()));
+                    windows_compiled += usize::from(compiled.contains(id));
                 }
             }
         }
