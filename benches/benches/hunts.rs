@@ -32,13 +32,13 @@ async fn copies(id: &str, n: usize, schema: &EventSchema) -> Vec<PlannedHunt> {
 
 /// The pipeline's unwindowed step without the alert encoding: filter, table, plan (event time is column 0).
 async fn evaluate(hunt: &PlannedHunt, batch: &RecordBatch) -> usize {
-    let Some((table, _)) = hunt
+    let Some(selected) = hunt
         .unwindowed_input(batch, 0)
         .expect("the filter evaluates")
     else {
         return 0;
     };
-    let results = hunt.run(vec![table]).await.expect("the hunt runs");
+    let results = hunt.run(vec![selected.table]).await.expect("the hunt runs");
     results.iter().map(RecordBatch::num_rows).sum()
 }
 

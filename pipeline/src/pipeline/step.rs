@@ -84,16 +84,16 @@ impl HuntRuntime {
             let Some(view) = &input.batch else {
                 return Ok(());
             };
-            let Some((table, span)) = planned.unwindowed_input(&view.batch, time_index)? else {
+            let Some(selected) = planned.unwindowed_input(&view.batch, time_index)? else {
                 return Ok(());
             };
-            let results = evaluate(&planned, vec![table], out).await?;
+            let results = evaluate(&planned, vec![selected.table], out).await?;
             out.alerts.extend(build_alerts(
                 &planned.hunt,
                 &results,
                 AlertTime {
                     window: None,
-                    rows: span,
+                    rows: selected.span,
                     received: view.received,
                 },
             ));

@@ -110,6 +110,14 @@ impl TableProvider for EventsTable {
     }
 }
 
+/// What an unwindowed hunt runs on for one batch (see [`PlannedHunt::unwindowed_input`]).
+pub struct UnwindowedInput {
+    /// The passing rows as a batch of the hunt's table.
+    pub table: RecordBatch,
+    /// Oldest and newest event time of those rows (ns).
+    pub span: (i64, i64),
+}
+
 /// A hunt planned and ready to run.
 pub struct PlannedHunt {
     pub hunt: Arc<Hunt>,
@@ -312,7 +320,7 @@ impl PlannedHunt {
         &self,
         batch: &RecordBatch,
         time_index: usize,
-    ) -> Result<Option<(RecordBatch, (i64, i64))>, DataFusionError> {
+    ) -> Result<Option<UnwindowedInput>, DataFusionError> {
         let mut columns = self.used_columns.clone();
         if let Err(at) = columns.binary_search(&time_index) {
             columns.insert(at, time_index);
@@ -333,7 +341,10 @@ impl PlannedHunt {
             datafusion::arrow::compute::min(times).unwrap_or_default(),
             datafusion::arrow::compute::max(times).unwrap_or_default(),
         );
-        Ok(Some((self.table_batch(&rows, &columns, None)?, span)))
+        Ok(Some(UnwindowedInput {
+            table: self.table_batch(&rows, &columns, None)?,
+            span,
+        }))
     }
 
     /// Builds a batch of the hunt's table from `batch`, whose columns are `columns` of the event schema;
