@@ -84,26 +84,16 @@ impl HuntRuntime {
             let Some(view) = &input.batch else {
                 return Ok(());
             };
-            let filtered = planned.prefilter(&view.batch)?;
-            if filtered.num_rows() == 0 {
+            let Some(selected) = planned.unwindowed_input(&view.batch, time_index)? else {
                 return Ok(());
-            }
-            let times = filtered
-                .column(time_index)
-                .as_primitive::<TimestampNanosecondType>();
-            let (lo, hi) = (
-                datafusion::arrow::compute::min(times).unwrap_or_default(),
-                datafusion::arrow::compute::max(times).unwrap_or_default(),
-            );
-            let all: Vec<usize> = (0..filtered.num_columns()).collect();
-            let table = planned.table_batch(&filtered, &all, None)?;
-            let results = evaluate(&planned, vec![table], out).await?;
+            };
+            let results = evaluate(&planned, vec![selected.table], out).await?;
             out.alerts.extend(build_alerts(
                 &planned.hunt,
                 &results,
                 AlertTime {
                     window: None,
-                    rows: (lo, hi),
+                    rows: selected.span,
                     received: view.received,
                 },
             ));

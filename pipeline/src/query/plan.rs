@@ -12,7 +12,9 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, BooleanArray, TimestampNanosecondArray, new_null_array};
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, BooleanArray, TimestampNanosecondArray, new_null_array,
+};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -106,6 +108,14 @@ impl TableProvider for EventsTable {
     ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
+}
+
+/// What an unwindowed hunt runs on for one batch (see [`PlannedHunt::unwindowed_input`]).
+pub struct UnwindowedInput {
+    /// The passing rows as a batch of the hunt's table.
+    pub table: RecordBatch,
+    /// Oldest and newest event time of those rows (ns).
+    pub span: (i64, i64),
 }
 
 /// A hunt planned and ready to run.
@@ -305,12 +315,39 @@ impl PlannedHunt {
         Ok(Some(mask.clone()))
     }
 
-    /// The rows of a decoded batch that can matter to this hunt (all of them if it has no row filter).
-    pub fn prefilter(&self, batch: &RecordBatch) -> Result<RecordBatch, DataFusionError> {
-        match self.prefilter_mask(batch)? {
-            None => Ok(batch.clone()),
-            Some(mask) => Ok(filter_record_batch(batch, &mask)?),
+    /// What an unwindowed hunt runs on: the rows of a decoded batch that pass its filter, with only the
+    /// columns it reads (plus event time), as a batch of its table; and the oldest and newest event time
+    /// of those rows. `None` when no row passes. Only the columns the hunt reads are filtered (copied),
+    /// so the cost does not grow with the schema's width.
+    pub fn unwindowed_input(
+        &self,
+        batch: &RecordBatch,
+        time_index: usize,
+    ) -> Result<Option<UnwindowedInput>, DataFusionError> {
+        let mut columns = self.used_columns.clone();
+        if let Err(at) = columns.binary_search(&time_index) {
+            columns.insert(at, time_index);
         }
+        let projected = batch.project(&columns)?;
+        let rows = match self.prefilter_mask(batch)? {
+            None => projected,
+            Some(mask) => filter_record_batch(&projected, &mask)?,
+        };
+        if rows.num_rows() == 0 {
+            return Ok(None);
+        }
+        let at = columns.binary_search(&time_index).expect("inserted above");
+        let times = rows
+            .column(at)
+            .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>();
+        let span = (
+            datafusion::arrow::compute::min(times).unwrap_or_default(),
+            datafusion::arrow::compute::max(times).unwrap_or_default(),
+        );
+        Ok(Some(UnwindowedInput {
+            table: self.table_batch(&rows, &columns, None)?,
+            span,
+        }))
     }
 
     /// Builds a batch of the hunt's table from `batch`, whose columns are `columns` of the event schema;
