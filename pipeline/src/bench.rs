@@ -197,7 +197,8 @@ async fn bench_hunts(
 ) -> Result<Vec<PlannedHunt>, BenchError> {
     let Some((id, n)) = copies else {
         let (planned, errors) = app::hunts(settings, schema).await;
-        if planned.is_empty() {
+        // No SQL hunt is fine when Sigma rules run (hunts.builtin = false, only sigma.directories).
+        if planned.is_empty() && (!errors.is_empty() || settings.sigma.directories.is_empty()) {
             return Err(AppError::NoHunts(errors).into());
         }
         return Ok(planned);

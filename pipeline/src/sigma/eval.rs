@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -317,10 +317,17 @@ impl RuleSet {
                 if lits.texts.is_empty() {
                     continue;
                 }
+                // A full DFA: measured on the SigmaHQ Windows set over OTRF events, evaluation runs at
+                // 175k events/s with DFAs against 131k with contiguous NFAs and 128k with the builder's
+                // default, for ~250 MB more memory (388 vs 138 MB RSS once compiled). Columns with very
+                // many literals fall back to the builder's choice.
+                let bytes: usize = lits.texts.iter().map(String::len).sum();
+                let kind = (bytes <= 256 * 1024).then_some(AhoCorasickKind::DFA);
                 lits.automaton = Some(
                     AhoCorasickBuilder::new()
                         .ascii_case_insensitive(insensitive)
                         .match_kind(MatchKind::Standard)
+                        .kind(kind)
                         .build(&lits.texts)
                         .expect("literal automata are built from plain strings"),
                 );
