@@ -344,19 +344,6 @@ impl RuleSet {
         )
     }
 
-    /// Number of distinct literals (all columns), for logs.
-    pub fn literal_count(&self) -> usize {
-        self.columns
-            .iter()
-            .map(|c| c.insensitive.texts.len() + c.sensitive.texts.len())
-            .sum()
-    }
-
-    /// Columns the rules read.
-    pub fn columns(&self) -> impl Iterator<Item = &str> {
-        self.columns.iter().map(|c| c.name.as_str())
-    }
-
     /// The rows of `batch` each rule matches: (rule index, rows), rules without matches left out.
     pub fn evaluate(&self, batch: &RecordBatch) -> Vec<(usize, Vec<u32>)> {
         let rows = batch.num_rows();
