@@ -90,17 +90,32 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
         &base,
     );
     let files = loaded.files;
-    let extended = Arc::new(
-        schema.with_string_columns(loaded.extra_columns().into_iter().map(|c| {
-            (
-                c.name,
-                c.paths,
-                "Event field read by Sigma rules.".to_string(),
-            )
-        }))?,
-    );
+    // Columns for the rules' fields, and for the fields correlations group by or count, which no
+    // detection may read.
+    let mut extra = loaded.extra_columns();
+    for (c, _) in &loaded.correlations {
+        let fields = c
+            .group_by
+            .iter()
+            .chain(c.value_fields())
+            .chain(c.aliases.values().flat_map(|per_rule| per_rule.values()));
+        for f in fields {
+            if let Ok(crate::sigma::mapping::Column::Extra(x)) = mapping.column_for(f, &base)
+                && !extra.iter().any(|e| e.name == x.name)
+            {
+                extra.push(x);
+            }
+        }
+    }
+    let extended = Arc::new(schema.with_string_columns(extra.into_iter().map(|c| {
+        (
+            c.name,
+            c.paths,
+            "Event field read by Sigma rules.".to_string(),
+        )
+    }))?);
     let mut refusals = std::mem::take(&mut loaded.refusals);
-    let (engine, more) = SigmaEngine::build(loaded, &mapping, &extended);
+    let (engine, more) = SigmaEngine::build(loaded, &mapping, &base, &extended);
     refusals.extend(more);
     Ok(SigmaSetup {
         schema: extended,

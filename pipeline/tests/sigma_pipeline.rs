@@ -228,6 +228,8 @@ async fn hayabusa_password_correlations_fire_on_the_spray_and_guessing_samples_a
         .collect::<Vec<_>>(),
         "correlations fired: {fired:#?}"
     );
+    // Group-by fields that no detection reads still get their column: SMB logons have ProcessName "-".
+    assert_eq!(fired[1].2["group"]["ProcessName"], "-", "{}", fired[1].2);
     let spray = &fired[0].2;
     assert_eq!(spray["group"]["IpAddress"], "172.16.144.128");
     assert!(spray["count"].as_u64().unwrap() > 3, "{spray}");

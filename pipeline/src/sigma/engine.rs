@@ -233,11 +233,13 @@ fn correlation_hunt(c: &CorrelationRule, file: PathBuf) -> Hunt {
 }
 
 impl SigmaEngine {
-    /// Compiles the loaded rules for batches of `schema` (which must include `loaded.extra_columns()`).
+    /// Compiles the loaded rules for batches of `schema`: the base schema (`base_columns`, what the rules
+    /// were bound against) with `loaded.extra_columns()` and the correlations' fields added.
     /// Rules that fail to compile and correlations that cannot be resolved are returned as refusals.
     pub fn build(
         loaded: Loaded,
         mapping: &Mapping,
+        base_columns: &[&str],
         schema: &EventSchema,
     ) -> (SigmaEngine, Vec<SigmaRefusal>) {
         let mut refusals = Vec::new();
@@ -247,7 +249,8 @@ impl SigmaEngine {
             .filter(|c| c.ty == ColumnType::String)
             .map(|c| c.name.clone())
             .collect();
-        let base: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+        // Fields resolve against the base schema's columns, as when the rules were bound.
+        let base = base_columns;
         let variants: Vec<Vec<(Expr, Expr)>> = loaded
             .rules
             .iter()
@@ -314,7 +317,7 @@ impl SigmaEngine {
                 v.detection.visit_fields(&mut |f| add(f));
             }
             for f in &r.rule.fields {
-                if let Ok(c) = mapping.column_for(f, &base) {
+                if let Ok(c) = mapping.column_for(f, base) {
                     add(c.name());
                 }
             }
@@ -325,7 +328,7 @@ impl SigmaEngine {
                         .iter()
                         .map(|f| {
                             mapping
-                                .column_for(f, &base)
+                                .column_for(f, base)
                                 .ok()
                                 .and_then(|c| column_of(c.name()))
                         })
