@@ -195,7 +195,8 @@ struct RawMetadata {
     references: Vec<String>,
 }
 
-/// The ATT&CK enterprise tactics, by their short names.
+/// ATT&CK tactic short names: Enterprise (incl. v18's `stealth` and `defense-impairment`), ICS and Mobile.
+/// SQL hunt headers and Sigma `attack.*` tags are checked against the same list.
 pub const TACTICS: &[&str] = &[
     "reconnaissance",
     "resource-development",
@@ -204,6 +205,8 @@ pub const TACTICS: &[&str] = &[
     "persistence",
     "privilege-escalation",
     "defense-evasion",
+    "stealth",
+    "defense-impairment",
     "credential-access",
     "discovery",
     "lateral-movement",
@@ -211,6 +214,11 @@ pub const TACTICS: &[&str] = &[
     "command-and-control",
     "exfiltration",
     "impact",
+    "evasion",
+    "inhibit-response-function",
+    "impair-process-control",
+    "network-effects",
+    "remote-service-effects",
 ];
 
 /// A parsed and checked hunt, not yet planned.
@@ -371,7 +379,8 @@ impl Hunt {
     }
 }
 
-fn is_technique(t: &str) -> bool {
+/// `T1234` or `T1234.001`.
+pub fn is_technique(t: &str) -> bool {
     let b = t.as_bytes();
     let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
     match b.len() {

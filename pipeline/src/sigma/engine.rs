@@ -93,10 +93,7 @@ fn attack(tags: &[String]) -> Attack {
     let (techniques, tactics) = attack_from_tags(tags);
     Attack {
         techniques,
-        tactics: tactics
-            .into_iter()
-            .filter(|t| crate::query::hunt::TACTICS.contains(&t.as_str()))
-            .collect(),
+        tactics,
     }
 }
 

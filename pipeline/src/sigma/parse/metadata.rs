@@ -4,6 +4,7 @@
 use super::ParseOptions;
 use super::detection::parse_detection;
 use super::yaml::Yaml;
+use crate::query::hunt::{TACTICS, is_technique};
 use crate::sigma::ir::{Level, Logsource, SigmaRule};
 
 pub(super) fn parse_rule(doc: &Yaml, opts: &ParseOptions) -> Result<SigmaRule, String> {
@@ -111,31 +112,6 @@ fn text_list(doc: &Yaml, key: &str) -> Result<Vec<String>, String> {
 // ---------------------------------------------------------------------------------------------------------
 // ATT&CK tags
 
-/// ATT&CK tactic short names (Enterprise incl. v18's `stealth`/`defense-impairment`, ICS, Mobile).
-const TACTICS: &[&str] = &[
-    "reconnaissance",
-    "resource-development",
-    "initial-access",
-    "execution",
-    "persistence",
-    "privilege-escalation",
-    "defense-evasion",
-    "stealth",
-    "defense-impairment",
-    "credential-access",
-    "discovery",
-    "lateral-movement",
-    "collection",
-    "command-and-control",
-    "exfiltration",
-    "impact",
-    "evasion",
-    "inhibit-response-function",
-    "impair-process-control",
-    "network-effects",
-    "remote-service-effects",
-];
-
 /// Techniques (`T1059`, `T1059.001`, upper-cased) and tactics (short names with `-`) from `attack.*` tags,
 /// each deduplicated in tag order. Groups, software and other `attack.*` tags are ignored.
 pub fn attack_from_tags(tags: &[String]) -> (Vec<String>, Vec<String>) {
@@ -146,8 +122,8 @@ pub fn attack_from_tags(tags: &[String]) -> (Vec<String>, Vec<String>) {
         let Some(rest) = tag.strip_prefix("attack.") else {
             continue;
         };
-        if is_technique(rest) {
-            let t = rest.to_ascii_uppercase();
+        let t = rest.to_ascii_uppercase();
+        if is_technique(&t) {
             if !techniques.contains(&t) {
                 techniques.push(t);
             }
@@ -159,14 +135,4 @@ pub fn attack_from_tags(tags: &[String]) -> (Vec<String>, Vec<String>) {
         }
     }
     (techniques, tactics)
-}
-
-fn is_technique(s: &str) -> bool {
-    let b = s.as_bytes();
-    let digits = |r: &[u8]| r.iter().all(u8::is_ascii_digit);
-    match b.len() {
-        5 => b[0] == b't' && digits(&b[1..5]),
-        9 => b[0] == b't' && digits(&b[1..5]) && b[5] == b'.' && digits(&b[6..9]),
-        _ => false,
-    }
 }
