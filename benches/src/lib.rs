@@ -7,14 +7,13 @@
 use std::io::{BufRead, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::arrow::json::reader::infer_json_schema_from_iterator;
 use datafusion::arrow::record_batch::RecordBatch;
 use ghosthunt::decode::{Decoder, EventSchema};
+use ghosthunt::source::RawRecord;
 use ghosthunt::source::generator::{EventGenerator, GeneratorConfig};
-use ghosthunt::source::{Input, InputKind, RawRecord};
 use ghosthunt::telemetry::Metrics;
 
 /// Records per decoded batch: the pipeline's default `decode.batch_size`.
@@ -82,19 +81,7 @@ pub fn flat_lines(limit: usize) -> Vec<String> {
 
 /// The lines as the pipeline's records.
 pub fn records(lines: &[String]) -> Vec<RawRecord> {
-    let input = Input::new("bench", InputKind::Stdin);
-    let now = Instant::now();
-    lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| RawRecord {
-            input: Arc::clone(&input),
-            offset: i as u64 + 1,
-            bytes: l.as_bytes().to_vec(),
-            received: now,
-            source_timestamp: None,
-        })
-        .collect()
+    RawRecord::from_lines("bench", lines.iter().map(String::as_str))
 }
 
 /// The lines as one newline-separated buffer (what arrow-json reads).

@@ -5,28 +5,16 @@ mod common;
 
 use std::io::{BufRead, Read};
 use std::sync::Arc;
-use std::time::Instant;
 
 use datafusion::arrow::array::Array;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use ghosthunt::decode::{Decoder, EventSchema};
-use ghosthunt::source::{Input, InputKind, RawRecord};
+use ghosthunt::source::RawRecord;
 use ghosthunt::telemetry::Metrics;
 use serde_json::{Map, Value};
 
 fn records(lines: &[String]) -> Vec<RawRecord> {
-    let input = Input::new("corpus", InputKind::Stdin);
-    lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| RawRecord {
-            input: Arc::clone(&input),
-            offset: i as u64 + 1,
-            bytes: l.clone().into_bytes(),
-            received: Instant::now(),
-            source_timestamp: None,
-        })
-        .collect()
+    RawRecord::from_lines("corpus", lines.iter().map(String::as_str))
 }
 
 fn gz_lines(name: &str) -> Vec<String> {

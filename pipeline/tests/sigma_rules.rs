@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use ghosthunt::app::{self, SigmaSetup};
 use ghosthunt::decode::{Decoder, EventSchema};
-use ghosthunt::source::{Input, InputKind, RawRecord};
+use ghosthunt::source::RawRecord;
 use ghosthunt::telemetry::Metrics;
 use serde_json::Value;
 
@@ -60,18 +60,7 @@ pub fn json_events(path: &Path) -> Vec<String> {
 
 /// Decodes lines with the schema the rule set extended.
 pub fn decode(schema: &Arc<EventSchema>, lines: &[String]) -> ghosthunt::decode::DecodedBatch {
-    let input = Input::new("test", InputKind::Stdin);
-    let records = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| RawRecord {
-            input: Arc::clone(&input),
-            offset: i as u64 + 1,
-            bytes: l.clone().into_bytes(),
-            received: Instant::now(),
-            source_timestamp: None,
-        })
-        .collect();
+    let records = RawRecord::from_lines("test", lines.iter().map(String::as_str));
     Decoder::new(Arc::clone(schema), 1 << 20, &Metrics::new()).decode(0, records)
 }
 

@@ -1,31 +1,19 @@
 //! The decoder's semantics, record by record: path priority, shapes, coercions, dead letters.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 
 use super::*;
-use crate::source::{Input, InputKind, RawRecord};
+use crate::source::RawRecord;
 
 fn decoder(schema: EventSchema) -> Decoder {
     Decoder::new(Arc::new(schema), 1 << 20, &Metrics::new())
 }
 
 fn records(lines: &[&str]) -> Vec<RawRecord> {
-    let input = Input::new("test", InputKind::Stdin);
-    lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| RawRecord {
-            input: Arc::clone(&input),
-            offset: i as u64 + 1,
-            bytes: l.as_bytes().to_vec(),
-            received: Instant::now(),
-            source_timestamp: None,
-        })
-        .collect()
+    RawRecord::from_lines("test", lines.iter().copied())
 }
 
 /// Decodes one line: its row, or its dead letter's reason and detail.

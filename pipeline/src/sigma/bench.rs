@@ -6,13 +6,13 @@
 //! the rule set is not hidden behind the decoder's.
 
 use std::io::{BufRead, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::decode::{Decoder, EventSchema};
 use crate::sigma::engine::SigmaEngine;
-use crate::source::{Input, InputKind, RawRecord};
+use crate::source::RawRecord;
 use crate::telemetry::Metrics;
 
 /// What a benchmark run measured.
@@ -128,22 +128,10 @@ pub fn run(
     batch_size: usize,
     rounds: usize,
 ) -> BenchReport {
-    let input = Input::new(Path::new("bench").display().to_string(), InputKind::Stdin);
-    let decoder = Decoder::new(Arc::clone(schema), usize::MAX, &Metrics::new());
     let events = lines.len();
     let bytes = lines.iter().map(String::len).sum();
-    let now = Instant::now();
-    let mut records: Vec<RawRecord> = lines
-        .into_iter()
-        .enumerate()
-        .map(|(i, l)| RawRecord {
-            input: Arc::clone(&input),
-            offset: i as u64 + 1,
-            bytes: l.into_bytes(),
-            received: now,
-            source_timestamp: None,
-        })
-        .collect();
+    let decoder = Decoder::new(Arc::clone(schema), usize::MAX, &Metrics::new());
+    let mut records = RawRecord::from_lines("bench", lines);
     let started = Instant::now();
     let mut batches = Vec::new();
     let mut dead_letters = 0;

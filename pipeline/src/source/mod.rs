@@ -66,6 +66,29 @@ pub struct RawRecord {
     pub source_timestamp: Option<i64>,
 }
 
+impl RawRecord {
+    /// Records of whole lines read at once from one stdin-like input (offsets from 1, received now):
+    /// for tests, benchmarks and tools that hold their events in memory.
+    pub fn from_lines<L: Into<Vec<u8>>>(
+        input: &str,
+        lines: impl IntoIterator<Item = L>,
+    ) -> Vec<RawRecord> {
+        let input = Input::new(input, InputKind::Stdin);
+        let received = Instant::now();
+        lines
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| RawRecord {
+                input: Arc::clone(&input),
+                offset: i as u64 + 1,
+                bytes: l.into(),
+                received,
+                source_timestamp: None,
+            })
+            .collect()
+    }
+}
+
 /// The highest offset of each input in one batch.
 #[derive(Debug, Clone, Default)]
 pub struct Positions(pub Vec<(Arc<Input>, u64)>);
