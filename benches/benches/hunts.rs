@@ -1,4 +1,6 @@
-//! Hunts on one decoded batch: one hunt, and 1, 10 and 100 copies of it (the cost per added hunt).
+//! Hunts on one decoded batch: one hunt, and 1, 10 and 100 copies of it (the cost per added hunt); and
+//! every bundled hunt on a batch of the built-in schema vs the same events decoded with the schema the
+//! whole SigmaHQ Windows rule set extends (the SQL hunts must not get slower as Sigma adds columns).
 //!
 //! The batch is 4,096 events of the seeded generator (the embedded default's event mix, attacks included)
 //! decoded with the built-in schema. Evaluating an unwindowed hunt is what the pipeline's step does
@@ -72,6 +74,48 @@ fn hunts(c: &mut Criterion) {
     for n in [1, 10, 100] {
         let planned = rt.block_on(copies("lsass_memory_access", n, &schema));
         group.bench_function(format!("lsass_memory_access x{n}"), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let mut rows = 0;
+                    for hunt in &planned {
+                        rows += evaluate(hunt, &batch).await;
+                    }
+                    rows
+                })
+            })
+        });
+    }
+    group.finish();
+
+    // The same events under the built-in schema and under the one SigmaHQ's Windows rules extend
+    // (~160 more columns); every bundled hunt's batch step on each.
+    let mut settings = ghosthunt::settings::Settings::load(None, Vec::new()).expect("defaults");
+    settings.sigma.directories = vec![ghosthunt_benches::corpus().join("sigma/rules/windows")];
+    let wide = ghosthunt::app::sigma(&settings, Arc::clone(&schema))
+        .expect("SigmaHQ loads")
+        .schema;
+    let mut group = c.benchmark_group("sql_hunts/schema_width");
+    group.throughput(Throughput::Elements(batch.num_rows() as u64));
+    group.sample_size(30);
+    for (name, schema) in [("builtin", Arc::clone(&schema)), ("sigmahq", wide)] {
+        let batch = generated_batch(&schema, BATCH);
+        let planned: Vec<PlannedHunt> = rt.block_on(async {
+            let mut planned = Vec::new();
+            for hunt in query::load::builtin().hunts.into_values() {
+                planned.push(
+                    query::plan::plan(hunt, &schema)
+                        .await
+                        .expect("the hunt plans"),
+                );
+            }
+            planned
+        });
+        eprintln!(
+            "sql_hunts/schema_width/{name}: {} hunts, {} columns",
+            planned.len(),
+            schema.columns.len()
+        );
+        group.bench_function(format!("{name} ({} columns)", schema.columns.len()), |b| {
             b.iter(|| {
                 rt.block_on(async {
                     let mut rows = 0;

@@ -12,8 +12,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::arrow::json::reader::infer_json_schema_from_iterator;
 use datafusion::arrow::record_batch::RecordBatch;
 use ghosthunt::decode::{Decoder, EventSchema};
+use ghosthunt::generator::{EventGenerator, GeneratorConfig};
 use ghosthunt::source::RawRecord;
-use ghosthunt::source::generator::{EventGenerator, GeneratorConfig};
 use ghosthunt::telemetry::Metrics;
 
 /// Records per decoded batch: the pipeline's default `decode.batch_size`.

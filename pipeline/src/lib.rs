@@ -3,28 +3,37 @@
 //! Continuous threat hunts over security event streams: JSON events → Arrow → DataFusion → OCSF alerts.
 //!
 //! # Layout
-//! The modules follow the data, in order:
-//! - [`source`]: bytes in (generator, files, stdin) and where positions are acknowledged.
+//! At the bottom, imported by every stage and importing none: [`hunt`] (the hunt model every language
+//! produces), [`settings`] (configuration layered from defaults, file and environment, validated once) and
+//! [`telemetry`] (metric names in one place, the `/metrics` + `/healthz` endpoint). Then the modules follow
+//! the data, in order:
+//! - [`source`]: bytes in (files, stdin, Kafka) and where positions are acknowledged; [`kafka`]: the
+//!   client helpers the Kafka source and sinks share.
 //! - [`decode`]: bytes → Arrow record batches with a schema defined as data; dead letters.
 //! - [`window`]: event time, watermarks, and each windowed hunt's buffered rows.
-//! - [`query`]: hunts — their files, planning once with DataFusion, running on a batch or window, testing.
+//! - [`runtime`]: the one evaluator trait every kind of hunt runs as, and the detections it reports.
+//! - [`query`]: SQL hunts — their files, planning once with DataFusion, evaluating a batch or a window.
 //! - [`sigma`]: Sigma YAML rules → hunts, evaluated together on each batch; correlation rules.
-//! - [`alert`]: result rows → OCSF Detection Findings with deterministic ids; the sinks.
-//! - [`telemetry`]: metric names in one place and the `/metrics` + `/healthz` endpoint.
-//! - [`settings`]: configuration layered from defaults, file and environment, validated once.
-//! - [`pipeline`]: the wiring of one run; [`app`]: from settings to a running pipeline;
-//!   [`produce`]: events into a Kafka topic (`ghosthunt produce`); [`bench`]: the pipeline over a fixed
-//!   number of events into a null sink, measured (`ghosthunt bench`).
+//! - [`alert`]: detections → OCSF Detection Findings with deterministic ids (built only here); the sinks.
+//! - [`pipeline`]: the wiring of one run; [`app`]: from settings to a running pipeline; [`testing`]: hunts
+//!   run on their sample events (`ghosthunt test`).
+//!
+//! Beside the flow: [`generator`], the built-in event source of the embedded default; [`cli`], the bodies
+//! of the other subcommands (`bench`, `produce`, `sigma bench`).
 
 pub mod alert;
 pub mod app;
-pub mod bench;
+pub mod cli;
 pub mod decode;
+pub mod generator;
+pub mod hunt;
+pub mod kafka;
 pub mod pipeline;
-pub mod produce;
 pub mod query;
+pub mod runtime;
 pub mod settings;
 pub mod sigma;
 pub mod source;
 pub mod telemetry;
+pub mod testing;
 pub mod window;

@@ -8,9 +8,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use ghosthunt::app::{self, Handles};
-use ghosthunt::bench;
-use ghosthunt::query::{self, testing};
+use ghosthunt::cli::{self, bench};
 use ghosthunt::settings::Settings;
+use ghosthunt::testing;
 
 /// Continuous threat hunts over security event streams.
 ///
@@ -186,39 +186,61 @@ fn init_logging(filter: &str) {
         .init();
 }
 
+/// Exit code of a command whose report says whether all was well.
+fn exit(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run => run(settings).await,
         Command::Healthcheck { .. } => unreachable!("answered before the runtime starts"),
-        Command::Validate => validate(settings).await,
-        Command::Hunts { long } => hunts(settings, long).await,
-        Command::Test { dirs } => test(settings, dirs).await,
+        Command::Validate => {
+            let v = cli::hunts::validate(&settings).await?;
+            for e in &v.refused {
+                eprintln!("refused: {e}");
+            }
+            for r in &v.sigma_refused {
+                eprintln!("refused: {r}");
+            }
+            println!("{v}");
+            Ok(exit(v.ok()))
+        }
+        Command::Hunts { long } => {
+            let list = cli::hunts::list(&settings, long);
+            for e in &list.refused {
+                eprintln!("refused: {e}");
+            }
+            print!("{list}");
+            Ok(exit(list.refused.is_empty()))
+        }
+        Command::Test { mut dirs } => {
+            if dirs.is_empty() {
+                dirs = settings.hunts.directories.clone();
+            }
+            if dirs.is_empty() {
+                dirs.push(PathBuf::from("sql/hunts"));
+            }
+            let schema = app::schema(&settings)?;
+            let report = testing::run_dirs(&dirs, schema, &settings).await?;
+            println!("{report}");
+            Ok(exit(report.ok()))
+        }
         Command::Sigma {
             command: SigmaCommand::Convert { files },
         } => {
-            let schema = app::schema(&settings)?;
-            let mapping = app::sigma_mapping(&settings)?;
-            let mut ok = true;
-            for file in &files {
-                let text = std::fs::read_to_string(file)
-                    .with_context(|| format!("reading {}", file.display()))?;
-                for converted in
-                    ghosthunt::sigma::convert(&text, file, &mapping, &settings, &schema)
-                {
-                    match converted {
-                        Ok(sql) => println!("{sql}\n"),
-                        Err(refusal) => {
-                            ok = false;
-                            eprintln!("refused: {refusal}");
-                        }
-                    }
+            let report = cli::sigma::convert(&settings, &files)?;
+            for converted in &report.converted {
+                match converted {
+                    Ok(sql) => println!("{sql}\n"),
+                    Err(refusal) => eprintln!("refused: {refusal}"),
                 }
             }
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(exit(report.ok()))
         }
         Command::Sigma {
             command:
@@ -228,71 +250,15 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
                     rounds,
                 },
         } => {
-            let mut settings = settings;
-            if !rules.is_empty() {
-                settings.sigma.directories = rules;
-            }
-            anyhow::ensure!(
-                !settings.sigma.directories.is_empty(),
-                "no rule directory: give --rules, or set sigma.directories"
-            );
-            let started = std::time::Instant::now();
-            let setup = app::sigma(&settings, app::schema(&settings)?)?;
-            let engine = setup.engine.as_ref().expect("directories are set");
-            println!(
-                "rules: {} compiled, {} refused, {} columns; loaded in {:.1} s",
-                engine.rule_count(),
-                setup.refusals.len(),
-                setup.schema.columns.len(),
-                started.elapsed().as_secs_f64()
-            );
-            let lines = ghosthunt::sigma::bench::read_lines(&events)?;
-            let report = ghosthunt::sigma::bench::run(
-                engine,
-                &setup.schema,
-                lines,
-                settings.decode.batch_size,
-                rounds,
-            );
-            println!("{report}");
+            println!("{}", cli::sigma::bench(&settings, &events, rules, rounds)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Sigma {
             command: SigmaCommand::Check { dirs },
         } => {
-            let mut settings = settings;
-            if !dirs.is_empty() {
-                settings.sigma.directories = dirs;
-            }
-            anyhow::ensure!(
-                !settings.sigma.directories.is_empty(),
-                "no rule directory: give one, or set sigma.directories"
-            );
-            let setup = app::sigma(&settings, app::schema(&settings)?)?;
-            let engine = setup.engine.as_ref().expect("directories are set");
-            for r in &setup.refusals {
-                println!("refused: {r}");
-            }
-            let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
-            for r in &setup.refusals {
-                *kinds.entry(r.kind()).or_default() += 1;
-            }
-            println!(
-                "{} file(s): {} detection rule(s) compiled, {} correlation(s), {} refused; {} columns",
-                setup.files,
-                engine.rule_count(),
-                engine.hunts().count() - engine.rule_count(),
-                setup.refusals.len(),
-                setup.schema.columns.len()
-            );
-            for (kind, n) in kinds {
-                println!("  refused {n:>5}  {kind}");
-            }
-            Ok(if setup.refusals.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            let report = cli::sigma::check(&settings, dirs)?;
+            print!("{report}");
+            Ok(exit(report.refusals.is_empty()))
         }
         Command::Produce {
             topic,
@@ -306,13 +272,13 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
                 wait_for_signal().await;
                 signal.cancel();
             });
-            let options = ghosthunt::produce::ProduceOptions {
+            let options = cli::produce::ProduceOptions {
                 topic,
                 files,
                 rate,
                 limit,
             };
-            let sent = ghosthunt::produce::produce(&settings, &options, shutdown).await?;
+            let sent = cli::produce::produce(&settings, &options, shutdown).await?;
             tracing::info!(events = sent, topic = %options.topic, "Produced.");
             Ok(ExitCode::SUCCESS)
         }
@@ -374,6 +340,14 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         dead_letters = summary.dead_letters,
         "Pipeline finished."
     );
+    if !summary.disabled.is_empty() {
+        // The others ran to the end, but these hunts did not see all of the input.
+        eprintln!(
+            "error: hunt(s) disabled after a panic: {}",
+            summary.disabled.join(", ")
+        );
+        return Ok(ExitCode::from(3));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -405,136 +379,4 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-}
-
-async fn validate(settings: Settings) -> anyhow::Result<ExitCode> {
-    let setup = app::sigma(&settings, app::schema(&settings)?)?;
-    let schema = setup.schema;
-    let (planned, errors) = app::hunts(&settings, &schema).await;
-    for e in &errors {
-        eprintln!("refused: {e}");
-    }
-    for r in &setup.refusals {
-        eprintln!("refused: {r}");
-    }
-    let sigma_rules = setup
-        .engine
-        .as_ref()
-        .map_or(0, ghosthunt::sigma::engine::SigmaEngine::rule_count);
-    println!(
-        "configuration ok; schema `{}` ({} columns); {} hunt(s) planned, {} refused; {} Sigma rule(s) compiled, {} refused",
-        schema.name,
-        schema.columns.len(),
-        planned.len(),
-        errors.len(),
-        sigma_rules,
-        setup.refusals.len()
-    );
-    Ok(
-        if errors.is_empty() && (!planned.is_empty() || sigma_rules > 0) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        },
-    )
-}
-
-async fn hunts(settings: Settings, long: bool) -> anyhow::Result<ExitCode> {
-    let loaded = query::load::load(settings.hunts.builtin, &settings.hunts.directories);
-    for e in &loaded.errors {
-        eprintln!("refused: {e}");
-    }
-    if long {
-        for h in loaded.hunts.values() {
-            println!("{} — {}", h.id, h.title);
-            println!("  origin:      {}", h.origin);
-            println!("  severity:    {}", h.severity.as_str());
-            println!("  window:      {}", h.window);
-            println!("  techniques:  {}", h.attack.techniques.join(", "));
-            println!("  tactics:     {}", h.attack.tactics.join(", "));
-            println!("  hypothesis:  {}", h.hypothesis);
-            for (i, step) in h.response.iter().enumerate() {
-                println!("  response {}:  {}", i + 1, step);
-            }
-            println!();
-        }
-    } else {
-        println!(
-            "{:<32} {:<9} {:<26} {:<22} TITLE",
-            "ID", "SEVERITY", "WINDOW", "TECHNIQUES"
-        );
-        for h in loaded.hunts.values() {
-            println!(
-                "{:<32} {:<9} {:<26} {:<22} {}",
-                h.id,
-                h.severity.as_str(),
-                h.window.to_string(),
-                h.attack.techniques.join(","),
-                h.title
-            );
-        }
-    }
-    Ok(if loaded.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-async fn test(settings: Settings, mut dirs: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
-    if dirs.is_empty() {
-        dirs = settings.hunts.directories.clone();
-    }
-    if dirs.is_empty() {
-        dirs.push(PathBuf::from("sql/hunts"));
-    }
-    let schema = app::schema(&settings)?;
-    let (mut passed, mut failed, mut untested) = (0, 0, Vec::new());
-    for dir in &dirs {
-        let files = query::load::hunt_files(dir)?;
-        for path in files {
-            let hunt = match query::load::read_hunt(&path) {
-                Ok(h) => h,
-                Err(e) => {
-                    println!("FAIL {e}");
-                    failed += 1;
-                    continue;
-                }
-            };
-            let Some(tests) = testing::test_dir(dir, &hunt.id) else {
-                untested.push(hunt.id.clone());
-                continue;
-            };
-            let id = hunt.id.clone();
-            let result = testing::run_test(hunt, &tests, schema.clone(), &settings).await;
-            if result.passed() {
-                passed += 1;
-                println!("ok   {id} ({} rows)", result.produced);
-                continue;
-            }
-            failed += 1;
-            println!("FAIL {id}");
-            if let Some(e) = &result.error {
-                println!("     {e}");
-            }
-            for d in &result.dead_letters {
-                println!("     sample is a dead letter: {d}");
-            }
-            for row in &result.missing {
-                println!("   - expected, not produced: {row}");
-            }
-            for row in &result.unexpected {
-                println!("   + produced, not expected: {row}");
-            }
-        }
-    }
-    if !untested.is_empty() {
-        println!("no samples for: {}", untested.join(", "));
-    }
-    println!("hunt tests: {passed} passed, {failed} failed");
-    Ok(if failed == 0 && passed > 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }

@@ -1,4 +1,5 @@
-//! The wiring: source → decode → window → query → alert, and acknowledgements flowing back.
+//! The wiring: source → decode → evaluators (SQL hunts, the Sigma rule set: `runtime`) → alert, and
+//! acknowledgements flowing back.
 //!
 //! The source and the batcher run as their own tasks, connected by bounded channels (a slow stage slows the
 //! one before it). This task takes decoded batches one at a time: it advances the watermark, runs every hunt
@@ -16,30 +17,35 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::{AlertSink, DeadLetterSink, SinkError};
-use crate::decode::{DeadLetter, DeadLetterReason, DecodedBatch, Decoder, EventSchema};
-use crate::query::PlannedHunt;
+use crate::alert::{AlertSink, DeadLetterSink, SinkError, Suppressor};
+use crate::decode::{DeadLetter, DeadLetterReason, DecodeFn, DecodedBatch, Decoder, EventSchema};
+use crate::runtime::{BatchView, Evaluator, StepInput, StepOutput};
 use crate::settings::Settings;
-use crate::sigma::engine::SigmaEngine;
 use crate::source::{Acknowledge, Positions, Source, SourceError};
 use crate::telemetry::{Health, Metrics};
-use crate::window::{Watermark, WatermarkTracker, WindowState};
-use step::{BatchView, HuntRuntime, StepInput, StepOutput};
+use crate::window::{Watermark, WatermarkTracker};
 
-mod step;
-
-/// Everything a pipeline runs with. Built by `main` from settings, or by tests with memory sinks.
+/// Everything a pipeline runs with. Built by `app` from settings, or by tests with memory sinks.
 pub struct Components {
     pub settings: Settings,
     pub schema: Arc<EventSchema>,
-    pub hunts: Vec<PlannedHunt>,
-    /// Sigma rules, evaluated together on every batch (`None`: no Sigma directory configured).
-    pub sigma: Option<SigmaEngine>,
+    /// The hunts, as evaluators (see `app::evaluators`): SQL hunts one each, the Sigma rule set as one.
+    pub evaluators: Vec<Box<dyn Evaluator>>,
     pub source: Box<dyn Source>,
     pub alerts: Box<dyn AlertSink>,
     pub dead_letters: Box<dyn DeadLetterSink>,
     pub metrics: Metrics,
     pub health: Health,
+    /// New hunt sets from hot reloads (`None`: the hunts are fixed for the run).
+    pub reloads: Option<mpsc::Receiver<HuntSet>>,
+}
+
+/// A complete set of hunts to run instead of the current one (a hot reload), with the schema they were
+/// planned on. Evaluators whose fingerprint the running set already has are not used: the running ones
+/// go on with their state.
+pub struct HuntSet {
+    pub schema: Arc<EventSchema>,
+    pub evaluators: Vec<Box<dyn Evaluator>>,
 }
 
 /// What a finished run did.
@@ -49,6 +55,8 @@ pub struct Summary {
     pub batches: u64,
     pub alerts: u64,
     pub dead_letters: u64,
+    /// Evaluators disabled after a panic (their labels); the others ran on.
+    pub disabled: Vec<String>,
 }
 
 /// A failure that stops the pipeline (records not yet acknowledged will be re-read on restart).
@@ -60,24 +68,65 @@ pub enum PipelineError {
     Sink(#[from] SinkError),
     #[error("source failed")]
     Source(#[from] SourceError),
+    /// A bug of ours, not of the input or the hunts: the run stops rather than finish with input unread.
+    #[error(
+        "the {stage} task failed: {reason}; input after the last acknowledged batch was not processed"
+    )]
+    Task { stage: &'static str, reason: String },
+}
+
+impl PipelineError {
+    fn task(stage: &'static str, e: tokio::task::JoinError) -> PipelineError {
+        PipelineError::Task {
+            stage,
+            reason: panic_reason(e),
+        }
+    }
+}
+
+/// The message of a task's panic (or why it ended otherwise).
+fn panic_reason(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return e.to_string();
+    }
+    let payload = e.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".to_string())
 }
 
 /// Runs until the source ends or `shutdown` is cancelled, then drains.
 pub async fn run(c: Components, shutdown: CancellationToken) -> Result<Summary, PipelineError> {
+    let decode = decoder_for(&c.schema, c.settings.decode.max_record_bytes, &c.metrics);
+    run_with_decoder(c, shutdown, decode).await
+}
+
+/// The decoding step for a schema.
+fn decoder_for(schema: &Arc<EventSchema>, max_record_bytes: usize, metrics: &Metrics) -> DecodeFn {
+    let decoder = Decoder::new(Arc::clone(schema), max_record_bytes, metrics);
+    Arc::new(move |seq, records| decoder.decode(seq, records))
+}
+
+/// [`run`] with the decoding step given (tests give one that fails).
+pub(crate) async fn run_with_decoder(
+    mut c: Components,
+    shutdown: CancellationToken,
+    decode: DecodeFn,
+) -> Result<Summary, PipelineError> {
     let settings = &c.settings;
     let acker = c.source.acknowledger();
     let (record_tx, record_rx) = mpsc::channel(8);
     let (batch_tx, mut batch_rx) = mpsc::channel::<DecodedBatch>(2);
     // Before the source starts: a source that has to wait (for a broker) then says so itself.
     c.health.ready("running");
-    let source_task = tokio::spawn(c.source.run(record_tx, shutdown.clone()));
-    let decoder = Arc::new(Decoder::new(
-        Arc::clone(&c.schema),
-        settings.decode.max_record_bytes,
-        &c.metrics,
-    ));
+    // The source stops on shutdown, or when the pipeline fails (nothing it reads then could be acknowledged).
+    let source_stop = shutdown.child_token();
+    let source_task = tokio::spawn(c.source.run(record_tx, source_stop.clone()));
+    let (decoders, decoder_rx) = tokio::sync::watch::channel((0, decode));
     let batcher = tokio::spawn(crate::decode::run_batcher(
-        decoder,
+        decoder_rx,
         record_rx,
         batch_tx,
         settings.decode.batch_size,
@@ -86,16 +135,15 @@ pub async fn run(c: Components, shutdown: CancellationToken) -> Result<Summary, 
 
     let mut engine = Engine::new(
         &c.settings,
-        c.schema.time_index,
-        c.hunts,
-        c.sigma,
+        c.evaluators,
         (c.alerts, c.dead_letters),
         acker,
         c.metrics.clone(),
+        c.health.clone(),
     );
-    c.metrics
-        .hunts_loaded
-        .set((engine.hunts.len() + engine.sigma.as_ref().map_or(0, |s| s.rule_count())) as i64);
+    engine.schema = Arc::clone(&c.schema);
+    engine.decoders = Some(decoders);
+    let mut reloads = c.reloads.take();
     c.metrics
         .window_rows_limit
         .set(settings.window.max_rows_per_hunt as i64);
@@ -113,96 +161,130 @@ pub async fn run(c: Components, shutdown: CancellationToken) -> Result<Summary, 
                     None => break,
                 },
                 _ = tick.tick() => engine.on_tick().await?,
+                set = async { reloads.as_mut().expect("guarded").recv().await }, if reloads.is_some() => match set {
+                    Some(set) => engine.on_reload(set).await?,
+                    None => reloads = None,
+                },
             }
         }
         Ok(())
     }
     .await;
     c.health.not_ready("draining");
-    let result = match result {
+    // The batcher closed its channel: it finished, or failed (then the input was cut short and nothing
+    // after the last acknowledged batch may count as processed).
+    let batcher_result = match result {
+        Ok(()) => match batcher.await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(PipelineError::task("decoder", e)),
+        },
+        Err(e) => {
+            batcher.abort();
+            Err(e)
+        }
+    };
+    let result = match batcher_result {
         Ok(()) => engine.drain().await,
         Err(e) => Err(e),
     };
     if result.is_ok() {
         engine.acker.close();
+    } else {
+        source_stop.cancel();
     }
-    let _ = batcher.await;
-    let source_result = source_task.await.expect("the source task does not panic");
+    let source_result = match source_task.await {
+        Ok(r) => r.map_err(PipelineError::from),
+        Err(e) => Err(PipelineError::task("source", e)),
+    };
     result?;
     source_result?;
     c.health.not_ready("stopped");
     Ok(engine.summary)
 }
 
-/// Label of the Sigma rule set in per-hunt metrics (evaluation time, correlation state).
-const SIGMA_LABEL: &str = "sigma";
+/// An evaluator between steps, with what the pipeline tracks about it.
+struct Slot {
+    label: String,
+    /// Home between steps; taken by the step that runs it.
+    evaluator: Option<Box<dyn Evaluator>>,
+    /// Its state is full (for logging the transition once).
+    full: bool,
+}
 
 struct Engine {
-    hunts: Vec<Option<HuntRuntime>>,
-    /// Home between steps; taken by the step that evaluates it.
-    sigma: Option<Box<SigmaEngine>>,
-    /// Sigma correlations judge matches this far behind the pipeline watermark.
-    sigma_lateness: i64,
-    time_index: usize,
+    slots: Vec<Slot>,
     tracker: WatermarkTracker,
     alerts: Box<dyn AlertSink>,
     dead_letters: Box<dyn DeadLetterSink>,
     acker: Arc<dyn Acknowledge>,
     metrics: Metrics,
+    health: Health,
     limit: Arc<Semaphore>,
     /// Batches not yet acknowledged to the source, oldest first: (seq, positions, records).
     unacknowledged: VecDeque<(u64, Positions, usize)>,
-    /// Hunts whose window state is full (for logging the transition once).
-    full: Vec<bool>,
     summary: Summary,
+    /// The schema batches are decoded with, and where a new decoder goes when a reload changes it.
+    schema: Arc<EventSchema>,
+    decoders: Option<tokio::sync::watch::Sender<(u64, DecodeFn)>>,
+    max_record_bytes: usize,
+    /// Generation of the newest decoder sent.
+    generation: u64,
+    /// A reloaded set that waits for the first batch decoded with its schema.
+    pending: Option<(u64, HuntSet)>,
+    /// Open suppression periods of hunts with `suppress` (kept across reloads: keyed by hunt id).
+    suppressor: Suppressor,
 }
 
 impl Engine {
     fn new(
         settings: &Settings,
-        time_index: usize,
-        hunts: Vec<PlannedHunt>,
-        sigma: Option<SigmaEngine>,
+        evaluators: Vec<Box<dyn Evaluator>>,
         (alerts, dead_letters): (Box<dyn AlertSink>, Box<dyn DeadLetterSink>),
         acker: Arc<dyn Acknowledge>,
         metrics: Metrics,
+        health: Health,
     ) -> Engine {
-        let w = &settings.window;
-        let hunts: Vec<Option<HuntRuntime>> = hunts
-            .into_iter()
-            .map(|p| {
-                let window = p.hunt.window.size_slide().map(|(size, slide)| {
-                    WindowState::new(
-                        size,
-                        slide,
-                        p.hunt.allowed_lateness.unwrap_or(w.allowed_lateness),
-                        w.max_rows_per_hunt,
-                    )
-                });
-                Some(HuntRuntime {
-                    planned: Arc::new(p),
-                    window,
-                })
-            })
-            .collect();
-        Engine {
-            full: vec![false; hunts.len()],
-            hunts,
-            sigma: sigma.map(Box::new),
-            sigma_lateness: w.allowed_lateness.as_nanos() as i64,
-            time_index,
-            tracker: WatermarkTracker::new(w.idle_timeout),
+        let engine = Engine {
+            slots: evaluators.into_iter().map(Slot::new).collect(),
+            tracker: WatermarkTracker::new(settings.window.idle_timeout),
             alerts,
             dead_letters,
             acker,
             metrics,
+            health,
             limit: Arc::new(Semaphore::new(settings.hunts.concurrency)),
             unacknowledged: VecDeque::new(),
             summary: Summary::default(),
-        }
+            schema: Arc::new(EventSchema::windows()),
+            decoders: None,
+            max_record_bytes: settings.decode.max_record_bytes,
+            generation: 0,
+            pending: None,
+            suppressor: Suppressor::default(),
+        };
+        engine.count_hunts();
+        engine
+    }
+
+    fn count_hunts(&self) {
+        let hunts: usize = self
+            .slots
+            .iter()
+            .filter_map(|s| s.evaluator.as_ref())
+            .map(|e| e.hunts().len())
+            .sum();
+        self.metrics.hunts_loaded.set(hunts as i64);
     }
 
     async fn on_batch(&mut self, decoded: DecodedBatch) -> Result<(), PipelineError> {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|(g, _)| decoded.generation >= *g)
+        {
+            let (_, set) = self.pending.take().expect("checked");
+            self.apply(set).await?;
+        }
         let now = Instant::now();
         for input in &decoded.started {
             self.tracker.start(input, now);
@@ -227,26 +309,23 @@ impl Engine {
             watermark,
             flush: false,
         };
-        let sigma = self.spawn_sigma(&input);
-        let mut outputs = self.step_all(input).await;
-        let mut ids = self.hunt_ids();
-        if let Some(out) = self.join_sigma(sigma).await {
-            outputs.push(out);
-            ids.push(SIGMA_LABEL.to_string());
-        }
+        let outputs = self.step_all(input).await;
         let mut dead_letters = decoded.dead_letters;
-        dead_letters.extend(late_dead_letters(&outputs, &decoded.records, &ids));
+        dead_letters.extend(late_dead_letters(&outputs, &decoded.records));
         self.unacknowledged
             .push_back((decoded.seq, decoded.positions, records_in_batch));
-        self.finish_step(outputs, dead_letters, watermark).await
+        self.finish_step(outputs, dead_letters, watermark, false)
+            .await
     }
 
     async fn on_tick(&mut self) -> Result<(), PipelineError> {
         let watermark = self.tracker.watermark(Instant::now());
-        if self.hunts.iter().flatten().all(|h| h.window.is_none())
-            && self.sigma.as_ref().is_none_or(|s| s.state_size() == 0)
-            && self.unacknowledged.is_empty()
-        {
+        let holding = self
+            .slots
+            .iter()
+            .filter_map(|s| s.evaluator.as_ref())
+            .any(|e| e.state_size().is_some_and(|n| n > 0) || e.min_seq().is_some());
+        if !holding && self.unacknowledged.is_empty() && self.suppressor.is_empty() {
             self.observe_watermark(watermark);
             return Ok(());
         }
@@ -255,10 +334,9 @@ impl Engine {
             watermark,
             flush: false,
         };
-        let sigma = self.spawn_sigma(&input);
-        let mut outputs = self.step_all(input).await;
-        outputs.extend(self.join_sigma(sigma).await);
-        self.finish_step(outputs, Vec::new(), watermark).await
+        let outputs = self.step_all(input).await;
+        self.finish_step(outputs, Vec::new(), watermark, false)
+            .await
     }
 
     async fn drain(&mut self) -> Result<(), PipelineError> {
@@ -268,150 +346,145 @@ impl Engine {
             watermark,
             flush: true,
         };
-        let sigma = self.spawn_sigma(&input);
-        let mut outputs = self.step_all(input).await;
-        outputs.extend(self.join_sigma(sigma).await);
-        self.finish_step(outputs, Vec::new(), watermark).await
+        let outputs = self.step_all(input).await;
+        self.finish_step(outputs, Vec::new(), watermark, true).await
     }
 
-    /// Starts the Sigma rule set's step (CPU-bound: on a blocking thread) while the hunts run.
-    fn spawn_sigma(
-        &mut self,
-        input: &StepInput,
-    ) -> Option<tokio::task::JoinHandle<(Box<SigmaEngine>, StepOutput)>> {
-        let mut sigma = self.sigma.take()?;
-        let input = input.clone();
-        let lateness = self.sigma_lateness;
-        Some(tokio::task::spawn_blocking(move || {
-            let mut out = StepOutput::default();
-            let received = input
-                .batch
-                .as_ref()
-                .map_or_else(Instant::now, |b| b.received);
-            if let Some(view) = &input.batch {
-                let started = Instant::now();
-                let result = sigma.evaluate(&view.batch, view.seq, view.received);
-                out.evaluations.push(started.elapsed().as_secs_f64());
-                out.alerts = result.alerts;
-                out.late_rows = result.late_rows;
-            }
-            let watermark = match input.watermark {
-                Watermark::At(t) => Some(t.saturating_sub(lateness)),
-                Watermark::AllIdle(t) => Some(t),
-                Watermark::Unknown => None,
-            };
-            out.alerts
-                .extend(sigma.advance(watermark, input.flush, received));
-            (sigma, out)
-        }))
-    }
-
-    async fn join_sigma(
-        &mut self,
-        task: Option<tokio::task::JoinHandle<(Box<SigmaEngine>, StepOutput)>>,
-    ) -> Option<StepOutput> {
-        let (sigma, out) = task?.await.expect("the Sigma step does not panic");
-        self.sigma = Some(sigma);
-        Some(out)
-    }
-
-    fn hunt_ids(&self) -> Vec<String> {
-        self.hunts
-            .iter()
-            .map(|h| {
-                h.as_ref()
-                    .expect("hunts are home between steps")
-                    .planned
-                    .hunt
-                    .id
-                    .clone()
-            })
-            .collect()
-    }
-
-    /// Runs one step of every hunt, at most `hunts.concurrency` at once, each on its own task.
-    async fn step_all(&mut self, input: StepInput) -> Vec<StepOutput> {
-        let mut tasks = Vec::with_capacity(self.hunts.len());
-        for slot in &mut self.hunts {
-            let runtime = slot.take().expect("hunts are home between steps");
-            let input = input.clone();
-            let limit = Arc::clone(&self.limit);
-            let time_index = self.time_index;
-            tasks.push(tokio::spawn(async move {
-                let _permit = limit
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore is never closed");
-                runtime.step(input, time_index).await
-            }));
-        }
-        let mut outputs = Vec::with_capacity(tasks.len());
-        for (slot, task) in self.hunts.iter_mut().zip(tasks) {
-            let (runtime, output) = task.await.expect("a hunt step does not panic");
-            *slot = Some(runtime);
-            outputs.push(output);
+    /// Runs one step of every evaluator, at most `hunts.concurrency` at once, each on its own task. An
+    /// evaluator whose step panics is disabled (counted, logged, reported by `/healthz` and the summary);
+    /// the others' outputs are kept. Outputs are labelled with their evaluator.
+    async fn step_all(&mut self, input: StepInput) -> Vec<(String, StepOutput)> {
+        let (outputs, panicked) = step_slots(&mut self.slots, input, &self.limit).await;
+        for (label, reason) in panicked {
+            self.disable(label, &reason);
         }
         outputs
+    }
+
+    /// A new hunt set from a reload: at once when it reads the columns batches are decoded with, else
+    /// after the batcher has switched to its schema (batches already decoded finish with the old set).
+    async fn on_reload(&mut self, set: HuntSet) -> Result<(), PipelineError> {
+        if same_columns(&self.schema, &set.schema) {
+            self.pending = None;
+            return self.apply(set).await;
+        }
+        let Some(decoders) = &self.decoders else {
+            return self.apply(set).await;
+        };
+        self.generation += 1;
+        let decode = decoder_for(&set.schema, self.max_record_bytes, &self.metrics);
+        decoders.send_replace((self.generation, decode));
+        self.pending = Some((self.generation, set));
+        Ok(())
+    }
+
+    /// Switches to `set` between two batches. Evaluators the running set already has (same fingerprint)
+    /// keep running with their state; the others start empty; running ones the set no longer has are
+    /// drained (their open windows evaluated, their alerts delivered) and dropped.
+    async fn apply(&mut self, set: HuntSet) -> Result<(), PipelineError> {
+        let mut old = std::mem::take(&mut self.slots);
+        let mut fingerprints: Vec<Option<String>> = old
+            .iter()
+            .map(|s| s.evaluator.as_ref().map(|e| e.fingerprint()))
+            .collect();
+        let (mut kept, mut added) = (0usize, Vec::new());
+        for evaluator in set.evaluators {
+            let fingerprint = evaluator.fingerprint();
+            match fingerprints
+                .iter()
+                .position(|f| f.as_deref() == Some(fingerprint.as_str()))
+            {
+                Some(i) => {
+                    fingerprints.remove(i);
+                    self.slots.push(old.remove(i));
+                    kept += 1;
+                }
+                None => {
+                    added.push(evaluator.label().to_string());
+                    self.slots.push(Slot::new(evaluator));
+                }
+            }
+        }
+        self.schema = set.schema;
+        let removed: Vec<String> = old.iter().map(|s| s.label.clone()).collect();
+        if !old.is_empty() {
+            let watermark = self.tracker.watermark(Instant::now());
+            let input = StepInput {
+                batch: None,
+                watermark,
+                flush: true,
+            };
+            let (outputs, panicked) = step_slots(&mut old, input, &self.limit).await;
+            for (label, reason) in panicked {
+                tracing::error!(hunt = %label, panic = %reason, "Hunt panicked while draining after a reload.");
+                self.metrics.hunt_panics.with_label_values(&[&label]).inc();
+            }
+            self.finish_step(outputs, Vec::new(), watermark, false)
+                .await?;
+        }
+        self.count_hunts();
+        // Hunts disabled after a panic are back if the set has them (they start empty).
+        self.metrics.hunts_disabled.set(0);
+        self.health.ready("running");
+        let result = if added.is_empty() && removed.is_empty() {
+            "unchanged"
+        } else {
+            "ok"
+        };
+        self.metrics.reloads.with_label_values(&[result]).inc();
+        tracing::info!(
+            kept,
+            added = %added.join(", "),
+            removed_or_changed = %removed.join(", "),
+            "Hunts reloaded."
+        );
+        Ok(())
+    }
+
+    /// Takes a panicked evaluator out of the run (its state went with it; what it held is no longer
+    /// held back from acknowledgement).
+    fn disable(&mut self, label: String, reason: &str) {
+        tracing::error!(hunt = %label, panic = %reason, "Hunt panicked and is disabled; the other hunts go on.");
+        self.metrics.hunt_panics.with_label_values(&[&label]).inc();
+        self.metrics.window_rows.with_label_values(&[&label]).set(0);
+        self.summary.disabled.push(label);
+        self.metrics
+            .hunts_disabled
+            .set(self.summary.disabled.len() as i64);
+        self.health.ready(&format!(
+            "running; disabled after a panic: {}",
+            self.summary.disabled.join(", ")
+        ));
+        self.count_hunts();
     }
 
     /// Delivers what a step produced, updates metrics, and acknowledges what is complete.
     async fn finish_step(
         &mut self,
-        outputs: Vec<StepOutput>,
+        outputs: Vec<(String, StepOutput)>,
         dead_letters: Vec<DeadLetter>,
         watermark: Watermark,
+        flush: bool,
     ) -> Result<(), PipelineError> {
-        let mut alerts = Vec::new();
-        for (i, out) in outputs.into_iter().enumerate() {
-            let Some(slot) = self.hunts.get(i) else {
-                self.finish_sigma(&out);
-                alerts.extend(out.alerts);
-                continue;
-            };
-            let runtime = slot.as_ref().expect("hunts are home between steps");
-            let id = &runtime.planned.hunt.id;
-            for error in &out.errors {
-                self.metrics.hunt_errors.with_label_values(&[id]).inc();
-                tracing::error!(hunt = %id, error = %error, "Hunt evaluation failed; its alerts for these rows are lost.");
-            }
-            if !out.evaluations.is_empty() {
-                let histogram = self.metrics.hunt_evaluation.with_label_values(&[id]);
-                for seconds in &out.evaluations {
-                    histogram.observe(*seconds);
-                }
-            }
-            if out.windows_closed > 0 {
-                self.metrics
-                    .windows_closed
-                    .with_label_values(&[id])
-                    .inc_by(out.windows_closed);
-            }
-            if !out.late_rows.is_empty() {
-                self.metrics
-                    .late_records
-                    .with_label_values(&[id])
-                    .inc_by(out.late_rows.len() as u64);
-            }
-            if let Some(window) = &runtime.window {
-                self.metrics
-                    .window_rows
-                    .with_label_values(&[id])
-                    .set(window.rows() as i64);
-                if out.dropped > 0 {
-                    self.metrics
-                        .window_rows_dropped
-                        .with_label_values(&[id])
-                        .inc_by(out.dropped as u64);
-                    if !self.full[i] {
-                        tracing::warn!(hunt = %id, dropped = out.dropped, held = window.rows(), "Window state is full; rows are dropped until windows close (window.max_rows_per_hunt).");
-                    }
-                    self.full[i] = true;
-                } else if out.windows_closed > 0 {
-                    self.full[i] = false;
-                }
-            }
-            alerts.extend(out.alerts);
+        let mut detections = Vec::new();
+        for (label, out) in outputs {
+            self.observe_step(&label, &out);
+            detections.extend(out.detections);
         }
+        let mut admitted = self.suppressor.admit(crate::alert::build(detections));
+        let event_time = match watermark {
+            _ if flush => None,
+            Watermark::At(t) | Watermark::AllIdle(t) => Some(t),
+            Watermark::Unknown => Some(i64::MIN),
+        };
+        admitted.alerts.extend(self.suppressor.advance(event_time));
+        for (hunt, n) in &admitted.suppressed {
+            self.metrics
+                .alerts_suppressed
+                .with_label_values(&[hunt])
+                .inc_by(*n);
+        }
+        let alerts = admitted.alerts;
 
         if !dead_letters.is_empty() {
             self.dead_letters.deliver(&dead_letters).await?;
@@ -454,25 +527,54 @@ impl Engine {
         Ok(())
     }
 
-    fn finish_sigma(&self, out: &StepOutput) {
-        let histogram = self
-            .metrics
-            .hunt_evaluation
-            .with_label_values(&[SIGMA_LABEL]);
-        for seconds in &out.evaluations {
-            histogram.observe(*seconds);
+    /// Per-evaluator metrics and logs of one step.
+    fn observe_step(&mut self, label: &str, out: &StepOutput) {
+        for error in &out.errors {
+            self.metrics
+                .hunt_errors
+                .with_label_values(&[&error.hunt])
+                .inc();
+            tracing::error!(hunt = %error.hunt, error = %error.reason, "Hunt evaluation failed; its alerts for these rows are lost.");
+        }
+        if !out.evaluations.is_empty() {
+            let histogram = self.metrics.hunt_evaluation.with_label_values(&[label]);
+            for seconds in &out.evaluations {
+                histogram.observe(*seconds);
+            }
+        }
+        if out.windows_closed > 0 {
+            self.metrics
+                .windows_closed
+                .with_label_values(&[label])
+                .inc_by(out.windows_closed);
         }
         if !out.late_rows.is_empty() {
             self.metrics
                 .late_records
-                .with_label_values(&[SIGMA_LABEL])
+                .with_label_values(&[label])
                 .inc_by(out.late_rows.len() as u64);
         }
-        if let Some(sigma) = &self.sigma {
+        let Some(slot) = self.slots.iter_mut().find(|s| s.label == label) else {
+            return;
+        };
+        let Some(held) = slot.evaluator.as_ref().and_then(|e| e.state_size()) else {
+            return;
+        };
+        self.metrics
+            .window_rows
+            .with_label_values(&[label])
+            .set(held as i64);
+        if out.dropped > 0 {
             self.metrics
-                .window_rows
-                .with_label_values(&[SIGMA_LABEL])
-                .set(sigma.state_size() as i64);
+                .window_rows_dropped
+                .with_label_values(&[label])
+                .inc_by(out.dropped as u64);
+            if !slot.full {
+                tracing::warn!(hunt = %label, dropped = out.dropped, held, "Window state is full; rows are dropped until windows close (window.max_rows_per_hunt).");
+            }
+            slot.full = true;
+        } else if out.windows_closed > 0 {
+            slot.full = false;
         }
     }
 
@@ -484,14 +586,14 @@ impl Engine {
         }
     }
 
-    /// Acknowledges, oldest first, every batch that no window holds rows of.
+    /// Acknowledges, oldest first, every batch that no evaluator holds rows of.
     fn acknowledge(&mut self) {
         let held = self
-            .hunts
+            .slots
             .iter()
-            .flatten()
-            .filter_map(|h| h.window.as_ref().and_then(WindowState::min_seq))
-            .chain(self.sigma.as_ref().and_then(|s| s.min_seq()))
+            .filter_map(|s| s.evaluator.as_ref())
+            .filter_map(|e| e.min_seq())
+            .chain(self.suppressor.min_seq())
             .min();
         while let Some((seq, _, _)) = self.unacknowledged.front() {
             if held.is_some_and(|h| *seq >= h) {
@@ -507,6 +609,62 @@ impl Engine {
     }
 }
 
+/// Steps `slots` concurrently (see [`Engine::step_all`]); returns the outputs and, for each evaluator
+/// that panicked (and is gone from `slots`), its label and the panic message.
+async fn step_slots(
+    slots: &mut Vec<Slot>,
+    input: StepInput,
+    limit: &Arc<Semaphore>,
+) -> (Vec<(String, StepOutput)>, Vec<(String, String)>) {
+    let mut tasks = Vec::with_capacity(slots.len());
+    for slot in slots.iter_mut() {
+        let evaluator = slot
+            .evaluator
+            .take()
+            .expect("evaluators are home between steps");
+        let input = input.clone();
+        let limit = Arc::clone(limit);
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
+            evaluator.step(input).await
+        }));
+    }
+    let mut outputs = Vec::with_capacity(tasks.len());
+    let mut panicked = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await {
+            Ok((evaluator, output)) => {
+                slots[i].evaluator = Some(evaluator);
+                outputs.push((slots[i].label.clone(), output));
+            }
+            Err(e) => panicked.push((i, panic_reason(e))),
+        }
+    }
+    let mut gone = Vec::with_capacity(panicked.len());
+    for (i, reason) in panicked.into_iter().rev() {
+        gone.push((slots.remove(i).label, reason));
+    }
+    (outputs, gone)
+}
+
+/// Whether two schemas decode to the same columns (names and types, in order).
+fn same_columns(a: &EventSchema, b: &EventSchema) -> bool {
+    a.arrow().fields() == b.arrow().fields()
+}
+
+impl Slot {
+    fn new(evaluator: Box<dyn Evaluator>) -> Slot {
+        Slot {
+            label: evaluator.label().to_string(),
+            evaluator: Some(evaluator),
+            full: false,
+        }
+    }
+}
+
 fn wall_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -515,12 +673,11 @@ fn wall_nanos() -> i64 {
 
 /// One dead letter per late record, naming every hunt it was late for.
 fn late_dead_letters(
-    outputs: &[StepOutput],
+    outputs: &[(String, StepOutput)],
     records: &[crate::source::RawRecord],
-    hunt_ids: &[String],
 ) -> Vec<DeadLetter> {
     let mut late: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
-    for (out, id) in outputs.iter().zip(hunt_ids) {
+    for (id, out) in outputs {
         for &row in &out.late_rows {
             late.entry(row).or_default().push(id);
         }
@@ -541,4 +698,74 @@ fn late_dead_letters(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::alert::{Alert, MemorySink};
+    use crate::settings::FileSettings;
+
+    /// A run over one file whose decoding panics on records (not on the empty batches of announcements).
+    async fn run_with_broken_decoder() -> Result<Summary, PipelineError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, "{\"EventID\": 1}\n").unwrap();
+        let settings = Settings::load(None, Vec::new()).unwrap();
+        let source = crate::source::FileSource::new(
+            FileSettings {
+                paths: vec![path.display().to_string()],
+                follow: false,
+                poll_interval: Duration::from_millis(50),
+            },
+            1 << 20,
+        )
+        .unwrap();
+        let schema = Arc::new(EventSchema::windows());
+        let metrics = Metrics::new();
+        let real = decoder_for(&schema, 1 << 20, &metrics);
+        let decode: DecodeFn = Arc::new(move |seq, records| {
+            assert!(records.is_empty(), "a bug in the decoder");
+            real(seq, records)
+        });
+        let c = Components {
+            settings,
+            schema,
+            evaluators: Vec::new(),
+            source: Box::new(source),
+            alerts: Box::new(MemorySink::<Alert>::default()),
+            dead_letters: Box::new(MemorySink::<DeadLetter>::default()),
+            metrics,
+            health: Health::default(),
+            reloads: None,
+        };
+        run_with_decoder(c, CancellationToken::new(), decode).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_decoder_panic_ends_the_run_with_an_error_not_a_quiet_finish() {
+        match run_with_broken_decoder().await {
+            Err(PipelineError::Task { stage, reason }) => {
+                assert_eq!(stage, "decoder");
+                assert!(reason.contains("a bug in the decoder"), "{reason}");
+            }
+            other => panic!("expected the decoder's failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn schemas_with_the_same_columns_need_no_new_decoder() {
+        let a = EventSchema::windows();
+        assert!(same_columns(&a, &EventSchema::windows()));
+        let b = a
+            .with_string_columns([(
+                "Extra".to_string(),
+                vec!["Extra".to_string()],
+                String::new(),
+            )])
+            .unwrap();
+        assert!(!same_columns(&a, &b));
+    }
 }

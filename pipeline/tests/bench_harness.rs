@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use ghosthunt::app;
-use ghosthunt::bench::{self, BenchOptions, BenchSource, generate_file};
+use ghosthunt::cli::bench::{self, BenchOptions, BenchSource, generate_file};
 use ghosthunt::decode::EventSchema;
 use ghosthunt::settings::FileSettings;
 use ghosthunt::source::FileSource;

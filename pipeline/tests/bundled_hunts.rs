@@ -5,7 +5,8 @@ mod common;
 use std::sync::Arc;
 
 use ghosthunt::decode::EventSchema;
-use ghosthunt::query::{load, testing};
+use ghosthunt::query::load;
+use ghosthunt::testing;
 
 #[tokio::test]
 async fn every_bundled_hunt_produces_exactly_its_expected_rows() {

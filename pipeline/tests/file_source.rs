@@ -118,7 +118,7 @@ async fn follow_reads_appended_lines_new_files_and_replaced_files() {
         .snapshot()
         .iter()
         .map(|a| {
-            ghosthunt::query::testing::evidence(a)["host"]
+            ghosthunt::testing::evidence(a)["host"]
                 .as_str()
                 .unwrap()
                 .to_string()

@@ -5,7 +5,7 @@ mod common;
 use ghosthunt::decode::EventSchema;
 use ghosthunt::query::{self, load};
 
-async fn refusal(id: &str, text: &str) -> ghosthunt::query::HuntError {
+async fn refusal(id: &str, text: &str) -> ghosthunt::hunt::HuntError {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(format!("{id}.sql")), text).unwrap();
     let loaded = load::load(false, &[dir.path().to_path_buf()]);

@@ -385,14 +385,15 @@ async fn produce_writes_file_and_generated_events_keyed_by_host() {
     let lines: Vec<String> = (0..40).map(|i| lsass_event(i % 4)).collect();
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let settings = kafka_settings(&broker, "unused");
-    let options =
-        |topic: &str, files: Vec<String>, limit: Option<u64>| ghosthunt::produce::ProduceOptions {
+    let options = |topic: &str, files: Vec<String>, limit: Option<u64>| {
+        ghosthunt::cli::produce::ProduceOptions {
             topic: topic.into(),
             files,
             rate: Some(20_000),
             limit,
-        };
-    let sent = ghosthunt::produce::produce(
+        }
+    };
+    let sent = ghosthunt::cli::produce::produce(
         &settings,
         &options("produced", vec![file.display().to_string()], None),
         CancellationToken::new(),
@@ -417,7 +418,7 @@ async fn produce_writes_file_and_generated_events_keyed_by_host() {
         "a host's events stay in one partition"
     );
 
-    let sent = ghosthunt::produce::produce(
+    let sent = ghosthunt::cli::produce::produce(
         &settings,
         &options("generated", Vec::new(), Some(500)),
         CancellationToken::new(),

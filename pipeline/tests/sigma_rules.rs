@@ -296,7 +296,7 @@ async fn the_sql_a_rule_converts_to_selects_the_same_regression_events_as_the_ev
         // Planning a large SQL expression is the slow part: the cases run on both cores.
         tasks.push(tokio::spawn(async move {
             let ctx = SessionContext::new();
-            ctx.register_udf(ghosthunt::sigma::udf::cidr_match());
+            ctx.register_udf(ghosthunt::query::udf::cidr_match());
             let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap();
             ctx.register_table("events", Arc::new(table)).unwrap();
             let rows: usize = match ctx.sql(&sql).await {

@@ -16,9 +16,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use super::ocsf::Alert;
 use super::sink::{AlertSink, DeadLetterSink, SinkError};
 use crate::decode::DeadLetter;
+use crate::kafka::{client_config, forward_log};
 use crate::settings::{AlertKey, KafkaSettings};
 use crate::source::InputKind;
-use crate::source::kafka::{client_config, forward_log};
 use crate::telemetry::Metrics;
 
 /// One record to produce, owned so that it can be sent again.
@@ -44,10 +44,10 @@ pub struct KafkaWriter {
     metrics: Metrics,
 }
 
-fn kafka_error(topic: &str, e: impl std::fmt::Display) -> SinkError {
-    SinkError::Io {
-        target: format!("kafka topic {topic}"),
-        source: std::io::Error::other(e.to_string()),
+fn kafka_error(topic: &str, doing: &str, e: KafkaError) -> SinkError {
+    SinkError::Kafka {
+        topic: topic.to_string(),
+        failure: crate::kafka::KafkaFailure::new(doing, e),
     }
 }
 
@@ -73,7 +73,7 @@ impl KafkaWriter {
         }
         let producer: FutureProducer<LogContext> = config
             .create_with_context(LogContext)
-            .map_err(|e| kafka_error(topic, e))?;
+            .map_err(|e| kafka_error(topic, "creating the producer", e))?;
         Ok(KafkaWriter {
             producer,
             topic: topic.to_string(),
@@ -110,7 +110,9 @@ impl KafkaWriter {
                             record = back;
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }
-                        Err((error, _)) => return Err(kafka_error(&self.topic, error)),
+                        Err((error, _)) => {
+                            return Err(kafka_error(&self.topic, "queueing a message", error));
+                        }
                     }
                 };
                 deliveries.push((i, started, delivery));

@@ -1,9 +1,12 @@
-//! Alerts: result rows → OCSF Detection Findings with deterministic ids, and the sinks that take them
-//! (and the dead letters) out of the pipeline.
+//! Alerts: what the evaluators detected → OCSF Detection Findings with deterministic ids (built here and
+//! nowhere else), and the sinks that take them (and the dead letters) out of the pipeline.
 
 pub mod kafka;
 pub mod ocsf;
 pub mod sink;
+pub mod suppress;
 
-pub use ocsf::{Alert, AlertTime, build_alerts};
+pub use crate::runtime::AlertTime;
+pub use ocsf::{Alert, build, build_alerts};
 pub use sink::{AlertSink, DeadLetterSink, LineWriter, MemorySink, SinkError};
+pub use suppress::Suppressor;

@@ -1,19 +1,24 @@
 //! Result rows → alerts: one OCSF Detection Finding (class 2004, activity Create) per row.
 //!
-//! The alert id is deterministic — a hash of the hunt id, the window bounds and the row's content — so a
-//! replay of the same events yields the same ids and downstream deduplication by id is exact.
+//! Evaluators report [`Detection`]s (result rows with their hunt); this is the one place those rows become
+//! OCSF documents. The alert id is deterministic — a hash of the hunt id, the window bounds and the row's
+//! content — so a replay of the same events yields the same ids and downstream deduplication by id is
+//! exact.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use datafusion::arrow::array::Array;
+use chrono::Utc;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::query::Hunt;
+pub use crate::decode::json::format_time;
+use crate::hunt::Hunt;
+use crate::runtime::{AlertTime, Detection, Rows};
 
 /// OCSF schema version the alerts follow.
 pub const OCSF_VERSION: &str = "1.3.0";
@@ -32,11 +37,11 @@ pub struct Alert {
     pub received: Instant,
     /// Event time the alert is about (its window end, or its newest event), ns since the epoch.
     pub event_time: i64,
-}
-
-/// Renders nanoseconds since the epoch as RFC 3339 UTC, fractional seconds only where non-zero.
-pub fn format_time(nanos: i64) -> String {
-    DateTime::<Utc>::from_timestamp_nanos(nanos).to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    /// The oldest batch behind it (see `runtime::Detection::seq`).
+    pub seq: u64,
+    /// The hunt's suppression key (the values of its `suppress.by` columns, or its entity); `None` for
+    /// hunts without suppression.
+    pub suppress_key: Option<String>,
 }
 
 fn to_millis(nanos: i64) -> i64 {
@@ -99,25 +104,47 @@ fn list_to_json(list: &dyn Array) -> Value {
 
 /// The rows of result batches as JSON objects (column name → value).
 pub fn rows_to_json(batches: &[RecordBatch]) -> Vec<Map<String, Value>> {
-    let mut rows = Vec::new();
-    for batch in batches {
-        let schema = batch.schema();
-        for row in 0..batch.num_rows() {
-            let mut object = Map::new();
-            for (field, column) in schema.fields().iter().zip(batch.columns()) {
-                let value = ScalarValue::try_from_array(column, row)
-                    .map(|s| scalar_to_json(&s))
-                    .unwrap_or_else(|e| json!(format!("<unrenderable: {e}>")));
-                object.insert(field.name().clone(), value);
-            }
-            rows.push(object);
+    batches
+        .iter()
+        .flat_map(|batch| (0..batch.num_rows()).map(|row| row_to_json(batch, row, false)))
+        .collect()
+}
+
+/// One row as a JSON object; `omit_nulls` leaves NULL columns out.
+fn row_to_json(batch: &RecordBatch, row: usize, omit_nulls: bool) -> Map<String, Value> {
+    let schema = batch.schema();
+    let mut object = Map::new();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if omit_nulls && column.is_null(row) {
+            continue;
         }
+        let value = ScalarValue::try_from_array(column, row)
+            .map(|s| scalar_to_json(&s))
+            .unwrap_or_else(|e| json!(format!("<unrenderable: {e}>")));
+        object.insert(field.name().clone(), value);
     }
-    rows
+    object
+}
+
+/// The `event_time` column of a result batch, when it has one of nanosecond timestamps.
+fn event_times(batch: &RecordBatch) -> Option<&datafusion::arrow::array::TimestampNanosecondArray> {
+    let column = batch.column_by_name("event_time")?;
+    match column.data_type() {
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            Some(column.as_primitive::<TimestampNanosecondType>())
+        }
+        _ => None,
+    }
 }
 
 /// The deterministic alert id: SHA-256 over hunt id, window and row, shown as a UUID-shaped string.
 pub fn alert_id(hunt_id: &str, window: Option<(i64, i64)>, row: &Map<String, Value>) -> String {
+    // serde_json maps are sorted by key, so this is canonical for the same values.
+    alert_id_of_text(hunt_id, window, &Value::Object(row.clone()).to_string())
+}
+
+/// [`alert_id`] of a row already serialised.
+fn alert_id_of_text(hunt_id: &str, window: Option<(i64, i64)>, row: &str) -> String {
     let mut h = Sha256::new();
     h.update(hunt_id.as_bytes());
     h.update([0]);
@@ -126,8 +153,7 @@ pub fn alert_id(hunt_id: &str, window: Option<(i64, i64)>, row: &Map<String, Val
         h.update(end.to_be_bytes());
     }
     h.update([0]);
-    // serde_json maps are sorted by key, so this is canonical for the same values.
-    h.update(Value::Object(row.clone()).to_string().as_bytes());
+    h.update(row.as_bytes());
     let d = h.finalize();
     let hex: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!(
@@ -140,43 +166,59 @@ pub fn alert_id(hunt_id: &str, window: Option<(i64, i64)>, row: &Map<String, Val
     )
 }
 
-/// Event-time bounds an alert is about.
-#[derive(Debug, Clone, Copy)]
-pub struct AlertTime {
-    /// The window, for windowed hunts.
-    pub window: Option<(i64, i64)>,
-    /// Oldest and newest event time of the rows the hunt ran on (used when there is no window).
-    pub rows: (i64, i64),
-    /// When the newest of those rows was received.
-    pub received: Instant,
-}
-
-/// Builds the alerts for a hunt's result rows.
-pub fn build_alerts(hunt: &Arc<Hunt>, results: &[RecordBatch], time: AlertTime) -> Vec<Alert> {
+/// The alerts of what the evaluators detected: one per result row.
+pub fn build(detections: Vec<Detection>) -> Vec<Alert> {
     let now_ms = Utc::now().timestamp_millis();
-    rows_to_json(results)
-        .into_iter()
-        .map(|row| alert_from_row(hunt, row, time, now_ms))
-        .collect()
+    let mut alerts = Vec::new();
+    for d in detections {
+        match d.rows {
+            Rows::Table {
+                batches,
+                omit_nulls,
+            } => {
+                for batch in &batches {
+                    let times = event_times(batch);
+                    for row in 0..batch.num_rows() {
+                        let time = times.filter(|t| t.is_valid(row)).map(|t| t.value(row));
+                        let object = row_to_json(batch, row, omit_nulls);
+                        alerts.push(alert_from_row(&d.hunt, object, d.time, time, now_ms, d.seq));
+                    }
+                }
+            }
+            Rows::Object(object) => {
+                alerts.push(alert_from_row(&d.hunt, object, d.time, None, now_ms, d.seq))
+            }
+        }
+    }
+    alerts
 }
 
-fn row_event_time(row: &Map<String, Value>) -> Option<i64> {
-    row.get("event_time")
-        .and_then(Value::as_str)
-        .and_then(crate::decode::json::parse_timestamp)
+/// Builds the alerts for one hunt's result rows.
+pub fn build_alerts(hunt: &Arc<Hunt>, results: &[RecordBatch], time: AlertTime) -> Vec<Alert> {
+    build(vec![Detection {
+        hunt: Arc::clone(hunt),
+        rows: Rows::Table {
+            batches: results.to_vec(),
+            omit_nulls: false,
+        },
+        time,
+        seq: 0,
+    }])
 }
 
-/// One alert from one result row (`now_ms`: the alert's creation time, ms since the epoch).
-pub fn alert_from_row(
+/// One alert from one result row (`row_time`: the row's own `event_time`; `now_ms`: the alert's
+/// creation time, ms since the epoch).
+fn alert_from_row(
     hunt: &Arc<Hunt>,
     row: Map<String, Value>,
     time: AlertTime,
+    row_time: Option<i64>,
     now_ms: i64,
+    seq: u64,
 ) -> Alert {
-    let id = alert_id(&hunt.id, time.window, &row);
     let (start, end) = match time.window {
         Some(w) => w,
-        None => match row_event_time(&row) {
+        None => match row_time {
             Some(t) => (t, t),
             None => time.rows,
         },
@@ -189,6 +231,24 @@ pub fn alert_from_row(
             Value::String(s) => s.clone(),
             other => other.to_string(),
         });
+    let suppress_key = hunt.suppress.as_ref().map(|s| {
+        let text = |v: Option<&Value>| match v {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        if s.by.is_empty() {
+            entity.clone().unwrap_or_default()
+        } else {
+            s.by.iter()
+                .map(|c| text(row.get(c)))
+                .collect::<Vec<_>>()
+                .join("|")
+        }
+    });
+    // The row is serialised once: for its id and, spliced in below, as the alert's evidence.
+    let evidence = Value::Object(row).to_string();
+    let id = alert_id_of_text(&hunt.id, time.window, &evidence);
     let key = match &entity {
         Some(e) => format!("{}|{e}", hunt.id),
         None => hunt.id.clone(),
@@ -251,20 +311,26 @@ pub fn alert_from_row(
             "types": ["Hunt"],
         },
         "remediation": { "desc": steps, "references": hunt.references },
-        "evidences": [ { "data": Value::Object(row) } ],
         "metadata": {
             "version": OCSF_VERSION,
             "product": { "name": "ghosthunt", "vendor_name": "ghosthunt", "version": env!("CARGO_PKG_VERSION") },
         },
         "unmapped": unmapped,
     });
+    let mut json = alert.to_string();
+    json.pop(); // the document's closing brace
+    json.push_str(",\"evidences\":[{\"data\":");
+    json.push_str(&evidence);
+    json.push_str("}]}");
     Alert {
         id,
         hunt: Arc::clone(hunt),
         key,
-        json: alert.to_string(),
+        json,
         received: time.received,
         event_time: end,
+        seq,
+        suppress_key,
     }
 }
 

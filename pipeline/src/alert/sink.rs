@@ -24,6 +24,15 @@ pub enum SinkError {
         #[source]
         source: std::io::Error,
     },
+    /// The output is set up wrongly (the operator's to fix; retrying does not help).
+    #[error("{0}")]
+    Config(String),
+    #[error("kafka topic {topic}: {failure}")]
+    Kafka {
+        topic: String,
+        #[source]
+        failure: crate::kafka::KafkaFailure,
+    },
 }
 
 /// Receives alerts.
@@ -78,10 +87,9 @@ impl LineWriter {
                 Box::new(open_append(path).await?),
             ),
             OutputSettings::Kafka { topic } => {
-                return Err(SinkError::Io {
-                    target: format!("kafka topic {topic}"),
-                    source: std::io::Error::other("a Kafka topic is not a line output"),
-                });
+                return Err(SinkError::Config(format!(
+                    "kafka topic {topic}: a Kafka topic is not a line output"
+                )));
             }
         };
         Ok(LineWriter {

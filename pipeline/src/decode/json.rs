@@ -239,6 +239,12 @@ pub fn parse_int(s: &str) -> Option<i64> {
     }
 }
 
+/// Renders nanoseconds since the epoch as RFC 3339 UTC, fractional seconds only where non-zero.
+pub fn format_time(nanos: i64) -> String {
+    DateTime::<chrono::Utc>::from_timestamp_nanos(nanos)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// RFC 3339 (`2020-06-10T02:50:56.537Z`, 7-digit fractions as EVTX writes them), or a naive
 /// `YYYY-MM-DD HH:MM:SS[.fff]` (Sysmon's UtcTime), read as UTC.
 pub fn parse_timestamp(s: &str) -> Option<i64> {

@@ -87,6 +87,8 @@ pub struct DecodedBatch {
     pub started: Vec<Arc<Input>>,
     /// Inputs that ended after this batch (they no longer hold the watermark back).
     pub stopped: Vec<Arc<Input>>,
+    /// Which decoder made it (see [`Decoders`]).
+    pub generation: u64,
 }
 
 /// Decodes raw records with one schema.
@@ -159,7 +161,7 @@ impl Decoder {
                     kept.push(record);
                 }
                 Err(refusal) => {
-                    self.metrics.failure(refusal.reason);
+                    self.metrics.failure(refusal.reason.as_str());
                     dead_letters.push(DeadLetter {
                         reason: refusal.reason,
                         detail: refusal.detail,
@@ -188,69 +190,136 @@ impl Decoder {
             bytes,
             started: Vec::new(),
             stopped: Vec::new(),
+            generation: 0,
         }
     }
 }
 
+/// Most record bytes one batch holds. A string column of a batch holds at most the batch's record bytes,
+/// and Arrow's `Utf8` arrays address at most 2 GiB: cutting batches here keeps every column addressable
+/// whatever `decode.batch_size` × `decode.max_record_bytes` is (4,096 × 1 MiB by default = 4 GiB), and
+/// bounds the memory one batch in flight takes.
+pub const MAX_BATCH_BYTES: usize = 256 << 20;
+
+/// How many of the pending records the next batch takes: at most `batch_size`, and no more than fit in
+/// [`MAX_BATCH_BYTES`] (at least one: a record is at most `decode.max_record_bytes`, itself bounded below
+/// [`MAX_BATCH_BYTES`] by the settings).
+fn batch_len(pending: &[RawRecord], batch_size: usize) -> usize {
+    let mut bytes = 0usize;
+    let mut n = 0usize;
+    for r in pending.iter().take(batch_size) {
+        bytes += r.bytes.len();
+        if n > 0 && bytes > MAX_BATCH_BYTES {
+            break;
+        }
+        n += 1;
+    }
+    n.max(1).min(pending.len())
+}
+
+/// A decoding step: records of one batch (with its sequence number) → the decoded batch.
+pub type DecodeFn = Arc<dyn Fn(u64, Vec<RawRecord>) -> DecodedBatch + Send + Sync>;
+
+/// The decoder in force and its generation. A hot reload whose hunts read other columns sends a new one;
+/// batches say which generation decoded them, so the pipeline switches hunt sets at the first batch of the
+/// new schema.
+pub type Decoders = tokio::sync::watch::Receiver<(u64, DecodeFn)>;
+
+/// What woke the batcher.
+enum Wake {
+    Message(Option<SourceMessage>),
+    Timeout,
+    /// A new decoder (false: the sender is gone, no new decoder will come).
+    Decoder(bool),
+}
+
 /// Cuts the record stream into micro-batches and decodes them, until the source channel closes.
 /// Decoding runs on a blocking thread so that it overlaps with the hunts of the previous batch. Input
-/// announcements cut the batch where they arrive, so that they keep their place among the records.
+/// announcements cut the batch where they arrive, so that they keep their place among the records. A new
+/// decoder cuts the batch too (records received before it are decoded by the old one) and is announced by
+/// an empty batch of its generation.
 pub async fn run_batcher(
-    decoder: Arc<Decoder>,
+    mut decoders: Decoders,
     mut rx: mpsc::Receiver<SourceMessage>,
     tx: mpsc::Sender<DecodedBatch>,
     batch_size: usize,
     batch_timeout: Duration,
 ) {
+    let (mut generation, mut decode) = decoders.borrow_and_update().clone();
+    let mut watching = true;
     let mut seq = 0u64;
     let mut pending: Vec<RawRecord> = Vec::new();
+    // Bytes of the records in `pending`: a batch is also cut at MAX_BATCH_BYTES.
+    let mut pending_bytes = 0usize;
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
-        let next = match deadline {
-            Some(at) => tokio::select! {
-                message = rx.recv() => Some(message),
-                _ = tokio::time::sleep_until(at) => None,
-            },
-            None => Some(rx.recv().await),
+        let sleep = deadline.map(tokio::time::sleep_until);
+        let wake = tokio::select! {
+            biased;
+            changed = decoders.changed(), if watching => Wake::Decoder(changed.is_ok()),
+            message = rx.recv() => Wake::Message(message),
+            _ = async { sleep.expect("guarded").await }, if sleep.is_some() => Wake::Timeout,
         };
         let mut announcement = None;
-        let closed = match next {
-            Some(Some(SourceMessage::Records(chunk))) => {
+        let mut switch = false;
+        let closed = match wake {
+            Wake::Message(Some(SourceMessage::Records(chunk))) => {
                 if pending.is_empty() && !chunk.is_empty() {
                     deadline = Some(tokio::time::Instant::now() + batch_timeout);
                 }
+                pending_bytes += chunk.iter().map(|r| r.bytes.len()).sum::<usize>();
                 pending.extend(chunk);
                 false
             }
-            Some(Some(other)) => {
+            Wake::Message(Some(other)) => {
                 announcement = Some(other);
                 false
             }
-            Some(None) => true,
-            None => false, // timeout: flush below
+            Wake::Message(None) => true,
+            Wake::Timeout => false, // flush below
+            Wake::Decoder(true) => {
+                switch = true;
+                false
+            }
+            Wake::Decoder(false) => {
+                watching = false;
+                false
+            }
         };
         let timed_out = deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
-        let cut = timed_out || closed || announcement.is_some();
-        while pending.len() >= batch_size || (cut && !pending.is_empty()) {
-            let take = pending.len().min(batch_size);
+        let cut = timed_out || closed || switch || announcement.is_some();
+        while pending.len() >= batch_size
+            || pending_bytes >= MAX_BATCH_BYTES
+            || (cut && !pending.is_empty())
+        {
+            let take = batch_len(&pending, batch_size);
             let records: Vec<RawRecord> = pending.drain(..take).collect();
-            let decoder = Arc::clone(&decoder);
+            pending_bytes -= records.iter().map(|r| r.bytes.len()).sum::<usize>();
+            let step = Arc::clone(&decode);
             let s = seq;
             seq += 1;
-            let decoded = tokio::task::spawn_blocking(move || decoder.decode(s, records))
-                .await
-                .expect("decoding does not panic");
+            let mut decoded = match tokio::task::spawn_blocking(move || step(s, records)).await {
+                Ok(decoded) => decoded,
+                // A decoder panic ends the batcher with it: the pipeline reports it and exits non-zero.
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+            decoded.generation = generation;
             if tx.send(decoded).await.is_err() {
                 return;
             }
         }
-        if let Some(message) = announcement {
-            let mut decoded = decoder.decode(seq, Vec::new());
+        if switch {
+            (generation, decode) = decoders.borrow_and_update().clone();
+        }
+        if announcement.is_some() || switch {
+            let mut decoded = decode(seq, Vec::new());
+            decoded.generation = generation;
             seq += 1;
-            match message {
-                SourceMessage::Started(input) => decoded.started.push(input),
-                SourceMessage::Stopped(input) => decoded.stopped.push(input),
-                SourceMessage::Records(_) => unreachable!("records are handled above"),
+            match announcement {
+                Some(SourceMessage::Started(input)) => decoded.started.push(input),
+                Some(SourceMessage::Stopped(input)) => decoded.stopped.push(input),
+                Some(SourceMessage::Records(_)) => unreachable!("records are handled above"),
+                None => {}
             }
             if tx.send(decoded).await.is_err() {
                 return;

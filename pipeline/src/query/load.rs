@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use include_dir::{Dir, include_dir};
 
-use super::hunt::{Hunt, HuntError, Origin};
+use crate::hunt::{Hunt, HuntError, Origin};
 
 /// The bundled hunts (`sql/hunts/*.sql` of the source tree), compiled in so that `ghosthunt run` works
 /// from any directory.

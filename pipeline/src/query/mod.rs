@@ -1,17 +1,20 @@
 //! Hunts: parsing their files, planning them once with DataFusion, running them on a batch or a window.
 //!
-//! [`load`] finds hunt files (built-in and configured), [`hunt::Hunt`] is one parsed file,
-//! [`plan::PlannedHunt`] is a hunt ready to run, and [`testing`] runs hunts on their sample events.
+//! [`load`] finds hunt files (built-in and configured), [`file`] parses one into a [`crate::hunt::Hunt`],
+//! [`plan::PlannedHunt`] is a hunt ready to run, and [`udf`] holds the functions hunts may call beyond
+//! DataFusion's own.
 
-pub mod hunt;
+pub mod file;
 pub mod load;
 pub mod plan;
-pub mod testing;
+pub mod run;
+pub mod udf;
 
-pub use hunt::{Attack, Hunt, HuntError, Origin, Severity, WindowSpec};
 pub use plan::PlannedHunt;
+pub use run::SqlEvaluator;
 
 use crate::decode::EventSchema;
+use crate::hunt::{Hunt, HuntError};
 
 /// Plans every hunt; a hunt that fails to plan is reported and left out.
 pub async fn plan_all(

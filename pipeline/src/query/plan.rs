@@ -9,6 +9,7 @@
 //! other statements are refused by `SQLOptions`, and the session knows no table but `events` (no file or
 //! URL tables).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -16,7 +17,7 @@ use datafusion::arrow::array::{
     ArrayRef, AsArray, BooleanArray, TimestampNanosecondArray, new_null_array,
 };
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -34,9 +35,9 @@ use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
-use super::hunt::{Hunt, HuntError};
 use crate::decode::EventSchema;
 use crate::decode::schema::timestamp_type;
+use crate::hunt::{Hunt, HuntError};
 
 /// The table every hunt selects from.
 pub const EVENTS_TABLE: &str = "events";
@@ -162,7 +163,7 @@ fn session() -> SessionContext {
     options.optimizer.enable_aggregate_dynamic_filter_pushdown = false;
     let ctx = SessionContext::new_with_config(config);
     // Converted Sigma rules (`ghosthunt sigma convert`) use it for the `cidr` modifier.
-    ctx.register_udf(crate::sigma::udf::cidr_match());
+    ctx.register_udf(super::udf::cidr_match());
     ctx
 }
 
@@ -239,6 +240,14 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
             format!("entity `{entity}` is not a column of the hunt's result"),
         ));
     }
+    for column in hunt.suppress.iter().flat_map(|s| &s.by) {
+        if plan.schema().field_with_name(column).is_err() {
+            return Err(fail(
+                sql_line,
+                format!("suppress by `{column}`: not a column of the hunt's result"),
+            ));
+        }
+    }
     Ok(PlannedHunt {
         hunt: Arc::new(hunt),
         slot,
@@ -294,6 +303,23 @@ fn scan_requirements(plan: &LogicalPlan, event_columns: usize) -> (Vec<usize>, O
 }
 
 impl PlannedHunt {
+    /// What the hunt evaluates, over which columns: its whole file text and the name and type of every
+    /// column it reads. Equal fingerprints mean state kept for one is valid for the other.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.hunt.sql.as_bytes());
+        for &i in &self.used_columns {
+            let field = self.event_schema.field(i);
+            h.update([0]);
+            h.update(i.to_be_bytes());
+            h.update(field.name().as_bytes());
+            h.update(field.data_type().to_string().as_bytes());
+        }
+        let d = h.finalize();
+        d[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Event-schema columns a window must keep for this hunt.
     pub fn used_columns(&self) -> &[usize] {
         &self.used_columns
@@ -364,7 +390,7 @@ impl PlannedHunt {
         for (i, field) in self.event_schema.fields().iter().enumerate() {
             match columns.iter().position(|&c| c == i) {
                 Some(j) => arrays.push(Arc::clone(batch.column(j))),
-                None => arrays.push(new_null_array(field.data_type(), rows)),
+                None => arrays.push(null_column(field.data_type(), rows)),
             }
         }
         for bound in [window.map(|w| w.0), window.map(|w| w.1)] {
@@ -373,7 +399,7 @@ impl PlannedHunt {
                     TimestampNanosecondArray::from(vec![t; rows])
                         .with_timezone(crate::decode::schema::UTC),
                 ),
-                None => new_null_array(&timestamp_type(), rows),
+                None => null_column(&timestamp_type(), rows),
             };
             arrays.push(array);
         }
@@ -394,6 +420,22 @@ impl PlannedHunt {
         self.slot.batches.lock().expect("input slot lock").clear();
         result
     }
+}
+
+/// A column of `rows` NULLs. Columns a hunt does not read are all NULL in its table; one array per type,
+/// grown as needed and sliced, serves every hunt and batch instead of a new allocation per column per batch
+/// (the schema grows by the columns Sigma rules read, so that cost would grow with the rule set).
+fn null_column(data_type: &DataType, rows: usize) -> ArrayRef {
+    static NULLS: std::sync::LazyLock<Mutex<HashMap<DataType, ArrayRef>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut nulls = NULLS.lock().expect("null column cache lock");
+    let cached = nulls
+        .entry(data_type.clone())
+        .or_insert_with(|| new_null_array(data_type, 0));
+    if cached.len() < rows {
+        *cached = new_null_array(data_type, rows.next_power_of_two());
+    }
+    cached.slice(0, rows)
 }
 
 /// The line of a DataFusion error: from its diagnostic span, a parser message (`at Line: 3`), or the
@@ -428,7 +470,7 @@ fn error_line(e: &DataFusionError, sql: &str) -> Option<usize> {
             if !name.is_empty() {
                 let header_end = sql.find("*/").map_or(0, |i| i + 2);
                 if let Some(pos) = sql[header_end..].find(&name) {
-                    return Some(super::hunt::line_of(sql, header_end + pos));
+                    return Some(crate::hunt::line_of(sql, header_end + pos));
                 }
             }
         }

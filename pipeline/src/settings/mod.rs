@@ -106,6 +106,8 @@ pub struct SigmaSettings {
     pub mapping: Option<PathBuf>,
     /// Values of `%name%` placeholders (the `expand` modifier).
     pub placeholders: std::collections::HashMap<String, Vec<String>>,
+    /// Suppression period of every rule's alerts per host (`None`: every match alerts).
+    pub suppress: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +248,14 @@ impl Settings {
         if d.max_record_bytes == 0 {
             return Err(invalid("decode.max_record_bytes", "must be at least 1"));
         }
+        // Batches are cut at 256 MiB of records (a column must stay under Arrow's 2 GiB); one record must
+        // fit in a batch.
+        if d.max_record_bytes > 256 << 20 {
+            return Err(invalid(
+                "decode.max_record_bytes",
+                "must be at most 268435456 (256 MiB, the most one batch holds)",
+            ));
+        }
         let decode = DecodeSettings {
             schema_path: (d.schema != "windows").then(|| PathBuf::from(d.schema)),
             batch_size: d.batch_size,
@@ -275,6 +285,7 @@ impl Settings {
             mapping: (!raw.sigma.mapping.trim().is_empty())
                 .then(|| PathBuf::from(raw.sigma.mapping.trim())),
             placeholders: raw.sigma.placeholders,
+            suppress: (!raw.sigma.suppress.is_zero()).then_some(raw.sigma.suppress),
         };
         if raw.hunts.concurrency == 0 {
             return Err(invalid("hunts.concurrency", "must be at least 1"));

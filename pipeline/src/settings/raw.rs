@@ -116,6 +116,8 @@ pub struct RawSigma {
     pub mapping: String,
     #[serde(default)]
     pub placeholders: std::collections::HashMap<String, Vec<String>>,
+    #[serde(with = "humantime_serde")]
+    pub suppress: Duration,
 }
 
 /// `[window]`

@@ -1,34 +1,27 @@
-//! The loaded Sigma rule set at run time: every detection rule evaluated together on each batch, each match
-//! an alert of the rule's own hunt, matches of rules that correlations reference fed to the correlator, and
-//! correlation firings turned into alerts as the watermark passes them.
+//! The loaded Sigma rule set at run time, as one [`Evaluator`]: every detection rule evaluated together
+//! on each batch, each match a detection of the rule's own hunt, matches of rules that correlations
+//! reference fed to the correlator, and correlation firings reported as the watermark passes them.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
 use datafusion::arrow::array::{Array, AsArray, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::{DataType, TimestampNanosecondType};
 use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value, json};
 
-use crate::alert::ocsf::{alert_from_row, format_time, rows_to_json};
-use crate::alert::{Alert, AlertTime};
-use crate::decode::EventSchema;
-use crate::decode::schema::ColumnType;
-use crate::query::{Attack, Hunt, Origin, Severity, WindowSpec};
-use crate::sigma::correlate::{BaseRule, Correlator, Firing};
-use crate::sigma::correlation::CorrelationRule;
-use crate::sigma::eval::{RuleInput, RuleSet};
-use crate::sigma::ir::{Expr, Level, Test};
-use crate::sigma::load::{Loaded, SigmaRefusal};
-use crate::sigma::mapping::Mapping;
-use crate::sigma::parse::attack_from_tags;
+use crate::hunt::Hunt;
+use crate::runtime::{
+    AlertTime, Detection, EvaluationError, Evaluator, Rows, StepInput, StepOutput, Stepping,
+};
+use crate::sigma::correlate::{Correlator, Firing};
+use crate::sigma::eval::RuleSet;
+use crate::window::Watermark;
 
 /// Columns every Sigma alert shows (when the event has them), before the rule's own.
-const CONTEXT_COLUMNS: &[&str] = &[
+pub(super) const CONTEXT_COLUMNS: &[&str] = &[
     "event_time",
     "host",
     "channel",
@@ -37,29 +30,33 @@ const CONTEXT_COLUMNS: &[&str] = &[
     "record_id",
 ];
 
-struct EngineRule {
-    hunt: Arc<Hunt>,
+pub(super) struct EngineRule {
+    pub(super) hunt: Arc<Hunt>,
     /// Batch columns shown in the alert.
-    show: Vec<usize>,
+    pub(super) show: Vec<usize>,
     /// Whether a match alerts on its own (false when a correlation with `generate: false` uses it).
-    alone: bool,
+    pub(super) alone: bool,
     /// Name the correlator knows the rule by, and the batch column of each field it wants.
-    correlated: Option<(String, Vec<Option<usize>>)>,
+    pub(super) correlated: Option<(String, Vec<Option<usize>>)>,
 }
 
 /// The compiled rule set and the correlation state.
 pub struct SigmaEngine {
-    set: RuleSet,
+    pub(super) set: RuleSet,
     /// Aligned with the rule set's indices; `None` for a rule that failed to compile.
-    rules: Vec<Option<EngineRule>>,
-    correlations: Vec<Arc<Hunt>>,
-    correlator: Option<Correlator>,
-    time_index: usize,
+    pub(super) rules: Vec<Option<EngineRule>>,
+    pub(super) correlations: Vec<Arc<Hunt>>,
+    pub(super) correlator: Option<Correlator>,
+    pub(super) time_index: usize,
     /// Longest correlation timespan (ns): how long matches stay in correlation state.
-    max_span: i64,
+    pub(super) max_span: i64,
     /// (event time, batch seq) of matches fed to the correlator, in arrival order: batches that may still
     /// be needed to rebuild correlation state after a crash are not acknowledged.
-    held: VecDeque<(i64, u64)>,
+    pub(super) held: VecDeque<(i64, u64)>,
+    /// Correlations judge matches this far (ns) behind the pipeline watermark.
+    pub(super) lateness: i64,
+    /// What the set evaluates (see [`Evaluator::fingerprint`]).
+    pub(super) fingerprint: String,
 }
 
 impl std::fmt::Debug for SigmaEngine {
@@ -71,300 +68,25 @@ impl std::fmt::Debug for SigmaEngine {
     }
 }
 
-/// What one batch or watermark step produced.
-#[derive(Default)]
-pub struct SigmaOutput {
-    pub alerts: Vec<Alert>,
-    /// Rows that matched a correlated rule after the correlator's watermark had passed them.
-    pub late_rows: Vec<usize>,
-}
-
-fn severity(level: Option<Level>) -> Severity {
-    match level {
-        Some(Level::Informational) => Severity::Informational,
-        Some(Level::Low) => Severity::Low,
-        None | Some(Level::Medium) => Severity::Medium,
-        Some(Level::High) => Severity::High,
-        Some(Level::Critical) => Severity::Critical,
-    }
-}
-
-fn attack(tags: &[String]) -> Attack {
-    let (techniques, tactics) = attack_from_tags(tags);
-    Attack {
-        techniques,
-        tactics,
-    }
-}
-
-fn response(falsepositives: &[String]) -> Vec<String> {
-    let mut steps =
-        vec!["Review the matched event (evidence) and the process, user and host it names.".into()];
-    let known: Vec<&str> = falsepositives
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("unknown"))
-        .collect();
-    if !known.is_empty() {
-        steps.push(format!(
-            "Rule out the rule's known false positives: {}.",
-            known.join("; ")
-        ));
-    }
-    steps
-        .push("If it is malicious, scope the host and account and start incident response.".into());
-    steps
-}
-
-/// Replaces keyword (full-text) tests by the same test on every string column.
-pub fn expand_keywords(e: &Expr, string_columns: &[String]) -> Expr {
-    match e {
-        Expr::Keyword { pattern, cased } => Expr::Or(
-            string_columns
-                .iter()
-                .map(|c| Expr::Field {
-                    field: c.clone(),
-                    test: Test::Str {
-                        pattern: pattern.clone(),
-                        cased: *cased,
-                    },
-                })
-                .collect(),
-        ),
-        Expr::And(v) => Expr::And(
-            v.iter()
-                .map(|e| expand_keywords(e, string_columns))
-                .collect(),
-        ),
-        Expr::Or(v) => Expr::Or(
-            v.iter()
-                .map(|e| expand_keywords(e, string_columns))
-                .collect(),
-        ),
-        Expr::Not(inner) => Expr::Not(Box::new(expand_keywords(inner, string_columns))),
-        other => other.clone(),
-    }
-}
-
-/// The rule's whole condition over columns: OR over variants of (logsource condition AND detection).
-pub fn rule_expr(variants: &[(Expr, Expr)]) -> Expr {
-    let parts: Vec<Expr> = variants
-        .iter()
-        .map(|(when, det)| match when {
-            Expr::True => det.clone(),
-            w => Expr::And(vec![w.clone(), det.clone()]),
-        })
-        .collect();
-    if parts.len() == 1 {
-        parts.into_iter().next().expect("one part")
-    } else {
-        Expr::Or(parts)
-    }
-}
-
-/// The SQL a rule becomes, over the `events` table (non-text columns read as text, as the evaluator does).
-pub fn rule_sql(expr: &Expr, schema: &EventSchema) -> String {
-    let text_of = |name: &str| -> String {
-        match schema.columns.iter().find(|c| c.name == name) {
-            Some(c) if c.ty != ColumnType::String => format!("CAST({name} AS VARCHAR)"),
-            _ => name.to_string(),
-        }
-    };
-    let expr = expr.map_fields(&mut |f| text_of(f));
-    crate::sigma::sql::rule_to_sql(&expr, "*")
-}
-
-/// The hunt a detection rule becomes.
-fn rule_hunt(rule: &crate::sigma::ir::SigmaRule, file: PathBuf, sql: String) -> Hunt {
-    Hunt {
-        id: rule.id.clone(),
-        title: rule.title.clone(),
-        description: rule.description.trim().to_string(),
-        hypothesis: if rule.description.trim().is_empty() {
-            rule.title.clone()
-        } else {
-            rule.description.trim().to_string()
-        },
-        attack: attack(&rule.tags),
-        severity: severity(rule.level),
-        window: WindowSpec::None,
-        allowed_lateness: None,
-        entity: Some("host".into()),
-        response: response(&rule.falsepositives),
-        references: rule.references.clone(),
-        sql,
-        origin: Origin::File(file),
-    }
-}
-
-fn correlation_hunt(c: &CorrelationRule, file: PathBuf) -> Hunt {
-    let id =
-        c.id.clone()
-            .or_else(|| c.name.clone())
-            .unwrap_or_else(|| c.title.clone());
-    Hunt {
-        id,
-        title: c.title.clone(),
-        description: c.description.trim().to_string(),
-        hypothesis: if c.description.trim().is_empty() {
-            c.title.clone()
-        } else {
-            c.description.trim().to_string()
-        },
-        attack: attack(&c.tags),
-        severity: severity(c.level),
-        window: WindowSpec::None,
-        allowed_lateness: None,
-        entity: None,
-        response: response(&c.falsepositives),
-        references: c.references.clone(),
-        sql: format!(
-            "-- Sigma correlation ({:?}) over rules {}; group by {}; timespan {}",
-            c.kind,
-            c.rules.join(", "),
-            c.group_by.join(", "),
-            humantime::format_duration(c.timespan)
-        ),
-        origin: Origin::File(file),
-    }
-}
-
 impl SigmaEngine {
-    /// Compiles the loaded rules for batches of `schema`: the base schema (`base_columns`, what the rules
-    /// were bound against) with `loaded.extra_columns()` and the correlations' fields added.
-    /// Rules that fail to compile and correlations that cannot be resolved are returned as refusals.
-    pub fn build(
-        loaded: Loaded,
-        mapping: &Mapping,
-        base_columns: &[&str],
-        schema: &EventSchema,
-    ) -> (SigmaEngine, Vec<SigmaRefusal>) {
-        let mut refusals = Vec::new();
-        let string_columns: Vec<String> = schema
-            .columns
-            .iter()
-            .filter(|c| c.ty == ColumnType::String)
-            .map(|c| c.name.clone())
-            .collect();
-        // Fields resolve against the base schema's columns, as when the rules were bound.
-        let base = base_columns;
-        let variants: Vec<Vec<(Expr, Expr)>> = loaded
-            .rules
-            .iter()
-            .map(|r| {
-                r.bound
-                    .variants
-                    .iter()
-                    .map(|v| {
-                        (
-                            v.when.clone(),
-                            expand_keywords(&v.detection, &string_columns),
-                        )
-                    })
-                    .collect()
-            })
-            .collect();
-        let inputs: Vec<RuleInput> = variants
-            .iter()
-            .map(|v| RuleInput {
-                variants: v.iter().map(|(w, d)| (w, d)).collect(),
-            })
-            .collect();
-        let (set, errors) = RuleSet::compile(&inputs);
-        let column_of = |name: &str| schema.columns.iter().position(|c| c.name == name);
+    /// Correlations judge matches `lateness` behind the pipeline watermark (`window.allowed_lateness`).
+    pub fn with_lateness(mut self, lateness: std::time::Duration) -> SigmaEngine {
+        self.lateness = lateness.as_nanos() as i64;
+        self
+    }
 
-        // Correlations first: they decide which rules alert alone and which fields to extract.
-        let base_rules: Vec<BaseRule> = loaded
-            .rules
-            .iter()
-            .zip(&errors)
-            .filter(|(_, e)| e.is_none())
-            .map(|(r, _)| BaseRule {
-                id: r.rule.id.clone(),
-                name: r.rule.name.clone(),
-            })
-            .collect();
-        let (correlator, correlations) =
-            resolve_correlations(loaded.correlations, &base_rules, &mut refusals);
-
-        let mut rules = Vec::with_capacity(loaded.rules.len());
-        for ((r, error), variants) in loaded.rules.into_iter().zip(errors).zip(&variants) {
-            if let Some(reason) = error {
-                refusals.push(SigmaRefusal {
-                    file: r.file.clone(),
-                    title: Some(r.rule.title.clone()),
-                    id: Some(r.rule.id.clone()),
-                    reason,
-                });
-                rules.push(None);
-                continue;
-            }
-            let mut show: Vec<usize> = CONTEXT_COLUMNS
-                .iter()
-                .filter_map(|c| column_of(c))
-                .collect();
-            let mut add = |name: &str| {
-                if let Some(i) = column_of(name)
-                    && !show.contains(&i)
-                {
-                    show.push(i);
-                }
-            };
-            for v in &r.bound.variants {
-                v.detection.visit_fields(&mut |f| add(f));
-            }
-            for f in &r.rule.fields {
-                if let Ok(c) = mapping.column_for(f, base) {
-                    add(c.name());
-                }
-            }
-            let (alone, correlated) = match &correlator {
-                Some(c) if c.references(&r.rule.id) => {
-                    let columns = c
-                        .fields_for(&r.rule.id)
-                        .iter()
-                        .map(|f| {
-                            mapping
-                                .column_for(f, base)
-                                .ok()
-                                .and_then(|c| column_of(c.name()))
-                        })
-                        .collect();
-                    (
-                        c.emits_alone(&r.rule.id),
-                        Some((r.rule.id.clone(), columns)),
-                    )
-                }
-                _ => (true, None),
-            };
-            let sql = rule_sql(&rule_expr(variants), schema);
-            rules.push(Some(EngineRule {
-                hunt: Arc::new(rule_hunt(&r.rule, r.file, sql)),
-                show,
-                alone,
-                correlated,
-            }));
+    /// Every detection rule's alerts are suppressed per host for `period` (`sigma.suppress`).
+    pub fn with_suppression(mut self, period: Option<std::time::Duration>) -> SigmaEngine {
+        let Some(period) = period else {
+            return self;
+        };
+        for rule in self.rules.iter_mut().flatten() {
+            Arc::make_mut(&mut rule.hunt).suppress = Some(crate::hunt::Suppression {
+                period,
+                by: Vec::new(),
+            });
         }
-        let max_span = correlations
-            .iter()
-            .map(|(c, _)| c.timespan.as_nanos() as i64)
-            .max()
-            .unwrap_or(0);
-        (
-            SigmaEngine {
-                set,
-                rules,
-                correlations: correlations
-                    .into_iter()
-                    .map(|(c, file)| Arc::new(correlation_hunt(&c, file)))
-                    .collect(),
-                correlator,
-                time_index: schema.time_index,
-                max_span,
-                held: VecDeque::new(),
-            },
-            refusals,
-        )
+        self
     }
 
     /// Detection rules compiled and running.
@@ -379,11 +101,6 @@ impl SigmaEngine {
             .flatten()
             .map(|r| &r.hunt)
             .chain(&self.correlations)
-    }
-
-    /// Correlation state held (matches in windows), for the window-rows gauge.
-    pub fn state_size(&self) -> usize {
-        self.correlator.as_ref().map_or(0, Correlator::state_size)
     }
 
     /// The oldest batch that correlation state may still need.
@@ -401,24 +118,34 @@ impl SigmaEngine {
             .collect()
     }
 
-    /// Runs every rule on a batch.
-    pub fn evaluate(&mut self, batch: &RecordBatch, seq: u64, received: Instant) -> SigmaOutput {
-        let mut out = SigmaOutput::default();
+    /// Runs every rule on a batch: detections of the rules that alert alone, matches of correlated rules
+    /// into the correlator (those it has already passed are late rows).
+    pub fn evaluate(
+        &mut self,
+        batch: &RecordBatch,
+        seq: u64,
+        received: Instant,
+        out: &mut StepOutput,
+    ) {
         let matches = self.set.evaluate(batch);
         if matches.is_empty() {
-            return out;
+            return;
         }
         let times = batch
             .column(self.time_index)
             .as_primitive::<TimestampNanosecondType>();
-        let now_ms = Utc::now().timestamp_millis();
         for (index, rows) in matches {
             let Some(rule) = &self.rules[index] else {
                 continue;
             };
             if rule.alone {
-                out.alerts
-                    .extend(rule_alerts(rule, batch, &rows, received, now_ms));
+                match rule_detection(rule, batch, &rows, (seq, received), self.time_index) {
+                    Ok(d) => out.detections.push(d),
+                    Err(e) => out.errors.push(EvaluationError {
+                        hunt: rule.hunt.id.clone(),
+                        reason: e.to_string(),
+                    }),
+                }
             }
             if let (Some((ident, columns)), Some(correlator)) =
                 (&rule.correlated, self.correlator.as_mut())
@@ -438,7 +165,6 @@ impl SigmaEngine {
                 }
             }
         }
-        out
     }
 
     /// Event time has reached `watermark`: correlations judge what it passed (`flush`: everything).
@@ -447,7 +173,9 @@ impl SigmaEngine {
         watermark: Option<i64>,
         flush: bool,
         received: Instant,
-    ) -> Vec<Alert> {
+    ) -> Vec<Detection> {
+        // A firing's matches are among those held; the oldest held batch is where to read again from.
+        let held_from = self.min_seq().unwrap_or(0);
         let Some(correlator) = self.correlator.as_mut() else {
             return Vec::new();
         };
@@ -465,51 +193,65 @@ impl SigmaEngine {
         if flush {
             self.held.clear();
         }
-        let now_ms = Utc::now().timestamp_millis();
         firings
             .into_iter()
             .filter(|f| f.output)
-            .map(|f| firing_alert(&self.correlations[f.rule], &f, received, now_ms))
+            .map(|f| firing_detection(&self.correlations[f.rule], &f, received, held_from))
             .collect()
     }
 }
 
-/// Resolves correlations against the compiled rules, refusing the ones that cannot be (unknown rule,
-/// cycle …) so that the rest still run.
-fn resolve_correlations(
-    mut remaining: Vec<(CorrelationRule, PathBuf)>,
-    base: &[BaseRule],
-    refusals: &mut Vec<SigmaRefusal>,
-) -> (Option<Correlator>, Vec<(CorrelationRule, PathBuf)>) {
-    loop {
-        if remaining.is_empty() {
-            return (None, remaining);
-        }
-        let rules: Vec<CorrelationRule> = remaining.iter().map(|(c, _)| c.clone()).collect();
-        match Correlator::with_base_rules(rules, base) {
-            Ok(c) => return (Some(c), remaining),
-            Err(reason) => {
-                // Drop the first correlation whose removal resolves the rest (or the first one).
-                let culprit = (0..remaining.len())
-                    .find(|&i| {
-                        let others: Vec<CorrelationRule> = remaining
-                            .iter()
-                            .enumerate()
-                            .filter(|&(j, _)| j != i)
-                            .map(|(_, (c, _))| c.clone())
-                            .collect();
-                        Correlator::with_base_rules(others, base).is_ok()
-                    })
-                    .unwrap_or(0);
-                let (c, file) = remaining.remove(culprit);
-                refusals.push(SigmaRefusal {
-                    file,
-                    title: Some(c.title.clone()),
-                    id: c.id.clone(),
-                    reason: format!("correlation: {reason}"),
-                });
+impl Evaluator for SigmaEngine {
+    fn label(&self) -> &str {
+        "sigma"
+    }
+
+    fn hunts(&self) -> Vec<Arc<Hunt>> {
+        SigmaEngine::hunts(self).cloned().collect()
+    }
+
+    /// Rule evaluation is CPU-bound: it runs on a blocking thread while the SQL hunts run on the
+    /// runtime's workers.
+    fn step(mut self: Box<Self>, input: StepInput) -> Stepping {
+        Box::pin(async move {
+            let task = tokio::task::spawn_blocking(move || {
+                let mut out = StepOutput::default();
+                let received = input
+                    .batch
+                    .as_ref()
+                    .map_or_else(Instant::now, |b| b.received);
+                if let Some(view) = &input.batch {
+                    let started = Instant::now();
+                    self.evaluate(&view.batch, view.seq, view.received, &mut out);
+                    out.evaluations.push(started.elapsed().as_secs_f64());
+                }
+                let watermark = match input.watermark {
+                    Watermark::At(t) => Some(t.saturating_sub(self.lateness)),
+                    Watermark::AllIdle(t) => Some(t),
+                    Watermark::Unknown => None,
+                };
+                let fired = self.advance(watermark, input.flush, received);
+                out.detections.extend(fired);
+                (self as Box<dyn Evaluator>, out)
+            });
+            match task.await {
+                Ok(done) => done,
+                // A panic on the blocking thread is this evaluator's panic: the pipeline isolates it.
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
             }
-        }
+        })
+    }
+
+    fn min_seq(&self) -> Option<u64> {
+        SigmaEngine::min_seq(self)
+    }
+
+    fn state_size(&self) -> Option<usize> {
+        self.correlator.as_ref().map(Correlator::state_size)
+    }
+
+    fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
     }
 }
 
@@ -524,43 +266,40 @@ fn text_value(array: &dyn Array, row: usize) -> Option<String> {
     }
 }
 
-fn rule_alerts(
+/// The rows of `batch` a rule matched, with the columns its alerts show, as one detection.
+fn rule_detection(
     rule: &EngineRule,
     batch: &RecordBatch,
     rows: &[u32],
-    received: Instant,
-    now_ms: i64,
-) -> Vec<Alert> {
-    let Ok(projected) = batch.project(&rule.show) else {
-        return Vec::new();
-    };
-    let Ok(taken) = take_record_batch(&projected, &UInt32Array::from(rows.to_vec())) else {
-        return Vec::new();
-    };
-    rows_to_json(&[taken])
-        .into_iter()
-        .map(|mut row| {
-            row.retain(|_, v| !v.is_null());
-            let t = row
-                .get("event_time")
-                .and_then(Value::as_str)
-                .and_then(crate::decode::json::parse_timestamp)
-                .unwrap_or_default();
-            alert_from_row(
-                &rule.hunt,
-                row,
-                AlertTime {
-                    window: None,
-                    rows: (t, t),
-                    received,
-                },
-                now_ms,
-            )
-        })
-        .collect()
+    (seq, received): (u64, Instant),
+    time_index: usize,
+) -> Result<Detection, datafusion::arrow::error::ArrowError> {
+    let projected = batch.project(&rule.show)?;
+    let taken = take_record_batch(&projected, &UInt32Array::from(rows.to_vec()))?;
+    let times = batch
+        .column(time_index)
+        .as_primitive::<TimestampNanosecondType>();
+    let (oldest, newest) = rows.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &r| {
+        let t = times.value(r as usize);
+        (lo.min(t), hi.max(t))
+    });
+    Ok(Detection {
+        hunt: Arc::clone(&rule.hunt),
+        rows: Rows::Table {
+            batches: vec![taken],
+            omit_nulls: true,
+        },
+        time: AlertTime {
+            window: None,
+            rows: (oldest, newest),
+            received,
+        },
+        seq,
+    })
 }
 
-fn firing_alert(hunt: &Arc<Hunt>, f: &Firing, received: Instant, now_ms: i64) -> Alert {
+/// A correlation firing as one detection: its group, count, events and times.
+fn firing_detection(hunt: &Arc<Hunt>, f: &Firing, received: Instant, seq: u64) -> Detection {
     let mut row = Map::new();
     let group: Map<String, Value> = f
         .group
@@ -570,20 +309,29 @@ fn firing_alert(hunt: &Arc<Hunt>, f: &Firing, received: Instant, now_ms: i64) ->
     row.insert("group".into(), Value::Object(group));
     row.insert("count".into(), json!(f.count));
     row.insert("events".into(), json!(f.events));
-    row.insert("first_event_time".into(), json!(format_time(f.first)));
-    row.insert("last_event_time".into(), json!(format_time(f.last)));
-    row.insert("fired_at".into(), json!(format_time(f.time)));
+    row.insert(
+        "first_event_time".into(),
+        json!(crate::decode::json::format_time(f.first)),
+    );
+    row.insert(
+        "last_event_time".into(),
+        json!(crate::decode::json::format_time(f.last)),
+    );
+    row.insert(
+        "fired_at".into(),
+        json!(crate::decode::json::format_time(f.time)),
+    );
     if let Some(values) = &f.values {
         row.insert("values".into(), json!(values));
     }
-    alert_from_row(
-        hunt,
-        row,
-        AlertTime {
+    Detection {
+        hunt: Arc::clone(hunt),
+        rows: Rows::Object(row),
+        time: AlertTime {
             window: Some((f.first, f.time)),
             rows: (f.first, f.last),
             received,
         },
-        now_ms,
-    )
+        seq,
+    }
 }

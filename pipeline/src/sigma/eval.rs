@@ -12,6 +12,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+
+use crate::query::udf::in_network;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
@@ -551,36 +553,6 @@ fn parse_number(value: &str) -> Option<f64> {
         return u64::from_str_radix(hex, 16).ok().map(|n| n as f64);
     }
     v.parse::<f64>().ok().filter(|f| f.is_finite())
-}
-
-pub(crate) fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
-    // IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) compare as IPv4.
-    let ip = match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
-    match (ip, network) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(prefix.min(32)))
-            };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(prefix.min(128)))
-            };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
 }
 
 #[cfg(test)]

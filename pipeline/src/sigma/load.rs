@@ -64,8 +64,9 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Columns the bound rules need beyond the base schema, each once, sorted by name.
-    pub fn extra_columns(&self) -> Vec<ExtraColumn> {
+    /// Columns the bound detections need beyond the base schema, each once, sorted by name (the rule set's
+    /// whole answer, correlations included, is `compile::added_columns`).
+    pub(super) fn extra_columns(&self) -> Vec<ExtraColumn> {
         let mut all: BTreeMap<String, ExtraColumn> = BTreeMap::new();
         for r in &self.rules {
             for c in &r.bound.columns {

@@ -3,30 +3,31 @@
 //! The route of a rule: [`load`] reads the rule directories; [`parse`] turns each YAML document into a
 //! [`ir::SigmaRule`] whose detection is an [`ir::Expr`] ([`condition`] is the condition grammar);
 //! [`mapping`] binds it to columns through the logsource and field mapping (`sigma/windows.yml`);
-//! [`engine`] compiles every bound rule into one [`eval::RuleSet`] (one automaton per column, one scan per
-//! batch for all rules) and feeds matches of correlated rules to [`correlate`] ([`correlation`] parses
-//! correlation rules). [`sql`] renders a rule as SQL for `ghosthunt sigma convert` ([`udf`] is the
-//! `cidr_match` function that SQL uses); [`bench`] times a rule set on events.
+//! `hunts` gives each rule its hunt metadata; [`compile`] decides the columns the rule set adds and
+//! compiles every bound rule into one [`eval::RuleSet`] (one automaton per column, one scan per batch for
+//! all rules); [`engine`] is the set at run time, an evaluator of the hunt runtime, feeding matches of
+//! correlated rules to [`correlate`] ([`correlation`] parses correlation rules). [`sql`] renders a rule as
+//! SQL for `ghosthunt sigma convert` (the `cidr_match` function it uses is `query::udf`).
 
-pub mod bench;
 mod bits;
+pub mod compile;
 pub mod condition;
 pub mod correlate;
 pub mod correlation;
 pub mod engine;
 pub mod eval;
+mod hunts;
 pub mod ir;
 pub mod load;
 pub mod mapping;
 pub mod parse;
 pub mod sql;
-pub mod udf;
 
 use std::path::Path;
 
 use crate::decode::EventSchema;
 use crate::settings::Settings;
-use engine::{expand_keywords, rule_expr, rule_sql};
+use compile::{expand_keywords, rule_expr, rule_sql};
 use load::{Loaded, SigmaRefusal};
 use mapping::Mapping;
 
@@ -51,8 +52,7 @@ pub fn convert(
     );
     let mut out: Vec<Result<String, SigmaRefusal>> = loaded.refusals.drain(..).map(Err).collect();
     let Ok(schema) = schema.with_string_columns(
-        loaded
-            .extra_columns()
+        compile::added_columns(&loaded, mapping, &base)
             .into_iter()
             .map(|c| (c.name, c.paths, String::new())),
     ) else {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
@@ -24,20 +24,10 @@ use super::{
     Acknowledge, CHUNK_RECORDS, Input, InputKind, Positions, RawRecord, RecordSender, Source,
     SourceError, SourceMessage,
 };
+use crate::kafka::{KafkaFailure, client_config, forward_log};
 use crate::settings::{KafkaSettings, KafkaSourceSettings};
 use crate::telemetry::metrics::ConsumerLagMetrics;
 use crate::telemetry::{Health, Metrics};
-
-/// Client settings shared by every Kafka client: brokers, the user's options, and our defaults.
-pub fn client_config(kafka: &KafkaSettings, extra: &[(String, String)]) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &kafka.brokers);
-    for (k, v) in kafka.options.iter().chain(extra) {
-        c.set(k, v);
-    }
-    c.set_log_level(RDKafkaLogLevel::Warning);
-    c
-}
 
 /// Callbacks from librdkafka: rebalances, commits, statistics (consumer lag).
 pub struct SourceContext {
@@ -48,19 +38,6 @@ pub struct SourceContext {
     group: String,
     /// Incremented at every rebalance: the poll loop then reads the new assignment.
     generation: AtomicU64,
-}
-
-/// librdkafka's own log lines, into our log.
-pub fn forward_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
-    use RDKafkaLogLevel::*;
-    match level {
-        Emerg | Alert | Critical | Error => {
-            tracing::error!(target: "librdkafka", facility, "{message}")
-        }
-        Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
-        Notice | Info => tracing::info!(target: "librdkafka", facility, "{message}"),
-        Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
-    }
 }
 
 impl ClientContext for SourceContext {
@@ -192,7 +169,7 @@ impl KafkaSource {
         };
         let consumer: KafkaConsumer = config
             .create_with_context(context)
-            .map_err(|e| SourceError::Kafka(format!("cannot create the consumer: {e}")))?;
+            .map_err(|e| KafkaFailure::new("creating the consumer", e))?;
         Ok(KafkaSource {
             consumer: Arc::new(consumer),
             settings,
@@ -393,7 +370,7 @@ impl Source for KafkaSource {
             let names: Vec<&str> = subscription.iter().map(String::as_str).collect();
             self.consumer
                 .subscribe(&names)
-                .map_err(|e| SourceError::Kafka(format!("cannot subscribe to {names:?}: {e}")))?;
+                .map_err(|e| KafkaFailure::new(format!("subscribing to {names:?}"), e))?;
             self.health.ready("joining the consumer group");
             tracing::info!(topics = ?names, group = %self.settings.group_id, "Subscribed.");
             let consumer = Arc::clone(&self.consumer);

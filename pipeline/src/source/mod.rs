@@ -1,4 +1,4 @@
-//! Bytes in: the built-in generator, JSON-lines files, stdin — and where positions are acknowledged.
+//! Bytes in: JSON-lines files, stdin, Kafka (the built-in generator is in `generator`) — and where positions are acknowledged.
 //!
 //! A [`Source`] runs as its own task and sends chunks of [`RawRecord`]s into a bounded channel (a full channel
 //! is backpressure: the source waits). Each record carries its [`Input`] (a file, a Kafka partition …) and its
@@ -7,8 +7,6 @@
 //! [`Acknowledge`], oldest batch first. Sources with nothing to acknowledge keep the default no-op.
 
 pub mod file;
-pub mod generator;
-mod generator_source;
 pub mod kafka;
 mod lines;
 pub mod stdin;
@@ -22,11 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use file::FileSource;
-pub use generator_source::GeneratorSource;
 pub use stdin::StdinSource;
-
-use crate::settings::{Settings, SourceSettings};
-use crate::telemetry::{Health, Metrics};
 
 /// One input of a source: its own ordered stream of records, with its own event-time progress.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -127,8 +121,8 @@ pub enum SourceError {
     NoMatch { pattern: String },
     #[error("bad glob `{pattern}`: {reason}")]
     BadGlob { pattern: String, reason: String },
-    #[error("kafka: {0}")]
-    Kafka(String),
+    #[error(transparent)]
+    Kafka(#[from] crate::kafka::KafkaFailure),
     #[error("reading {path}: {source}")]
     Io {
         path: String,
@@ -166,27 +160,6 @@ pub trait Source: Send {
     fn acknowledger(&self) -> Arc<dyn Acknowledge> {
         Arc::new(NoAcknowledge)
     }
-}
-
-/// Builds the configured source. `decode.max_record_bytes` bounds line reading (longer lines are passed
-/// on truncated to that size plus one byte, so the decoder dead-letters them as oversized).
-pub fn build(
-    settings: &Settings,
-    metrics: &Metrics,
-    health: &Health,
-) -> Result<Box<dyn Source>, SourceError> {
-    let max_record_bytes = settings.decode.max_record_bytes;
-    Ok(match &settings.source {
-        SourceSettings::Generator(g) => Box::new(GeneratorSource::new(g.clone())),
-        SourceSettings::File(f) => Box::new(FileSource::new(f.clone(), max_record_bytes)?),
-        SourceSettings::Stdin => Box::new(StdinSource::new(max_record_bytes)),
-        SourceSettings::Kafka(k) => Box::new(kafka::KafkaSource::new(
-            &settings.kafka,
-            k.clone(),
-            metrics,
-            health,
-        )?),
-    })
 }
 
 /// How many records one chunk sent to the decoder holds at most.

@@ -12,8 +12,6 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::decode::DeadLetterReason;
-
 /// Metric names (the README lists them with their meaning).
 pub mod names {
     pub const EVENTS_RECEIVED: &str = "ghosthunt_events_received_total";
@@ -26,6 +24,10 @@ pub mod names {
     pub const ALERTS: &str = "ghosthunt_alerts_total";
     pub const HUNT_EVALUATION: &str = "ghosthunt_hunt_evaluation_seconds";
     pub const HUNT_ERRORS: &str = "ghosthunt_hunt_errors_total";
+    pub const HUNT_PANICS: &str = "ghosthunt_hunt_panics_total";
+    pub const HUNTS_DISABLED: &str = "ghosthunt_hunts_disabled";
+    pub const RELOADS: &str = "ghosthunt_reloads_total";
+    pub const ALERTS_SUPPRESSED: &str = "ghosthunt_alerts_suppressed_total";
     pub const END_TO_END_LATENCY: &str = "ghosthunt_end_to_end_latency_seconds";
     pub const EVENT_TIME_LAG: &str = "ghosthunt_event_time_lag_seconds";
     pub const WATERMARK_LAG: &str = "ghosthunt_watermark_lag_seconds";
@@ -55,6 +57,10 @@ pub mod names {
         ALERTS,
         HUNT_EVALUATION,
         HUNT_ERRORS,
+        HUNT_PANICS,
+        HUNTS_DISABLED,
+        RELOADS,
+        ALERTS_SUPPRESSED,
         END_TO_END_LATENCY,
         EVENT_TIME_LAG,
         WATERMARK_LAG,
@@ -100,6 +106,10 @@ pub struct Metrics {
     pub alerts: IntCounterVec,
     pub hunt_evaluation: HistogramVec,
     pub hunt_errors: IntCounterVec,
+    pub hunt_panics: IntCounterVec,
+    pub hunts_disabled: IntGauge,
+    pub reloads: IntCounterVec,
+    pub alerts_suppressed: IntCounterVec,
     pub end_to_end_latency: HistogramVec,
     pub event_time_lag: HistogramVec,
     pub watermark_lag: Gauge,
@@ -275,6 +285,30 @@ impl Metrics {
                 "Hunt evaluations that failed, by hunt.",
                 &["hunt"],
             ),
+            hunt_panics: counter_vec(
+                &r,
+                HUNT_PANICS,
+                "Hunt evaluators that panicked and were disabled (the others go on), by hunt.",
+                &["hunt"],
+            ),
+            hunts_disabled: int_gauge(
+                &r,
+                HUNTS_DISABLED,
+                "Hunt evaluators disabled after a panic, until the next reload or restart.",
+            ),
+            reloads: counter_vec(
+                &r,
+                RELOADS,
+                "Hunt set reloads, by result (ok, failed, unchanged).",
+                &["result"],
+            ),
+            alerts_suppressed: counter_vec(
+                &r,
+                ALERTS_SUPPRESSED,
+                "Alerts not emitted because an alert for the same hunt and key was emitted within the \
+                 hunt's suppression period, by hunt.",
+                &["hunt"],
+            ),
             end_to_end_latency: histogram_vec(
                 &r,
                 END_TO_END_LATENCY,
@@ -390,11 +424,9 @@ impl ConsumerLagMetrics {
 pub struct DecodeMetrics(Metrics);
 
 impl DecodeMetrics {
-    pub fn failure(&self, reason: DeadLetterReason) {
-        self.0
-            .decode_failures
-            .with_label_values(&[reason.as_str()])
-            .inc();
+    /// A record refused by the decoder; `reason` is the dead-letter reason's label.
+    pub fn failure(&self, reason: &str) {
+        self.0.decode_failures.with_label_values(&[reason]).inc();
     }
 
     pub fn batch(&self, records: usize, bytes: usize, rows: usize) {

@@ -28,6 +28,8 @@ pub struct ClosedWindow {
     pub rows: usize,
     /// When the newest row of the window was received (for end-to-end latency).
     pub newest_received: Instant,
+    /// The oldest batch the window's rows came from.
+    pub min_seq: u64,
 }
 
 /// What happened to the rows offered to [`WindowState::insert`].
@@ -163,9 +165,11 @@ impl WindowState {
                 batches: Vec::new(),
                 rows: 0,
                 newest_received: Instant::now(),
+                min_seq: u64::MAX,
             };
             let mut newest: Option<Instant> = None;
             for (_, pane) in self.panes.range(start..end) {
+                window.min_seq = window.min_seq.min(pane.min_seq);
                 window.batches.extend(pane.batches.iter().cloned());
                 window.rows += pane.rows;
                 newest = Some(newest.map_or(pane.newest_received, |n| n.max(pane.newest_received)));

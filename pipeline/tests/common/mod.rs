@@ -147,7 +147,10 @@ pub struct Run {
 impl Run {
     /// Evidence rows of the alerts.
     pub fn rows(&self) -> Vec<Value> {
-        self.alerts.iter().map(query::testing::evidence).collect()
+        self.alerts
+            .iter()
+            .map(ghosthunt::testing::evidence)
+            .collect()
     }
 }
 
@@ -204,6 +207,7 @@ pub async fn run_pipeline_with(
         Some((schema, engine)) => (schema, Some(engine)),
         None => (Arc::new(EventSchema::windows()), None),
     };
+    let evaluators = ghosthunt::app::evaluators(&settings, &schema, hunts, sigma);
     let alerts = MemorySink::<Alert>::default();
     let dead = MemorySink::<DeadLetter>::default();
     let metrics = Metrics::new();
@@ -211,13 +215,13 @@ pub async fn run_pipeline_with(
         Components {
             settings,
             schema,
-            hunts,
-            sigma,
+            evaluators,
             source,
             alerts: Box::new(alerts.clone()),
             dead_letters: Box::new(dead.clone()),
             metrics: metrics.clone(),
             health: Health::default(),
+            reloads: None,
         },
         shutdown,
     )
@@ -267,17 +271,19 @@ pub fn spawn_pipeline(
     let alerts = MemorySink::<Alert>::default();
     let dead_letters = MemorySink::<DeadLetter>::default();
     let shutdown = CancellationToken::new();
+    let schema = Arc::new(EventSchema::windows());
+    let evaluators = ghosthunt::app::evaluators(&settings, &schema, hunts, None);
     let task = tokio::spawn(pipeline::run(
         Components {
             settings,
-            schema: Arc::new(EventSchema::windows()),
-            hunts,
-            sigma: None,
+            schema,
+            evaluators,
             source,
             alerts: Box::new(alerts.clone()),
             dead_letters: Box::new(dead_letters.clone()),
             metrics: Metrics::new(),
             health: Health::default(),
+            reloads: None,
         },
         shutdown.clone(),
     ));

@@ -4,7 +4,7 @@
 use super::ParseOptions;
 use super::detection::parse_detection;
 use super::yaml::Yaml;
-use crate::query::hunt::{TACTICS, is_technique};
+use crate::hunt::{TACTICS, is_technique};
 use crate::sigma::ir::{Level, Logsource, SigmaRule};
 
 pub(super) fn parse_rule(doc: &Yaml, opts: &ParseOptions) -> Result<SigmaRule, String> {

@@ -1,6 +1,9 @@
 //! From settings to a running pipeline: load the schema and hunts, open the sinks, serve metrics, run.
 //!
 //! `ghosthunt run` calls [`run`]; tests call it too, with `metrics.listen` on port 0 and a shutdown token.
+//! [`reload`] watches the hunt files while it runs.
+
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,12 +13,17 @@ use tokio_util::sync::CancellationToken;
 use crate::alert::kafka::{KafkaAlertSink, KafkaDeadLetterSink};
 use crate::alert::{AlertSink, DeadLetterSink, LineWriter};
 use crate::decode::EventSchema;
+use crate::generator::GeneratorSource;
+use crate::hunt::HuntError;
 use crate::pipeline::{self, Components, Summary};
-use crate::query::{self, HuntError, PlannedHunt};
-use crate::settings::{OutputSettings, Settings};
+use crate::query::{self, PlannedHunt, SqlEvaluator};
+use crate::runtime::Evaluator;
+use crate::settings::{OutputSettings, Settings, SourceSettings};
 use crate::sigma::engine::SigmaEngine;
 use crate::sigma::load::SigmaRefusal;
 use crate::sigma::mapping::Mapping;
+use crate::source::kafka::KafkaSource;
+use crate::source::{FileSource, Source, StdinSource};
 use crate::telemetry::{self, Health, Metrics};
 
 /// Something that keeps the pipeline from starting or finishing.
@@ -90,23 +98,7 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
         &base,
     );
     let files = loaded.files;
-    // Columns for the rules' fields, and for the fields correlations group by or count, which no
-    // detection may read.
-    let mut extra = loaded.extra_columns();
-    for (c, _) in &loaded.correlations {
-        let fields = c
-            .group_by
-            .iter()
-            .chain(c.value_fields())
-            .chain(c.aliases.values().flat_map(|per_rule| per_rule.values()));
-        for f in fields {
-            if let Ok(crate::sigma::mapping::Column::Extra(x)) = mapping.column_for(f, &base)
-                && !extra.iter().any(|e| e.name == x.name)
-            {
-                extra.push(x);
-            }
-        }
-    }
+    let extra = crate::sigma::compile::added_columns(&loaded, &mapping, &base);
     let extended = Arc::new(schema.with_string_columns(extra.into_iter().map(|c| {
         (
             c.name,
@@ -116,6 +108,9 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
     }))?);
     let mut refusals = std::mem::take(&mut loaded.refusals);
     let (engine, more) = SigmaEngine::build(loaded, &mapping, &base, &extended);
+    let engine = engine
+        .with_lateness(settings.window.allowed_lateness)
+        .with_suppression(settings.sigma.suppress);
     refusals.extend(more);
     Ok(SigmaSetup {
         schema: extended,
@@ -143,6 +138,52 @@ pub async fn hunts(
     let mut all = loaded.errors;
     all.append(&mut errors);
     (planned, all)
+}
+
+/// Builds the configured source. `decode.max_record_bytes` bounds line reading (longer lines are passed
+/// on truncated to that size plus one byte, so the decoder dead-letters them as oversized).
+pub fn build_source(
+    settings: &Settings,
+    metrics: &Metrics,
+    health: &Health,
+) -> Result<Box<dyn Source>, crate::source::SourceError> {
+    let max_record_bytes = settings.decode.max_record_bytes;
+    Ok(match &settings.source {
+        SourceSettings::Generator(g) => Box::new(GeneratorSource::new(g.clone())),
+        SourceSettings::File(f) => Box::new(FileSource::new(f.clone(), max_record_bytes)?),
+        SourceSettings::Stdin => Box::new(StdinSource::new(max_record_bytes)),
+        SourceSettings::Kafka(k) => Box::new(KafkaSource::new(
+            &settings.kafka,
+            k.clone(),
+            metrics,
+            health,
+        )?),
+    })
+}
+
+/// The hunts as the runtime's evaluators: each SQL hunt one (with its window state), the Sigma rule set one.
+pub fn evaluators(
+    settings: &Settings,
+    schema: &EventSchema,
+    hunts: Vec<PlannedHunt>,
+    sigma: Option<SigmaEngine>,
+) -> Vec<Box<dyn Evaluator>> {
+    let w = &settings.window;
+    let mut evaluators: Vec<Box<dyn Evaluator>> = hunts
+        .into_iter()
+        .map(|p| {
+            Box::new(SqlEvaluator::new(
+                p,
+                schema.time_index,
+                w.allowed_lateness,
+                w.max_rows_per_hunt,
+            )) as Box<dyn Evaluator>
+        })
+        .collect();
+    if let Some(engine) = sigma {
+        evaluators.push(Box::new(engine));
+    }
+    evaluators
 }
 
 /// Hooks for callers that want to see inside a running pipeline.
@@ -185,6 +226,11 @@ pub async fn run(
     for p in &planned {
         tracing::info!(hunt = %p.hunt.id, window = %p.hunt.window, severity = p.hunt.severity.as_str(), "Hunt planned.");
     }
+    let refusals: reload::Refusals = errors
+        .iter()
+        .map(ToString::to_string)
+        .chain(setup.refusals.iter().map(ToString::to_string))
+        .collect();
     let server_stop = CancellationToken::new();
     let server = match settings.metrics_listen {
         Some(addr) => {
@@ -202,7 +248,7 @@ pub async fn run(
         }
         None => None,
     };
-    let source = crate::source::build(&settings, &handles.metrics, &handles.health)?;
+    let source = build_source(&settings, &handles.metrics, &handles.health)?;
     let alerts: Box<dyn AlertSink> = match &settings.alerts {
         OutputSettings::Kafka { topic } => Box::new(KafkaAlertSink::new(
             &settings.kafka,
@@ -220,21 +266,34 @@ pub async fn run(
         )?),
         other => Box::new(LineWriter::open(other).await?),
     };
+    let evaluators = evaluators(&settings, &schema, planned, setup.engine);
+    let (sets_tx, reloads) = tokio::sync::mpsc::channel(1);
+    let reload_stop = CancellationToken::new();
+    let reloader = reload::spawn(
+        settings.clone(),
+        handles.metrics.clone(),
+        refusals,
+        sets_tx,
+        reload_stop.clone(),
+    );
+    let reloads = Some(reloads);
     let result = pipeline::run(
         Components {
             settings,
             schema,
-            hunts: planned,
-            sigma: setup.engine,
+            evaluators,
             source,
             alerts,
             dead_letters,
             metrics: handles.metrics.clone(),
             health: handles.health.clone(),
+            reloads,
         },
         shutdown,
     )
     .await;
+    reload_stop.cancel();
+    let _ = reloader.await;
     server_stop.cancel();
     if let Some(task) = server {
         let _ = task.await;

@@ -9,8 +9,6 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 
-use super::eval::in_network;
-
 /// Parses `a.b.c.d/n` or `v6::/n` (a bare address is a host network).
 pub fn parse_network(text: &str) -> Option<(IpAddr, u8)> {
     let (addr, prefix) = match text.split_once('/') {
@@ -59,4 +57,35 @@ pub fn cidr_match() -> ScalarUDF {
             Ok(ColumnarValue::Array(Arc::new(result)))
         }),
     )
+}
+
+/// Whether `ip` is in `network`/`prefix` (the Sigma `cidr` modifier and `cidr_match`).
+pub fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
+    // IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) compare as IPv4.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    match (ip, network) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix.min(32)))
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix.min(128)))
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
 }

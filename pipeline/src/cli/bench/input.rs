@@ -11,8 +11,8 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::BenchOptions;
+use crate::generator::{EventGenerator, GeneratorConfig};
 use crate::settings::GeneratorSettings;
-use crate::source::generator::{EventGenerator, GeneratorConfig};
 use crate::source::{
     CHUNK_RECORDS, Input, InputKind, RawRecord, RecordSender, Source, SourceError, SourceMessage,
 };

@@ -1,6 +1,6 @@
-//! One hunt's step: evaluate an unwindowed hunt on a decoded batch, or store a windowed hunt's rows and
-//! evaluate the windows its watermark closed. The pipeline runs one step per hunt per batch (and per tick),
-//! each on its own task, and collects the alerts, late rows and timings they report.
+//! A SQL hunt as an [`Evaluator`]: an unwindowed hunt evaluates the rows of each batch that pass its
+//! filter; a windowed one stores those rows (only the columns it reads) by pane and evaluates the windows
+//! the watermark closed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,40 +11,74 @@ use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::TimestampNanosecondType;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::alert::{Alert, AlertTime, build_alerts};
-use crate::query::PlannedHunt;
+use super::PlannedHunt;
+use crate::hunt::Hunt;
+use crate::runtime::{
+    AlertTime, Detection, EvaluationError, Evaluator, Rows, StepInput, StepOutput, Stepping,
+};
 use crate::window::{Watermark, WindowState};
 
-/// A hunt with its window state.
-pub(crate) struct HuntRuntime {
-    pub(crate) planned: Arc<PlannedHunt>,
-    pub(crate) window: Option<WindowState>,
+/// A planned SQL hunt with its window state.
+pub struct SqlEvaluator {
+    planned: Arc<PlannedHunt>,
+    window: Option<WindowState>,
+    time_index: usize,
 }
 
-/// Input of one hunt step: a decoded batch (or nothing, on a tick) and the watermark after it.
-#[derive(Clone)]
-pub(crate) struct StepInput {
-    pub(crate) batch: Option<Arc<BatchView>>,
-    pub(crate) watermark: Watermark,
-    pub(crate) flush: bool,
+impl SqlEvaluator {
+    /// `lateness` and `max_rows` are the window settings (the hunt's own `allowed_lateness` wins).
+    pub fn new(
+        planned: PlannedHunt,
+        time_index: usize,
+        lateness: std::time::Duration,
+        max_rows: usize,
+    ) -> SqlEvaluator {
+        let window = planned.hunt.window.size_slide().map(|(size, slide)| {
+            WindowState::new(
+                size,
+                slide,
+                planned.hunt.allowed_lateness.unwrap_or(lateness),
+                max_rows,
+            )
+        });
+        SqlEvaluator {
+            planned: Arc::new(planned),
+            window,
+            time_index,
+        }
+    }
 }
 
-pub(crate) struct BatchView {
-    pub(crate) seq: u64,
-    pub(crate) batch: RecordBatch,
-    pub(crate) received: Instant,
-}
+impl Evaluator for SqlEvaluator {
+    fn label(&self) -> &str {
+        &self.planned.hunt.id
+    }
 
-#[derive(Default)]
-pub(crate) struct StepOutput {
-    pub(crate) alerts: Vec<Alert>,
-    /// Rows of the batch that arrived after their window closed.
-    pub(crate) late_rows: Vec<usize>,
-    pub(crate) dropped: usize,
-    pub(crate) windows_closed: u64,
-    /// Seconds each evaluation of the hunt's plan took.
-    pub(crate) evaluations: Vec<f64>,
-    pub(crate) errors: Vec<String>,
+    fn hunts(&self) -> Vec<Arc<Hunt>> {
+        vec![Arc::clone(&self.planned.hunt)]
+    }
+
+    fn step(mut self: Box<Self>, input: StepInput) -> Stepping {
+        Box::pin(async move {
+            let mut out = StepOutput::default();
+            if let Err(e) = self.step_inner(&input, &mut out).await {
+                out.errors.push(self.error(e.to_string()));
+            }
+            (self as Box<dyn Evaluator>, out)
+        })
+    }
+
+    fn min_seq(&self) -> Option<u64> {
+        self.window.as_ref().and_then(WindowState::min_seq)
+    }
+
+    fn state_size(&self) -> Option<usize> {
+        self.window.as_ref().map(WindowState::rows)
+    }
+
+    fn fingerprint(&self) -> String {
+        self.planned.fingerprint()
+    }
 }
 
 /// Runs a hunt's plan and records how long it took.
@@ -59,26 +93,21 @@ async fn evaluate(
     result
 }
 
-impl HuntRuntime {
-    pub(crate) async fn step(
-        mut self,
-        input: StepInput,
-        time_index: usize,
-    ) -> (HuntRuntime, StepOutput) {
-        let mut out = StepOutput::default();
-        if let Err(e) = self.step_inner(&input, time_index, &mut out).await {
-            out.errors.push(e.to_string());
+impl SqlEvaluator {
+    fn error(&self, reason: String) -> EvaluationError {
+        EvaluationError {
+            hunt: self.planned.hunt.id.clone(),
+            reason,
         }
-        (self, out)
     }
 
     async fn step_inner(
         &mut self,
         input: &StepInput,
-        time_index: usize,
         out: &mut StepOutput,
     ) -> Result<(), datafusion::error::DataFusionError> {
         let planned = Arc::clone(&self.planned);
+        let time_index = self.time_index;
         let Some(window) = self.window.as_mut() else {
             // Unwindowed: evaluate the rows of this batch that pass the hunt's filter.
             let Some(view) = &input.batch else {
@@ -88,15 +117,17 @@ impl HuntRuntime {
                 return Ok(());
             };
             let results = evaluate(&planned, vec![selected.table], out).await?;
-            out.alerts.extend(build_alerts(
-                &planned.hunt,
-                &results,
+            push_detection(
+                out,
+                &planned,
+                results,
                 AlertTime {
                     window: None,
                     rows: selected.span,
                     received: view.received,
                 },
-            ));
+                view.seq,
+            );
             return Ok(());
         };
 
@@ -146,23 +177,46 @@ impl HuntRuntime {
                 .map(|b| planned.table_batch(b, planned.used_columns(), Some((w.start, w.end))))
                 .collect::<Result<Vec<_>, _>>()?;
             match evaluate(&planned, tables, out).await {
-                Ok(results) => out.alerts.extend(build_alerts(
-                    &planned.hunt,
-                    &results,
+                Ok(results) => push_detection(
+                    out,
+                    &planned,
+                    results,
                     AlertTime {
                         window: Some((w.start, w.end)),
                         rows: (w.start, w.end),
                         received: w.newest_received,
                     },
-                )),
+                    w.min_seq,
+                ),
                 // One failed window must not keep the others from being evaluated.
-                Err(e) => out.errors.push(format!(
-                    "window [{}, {}): {e}",
-                    crate::alert::ocsf::format_time(w.start),
-                    crate::alert::ocsf::format_time(w.end)
-                )),
+                Err(e) => out.errors.push(EvaluationError {
+                    hunt: planned.hunt.id.clone(),
+                    reason: format!("window [{}, {}) (ns): {e}", w.start, w.end),
+                }),
             }
         }
         Ok(())
     }
+}
+
+/// Result rows, if any, as one detection of the hunt.
+fn push_detection(
+    out: &mut StepOutput,
+    planned: &PlannedHunt,
+    batches: Vec<RecordBatch>,
+    time: AlertTime,
+    seq: u64,
+) {
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        return;
+    }
+    out.detections.push(Detection {
+        hunt: Arc::clone(&planned.hunt),
+        rows: Rows::Table {
+            batches,
+            omit_nulls: false,
+        },
+        time,
+        seq,
+    });
 }

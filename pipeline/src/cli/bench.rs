@@ -21,8 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::alert::{Alert, AlertSink, DeadLetterSink, SinkError};
 use crate::app::{self, AppError};
 use crate::decode::DeadLetter;
+use crate::hunt::{Hunt, HuntError};
 use crate::pipeline::{self, Components};
-use crate::query::{self, Hunt, HuntError, PlannedHunt};
+use crate::query::{self, PlannedHunt};
 use crate::settings::{FileSettings, Settings, SourceSettings};
 use crate::source::{FileSource, Source};
 use crate::telemetry::{Health, Metrics};
@@ -141,7 +142,7 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
             if !matches!(settings.source, SourceSettings::Kafka(_)) {
                 return Err(BenchError::NotKafka);
             }
-            let source = crate::source::build(&settings, &metrics, &health)
+            let source = app::build_source(&settings, &metrics, &health)
                 .map_err(|e| BenchError::App(e.into()))?;
             tokio::spawn(stop_after(
                 metrics.clone(),
@@ -154,17 +155,18 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
     let sink = NullSink::default();
     let before = measure::Usage::now();
     let started = Instant::now();
+    let evaluators = app::evaluators(&settings, &schema, hunts, sigma.engine);
     let result = pipeline::run(
         Components {
             settings,
             schema,
-            hunts,
-            sigma: sigma.engine,
+            evaluators,
             source,
             alerts: Box::new(sink.clone()),
             dead_letters: Box::new(sink.clone()),
             metrics: metrics.clone(),
             health,
+            reloads: None,
         },
         shutdown,
     )

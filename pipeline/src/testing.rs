@@ -12,9 +12,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::Hunt;
 use crate::alert::{Alert, MemorySink};
 use crate::decode::{DeadLetter, EventSchema};
+use crate::hunt::Hunt;
 use crate::pipeline::{self, Components};
 use crate::settings::{FileSettings, Settings, SourceSettings};
 use crate::source::FileSource;
@@ -58,7 +58,7 @@ pub async fn run_on_file(
     schema: Arc<EventSchema>,
     settings: &Settings,
 ) -> Result<(Vec<Alert>, Vec<DeadLetter>), String> {
-    let planned = super::plan::plan(hunt, &schema)
+    let planned = crate::query::plan::plan(hunt, &schema)
         .await
         .map_err(|e| e.to_string())?;
     let mut settings = settings.clone();
@@ -72,17 +72,18 @@ pub async fn run_on_file(
         FileSource::new(file, settings.decode.max_record_bytes).map_err(|e| e.to_string())?;
     let alerts = MemorySink::<Alert>::default();
     let dead = MemorySink::<DeadLetter>::default();
+    let evaluators = crate::app::evaluators(&settings, &schema, vec![planned], None);
     pipeline::run(
         Components {
             settings,
             schema,
-            hunts: vec![planned],
-            sigma: None,
+            evaluators,
             source: Box::new(source),
             alerts: Box::new(alerts.clone()),
             dead_letters: Box::new(dead.clone()),
             metrics: Metrics::new(),
             health: Health::default(),
+            reloads: None,
         },
         CancellationToken::new(),
     )
@@ -183,4 +184,93 @@ pub fn multiset_difference(expected: &[Value], produced: &[Value]) -> (Vec<Value
         }
     }
     (missing, unexpected)
+}
+
+/// What `ghosthunt test` did over hunt directories.
+#[derive(Debug, Default)]
+pub struct TestReport {
+    pub tests: Vec<HuntTest>,
+    /// Hunt files that could not be read or parsed.
+    pub refused: Vec<crate::hunt::HuntError>,
+    /// Hunts without samples.
+    pub untested: Vec<String>,
+}
+
+impl TestReport {
+    pub fn passed(&self) -> usize {
+        self.tests.iter().filter(|t| t.passed()).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.tests.len() - self.passed() + self.refused.len()
+    }
+
+    /// At least one test ran and none failed.
+    pub fn ok(&self) -> bool {
+        self.failed() == 0 && self.passed() > 0
+    }
+}
+
+/// Runs the test of every hunt in `dirs` that has samples (`DIR/../tests/<id>/`).
+pub async fn run_dirs(
+    dirs: &[PathBuf],
+    schema: Arc<EventSchema>,
+    settings: &Settings,
+) -> Result<TestReport, crate::hunt::HuntError> {
+    let mut report = TestReport::default();
+    for dir in dirs {
+        for path in crate::query::load::hunt_files(dir)? {
+            let hunt = match crate::query::load::read_hunt(&path) {
+                Ok(h) => h,
+                Err(e) => {
+                    report.refused.push(e);
+                    continue;
+                }
+            };
+            let Some(tests) = test_dir(dir, &hunt.id) else {
+                report.untested.push(hunt.id.clone());
+                continue;
+            };
+            report
+                .tests
+                .push(run_test(hunt, &tests, Arc::clone(&schema), settings).await);
+        }
+    }
+    Ok(report)
+}
+
+impl std::fmt::Display for TestReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for e in &self.refused {
+            writeln!(f, "FAIL {e}")?;
+        }
+        for t in &self.tests {
+            if t.passed() {
+                writeln!(f, "ok   {} ({} rows)", t.hunt, t.produced)?;
+                continue;
+            }
+            writeln!(f, "FAIL {}", t.hunt)?;
+            if let Some(e) = &t.error {
+                writeln!(f, "     {e}")?;
+            }
+            for d in &t.dead_letters {
+                writeln!(f, "     sample is a dead letter: {d}")?;
+            }
+            for row in &t.missing {
+                writeln!(f, "   - expected, not produced: {row}")?;
+            }
+            for row in &t.unexpected {
+                writeln!(f, "   + produced, not expected: {row}")?;
+            }
+        }
+        if !self.untested.is_empty() {
+            writeln!(f, "no samples for: {}", self.untested.join(", "))?;
+        }
+        write!(
+            f,
+            "hunt tests: {} passed, {} failed",
+            self.passed(),
+            self.failed()
+        )
+    }
 }

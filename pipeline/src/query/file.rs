@@ -1,177 +1,26 @@
-//! A hunt as written: the YAML metadata header and the SQL, parsed and checked (but not yet planned).
+//! A SQL hunt file: the YAML metadata header and the SQL, parsed and checked (but not yet planned).
 //!
 //! File format (see `sql/README.md`): a leading block comment holding YAML metadata, then one SELECT over
 //! `events`. Errors carry the file and the line.
 
-use std::fmt;
-use std::time::Duration;
-
 use serde::Deserialize;
 
-/// Where a hunt came from: a file, or built into the binary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    File(std::path::PathBuf),
-    Builtin(&'static str),
-}
+use crate::hunt::{
+    Attack, Hunt, HuntError, Origin, Severity, Suppression, TACTICS, WindowSpec, is_technique,
+    line_of,
+};
 
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::File(p) => write!(f, "{}", p.display()),
-            Origin::Builtin(name) => write!(f, "(built-in) sql/hunts/{name}"),
-        }
-    }
-}
-
-/// A hunt that cannot be used: file, line (1-based) and reason.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{origin}:{line}: {reason}")]
-pub struct HuntError {
-    pub origin: String,
-    pub line: usize,
-    pub reason: String,
-}
-
-/// How severe a hunt's alerts are (OCSF severity).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Informational,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    /// OCSF `severity_id`.
-    pub fn ocsf_id(self) -> u8 {
-        match self {
-            Severity::Informational => 1,
-            Severity::Low => 2,
-            Severity::Medium => 3,
-            Severity::High => 4,
-            Severity::Critical => 5,
-        }
-    }
-
-    /// OCSF `severity` caption.
-    pub fn caption(self) -> &'static str {
-        match self {
-            Severity::Informational => "Informational",
-            Severity::Low => "Low",
-            Severity::Medium => "Medium",
-            Severity::High => "High",
-            Severity::Critical => "Critical",
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Informational => "informational",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-/// Over which rows a hunt runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WindowSpec {
-    /// Each micro-batch on its own: lowest latency, no state.
-    None,
-    /// Consecutive windows of `size` aligned to the Unix epoch.
-    Tumbling { size: Duration },
-    /// Windows of `size` starting every `slide` (aligned to the Unix epoch): a row is in size/slide windows.
-    Hopping { size: Duration, slide: Duration },
-}
-
-impl WindowSpec {
-    /// Parses `none`, `tumbling 5m`, `hopping 10m every 1m`.
-    pub fn parse(text: &str) -> Result<WindowSpec, String> {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        let duration = |s: &str| {
-            humantime::parse_duration(s)
-                .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 30s, 5m, 1h"))
-                .and_then(|d| {
-                    if d < Duration::from_millis(1) {
-                        Err(format!("`{s}`: a window must be at least 1ms"))
-                    } else if d.subsec_nanos() % 1_000_000 != 0 {
-                        Err(format!("`{s}`: window sizes are whole milliseconds"))
-                    } else {
-                        Ok(d)
-                    }
-                })
-        };
-        match words.as_slice() {
-            ["none"] => Ok(WindowSpec::None),
-            ["tumbling", size] => Ok(WindowSpec::Tumbling {
-                size: duration(size)?,
-            }),
-            ["hopping", size, "every", slide] => {
-                let (size, slide) = (duration(size)?, duration(slide)?);
-                if slide > size {
-                    return Err(format!(
-                        "hopping window slide {} is larger than its size {}: rows between windows would be skipped",
-                        humantime::format_duration(slide),
-                        humantime::format_duration(size)
-                    ));
-                }
-                Ok(WindowSpec::Hopping { size, slide })
-            }
-            _ => Err(format!(
-                "window `{text}`: expected `none`, `tumbling <size>` or `hopping <size> every <slide>`"
-            )),
-        }
-    }
-
-    /// `none`, `tumbling`, `hopping`: the metrics label.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            WindowSpec::None => "none",
-            WindowSpec::Tumbling { .. } => "tumbling",
-            WindowSpec::Hopping { .. } => "hopping",
-        }
-    }
-
-    /// (size, slide) for windowed hunts.
-    pub fn size_slide(&self) -> Option<(Duration, Duration)> {
-        match *self {
-            WindowSpec::None => None,
-            WindowSpec::Tumbling { size } => Some((size, size)),
-            WindowSpec::Hopping { size, slide } => Some((size, slide)),
-        }
-    }
-}
-
-impl fmt::Display for WindowSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WindowSpec::None => write!(f, "none"),
-            WindowSpec::Tumbling { size } => {
-                write!(f, "tumbling {}", humantime::format_duration(*size))
-            }
-            WindowSpec::Hopping { size, slide } => write!(
-                f,
-                "hopping {} every {}",
-                humantime::format_duration(*size),
-                humantime::format_duration(*slide)
-            ),
-        }
-    }
-}
-
-/// ATT&CK references of a hunt.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Attack {
-    #[serde(default)]
-    pub techniques: Vec<String>,
-    #[serde(default)]
-    pub tactics: Vec<String>,
+/// `suppress: 1h`, or `suppress: { for: 1h, by: [host, user] }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSuppress {
+    Period(String),
+    Keyed {
+        #[serde(rename = "for")]
+        period: String,
+        #[serde(default)]
+        by: Vec<String>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,56 +39,11 @@ struct RawMetadata {
     allowed_lateness: Option<String>,
     #[serde(default)]
     entity: Option<String>,
+    #[serde(default)]
+    suppress: Option<RawSuppress>,
     response: Vec<String>,
     #[serde(default)]
     references: Vec<String>,
-}
-
-/// ATT&CK tactic short names: Enterprise (incl. v18's `stealth` and `defense-impairment`), ICS and Mobile.
-/// SQL hunt headers and Sigma `attack.*` tags are checked against the same list.
-pub const TACTICS: &[&str] = &[
-    "reconnaissance",
-    "resource-development",
-    "initial-access",
-    "execution",
-    "persistence",
-    "privilege-escalation",
-    "defense-evasion",
-    "stealth",
-    "defense-impairment",
-    "credential-access",
-    "discovery",
-    "lateral-movement",
-    "collection",
-    "command-and-control",
-    "exfiltration",
-    "impact",
-    "evasion",
-    "inhibit-response-function",
-    "impair-process-control",
-    "network-effects",
-    "remote-service-effects",
-];
-
-/// A parsed and checked hunt, not yet planned.
-#[derive(Debug, Clone)]
-pub struct Hunt {
-    pub id: String,
-    pub title: String,
-    pub description: String,
-    pub hypothesis: String,
-    pub attack: Attack,
-    pub severity: Severity,
-    pub window: WindowSpec,
-    /// `None`: the pipeline's `window.allowed_lateness`.
-    pub allowed_lateness: Option<Duration>,
-    /// Result column naming the main entity (alert key).
-    pub entity: Option<String>,
-    pub response: Vec<String>,
-    pub references: Vec<String>,
-    /// The whole file text: the header is a SQL comment, so line numbers in SQL errors are file lines.
-    pub sql: String,
-    pub origin: Origin,
 }
 
 impl Hunt {
@@ -346,6 +150,29 @@ impl Hunt {
                     .into(),
             ));
         }
+        let suppress = match raw.suppress {
+            None => None,
+            Some(s) => {
+                let (period, by) = match s {
+                    RawSuppress::Period(p) => (p, Vec::new()),
+                    RawSuppress::Keyed { period, by } => (period, by),
+                };
+                let period = humantime::parse_duration(&period).map_err(|e| {
+                    at(
+                        key_line("suppress"),
+                        format!("suppress `{period}`: {e}; write e.g. 30m, 1h"),
+                    )
+                })?;
+                if period.is_zero() {
+                    return Err(at(
+                        key_line("suppress"),
+                        "suppress must be longer than 0s (leave it out to alert on every row)"
+                            .into(),
+                    ));
+                }
+                Some(Suppression { period, by })
+            }
+        };
         let body = &text[header_start + header_len + 2..];
         if body.trim().is_empty() {
             return Err(at(
@@ -363,40 +190,13 @@ impl Hunt {
             window,
             allowed_lateness,
             entity: raw.entity,
+            suppress,
             response: raw.response,
             references: raw.references,
             sql: text.to_string(),
             origin,
         })
     }
-
-    /// Line of the first SQL token after the header (for errors with no better position).
-    pub fn sql_line(&self) -> usize {
-        let end = self.sql.find("*/").map_or(0, |i| i + 2);
-        let rest = &self.sql[end..];
-        let skip = rest.len() - rest.trim_start().len();
-        line_of(&self.sql, end + skip)
-    }
-}
-
-/// `T1234` or `T1234.001`.
-pub fn is_technique(t: &str) -> bool {
-    let b = t.as_bytes();
-    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
-    match b.len() {
-        5 => b[0] == b'T' && digits(&b[1..]),
-        9 => b[0] == b'T' && digits(&b[1..5]) && b[5] == b'.' && digits(&b[6..]),
-        _ => false,
-    }
-}
-
-/// 1-based line of a byte offset.
-pub fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
 }
 
 fn first_line_of(s: &str) -> &str {
@@ -406,6 +206,7 @@ fn first_line_of(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const GOOD: &str = "/*\nid: demo\ntitle: Demo\nhypothesis: Something happens.\nattack:\n  techniques: [T1059.001]\n  tactics: [execution]\nseverity: high\nwindow: hopping 5m every 1m\nresponse:\n  - Look.\n*/\nSELECT host FROM events\n";
 

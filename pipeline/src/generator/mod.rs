@@ -40,8 +40,11 @@ mod noise;
 mod noise_process;
 mod scenarios_host;
 mod scenarios_network;
+mod source;
 #[cfg(test)]
 mod tests;
+
+pub use source::GeneratorSource;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

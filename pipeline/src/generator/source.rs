@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use super::generator::{EventGenerator, GeneratorConfig};
-use super::{
+use super::{EventGenerator, GeneratorConfig};
+use crate::settings::GeneratorSettings;
+use crate::source::{
     CHUNK_RECORDS, Input, InputKind, RawRecord, RecordSender, Source, SourceError, SourceMessage,
 };
-use crate::settings::GeneratorSettings;
 
 pub struct GeneratorSource {
     settings: GeneratorSettings,

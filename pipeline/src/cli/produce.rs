@@ -9,8 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alert::kafka::KafkaWriter;
 use crate::decode::EventSchema;
+use crate::generator::GeneratorSource;
 use crate::settings::{FileSettings, Settings};
-use crate::source::{FileSource, GeneratorSource, Source, SourceMessage};
+use crate::source::{FileSource, Source, SourceMessage};
 use crate::telemetry::Metrics;
 
 /// What to produce.
@@ -25,12 +26,23 @@ pub struct ProduceOptions {
     pub limit: Option<u64>,
 }
 
+/// Why producing stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error(transparent)]
+    Sink(#[from] crate::alert::SinkError),
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    #[error("the source task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Produces until the input ends, the limit is reached, or `shutdown`; returns how many were delivered.
 pub async fn produce(
     settings: &Settings,
     options: &ProduceOptions,
     shutdown: CancellationToken,
-) -> anyhow::Result<u64> {
+) -> Result<u64, ProduceError> {
     let metrics = Metrics::new();
     let writer = KafkaWriter::new(&settings.kafka, &options.topic, &metrics)?;
     let schema = EventSchema::windows();

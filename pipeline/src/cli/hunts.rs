@@ -1,0 +1,113 @@
+//! `ghosthunt hunts` and `ghosthunt validate`: the hunts that would run, and whether the configuration
+//! and every hunt plan.
+
+use std::fmt;
+
+use super::CliError;
+use crate::app;
+use crate::hunt::{Hunt, HuntError};
+use crate::query;
+use crate::settings::Settings;
+use crate::sigma::load::SigmaRefusal;
+
+/// The configured SQL hunts (parsed, not planned) and the files refused.
+pub struct HuntList {
+    pub hunts: Vec<Hunt>,
+    pub refused: Vec<HuntError>,
+    /// Every field of each hunt, instead of a table.
+    pub long: bool,
+}
+
+pub fn list(settings: &Settings, long: bool) -> HuntList {
+    let loaded = query::load::load(settings.hunts.builtin, &settings.hunts.directories);
+    HuntList {
+        hunts: loaded.hunts.into_values().collect(),
+        refused: loaded.errors,
+        long,
+    }
+}
+
+impl fmt::Display for HuntList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.long {
+            for h in &self.hunts {
+                writeln!(f, "{} — {}", h.id, h.title)?;
+                writeln!(f, "  origin:      {}", h.origin)?;
+                writeln!(f, "  severity:    {}", h.severity.as_str())?;
+                writeln!(f, "  window:      {}", h.window)?;
+                writeln!(f, "  techniques:  {}", h.attack.techniques.join(", "))?;
+                writeln!(f, "  tactics:     {}", h.attack.tactics.join(", "))?;
+                writeln!(f, "  hypothesis:  {}", h.hypothesis)?;
+                for (i, step) in h.response.iter().enumerate() {
+                    writeln!(f, "  response {}:  {}", i + 1, step)?;
+                }
+                writeln!(f)?;
+            }
+            return Ok(());
+        }
+        writeln!(
+            f,
+            "{:<32} {:<9} {:<26} {:<22} TITLE",
+            "ID", "SEVERITY", "WINDOW", "TECHNIQUES"
+        )?;
+        for h in &self.hunts {
+            writeln!(
+                f,
+                "{:<32} {:<9} {:<26} {:<22} {}",
+                h.id,
+                h.severity.as_str(),
+                h.window.to_string(),
+                h.attack.techniques.join(","),
+                h.title
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What `validate` found.
+pub struct Validation {
+    pub schema: String,
+    pub columns: usize,
+    pub planned: usize,
+    pub refused: Vec<HuntError>,
+    pub sigma_rules: usize,
+    pub sigma_refused: Vec<SigmaRefusal>,
+}
+
+impl Validation {
+    /// Every SQL hunt planned and at least one hunt of any kind to run. (Sigma refusals are reported; a
+    /// rule set where some rules do not compile still runs the others.)
+    pub fn ok(&self) -> bool {
+        self.refused.is_empty() && (self.planned > 0 || self.sigma_rules > 0)
+    }
+}
+
+/// Loads the schema, the Sigma rules and the SQL hunts, and plans every hunt.
+pub async fn validate(settings: &Settings) -> Result<Validation, CliError> {
+    let setup = app::sigma(settings, app::schema(settings)?)?;
+    let (planned, refused) = app::hunts(settings, &setup.schema).await;
+    Ok(Validation {
+        schema: setup.schema.name.clone(),
+        columns: setup.schema.columns.len(),
+        planned: planned.len(),
+        refused,
+        sigma_rules: setup.engine.as_ref().map_or(0, |e| e.rule_count()),
+        sigma_refused: setup.refusals,
+    })
+}
+
+impl fmt::Display for Validation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "configuration ok; schema `{}` ({} columns); {} hunt(s) planned, {} refused; {} Sigma rule(s) compiled, {} refused",
+            self.schema,
+            self.columns,
+            self.planned,
+            self.refused.len(),
+            self.sigma_rules,
+            self.sigma_refused.len()
+        )
+    }
+}
