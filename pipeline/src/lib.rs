@@ -37,3 +37,8 @@ pub mod source;
 pub mod telemetry;
 pub mod testing;
 pub mod window;
+
+/// The shared corpus and installed programs for tests: missing, the test skips (or fails under
+/// `GHOSTHUNT_REQUIRE_ALL=1`). The integration tests include the same file.
+#[cfg(test)]
+pub(crate) mod test_needs;

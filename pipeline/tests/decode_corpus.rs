@@ -4,6 +4,7 @@
 mod common;
 
 use std::io::{BufRead, Read};
+use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::Array;
@@ -17,8 +18,18 @@ fn records(lines: &[String]) -> Vec<RawRecord> {
     RawRecord::from_lines("corpus", lines.iter().map(String::as_str))
 }
 
-fn gz_lines(name: &str) -> Vec<String> {
-    let path = common::corpus().join("events/deepbluecli").join(name);
+/// A DeepBlueCLI sample, as the corpus holds it (rendered from EVTX to JSON lines).
+fn deepbluecli(name: &str) -> String {
+    format!("events/deepbluecli/{name}")
+}
+
+/// An OTRF atomic recording (a zip as published).
+fn otrf(relative: &str) -> String {
+    format!("events/otrf-atomic/windows/{relative}")
+}
+
+fn gz_lines(corpus: &Path, name: &str) -> Vec<String> {
+    let path = corpus.join(deepbluecli(name));
     let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     std::io::BufReader::new(flate2::read::GzDecoder::new(file))
         .lines()
@@ -26,10 +37,8 @@ fn gz_lines(name: &str) -> Vec<String> {
         .collect()
 }
 
-fn zip_lines(relative: &str, limit: usize) -> Vec<String> {
-    let path = common::corpus()
-        .join("events/otrf-atomic/windows")
-        .join(relative);
+fn zip_lines(corpus: &Path, relative: &str, limit: usize) -> Vec<String> {
+    let path = corpus.join(otrf(relative));
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
     let mut lines = Vec::new();
     for i in 0..archive.len() {
@@ -89,15 +98,19 @@ fn flatten(nested: &Value) -> Value {
 
 #[test]
 fn nested_and_flat_shapes_of_real_events_decode_to_the_same_columns() {
-    let schema = Arc::new(EventSchema::windows());
-    let decoder = Decoder::new(Arc::clone(&schema), 1 << 20, &Metrics::new());
-    let mut nested = Vec::new();
-    for name in [
+    let samples = [
         "smb-password-guessing-security.jsonl.gz",
         "metasploit-psexec-native-target-system.jsonl.gz",
         "mimikatz-privesc-hashdump.jsonl.gz",
-    ] {
-        nested.extend(gz_lines(name).into_iter().take(40));
+    ];
+    let Some(corpus) = common::needs::corpus(samples.map(deepbluecli)) else {
+        return;
+    };
+    let schema = Arc::new(EventSchema::windows());
+    let decoder = Decoder::new(Arc::clone(&schema), 1 << 20, &Metrics::new());
+    let mut nested = Vec::new();
+    for name in samples {
+        nested.extend(gz_lines(&corpus, name).into_iter().take(40));
     }
     let flat: Vec<String> = nested
         .iter()
@@ -156,16 +169,25 @@ fn nested_and_flat_shapes_of_real_events_decode_to_the_same_columns() {
 
 #[test]
 fn every_event_of_real_recordings_decodes() {
-    let schema = Arc::new(EventSchema::windows());
-    let decoder = Decoder::new(Arc::clone(&schema), 1 << 20, &Metrics::new());
-    let mut total = 0;
-    for name in [
+    let samples = [
         "password-spray.jsonl.gz",
         "psattack-security.jsonl.gz",
         "powersploit-system.jsonl.gz",
         "new-user-security.jsonl.gz",
-    ] {
-        let lines = gz_lines(name);
+    ];
+    let zips = [
+        "credential_access/host/psh_lsass_memory_dump_comsvcs.zip",
+        "collection/host/msf_record_mic.zip",
+    ];
+    let needs = samples.map(deepbluecli).into_iter().chain(zips.map(otrf));
+    let Some(corpus) = common::needs::corpus(needs) else {
+        return;
+    };
+    let schema = Arc::new(EventSchema::windows());
+    let decoder = Decoder::new(Arc::clone(&schema), 1 << 20, &Metrics::new());
+    let mut total = 0;
+    for name in samples {
+        let lines = gz_lines(&corpus, name);
         total += lines.len();
         let d = decoder.decode(0, records(&lines));
         assert!(
@@ -174,11 +196,8 @@ fn every_event_of_real_recordings_decodes() {
             d.dead_letters.first().map(|d| &d.detail)
         );
     }
-    for zip in [
-        "credential_access/host/psh_lsass_memory_dump_comsvcs.zip",
-        "collection/host/msf_record_mic.zip",
-    ] {
-        let lines = zip_lines(zip, 3000);
+    for zip in zips {
+        let lines = zip_lines(&corpus, zip, 3000);
         total += lines.len();
         let d = decoder.decode(0, records(&lines));
         assert!(

@@ -81,7 +81,9 @@ async fn peak_rss(broker: &Broker, topic: &str, events: usize) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ten_times_larger_backlog_does_not_need_ten_times_the_memory() {
-    let broker = Broker::start();
+    let Some(broker) = Broker::start() else {
+        return;
+    };
     const SMALL: usize = 15_000;
     broker.create_topic("small", 3).await;
     broker.create_topic("burst", 3).await;

@@ -165,8 +165,8 @@ async fn a_burst_straddling_a_minute_boundary_fires_once_and_spread_failures_do_
     );
 }
 
-fn deepbluecli(name: &str) -> Vec<String> {
-    let path = common::corpus().join("events/deepbluecli").join(name);
+fn deepbluecli(corpus: &Path, name: &str) -> Vec<String> {
+    let path = corpus.join("events/deepbluecli").join(name);
     let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     std::io::BufReader::new(flate2::read::GzDecoder::new(file))
         .lines()
@@ -176,8 +176,15 @@ fn deepbluecli(name: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn hayabusa_password_correlations_fire_on_the_spray_and_guessing_samples_and_nowhere_else() {
-    let hayabusa = common::corpus().join("sigma/correlation-examples/hayabusa");
-    let mut samples: Vec<String> = std::fs::read_dir(common::corpus().join("events/deepbluecli"))
+    let Some(corpus) = common::needs::corpus([
+        "sigma/correlation-examples/hayabusa",
+        "events/deepbluecli/password-spray.jsonl.gz",
+        "events/deepbluecli/smb-password-guessing-security.jsonl.gz",
+    ]) else {
+        return;
+    };
+    let hayabusa = corpus.join("sigma/correlation-examples/hayabusa");
+    let mut samples: Vec<String> = std::fs::read_dir(corpus.join("events/deepbluecli"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".jsonl.gz"))
@@ -186,7 +193,7 @@ async fn hayabusa_password_correlations_fire_on_the_spray_and_guessing_samples_a
     assert!(samples.len() >= 19, "{samples:?}");
     let mut fired: Vec<(String, String, Value)> = Vec::new();
     for sample in &samples {
-        let mut lines = deepbluecli(sample);
+        let mut lines = deepbluecli(&corpus, sample);
         // The recordings are newest first; the pipeline reads files in time order.
         lines.sort_by_key(|l| {
             serde_json::from_str::<Value>(l).unwrap()["Event"]["System"]["TimeCreated"]

@@ -23,9 +23,26 @@ use ghosthunt::telemetry::Metrics;
 /// Events per decoded batch.
 const BATCH: usize = 8192;
 
+/// What the test reads from the corpus: the rule set the reference converted, the two data sets (the
+/// EVTX-ATTACK recordings rendered to JSON lines, the OTRF zips as published) and the reference's matches
+/// on them (derived files: not in a fetched corpus, see scripts/fetch-corpus).
+const NEEDS: [&str; 7] = [
+    "sigma/rules/windows",
+    "sigma/rules-emerging-threats",
+    "sigma/rules-threat-hunting/windows",
+    EVTX_ATTACK,
+    OTRF,
+    ORACLE_EVTX_ATTACK,
+    ORACLE_OTRF,
+];
+const EVTX_ATTACK: &str = "events/evtx-attack-samples.jsonl.tgz";
+const OTRF: &str = "events/otrf-atomic";
+const ORACLE_EVTX_ATTACK: &str = "reference/oracle_evtx-attack.csv";
+const ORACLE_OTRF: &str = "reference/oracle_otrf_atomic.csv";
+
 /// The rule set the reference converted: rules/windows, rules-emerging-threats, rules-threat-hunting/windows.
-fn setup() -> SigmaSetup {
-    let sigma = common::corpus().join("sigma");
+fn setup(corpus: &Path) -> SigmaSetup {
+    let sigma = corpus.join("sigma");
     let mut settings = common::test_settings();
     settings.sigma.directories = vec![
         sigma.join("rules/windows"),
@@ -138,8 +155,8 @@ fn security_4688(batch: &RecordBatch) -> Vec<bool> {
 type Files = Vec<(String, Box<dyn FnOnce() -> Vec<String> + Send>)>;
 
 /// EVTX-ATTACK-SAMPLES: `evtx-attack/<dir…>/<name>.jsonl` in the tarball, `<dir…>/<name>.evtx` in the CSV.
-fn evtx_attack_files() -> Files {
-    let path = common::corpus().join("events/evtx-attack-samples.jsonl.tgz");
+fn evtx_attack_files(corpus: &Path) -> Files {
+    let path = corpus.join(EVTX_ATTACK);
     let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut out: Files = Vec::new();
@@ -162,8 +179,8 @@ fn evtx_attack_files() -> Files {
 
 /// OTRF atomic: every zip below `events/otrf-atomic/`, keyed as `datasets/atomic/<path without .zip>`;
 /// `__MACOSX/` entries (resource forks) are skipped.
-fn otrf_files() -> Files {
-    let root = common::corpus().join("events/otrf-atomic");
+fn otrf_files(corpus: &Path) -> Files {
+    let root = corpus.join(OTRF);
     let mut zips = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {
@@ -243,8 +260,8 @@ fn run_set(s: &SigmaSetup, files: Files) -> (Found, usize, usize) {
 
 /// (rule id, file) → matched events, from one of the reference CSVs (rule_id first, file and count last;
 /// no field is quoted).
-fn reference(name: &str) -> HashMap<(String, String), usize> {
-    let text = std::fs::read_to_string(common::corpus().join("reference").join(name)).unwrap();
+fn reference(csv: &Path) -> HashMap<(String, String), usize> {
+    let text = std::fs::read_to_string(csv).unwrap();
     let mut out = HashMap::new();
     for line in text.lines().skip(1) {
         let cols: Vec<&str> = line.split(',').collect();
@@ -339,13 +356,13 @@ fn join(files: &[String], found: Found, reference: HashMap<(String, String), usi
 }
 
 /// Compares one data set; returns its pairs (reference pairs of files absent from the corpus left out).
-fn compare(name: &str, s: &SigmaSetup, files: Files, csv: &str) -> Vec<Pair> {
+fn compare(name: &str, s: &SigmaSetup, files: Files, reference_csv: &Path) -> Vec<Pair> {
     let started = Instant::now();
     let names: Vec<String> = files.iter().map(|(k, _)| k.clone()).collect();
     let keys: std::collections::HashSet<&String> = names.iter().collect();
     let n_files = files.len();
     let (found, events, dead) = run_set(s, files);
-    let mut reference = reference(csv);
+    let mut reference = reference(reference_csv);
     let absent: Vec<String> = {
         let mut v: Vec<String> = reference
             .keys()
@@ -532,8 +549,11 @@ const FLOORS: [(&str, f64); 3] = [
 
 #[test]
 fn matched_event_counts_agree_with_the_reference_engine_per_rule_and_file() {
+    let Some(corpus) = common::needs::corpus(NEEDS) else {
+        return;
+    };
     let started = Instant::now();
-    let s = setup();
+    let s = setup(&corpus);
     eprintln!(
         "compiled {} rules in {:.1} s",
         s.engine.as_ref().unwrap().rule_count(),
@@ -542,10 +562,15 @@ fn matched_event_counts_agree_with_the_reference_engine_per_rule_and_file() {
     let evtx = compare(
         "evtx-attack",
         &s,
-        evtx_attack_files(),
-        "oracle_evtx-attack.csv",
+        evtx_attack_files(&corpus),
+        &corpus.join(ORACLE_EVTX_ATTACK),
     );
-    let otrf = compare("otrf-atomic", &s, otrf_files(), "oracle_otrf_atomic.csv");
+    let otrf = compare(
+        "otrf-atomic",
+        &s,
+        otrf_files(&corpus),
+        &corpus.join(ORACLE_OTRF),
+    );
     let mut top: Vec<&Pair> = evtx
         .iter()
         .chain(&otrf)

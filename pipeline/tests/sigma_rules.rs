@@ -15,14 +15,17 @@ use ghosthunt::telemetry::Metrics;
 use serde_json::Value;
 
 /// The rule folders the reference engine converted (Windows rules, emerging threats, threat hunting).
-fn windows_rule_dirs() -> Vec<PathBuf> {
-    let sigma = common::corpus().join("sigma");
-    vec![
-        sigma.join("rules/windows"),
-        sigma.join("rules-emerging-threats"),
-        sigma.join("rules-threat-hunting/windows"),
-    ]
-}
+const WINDOWS_RULES: [&str; 3] = [
+    "sigma/rules/windows",
+    "sigma/rules-emerging-threats",
+    "sigma/rules-threat-hunting/windows",
+];
+
+/// The published regression events (SigmaHQ's `regression_data`).
+const REGRESSION: &str = "sigma/regression_data";
+
+/// What the reference engine matched on the regression events (derived: not in a fetched corpus).
+const ORACLE_REGRESSION: &str = "reference/oracle_regression.csv";
 
 fn setup(dirs: Vec<PathBuf>) -> SigmaSetup {
     let mut settings = common::test_settings();
@@ -31,11 +34,11 @@ fn setup(dirs: Vec<PathBuf>) -> SigmaSetup {
 }
 
 /// The Windows rule set, compiled once for the tests of this file.
-fn windows() -> &'static SigmaSetup {
+fn windows(corpus: &Path) -> &'static SigmaSetup {
     static SETUP: OnceLock<SigmaSetup> = OnceLock::new();
     SETUP.get_or_init(|| {
         let started = Instant::now();
-        let s = setup(windows_rule_dirs());
+        let s = setup(WINDOWS_RULES.iter().map(|d| corpus.join(d)).collect());
         eprintln!(
             "compiled {} Windows rules in {:.1} s",
             s.engine.as_ref().unwrap().rule_count(),
@@ -66,17 +69,17 @@ pub fn decode(schema: &Arc<EventSchema>, lines: &[String]) -> ghosthunt::decode:
 
 #[test]
 fn every_active_sigmahq_rule_file_loads_and_at_least_99_percent_of_windows_rules_compile() {
-    let sigma = common::corpus().join("sigma");
-    let dirs: Vec<PathBuf> = [
-        "rules",
-        "rules-emerging-threats",
-        "rules-threat-hunting",
-        "rules-compliance",
-        "rules-placeholder",
-    ]
-    .iter()
-    .map(|d| sigma.join(d))
-    .collect();
+    let active = [
+        "sigma/rules",
+        "sigma/rules-emerging-threats",
+        "sigma/rules-threat-hunting",
+        "sigma/rules-compliance",
+        "sigma/rules-placeholder",
+    ];
+    let Some(corpus) = common::needs::corpus(active) else {
+        return;
+    };
+    let dirs: Vec<PathBuf> = active.iter().map(|d| corpus.join(d)).collect();
     let s = setup(dirs.clone());
     let engine = s.engine.as_ref().unwrap();
     let compiled: HashSet<&str> = engine.hunts().map(|h| h.id.as_str()).collect();
@@ -142,7 +145,7 @@ fn every_active_sigmahq_rule_file_loads_and_at_least_99_percent_of_windows_rules
 }
 
 /// (rule id, expected match count if given, event file) of every regression test.
-fn regression_cases() -> Vec<(String, Option<usize>, PathBuf)> {
+fn regression_cases(corpus: &Path) -> Vec<(String, Option<usize>, PathBuf)> {
     #[derive(serde::Deserialize)]
     struct Info {
         rule_metadata: Vec<RuleMeta>,
@@ -158,9 +161,9 @@ fn regression_cases() -> Vec<(String, Option<usize>, PathBuf)> {
         match_count: Option<usize>,
         path: String,
     }
-    let root = common::corpus().join("sigma");
+    let root = corpus.join("sigma");
     let mut cases = Vec::new();
-    let mut stack = vec![root.join("regression_data")];
+    let mut stack = vec![corpus.join(REGRESSION)];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -183,11 +186,15 @@ fn regression_cases() -> Vec<(String, Option<usize>, PathBuf)> {
 
 #[test]
 fn every_sigmahq_regression_event_fires_its_rule_with_the_whole_windows_rule_set_loaded() {
-    let s = windows();
+    let needs = WINDOWS_RULES.iter().chain(&[REGRESSION, ORACLE_REGRESSION]);
+    let Some(corpus) = common::needs::corpus(needs) else {
+        return;
+    };
+    let s = windows(&corpus);
     let engine = s.engine.as_ref().unwrap();
-    let cases = regression_cases();
+    let cases = regression_cases(&corpus);
     assert!(cases.len() >= 200, "{} regression cases", cases.len());
-    let oracle = oracle_regression_counts();
+    let oracle = oracle_regression_counts(&corpus);
     let mut failures = Vec::new();
     let mut more_than_published = Vec::new();
     let mut other_rules: HashMap<String, usize> = HashMap::new();
@@ -216,7 +223,8 @@ fn every_sigmahq_regression_event_fires_its_rule_with_the_whole_windows_rule_set
             // events of the recording match). Accepted only where the independent reference engine
             // counted exactly as many on the same file.
             Some(n)
-                if count > *n && oracle.get(&(rule.clone(), file_key(file))) == Some(&count) =>
+                if count > *n
+                    && oracle.get(&(rule.clone(), file_key(&corpus, file))) == Some(&count) =>
             {
                 more_than_published.push(format!("{rule}: {count} (match_count {n})"));
                 true
@@ -246,8 +254,8 @@ fn every_sigmahq_regression_event_fires_its_rule_with_the_whole_windows_rule_set
 }
 
 /// A regression event file as the reference names it: its path below the corpus' `sigma/` folder, `.evtx`.
-fn file_key(json: &Path) -> String {
-    let root = common::corpus().join("sigma");
+fn file_key(corpus: &Path, json: &Path) -> String {
+    let root = corpus.join("sigma");
     json.strip_prefix(&root)
         .unwrap_or(json)
         .with_extension("evtx")
@@ -257,9 +265,8 @@ fn file_key(json: &Path) -> String {
 }
 
 /// (rule id, file) → matched events, from the reference engine's run over the regression data.
-fn oracle_regression_counts() -> HashMap<(String, String), usize> {
-    let text =
-        std::fs::read_to_string(common::corpus().join("reference/oracle_regression.csv")).unwrap();
+fn oracle_regression_counts(corpus: &Path) -> HashMap<(String, String), usize> {
+    let text = std::fs::read_to_string(corpus.join(ORACLE_REGRESSION)).unwrap();
     let mut out = HashMap::new();
     for line in text.lines().skip(1) {
         let cols: Vec<&str> = line.split(',').collect();
@@ -277,14 +284,18 @@ async fn the_sql_a_rule_converts_to_selects_the_same_regression_events_as_the_ev
     use datafusion::datasource::MemTable;
     use datafusion::prelude::SessionContext;
 
-    let s = windows();
+    let needs = WINDOWS_RULES.iter().chain(&[REGRESSION]);
+    let Some(corpus) = common::needs::corpus(needs) else {
+        return;
+    };
+    let s = windows(&corpus);
     let engine = s.engine.as_ref().unwrap();
     let sql_of: HashMap<String, String> = engine
         .hunts()
         .map(|h| (h.id.clone(), h.sql.clone()))
         .collect();
     let mut tasks = Vec::new();
-    for (rule, _, file) in regression_cases() {
+    for (rule, _, file) in regression_cases(&corpus) {
         let decoded = decode(&s.schema, &json_events(&file));
         let evaluator = engine
             .matching(&decoded.batch)

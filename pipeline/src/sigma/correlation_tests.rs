@@ -1,21 +1,11 @@
 use super::*;
 use crate::sigma::correlate::{BaseRule, Correlator};
+use crate::test_needs;
 use serde_json::json;
 use std::io::BufRead;
 
-fn corpus() -> std::path::PathBuf {
-    let default = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus");
-    let p = std::path::PathBuf::from(std::env::var("GHOSTHUNT_CORPUS").unwrap_or(default.into()));
-    assert!(
-        p.is_dir(),
-        "corpus not found at {} (set GHOSTHUNT_CORPUS)",
-        p.display()
-    );
-    p
-}
-
-fn files(dir: &str, ext: &str) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(corpus().join(dir))
+fn files(corpus: &std::path::Path, dir: &str, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(corpus.join(dir))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -41,7 +31,11 @@ fn with(extra: Value) -> Result<CorrelationRule, String> {
 
 #[test]
 fn schema_examples_parse_and_metric_types_are_refused_with_a_reason() {
-    let found = files("sigma/specification/tests/schema/correlation", ".yml");
+    let examples = "sigma/specification/tests/schema/correlation";
+    let Some(corpus) = test_needs::corpus([examples]) else {
+        return;
+    };
+    let found = files(&corpus, examples, ".yml");
     assert_eq!(found.len(), 8);
     for p in found {
         let (name, r) = (
@@ -60,7 +54,10 @@ fn schema_examples_parse_and_metric_types_are_refused_with_a_reason() {
 #[test]
 fn spec_text_examples_parse_with_their_meaning() {
     let spec = "sigma/specification/specification/sigma-correlation-rules-specification.md";
-    let spec = std::fs::read_to_string(corpus().join(spec)).unwrap();
+    let Some(corpus) = test_needs::corpus([spec]) else {
+        return;
+    };
+    let spec = std::fs::read_to_string(corpus.join(spec)).unwrap();
     let mut ok = Vec::new();
     for block in spec
         .split("```")
@@ -250,8 +247,15 @@ fn selects(sel: &Value, ev: &Value) -> bool {
 
 #[test]
 fn hayabusa_rules_fire_on_the_password_samples_and_on_no_other_sample() {
+    let Some(corpus) = test_needs::corpus([
+        "sigma/correlation-examples/hayabusa",
+        "events/deepbluecli/password-spray.jsonl.gz",
+        "events/deepbluecli/smb-password-guessing-security.jsonl.gz",
+    ]) else {
+        return;
+    };
     let (mut rules, mut bases) = (Vec::new(), Vec::new());
-    for p in files("sigma/correlation-examples/hayabusa", ".yml") {
+    for p in files(&corpus, "sigma/correlation-examples/hayabusa", ".yml") {
         for d in docs(&std::fs::read_to_string(p).unwrap()) {
             match d.get("correlation") {
                 Some(_) => rules.push(parse_correlation(&d).unwrap()),
@@ -265,7 +269,7 @@ fn hayabusa_rules_fire_on_the_password_samples_and_on_no_other_sample() {
     };
     let base: Vec<BaseRule> = bases.iter().map(ids).collect();
     let mut summary = Vec::new();
-    for p in files("events/deepbluecli", ".jsonl.gz") {
+    for p in files(&corpus, "events/deepbluecli", ".jsonl.gz") {
         let mut c = Correlator::with_base_rules(rules.clone(), &base).unwrap();
         let (mut fired, gz) = (
             Vec::new(),

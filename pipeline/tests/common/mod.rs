@@ -1,9 +1,13 @@
 //! Helpers shared by the integration tests: a scripted source, a pipeline with memory sinks, hunt files
-//! in a temporary directory, and the corpus location; the Kafka test broker (`kafka`) and the operators'
-//! stack files and tools (`stack`).
+//! in a temporary directory; the Kafka test broker (`kafka`) and the operators' stack files and tools
+//! (`stack`); and what tests need from outside the repository, the corpus and installed programs
+//! (`needs`: missing, the test is skipped and reported, or fails under `GHOSTHUNT_REQUIRE_ALL=1`).
 #![allow(dead_code)]
 
 pub mod kafka;
+/// The library's own `test_needs` (its unit tests use it too).
+#[path = "../../src/test_needs.rs"]
+pub mod needs;
 pub mod stack;
 
 use std::path::{Path, PathBuf};
@@ -315,19 +319,6 @@ pub fn event(time: &str, event_id: u32, fields: &[(&str, &str)]) -> String {
         v[*k] = Value::String(val.to_string());
     }
     v.to_string()
-}
-
-/// The shared corpus: `GHOSTHUNT_CORPUS`, else `../shared/corpus` beside the checkout. Missing is a failure.
-pub fn corpus() -> PathBuf {
-    let dir = std::env::var_os("GHOSTHUNT_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
-    assert!(
-        dir.join("README.md").is_file(),
-        "the corpus is missing at {} (set GHOSTHUNT_CORPUS)",
-        dir.display()
-    );
-    dir
 }
 
 /// The repository root.

@@ -1,9 +1,10 @@
-//! The operators' stack for the tests: the external tools (Prometheus, promtool, docker-compose) that must be
-//! installed, the stack's files as data (compose as docker-compose normalises it, the dashboard, the alert
-//! rules), the metric selectors in a PromQL expression, and a Prometheus server and child processes that are
-//! killed on drop.
+//! The operators' stack for the tests: the external tools (Prometheus, promtool, docker-compose) it needs,
+//! the stack's files as data (compose as docker-compose normalises it, the dashboard, the alert rules), the
+//! metric selectors in a PromQL expression, and a Prometheus server and child processes that are killed on
+//! drop.
 //!
-//! Missing tools fail the tests with the command that installs them; they are never skipped.
+//! A missing tool skips the test that needs it, reported with the command that installs it (see
+//! `common::needs`); under `GHOSTHUNT_REQUIRE_ALL=1` (CI) it fails the test.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -12,51 +13,29 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::needs;
 use super::repo;
 
 const INSTALL: &str = "install them with `apt-get install --no-install-recommends prometheus docker-compose` \
                        (Debian; `.ci/run` does, and exports GHOSTHUNT_PROMETHEUS)";
 
-/// An external tool: `$env` (a path), else `fallback` (a path, e.g. beside another tool), else `name` on
-/// PATH. Panics with how to install it.
-pub fn tool(env: &str, name: &str, fallback: Option<PathBuf>) -> PathBuf {
-    if let Some(p) = std::env::var_os(env).filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "{env}={} is not a file; {INSTALL}",
-            p.display()
-        );
-        return p;
-    }
-    if let Some(p) = fallback.filter(|p| p.is_file()) {
-        return p;
-    }
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| {
-            panic!("`{name}` is needed by the operators' stack tests and is not installed (${env}, PATH); {INSTALL}")
-        })
+/// The Prometheus server: `GHOSTHUNT_PROMETHEUS` or `prometheus` on PATH; `None` when missing (skipped).
+pub fn prometheus() -> Option<PathBuf> {
+    needs::tool("GHOSTHUNT_PROMETHEUS", "prometheus", None, INSTALL)
 }
 
-/// The Prometheus server: `GHOSTHUNT_PROMETHEUS` or `prometheus` on PATH.
-pub fn prometheus_bin() -> PathBuf {
-    tool("GHOSTHUNT_PROMETHEUS", "prometheus", None)
+/// promtool: `GHOSTHUNT_PROMTOOL`, beside the Prometheus server, or on PATH; `None` when missing.
+pub fn promtool() -> Option<PathBuf> {
+    let beside = needs::locate("GHOSTHUNT_PROMETHEUS", "prometheus", None)
+        .ok()
+        .map(|p| p.with_file_name("promtool"));
+    needs::tool("GHOSTHUNT_PROMTOOL", "promtool", beside, INSTALL)
 }
 
-/// promtool: `GHOSTHUNT_PROMTOOL`, beside the Prometheus server, or on PATH.
-pub fn promtool_bin() -> PathBuf {
-    let beside = prometheus_bin().with_file_name("promtool");
-    tool("GHOSTHUNT_PROMTOOL", "promtool", Some(beside))
-}
-
-/// docker-compose (v1, which validates and prints a compose file without a Docker engine).
-pub fn docker_compose_bin() -> PathBuf {
-    tool("GHOSTHUNT_DOCKER_COMPOSE", "docker-compose", None)
+/// docker-compose (v1, which validates and prints a compose file without a Docker engine); `None` when
+/// missing.
+pub fn docker_compose() -> Option<PathBuf> {
+    needs::tool("GHOSTHUNT_DOCKER_COMPOSE", "docker-compose", None, INSTALL)
 }
 
 /// Runs a command to its end: (exit code, stdout, stderr).
@@ -78,10 +57,12 @@ pub fn yaml(path: &str) -> Value {
 }
 
 /// `docker/compose.yaml` as `docker-compose config` prints it: validated against the compose schema,
-/// anchors and interpolation resolved, relative paths made absolute.
-pub fn compose() -> Value {
+/// anchors and interpolation resolved, relative paths made absolute. `None` when docker-compose is not
+/// installed (the test is skipped).
+pub fn compose() -> Option<Value> {
+    let docker_compose = docker_compose()?;
     let file = repo().join("docker/compose.yaml");
-    let (code, out, err) = run(Command::new(docker_compose_bin())
+    let (code, out, err) = run(Command::new(docker_compose)
         .arg("-f")
         .arg(&file)
         .arg("config"));
@@ -91,8 +72,9 @@ pub fn compose() -> Value {
         "docker-compose config refused {}:\n{err}",
         file.display()
     );
-    serde_saphyr::from_str(&out)
-        .unwrap_or_else(|e| panic!("docker-compose config output: {e}\n{out}"))
+    let compose = serde_saphyr::from_str(&out)
+        .unwrap_or_else(|e| panic!("docker-compose config output: {e}\n{out}"));
+    Some(compose)
 }
 
 /// A service's environment as (name, value) strings.
@@ -323,11 +305,12 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Starts `prometheus` with `config` (YAML) and waits until it is ready.
-    pub async fn start(config: &str, dir: &Path, port: u16) -> Prometheus {
+    /// Starts `prometheus` (the server binary, see `prometheus()`) with `config` (YAML) and waits until it
+    /// is ready.
+    pub async fn start(prometheus: &Path, config: &str, dir: &Path, port: u16) -> Prometheus {
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
-        let mut cmd = Command::new(prometheus_bin());
+        let mut cmd = Command::new(prometheus);
         cmd.arg(format!("--config.file={}", config_path.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",

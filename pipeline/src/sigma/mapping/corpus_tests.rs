@@ -1,5 +1,6 @@
-//! Mapping tests over the Sigma corpus (`GHOSTHUNT_CORPUS`): every Windows rule's logsource resolves, and the
-//! regression events of each rule satisfy its logsource's `when`.
+//! Mapping tests over the Sigma corpus (`GHOSTHUNT_CORPUS`; skipped without it, see `crate::test_needs`):
+//! every Windows rule's logsource resolves, and the regression events of each rule satisfy its
+//! logsource's `when`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,19 +13,12 @@ use super::*;
 
 // ---- corpus tests --------------------------------------------------------------------------------
 
-fn corpus() -> PathBuf {
-    let dir = std::env::var("GHOSTHUNT_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"))
-        });
-    assert!(
-        dir.join("sigma/rules").is_dir(),
-        "Sigma corpus not found at {} (set GHOSTHUNT_CORPUS)",
-        dir.display()
-    );
-    dir
-}
+/// The rule folders `windows_rules` reads.
+const WINDOWS_RULES: [&str; 3] = [
+    "sigma/rules/windows",
+    "sigma/rules-threat-hunting/windows",
+    "sigma/rules-emerging-threats",
+];
 
 fn walk(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -97,7 +91,9 @@ fn windows_rules(corpus: &Path) -> Vec<(PathBuf, String, Logsource)> {
 
 #[test]
 fn corpus_every_windows_logsource_resolves() {
-    let corpus = corpus();
+    let Some(corpus) = crate::test_needs::corpus(WINDOWS_RULES) else {
+        return;
+    };
     let m = Mapping::builtin();
     let s = schema();
     let base = base_names(&s);
@@ -144,7 +140,10 @@ fn json_docs(text: &str) -> Vec<Value> {
 
 #[test]
 fn corpus_regression_events_satisfy_their_logsource() {
-    let corpus = corpus();
+    let needs = WINDOWS_RULES.iter().chain(&["sigma/regression_data"]);
+    let Some(corpus) = crate::test_needs::corpus(needs) else {
+        return;
+    };
     let m = Mapping::builtin();
     let s = schema();
     let base = base_names(&s);

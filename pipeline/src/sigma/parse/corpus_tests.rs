@@ -1,5 +1,5 @@
-//! Parser tests over the Sigma corpus (`GHOSTHUNT_CORPUS`): how many rules parse, grouped refusal reasons,
-//! and mutated rule files that must never panic.
+//! Parser tests over the Sigma corpus (`GHOSTHUNT_CORPUS`; skipped without it, see `crate::test_needs`):
+//! how many rules parse, grouped refusal reasons, and mutated rule files that must never panic.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,12 +7,6 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 // ---- the corpus ---------------------------------------------------------------------------------
-
-fn corpus_root() -> PathBuf {
-    std::env::var_os("GHOSTHUNT_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"))
-}
 
 fn yml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -61,18 +55,16 @@ impl Tally {
 
 #[test]
 fn corpus_rules_parse() {
-    let sigma = corpus_root().join("sigma");
-    assert!(
-        sigma.is_dir(),
-        "Sigma corpus not found at {} (set GHOSTHUNT_CORPUS)",
-        sigma.display()
-    );
     let active = [
         "rules",
         "rules-emerging-threats",
         "rules-threat-hunting",
         "rules-compliance",
     ];
+    let Some(corpus) = crate::test_needs::corpus(active.map(|d| format!("sigma/{d}"))) else {
+        return;
+    };
+    let sigma = corpus.join("sigma");
     let other = ["rules-placeholder", "deprecated", "unsupported"];
     let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
     let mut syntax_errors = Vec::new();
@@ -167,12 +159,10 @@ fn corpus_rules_parse() {
 /// Mutated corpus documents (truncations, swapped characters, doubled modifiers) never panic.
 #[test]
 fn corpus_mutations_never_panic() {
-    let sigma = corpus_root().join("sigma");
-    assert!(
-        sigma.is_dir(),
-        "Sigma corpus not found at {} (set GHOSTHUNT_CORPUS)",
-        sigma.display()
-    );
+    let Some(corpus) = crate::test_needs::corpus(["sigma/rules/windows/process_creation"]) else {
+        return;
+    };
+    let sigma = corpus.join("sigma");
     let mut files = Vec::new();
     yml_files(&sigma.join("rules/windows/process_creation"), &mut files);
     files.sort();

