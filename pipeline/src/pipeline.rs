@@ -761,8 +761,8 @@ mod tests {
         assert!(same_columns(&a, &EventSchema::windows()));
         let b = a
             .with_string_columns([(
-                "Extra".to_string(),
-                vec!["Extra".to_string()],
+                "extra_field".to_string(),
+                vec!["extra_field".to_string()],
                 String::new(),
             )])
             .unwrap();
