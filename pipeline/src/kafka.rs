@@ -27,8 +27,9 @@ pub struct KafkaFailure {
     /// librdkafka's code, when the client gave one.
     pub code: Option<RDKafkaErrorCode>,
     pub retriable: bool,
+    /// Boxed: errors travel in `Result`s on every path; the client's error is large.
     #[source]
-    pub source: KafkaError,
+    pub source: Box<KafkaError>,
 }
 
 impl KafkaFailure {
@@ -38,7 +39,7 @@ impl KafkaFailure {
             doing: doing.into(),
             retriable: code.is_some_and(retriable),
             code,
-            source,
+            source: Box::new(source),
         }
     }
 }
