@@ -25,6 +25,10 @@ use crate::source::{Acknowledge, Positions, Source, SourceError};
 use crate::telemetry::{Health, Metrics};
 use crate::window::{Watermark, WatermarkTracker};
 
+mod reload;
+#[cfg(test)]
+mod tests;
+
 /// Everything a pipeline runs with. Built by `app` from settings, or by tests with memory sinks.
 pub struct Components {
     pub settings: Settings,
@@ -361,86 +365,6 @@ impl Engine {
         outputs
     }
 
-    /// A new hunt set from a reload: at once when it reads the columns batches are decoded with, else
-    /// after the batcher has switched to its schema (batches already decoded finish with the old set).
-    async fn on_reload(&mut self, set: HuntSet) -> Result<(), PipelineError> {
-        if same_columns(&self.schema, &set.schema) {
-            self.pending = None;
-            return self.apply(set).await;
-        }
-        let Some(decoders) = &self.decoders else {
-            return self.apply(set).await;
-        };
-        self.generation += 1;
-        let decode = decoder_for(&set.schema, self.max_record_bytes, &self.metrics);
-        decoders.send_replace((self.generation, decode));
-        self.pending = Some((self.generation, set));
-        Ok(())
-    }
-
-    /// Switches to `set` between two batches. Evaluators the running set already has (same fingerprint)
-    /// keep running with their state; the others start empty; running ones the set no longer has are
-    /// drained (their open windows evaluated, their alerts delivered) and dropped.
-    async fn apply(&mut self, set: HuntSet) -> Result<(), PipelineError> {
-        let mut old = std::mem::take(&mut self.slots);
-        let mut fingerprints: Vec<Option<String>> = old
-            .iter()
-            .map(|s| s.evaluator.as_ref().map(|e| e.fingerprint()))
-            .collect();
-        let (mut kept, mut added) = (0usize, Vec::new());
-        for evaluator in set.evaluators {
-            let fingerprint = evaluator.fingerprint();
-            match fingerprints
-                .iter()
-                .position(|f| f.as_deref() == Some(fingerprint.as_str()))
-            {
-                Some(i) => {
-                    fingerprints.remove(i);
-                    self.slots.push(old.remove(i));
-                    kept += 1;
-                }
-                None => {
-                    added.push(evaluator.label().to_string());
-                    self.slots.push(Slot::new(evaluator));
-                }
-            }
-        }
-        self.schema = set.schema;
-        let removed: Vec<String> = old.iter().map(|s| s.label.clone()).collect();
-        if !old.is_empty() {
-            let watermark = self.tracker.watermark(Instant::now());
-            let input = StepInput {
-                batch: None,
-                watermark,
-                flush: true,
-            };
-            let (outputs, panicked) = step_slots(&mut old, input, &self.limit).await;
-            for (label, reason) in panicked {
-                tracing::error!(hunt = %label, panic = %reason, "Hunt panicked while draining after a reload.");
-                self.metrics.hunt_panics.with_label_values(&[&label]).inc();
-            }
-            self.finish_step(outputs, Vec::new(), watermark, false)
-                .await?;
-        }
-        self.count_hunts();
-        // Hunts disabled after a panic are back if the set has them (they start empty).
-        self.metrics.hunts_disabled.set(0);
-        self.health.ready("running");
-        let result = if added.is_empty() && removed.is_empty() {
-            "unchanged"
-        } else {
-            "ok"
-        };
-        self.metrics.reloads.with_label_values(&[result]).inc();
-        tracing::info!(
-            kept,
-            added = %added.join(", "),
-            removed_or_changed = %removed.join(", "),
-            "Hunts reloaded."
-        );
-        Ok(())
-    }
-
     /// Takes a panicked evaluator out of the run (its state went with it; what it held is no longer
     /// held back from acknowledgement).
     fn disable(&mut self, label: String, reason: &str) {
@@ -650,11 +574,6 @@ async fn step_slots(
     (outputs, gone)
 }
 
-/// Whether two schemas decode to the same columns (names and types, in order).
-fn same_columns(a: &EventSchema, b: &EventSchema) -> bool {
-    a.arrow().fields() == b.arrow().fields()
-}
-
 impl Slot {
     fn new(evaluator: Box<dyn Evaluator>) -> Slot {
         Slot {
@@ -698,74 +617,4 @@ fn late_dead_letters(
             }
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::alert::{Alert, MemorySink};
-    use crate::settings::FileSettings;
-
-    /// A run over one file whose decoding panics on records (not on the empty batches of announcements).
-    async fn run_with_broken_decoder() -> Result<Summary, PipelineError> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events.jsonl");
-        std::fs::write(&path, "{\"EventID\": 1}\n").unwrap();
-        let settings = Settings::load(None, Vec::new()).unwrap();
-        let source = crate::source::FileSource::new(
-            FileSettings {
-                paths: vec![path.display().to_string()],
-                follow: false,
-                poll_interval: Duration::from_millis(50),
-            },
-            1 << 20,
-        )
-        .unwrap();
-        let schema = Arc::new(EventSchema::windows());
-        let metrics = Metrics::new();
-        let real = decoder_for(&schema, 1 << 20, &metrics);
-        let decode: DecodeFn = Arc::new(move |seq, records| {
-            assert!(records.is_empty(), "a bug in the decoder");
-            real(seq, records)
-        });
-        let c = Components {
-            settings,
-            schema,
-            evaluators: Vec::new(),
-            source: Box::new(source),
-            alerts: Box::new(MemorySink::<Alert>::default()),
-            dead_letters: Box::new(MemorySink::<DeadLetter>::default()),
-            metrics,
-            health: Health::default(),
-            reloads: None,
-        };
-        run_with_decoder(c, CancellationToken::new(), decode).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_decoder_panic_ends_the_run_with_an_error_not_a_quiet_finish() {
-        match run_with_broken_decoder().await {
-            Err(PipelineError::Task { stage, reason }) => {
-                assert_eq!(stage, "decoder");
-                assert!(reason.contains("a bug in the decoder"), "{reason}");
-            }
-            other => panic!("expected the decoder's failure, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn schemas_with_the_same_columns_need_no_new_decoder() {
-        let a = EventSchema::windows();
-        assert!(same_columns(&a, &EventSchema::windows()));
-        let b = a
-            .with_string_columns([(
-                "extra_field".to_string(),
-                vec!["extra_field".to_string()],
-                String::new(),
-            )])
-            .unwrap();
-        assert!(!same_columns(&a, &b));
-    }
 }

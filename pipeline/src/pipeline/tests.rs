@@ -1,0 +1,69 @@
+//! The pipeline's own failures and the decoder switch of a reload.
+
+use std::time::Duration;
+
+use super::reload::same_columns;
+use super::*;
+use crate::alert::{Alert, MemorySink};
+use crate::settings::FileSettings;
+
+/// A run over one file whose decoding panics on records (not on the empty batches of announcements).
+async fn run_with_broken_decoder() -> Result<Summary, PipelineError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    std::fs::write(&path, "{\"EventID\": 1}\n").unwrap();
+    let settings = Settings::load(None, Vec::new()).unwrap();
+    let source = crate::source::FileSource::new(
+        FileSettings {
+            paths: vec![path.display().to_string()],
+            follow: false,
+            poll_interval: Duration::from_millis(50),
+        },
+        1 << 20,
+    )
+    .unwrap();
+    let schema = Arc::new(EventSchema::windows());
+    let metrics = Metrics::new();
+    let real = decoder_for(&schema, 1 << 20, &metrics);
+    let decode: DecodeFn = Arc::new(move |seq, records| {
+        assert!(records.is_empty(), "a bug in the decoder");
+        real(seq, records)
+    });
+    let c = Components {
+        settings,
+        schema,
+        evaluators: Vec::new(),
+        source: Box::new(source),
+        alerts: Box::new(MemorySink::<Alert>::default()),
+        dead_letters: Box::new(MemorySink::<DeadLetter>::default()),
+        metrics,
+        health: Health::default(),
+        reloads: None,
+    };
+    run_with_decoder(c, CancellationToken::new(), decode).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decoder_panic_ends_the_run_with_an_error_not_a_quiet_finish() {
+    match run_with_broken_decoder().await {
+        Err(PipelineError::Task { stage, reason }) => {
+            assert_eq!(stage, "decoder");
+            assert!(reason.contains("a bug in the decoder"), "{reason}");
+        }
+        other => panic!("expected the decoder's failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn schemas_with_the_same_columns_need_no_new_decoder() {
+    let a = EventSchema::windows();
+    assert!(same_columns(&a, &EventSchema::windows()));
+    let b = a
+        .with_string_columns([(
+            "extra_field".to_string(),
+            vec!["extra_field".to_string()],
+            String::new(),
+        )])
+        .unwrap();
+    assert!(!same_columns(&a, &b));
+}
