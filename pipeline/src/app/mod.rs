@@ -226,11 +226,7 @@ pub async fn run(
     for p in &planned {
         tracing::info!(hunt = %p.hunt.id, window = %p.hunt.window, severity = p.hunt.severity.as_str(), "Hunt planned.");
     }
-    let refusals: reload::Refusals = errors
-        .iter()
-        .map(ToString::to_string)
-        .chain(setup.refusals.iter().map(ToString::to_string))
-        .collect();
+    let refusals = reload::refusals(&errors, &setup.refusals);
     let server_stop = CancellationToken::new();
     let server = match settings.metrics_listen {
         Some(addr) => {

@@ -38,15 +38,23 @@ pub enum ReloadError {
 /// What was refused when a set was loaded: each refusal as `file:line: reason` text.
 pub(super) type Refusals = BTreeSet<String>;
 
+/// A set's refusals, SQL hunts' and Sigma rules', as the text a reload compares.
+pub(super) fn refusals(
+    hunts: &[crate::hunt::HuntError],
+    sigma: &[crate::sigma::load::SigmaRefusal],
+) -> Refusals {
+    hunts
+        .iter()
+        .map(ToString::to_string)
+        .chain(sigma.iter().map(ToString::to_string))
+        .collect()
+}
+
 /// Loads and plans the configured hunts as a complete set, with its refusals.
 pub(super) async fn load_set(settings: &Settings) -> Result<(HuntSet, Refusals), AppError> {
     let setup = sigma(settings, schema(settings)?)?;
     let (planned, errors) = hunts(settings, &setup.schema).await;
-    let refusals: Refusals = errors
-        .iter()
-        .map(ToString::to_string)
-        .chain(setup.refusals.iter().map(ToString::to_string))
-        .collect();
+    let refusals = refusals(&errors, &setup.refusals);
     let evaluators = evaluators(settings, &setup.schema, planned, setup.engine);
     Ok((
         HuntSet {
