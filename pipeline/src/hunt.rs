@@ -90,22 +90,44 @@ pub enum WindowSpec {
     Hopping { size: Duration, slide: Duration },
 }
 
+/// Why a window specification does not parse (the hunt author's to fix).
+#[derive(Debug, thiserror::Error)]
+pub enum WindowSpecError {
+    #[error("`{text}` is not a duration ({source}); write e.g. 30s, 5m, 1h")]
+    Duration {
+        text: String,
+        source: humantime::DurationError,
+    },
+    #[error("`{0}`: a window must be at least 1ms")]
+    TooShort(String),
+    #[error("`{0}`: window sizes are whole milliseconds")]
+    SubMillisecond(String),
+    #[error(
+        "hopping window slide {} is larger than its size {}: rows between windows would be skipped",
+        humantime::format_duration(*slide),
+        humantime::format_duration(*size)
+    )]
+    SlideExceedsSize { size: Duration, slide: Duration },
+    #[error("window `{0}`: expected `none`, `tumbling <size>` or `hopping <size> every <slide>`")]
+    Syntax(String),
+}
+
 impl WindowSpec {
     /// Parses `none`, `tumbling 5m`, `hopping 10m every 1m`.
-    pub fn parse(text: &str) -> Result<WindowSpec, String> {
+    pub fn parse(text: &str) -> Result<WindowSpec, WindowSpecError> {
         let words: Vec<&str> = text.split_whitespace().collect();
         let duration = |s: &str| {
-            humantime::parse_duration(s)
-                .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 30s, 5m, 1h"))
-                .and_then(|d| {
-                    if d < Duration::from_millis(1) {
-                        Err(format!("`{s}`: a window must be at least 1ms"))
-                    } else if d.subsec_nanos() % 1_000_000 != 0 {
-                        Err(format!("`{s}`: window sizes are whole milliseconds"))
-                    } else {
-                        Ok(d)
-                    }
-                })
+            let d = humantime::parse_duration(s).map_err(|source| WindowSpecError::Duration {
+                text: s.to_string(),
+                source,
+            })?;
+            if d < Duration::from_millis(1) {
+                Err(WindowSpecError::TooShort(s.to_string()))
+            } else if d.subsec_nanos() % 1_000_000 != 0 {
+                Err(WindowSpecError::SubMillisecond(s.to_string()))
+            } else {
+                Ok(d)
+            }
         };
         match words.as_slice() {
             ["none"] => Ok(WindowSpec::None),
@@ -115,17 +137,11 @@ impl WindowSpec {
             ["hopping", size, "every", slide] => {
                 let (size, slide) = (duration(size)?, duration(slide)?);
                 if slide > size {
-                    return Err(format!(
-                        "hopping window slide {} is larger than its size {}: rows between windows would be skipped",
-                        humantime::format_duration(slide),
-                        humantime::format_duration(size)
-                    ));
+                    return Err(WindowSpecError::SlideExceedsSize { size, slide });
                 }
                 Ok(WindowSpec::Hopping { size, slide })
             }
-            _ => Err(format!(
-                "window `{text}`: expected `none`, `tumbling <size>` or `hopping <size> every <slide>`"
-            )),
+            _ => Err(WindowSpecError::Syntax(text.to_string())),
         }
     }
 

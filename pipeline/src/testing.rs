@@ -14,11 +14,36 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alert::{Alert, MemorySink};
 use crate::decode::{DeadLetter, EventSchema};
-use crate::hunt::Hunt;
-use crate::pipeline::{self, Components};
+use crate::hunt::{Hunt, HuntError};
+use crate::pipeline::{self, Components, PipelineError};
 use crate::settings::{FileSettings, Settings, SourceSettings};
-use crate::source::FileSource;
+use crate::source::{FileSource, SourceError};
 use crate::telemetry::{Health, Metrics};
+
+/// Why a hunt's test could not run (as opposed to running and failing).
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    /// The hunt's fault.
+    #[error("the hunt does not plan: {0}")]
+    Plan(#[from] HuntError),
+    /// The sample files'.
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {reason}")]
+    Expected {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("the samples cannot be read: {0}")]
+    Samples(#[from] SourceError),
+    /// The pipeline's.
+    #[error("the pipeline failed: {0}")]
+    Pipeline(#[from] PipelineError),
+}
 
 /// The outcome of one hunt's test.
 #[derive(Debug)]
@@ -33,7 +58,7 @@ pub struct HuntTest {
     /// Sample events that were dead letters (a broken sample).
     pub dead_letters: Vec<String>,
     /// The test could not run.
-    pub error: Option<String>,
+    pub error: Option<TestError>,
 }
 
 impl HuntTest {
@@ -57,10 +82,8 @@ pub async fn run_on_file(
     events: &Path,
     schema: Arc<EventSchema>,
     settings: &Settings,
-) -> Result<(Vec<Alert>, Vec<DeadLetter>), String> {
-    let planned = crate::query::plan::plan(hunt, &schema)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<(Vec<Alert>, Vec<DeadLetter>), TestError> {
+    let planned = crate::query::plan::plan(hunt, &schema).await?;
     let mut settings = settings.clone();
     let file = FileSettings {
         paths: vec![events.display().to_string()],
@@ -68,8 +91,7 @@ pub async fn run_on_file(
         poll_interval: std::time::Duration::from_millis(100),
     };
     settings.source = SourceSettings::File(file.clone());
-    let source =
-        FileSource::new(file, settings.decode.max_record_bytes).map_err(|e| e.to_string())?;
+    let source = FileSource::new(file, settings.decode.max_record_bytes)?;
     let alerts = MemorySink::<Alert>::default();
     let dead = MemorySink::<DeadLetter>::default();
     let evaluators = crate::app::evaluators(&settings, &schema, vec![planned], None);
@@ -87,8 +109,7 @@ pub async fn run_on_file(
         },
         CancellationToken::new(),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     Ok((alerts.take(), dead.take()))
 }
 
@@ -141,25 +162,23 @@ pub async fn run_test(
     result
 }
 
-fn read_expected(path: &Path) -> Result<Vec<Value>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn read_expected(path: &Path) -> Result<Vec<Value>, TestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TestError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |line: usize, reason: String| TestError::Expected {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str::<Value>(l)
-                .map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))
-                .and_then(|v| {
-                    if v.is_object() {
-                        Ok(v)
-                    } else {
-                        Err(format!(
-                            "{}:{}: expected a JSON object",
-                            path.display(),
-                            i + 1
-                        ))
-                    }
-                })
+        .map(|(i, l)| match serde_json::from_str::<Value>(l) {
+            Ok(v) if v.is_object() => Ok(v),
+            Ok(_) => Err(bad(i + 1, "expected a JSON object".into())),
+            Err(e) => Err(bad(i + 1, e.to_string())),
         })
         .collect()
 }

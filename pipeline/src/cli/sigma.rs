@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::CliError;
 use crate::app;
 use crate::settings::Settings;
+use crate::sigma::error::RefusalKind;
 use crate::sigma::load::SigmaRefusal;
 
 /// What `sigma convert` made of the files: each rule's SQL, or why it was refused.
@@ -73,7 +74,7 @@ impl fmt::Display for CheckReport {
         for r in &self.refusals {
             writeln!(f, "refused: {r}")?;
         }
-        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+        let mut kinds: BTreeMap<RefusalKind, usize> = BTreeMap::new();
         for r in &self.refusals {
             *kinds.entry(r.kind()).or_default() += 1;
         }
@@ -87,7 +88,7 @@ impl fmt::Display for CheckReport {
             self.columns
         )?;
         for (kind, n) in kinds {
-            writeln!(f, "  refused {n:>5}  {kind}")?;
+            writeln!(f, "  refused {n:>5}  {kind} ({})", kind.fault())?;
         }
         Ok(())
     }

@@ -131,7 +131,8 @@ impl Hunt {
                 ));
             }
         }
-        let window = WindowSpec::parse(&raw.window).map_err(|e| at(key_line("window"), e))?;
+        let window =
+            WindowSpec::parse(&raw.window).map_err(|e| at(key_line("window"), e.to_string()))?;
         let allowed_lateness = raw
             .allowed_lateness
             .map(|s| {

@@ -296,7 +296,7 @@ fn resolve_correlations(
                     file,
                     title: Some(c.title.clone()),
                     id: c.id.clone(),
-                    reason: format!("correlation: {reason}"),
+                    reason: reason.context("correlation"),
                 });
             }
         }

@@ -19,6 +19,7 @@
 //! starting with `_` skip identifiers starting with `_` (the spec's convention). The deprecated aggregation
 //! syntax (`… | count() by x > 5`) is refused: it belongs to correlation rules now.
 
+use crate::sigma::error::{RefusalKind, RuleError};
 use crate::sigma::ir::Expr;
 
 /// Deepest nesting of parentheses / `not` accepted (guards the recursive parser's stack).
@@ -58,7 +59,7 @@ enum Tok {
     Word(String),
 }
 
-fn tokenize(s: &str) -> Result<Vec<(usize, Tok)>, String> {
+fn tokenize(s: &str) -> Result<Vec<(usize, Tok)>, RuleError> {
     let mut out = Vec::new();
     let mut chars = s.char_indices().peekable();
     while let Some(&(i, c)) = chars.peek() {
@@ -71,10 +72,10 @@ fn tokenize(s: &str) -> Result<Vec<(usize, Tok)>, String> {
             out.push((i, Tok::RParen));
             chars.next();
         } else if c == '|' {
-            return Err(format!(
+            return Err(RefusalKind::Unsupported.error(format!(
                 "the aggregation syntax `{}` is deprecated (Sigma 2 replaced it by correlation rules) and not supported",
                 s[i..].trim()
-            ));
+            )));
         } else if is_word_char(c) {
             let mut w = String::new();
             while let Some(&(_, c)) = chars.peek() {
@@ -86,9 +87,9 @@ fn tokenize(s: &str) -> Result<Vec<(usize, Tok)>, String> {
             }
             out.push((i, Tok::Word(w)));
         } else {
-            return Err(format!(
+            return Err(RefusalKind::Condition.error(format!(
                 "unexpected character {c:?} at offset {i} in condition"
-            ));
+            )));
         }
     }
     Ok(out)
@@ -128,16 +129,17 @@ impl Parser {
         }
     }
 
-    fn enter(&mut self) -> Result<(), String> {
+    fn enter(&mut self) -> Result<(), RuleError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            Err(format!("condition nests deeper than {MAX_DEPTH} levels"))
+            Err(RefusalKind::Condition
+                .error(format!("condition nests deeper than {MAX_DEPTH} levels")))
         } else {
             Ok(())
         }
     }
 
-    fn or(&mut self) -> Result<Cond, String> {
+    fn or(&mut self) -> Result<Cond, RuleError> {
         self.enter()?;
         let mut items = vec![self.and()?];
         while self.peek_word("or") {
@@ -152,7 +154,7 @@ impl Parser {
         })
     }
 
-    fn and(&mut self) -> Result<Cond, String> {
+    fn and(&mut self) -> Result<Cond, RuleError> {
         let mut items = vec![self.not()?];
         while self.peek_word("and") {
             self.pos += 1;
@@ -165,7 +167,7 @@ impl Parser {
         })
     }
 
-    fn not(&mut self) -> Result<Cond, String> {
+    fn not(&mut self) -> Result<Cond, RuleError> {
         if self.peek_word("not") {
             self.pos += 1;
             self.enter()?;
@@ -177,7 +179,7 @@ impl Parser {
         }
     }
 
-    fn atom(&mut self) -> Result<Cond, String> {
+    fn atom(&mut self) -> Result<Cond, RuleError> {
         match self.toks.get(self.pos).cloned() {
             Some((_, Tok::LParen)) => {
                 self.pos += 1;
@@ -187,7 +189,8 @@ impl Parser {
                         self.pos += 1;
                         Ok(inner)
                     }
-                    _ => Err(format!("expected `)` but found {}", self.describe_here())),
+                    _ => Err(RefusalKind::Condition
+                        .error(format!("expected `)` but found {}", self.describe_here()))),
                 }
             }
             Some((_, Tok::Word(w))) => {
@@ -201,10 +204,10 @@ impl Parser {
                     let target = match self.toks.get(self.pos).cloned() {
                         Some((_, Tok::Word(t))) if !is_keyword(&t) => t,
                         _ => {
-                            return Err(format!(
+                            return Err(RefusalKind::Condition.error(format!(
                                 "expected an identifier pattern or `them` after `{w} of`, found {}",
                                 self.describe_here()
-                            ));
+                            )));
                         }
                     };
                     self.pos += 1;
@@ -215,46 +218,46 @@ impl Parser {
                     });
                 }
                 if is_keyword(&w) {
-                    return Err(format!(
+                    return Err(RefusalKind::Condition.error(format!(
                         "expected an identifier but found {}",
                         self.describe_here()
-                    ));
+                    )));
                 }
                 if w.contains('*') {
-                    return Err(format!(
+                    return Err(RefusalKind::Condition.error(format!(
                         "wildcard identifier `{w}` is only allowed after `1 of` / `all of`"
-                    ));
+                    )));
                 }
                 self.pos += 1;
                 Ok(Cond::Ident(w))
             }
-            _ => Err(format!(
+            _ => Err(RefusalKind::Condition.error(format!(
                 "expected an identifier, `not`, `(` or a selector but found {}",
                 self.describe_here()
-            )),
+            ))),
         }
     }
 }
 
-fn parse_quantifier(w: &str) -> Result<Quantifier, String> {
+fn parse_quantifier(w: &str) -> Result<Quantifier, RuleError> {
     match w {
         "1" | "any" => Ok(Quantifier::Any),
         "all" => Ok(Quantifier::All),
         _ => match w.parse::<usize>() {
-            Ok(0) => Err("`0 of` is not a valid quantifier".to_string()),
+            Ok(0) => Err(RefusalKind::Condition.error("`0 of` is not a valid quantifier")),
             Ok(n) => Ok(Quantifier::AtLeast(n)),
-            Err(_) => Err(format!(
+            Err(_) => Err(RefusalKind::Condition.error(format!(
                 "invalid quantifier `{w}` before `of` (expected 1, any, all or a number)"
-            )),
+            ))),
         },
     }
 }
 
 /// Parses one condition string.
-pub fn parse_condition(s: &str) -> Result<Cond, String> {
+pub fn parse_condition(s: &str) -> Result<Cond, RuleError> {
     let toks = tokenize(s)?;
     if toks.is_empty() {
-        return Err("empty condition".to_string());
+        return Err(RefusalKind::Condition.error("empty condition"));
     }
     let mut p = Parser {
         toks,
@@ -263,7 +266,9 @@ pub fn parse_condition(s: &str) -> Result<Cond, String> {
     };
     let c = p.or()?;
     if p.pos != p.toks.len() {
-        return Err(format!("unexpected {} in condition", p.describe_here()));
+        return Err(
+            RefusalKind::Condition.error(format!("unexpected {} in condition", p.describe_here()))
+        );
     }
     Ok(c)
 }
@@ -346,14 +351,14 @@ fn binomial(n: usize, k: usize) -> usize {
 
 /// Replaces identifiers and selectors by the search identifiers' expressions (`idents`, in definition
 /// order). Fails on an undefined identifier or a selector matching nothing.
-pub fn resolve(cond: &Cond, idents: &[(String, Expr)]) -> Result<Expr, String> {
+pub fn resolve(cond: &Cond, idents: &[(String, Expr)]) -> Result<Expr, RuleError> {
     Ok(match cond {
         Cond::Ident(name) => match idents.iter().find(|(n, _)| n == name) {
             Some((_, e)) => e.clone(),
             None => {
-                return Err(format!(
+                return Err(RefusalKind::Condition.error(format!(
                     "condition references `{name}`, which is not a search identifier of the detection"
-                ));
+                )));
             }
         },
         Cond::Not(c) => Expr::Not(Box::new(resolve(c, idents)?)),
@@ -374,7 +379,8 @@ pub fn resolve(cond: &Cond, idents: &[(String, Expr)]) -> Result<Expr, String> {
             let chosen = select(pattern.as_deref(), idents);
             let what = pattern.as_deref().unwrap_or("them");
             if chosen.is_empty() {
-                return Err(format!("`of {what}` matches no search identifier"));
+                return Err(RefusalKind::Condition
+                    .error(format!("`of {what}` matches no search identifier")));
             }
             let exprs: Vec<Expr> = chosen.iter().map(|(_, e)| e.clone()).collect();
             match quantifier {
@@ -383,14 +389,14 @@ pub fn resolve(cond: &Cond, idents: &[(String, Expr)]) -> Result<Expr, String> {
                 Quantifier::AtLeast(k) => {
                     let n = exprs.len();
                     if *k > n {
-                        return Err(format!(
+                        return Err(RefusalKind::Condition.error(format!(
                             "`{k} of {what}` asks for more identifiers than the {n} it matches"
-                        ));
+                        )));
                     }
                     if binomial(n, *k) > MAX_COMBINATIONS {
-                        return Err(format!(
+                        return Err(RefusalKind::Condition.error(format!(
                             "`{k} of {what}` expands into more than {MAX_COMBINATIONS} combinations"
-                        ));
+                        )));
                     }
                     Expr::Or(
                         combinations(n, *k)

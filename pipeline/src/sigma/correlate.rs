@@ -30,6 +30,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::sigma::correlation::{Condition, CorrelationRule, Kind};
+use crate::sigma::error::{RefusalKind, RuleError};
 
 /// A detection rule a correlation may reference, by id or name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +114,10 @@ pub struct Correlator {
 
 impl Correlator {
     /// `base_names`: ids or names of the detection rules that exist, each string one rule.
-    pub fn new(rules: Vec<CorrelationRule>, base_names: &[String]) -> Result<Correlator, String> {
+    pub fn new(
+        rules: Vec<CorrelationRule>,
+        base_names: &[String],
+    ) -> Result<Correlator, RuleError> {
         let base: Vec<_> = base_names
             .iter()
             .map(|n| BaseRule {
@@ -127,7 +131,10 @@ impl Correlator {
     /// Resolves references by id or name, aliases and chaining. Errors name the rule: unknown or
     /// ambiguous references, cycles, aliases missing a referenced rule, group-by a chained
     /// correlation does not provide.
-    pub fn with_base_rules(rules: Vec<CorrelationRule>, base: &[BaseRule]) -> Result<Self, String> {
+    pub fn with_base_rules(
+        rules: Vec<CorrelationRule>,
+        base: &[BaseRule],
+    ) -> Result<Self, RuleError> {
         let (nb, nc) = (base.len(), rules.len());
         let mut idents: HashMap<String, usize> = HashMap::new();
         let b_ids = base.iter().map(|b| [Some(&b.id), b.name.as_ref()]);
@@ -135,7 +142,8 @@ impl Correlator {
         for (node, ids) in b_ids.chain(c_ids).enumerate() {
             for id in ids.into_iter().flatten() {
                 if idents.insert(id.clone(), node).is_some_and(|n| n != node) {
-                    return Err(format!("rule identifier '{id}' names two different rules"));
+                    return Err(RefusalKind::Correlation
+                        .error(format!("rule identifier '{id}' names two different rules")));
                 }
             }
         }
@@ -148,13 +156,13 @@ impl Correlator {
             let mut nodes = Vec::new();
             for x in &r.rules {
                 let who = who(c);
-                let n = idents
-                    .get(x)
-                    .ok_or_else(|| format!("{who}: unknown rule '{x}'"))?;
+                let n = idents.get(x).ok_or_else(|| {
+                    RefusalKind::Correlation.error(format!("{who}: unknown rule '{x}'"))
+                })?;
                 if nodes.contains(n) {
-                    return Err(format!(
+                    return Err(RefusalKind::Correlation.error(format!(
                         "{who}: references one rule twice (by id and by name)"
-                    ));
+                    )));
                 }
                 nodes.push(*n);
             }
@@ -162,9 +170,9 @@ impl Correlator {
                 let foreign = |k: &&String| !idents.get(*k).is_some_and(|n| nodes.contains(n));
                 if let Some(k) = map.keys().find(foreign) {
                     let who = who(c);
-                    return Err(format!(
+                    return Err(RefusalKind::Correlation.error(format!(
                         "{who}: alias '{alias}' maps '{k}', not a referenced rule"
-                    ));
+                    )));
                 }
             }
             refs.push(nodes);
@@ -178,7 +186,8 @@ impl Correlator {
             if ready.is_empty() {
                 let stuck: Vec<String> = (0..nc).filter(|&c| !placed[c]).map(who).collect();
                 let all = stuck.join(", ");
-                return Err(format!("{}: correlation cycle among {all}", stuck[0]));
+                return Err(RefusalKind::Correlation
+                    .error(format!("{}: correlation cycle among {all}", stuck[0])));
             }
             ready.iter().for_each(|&c| placed[c] = true);
             order.extend(ready);
@@ -194,9 +203,11 @@ impl Correlator {
                 let ids = idents.iter().filter(|e| *e.1 == node);
                 let ids: Vec<&str> = ids.map(|e| e.0.as_str()).collect();
                 let (rule, who) = (&r.rules[pos], who(c));
-                let mut index = |f: &String| -> Result<usize, String> {
+                let mut index = |f: &String| -> Result<usize, RuleError> {
                     let field = r.resolve_field(f, &ids).ok_or_else(|| {
-                        format!("{who}: alias '{f}' has no entry for referenced rule '{rule}'")
+                        RefusalKind::Correlation.error(format!(
+                            "{who}: alias '{f}' has no entry for referenced rule '{rule}'"
+                        ))
                     })?;
                     let have = &mut fields[node];
                     match have.iter().position(|x| *x == field) {
@@ -205,9 +216,9 @@ impl Correlator {
                             have.push(field);
                             Ok(have.len() - 1)
                         }
-                        None => Err(format!(
+                        None => Err(RefusalKind::Correlation.error(format!(
                             "{who}: '{rule}' lacks '{field}': it groups by {have:?}"
-                        )),
+                        ))),
                     }
                 };
                 let group: Result<Vec<_>, _> = r.group_by.iter().map(&mut index).collect();

@@ -10,7 +10,7 @@ const TEMPORAL: &str = "{type: temporal, rules: [a, b, c], group-by: [H], timesp
 const ORDERED: &str = "{type: temporal_ordered, rules: [a, b, c], group-by: [H], timespan: 5m}";
 
 /// `corrs`: "{correlation section}" or "name: {…}"; the detection rules are a, b and c.
-fn engine(corrs: &[&str]) -> Result<Correlator, String> {
+fn engine(corrs: &[&str]) -> Result<Correlator, crate::sigma::error::RuleError> {
     let doc = |c: &&str| {
         let (name, body) = c
             .split_once(": {")
@@ -242,19 +242,32 @@ fn late_matches_are_refused_and_state_stays_bounded_under_a_sustained_stream() {
 #[test]
 fn construction_names_the_rule_for_unknown_references_cycles_and_alias_gaps() {
     let err = |c: &[&str]| engine(c).err().unwrap();
-    assert!(err(&[&TEMPORAL.replace("c]", "zz]")]).contains("unknown rule 'zz'"));
+    assert!(
+        err(&[&TEMPORAL.replace("c]", "zz]")])
+            .to_string()
+            .contains("unknown rule 'zz'")
+    );
     let x = COUNT.replace("[a]", "[ry]");
     let y = COUNT.replace("[a]", "[rx]");
     let e = err(&[&format!("rx: {x}"), &format!("ry: {y}")]);
     assert!(
-        e.contains("cycle among correlation 'rx', correlation 'ry'"),
+        e.to_string()
+            .contains("cycle among correlation 'rx', correlation 'ry'"),
         "{e}"
     );
     let gap =
         "{type: temporal, rules: [a, b], group-by: [ip], timespan: 1m, aliases: {ip: {a: src}}}";
-    assert!(err(&[gap]).contains("alias 'ip' has no entry for referenced rule 'b'"));
+    assert!(
+        err(&[gap])
+            .to_string()
+            .contains("alias 'ip' has no entry for referenced rule 'b'")
+    );
     let outer = COUNT.replace("[a]", "[rx]").replace("[U]", "[H]");
-    assert!(err(&[&outer, &format!("rx: {COUNT}")]).contains("'rx' lacks 'H'"));
+    assert!(
+        err(&[&outer, &format!("rx: {COUNT}")])
+            .to_string()
+            .contains("'rx' lacks 'H'")
+    );
     let base = [BaseRule {
         id: "uuid-1".into(),
         name: Some("a".into()),

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::sigma::error::{RefusalKind, RuleError};
 use crate::sigma::ir::Level;
 
 /// The correlation type.
@@ -162,18 +163,23 @@ impl CorrelationRule {
 }
 
 /// Parses and validates one correlation rule document; the error names the attribute and why.
-pub fn parse_correlation(doc: &Value) -> Result<CorrelationRule, String> {
-    let top = doc.as_object().ok_or("not a mapping")?;
-    let title = opt_str(top, "title")?.ok_or("title: missing (mandatory)")?;
+pub fn parse_correlation(doc: &Value) -> Result<CorrelationRule, RuleError> {
+    let top = doc
+        .as_object()
+        .ok_or_else(|| RefusalKind::Correlation.error("not a mapping"))?;
+    let title = opt_str(top, "title")?
+        .ok_or_else(|| RefusalKind::Correlation.error("title: missing (mandatory)"))?;
     if title.trim().is_empty() || title.chars().count() > 256 {
-        return Err("title: must be 1 to 256 characters".into());
+        return Err(RefusalKind::Correlation.error("title: must be 1 to 256 characters"));
     }
     let status = opt_str(top, "status")?;
     if let Some(s) = status
         .as_ref()
         .filter(|s| !STATUSES.split(' ').any(|x| x == *s))
     {
-        return Err(format!("status: '{s}' is not one of {STATUSES}"));
+        return Err(
+            RefusalKind::Correlation.error(format!("status: '{s}' is not one of {STATUSES}"))
+        );
     }
     let level = match opt_str(top, "level")?.as_deref() {
         None => None,
@@ -182,20 +188,26 @@ pub fn parse_correlation(doc: &Value) -> Result<CorrelationRule, String> {
         Some("medium") => Some(Level::Medium),
         Some("high") => Some(Level::High),
         Some("critical") => Some(Level::Critical),
-        Some(l) => return Err(format!("level: '{l}' is not one of {LEVELS}")),
+        Some(l) => {
+            return Err(
+                RefusalKind::Correlation.error(format!("level: '{l}' is not one of {LEVELS}"))
+            );
+        }
     };
     let Some(Value::Object(corr)) = top.get("correlation") else {
-        return Err("correlation: missing or not a mapping".into());
+        return Err(RefusalKind::Correlation.error("correlation: missing or not a mapping"));
     };
     if let Some(k) = corr.keys().find(|k| !KEYS.split(' ').any(|x| x == *k)) {
-        return Err(format!(
+        return Err(RefusalKind::Correlation.error(format!(
             "correlation.{k}: unknown attribute (expected {KEYS})"
-        ));
+        )));
     }
-    let ty = opt_str(corr, "type")?.ok_or("correlation.type: missing (mandatory)")?;
+    let ty = opt_str(corr, "type")?
+        .ok_or_else(|| RefusalKind::Correlation.error("correlation.type: missing (mandatory)"))?;
     let rules = str_list(corr, "rules", "correlation.")?;
     if rules.is_empty() || rules.iter().any(|r| r.trim().is_empty()) {
-        return Err("correlation.rules: missing, empty or with an empty reference".into());
+        return Err(RefusalKind::Correlation
+            .error("correlation.rules: missing, empty or with an empty reference"));
     }
     unique(&rules, "correlation.rules")?;
     let group_by = str_list(corr, "group-by", "correlation.")?;
@@ -203,46 +215,52 @@ pub fn parse_correlation(doc: &Value) -> Result<CorrelationRule, String> {
     let timespan = parse_timespan(corr.get("timespan").unwrap_or(&Value::Null))?;
     let aliases = parse_aliases(corr.get("aliases"))?;
     let generate = match (corr.get("generate"), top.get("generate")) {
-        (Some(a), Some(b)) if a != b => Err("generate: differs in correlation and top level")?,
+        (Some(a), Some(b)) if a != b => {
+            Err(RefusalKind::Correlation.error("generate: differs in correlation and top level"))?
+        }
         (Some(Value::Bool(b)), _) | (None, Some(Value::Bool(b))) => *b,
         (None | Some(Value::Null), None | Some(Value::Null)) => false,
-        _ => Err("generate: must be true or false")?,
+        _ => Err(RefusalKind::Correlation.error("generate: must be true or false"))?,
     };
     let (tests, field) = match corr.get("condition") {
         None | Some(Value::Null) => (Vec::new(), None),
         Some(Value::Object(m)) => parse_condition(m)?,
         // pySigma's string conditions ("extended" correlations) are not in the specification.
-        Some(_) => Err("correlation.condition: must be a mapping like {gte: 5}")?,
+        Some(_) => Err(RefusalKind::Correlation
+            .error("correlation.condition: must be a mapping like {gte: 5}"))?,
     };
     let kind = match ty.as_str() {
         "event_count" | "value_count" if tests.is_empty() => {
-            return Err(format!(
+            return Err(RefusalKind::Correlation.error(format!(
                 "correlation.condition: {ty} needs gt gte lt lte eq or neq"
-            ));
+            )));
         }
         "event_count" => Kind::EventCount,
-        "value_count" => match field.clone() {
-            Some(fields) => Kind::ValueCount { fields },
-            None => Err("correlation.condition.field: value_count needs it")?,
-        },
+        "value_count" => {
+            match field.clone() {
+                Some(fields) => Kind::ValueCount { fields },
+                None => Err(RefusalKind::Correlation
+                    .error("correlation.condition.field: value_count needs it"))?,
+            }
+        }
         "temporal" => Kind::Temporal,
         "temporal_ordered" => Kind::TemporalOrdered,
         "value_sum" | "value_avg" | "value_percentile" => {
-            return Err(format!(
+            return Err(RefusalKind::Unsupported.error(format!(
                 "correlation.type: {ty} is refused: metric correlations need numeric field semantics \
                  (percentiles a definition the specification lacks); ghosthunt does not approximate them"
-            ));
+            )));
         }
         o => {
-            return Err(format!(
+            return Err(RefusalKind::Correlation.error(format!(
                 "correlation.type: '{o}' is not a supported correlation type"
-            ));
+            )));
         }
     };
     if field.is_some() && !matches!(kind, Kind::ValueCount { .. }) {
-        return Err(format!(
+        return Err(RefusalKind::Correlation.error(format!(
             "correlation.condition.field: only value_count counts one, not {ty}"
-        ));
+        )));
     }
     let condition = (!tests.is_empty()).then_some(Condition { tests });
     let rule = CorrelationRule {
@@ -268,15 +286,15 @@ pub fn parse_correlation(doc: &Value) -> Result<CorrelationRule, String> {
         let hi = c.tests.iter().map(|t| t.1 + 1).max().unwrap_or(1);
         let hi = rule.max_count().unwrap_or(hi);
         if !(1..=hi).any(|k| c.holds(k)) {
-            return Err(format!(
+            return Err(RefusalKind::Correlation.error(format!(
                 "correlation.condition: no count in 1..={hi} meets it; never fires"
-            ));
+            )));
         }
         if rule.kind == Kind::TemporalOrdered && (1..=n).any(|k| c.holds(k) != (k == n)) {
-            return Err(format!(
+            return Err(RefusalKind::Correlation.error(format!(
                 "correlation.condition: temporal_ordered takes only conditions met exactly when all \
                  {n} rules matched in order (e.g. gte: {n}); 'k of n in order' is undefined"
-            ));
+            )));
         }
     }
     Ok(rule)
@@ -284,11 +302,14 @@ pub fn parse_correlation(doc: &Value) -> Result<CorrelationRule, String> {
 
 /// A positive integer and a unit `s`, `m`, `h` or `d` (lowercase); at most 10 years, so that
 /// nanosecond arithmetic on event times cannot overflow.
-pub fn parse_timespan(v: &Value) -> Result<Duration, String> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| format!("correlation.timespan: must be a string like 5m, got {v}"))?;
-    let err = |why: &str| format!("correlation.timespan: '{s}' {why}");
+pub fn parse_timespan(v: &Value) -> Result<Duration, RuleError> {
+    let s = v.as_str().ok_or_else(|| {
+        RefusalKind::Correlation.error(format!(
+            "correlation.timespan: must be a string like 5m, got {v}"
+        ))
+    })?;
+    let err =
+        |why: &str| RefusalKind::Correlation.error(format!("correlation.timespan: '{s}' {why}"));
     let (num, unit) = s.split_at(s.len().saturating_sub(1));
     if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
         return Err(err("must be a positive integer followed by s, m, h or d"));
@@ -309,7 +330,7 @@ pub fn parse_timespan(v: &Value) -> Result<Duration, String> {
 
 type Tests = Vec<(Op, u64)>;
 
-fn parse_condition(m: &Map<String, Value>) -> Result<(Tests, Option<Vec<String>>), String> {
+fn parse_condition(m: &Map<String, Value>) -> Result<(Tests, Option<Vec<String>>), RuleError> {
     let (mut tests, mut field) = (Vec::new(), None);
     for (k, v) in m {
         if k == "field" {
@@ -319,31 +340,47 @@ fn parse_condition(m: &Map<String, Value>) -> Result<(Tests, Option<Vec<String>>
                 _ => None,
             };
             let f = f.filter(|f| !f.is_empty() && f.iter().all(|s| !s.is_empty()));
-            let f = f.ok_or("correlation.condition.field: must be a field or a list of fields")?;
+            let f = f.ok_or_else(|| {
+                RefusalKind::Correlation
+                    .error("correlation.condition.field: must be a field or a list of fields")
+            })?;
             unique(&f, "correlation.condition.field")?;
             field = Some(f);
         } else if let Some(i) = OP_KEYS.iter().position(|o| o == k) {
-            let bad = || format!("correlation.condition.{k}: must be a count ≥ 0, got {v}");
+            let bad = || {
+                RefusalKind::Correlation.error(format!(
+                    "correlation.condition.{k}: must be a count ≥ 0, got {v}"
+                ))
+            };
             tests.push((OPS[i], v.as_u64().ok_or_else(bad)?));
         } else {
-            return Err(format!(
+            return Err(RefusalKind::Correlation.error(format!(
                 "correlation.condition.{k}: unknown (expected {OP_KEYS:?}, field)"
-            ));
+            )));
         }
     }
     tests.sort();
     Ok((tests, field))
 }
 
-fn parse_aliases(v: Option<&Value>) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
+fn parse_aliases(
+    v: Option<&Value>,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, RuleError> {
     let mut out = BTreeMap::new();
     let m = match v {
         None | Some(Value::Null) => return Ok(out),
         Some(Value::Object(m)) => m,
-        Some(_) => return Err("correlation.aliases: must map alias → {rule → field}".into()),
+        Some(_) => {
+            return Err(RefusalKind::Correlation
+                .error("correlation.aliases: must map alias → {rule → field}"));
+        }
     };
     for (alias, per_rule) in m {
-        let err = || format!("correlation.aliases.{alias}: must map rule names to field names");
+        let err = || {
+            RefusalKind::Correlation.error(format!(
+                "correlation.aliases.{alias}: must map rule names to field names"
+            ))
+        };
         let per_rule = per_rule.as_object().filter(|p| !p.is_empty());
         let per_rule = per_rule.ok_or_else(err)?;
         let mut fields = BTreeMap::new();
@@ -356,28 +393,32 @@ fn parse_aliases(v: Option<&Value>) -> Result<BTreeMap<String, BTreeMap<String, 
     Ok(out)
 }
 
-fn opt_str(m: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+fn opt_str(m: &Map<String, Value>, key: &str) -> Result<Option<String>, RuleError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(o) => Err(format!("{key}: must be a string, got {o}")),
+        Some(o) => Err(RefusalKind::Correlation.error(format!("{key}: must be a string, got {o}"))),
     }
 }
 
 /// A list of strings, or one string (Hayabusa's `references`); absent or null is empty.
-fn str_list(m: &Map<String, Value>, key: &str, prefix: &str) -> Result<Vec<String>, String> {
+fn str_list(m: &Map<String, Value>, key: &str, prefix: &str) -> Result<Vec<String>, RuleError> {
     let list = match m.get(key) {
         None | Some(Value::Null) => Some(Vec::new()),
         Some(Value::String(s)) => Some(vec![s.clone()]),
         Some(Value::Array(a)) => a.iter().map(|x| x.as_str().map(str::to_string)).collect(),
         Some(_) => None,
     };
-    list.ok_or_else(|| format!("{prefix}{key}: must be a string or a list of strings"))
+    list.ok_or_else(|| {
+        RefusalKind::Correlation.error(format!(
+            "{prefix}{key}: must be a string or a list of strings"
+        ))
+    })
 }
 
-fn unique(v: &[String], what: &str) -> Result<(), String> {
+fn unique(v: &[String], what: &str) -> Result<(), RuleError> {
     match v.iter().enumerate().find(|(i, a)| v[..*i].contains(a)) {
-        Some((_, a)) => Err(format!("{what}: '{a}' appears twice")),
+        Some((_, a)) => Err(RefusalKind::Correlation.error(format!("{what}: '{a}' appears twice"))),
         None => Ok(()),
     }
 }

@@ -18,7 +18,7 @@ fn docs(text: &str) -> Vec<Value> {
     serde_saphyr::from_multiple::<Value>(text).expect("YAML")
 }
 
-fn with(extra: Value) -> Result<CorrelationRule, String> {
+fn with(extra: Value) -> Result<CorrelationRule, crate::sigma::error::RuleError> {
     let mut d = json!({"title": "t", "correlation": {"type": "event_count", "rules": ["a"],
         "group-by": ["User"], "timespan": "5m", "condition": {"gte": 3}}});
     extra
@@ -44,7 +44,7 @@ fn schema_examples_parse_and_metric_types_are_refused_with_a_reason() {
         );
         match name.as_ref() {
             "value_sum" | "value_avg" | "value_percentile" => {
-                assert!(r.unwrap_err().contains("refused"))
+                assert!(r.unwrap_err().to_string().contains("refused"))
             }
             _ => assert!(!r.unwrap().group_by.is_empty(), "{name}"),
         }
@@ -73,7 +73,7 @@ fn spec_text_examples_parse_with_their_meaning() {
                     .or_insert(json!("excerpt"));
                 parse_correlation(&d)
                     .map(|r| ok.push(r))
-                    .unwrap_or_else(|e| assert!(e.contains("refused"), "{e}"));
+                    .unwrap_or_else(|e| assert!(e.to_string().contains("refused"), "{e}"));
             }
         }
     }
@@ -141,6 +141,7 @@ fn conditions_combine_into_ranges_and_impossible_or_malformed_ones_are_refused()
     assert!(
         with(json!({"condition": {"gt": 5, "lt": 6}}))
             .unwrap_err()
+            .to_string()
             .contains("never fires")
     );
     for bad in [
@@ -159,6 +160,7 @@ fn value_count_needs_a_field_and_temporal_kinds_default_to_all_rules_in_order() 
     assert!(
         with(json!({"type": "value_count"}))
             .unwrap_err()
+            .to_string()
             .contains("field")
     );
     let vc = with(json!({"type": "value_count", "condition": {"gte": 2, "field": ["A", "B"]}}));
@@ -171,6 +173,7 @@ fn value_count_needs_a_field_and_temporal_kinds_default_to_all_rules_in_order() 
     assert!(
         with(json!({"condition": {"gte": 2, "field": "A"}}))
             .unwrap_err()
+            .to_string()
             .contains("only value_count")
     );
     let t =
@@ -188,6 +191,7 @@ fn value_count_needs_a_field_and_temporal_kinds_default_to_all_rules_in_order() 
     assert!(
         t("temporal_ordered", json!({"gte": 2}))
             .unwrap_err()
+            .to_string()
             .contains("in order")
     );
     assert!(t("temporal_ordered", json!({"eq": 3})).is_ok());
@@ -205,11 +209,15 @@ fn structural_errors_name_the_attribute() {
         (json!({"aliases": {"ip": ["a"]}}), "correlation.aliases.ip"),
     ];
     for (extra, want) in cases {
-        assert!(with(extra.clone()).unwrap_err().contains(want), "{extra}");
+        assert!(
+            with(extra.clone()).unwrap_err().to_string().contains(want),
+            "{extra}"
+        );
     }
     assert!(
         parse_correlation(&json!({"correlation": {}}))
             .unwrap_err()
+            .to_string()
             .contains("title")
     );
 }

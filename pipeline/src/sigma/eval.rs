@@ -14,12 +14,14 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::query::udf::in_network;
+use crate::sigma::error::{RefusalKind, RuleError};
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use regex::{Regex, RegexBuilder};
 
@@ -119,7 +121,7 @@ impl std::fmt::Debug for RuleSet {
 }
 
 /// Compiles a test's glob pattern into an anchored regex.
-fn glob_regex(pattern: &Pattern, cased: bool) -> Result<Regex, String> {
+fn glob_regex(pattern: &Pattern, cased: bool) -> Result<Regex, RuleError> {
     let mut re = String::from("^");
     for piece in &pattern.0 {
         match piece {
@@ -134,7 +136,7 @@ fn glob_regex(pattern: &Pattern, cased: bool) -> Result<Regex, String> {
         .dot_matches_new_line(true)
         .size_limit(1 << 22)
         .build()
-        .map_err(|e| format!("glob {pattern:?}: {e}"))
+        .map_err(|e| RefusalKind::Value.error(format!("glob {pattern:?}: {e}")))
 }
 
 struct Compiler {
@@ -184,7 +186,7 @@ impl Compiler {
         Node::Slot(slot)
     }
 
-    fn test(&mut self, field: &str, test: &Test) -> Result<Node, String> {
+    fn test(&mut self, field: &str, test: &Test) -> Result<Node, RuleError> {
         let col = self.column(field);
         Ok(match test {
             Test::Str { pattern, cased } => {
@@ -213,7 +215,9 @@ impl Compiler {
                         .dot_matches_new_line(*dot_matches_new_line)
                         .size_limit(1 << 22)
                         .build()
-                        .map_err(|e| format!("regular expression `{pattern}`: {e}"))?,
+                        .map_err(|e| {
+                            RefusalKind::Value.error(format!("regular expression `{pattern}`: {e}"))
+                        })?,
                 ),
             ),
             Test::Cidr { network, prefix } => Node::Row(col, RowTest::Cidr(*network, *prefix)),
@@ -239,7 +243,7 @@ impl Compiler {
         })
     }
 
-    fn expr(&mut self, e: &Expr) -> Result<Node, String> {
+    fn expr(&mut self, e: &Expr) -> Result<Node, RuleError> {
         Ok(match e {
             Expr::True => Node::True,
             Expr::And(v) => {
@@ -261,7 +265,8 @@ impl Compiler {
             Expr::Not(e) => Node::Not(Box::new(self.expr(e)?)),
             Expr::Field { field, test } => self.test(field, test)?,
             Expr::Keyword { .. } => {
-                return Err("keyword (full-text) tests must be expanded to fields first".into());
+                return Err(RefusalKind::Unsupported
+                    .error("keyword (full-text) tests must be expanded to fields first"));
             }
         })
     }
@@ -270,7 +275,7 @@ impl Compiler {
 impl RuleSet {
     /// Compiles rules; the error of a rule that cannot be compiled is returned at its index (the others
     /// still compile).
-    pub fn compile(rules: &[RuleInput<'_>]) -> (RuleSet, Vec<Option<String>>) {
+    pub fn compile(rules: &[RuleInput<'_>]) -> (RuleSet, Vec<Option<RuleError>>) {
         let mut c = Compiler {
             columns: Vec::new(),
             column_index: HashMap::new(),
@@ -407,11 +412,11 @@ impl RuleSet {
 }
 
 /// A column as strings: Utf8 as is, anything else cast (numbers as their decimal text).
-fn as_strings(array: &ArrayRef) -> Result<Arc<StringArray>, String> {
+fn as_strings(array: &ArrayRef) -> Result<Arc<StringArray>, ArrowError> {
     if let Some(s) = array.as_any().downcast_ref::<StringArray>() {
         return Ok(Arc::new(s.clone()));
     }
-    let cast = cast(array, &DataType::Utf8).map_err(|e| e.to_string())?;
+    let cast = cast(array, &DataType::Utf8)?;
     Ok(Arc::new(cast.as_string::<i32>().clone()))
 }
 

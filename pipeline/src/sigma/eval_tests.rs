@@ -252,7 +252,9 @@ fn a_bad_rule_is_refused_alone() {
             variants: vec![(&Expr::True, &good)],
         },
     ]);
-    assert!(errors[0].as_deref().unwrap().contains("unclosed"));
+    let error = errors[0].as_ref().unwrap();
+    assert!(error.to_string().contains("unclosed"), "{error}");
+    assert_eq!(error.kind(), crate::sigma::error::RefusalKind::Value);
     assert!(errors[1].is_none());
     assert_eq!(set.evaluate(&batch()), vec![(1, vec![0, 1, 2])]);
 }

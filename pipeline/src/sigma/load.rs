@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::sigma::correlation::{CorrelationRule, parse_correlation};
+use crate::sigma::error::{RefusalKind, RuleError};
 use crate::sigma::ir::SigmaRule;
 use crate::sigma::mapping::{BoundRule, ExtraColumn, Mapping};
 use crate::sigma::parse::{Document, ParseOptions, parse_file};
@@ -16,7 +17,7 @@ pub struct SigmaRefusal {
     pub file: PathBuf,
     pub title: Option<String>,
     pub id: Option<String>,
-    pub reason: String,
+    pub reason: RuleError,
 }
 
 impl fmt::Display for SigmaRefusal {
@@ -33,13 +34,9 @@ impl fmt::Display for SigmaRefusal {
 }
 
 impl SigmaRefusal {
-    /// The reason with rule-specific details (quoted names, numbers) cut off, for counting by kind.
-    pub fn kind(&self) -> String {
-        let r = &self.reason;
-        let cut = r
-            .find(['`', '"', '\'', '%', '('])
-            .map_or(r.as_str(), |i| &r[..i]);
-        cut.trim().trim_end_matches(':').to_string()
+    /// What is wrong, for counting refusals by kind (and whose move it is: [`RefusalKind::fault`]).
+    pub fn kind(&self) -> RefusalKind {
+        self.reason.kind()
     }
 }
 
@@ -77,8 +74,8 @@ impl Loaded {
     }
 
     /// Refusals counted by kind of reason, most frequent first.
-    pub fn refusals_by_kind(&self) -> Vec<(String, usize)> {
-        let mut counts: HashMap<String, usize> = HashMap::new();
+    pub fn refusals_by_kind(&self) -> Vec<(RefusalKind, usize)> {
+        let mut counts: HashMap<RefusalKind, usize> = HashMap::new();
         for r in &self.refusals {
             *counts.entry(r.kind()).or_default() += 1;
         }
@@ -131,20 +128,24 @@ pub fn load(
                             placeholders,
                             base_columns,
                         ),
-                        Err(e) => loaded.refusals.push(file_refusal(&file, e.to_string())),
+                        Err(e) => loaded.refusals.push(file_refusal(
+                            &file,
+                            RefusalKind::Unreadable.error(e.to_string()),
+                        )),
                     }
                 }
             }
-            Err(e) => loaded
-                .refusals
-                .push(file_refusal(dir, format!("cannot read the directory: {e}"))),
+            Err(e) => loaded.refusals.push(file_refusal(
+                dir,
+                RefusalKind::Unreadable.error(format!("cannot read the directory: {e}")),
+            )),
         }
     }
     dedupe_ids(&mut loaded);
     loaded
 }
 
-fn file_refusal(file: &Path, reason: String) -> SigmaRefusal {
+fn file_refusal(file: &Path, reason: RuleError) -> SigmaRefusal {
     SigmaRefusal {
         file: file.to_path_buf(),
         title: None,
@@ -192,15 +193,16 @@ pub fn add_file(
                     file: file.to_path_buf(),
                     title: value.get("title").and_then(|v| v.as_str()).map(String::from),
                     id: value.get("id").and_then(|v| v.as_str()).map(String::from),
-                    reason: format!("correlation: {reason}"),
+                    reason: reason.context("correlation"),
                 }),
             },
             Ok(Document::Filter(value)) => loaded.refusals.push(SigmaRefusal {
                 file: file.to_path_buf(),
                 title: value.get("title").and_then(|v| v.as_str()).map(String::from),
                 id: value.get("id").and_then(|v| v.as_str()).map(String::from),
-                reason: "Sigma filters (meta filters) are not supported: put the exclusion into the rule"
-                    .into(),
+                reason: RefusalKind::Unsupported.error(
+                    "Sigma filters (meta filters) are not supported: put the exclusion into the rule",
+                ),
             }),
             Err(refusal) => loaded.refusals.push(SigmaRefusal {
                 file: file.to_path_buf(),
@@ -222,7 +224,8 @@ fn dedupe_ids(loaded: &mut Loaded) {
                 file: r.file.clone(),
                 title: Some(r.rule.title.clone()),
                 id: Some(r.rule.id.clone()),
-                reason: format!("duplicate rule id (first in {})", first.display()),
+                reason: RefusalKind::DuplicateId
+                    .error(format!("duplicate rule id (first in {})", first.display())),
             });
         } else {
             seen.insert(r.rule.id.clone(), r.file.clone());
@@ -230,4 +233,94 @@ fn dedupe_ids(loaded: &mut Loaded) {
         }
     }
     loaded.rules = kept;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::EventSchema;
+
+    /// The kind of the one refusal `add_file` makes of `text`.
+    fn refusal_kind(text: &str) -> RefusalKind {
+        let schema = EventSchema::windows();
+        let base: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+        let mut loaded = Loaded::default();
+        let file = Path::new("rule.yml");
+        add_file(
+            &mut loaded,
+            text,
+            file,
+            &Mapping::builtin(),
+            &HashMap::new(),
+            &base,
+        );
+        assert!(loaded.rules.is_empty(), "compiled: {text}");
+        assert_eq!(loaded.refusals.len(), 1, "{:?}", loaded.refusals);
+        loaded.refusals[0].kind()
+    }
+
+    const HEAD: &str = "title: t\nid: 3f0b2b5e-0000-4000-8000-000000000001\n";
+    const PROCESS: &str = "logsource: {product: windows, category: process_creation}\n";
+
+    #[test]
+    fn refusals_are_classified_where_the_fault_is_found_not_from_their_text() {
+        let rule =
+            |logsource: &str, detection: &str| format!("{HEAD}{logsource}detection:\n{detection}");
+        let cases = [
+            ("a: [unclosed", RefusalKind::Yaml),
+            (
+                "title: t\nlogsource: {product: windows}\ndetection: {s: {a: 1}, condition: s}",
+                RefusalKind::Metadata,
+            ),
+            (
+                &rule(PROCESS, "  s: {Image|endswith: x}\n  condition: s and (\n"),
+                RefusalKind::Condition,
+            ),
+            (
+                &rule(PROCESS, "  s: {Image|endswith: x}\n  condition: s and t\n"),
+                RefusalKind::Condition,
+            ),
+            (
+                &rule(PROCESS, "  s: {Image|nosuch: x}\n  condition: s\n"),
+                RefusalKind::Modifier,
+            ),
+            (
+                &rule(PROCESS, "  s: {Image|re: 'a(b'}\n  condition: s\n"),
+                RefusalKind::Value,
+            ),
+            (
+                &rule(PROCESS, "  s: {Image|re: '(?=a)'}\n  condition: s\n"),
+                RefusalKind::Unsupported,
+            ),
+            (
+                &rule(
+                    PROCESS,
+                    "  s: {Image|expand: '%nowhere%'}\n  condition: s\n",
+                ),
+                RefusalKind::Placeholder,
+            ),
+            (
+                &rule(PROCESS, "  s: {Image: []}\n  condition: s\n"),
+                RefusalKind::Detection,
+            ),
+            (
+                &rule(PROCESS, "  s: {Image: x}\n  condition: s | count() > 5\n"),
+                RefusalKind::Unsupported,
+            ),
+            (
+                &rule(
+                    "logsource: {product: linux, category: process_creation}\n",
+                    "  s: {Image: x}\n  condition: s\n",
+                ),
+                RefusalKind::Logsource,
+            ),
+        ];
+        for (text, kind) in cases {
+            assert_eq!(refusal_kind(text), kind, "{text}");
+        }
+        assert_eq!(
+            RefusalKind::Logsource.fault(),
+            crate::sigma::error::Fault::Mapping
+        );
+    }
 }

@@ -15,6 +15,7 @@ pub mod condition;
 pub mod correlate;
 pub mod correlation;
 pub mod engine;
+pub mod error;
 pub mod eval;
 mod hunts;
 pub mod ir;

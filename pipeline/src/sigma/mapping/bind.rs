@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::file::check_field_name;
 use super::{BoundRule, BoundVariant, Column, Entry, ExtraColumn, FIELD_PLACEHOLDER, Mapping};
+use crate::sigma::error::{RefusalKind, RuleError};
 use crate::sigma::ir::{Expr, Logsource, Pattern, SigmaRule, Test};
 
 impl Mapping {
@@ -17,8 +18,9 @@ impl Mapping {
     ///    canonical (PascalCase) spelling of that name and the name is free (not a built-in column, a
     ///    `columns` target or a `fields` column), else `snake_case(field)__<fnv1a32(field) as 8 hex digits>`.
     ///    Plain names never contain `__`, so the two forms cannot meet.
-    pub fn column_for(&self, field: &str, base_columns: &[&str]) -> Result<Column, String> {
-        check_field_name(field).map_err(|m| format!("field {field:?}: {m}"))?;
+    pub fn column_for(&self, field: &str, base_columns: &[&str]) -> Result<Column, RuleError> {
+        check_field_name(field)
+            .map_err(|m| RefusalKind::Field.error(format!("field {field:?}: {m}")))?;
         if let Some(c) = self.columns.get(field) {
             return Ok(Column::Builtin(c.clone()));
         }
@@ -51,9 +53,10 @@ impl Mapping {
 
     /// The mapping entry for a rule's logsource. Keys must be equal; a rule without `product` takes the
     /// product of the only entry with its category and service.
-    fn entry_for(&self, ls: &Logsource) -> Result<&Entry, String> {
+    fn entry_for(&self, ls: &Logsource) -> Result<&Entry, RuleError> {
         if ls.product.is_none() && ls.category.is_none() && ls.service.is_none() {
-            return Err("logsource is empty (it needs a product, category or service)".into());
+            return Err(RefusalKind::Metadata
+                .error("logsource is empty (it needs a product, category or service)"));
         }
         let same =
             |e: &&Entry| e.logsource.category == ls.category && e.logsource.service == ls.service;
@@ -67,8 +70,9 @@ impl Mapping {
         };
         match candidates.as_slice() {
             [one] => Ok(one),
-            [] => Err(format!("logsource {ls} is not mapped by {}", self.origin)),
-            many => Err(format!(
+            [] => Err(RefusalKind::Logsource
+                .error(format!("logsource {ls} is not mapped by {}", self.origin))),
+            many => Err(RefusalKind::Logsource.error(format!(
                 "logsource {ls} is ambiguous in {}: it lacks a product and {} entries match ({})",
                 self.origin,
                 many.len(),
@@ -76,21 +80,22 @@ impl Mapping {
                     .map(|e| e.logsource.to_string())
                     .collect::<Vec<_>>()
                     .join("; ")
-            )),
+            ))),
         }
     }
 
     /// Binds a rule: its logsource's variants, each with its `when` condition and the rule's detection with
     /// field names replaced by column names (after the variant's renames). `base_columns` are the built-in
     /// schema's column names. Keyword tests pass through unchanged.
-    pub fn bind(&self, rule: &SigmaRule, base_columns: &[&str]) -> Result<BoundRule, String> {
-        self.check_schema(base_columns)?;
+    pub fn bind(&self, rule: &SigmaRule, base_columns: &[&str]) -> Result<BoundRule, RuleError> {
+        self.check_schema(base_columns)
+            .map_err(|e| RefusalKind::Field.error(e.to_string()))?;
         let entry = self.entry_for(&rule.logsource)?;
         let mut extra: BTreeMap<String, ExtraColumn> = BTreeMap::new();
-        let mut error: Option<String> = None;
+        let mut error: Option<RuleError> = None;
         let resolve = |field: &str,
                        extra: &mut BTreeMap<String, ExtraColumn>,
-                       error: &mut Option<String>|
+                       error: &mut Option<RuleError>|
          -> String {
             match self.column_for(field, base_columns) {
                 Ok(Column::Builtin(name)) => name,
@@ -143,7 +148,7 @@ impl Mapping {
             variants.push(BoundVariant { when, detection });
         }
         if let Some(e) = error {
-            return Err(format!("rule {} ({}): {e}", rule.id, rule.title));
+            return Err(e);
         }
         let mut logsource = entry.logsource.clone();
         if logsource.product.is_none() {

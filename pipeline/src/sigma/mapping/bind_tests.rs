@@ -210,7 +210,8 @@ fn unmapped_logsources_are_refused_precisely() {
         )
         .unwrap_err();
     assert!(
-        err.contains("logsource product=linux category=process_creation is not mapped"),
+        err.to_string()
+            .contains("logsource product=linux category=process_creation is not mapped"),
         "{err}"
     );
     let err = m
@@ -223,24 +224,24 @@ fn unmapped_logsources_are_refused_precisely() {
         )
         .unwrap_err();
     assert!(
-        err.contains("product=windows category=process_creation service=sysmon"),
+        err.to_string()
+            .contains("product=windows category=process_creation service=sysmon"),
         "{err}"
     );
     let err = m
         .bind(&rule(ls(None, None, None), Expr::True), &base)
         .unwrap_err();
-    assert!(err.contains("logsource is empty"), "{err}");
-    // An empty field name in a detection is refused with the rule named.
+    assert!(err.to_string().contains("logsource is empty"), "{err}");
+    // An empty field name in a detection is refused as the mapping's kind of problem (the refusal that
+    // carries it names the rule).
     let err = m
         .bind(
             &rule(ls(Some("windows"), None, Some("system")), eq("", "x")),
             &base,
         )
         .unwrap_err();
-    assert!(
-        err.contains("test rule") && err.contains("empty field name"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("empty field name"), "{err}");
+    assert_eq!(err.kind(), crate::sigma::error::RefusalKind::Field);
     // Ambiguity when a product-less rule matches entries of several products.
     let two = Mapping::from_yaml(
         "default_paths: ['{field}']\nlogsources:\n  - logsource: {product: windows, category: process_creation}\n    variants: [{}]\n  - logsource: {product: linux, category: process_creation}\n    variants: [{}]\n",
@@ -254,7 +255,7 @@ fn unmapped_logsources_are_refused_precisely() {
         )
         .unwrap_err();
     assert!(
-        err.contains("ambiguous") && err.contains("product=linux"),
+        err.to_string().contains("ambiguous") && err.to_string().contains("product=linux"),
         "{err}"
     );
 }

@@ -108,7 +108,10 @@ fn corpus_every_windows_logsource_resolves() {
         let slot = counts.entry(l.to_string()).or_insert((0, None));
         slot.0 += 1;
         if slot.0 == 1 {
-            slot.1 = m.bind(&rule(l.clone(), Expr::True), &base).err();
+            slot.1 = m
+                .bind(&rule(l.clone(), Expr::True), &base)
+                .err()
+                .map(|e| e.to_string());
         }
     }
     let mut table: Vec<_> = counts.iter().collect();

@@ -267,21 +267,26 @@ impl Mapping {
 
     /// Checks the file against the built-in schema: every `columns` target must be a built-in column, and no
     /// `fields` column may be one. [`Mapping::bind`] runs the same check.
-    pub fn check_schema(&self, base_columns: &[&str]) -> Result<(), String> {
+    pub fn check_schema(&self, base_columns: &[&str]) -> Result<(), MappingError> {
         for (field, column) in &self.columns {
             if !base_columns.contains(&column.as_str()) {
-                return Err(format!(
-                    "{}: columns.{field}: {column:?} is not a column of the built-in schema",
-                    self.origin
-                ));
+                return Err(MappingError::Invalid {
+                    origin: self.origin.clone(),
+                    key: format!("columns.{field}"),
+                    message: format!("{column:?} is not a column of the built-in schema"),
+                });
             }
         }
         for (field, extra) in &self.fields {
             if base_columns.contains(&extra.name.as_str()) {
-                return Err(format!(
-                    "{}: fields.{field}.column: {:?} is a column of the built-in schema; map the field in `columns` instead",
-                    self.origin, extra.name
-                ));
+                return Err(MappingError::Invalid {
+                    origin: self.origin.clone(),
+                    key: format!("fields.{field}.column"),
+                    message: format!(
+                        "{:?} is a column of the built-in schema; map the field in `columns` instead",
+                        extra.name
+                    ),
+                });
             }
         }
         Ok(())

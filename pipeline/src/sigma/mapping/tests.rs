@@ -303,7 +303,7 @@ fn malformed_mappings_name_the_key() {
         )
         .unwrap_err();
     assert!(
-        err.contains("columns.Image") && err.contains("imagee"),
+        err.to_string().contains("columns.Image") && err.to_string().contains("imagee"),
         "{err}"
     );
 }

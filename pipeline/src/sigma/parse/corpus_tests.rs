@@ -109,7 +109,7 @@ fn corpus_rules_parse() {
                                 tally.rules += 1;
                                 tally
                                     .refused
-                                    .entry(reason_group(&r.reason))
+                                    .entry(reason_group(&r.reason.to_string()))
                                     .or_default()
                                     .push(format!("{rel}: {}", r.reason));
                             }

@@ -8,14 +8,15 @@ use super::ParseOptions;
 use super::modifiers::{Modifier, Raw, apply_modifiers, validate_regex};
 use super::yaml::Yaml;
 use crate::sigma::condition;
+use crate::sigma::error::{RefusalKind, RuleError};
 use crate::sigma::ir::{Cmp, Expr, Pattern, Piece, Position, Test};
 
-pub(super) fn parse_detection(det: &Yaml, opts: &ParseOptions) -> Result<Expr, String> {
+pub(super) fn parse_detection(det: &Yaml, opts: &ParseOptions) -> Result<Expr, RuleError> {
     let Yaml::Map(items) = det else {
-        return Err(format!(
+        return Err(RefusalKind::Detection.error(format!(
             "`detection` must be a mapping, not a {}",
             det.kind()
-        ));
+        )));
     };
     let mut idents: Vec<(String, Expr)> = Vec::new();
     let mut conditions: Option<Vec<String>> = None;
@@ -27,12 +28,15 @@ pub(super) fn parse_detection(det: &Yaml, opts: &ParseOptions) -> Result<Expr, S
                     Yaml::Seq(cs) => cs
                         .iter()
                         .map(|c| {
-                            c.scalar_text()
-                                .ok_or_else(|| "`condition` list items must be strings".to_string())
+                            c.scalar_text().ok_or_else(|| {
+                                RefusalKind::Detection
+                                    .error("`condition` list items must be strings")
+                            })
                         })
                         .collect::<Result<_, _>>()?,
                     v => vec![v.scalar_text().ok_or_else(|| {
-                        format!("`condition` must be a string, not a {}", v.kind())
+                        RefusalKind::Detection
+                            .error(format!("`condition` must be a string, not a {}", v.kind()))
                     })?],
                 });
             }
@@ -40,23 +44,27 @@ pub(super) fn parse_detection(det: &Yaml, opts: &ParseOptions) -> Result<Expr, S
             "timeframe" => {}
             _ => {
                 if idents.iter().any(|(n, _)| *n == name) {
-                    return Err(format!("search identifier `{name}` is defined twice"));
+                    return Err(RefusalKind::Detection
+                        .error(format!("search identifier `{name}` is defined twice")));
                 }
                 let e = parse_search(v, opts)
-                    .map_err(|e| format!("search identifier `{name}`: {e}"))?;
+                    .map_err(|e| e.context(format_args!("search identifier `{name}`")))?;
                 idents.push((name, e));
             }
         }
     }
-    let conditions = conditions.ok_or("the detection has no `condition`")?;
+    let conditions = conditions
+        .ok_or_else(|| RefusalKind::Condition.error("the detection has no `condition`"))?;
     if conditions.is_empty() {
-        return Err("the `condition` list is empty".into());
+        return Err(RefusalKind::Condition.error("the `condition` list is empty"));
     }
     let mut alternatives = Vec::new();
     for c in &conditions {
-        let parsed = condition::parse_condition(c).map_err(|e| format!("condition `{c}`: {e}"))?;
+        let parsed = condition::parse_condition(c)
+            .map_err(|e| e.context(format_args!("condition `{c}`")))?;
         alternatives.push(
-            condition::resolve(&parsed, &idents).map_err(|e| format!("condition `{c}`: {e}"))?,
+            condition::resolve(&parsed, &idents)
+                .map_err(|e| e.context(format_args!("condition `{c}`")))?,
         );
     }
     Ok(simplify(Expr::Or(alternatives)))
@@ -64,7 +72,7 @@ pub(super) fn parse_detection(det: &Yaml, opts: &ParseOptions) -> Result<Expr, S
 
 /// One search identifier's definition: a map (AND of its items), a list (OR of maps and keywords), or a
 /// single keyword.
-fn parse_search(v: &Yaml, opts: &ParseOptions) -> Result<Expr, String> {
+fn parse_search(v: &Yaml, opts: &ParseOptions) -> Result<Expr, RuleError> {
     match v {
         Yaml::Map(items) => {
             let mut all = Vec::with_capacity(items.len());
@@ -75,48 +83,59 @@ fn parse_search(v: &Yaml, opts: &ParseOptions) -> Result<Expr, String> {
         }
         Yaml::Seq(items) => {
             if items.is_empty() {
-                return Err("empty list".into());
+                return Err(RefusalKind::Detection.error("empty list"));
             }
             let mut any = Vec::with_capacity(items.len());
             for item in items {
                 any.push(match item {
                     Yaml::Map(_) => parse_search(item, opts)?,
                     Yaml::Seq(_) => {
-                        return Err("a list nested in a list is not a valid search".into());
+                        return Err(RefusalKind::Detection
+                            .error("a list nested in a list is not a valid search"));
                     }
-                    Yaml::Null => return Err("`null` is not a valid keyword".into()),
+                    Yaml::Null => {
+                        return Err(RefusalKind::Detection.error("`null` is not a valid keyword"));
+                    }
                     scalar => compile_values(None, &[], std::slice::from_ref(scalar), opts)?,
                 });
             }
             Ok(simplify(Expr::Or(any)))
         }
-        Yaml::Null => Err("no definition (null)".into()),
+        Yaml::Null => Err(RefusalKind::Detection.error("no definition (null)")),
         scalar => compile_values(None, &[], std::slice::from_ref(scalar), opts),
     }
 }
 
 /// One `Field|mod1|mod2: value(s)` item of a map.
-fn parse_item(key: &str, value: &Yaml, opts: &ParseOptions) -> Result<Expr, String> {
+fn parse_item(key: &str, value: &Yaml, opts: &ParseOptions) -> Result<Expr, RuleError> {
     let mut parts = key.split('|');
     let field = parts.next().unwrap_or_default().trim();
     let mut mods = Vec::new();
     for m in parts {
-        mods.push(Modifier::parse(m).map_err(|e| format!("`{key}`: {e}"))?);
+        mods.push(Modifier::parse(m).map_err(|e| e.context(format_args!("`{key}`")))?);
     }
     let values: &[Yaml] = match value {
-        Yaml::Seq(items) if items.is_empty() => return Err(format!("`{key}`: empty value list")),
+        Yaml::Seq(items) if items.is_empty() => {
+            return Err(RefusalKind::Detection.error(format!("`{key}`: empty value list")));
+        }
         Yaml::Seq(items) => items,
-        Yaml::Map(_) => return Err(format!("`{key}`: a value cannot be a mapping")),
+        Yaml::Map(_) => {
+            return Err(
+                RefusalKind::Detection.error(format!("`{key}`: a value cannot be a mapping"))
+            );
+        }
         v => std::slice::from_ref(v),
     };
     if let Some(bad) = values
         .iter()
         .find(|v| matches!(v, Yaml::Seq(_) | Yaml::Map(_)))
     {
-        return Err(format!("`{key}`: a value cannot be a {}", bad.kind()));
+        return Err(
+            RefusalKind::Detection.error(format!("`{key}`: a value cannot be a {}", bad.kind()))
+        );
     }
     let field = if field.is_empty() { None } else { Some(field) };
-    compile_values(field, &mods, values, opts).map_err(|e| format!("`{key}`: {e}"))
+    compile_values(field, &mods, values, opts).map_err(|e| e.context(format_args!("`{key}`")))
 }
 
 /// A piece of a Sigma string while modifiers apply (a [`Piece`] or an unexpanded placeholder).
@@ -218,7 +237,7 @@ fn compile_values(
     mods: &[Modifier],
     values: &[Yaml],
     opts: &ParseOptions,
-) -> Result<Expr, String> {
+) -> Result<Expr, RuleError> {
     let all = mods.contains(&Modifier::All);
     let neq = mods.contains(&Modifier::Neq);
     let positional = mods.iter().any(|m| {
@@ -231,7 +250,7 @@ fn compile_values(
     for y in values {
         let raw = Raw { yaml: y };
         if matches!(y, Yaml::Null) && mods.iter().any(|m| !m.is_list_level()) {
-            return Err("`null` takes no value modifier".into());
+            return Err(RefusalKind::Modifier.error("`null` takes no value modifier"));
         }
         let vals = apply_modifiers(&raw, mods, field.is_some(), opts)?;
         let mut alternatives = Vec::with_capacity(vals.len());
@@ -253,10 +272,10 @@ fn compile_values(
     });
     if neq {
         let Some(f) = field else {
-            return Err("`neq` needs a field".into());
+            return Err(RefusalKind::Modifier.error("`neq` needs a field"));
         };
         if has_exists(&combined) {
-            return Err("`neq` cannot combine with `exists`".into());
+            return Err(RefusalKind::Modifier.error("`neq` cannot combine with `exists`"));
         }
         return Ok(Expr::And(vec![
             Expr::Field {
@@ -281,7 +300,7 @@ fn has_exists(e: &Expr) -> bool {
     }
 }
 
-fn to_pattern(s: Vec<SPiece>) -> Result<Pattern, String> {
+fn to_pattern(s: Vec<SPiece>) -> Result<Pattern, RuleError> {
     let mut pieces = Vec::with_capacity(s.len());
     for p in s {
         pieces.push(match p {
@@ -289,22 +308,26 @@ fn to_pattern(s: Vec<SPiece>) -> Result<Pattern, String> {
             SPiece::Many => Piece::AnyMany,
             SPiece::One => Piece::AnyOne,
             // `expand` resolves placeholders immediately; a leftover is a bug, reported not panicked.
-            SPiece::Placeholder(n) => return Err(format!("unexpanded placeholder `%{n}%`")),
+            SPiece::Placeholder(n) => {
+                return Err(
+                    RefusalKind::Placeholder.error(format!("unexpanded placeholder `%{n}%`"))
+                );
+            }
         });
     }
     Ok(Pattern::new(pieces))
 }
 
-fn to_test(v: Val) -> Result<Test, String> {
+fn to_test(v: Val) -> Result<Test, RuleError> {
     Ok(match v {
         Val::Str { s, cased } => Test::Str {
             pattern: to_pattern(s)?,
             cased,
         },
         Val::Bytes(_, enc) => {
-            return Err(format!(
+            return Err(RefusalKind::Modifier.error(format!(
                 "`{enc}` without `base64`/`base64offset`: UTF-16 bytes cannot match decoded event text"
-            ));
+            )));
         }
         Val::Re { pattern, i, m, s } => {
             validate_regex(&pattern, i, m, s)?;
@@ -331,7 +354,7 @@ fn to_test(v: Val) -> Result<Test, String> {
     })
 }
 
-fn to_keyword(v: Val, positional: bool) -> Result<Expr, String> {
+fn to_keyword(v: Val, positional: bool) -> Result<Expr, RuleError> {
     match v {
         Val::Str { mut s, cased } => {
             if !positional {
@@ -348,11 +371,12 @@ fn to_keyword(v: Val, positional: bool) -> Result<Expr, String> {
                 cased,
             })
         }
-        Val::Bytes(_, enc) => Err(format!(
+        Val::Bytes(_, enc) => Err(RefusalKind::Modifier.error(format!(
             "`{enc}` without `base64`/`base64offset`: UTF-16 bytes cannot match decoded event text"
-        )),
-        Val::Null => Err("`null` is not a valid keyword".into()),
-        _ => Err("keywords (values without a field) support string matching only".into()),
+        ))),
+        Val::Null => Err(RefusalKind::Detection.error("`null` is not a valid keyword")),
+        _ => Err(RefusalKind::Detection
+            .error("keywords (values without a field) support string matching only")),
     }
 }
 

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use super::detection::{SPiece, Val, normalise, parse_sigma_string};
 use super::modifiers::Modifier;
 use super::{MAX_EXPANSION, ParseOptions};
+use crate::sigma::error::{RefusalKind, RuleError};
 
 const DASHES: [&str; 5] = ["-", "/", "\u{2013}", "\u{2014}", "\u{2015}"];
 
@@ -15,7 +16,7 @@ fn is_word(c: char) -> bool {
 }
 
 /// pySigma's windash: `\B[-/]\b` in each literal part → each of [`DASHES`], all combinations.
-pub(super) fn windash(s: &[SPiece]) -> Result<Vec<Vec<SPiece>>, String> {
+pub(super) fn windash(s: &[SPiece]) -> Result<Vec<Vec<SPiece>>, RuleError> {
     // Split literals into fixed text and dash slots.
     enum Slot {
         Fixed(SPiece),
@@ -51,9 +52,9 @@ pub(super) fn windash(s: &[SPiece]) -> Result<Vec<Vec<SPiece>>, String> {
     }
     let count = 5usize.checked_pow(n_dash).filter(|&c| c <= MAX_EXPANSION);
     if count.is_none() {
-        return Err(format!(
+        return Err(RefusalKind::Unsupported.error(format!(
             "windash would expand {n_dash} dashes into more than {MAX_EXPANSION} variants"
-        ));
+        )));
     }
     // Cartesian product, the first dash varying slowest (pySigma's order).
     let mut variants: Vec<Vec<SPiece>> = vec![Vec::new()];
@@ -119,18 +120,18 @@ pub(super) fn insert_placeholders(s: &[SPiece]) -> Vec<SPiece> {
 pub(super) fn expand_placeholders(
     s: &[SPiece],
     opts: &ParseOptions,
-) -> Result<Vec<Vec<SPiece>>, String> {
+) -> Result<Vec<Vec<SPiece>>, RuleError> {
     let mut variants: Vec<Vec<SPiece>> = vec![Vec::new()];
     for p in s {
         match p {
             SPiece::Placeholder(name) => {
                 let values = opts.placeholders.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
-                    format!("placeholder `%{name}%` has no configured values (configure it or disable the rule)")
+                    RefusalKind::Placeholder.error(format!("placeholder `%{name}%` has no configured values (configure it or disable the rule)"))
                 })?;
                 if variants.len().saturating_mul(values.len()) > MAX_EXPANSION {
-                    return Err(format!(
+                    return Err(RefusalKind::Unsupported.error(format!(
                         "placeholder expansion exceeds {MAX_EXPANSION} variants"
-                    ));
+                    )));
                 }
                 variants = variants
                     .into_iter()

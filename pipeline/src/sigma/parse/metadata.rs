@@ -5,9 +5,10 @@ use super::ParseOptions;
 use super::detection::parse_detection;
 use super::yaml::Yaml;
 use crate::hunt::{TACTICS, is_technique};
+use crate::sigma::error::{RefusalKind, RuleError};
 use crate::sigma::ir::{Level, Logsource, SigmaRule};
 
-pub(super) fn parse_rule(doc: &Yaml, opts: &ParseOptions) -> Result<SigmaRule, String> {
+pub(super) fn parse_rule(doc: &Yaml, opts: &ParseOptions) -> Result<SigmaRule, RuleError> {
     let title = required_text(doc, "title")?;
     let id = required_text(doc, "id")?;
     let level = match doc.get("level") {
@@ -23,12 +24,12 @@ pub(super) fn parse_rule(doc: &Yaml, opts: &ParseOptions) -> Result<SigmaRule, S
                 service: optional_text(ls, "service")?,
             }
         }
-        None => return Err("the rule has no `logsource`".into()),
-        Some(_) => return Err("`logsource` is not a mapping".into()),
+        None => return Err(RefusalKind::Metadata.error("the rule has no `logsource`")),
+        Some(_) => return Err(RefusalKind::Metadata.error("`logsource` is not a mapping")),
     };
     let detection = match doc.get("detection") {
         Some(d) => parse_detection(d, opts)?,
-        None => return Err("the rule has no `detection`".into()),
+        None => return Err(RefusalKind::Metadata.error("the rule has no `detection`")),
     };
     Ok(SigmaRule {
         id,
@@ -56,7 +57,7 @@ pub(super) fn parse_rule(doc: &Yaml, opts: &ParseOptions) -> Result<SigmaRule, S
     })
 }
 
-fn parse_level(v: &Yaml) -> Result<Level, String> {
+fn parse_level(v: &Yaml) -> Result<Level, RuleError> {
     let t = v.scalar_text().unwrap_or_default();
     Ok(match t.to_ascii_lowercase().as_str() {
         "informational" => Level::Informational,
@@ -65,32 +66,34 @@ fn parse_level(v: &Yaml) -> Result<Level, String> {
         "high" => Level::High,
         "critical" => Level::Critical,
         _ => {
-            return Err(format!(
+            return Err(RefusalKind::Metadata.error(format!(
                 "invalid `level` {:?} (expected informational, low, medium, high or critical)",
                 v.text_or_kind()
-            ));
+            )));
         }
     })
 }
 
-fn required_text(doc: &Yaml, key: &str) -> Result<String, String> {
+fn required_text(doc: &Yaml, key: &str) -> Result<String, RuleError> {
     match optional_text(doc, key)? {
         Some(t) if !t.trim().is_empty() => Ok(t),
-        _ => Err(format!("the rule has no `{key}`")),
+        _ => Err(RefusalKind::Metadata.error(format!("the rule has no `{key}`"))),
     }
 }
 
-fn optional_text(doc: &Yaml, key: &str) -> Result<Option<String>, String> {
+fn optional_text(doc: &Yaml, key: &str) -> Result<Option<String>, RuleError> {
     match doc.get(key) {
         None | Some(Yaml::Null) => Ok(None),
-        Some(v) => v
-            .scalar_text()
-            .map(Some)
-            .ok_or_else(|| format!("`{key}` must be a single value, not a {}", v.kind())),
+        Some(v) => v.scalar_text().map(Some).ok_or_else(|| {
+            RefusalKind::Metadata.error(format!(
+                "`{key}` must be a single value, not a {}",
+                v.kind()
+            ))
+        }),
     }
 }
 
-fn text_list(doc: &Yaml, key: &str) -> Result<Vec<String>, String> {
+fn text_list(doc: &Yaml, key: &str) -> Result<Vec<String>, RuleError> {
     match doc.get(key) {
         None | Some(Yaml::Null) => Ok(Vec::new()),
         Some(Yaml::Seq(items)) => items
@@ -98,14 +101,16 @@ fn text_list(doc: &Yaml, key: &str) -> Result<Vec<String>, String> {
             .filter(|i| !matches!(i, Yaml::Null))
             .map(|i| {
                 i.scalar_text().ok_or_else(|| {
-                    format!("`{key}` items must be single values, not a {}", i.kind())
+                    RefusalKind::Metadata.error(format!(
+                        "`{key}` items must be single values, not a {}",
+                        i.kind()
+                    ))
                 })
             })
             .collect(),
-        Some(v) => v
-            .scalar_text()
-            .map(|t| vec![t])
-            .ok_or_else(|| format!("`{key}` must be a list, not a {}", v.kind())),
+        Some(v) => v.scalar_text().map(|t| vec![t]).ok_or_else(|| {
+            RefusalKind::Metadata.error(format!("`{key}` must be a list, not a {}", v.kind()))
+        }),
     }
 }
 

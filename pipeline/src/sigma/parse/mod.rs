@@ -39,6 +39,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::LazyLock;
 
+use crate::sigma::error::{RefusalKind, RuleError};
 use crate::sigma::ir::SigmaRule;
 use metadata::parse_rule;
 use yaml::{Yaml, deep_merge};
@@ -87,7 +88,7 @@ pub enum Document {
 pub struct Refusal {
     pub title: Option<String>,
     pub id: Option<String>,
-    pub reason: String,
+    pub reason: RuleError,
 }
 
 impl fmt::Display for Refusal {
@@ -106,7 +107,7 @@ impl fmt::Display for Refusal {
 pub fn parse_file(
     text: &str,
     opts: &ParseOptions,
-) -> Result<Vec<Result<Document, Refusal>>, String> {
+) -> Result<Vec<Result<Document, Refusal>>, RuleError> {
     let mut yopts = serde_saphyr::Options::default();
     // YAML 1.2 core booleans only (`no`/`on` stay strings), and keep spellings such as `0755` or `1_000`
     // as the author wrote them instead of reading them as numbers.
@@ -117,9 +118,9 @@ pub fn parse_file(
         let msg = e.to_string();
         match e.location() {
             Some(loc) if !msg.contains("line") => {
-                format!("YAML error at line {}: {msg}", loc.line())
+                RefusalKind::Yaml.error(format!("YAML error at line {}: {msg}", loc.line()))
             }
-            _ => format!("YAML error: {msg}"),
+            _ => RefusalKind::Yaml.error(format!("YAML error: {msg}")),
         }
     })?;
 
@@ -134,7 +135,7 @@ pub fn parse_file(
             out.push(Err(Refusal {
                 title: None,
                 id: None,
-                reason: "document is not a mapping".into(),
+                reason: RefusalKind::Metadata.error("document is not a mapping"),
             }));
             continue;
         }
@@ -158,7 +159,8 @@ pub fn parse_file(
                 None => {
                     out.push(Err(refusal_for(
                         &doc,
-                        "`action: repeat` without a preceding rule document".into(),
+                        RefusalKind::Metadata
+                            .error("`action: repeat` without a preceding rule document"),
                     )));
                     continue;
                 }
@@ -166,7 +168,10 @@ pub fn parse_file(
             Some(other) => {
                 out.push(Err(refusal_for(
                     &doc,
-                    format!("unknown collection action `{}`", other.text_or_kind()),
+                    RefusalKind::Metadata.error(format!(
+                        "unknown collection action `{}`",
+                        other.text_or_kind()
+                    )),
                 )));
                 continue;
             }
@@ -190,7 +195,7 @@ fn parse_document(doc: &Yaml, opts: &ParseOptions) -> Result<Document, Refusal> 
         .map_err(|reason| refusal_for(doc, reason))
 }
 
-fn refusal_for(doc: &Yaml, reason: String) -> Refusal {
+fn refusal_for(doc: &Yaml, reason: RuleError) -> Refusal {
     Refusal {
         title: doc.get("title").and_then(Yaml::scalar_text),
         id: doc.get("id").and_then(Yaml::scalar_text),

@@ -462,7 +462,7 @@ fn expand_replaces_placeholders_with_configured_values() {
         ])
     );
     let e = rule_with("s:\n    Host|expand: '%Servers%'\ncondition: s", &ph).unwrap_err();
-    assert!(e.reason.contains("`%Servers%`"), "{}", e.reason);
+    assert!(e.reason.to_string().contains("`%Servers%`"), "{}", e.reason);
     // Without `expand`, `%name%` is literal text.
     assert_eq!(
         det("s:\n    Host: '%Servers%'\ncondition: s"),

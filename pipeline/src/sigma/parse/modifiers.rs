@@ -13,6 +13,7 @@ use super::encodings::{
 };
 use super::yaml::Yaml;
 use super::{MAX_EXPANSION, ParseOptions};
+use crate::sigma::error::{RefusalKind, RuleError};
 use crate::sigma::ir::{Cmp, Position};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +42,7 @@ pub(super) enum Modifier {
 }
 
 impl Modifier {
-    pub(super) fn parse(name: &str) -> Result<Modifier, String> {
+    pub(super) fn parse(name: &str) -> Result<Modifier, RuleError> {
         Ok(match name {
             "contains" => Modifier::Contains,
             "startswith" => Modifier::StartsWith,
@@ -68,12 +69,12 @@ impl Modifier {
             "neq" => Modifier::Neq,
             "expand" => Modifier::Expand,
             "minute" | "hour" | "day" | "week" | "month" | "year" => {
-                return Err(format!(
+                return Err(RefusalKind::Modifier.error(format!(
                     "unsupported modifier `{name}`: time-part modifiers need the field parsed as a timestamp, which ghosthunt does not do"
-                ));
+                )));
             }
-            "" => return Err("empty modifier".into()),
-            _ => return Err(format!("unknown modifier `{name}`")),
+            "" => return Err(RefusalKind::Modifier.error("empty modifier")),
+            _ => return Err(RefusalKind::Modifier.error(format!("unknown modifier `{name}`"))),
         })
     }
 
@@ -151,15 +152,17 @@ impl Raw<'_> {
     }
 }
 
-fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
+fn parse_cidr(text: &str) -> Result<(IpAddr, u8), RuleError> {
     let t = text.trim();
     let (addr, prefix) = match t.split_once('/') {
         Some((a, p)) => (a, Some(p)),
         None => (t, None),
     };
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("invalid CIDR `{text}`: `{addr}` is not an IP address"))?;
+    let ip: IpAddr = addr.parse().map_err(|_| {
+        RefusalKind::Value.error(format!(
+            "invalid CIDR `{text}`: `{addr}` is not an IP address"
+        ))
+    })?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let prefix: u8 = match prefix {
         None => max,
@@ -167,7 +170,9 @@ fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
             .filter(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|p| p.parse::<u8>().ok())
             .filter(|&p| p <= max)
-            .ok_or_else(|| format!("invalid CIDR `{text}`: prefix must be 0..={max}"))?,
+            .ok_or_else(|| {
+                RefusalKind::Value.error(format!("invalid CIDR `{text}`: prefix must be 0..={max}"))
+            })?,
     };
     let network = match ip {
         IpAddr::V4(v4) => {
@@ -190,7 +195,7 @@ fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
     Ok((network, prefix))
 }
 
-pub(super) fn validate_regex(pattern: &str, i: bool, m: bool, s: bool) -> Result<(), String> {
+pub(super) fn validate_regex(pattern: &str, i: bool, m: bool, s: bool) -> Result<(), RuleError> {
     regex::RegexBuilder::new(pattern)
         .case_insensitive(i)
         .multi_line(m)
@@ -199,12 +204,18 @@ pub(super) fn validate_regex(pattern: &str, i: bool, m: bool, s: bool) -> Result
         .map(|_| ())
         .map_err(|e| {
             let detail = e.to_string();
-            let why = if detail.contains("look-around") {
-                "uses look-around, which the linear-time regex engine does not support"
+            let (kind, why) = if detail.contains("look-around") {
+                (
+                    RefusalKind::Unsupported,
+                    "uses look-around, which the linear-time regex engine does not support",
+                )
             } else if detail.contains("backreference") {
-                "uses a backreference, which the linear-time regex engine does not support"
+                (
+                    RefusalKind::Unsupported,
+                    "uses a backreference, which the linear-time regex engine does not support",
+                )
             } else {
-                "does not compile"
+                (RefusalKind::Value, "does not compile")
             };
             let last = detail
                 .lines()
@@ -212,7 +223,7 @@ pub(super) fn validate_regex(pattern: &str, i: bool, m: bool, s: bool) -> Result
                 .unwrap_or("")
                 .trim()
                 .to_string();
-            format!("regular expression `{pattern}` {why} ({last})")
+            kind.error(format!("regular expression `{pattern}` {why} ({last})"))
         })
 }
 
@@ -222,22 +233,24 @@ pub(super) fn apply_modifiers(
     mods: &[Modifier],
     has_field: bool,
     opts: &ParseOptions,
-) -> Result<Vec<Val>, String> {
+) -> Result<Vec<Val>, RuleError> {
     let mut vals = vec![raw.initial()];
     for (applied, &m) in mods.iter().filter(|m| !m.is_list_level()).enumerate() {
         let first = applied == 0; // no value modifier applied before this one
         let name = m.name();
-        let need_first = || -> Result<(), String> {
+        let need_first = || -> Result<(), RuleError> {
             if first {
                 Ok(())
             } else {
-                Err(format!("`{name}` must be the first modifier"))
+                Err(RefusalKind::Modifier.error(format!("`{name}` must be the first modifier")))
             }
         };
         vals = match m {
             Modifier::Re => {
                 need_first()?;
-                let pattern = raw.text().ok_or("`re` needs a string value")?;
+                let pattern = raw
+                    .text()
+                    .ok_or_else(|| RefusalKind::Modifier.error("`re` needs a string value"))?;
                 vec![Val::Re {
                     pattern,
                     i: false,
@@ -247,27 +260,31 @@ pub(super) fn apply_modifiers(
             }
             Modifier::Cidr => {
                 need_first()?;
-                let text = raw.text().ok_or("`cidr` needs a string value")?;
+                let text = raw
+                    .text()
+                    .ok_or_else(|| RefusalKind::Modifier.error("`cidr` needs a string value"))?;
                 let (net, prefix) = parse_cidr(&text)?;
                 vec![Val::Cidr(net, prefix)]
             }
             Modifier::Exists => {
                 need_first()?;
                 if !has_field {
-                    return Err("`exists` needs a field".into());
+                    return Err(RefusalKind::Modifier.error("`exists` needs a field"));
                 }
                 match raw.yaml {
                     Yaml::Bool(b) => vec![Val::Exists(*b)],
-                    _ => return Err("`exists` needs `true` or `false`".into()),
+                    _ => {
+                        return Err(RefusalKind::Modifier.error("`exists` needs `true` or `false`"));
+                    }
                 }
             }
             Modifier::Compare(op) => {
                 need_first()?;
                 let n = raw.number().ok_or_else(|| {
-                    format!(
+                    RefusalKind::Value.error(format!(
                         "`{name}` needs a numeric value, not {:?}",
                         raw.yaml.text_or_kind()
-                    )
+                    ))
                 })?;
                 vec![Val::Num(op, n)]
             }
@@ -277,9 +294,9 @@ pub(super) fn apply_modifiers(
                     next.extend(apply_one(v, m, opts)?);
                 }
                 if next.len() > MAX_EXPANSION {
-                    return Err(format!(
+                    return Err(RefusalKind::Unsupported.error(format!(
                         "modifiers expand one value into more than {MAX_EXPANSION} variants"
-                    ));
+                    )));
                 }
                 next
             }
@@ -288,10 +305,10 @@ pub(super) fn apply_modifiers(
     Ok(vals)
 }
 
-fn apply_one(v: Val, m: Modifier, opts: &ParseOptions) -> Result<Vec<Val>, String> {
+fn apply_one(v: Val, m: Modifier, opts: &ParseOptions) -> Result<Vec<Val>, RuleError> {
     let name = m.name();
-    let wrong = |v: &Val| -> String {
-        match v {
+    let wrong = |v: &Val| -> RuleError {
+        RefusalKind::Modifier.error(match v {
             Val::Bytes(_, enc) => format!(
                 "`{name}` cannot follow `{enc}`: UTF-16 bytes must be turned into text by `base64` or `base64offset` first"
             ),
@@ -302,7 +319,7 @@ fn apply_one(v: Val, m: Modifier, opts: &ParseOptions) -> Result<Vec<Val>, Strin
             Val::Exists(_) => format!("`{name}` cannot apply to an existence test"),
             Val::FieldRef { .. } => format!("`{name}` cannot apply to a field reference"),
             Val::Str { .. } => format!("`{name}` cannot apply to a string"),
-        }
+        })
     };
     Ok(match (m, v) {
         (
@@ -357,13 +374,15 @@ fn apply_one(v: Val, m: Modifier, opts: &ParseOptions) -> Result<Vec<Val>, Strin
                 Val::Bytes(b, _) => b.clone(),
                 Val::Str { s, .. } => plain_text(s)
                     .ok_or_else(|| {
-                        format!("`{name}` cannot encode a value with wildcards or placeholders")
+                        RefusalKind::Modifier.error(format!(
+                            "`{name}` cannot encode a value with wildcards or placeholders"
+                        ))
                     })?
                     .into_bytes(),
                 _ => unreachable!(),
             };
             if data.is_empty() {
-                return Err(format!("`{name}` of an empty value"));
+                return Err(RefusalKind::Value.error(format!("`{name}` of an empty value")));
             }
             if m == Modifier::Base64 {
                 vec![cased_base64(B64.encode(&data))]
@@ -374,16 +393,15 @@ fn apply_one(v: Val, m: Modifier, opts: &ParseOptions) -> Result<Vec<Val>, Strin
                     .map(cased_base64)
                     .collect();
                 if variants.is_empty() {
-                    return Err(
-                        "`base64offset` of a value too short to have a stable encoding".into(),
-                    );
+                    return Err(RefusalKind::Value
+                        .error("`base64offset` of a value too short to have a stable encoding"));
                 }
                 variants
             }
         }
         (Modifier::Utf16Le | Modifier::Utf16Be | Modifier::Utf16, Val::Str { s, .. }) => {
             let text = plain_text(&s).ok_or_else(|| {
-                format!("`{name}` of a value with wildcards or placeholders cannot be matched (it would need `base64`, which refuses wildcards)")
+                RefusalKind::Modifier.error(format!("`{name}` of a value with wildcards or placeholders cannot be matched (it would need `base64`, which refuses wildcards)"))
             })?;
             vec![Val::Bytes(utf16_bytes(&text, m), name)]
         }
@@ -410,7 +428,8 @@ fn apply_one(v: Val, m: Modifier, opts: &ParseOptions) -> Result<Vec<Val>, Strin
             s: true,
         }],
         (Modifier::ReIgnoreCase | Modifier::ReMultiLine | Modifier::ReDotAll, _) => {
-            return Err(format!("`{name}` is a flag of `re` and must follow it"));
+            return Err(RefusalKind::Modifier
+                .error(format!("`{name}` is a flag of `re` and must follow it")));
         }
         (Modifier::Cased, Val::Str { s, .. }) => vec![Val::Str { s, cased: true }],
         (
@@ -424,10 +443,11 @@ fn apply_one(v: Val, m: Modifier, opts: &ParseOptions) -> Result<Vec<Val>, Strin
             cased: true,
         }],
         (Modifier::FieldRef, Val::Str { s, .. }) => {
-            let other =
-                plain_text(&s).ok_or("`fieldref` needs a plain field name without wildcards")?;
+            let other = plain_text(&s).ok_or_else(|| {
+                RefusalKind::Modifier.error("`fieldref` needs a plain field name without wildcards")
+            })?;
             if other.is_empty() {
-                return Err("`fieldref` needs a field name".into());
+                return Err(RefusalKind::Modifier.error("`fieldref` needs a field name"));
             }
             vec![Val::FieldRef {
                 other,

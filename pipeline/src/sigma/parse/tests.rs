@@ -61,7 +61,7 @@ pub(super) fn det(detection: &str) -> Expr {
 pub(super) fn refused(detection: &str) -> String {
     match rule_with(detection, &HashMap::new()) {
         Ok(r) => panic!("unexpectedly parsed: {:?}", r.detection),
-        Err(e) => e.reason,
+        Err(e) => e.reason.to_string(),
     }
 }
 
@@ -365,15 +365,15 @@ fn missing_required_keys_are_refused_with_title_and_id() {
         (r.title.as_deref(), r.id.as_deref()),
         (Some("X"), Some("abc"))
     );
-    assert!(r.reason.contains("logsource"));
+    assert!(r.reason.to_string().contains("logsource"));
     let docs = parse_file(
         "title: X\nlogsource: {product: x}\ndetection: {s: {A: 1}, condition: s}\n",
         &ParseOptions::default(),
     )
     .unwrap();
-    assert!(matches!(&docs[0], Err(r) if r.reason.contains("`id`")));
+    assert!(matches!(&docs[0], Err(r) if r.reason.to_string().contains("`id`")));
     let docs = parse_file("title: X\nid: a\nlevel: severe\nlogsource: {product: x}\ndetection: {s: {A: 1}, condition: s}\n", &ParseOptions::default()).unwrap();
-    assert!(matches!(&docs[0], Err(r) if r.reason.contains("level")));
+    assert!(matches!(&docs[0], Err(r) if r.reason.to_string().contains("level")));
 }
 
 #[test]
@@ -414,7 +414,7 @@ fn sigma1_collections_merge_global_and_repeat() {
     assert_eq!(rules[1].detection, field("A", str_test(vec![lit("2")])));
     assert_eq!(rules[2].logsource.product.as_deref(), Some("linux"));
     let docs = parse_file("action: repeat\nid: x\n", &ParseOptions::default()).unwrap();
-    assert!(matches!(&docs[0], Err(r) if r.reason.contains("repeat")));
+    assert!(matches!(&docs[0], Err(r) if r.reason.to_string().contains("repeat")));
 }
 
 #[test]
@@ -424,9 +424,9 @@ fn yaml_syntax_errors_name_the_line() {
         &ParseOptions::default(),
     )
     .unwrap_err();
-    assert!(e.contains("line"), "{e}");
+    assert!(e.to_string().contains("line"), "{e}");
     let docs = parse_file("- just\n- a list\n", &ParseOptions::default()).unwrap();
-    assert!(matches!(&docs[0], Err(r) if r.reason.contains("not a mapping")));
+    assert!(matches!(&docs[0], Err(r) if r.reason.to_string().contains("not a mapping")));
 }
 
 #[test]
