@@ -14,6 +14,8 @@
 //! - [`runtime`]: the one evaluator trait every kind of hunt runs as, and the detections it reports.
 //! - [`query`]: SQL hunts — their files, planning once with DataFusion, evaluating a batch or a window.
 //! - [`sigma`]: Sigma YAML rules → hunts, evaluated together on each batch; correlation rules.
+//! - [`kql`]: the Kusto Query Language front end (lexer, parser, syntax tree with positions); the
+//!   translation to hunts is not there yet.
 //! - [`alert`]: detections → OCSF Detection Findings with deterministic ids (built only here); the sinks.
 //! - [`pipeline`]: the wiring of one run; [`app`]: from settings to a running pipeline; [`testing`]: hunts
 //!   run on their sample events (`ghosthunt test`).
@@ -28,6 +30,7 @@ pub mod decode;
 pub mod generator;
 pub mod hunt;
 pub mod kafka;
+pub mod kql;
 pub mod pipeline;
 pub mod query;
 pub mod runtime;

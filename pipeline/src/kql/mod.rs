@@ -1,0 +1,48 @@
+//! Kusto Query Language (KQL) front end: lexer, parser, syntax tree and
+//! positioned errors.
+//!
+//! ```text
+//! let threshold = 5;
+//! DeviceProcessEvents
+//! | where Timestamp > ago(1d) and FileName =~ "powershell.exe"
+//! | summarize Count = count() by DeviceName, bin(Timestamp, 5m)
+//! | where Count > threshold
+//! ```
+//!
+//! [`parse`] turns such a text into a [`Query`]: a list of [`Statement`]s
+//! (`let`, `set`, and the final tabular expression). A tabular expression is a
+//! [`Source`] followed by [`Operator`]s; scalar expressions are [`Expr`] trees
+//! built with the precedence of the official grammar (Kql.g4):
+//! `or` < `and` < equality / `in` / `between` < relational < `+ -` < `* / %`
+//! < string operators (`has`, `contains`, `=~`, ...) < unary sign < postfix.
+//!
+//! Every node carries a [`Span`] of byte offsets; [`line_col`] converts an
+//! offset into a 1-based line and column for diagnostics. Errors are
+//! [`ParseError`]s displayed as `line L:C: expected X, found Y`.
+//!
+//! [`parse`] follows the grammar strictly; [`parse_document`] additionally
+//! accepts editor documents holding several queries separated by blank lines.
+//!
+//! Control commands (`.show tables`, ...) are refused: they are not part of
+//! the query language. Parsing never panics; nesting is capped at
+//! [`MAX_DEPTH`] grammar levels and [`STACK_BUDGET`] bytes of stack, so deep
+//! input yields an error instead of a stack overflow.
+
+pub mod ast;
+mod ast_expr;
+mod ast_ops;
+pub mod error;
+pub mod lexer;
+mod parser;
+mod parser_clauses;
+mod parser_expr;
+mod parser_ops;
+mod parser_sources;
+
+pub use ast::*;
+pub use error::{ParseError, line_col};
+pub use parser::{MAX_DEPTH, STACK_BUDGET, parse, parse_document};
+
+#[cfg(test)]
+#[path = "corpus_tests.rs"]
+mod corpus_tests;
