@@ -125,7 +125,7 @@ pub struct PlannedHunt {
     slot: Arc<InputSlot>,
     plan: Arc<dyn ExecutionPlan>,
     task_ctx: Arc<TaskContext>,
-    /// Row-level filter over the event schema; `None` keeps every row.
+    /// Row-level filter over the columns of `used_columns` (in that order); `None` keeps every row.
     prefilter: Option<Arc<dyn PhysicalExpr>>,
     /// Event-schema columns the hunt reads (what windows keep).
     used_columns: Vec<usize>,
@@ -218,8 +218,14 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
     let (used_columns, filters) = scan_requirements(&optimized, event_schema.fields().len());
     let prefilter = match filters {
         Some(expr) => {
-            let df_schema = DFSchema::try_from_qualified_schema(EVENTS_TABLE, &event_schema)
-                .map_err(located)?;
+            // Over the columns the hunt reads only: evaluating AND/OR, DataFusion filters the whole input
+            // batch for the right-hand side, so a filter over all event columns would cost in proportion
+            // to the schema's width (which grows with the Sigma rule set).
+            let used_schema = event_schema
+                .project(&used_columns)
+                .map_err(|e| located(e.into()))?;
+            let df_schema =
+                DFSchema::try_from_qualified_schema(EVENTS_TABLE, &used_schema).map_err(located)?;
             Some(
                 state
                     .create_physical_expr(expr, &df_schema)
@@ -333,7 +339,8 @@ impl PlannedHunt {
         let Some(expr) = &self.prefilter else {
             return Ok(None);
         };
-        let mask = expr.evaluate(batch)?.into_array(batch.num_rows())?;
+        let used = batch.project(&self.used_columns)?;
+        let mask = expr.evaluate(&used)?.into_array(batch.num_rows())?;
         let mask = mask
             .as_any()
             .downcast_ref::<BooleanArray>()
