@@ -297,3 +297,20 @@ fn auto_columns_are_collected_once_and_fieldrefs_are_mapped() {
         .visit_fields(&mut |f| seen.push(f.to_string()));
     assert_eq!(seen, ["object_type", "object_type", "user", "parent_user"]);
 }
+
+#[test]
+fn file_delete_is_sysmon_23_and_file_delete_detected_is_26_as_the_taxonomy_says() {
+    let m = Mapping::builtin();
+    let s = schema();
+    let sysmon = |id: u32| -> Value {
+        serde_json::json!({"Event": {"System": {"EventID": id, "Channel": "Microsoft-Windows-Sysmon/Operational"},
+                                     "EventData": {"Image": "C:\\Windows\\System32\\svchost.exe",
+                                                   "TargetFilename": "C:\\Windows\\System32\\winevt\\Logs\\x.evtx"}}})
+    };
+    let delete = ls(Some("windows"), Some("file_delete"), None);
+    let detected = ls(Some("windows"), Some("file_delete_detected"), None);
+    assert!(holds(&m, &s, delete.clone(), &sysmon(23)));
+    assert!(!holds(&m, &s, delete, &sysmon(26)));
+    assert!(holds(&m, &s, detected.clone(), &sysmon(26)));
+    assert!(!holds(&m, &s, detected, &sysmon(23)));
+}
