@@ -63,6 +63,8 @@ pub struct SigmaSetup {
     pub refusals: Vec<SigmaRefusal>,
     /// Rule files read.
     pub files: usize,
+    /// (rule id, how) for the rules that read fields some variant of their logsource cannot supply.
+    pub narrowed: Vec<(String, Vec<crate::sigma::mapping::Narrowing>)>,
 }
 
 /// The configured logsource and field mapping.
@@ -87,6 +89,7 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
             engine: None,
             refusals: Vec::new(),
             files: 0,
+            narrowed: Vec::new(),
         });
     }
     let mapping = sigma_mapping(settings)?;
@@ -106,6 +109,12 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
             "Event field read by Sigma rules.".to_string(),
         )
     }))?);
+    let narrowed = loaded
+        .rules
+        .iter()
+        .filter(|r| !r.bound.narrowed.is_empty())
+        .map(|r| (r.rule.id.clone(), r.bound.narrowed.clone()))
+        .collect();
     let mut refusals = std::mem::take(&mut loaded.refusals);
     let (engine, more) = SigmaEngine::build(loaded, &mapping, &base, &extended);
     let engine = engine
@@ -117,6 +126,7 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
         engine: Some(engine),
         refusals,
         files,
+        narrowed,
     })
 }
 

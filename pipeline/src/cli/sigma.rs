@@ -11,6 +11,7 @@ use crate::app;
 use crate::settings::Settings;
 use crate::sigma::error::RefusalKind;
 use crate::sigma::load::SigmaRefusal;
+use crate::sigma::mapping::Narrowing;
 
 /// What `sigma convert` made of the files: each rule's SQL, or why it was refused.
 pub struct ConvertReport {
@@ -47,6 +48,8 @@ pub struct CheckReport {
     pub correlations: usize,
     pub columns: usize,
     pub refusals: Vec<SigmaRefusal>,
+    /// (rule id, how) for the rules narrowed on a logsource variant that cannot carry fields they read.
+    pub narrowed: Vec<(String, Vec<Narrowing>)>,
 }
 
 /// Loads and compiles the rules of `dirs` (default: `sigma.directories`).
@@ -66,6 +69,7 @@ pub fn check(settings: &Settings, dirs: Vec<PathBuf>) -> Result<CheckReport, Cli
         correlations: engine.hunts().count() - engine.rule_count(),
         columns: setup.schema.columns.len(),
         refusals: setup.refusals,
+        narrowed: setup.narrowed,
     })
 }
 
@@ -90,7 +94,33 @@ impl fmt::Display for CheckReport {
         for (kind, n) in kinds {
             writeln!(f, "  refused {n:>5}  {kind} ({})", kind.fault())?;
         }
-        Ok(())
+        let narrowings = || self.narrowed.iter().flat_map(|(_, n)| n);
+        if self.narrowed.is_empty() {
+            return Ok(());
+        }
+        let mut fields: BTreeMap<&str, usize> = BTreeMap::new();
+        for n in narrowings() {
+            for field in &n.fields {
+                *fields.entry(field).or_default() += 1;
+            }
+        }
+        let mut fields: Vec<_> = fields.into_iter().collect();
+        fields.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        writeln!(
+            f,
+            "{} rule(s) read fields a variant of their logsource never carries (tests on them are unknown \
+             there: the rule fires there only if it would whatever they held): {} read one under `not` (a \
+             filter), {} cannot match on that variant at all",
+            self.narrowed.len(),
+            narrowings().filter(|n| n.in_filter).count(),
+            narrowings().filter(|n| n.dropped).count(),
+        )?;
+        let top: Vec<String> = fields
+            .iter()
+            .take(8)
+            .map(|(field, n)| format!("{field} {n}"))
+            .collect();
+        writeln!(f, "  fields: {}", top.join(", "))
     }
 }
 

@@ -162,6 +162,21 @@ impl Expr {
         }
     }
 
+    /// The expression with every test on a field that `known` rejects read as *unknown*: such a test
+    /// might hold or not on the real activity (the event cannot carry the field at all), so the rule may
+    /// fire only where its outcome does not depend on it. Each unknown test is replaced by the value that
+    /// makes the rule least likely to fire — false where it counts for the rule (under an even number of
+    /// `not`s), true where it counts against it (odd: a filter) — and constants are folded. Sound because
+    /// `and`/`or` are monotone: the result holds only if the rule holds for every value of the unknown
+    /// tests. A test on a field the *event* lacks stays false, as Sigma says; this is for fields a whole
+    /// kind of event never carries. Returns the folded expression (`None`: constant false), the unknown
+    /// fields met, and whether one of them sat under `not`.
+    pub fn assume_unknown(&self, known: &dyn Fn(&str) -> bool) -> (Option<Expr>, Unknown) {
+        let mut unknown = Unknown::default();
+        let e = fold_unknown(self, known, false, &mut unknown);
+        (e, unknown)
+    }
+
     /// True when the expression contains a keyword (full-text) test.
     pub fn has_keywords(&self) -> bool {
         match self {
@@ -225,4 +240,87 @@ pub struct SigmaRule {
     /// The rule's `fields` (fields worth showing in an alert).
     pub fields: Vec<String>,
     pub detection: Expr,
+}
+
+/// What [`Expr::assume_unknown`] met.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Unknown {
+    pub fields: std::collections::BTreeSet<String>,
+    /// Some unknown test sat under an odd number of `not`s.
+    pub negated: bool,
+}
+
+/// `None` is constant false; `Some(Expr::True)` constant true.
+fn fold_unknown(
+    e: &Expr,
+    known: &dyn Fn(&str) -> bool,
+    negated: bool,
+    unknown: &mut Unknown,
+) -> Option<Expr> {
+    match e {
+        Expr::True => Some(Expr::True),
+        Expr::Keyword { .. } => Some(e.clone()),
+        Expr::Field { field, test } => {
+            let mut missing: Vec<&str> = Vec::new();
+            if !known(field) {
+                missing.push(field);
+            }
+            if let Test::FieldRef { other, .. } = test
+                && !known(other)
+            {
+                missing.push(other);
+            }
+            if missing.is_empty() {
+                return Some(e.clone());
+            }
+            unknown
+                .fields
+                .extend(missing.into_iter().map(str::to_string));
+            unknown.negated |= negated;
+            // The value least favourable to the rule: true under `not`, false elsewhere.
+            negated.then_some(Expr::True)
+        }
+        Expr::Not(inner) => match fold_unknown(inner, known, !negated, unknown) {
+            None => Some(Expr::True),
+            Some(Expr::True) => None,
+            Some(x) => Some(Expr::Not(Box::new(x))),
+        },
+        // Every child is folded (no early return), so that all unknown fields are reported.
+        Expr::And(v) => {
+            let (mut out, mut falsified) = (Vec::with_capacity(v.len()), false);
+            for c in v {
+                match fold_unknown(c, known, negated, unknown) {
+                    None => falsified = true,
+                    Some(Expr::True) => {}
+                    Some(x) => out.push(x),
+                }
+            }
+            if falsified {
+                return None;
+            }
+            Some(match out.len() {
+                0 => Expr::True,
+                1 => out.pop().expect("one"),
+                _ => Expr::And(out),
+            })
+        }
+        Expr::Or(v) => {
+            let (mut out, mut verified) = (Vec::with_capacity(v.len()), false);
+            for c in v {
+                match fold_unknown(c, known, negated, unknown) {
+                    None => {}
+                    Some(Expr::True) => verified = true,
+                    Some(x) => out.push(x),
+                }
+            }
+            if verified {
+                return Some(Expr::True);
+            }
+            match out.len() {
+                0 => None,
+                1 => out.pop(),
+                _ => Some(Expr::Or(out)),
+            }
+        }
+    }
 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::file::check_field_name;
-use super::{BoundRule, BoundVariant, Column, Entry, ExtraColumn, FIELD_PLACEHOLDER, Mapping};
+use super::{
+    BoundRule, BoundVariant, Column, Entry, ExtraColumn, FIELD_PLACEHOLDER, Mapping, Narrowing,
+};
 use crate::sigma::error::{RefusalKind, RuleError};
 use crate::sigma::ir::{Expr, Logsource, Pattern, SigmaRule, Test};
 
@@ -112,7 +114,25 @@ impl Mapping {
         };
 
         let mut variants = Vec::with_capacity(entry.variants.len());
+        let mut narrowed = Vec::new();
         for v in &entry.variants {
+            // A rule reading fields the variant's events never carry: those tests are unknown there.
+            let mut detection = std::borrow::Cow::Borrowed(&rule.detection);
+            if let Some(supplies) = &v.supplies {
+                let (folded, unknown) = rule.detection.assume_unknown(&|f| supplies.contains(f));
+                if !unknown.fields.is_empty() {
+                    narrowed.push(Narrowing {
+                        variant: describe_when(&v.when),
+                        fields: unknown.fields,
+                        in_filter: unknown.negated,
+                        dropped: folded.is_none(),
+                    });
+                    match folded {
+                        Some(e) => detection = std::borrow::Cow::Owned(e),
+                        None => continue,
+                    }
+                }
+            }
             let mut keys = Vec::with_capacity(v.when.len());
             for (field, values) in &v.when {
                 let column = resolve(field, &mut extra, &mut error);
@@ -137,7 +157,7 @@ impl Mapping {
                 1 => keys.into_iter().next().unwrap(),
                 _ => Expr::And(keys),
             };
-            let detection = rule.detection.map_fields(&mut |sigma_field: &str| {
+            let detection = detection.map_fields(&mut |sigma_field: &str| {
                 let event_field = v
                     .rename
                     .get(sigma_field)
@@ -150,6 +170,14 @@ impl Mapping {
         if let Some(e) = error {
             return Err(e);
         }
+        if variants.is_empty() {
+            let fields: std::collections::BTreeSet<&String> =
+                narrowed.iter().flat_map(|n| &n.fields).collect();
+            return Err(RefusalKind::Field.error(format!(
+                "no variant of logsource {} carries what the rule needs (fields {fields:?})",
+                entry.logsource
+            )));
+        }
         let mut logsource = entry.logsource.clone();
         if logsource.product.is_none() {
             logsource.product = rule.logsource.product.clone();
@@ -158,6 +186,7 @@ impl Mapping {
             logsource,
             variants,
             columns: extra.into_values().collect(),
+            narrowed,
         })
     }
 }
@@ -217,4 +246,15 @@ fn fnv1a32(bytes: &[u8]) -> u32 {
         h = h.wrapping_mul(0x0100_0193);
     }
     h
+}
+
+/// `Channel=Security EventID=4688`: a variant as its `when` condition, for reports.
+fn describe_when(when: &[(String, Vec<String>)]) -> String {
+    if when.is_empty() {
+        return "every event".to_string();
+    }
+    when.iter()
+        .map(|(f, values)| format!("{f}={}", values.join("|")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

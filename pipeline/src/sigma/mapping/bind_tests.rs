@@ -15,7 +15,7 @@ fn process_creation_binds_sysmon_and_4688() {
     let detection = Expr::And(vec![
         eq("Image", "C:\\Windows\\System32\\cmd.exe"),
         eq("ProcessId", "508"),
-        Expr::Not(Box::new(eq("User", "NT AUTHORITY\\SYSTEM"))),
+        Expr::Not(Box::new(eq("CommandLine", "cmd.exe /c ver"))),
         Expr::Keyword {
             pattern: Pattern::literal("mimikatz"),
             cased: false,
@@ -51,20 +51,21 @@ fn process_creation_binds_sysmon_and_4688() {
         Expr::And(vec![
             eq("image", "C:\\Windows\\System32\\cmd.exe"),
             eq("process_id_logged", "508"),
-            Expr::Not(Box::new(eq("user", "NT AUTHORITY\\SYSTEM"))),
+            Expr::Not(Box::new(eq("command_line", "cmd.exe /c ver"))),
             Expr::Keyword {
                 pattern: Pattern::literal("mimikatz"),
                 cased: false
             },
         ])
     );
-    // 4688: ProcessId is NewProcessId (the integer column process_id); User stays `user`, absent in 4688.
+    // 4688: ProcessId is NewProcessId (the integer column process_id). (A field 4688 never carries, such
+    // as User, is unknown there: see tests_on_fields_a_variant_never_carries_are_unknown_there_not_false.)
     assert_eq!(
         sec.detection,
         Expr::And(vec![
             eq("image", "C:\\Windows\\System32\\cmd.exe"),
             eq("process_id", "508"),
-            Expr::Not(Box::new(eq("user", "NT AUTHORITY\\SYSTEM"))),
+            Expr::Not(Box::new(eq("command_line", "cmd.exe /c ver"))),
             Expr::Keyword {
                 pattern: Pattern::literal("mimikatz"),
                 cased: false
@@ -313,4 +314,62 @@ fn file_delete_is_sysmon_23_and_file_delete_detected_is_26_as_the_taxonomy_says(
     assert!(!holds(&m, &s, delete, &sysmon(26)));
     assert!(holds(&m, &s, detected.clone(), &sysmon(26)));
     assert!(!holds(&m, &s, detected, &sysmon(23)));
+}
+
+#[test]
+fn tests_on_fields_a_variant_never_carries_are_unknown_there_not_false() {
+    let m = Mapping::builtin();
+    let s = schema();
+    let base = base_names(&s);
+    let process = || ls(Some("windows"), Some("process_creation"), None);
+    let parent_is_self = Expr::Field {
+        field: "Image".into(),
+        test: Test::FieldRef {
+            other: "ParentImage".into(),
+            position: crate::sigma::ir::Position::Equals,
+            cased: false,
+        },
+    };
+    // `selection and not filter_on_OriginalFileName`: unknown under `not` on 4688 -> the variant is dropped;
+    // the Sysmon variant keeps the whole rule.
+    let sacrificial = Expr::And(vec![
+        parent_is_self.clone(),
+        Expr::Not(Box::new(eq("OriginalFileName", "Cmd.Exe"))),
+    ]);
+    let b = m
+        .bind(&rule(process(), sacrificial.clone()), &base)
+        .unwrap();
+    assert_eq!(b.variants.len(), 1, "{b:?}");
+    assert_eq!(b.narrowed.len(), 1);
+    let n = &b.narrowed[0];
+    assert!(
+        n.variant.contains("4688") && n.in_filter && n.dropped,
+        "{n:?}"
+    );
+    assert_eq!(n.fields.iter().collect::<Vec<_>>(), ["OriginalFileName"]);
+    // An alternative on an unknown field falls away; the rest of the rule still runs on 4688.
+    let either = Expr::Or(vec![
+        eq("Image", "C:\\x.exe"),
+        eq("OriginalFileName", "x.exe"),
+    ]);
+    let b = m.bind(&rule(process(), either), &base).unwrap();
+    assert_eq!(b.variants.len(), 2);
+    assert_eq!(b.variants[1].detection, eq("image", "C:\\x.exe"));
+    assert!(!b.narrowed[0].dropped && !b.narrowed[0].in_filter);
+    // A filter on a field 4688 does carry (CommandLine) changes nothing.
+    let filtered = Expr::And(vec![
+        eq("Image", "C:\\x.exe"),
+        Expr::Not(Box::new(eq("CommandLine", "y"))),
+    ]);
+    let b = m.bind(&rule(process(), filtered), &base).unwrap();
+    assert_eq!(b.variants.len(), 2);
+    assert!(b.narrowed.is_empty());
+    // A logsource without `supplies` (file_event) narrows nothing.
+    let b = m
+        .bind(
+            &rule(ls(Some("windows"), Some("file_event"), None), sacrificial),
+            &base,
+        )
+        .unwrap();
+    assert!(b.narrowed.is_empty());
 }

@@ -53,6 +53,9 @@ struct VariantDoc {
     when: BTreeMap<String, WhenValue>,
     #[serde(default)]
     rename: BTreeMap<String, String>,
+    /// The Sigma fields this variant's events can carry at all (besides its `when` and `rename` keys);
+    /// absent: every field.
+    supplies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,9 +239,23 @@ impl Mapping {
                     check_field_name(to)
                         .map_err(|m| invalid(format!("{vkey}.rename.{from}"), m))?;
                 }
+                let supplies = match v.supplies {
+                    None => None,
+                    Some(list) => {
+                        for f in &list {
+                            check_field_name(f)
+                                .map_err(|m| invalid(format!("{vkey}.supplies"), m))?;
+                        }
+                        let mut set: BTreeSet<String> = list.into_iter().collect();
+                        set.extend(when.iter().map(|(f, _)| f.clone()));
+                        set.extend(v.rename.keys().cloned());
+                        Some(set)
+                    }
+                };
                 variants.push(Variant {
                     when,
                     rename: v.rename,
+                    supplies,
                 });
             }
             entries.push(Entry {

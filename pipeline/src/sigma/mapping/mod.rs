@@ -19,7 +19,7 @@
 mod bind;
 mod file;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::sigma::ir::{Expr, Logsource};
 
@@ -84,6 +84,8 @@ pub struct BoundRule {
     pub variants: Vec<BoundVariant>,
     /// Columns outside the built-in schema that `when` or `detection` read, sorted by name, no duplicates.
     pub columns: Vec<ExtraColumn>,
+    /// The variants on which the rule reads fields they cannot supply.
+    pub narrowed: Vec<Narrowing>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,24 @@ struct Variant {
     when: Vec<(String, Vec<String>)>,
     /// Sigma field -> event field.
     rename: BTreeMap<String, String>,
+    /// The Sigma fields the variant's events can carry at all (its `when` and `rename` keys included);
+    /// `None`: any field. A rule's tests on other fields are unknowable on this variant (see
+    /// [`crate::sigma::ir::Expr::assume_unknown`]).
+    supplies: Option<BTreeSet<String>>,
+}
+
+/// How binding changed a rule on one variant of its logsource because the rule reads fields the variant
+/// cannot supply (`sigma check` reports these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Narrowing {
+    /// The variant, as its `when` condition (`Channel=Security EventID=4688`).
+    pub variant: String,
+    /// The fields read that the variant cannot supply.
+    pub fields: BTreeSet<String>,
+    /// Some of them are read under `not` (a filter): the rule would fire there for want of the field.
+    pub in_filter: bool,
+    /// The rule cannot fire on this variant at all, so the variant was dropped.
+    pub dropped: bool,
 }
 
 #[derive(Debug, Clone)]
