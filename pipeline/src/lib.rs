@@ -14,14 +14,15 @@
 //! - [`runtime`]: the one evaluator trait every kind of hunt runs as, and the detections it reports.
 //! - [`query`]: SQL hunts — their files, planning once with DataFusion, evaluating a batch or a window.
 //! - [`sigma`]: Sigma YAML rules → hunts, evaluated together on each batch; correlation rules.
-//! - [`kql`]: the Kusto Query Language front end (lexer, parser, syntax tree with positions); the
-//!   translation to hunts is not there yet.
+//! - [`kql`]: the Kusto Query Language front end (lexer, parser, syntax tree with positions), the
+//!   Defender / Sentinel tables as views over `events` (`pipeline/kql/tables.yml`), and the translation
+//!   of a query (a `.kql` hunt file) to the SQL hunt it stands for.
 //! - [`alert`]: detections → OCSF Detection Findings with deterministic ids (built only here); the sinks.
 //! - [`pipeline`]: the wiring of one run; [`app`]: from settings to a running pipeline; [`testing`]: hunts
 //!   run on their sample events (`ghosthunt test`).
 //!
 //! Beside the flow: [`generator`], the built-in event source of the embedded default; [`cli`], the bodies
-//! of the other subcommands (`bench`, `produce`, `sigma bench`).
+//! of the other subcommands (`bench`, `produce`, `sigma bench`, `kql convert|check`).
 
 pub mod alert;
 pub mod app;

@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: SigmaCommand,
     },
+    /// KQL hunts: convert a .kql file to the SQL hunt it becomes, or check which queries compile.
+    Kql {
+        #[command(subcommand)]
+        command: KqlCommand,
+    },
     /// Write events into a Kafka topic (the [kafka] settings): the built-in generator's, or JSON-lines
     /// files', keyed by host.
     Produce {
@@ -107,6 +112,21 @@ enum Command {
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KqlCommand {
+    /// Print the SQL a .kql hunt file (or a bare query file) becomes.
+    Convert {
+        #[arg(value_name = "FILE.kql")]
+        file: PathBuf,
+    },
+    /// Parse, translate and plan every query of a folder of .kql files or of a JSON file whose values are
+    /// arrays of query strings; print the counts and the refusals by reason.
+    Check {
+        #[arg(value_name = "DIR|FILE.json")]
+        path: PathBuf,
     },
 }
 
@@ -251,6 +271,20 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
                 },
         } => {
             println!("{}", cli::sigma::bench(&settings, &events, rules, rounds)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Kql {
+            command: KqlCommand::Convert { file },
+        } => {
+            println!("{}", cli::kql::convert(&file)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Kql {
+            command: KqlCommand::Check { path },
+        } => {
+            let schema = app::schema(&settings)?;
+            let report = cli::kql::check(&path, &schema).await?;
+            print!("{report}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Sigma {

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod hunts;
+pub mod kql;
 pub mod produce;
 pub mod sigma;
 pub mod sigma_bench;

@@ -23,6 +23,10 @@
 //! [`parse`] follows the grammar strictly; [`parse_document`] additionally
 //! accepts editor documents holding several queries separated by blank lines.
 //!
+//! [`translate`] turns a query into one SQL SELECT over the Defender / Sentinel tables of [`tables`]
+//! (views over `events`); [`hunt_file`] turns a `.kql` hunt file (a `//` YAML header, then the query)
+//! into the SQL hunt it stands for, which the rest of the pipeline runs like any other.
+//!
 //! Control commands (`.show tables`, ...) are refused: they are not part of
 //! the query language. Parsing never panics; nesting is capped at
 //! [`MAX_DEPTH`] grammar levels and [`STACK_BUDGET`] bytes of stack, so deep
@@ -32,16 +36,25 @@ pub mod ast;
 mod ast_expr;
 mod ast_ops;
 pub mod error;
+pub mod hunt_file;
 pub mod lexer;
 mod parser;
 mod parser_clauses;
 mod parser_expr;
 mod parser_ops;
 mod parser_sources;
+pub mod tables;
+pub mod translate;
 
 pub use ast::*;
 pub use error::{ParseError, line_col};
 pub use parser::{MAX_DEPTH, STACK_BUDGET, parse, parse_document};
+pub use translate::{Options, Refusal, TranslateError, Translation, translate};
+
+/// The SQL function for `has` (whole-term, case-insensitive match); `query::udf` implements it.
+pub const KQL_HAS: &str = "kql_has";
+/// The SQL function for `has_cs` (whole-term, case-sensitive match).
+pub const KQL_HAS_CS: &str = "kql_has_cs";
 
 #[cfg(test)]
 #[path = "corpus_tests.rs"]

@@ -1,4 +1,5 @@
-//! Finding hunts: the set built into the binary and the configured directories.
+//! Finding hunts: the set built into the binary and the configured directories (`*.sql`, and `*.kql`
+//! translated by [`crate::kql::hunt_file`]).
 //!
 //! A hunt in a directory with the same id as a built-in one replaces it. A file that cannot be read or
 //! parsed is reported with its path and line; the others still load.
@@ -28,11 +29,14 @@ pub fn builtin() -> Loaded {
         let Some(name) = file.path().file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        let Some(stem) = name.strip_suffix(".sql") else {
+        let Some(stem) = name
+            .strip_suffix(".sql")
+            .or_else(|| name.strip_suffix(".kql"))
+        else {
             continue;
         };
         let text = file.contents_utf8().unwrap_or_default();
-        match Hunt::parse(text, stem, Origin::Builtin(name)) {
+        match parse_text(text, stem, name.ends_with(".kql"), Origin::Builtin(name)) {
             Ok(h) => {
                 loaded.hunts.insert(h.id.clone(), h);
             }
@@ -42,7 +46,17 @@ pub fn builtin() -> Loaded {
     loaded
 }
 
-/// `*.sql` files of a directory, sorted by name.
+/// Parses a hunt file's text: SQL, or KQL translated to the SQL hunt it stands for.
+fn parse_text(text: &str, stem: &str, kql: bool, origin: Origin) -> Result<Hunt, HuntError> {
+    if kql {
+        let sql = crate::kql::hunt_file::sql_hunt_text(text, &origin.to_string())?;
+        Hunt::parse(&sql, stem, origin)
+    } else {
+        Hunt::parse(text, stem, origin)
+    }
+}
+
+/// `*.sql` and `*.kql` files of a directory, sorted by name.
 pub fn hunt_files(dir: &Path) -> Result<Vec<PathBuf>, HuntError> {
     let entries = std::fs::read_dir(dir).map_err(|e| HuntError {
         origin: dir.display().to_string(),
@@ -52,7 +66,7 @@ pub fn hunt_files(dir: &Path) -> Result<Vec<PathBuf>, HuntError> {
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "sql") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql" || x == "kql") && p.is_file())
         .collect();
     files.sort();
     Ok(files)
@@ -69,7 +83,8 @@ pub fn read_hunt(path: &Path) -> Result<Hunt, HuntError> {
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or_default();
-    Hunt::parse(&text, stem, Origin::File(path.to_path_buf()))
+    let kql = path.extension().is_some_and(|x| x == "kql");
+    parse_text(&text, stem, kql, Origin::File(path.to_path_buf()))
 }
 
 /// The built-in hunts (if wanted) overlaid by those of `dirs`.

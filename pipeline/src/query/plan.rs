@@ -6,8 +6,9 @@
 //! windowed hunt must keep: the columns its scans read and the row-level filters pushed into them.
 //!
 //! Read-only by construction: the text must be one SELECT (checked on the parsed statement), DDL, DML and
-//! other statements are refused by `SQLOptions`, and the session knows no table but `events` (no file or
-//! URL tables).
+//! other statements are refused by `SQLOptions`, and the session knows no table but `events` and the
+//! Defender / Sentinel views over it that the hunt names (`kql::tables`; the optimiser inlines them, so
+//! the scan requirements below still see the `events` scan) — no file or URL tables.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -164,6 +165,9 @@ fn session() -> SessionContext {
     let ctx = SessionContext::new_with_config(config);
     // Converted Sigma rules (`ghosthunt sigma convert`) use it for the `cidr` modifier.
     ctx.register_udf(super::udf::cidr_match());
+    // KQL's `has` / `has_cs` (translated KQL hunts).
+    ctx.register_udf(super::udf::kql_has(false));
+    ctx.register_udf(super::udf::kql_has(true));
     ctx
 }
 
@@ -193,6 +197,14 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
         }),
     )
     .map_err(located)?;
+    // The Defender / Sentinel tables (views over `events`) the hunt names. A view the schema cannot
+    // support is left out: a hunt that reads it then fails on the unknown table, the others never notice.
+    for table in crate::kql::tables::Tables::builtin().mentioned_in(&hunt.sql) {
+        let ddl = format!("CREATE VIEW {} AS {}", table.view_name(), table.view_sql());
+        if let Err(e) = ctx.sql(&ddl).await {
+            tracing::debug!(table = %table.name, error = %e, "KQL table view not registered.");
+        }
+    }
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
     let statement = state

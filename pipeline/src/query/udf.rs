@@ -89,3 +89,80 @@ pub fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
         _ => false,
     }
 }
+
+/// Whether `needle` occurs in `hay` as whole terms: KQL's `has`. A term is a maximal run of ASCII
+/// letters and digits; the match must start and end on term boundaries where the needle itself starts
+/// or ends with a letter or digit (`has "-ComputerName"` matches `x -ComputerName y`).
+pub fn has_term(hay: &str, needle: &str, case_sensitive: bool) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    let (hay, needle) = if case_sensitive {
+        (
+            std::borrow::Cow::Borrowed(hay),
+            std::borrow::Cow::Borrowed(needle),
+        )
+    } else {
+        (
+            std::borrow::Cow::Owned(hay.to_ascii_lowercase()),
+            std::borrow::Cow::Owned(needle.to_ascii_lowercase()),
+        )
+    };
+    let h = hay.as_bytes();
+    let n = needle.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric();
+    let (first, last) = (word(n[0]), word(n[n.len() - 1]));
+    hay.match_indices(needle.as_ref()).any(|(i, _)| {
+        let end = i + n.len();
+        (i == 0 || !first || !word(h[i - 1])) && (end == h.len() || !last || !word(h[end]))
+    })
+}
+
+/// `kql_has(hay, needle)` / `kql_has_cs(hay, needle)`: KQL's `has` / `has_cs` (see [`has_term`]). A NULL
+/// haystack is KQL's empty string: no term.
+pub fn kql_has(case_sensitive: bool) -> ScalarUDF {
+    let name = if case_sensitive {
+        crate::kql::KQL_HAS_CS
+    } else {
+        crate::kql::KQL_HAS
+    };
+    create_udf(
+        name,
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Boolean,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let hay = arrays[0].as_string::<i32>();
+            let needle = arrays[1].as_string::<i32>();
+            let result: BooleanArray = (0..hay.len())
+                .map(|i| {
+                    if needle.is_null(i) {
+                        return None;
+                    }
+                    let h = if hay.is_null(i) { "" } else { hay.value(i) };
+                    Some(has_term(h, needle.value(i), case_sensitive))
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(result)))
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_term;
+
+    #[test]
+    fn has_matches_whole_terms_case_insensitively() {
+        assert!(has_term("North America", "america", false));
+        assert!(!has_term("North America", "meric", false));
+        assert!(has_term("North America", "America", false));
+        assert!(has_term("a -ComputerName FS01", "-computername", false));
+        assert!(has_term("Invoke-Command -x", "invoke-command", false));
+        assert!(!has_term("xInvoke-Command", "Invoke-Command", false));
+        assert!(!has_term("North America", "america", true));
+        assert!(has_term("ad67d136-c1db-4f9f", "c1db", false));
+        assert!(!has_term("ad67d136-c1db-4f9f", "c1d", false));
+    }
+}

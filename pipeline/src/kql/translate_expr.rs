@@ -1,0 +1,952 @@
+//! Scalar expressions, functions and aggregates: KQL semantics in SQL.
+//!
+//! Strings: KQL strings are never null (a missing value is ""), so string operands of comparisons and
+//! string operators read `coalesce(x, '')`; `isempty` is true for NULL and "", `isnull` of a string is
+//! false (as in KQL). `==` is case-sensitive; `=~`, `contains`, `startswith`, `endswith`, `in~` are not.
+//! `has` matches whole terms (maximal runs of ASCII letters and digits), case-insensitively, through the
+//! `kql_has` UDF (registered by `query::plan`).
+
+use super::{Binding, Rel, Translator, q};
+use crate::kql::ast::*;
+use crate::kql::{KQL_HAS, KQL_HAS_CS};
+
+/// A KQL type, as far as translation needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ty {
+    Str,
+    Long,
+    Real,
+    Bool,
+    Time,
+    Span,
+    List,
+    Unknown,
+}
+
+/// A SQL expression and its type.
+#[derive(Debug, Clone)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub ty: Ty,
+    /// A literal's value, for folding (`=~ "X"` → `= 'x'`).
+    pub literal: Option<String>,
+}
+
+impl Sql {
+    pub fn new(text: impl Into<String>, ty: Ty) -> Sql {
+        Sql {
+            text: text.into(),
+            ty,
+            literal: None,
+        }
+    }
+    fn string_literal(s: &str) -> Sql {
+        Sql {
+            text: quote(s),
+            ty: Ty::Str,
+            literal: Some(s.to_string()),
+        }
+    }
+    /// As a string operand: NULL reads as "".
+    fn s(&self) -> String {
+        if self.literal.is_some() {
+            self.text.clone()
+        } else if self.ty == Ty::Str || self.ty == Ty::Unknown {
+            format!("coalesce({}, '')", self.text)
+        } else {
+            format!("CAST({} AS VARCHAR)", self.text)
+        }
+    }
+    /// Lower-cased string operand (literals folded here).
+    fn lower(&self) -> String {
+        match &self.literal {
+            Some(l) => quote(&l.to_lowercase()),
+            None => format!("lower({})", self.s()),
+        }
+    }
+    /// As a WHERE predicate: NULL is false.
+    pub fn bool_sql(&self) -> String {
+        format!("coalesce({}, false)", self.text)
+    }
+}
+
+/// A SQL string literal.
+pub(crate) fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A NULL of a type (union columns missing on one side).
+pub(crate) fn typed_null(t: Ty) -> &'static str {
+    match t {
+        Ty::Str => "CAST(NULL AS VARCHAR)",
+        Ty::Long => "CAST(NULL AS BIGINT)",
+        Ty::Real => "CAST(NULL AS DOUBLE)",
+        Ty::Bool => "CAST(NULL AS BOOLEAN)",
+        Ty::Time => "arrow_cast(NULL, 'Timestamp(Nanosecond, Some(\"UTC\"))')",
+        _ => "NULL",
+    }
+}
+
+/// An interval literal for `ns` nanoseconds.
+fn interval(ns: i64) -> String {
+    if ns % 1_000_000_000 == 0 {
+        format!("INTERVAL '{} seconds'", ns / 1_000_000_000)
+    } else if ns % 1_000_000 == 0 {
+        format!("INTERVAL '{} milliseconds'", ns / 1_000_000)
+    } else {
+        format!("INTERVAL '{ns} nanoseconds'")
+    }
+}
+
+fn is_agg(name: &str) -> bool {
+    matches!(
+        name,
+        "count"
+            | "countif"
+            | "dcount"
+            | "dcountif"
+            | "make_set"
+            | "make_set_if"
+            | "make_list"
+            | "make_list_if"
+            | "min"
+            | "max"
+            | "sum"
+            | "sumif"
+            | "avg"
+            | "arg_max"
+            | "arg_min"
+            | "any"
+            | "take_any"
+            | "stdev"
+            | "variance"
+            | "percentile"
+            | "percentiles"
+            | "make_bag"
+            | "minif"
+            | "maxif"
+            | "avgif"
+            | "hll"
+            | "makeset"
+            | "makelist"
+    )
+}
+
+impl Translator<'_> {
+    fn literal(&self, value: &Literal, span: Span) -> Result<Sql, super::Refusal> {
+        Ok(match value {
+            Literal::Bool(Some(b)) => Sql {
+                text: b.to_string(),
+                ty: Ty::Bool,
+                literal: None,
+            },
+            Literal::Int(Some(n)) | Literal::Long(Some(n)) => Sql {
+                text: n.to_string(),
+                ty: Ty::Long,
+                literal: None,
+            },
+            Literal::Real(Some(x)) if x.is_finite() => Sql::new(format!("{x:?}"), Ty::Real),
+            Literal::String(s) => Sql::string_literal(s),
+            Literal::Timespan(Some(ns)) => Sql::new(interval(*ns), Ty::Span),
+            Literal::DateTime(Some(text)) => Sql::new(
+                format!(
+                    "arrow_cast({}, 'Timestamp(Nanosecond, Some(\"UTC\"))')",
+                    quote(text)
+                ),
+                Ty::Time,
+            ),
+            Literal::Bool(None) => Sql::new(typed_null(Ty::Bool), Ty::Bool),
+            Literal::Int(None) | Literal::Long(None) => Sql::new(typed_null(Ty::Long), Ty::Long),
+            Literal::Real(None) => Sql::new(typed_null(Ty::Real), Ty::Real),
+            Literal::DateTime(None) => Sql::new(typed_null(Ty::Time), Ty::Time),
+            Literal::Dynamic(d) => match d.as_ref() {
+                DynamicValue::Array(items) => {
+                    let items: Vec<String> = items
+                        .iter()
+                        .map(|i| self.dynamic_scalar(i, span).map(|s| s.text))
+                        .collect::<Result<_, _>>()?;
+                    Sql::new(format!("make_array({})", items.join(", ")), Ty::List)
+                }
+                other => self.dynamic_scalar(other, span)?,
+            },
+            _ => {
+                return Err(self.refuse(span, "literal", "this literal type is not supported"));
+            }
+        })
+    }
+
+    /// A scalar inside `dynamic(…)`.
+    pub(super) fn dynamic_scalar(
+        &self,
+        d: &DynamicValue,
+        span: Span,
+    ) -> Result<Sql, super::Refusal> {
+        match d {
+            DynamicValue::Scalar(l) => self.literal(l, span),
+            DynamicValue::Null => Ok(Sql::new("NULL", Ty::Unknown)),
+            _ => Err(self.refuse(
+                span,
+                "dynamic object",
+                "nested dynamic values (bags, arrays of arrays) are not supported",
+            )),
+        }
+    }
+
+    pub(super) fn expr(&mut self, e: &Expr, rel: &Rel) -> Result<Sql, super::Refusal> {
+        match e {
+            Expr::Literal { value, span } => self.literal(value, *span),
+            Expr::Name(id) => {
+                if let Some(t) = rel.col(&id.name) {
+                    return Ok(Sql::new(q(&id.name), t));
+                }
+                if let Some(Binding::Expr(_)) = self.lets.get(&id.name) {
+                    // Removed while it is translated: a name cannot refer to itself.
+                    let Some(Binding::Expr(bound)) = self.lets.remove(&id.name) else {
+                        unreachable!("just matched")
+                    };
+                    let value = self.expr(&bound, rel);
+                    self.lets.insert(id.name.clone(), Binding::Expr(bound));
+                    return value;
+                }
+                match self.lets.get(&id.name) {
+                    Some(Binding::Scalar(s)) => Ok(s.clone()),
+                    Some(Binding::Expr(_)) => unreachable!("handled above"),
+                    Some(Binding::List(items)) => Ok(Sql::new(
+                        format!(
+                            "make_array({})",
+                            items
+                                .iter()
+                                .map(|i| i.text.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        Ty::List,
+                    )),
+                    Some(Binding::Table(_)) => Err(self.refuse(
+                        id.span,
+                        "table as scalar",
+                        &format!("`{}` is a table, used here as a value", id.name),
+                    )),
+                    None => Err(self.unknown_column(&id.name, id.span, rel)),
+                }
+            }
+            Expr::Unary { op, operand, .. } => {
+                let v = self.expr(operand, rel)?;
+                Ok(match op {
+                    UnaryOp::Neg => Sql::new(format!("(-{})", v.text), v.ty),
+                    UnaryOp::Plus => v,
+                })
+            }
+            Expr::Binary {
+                op,
+                left,
+                right,
+                span,
+            } => self.binary(*op, left, right, *span, rel),
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+                ..
+            } => {
+                let v = self.expr(expr, rel)?;
+                let lo = self.expr(low, rel)?;
+                let mut hi = self.expr(high, rel)?;
+                if lo.ty == Ty::Time && hi.ty == Ty::Span {
+                    hi = Sql::new(format!("({} + {})", lo.text, hi.text), Ty::Time);
+                }
+                Ok(Sql::new(
+                    format!(
+                        "({} {}BETWEEN {} AND {})",
+                        v.text,
+                        if *negated { "NOT " } else { "" },
+                        lo.text,
+                        hi.text
+                    ),
+                    Ty::Bool,
+                ))
+            }
+            Expr::InList {
+                expr,
+                op,
+                items,
+                span,
+            } => self.in_list(expr, *op, items, *span, rel),
+            Expr::Call(c) => self.call(c, rel),
+            Expr::Member { span, .. } | Expr::Index { span, .. } => Err(self.refuse(
+                *span,
+                "dynamic access",
+                "property and index access on dynamic values is not supported",
+            )),
+            other => Err(self.refuse(
+                other.span(),
+                "expression",
+                "this expression is not supported here",
+            )),
+        }
+    }
+
+    fn binary(
+        &mut self,
+        op: BinaryOp,
+        left: &Expr,
+        right: &Expr,
+        span: Span,
+        rel: &Rel,
+    ) -> Result<Sql, super::Refusal> {
+        use BinaryOp::*;
+        let a = self.expr(left, rel)?;
+        let b = self.expr(right, rel)?;
+        let strings = a.ty == Ty::Str || b.ty == Ty::Str;
+        let bool_of = |s: String| Ok(Sql::new(format!("({s})"), Ty::Bool));
+        let not = |s: String| Ok(Sql::new(format!("(NOT {s})"), Ty::Bool));
+        let has = |cs: bool, a: &Sql, b: &Sql| {
+            format!(
+                "{}({}, {})",
+                if cs { KQL_HAS_CS } else { KQL_HAS },
+                a.text,
+                b.s()
+            )
+        };
+        match op {
+            Or => bool_of(format!("{} OR {}", a.bool_sql(), b.bool_sql())),
+            And => bool_of(format!("{} AND {}", a.bool_sql(), b.bool_sql())),
+            Eq | NotEq if strings => bool_of(format!(
+                "{} {} {}",
+                a.s(),
+                if op == Eq { "=" } else { "<>" },
+                b.s()
+            )),
+            Eq => bool_of(format!("{} = {}", a.text, b.text)),
+            NotEq => bool_of(format!("{} <> {}", a.text, b.text)),
+            Lt | Le | Gt | Ge => bool_of(format!("{} {} {}", a.text, op.as_str(), b.text)),
+            Add | Sub | Mul | Div | Mod => {
+                let ty = match (op, a.ty, b.ty) {
+                    (Add | Sub, Ty::Time, Ty::Span) | (Add, Ty::Span, Ty::Time) => Ty::Time,
+                    (Sub, Ty::Time, Ty::Time) => Ty::Span,
+                    (_, Ty::Real, _) | (_, _, Ty::Real) => Ty::Real,
+                    (_, Ty::Long, Ty::Long) => Ty::Long,
+                    (_, Ty::Span, Ty::Span) => Ty::Span,
+                    _ => Ty::Unknown,
+                };
+                Ok(Sql::new(
+                    format!("({} {} {})", a.text, op.as_str(), b.text),
+                    ty,
+                ))
+            }
+            EqCi => bool_of(format!("{} = {}", a.lower(), b.lower())),
+            NotEqCi => bool_of(format!("{} <> {}", a.lower(), b.lower())),
+            Has => bool_of(has(false, &a, &b)),
+            NotHas => not(has(false, &a, &b)),
+            HasCs => bool_of(has(true, &a, &b)),
+            NotHasCs => not(has(true, &a, &b)),
+            Contains => bool_of(format!("strpos({}, {}) > 0", a.lower(), b.lower())),
+            NotContains => not(format!("strpos({}, {}) > 0", a.lower(), b.lower())),
+            ContainsCs => bool_of(format!("strpos({}, {}) > 0", a.s(), b.s())),
+            NotContainsCs => not(format!("strpos({}, {}) > 0", a.s(), b.s())),
+            StartsWith => bool_of(format!("starts_with({}, {})", a.lower(), b.lower())),
+            NotStartsWith => not(format!("starts_with({}, {})", a.lower(), b.lower())),
+            StartsWithCs => bool_of(format!("starts_with({}, {})", a.s(), b.s())),
+            NotStartsWithCs => not(format!("starts_with({}, {})", a.s(), b.s())),
+            EndsWith => bool_of(format!("ends_with({}, {})", a.lower(), b.lower())),
+            NotEndsWith => not(format!("ends_with({}, {})", a.lower(), b.lower())),
+            EndsWithCs => bool_of(format!("ends_with({}, {})", a.s(), b.s())),
+            NotEndsWithCs => not(format!("ends_with({}, {})", a.s(), b.s())),
+            MatchesRegex => bool_of(format!("regexp_like({}, {})", a.s(), b.s())),
+            other => Err(self.refuse(
+                span,
+                &format!("operator {}", other.as_str()),
+                &format!("`{}` is not supported", other.as_str()),
+            )),
+        }
+    }
+
+    fn in_list(
+        &mut self,
+        e: &Expr,
+        op: ListOp,
+        items: &[Expr],
+        span: Span,
+        rel: &Rel,
+    ) -> Result<Sql, super::Refusal> {
+        let v = self.expr(e, rel)?;
+        // A single tabular item: `x in (T | project c)`.
+        if let [item] = items {
+            let table = match item {
+                Expr::Tabular(t) => Some(self.tabular(t)?),
+                Expr::Name(id) if rel.col(&id.name).is_none() => match self.lets.get(&id.name) {
+                    Some(Binding::Table(r)) => Some(r.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(sub) = table {
+                let Some((col, _)) = sub.cols.first() else {
+                    return Err(self.refuse(span, "in subquery", "the subquery has no column"));
+                };
+                let alias = format!("s{}", span.start);
+                let (lhs, sel) = match op {
+                    ListOp::In | ListOp::NotIn => (v.s(), format!("coalesce({}, '')", q(col))),
+                    ListOp::InCi | ListOp::NotInCi => (v.lower(), format!("lower({})", q(col))),
+                    _ => {
+                        return Err(self.refuse(
+                            span,
+                            &format!("{} subquery", op.as_str()),
+                            &format!("`{}` with a subquery is not supported", op.as_str()),
+                        ));
+                    }
+                };
+                let lhs = if v.ty == Ty::Str || v.ty == Ty::Unknown {
+                    lhs
+                } else {
+                    v.text.clone()
+                };
+                let sel = if v.ty == Ty::Str || v.ty == Ty::Unknown {
+                    sel
+                } else {
+                    q(col)
+                };
+                let neg = matches!(op, ListOp::NotIn | ListOp::NotInCi);
+                return Ok(Sql::new(
+                    format!(
+                        "({lhs} {}IN (SELECT {sel} FROM ({}) AS {alias}))",
+                        if neg { "NOT " } else { "" },
+                        sub.sql
+                    ),
+                    Ty::Bool,
+                ));
+            }
+        }
+        let mut values = Vec::new();
+        for item in items {
+            match item {
+                Expr::Name(id) if rel.col(&id.name).is_none() => match self.lets.get(&id.name) {
+                    Some(Binding::List(l)) => values.extend(l.iter().cloned()),
+                    _ => values.push(self.expr(item, rel)?),
+                },
+                Expr::Literal {
+                    value: Literal::Dynamic(d),
+                    span,
+                } => match d.as_ref() {
+                    DynamicValue::Array(a) => {
+                        for x in a {
+                            values.push(self.dynamic_scalar(x, *span)?);
+                        }
+                    }
+                    other => values.push(self.dynamic_scalar(other, *span)?),
+                },
+                Expr::Tabular(t) => {
+                    return Err(self.refuse(
+                        t.span,
+                        "in subquery",
+                        "a subquery must be the only item of the list",
+                    ));
+                }
+                _ => values.push(self.expr(item, rel)?),
+            }
+        }
+        if values.is_empty() {
+            let empty = matches!(op, ListOp::NotIn | ListOp::NotInCi | ListOp::HasAll);
+            return Ok(Sql::new(empty.to_string(), Ty::Bool));
+        }
+        let strings = v.ty == Ty::Str || values.iter().any(|x| x.ty == Ty::Str);
+        let list = |f: &dyn Fn(&Sql) -> String| values.iter().map(f).collect::<Vec<_>>().join(", ");
+        let text = match op {
+            ListOp::In | ListOp::NotIn => {
+                let neg = if op == ListOp::NotIn { "NOT " } else { "" };
+                if strings {
+                    format!("({} {neg}IN ({}))", v.s(), list(&|x| x.s()))
+                } else {
+                    format!("({} {neg}IN ({}))", v.text, list(&|x| x.text.clone()))
+                }
+            }
+            ListOp::InCi | ListOp::NotInCi => {
+                let neg = if op == ListOp::NotInCi { "NOT " } else { "" };
+                format!("({} {neg}IN ({}))", v.lower(), list(&|x| x.lower()))
+            }
+            ListOp::HasAny | ListOp::HasAll => {
+                let join = if op == ListOp::HasAny {
+                    " OR "
+                } else {
+                    " AND "
+                };
+                let parts: Vec<String> = values
+                    .iter()
+                    .map(|x| format!("{KQL_HAS}({}, {})", v.text, x.s()))
+                    .collect();
+                format!("({})", parts.join(join))
+            }
+        };
+        Ok(Sql::new(text, Ty::Bool))
+    }
+
+    /// `coalesce(window_end, event_time)`: event time, never the wall clock.
+    fn now(&self, span: Span, rel: &Rel) -> Result<String, super::Refusal> {
+        match (rel.window, rel.time) {
+            (true, true) => Ok("coalesce(window_end, event_time)".into()),
+            (true, false) => Ok("window_end".into()),
+            (false, true) => Ok("event_time".into()),
+            (false, false) => Err(self.refuse(
+                span,
+                "function now",
+                "now()/ago() need event time, which this step's rows no longer carry",
+            )),
+        }
+    }
+
+    fn call(&mut self, c: &FunctionCall, rel: &Rel) -> Result<Sql, super::Refusal> {
+        let name = c.name.name.as_str();
+        if c.target.is_some() {
+            return Err(self.refuse(
+                c.span,
+                &format!("function {name}"),
+                "dotted calls are not supported",
+            ));
+        }
+        if is_agg(name) {
+            return Err(self.refuse(
+                c.span,
+                &format!("aggregate {name}"),
+                &format!("`{name}()` is an aggregate: use it in summarize"),
+            ));
+        }
+        let args: Vec<Sql> = c
+            .args
+            .iter()
+            .map(|a| self.expr(a, rel))
+            .collect::<Result<_, _>>()?;
+        let arity = |n: std::ops::RangeInclusive<usize>| {
+            if n.contains(&args.len()) {
+                Ok(())
+            } else {
+                Err(self.refuse(
+                    c.span,
+                    &format!("function {name}"),
+                    &format!("`{name}` takes {}..{} arguments", n.start(), n.end()),
+                ))
+            }
+        };
+        let a = |i: usize| args[i].clone();
+        Ok(match name {
+            "ago" => {
+                arity(1..=1)?;
+                Sql::new(
+                    format!("({} - {})", self.now(c.span, rel)?, a(0).text),
+                    Ty::Time,
+                )
+            }
+            "now" => {
+                arity(0..=1)?;
+                let now = self.now(c.span, rel)?;
+                match args.first() {
+                    Some(d) => Sql::new(format!("({now} + {})", d.text), Ty::Time),
+                    None => Sql::new(now, Ty::Time),
+                }
+            }
+            "bin" | "floor" => {
+                arity(2..=2)?;
+                match (a(0).ty, &c.args[1]) {
+                    (
+                        Ty::Time,
+                        Expr::Literal {
+                            value: Literal::Timespan(Some(_)),
+                            ..
+                        },
+                    ) => Sql::new(format!("date_bin({}, {})", a(1).text, a(0).text), Ty::Time),
+                    (Ty::Long | Ty::Real, _) => Sql::new(
+                        format!("(floor({} / {}) * {})", a(0).text, a(1).text, a(1).text),
+                        a(0).ty,
+                    ),
+                    _ => {
+                        return Err(self.refuse(
+                            c.span,
+                            "function bin",
+                            "bin takes a datetime and a timespan literal, or numbers",
+                        ));
+                    }
+                }
+            }
+            "tostring" => {
+                arity(1..=1)?;
+                Sql::new(
+                    format!("coalesce(CAST({} AS VARCHAR), '')", a(0).text),
+                    Ty::Str,
+                )
+            }
+            "toint" | "tolong" => {
+                arity(1..=1)?;
+                Sql::new(format!("TRY_CAST({} AS BIGINT)", a(0).text), Ty::Long)
+            }
+            "toreal" | "todouble" => {
+                arity(1..=1)?;
+                Sql::new(format!("TRY_CAST({} AS DOUBLE)", a(0).text), Ty::Real)
+            }
+            "tolower" => {
+                arity(1..=1)?;
+                Sql::new(format!("lower({})", a(0).s()), Ty::Str)
+            }
+            "toupper" => {
+                arity(1..=1)?;
+                Sql::new(format!("upper({})", a(0).s()), Ty::Str)
+            }
+            "strcat" => {
+                arity(1..=64)?;
+                Sql::new(
+                    format!(
+                        "concat({})",
+                        args.iter().map(Sql::s).collect::<Vec<_>>().join(", ")
+                    ),
+                    Ty::Str,
+                )
+            }
+            "strlen" => {
+                arity(1..=1)?;
+                Sql::new(format!("character_length({})", a(0).s()), Ty::Long)
+            }
+            "substring" => {
+                arity(2..=3)?;
+                let len = args
+                    .get(2)
+                    .map(|l| format!(", {}", l.text))
+                    .unwrap_or_default();
+                Sql::new(
+                    format!("substr({}, ({}) + 1{len})", a(0).s(), a(1).text),
+                    Ty::Str,
+                )
+            }
+            "replace_string" => {
+                arity(3..=3)?;
+                Sql::new(
+                    format!("replace({}, {}, {})", a(0).s(), a(1).s(), a(2).s()),
+                    Ty::Str,
+                )
+            }
+            "iff" | "iif" => {
+                arity(3..=3)?;
+                let ty = if a(1).ty == Ty::Unknown {
+                    a(2).ty
+                } else {
+                    a(1).ty
+                };
+                Sql::new(
+                    format!(
+                        "(CASE WHEN {} THEN {} ELSE {} END)",
+                        a(0).bool_sql(),
+                        a(1).text,
+                        a(2).text
+                    ),
+                    ty,
+                )
+            }
+            "case" => {
+                if args.len() < 3 || args.len().is_multiple_of(2) {
+                    return Err(self.refuse(c.span, "function case", "case(pred, value, …, else)"));
+                }
+                let mut s = String::from("(CASE");
+                for pair in args[..args.len() - 1].chunks(2) {
+                    s.push_str(&format!(
+                        " WHEN {} THEN {}",
+                        pair[0].bool_sql(),
+                        pair[1].text
+                    ));
+                }
+                s.push_str(&format!(" ELSE {} END)", args[args.len() - 1].text));
+                Sql::new(s, args[1].ty)
+            }
+            "isempty" | "isnotempty" => {
+                arity(1..=1)?;
+                let v = a(0);
+                let empty = if v.ty == Ty::Str || v.ty == Ty::Unknown {
+                    format!("({} IS NULL OR CAST({} AS VARCHAR) = '')", v.text, v.text)
+                } else {
+                    format!("({} IS NULL)", v.text)
+                };
+                if name == "isempty" {
+                    Sql::new(empty, Ty::Bool)
+                } else {
+                    Sql::new(format!("(NOT {empty})"), Ty::Bool)
+                }
+            }
+            "isnull" | "isnotnull" => {
+                arity(1..=1)?;
+                let v = a(0);
+                // KQL strings are never null.
+                let null = if v.ty == Ty::Str {
+                    "false".to_string()
+                } else {
+                    format!("({} IS NULL)", v.text)
+                };
+                if name == "isnull" {
+                    Sql::new(null, Ty::Bool)
+                } else {
+                    Sql::new(format!("(NOT {null})"), Ty::Bool)
+                }
+            }
+            "coalesce" => {
+                arity(1..=64)?;
+                Sql::new(
+                    format!(
+                        "coalesce({})",
+                        args.iter()
+                            .map(|x| x.text.clone())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    args[0].ty,
+                )
+            }
+            "extract" => {
+                arity(3..=3)?;
+                let Some(group) = args[1].text.parse::<i64>().ok() else {
+                    return Err(self.refuse(
+                        c.span,
+                        "function extract",
+                        "the capture group must be a number",
+                    ));
+                };
+                let (pattern, index) = if group == 0 {
+                    (format!("concat('(', {}, ')')", a(0).text), 1)
+                } else {
+                    (a(0).text, group)
+                };
+                Sql::new(
+                    format!(
+                        "coalesce(regexp_match({}, {pattern})[{index}], '')",
+                        a(2).s()
+                    ),
+                    Ty::Str,
+                )
+            }
+            "split" => {
+                arity(2..=2)?;
+                Sql::new(
+                    format!("string_to_array({}, {})", a(0).s(), a(1).s()),
+                    Ty::List,
+                )
+            }
+            "array_length" => {
+                arity(1..=1)?;
+                Sql::new(
+                    format!("CAST(array_length({}) AS BIGINT)", a(0).text),
+                    Ty::Long,
+                )
+            }
+            "datetime_diff" => {
+                arity(3..=3)?;
+                let unit = a(0).literal.unwrap_or_default().to_lowercase();
+                let secs: f64 = match unit.as_str() {
+                    "second" => 1.0,
+                    "minute" => 60.0,
+                    "hour" => 3600.0,
+                    "day" => 86400.0,
+                    "week" => 604800.0,
+                    "millisecond" => 0.001,
+                    _ => {
+                        return Err(self.refuse(
+                            c.span,
+                            "function datetime_diff",
+                            "datetime_diff supports week, day, hour, minute, second, millisecond",
+                        ));
+                    }
+                };
+                Sql::new(
+                    format!(
+                        "CAST(floor(date_part('epoch', {}) / {secs:?}) - floor(date_part('epoch', {}) / {secs:?}) AS BIGINT)",
+                        a(1).text,
+                        a(2).text
+                    ),
+                    Ty::Long,
+                )
+            }
+            "pack_array" => Sql::new(
+                format!(
+                    "make_array({})",
+                    args.iter()
+                        .map(|x| x.text.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Ty::List,
+            ),
+            "abs" => {
+                arity(1..=1)?;
+                Sql::new(format!("abs({})", a(0).text), a(0).ty)
+            }
+            "not" => {
+                arity(1..=1)?;
+                Sql::new(format!("(NOT {})", a(0).bool_sql()), Ty::Bool)
+            }
+            "totimespan" | "timespan" if matches!(a(0).ty, Ty::Span) => a(0),
+            _ => {
+                return Err(self.refuse(
+                    c.name.span,
+                    &format!("function {name}"),
+                    &format!("function `{name}` is not supported"),
+                ));
+            }
+        })
+    }
+
+    /// An aggregate of `summarize`: its SQL and KQL's default column name.
+    pub(super) fn aggregate(
+        &mut self,
+        e: &Expr,
+        rel: &Rel,
+    ) -> Result<(Sql, String), super::Refusal> {
+        let Expr::Call(c) = e else {
+            return Err(self.refuse(
+                e.span(),
+                "summarize expression",
+                "summarize takes aggregate calls",
+            ));
+        };
+        // Deprecated spellings.
+        let name = match c.name.name.as_str() {
+            "makeset" => "make_set",
+            "makelist" => "make_list",
+            other => other,
+        };
+        let args: Vec<Sql> = c
+            .args
+            .iter()
+            .map(|a| match a {
+                Expr::Star(_) => Ok(Sql::new("*", Ty::Unknown)),
+                other => self.expr(other, rel),
+            })
+            .collect::<Result<_, _>>()?;
+        let col = |i: usize| match c.args.get(i) {
+            Some(Expr::Name(id)) => id.name.clone(),
+            _ => String::new(),
+        };
+        let suffix = |prefix: &str| {
+            let c0 = col(0);
+            if c0.is_empty() {
+                format!("{prefix}_")
+            } else {
+                format!("{prefix}_{c0}")
+            }
+        };
+        let need = |n: usize| {
+            if args.len() >= n {
+                Ok(())
+            } else {
+                Err(self.refuse(
+                    c.span,
+                    &format!("aggregate {name}"),
+                    &format!("`{name}` needs {n} arguments"),
+                ))
+            }
+        };
+        let a = |i: usize| args[i].clone();
+        let (sql, default) = match name {
+            "count" => (Sql::new("count(*)", Ty::Long), "count_".to_string()),
+            "countif" => {
+                need(1)?;
+                (
+                    Sql::new(
+                        format!("count(CASE WHEN {} THEN 1 END)", a(0).bool_sql()),
+                        Ty::Long,
+                    ),
+                    "countif_".into(),
+                )
+            }
+            "dcount" => {
+                need(1)?;
+                (
+                    Sql::new(format!("count(DISTINCT {})", a(0).text), Ty::Long),
+                    suffix("dcount"),
+                )
+            }
+            "dcountif" => {
+                need(2)?;
+                (
+                    Sql::new(
+                        format!(
+                            "count(DISTINCT CASE WHEN {} THEN {} END)",
+                            a(1).bool_sql(),
+                            a(0).text
+                        ),
+                        Ty::Long,
+                    ),
+                    suffix("dcountif"),
+                )
+            }
+            "make_set" | "make_list" => {
+                need(1)?;
+                let distinct = if name == "make_set" { "DISTINCT " } else { "" };
+                (
+                    Sql::new(
+                        format!(
+                            "array_agg({distinct}{}) FILTER (WHERE {} IS NOT NULL)",
+                            a(0).text,
+                            a(0).text
+                        ),
+                        Ty::List,
+                    ),
+                    suffix(if name == "make_set" { "set" } else { "list" }),
+                )
+            }
+            "make_set_if" | "make_list_if" => {
+                need(2)?;
+                let distinct = if name == "make_set_if" {
+                    "DISTINCT "
+                } else {
+                    ""
+                };
+                (
+                    Sql::new(
+                        format!(
+                            "array_agg({distinct}{}) FILTER (WHERE {} IS NOT NULL AND {})",
+                            a(0).text,
+                            a(0).text,
+                            a(1).bool_sql()
+                        ),
+                        Ty::List,
+                    ),
+                    suffix(if name == "make_set_if" { "set" } else { "list" }),
+                )
+            }
+            "min" | "max" | "sum" | "avg" | "stdev" | "variance" => {
+                need(1)?;
+                let f = match name {
+                    "stdev" => "stddev",
+                    "variance" => "var_samp",
+                    f => f,
+                };
+                let ty = if name == "avg" || name == "stdev" || name == "variance" {
+                    Ty::Real
+                } else {
+                    a(0).ty
+                };
+                (Sql::new(format!("{f}({})", a(0).text), ty), suffix(name))
+            }
+            "sumif" | "minif" | "maxif" | "avgif" => {
+                need(2)?;
+                let f = &name[..name.len() - 2];
+                (
+                    Sql::new(
+                        format!("{f}(CASE WHEN {} THEN {} END)", a(1).bool_sql(), a(0).text),
+                        a(0).ty,
+                    ),
+                    suffix(name),
+                )
+            }
+            "any" | "take_any" => {
+                need(1)?;
+                (
+                    Sql::new(format!("first_value({})", a(0).text), a(0).ty),
+                    suffix("any"),
+                )
+            }
+            _ => {
+                return Err(self.refuse(
+                    c.name.span,
+                    &format!("aggregate {name}"),
+                    &format!("aggregate `{name}` is not supported"),
+                ));
+            }
+        };
+        Ok((sql, default))
+    }
+}
