@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::CliError;
 use crate::decode::EventSchema;
 use crate::hunt::{Hunt, Origin};
-use crate::kql::{Options, TranslateError, hunt_file, translate};
+use crate::kql::{Options, TranslateError, Translation, hunt_file, translate, translate_document};
 
 /// The Defender tables of Windows endpoints that `pipeline/kql/tables.yml` maps.
 pub const ENDPOINT_TABLES: [&str; 7] = [
@@ -169,12 +169,25 @@ enum Outcome {
     Syntax,
 }
 
+/// A collection entry is an editor document: compiled when every query in it is.
 async fn check_one(text: &str, schema: &EventSchema) -> Outcome {
-    let translation = match translate(text, Options::default()) {
-        Ok(t) => t,
-        Err(TranslateError::Parse(_)) => return Outcome::Syntax,
-        Err(e) => return Outcome::Refused(e.kind()),
+    let Ok(translations) = translate_document(text) else {
+        return Outcome::Syntax;
     };
+    for translation in translations {
+        match translation {
+            Ok(t) => match plan_one(t, schema).await {
+                Outcome::Compiled => {}
+                failed => return failed,
+            },
+            Err(TranslateError::Parse(_)) => return Outcome::Syntax,
+            Err(e) => return Outcome::Refused(e.kind()),
+        }
+    }
+    Outcome::Compiled
+}
+
+async fn plan_one(translation: Translation, schema: &EventSchema) -> Outcome {
     let file = format!(
         "/*\nid: q\ntitle: q\nhypothesis: q\nseverity: low\nwindow: none\nresponse: [q]\n*/\n{}\n",
         translation.sql

@@ -49,12 +49,18 @@ pub mod translate;
 pub use ast::*;
 pub use error::{ParseError, line_col};
 pub use parser::{MAX_DEPTH, STACK_BUDGET, parse, parse_document};
-pub use translate::{Options, Refusal, TranslateError, Translation, translate};
+pub use translate::{Options, Refusal, TranslateError, Translation, translate, translate_document};
 
 /// The SQL function for `has` (whole-term, case-insensitive match); `query::udf` implements it.
 pub const KQL_HAS: &str = "kql_has";
 /// The SQL function for `has_cs` (whole-term, case-sensitive match).
 pub const KQL_HAS_CS: &str = "kql_has_cs";
+/// `hasprefix` / `hasprefix_cs`: some term starts with the needle.
+pub const KQL_HASPREFIX: &str = "kql_hasprefix";
+pub const KQL_HASPREFIX_CS: &str = "kql_hasprefix_cs";
+/// `hassuffix` / `hassuffix_cs`: some term ends with the needle.
+pub const KQL_HASSUFFIX: &str = "kql_hassuffix";
+pub const KQL_HASSUFFIX_CS: &str = "kql_hassuffix_cs";
 
 #[cfg(test)]
 #[path = "corpus_tests.rs"]

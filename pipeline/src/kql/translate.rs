@@ -96,7 +96,56 @@ pub fn translate_with(
     tables: &Tables,
 ) -> Result<Translation, TranslateError> {
     let query = super::parse(text)?;
-    let bin_window = find_bin(&query);
+    translate_query(text, &query, options, tables)
+}
+
+/// An editor document (several queries separated by blank lines, as the Defender and Sentinel editors
+/// allow; see [`super::parse_document`]): each query with the `let` statements before it, translated on its
+/// own. The outer error is a syntax error of the document.
+pub fn translate_document(
+    text: &str,
+) -> Result<Vec<Result<Translation, TranslateError>>, ParseError> {
+    let document = super::parse_document(text)?;
+    let mut lets = Vec::new();
+    let mut out = Vec::new();
+    for statement in &document.statements {
+        match statement {
+            Statement::Query(q) => {
+                let mut statements = std::mem::take(&mut lets);
+                statements.push(statement.clone());
+                let query = Query {
+                    statements,
+                    span: q.span,
+                };
+                out.push(translate_query(
+                    text,
+                    &query,
+                    Options::default(),
+                    Tables::builtin(),
+                ));
+            }
+            other => lets.push(other.clone()),
+        }
+    }
+    if out.is_empty() {
+        // No query at all: refused as a hunt would be.
+        out.push(translate_query(
+            text,
+            &document,
+            Options::default(),
+            Tables::builtin(),
+        ));
+    }
+    Ok(out)
+}
+
+fn translate_query(
+    text: &str,
+    query: &Query,
+    options: Options,
+    tables: &Tables,
+) -> Result<Translation, TranslateError> {
+    let bin_window = find_bin(query);
     let mut t = Translator {
         text,
         tables,

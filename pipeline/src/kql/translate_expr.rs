@@ -8,7 +8,9 @@
 
 use super::{Binding, Rel, Translator, q};
 use crate::kql::ast::*;
-use crate::kql::{KQL_HAS, KQL_HAS_CS};
+use crate::kql::{
+    KQL_HAS, KQL_HAS_CS, KQL_HASPREFIX, KQL_HASPREFIX_CS, KQL_HASSUFFIX, KQL_HASSUFFIX_CS,
+};
 
 /// A KQL type, as far as translation needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,6 +311,7 @@ impl Translator<'_> {
                 b.s()
             )
         };
+        let term = |f: &str, a: &Sql, b: &Sql| format!("{f}({}, {})", a.text, b.s());
         match op {
             Or => bool_of(format!("{} OR {}", a.bool_sql(), b.bool_sql())),
             And => bool_of(format!("{} AND {}", a.bool_sql(), b.bool_sql())),
@@ -341,6 +344,14 @@ impl Translator<'_> {
             NotHas => not(has(false, &a, &b)),
             HasCs => bool_of(has(true, &a, &b)),
             NotHasCs => not(has(true, &a, &b)),
+            HasPrefix => bool_of(term(KQL_HASPREFIX, &a, &b)),
+            NotHasPrefix => not(term(KQL_HASPREFIX, &a, &b)),
+            HasPrefixCs => bool_of(term(KQL_HASPREFIX_CS, &a, &b)),
+            NotHasPrefixCs => not(term(KQL_HASPREFIX_CS, &a, &b)),
+            HasSuffix => bool_of(term(KQL_HASSUFFIX, &a, &b)),
+            NotHasSuffix => not(term(KQL_HASSUFFIX, &a, &b)),
+            HasSuffixCs => bool_of(term(KQL_HASSUFFIX_CS, &a, &b)),
+            NotHasSuffixCs => not(term(KQL_HASSUFFIX_CS, &a, &b)),
             Contains => bool_of(format!("strpos({}, {}) > 0", a.lower(), b.lower())),
             NotContains => not(format!("strpos({}, {}) > 0", a.lower(), b.lower())),
             ContainsCs => bool_of(format!("strpos({}, {}) > 0", a.s(), b.s())),

@@ -29,7 +29,7 @@ impl Translator<'_> {
                 }
             };
             let value = self.by_key(&b.expr, &rel)?;
-            by_items.push(format!("{} AS \"__by{i}\"", value.text));
+            by_items.push((value.text.clone(), format!("{} AS \"__by{i}\"", value.text)));
             by_cols.push((name.clone(), value.ty));
             by_names.push(name);
         }
@@ -50,6 +50,7 @@ impl Translator<'_> {
         }
         let mut agg_items = Vec::new();
         let mut cols = by_cols.clone();
+        let by_items: Vec<String> = by_items.into_iter().map(|(_, item)| item).collect();
         for a in &s.aggregates {
             let (sql, default_name) = self.aggregate(&a.expr, &rel)?;
             let name = match a.name() {
@@ -129,7 +130,7 @@ impl Translator<'_> {
     fn arg_extreme(
         &mut self,
         a: &NamedExpr,
-        by_items: Vec<String>,
+        by_items: Vec<(String, String)>,
         by_cols: Vec<(String, Ty)>,
         rel: Rel,
     ) -> Result<Rel, Refusal> {
@@ -183,8 +184,8 @@ impl Translator<'_> {
                 }
             }
         }
-        let n_by = by_items.len();
-        let mut partition: Vec<String> = (0..n_by).map(|i| format!("\"__by{i}\"")).collect();
+        // The key expressions themselves: a window function cannot read aliases of its own SELECT.
+        let mut partition: Vec<String> = by_items.iter().map(|(value, _)| value.clone()).collect();
         if rel.window {
             partition.extend(["window_start".to_string(), "window_end".to_string()]);
         }
@@ -194,7 +195,7 @@ impl Translator<'_> {
             format!("PARTITION BY {} ", partition.join(", "))
         };
         let mut inner: Vec<String> = rel.cols.iter().map(|(n, _)| q(n)).collect();
-        inner.extend(by_items);
+        inner.extend(by_items.into_iter().map(|(_, item)| item));
         inner.push(format!(
             "ROW_NUMBER() OVER ({partition}ORDER BY {} {}) AS \"__rn\"",
             key.text,

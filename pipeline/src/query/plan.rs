@@ -166,8 +166,14 @@ fn session() -> SessionContext {
     // Converted Sigma rules (`ghosthunt sigma convert`) use it for the `cidr` modifier.
     ctx.register_udf(super::udf::cidr_match());
     // KQL's `has` / `has_cs` (translated KQL hunts).
-    ctx.register_udf(super::udf::kql_has(false));
-    ctx.register_udf(super::udf::kql_has(true));
+    for term in [
+        super::udf::Term::Whole,
+        super::udf::Term::Prefix,
+        super::udf::Term::Suffix,
+    ] {
+        ctx.register_udf(super::udf::kql_term(term, false));
+        ctx.register_udf(super::udf::kql_term(term, true));
+    }
     ctx
 }
 

@@ -94,6 +94,19 @@ pub fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
 /// letters and digits; the match must start and end on term boundaries where the needle itself starts
 /// or ends with a letter or digit (`has "-ComputerName"` matches `x -ComputerName y`).
 pub fn has_term(hay: &str, needle: &str, case_sensitive: bool) -> bool {
+    term_match(hay, needle, case_sensitive, Term::Whole)
+}
+
+/// Which term boundaries a match needs: both (`has`), the start (`hasprefix`) or the end (`hassuffix`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Term {
+    Whole,
+    Prefix,
+    Suffix,
+}
+
+/// Whether `needle` occurs in `hay` on the term boundaries `term` asks for (see [`has_term`]).
+pub fn term_match(hay: &str, needle: &str, case_sensitive: bool, term: Term) -> bool {
     if needle.is_empty() {
         return true;
     }
@@ -114,17 +127,32 @@ pub fn has_term(hay: &str, needle: &str, case_sensitive: bool) -> bool {
     let (first, last) = (word(n[0]), word(n[n.len() - 1]));
     hay.match_indices(needle.as_ref()).any(|(i, _)| {
         let end = i + n.len();
-        (i == 0 || !first || !word(h[i - 1])) && (end == h.len() || !last || !word(h[end]))
+        let starts = i == 0 || !first || !word(h[i - 1]);
+        let ends = end == h.len() || !last || !word(h[end]);
+        match term {
+            Term::Whole => starts && ends,
+            Term::Prefix => starts,
+            Term::Suffix => ends,
+        }
     })
 }
 
 /// `kql_has(hay, needle)` / `kql_has_cs(hay, needle)`: KQL's `has` / `has_cs` (see [`has_term`]). A NULL
 /// haystack is KQL's empty string: no term.
 pub fn kql_has(case_sensitive: bool) -> ScalarUDF {
-    let name = if case_sensitive {
-        crate::kql::KQL_HAS_CS
-    } else {
-        crate::kql::KQL_HAS
+    kql_term(Term::Whole, case_sensitive)
+}
+
+/// `kql_has`, `kql_hasprefix`, `kql_hassuffix` and their `_cs` forms (see [`term_match`]).
+pub fn kql_term(term: Term, case_sensitive: bool) -> ScalarUDF {
+    use crate::kql::*;
+    let name = match (term, case_sensitive) {
+        (Term::Whole, false) => KQL_HAS,
+        (Term::Whole, true) => KQL_HAS_CS,
+        (Term::Prefix, false) => KQL_HASPREFIX,
+        (Term::Prefix, true) => KQL_HASPREFIX_CS,
+        (Term::Suffix, false) => KQL_HASSUFFIX,
+        (Term::Suffix, true) => KQL_HASSUFFIX_CS,
     };
     create_udf(
         name,
@@ -141,7 +169,7 @@ pub fn kql_has(case_sensitive: bool) -> ScalarUDF {
                         return None;
                     }
                     let h = if hay.is_null(i) { "" } else { hay.value(i) };
-                    Some(has_term(h, needle.value(i), case_sensitive))
+                    Some(term_match(h, needle.value(i), case_sensitive, term))
                 })
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(result)))
@@ -151,7 +179,17 @@ pub fn kql_has(case_sensitive: bool) -> ScalarUDF {
 
 #[cfg(test)]
 mod tests {
-    use super::has_term;
+    use super::{Term, has_term, term_match};
+
+    #[test]
+    fn hasprefix_and_hassuffix_match_the_start_or_end_of_a_term() {
+        assert!(term_match("North America", "amer", false, Term::Prefix));
+        assert!(!term_match("North America", "meric", false, Term::Prefix));
+        assert!(term_match("North America", "rica", false, Term::Suffix));
+        assert!(!term_match("North America", "amer", false, Term::Suffix));
+        assert!(term_match("cmd.exe /c whoami", "who", false, Term::Prefix));
+        assert!(!term_match("cmd.exe /c whoami", "WHO", true, Term::Prefix));
+    }
 
     #[test]
     fn has_matches_whole_terms_case_insensitively() {

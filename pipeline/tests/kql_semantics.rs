@@ -1,0 +1,408 @@
+//! KQL's documented semantics, run through the real pipeline (translation, planning, windows, alerts) on
+//! small Security 4688 samples read through `DeviceProcessEvents`: term matching of `has`, case rules of
+//! `==` / `=~` / `in~`, `between`, `arg_max(*)`, the default `innerunique` join, `bin` as an event-time
+//! window, and KQL's strings that are never null.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ghosthunt::decode::EventSchema;
+use ghosthunt::query;
+use serde_json::Value;
+
+const HEADER: &str =
+    "// id: {id}\n// title: T\n// hypothesis: H.\n// severity: low\n// response:\n//   - Look.\n";
+
+/// A 4688 process creation on `host` at `time`: `image` under explorer.exe, with `command_line`.
+fn process(time: &str, host: &str, image: &str, command_line: &str) -> String {
+    let mut v: Value = serde_json::from_str(&common::event(
+        time,
+        4688,
+        &[
+            ("NewProcessName", image),
+            ("CommandLine", command_line),
+            ("ParentProcessName", "C:\\Windows\\explorer.exe"),
+            ("SubjectUserName", "alice"),
+        ],
+    ))
+    .unwrap();
+    v["Hostname"] = Value::String(host.into());
+    v.to_string()
+}
+
+/// The result rows of the KQL `query` as a hunt over `events` (JSON lines), in a stable order. A query
+/// that aggregates or joins without `bin` runs in tumbling windows of one hour (the samples lie within one).
+async fn run(query: &str, events: &[String]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.kql");
+    let stateful = ["summarize", "count", "join"]
+        .iter()
+        .any(|op| query.contains(&format!("| {op}")));
+    let window = if stateful && !query.contains("bin(") {
+        "// window: tumbling 1h\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        &path,
+        format!("{}{window}{query}\n", HEADER.replace("{id}", "h")),
+    )
+    .unwrap();
+    let hunt = query::load::read_hunt(&path).unwrap_or_else(|e| panic!("{e}"));
+    let samples = dir.path().join("events.jsonl");
+    std::fs::write(&samples, events.join("\n") + "\n").unwrap();
+    rows(hunt, &samples).await
+}
+
+async fn rows(hunt: ghosthunt::hunt::Hunt, events: &Path) -> Vec<Value> {
+    let settings = common::test_settings();
+    let (alerts, dead) =
+        ghosthunt::testing::run_on_file(hunt, events, Arc::new(EventSchema::windows()), &settings)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert!(dead.is_empty(), "{dead:?}");
+    let mut rows: Vec<Value> = alerts.iter().map(ghosthunt::testing::evidence).collect();
+    rows.sort_by_key(Value::to_string);
+    rows
+}
+
+/// The values of `column` in `rows`, as text, sorted.
+fn column(rows: &[Value], column: &str) -> Vec<String> {
+    let mut v: Vec<String> = rows
+        .iter()
+        .map(|r| match &r[column] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn commands() -> Vec<String> {
+    [
+        "net user admin /add",
+        "netuser.exe x",
+        "C:\\Windows\\net.exe group",
+        "cmd /c NET localgroup",
+        "ping internet.example",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, c)| {
+        process(
+            &format!("2026-12-01T10:00:0{i}Z"),
+            "WS1",
+            "C:\\Windows\\System32\\cmd.exe",
+            c,
+        )
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn has_matches_whole_terms_without_regard_to_case() {
+    let found = run(
+        "DeviceProcessEvents | where ProcessCommandLine has \"net\" | project ProcessCommandLine",
+        &commands(),
+    )
+    .await;
+    // Terms are runs of letters and digits: `net.exe` holds the term `net`; `netuser` and `internet` do not.
+    assert_eq!(
+        column(&found, "ProcessCommandLine"),
+        [
+            "C:\\Windows\\net.exe group",
+            "cmd /c NET localgroup",
+            "net user admin /add"
+        ]
+    );
+    let found = run(
+        "DeviceProcessEvents | where ProcessCommandLine !has \"net\" and ProcessCommandLine hasprefix \"inter\" | project ProcessCommandLine",
+        &commands(),
+    )
+    .await;
+    assert_eq!(
+        column(&found, "ProcessCommandLine"),
+        ["ping internet.example"]
+    );
+    // `contains` is a substring test, also without regard to case.
+    let found = run(
+        "DeviceProcessEvents | where ProcessCommandLine contains \"NET\" | count",
+        &commands(),
+    )
+    .await;
+    assert_eq!(column(&found, "Count"), ["5"]);
+}
+
+#[tokio::test]
+async fn equality_is_case_sensitive_and_the_tilde_forms_are_not() {
+    let events = vec![
+        process(
+            "2026-12-01T10:00:00Z",
+            "WS1",
+            "C:\\Windows\\System32\\CMD.EXE",
+            "a",
+        ),
+        process(
+            "2026-12-01T10:00:01Z",
+            "WS1",
+            "C:\\Windows\\System32\\whoami.exe",
+            "b",
+        ),
+    ];
+    let q = |predicate: &str| {
+        format!("DeviceProcessEvents | where {predicate} | project ProcessCommandLine")
+    };
+    assert_eq!(
+        column(
+            &run(&q("FileName == \"cmd.exe\""), &events).await,
+            "ProcessCommandLine"
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        column(
+            &run(&q("FileName =~ \"cmd.exe\""), &events).await,
+            "ProcessCommandLine"
+        ),
+        ["a"]
+    );
+    assert_eq!(
+        column(
+            &run(&q("FileName !~ \"cmd.exe\""), &events).await,
+            "ProcessCommandLine"
+        ),
+        ["b"]
+    );
+    assert_eq!(
+        column(
+            &run(&q("FileName in~ (\"Cmd.Exe\", \"x\")"), &events).await,
+            "ProcessCommandLine"
+        ),
+        ["a"]
+    );
+    assert_eq!(
+        column(
+            &run(&q("FileName in (\"cmd.exe\", \"whoami.exe\")"), &events).await,
+            "ProcessCommandLine"
+        ),
+        ["b"]
+    );
+    assert_eq!(
+        column(
+            &run(&q("FileName !in~ (\"cmd.exe\")"), &events).await,
+            "ProcessCommandLine"
+        ),
+        ["b"]
+    );
+}
+
+#[tokio::test]
+async fn between_includes_both_ends() {
+    let found = run(
+        "DeviceProcessEvents | extend Words = array_length(split(ProcessCommandLine, ' ')) | where Words between (3 .. 4) | project ProcessCommandLine",
+        &commands(),
+    )
+    .await;
+    assert_eq!(
+        column(&found, "ProcessCommandLine"),
+        [
+            "C:\\Windows\\net.exe group",
+            "cmd /c NET localgroup",
+            "net user admin /add"
+        ]
+        .iter()
+        .filter(|c| (3..=4).contains(&c.split(' ').count()))
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn arg_max_star_keeps_the_whole_latest_row_per_group() {
+    let events = vec![
+        process("2026-12-01T10:00:00Z", "WS1", "C:\\a.exe", "first on WS1"),
+        process("2026-12-01T10:00:05Z", "WS1", "C:\\b.exe", "last on WS1"),
+        process("2026-12-01T10:00:03Z", "WS2", "C:\\c.exe", "only on WS2"),
+    ];
+    let found = run(
+        "DeviceProcessEvents | summarize arg_max(Timestamp, *) by DeviceName",
+        &events,
+    )
+    .await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(
+        column(&found, "ProcessCommandLine"),
+        ["last on WS1", "only on WS2"]
+    );
+    assert_eq!(column(&found, "FileName"), ["b.exe", "c.exe"]);
+}
+
+#[tokio::test]
+async fn the_default_join_keeps_one_left_row_per_key() {
+    // Two left rows for WS1 (two cmd.exe), one right row (whoami.exe): KQL's default join (innerunique)
+    // dedupes the left side on the key, so one result; kind=inner gives both.
+    let events = vec![
+        process("2026-12-01T10:00:00Z", "WS1", "C:\\cmd.exe", "c1"),
+        process("2026-12-01T10:00:01Z", "WS1", "C:\\cmd.exe", "c2"),
+        process("2026-12-01T10:00:02Z", "WS1", "C:\\whoami.exe", "w"),
+        process("2026-12-01T10:00:03Z", "WS2", "C:\\cmd.exe", "c3"),
+    ];
+    let join = |kind: &str| {
+        format!(
+            "DeviceProcessEvents | where FileName =~ \"cmd.exe\" | project DeviceName, Left = ProcessCommandLine\n\
+             | join {kind}(DeviceProcessEvents | where FileName =~ \"whoami.exe\" | project DeviceName, Right = ProcessCommandLine) on DeviceName\n\
+             | project DeviceName, Right"
+        )
+    };
+    let unique = run(&join(""), &events).await;
+    assert_eq!(column(&unique, "Right"), ["w"], "{unique:?}");
+    let inner = run(&join("kind=inner "), &events).await;
+    assert_eq!(column(&inner, "Right"), ["w", "w"], "{inner:?}");
+    let anti = run(
+        "DeviceProcessEvents | where FileName =~ \"cmd.exe\"\n| join kind=leftanti (DeviceProcessEvents | where FileName =~ \"whoami.exe\") on DeviceName\n| project ProcessCommandLine",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&anti, "ProcessCommandLine"), ["c3"]);
+}
+
+#[tokio::test]
+async fn bin_in_summarize_by_is_a_tumbling_event_time_window() {
+    let events = vec![
+        process("2026-12-01T10:01:00Z", "WS1", "C:\\cmd.exe", "a"),
+        process("2026-12-01T10:02:00Z", "WS1", "C:\\cmd.exe", "b"),
+        process("2026-12-01T10:07:00Z", "WS1", "C:\\cmd.exe", "c"),
+        process("2026-12-01T10:08:00Z", "WS2", "C:\\cmd.exe", "d"),
+    ];
+    let found = run(
+        "DeviceProcessEvents | summarize Processes = count() by DeviceName, bin(Timestamp, 5m)",
+        &events,
+    )
+    .await;
+    let mut got: Vec<(String, String, i64)> = found
+        .iter()
+        .map(|r| {
+            (
+                r["DeviceName"].as_str().unwrap().to_string(),
+                r["Timestamp"].as_str().unwrap().to_string(),
+                r["Processes"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got.len(), 3, "{found:?}");
+    assert_eq!((got[0].0.as_str(), got[0].2), ("WS1", 2));
+    assert!(got[0].1.starts_with("2026-12-01T10:00:00"), "{got:?}");
+    assert_eq!((got[1].0.as_str(), got[1].2), ("WS1", 1));
+    assert!(got[1].1.starts_with("2026-12-01T10:05:00"), "{got:?}");
+    assert_eq!((got[2].0.as_str(), got[2].2), ("WS2", 1));
+}
+
+#[tokio::test]
+async fn strings_are_never_null_as_in_kql() {
+    // One event without a command line at all.
+    let mut bare: Value =
+        serde_json::from_str(&process("2026-12-01T10:00:00Z", "WS1", "C:\\x.exe", "")).unwrap();
+    bare.as_object_mut().unwrap().remove("CommandLine");
+    let events = vec![
+        bare.to_string(),
+        process("2026-12-01T10:00:01Z", "WS1", "C:\\y.exe", "y --go"),
+    ];
+    let q = |predicate: &str| format!("DeviceProcessEvents | where {predicate} | project FileName");
+    assert_eq!(
+        column(
+            &run(&q("isempty(ProcessCommandLine)"), &events).await,
+            "FileName"
+        ),
+        ["x.exe"]
+    );
+    assert_eq!(
+        column(
+            &run(&q("isnotempty(ProcessCommandLine)"), &events).await,
+            "FileName"
+        ),
+        ["y.exe"]
+    );
+    // A missing string is "", so `!=` and `!has` hold for it, and `isnull` never does.
+    assert_eq!(
+        column(
+            &run(&q("ProcessCommandLine != \"y --go\""), &events).await,
+            "FileName"
+        ),
+        ["x.exe"]
+    );
+    assert_eq!(
+        column(
+            &run(&q("ProcessCommandLine !has \"go\""), &events).await,
+            "FileName"
+        ),
+        ["x.exe"]
+    );
+    assert_eq!(
+        column(
+            &run(&q("isnull(ProcessCommandLine)"), &events).await,
+            "FileName"
+        ),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn network_views_take_the_remote_end_by_direction_and_classify_it() {
+    let connection = |time: &str, initiated: &str, source: &str, destination: &str| {
+        serde_json::json!({"@timestamp": time, "EventID": 3, "Channel": "Microsoft-Windows-Sysmon/Operational",
+            "Hostname": "WS1", "Image": "C:\\Windows\\System32\\svchost.exe", "Initiated": initiated,
+            "SourceIp": source, "SourcePort": "50000", "DestinationIp": destination, "DestinationPort": "445",
+            "Protocol": "tcp"})
+        .to_string()
+    };
+    let events = vec![
+        // Outbound to a public address; inbound from a private one; outbound to loopback.
+        connection("2026-12-01T10:00:00Z", "true", "10.0.0.5", "8.8.8.8"),
+        connection("2026-12-01T10:00:01Z", "false", "192.168.1.20", "10.0.0.5"),
+        connection("2026-12-01T10:00:02Z", "true", "127.0.0.1", "127.0.0.1"),
+    ];
+    let found = run(
+        "DeviceNetworkEvents | project RemoteIP, RemoteIPType, LocalIP, ActionType",
+        &events,
+    )
+    .await;
+    let got: Vec<(String, String, String, String)> = found
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (
+                s("RemoteIP"),
+                s("RemoteIPType"),
+                s("LocalIP"),
+                s("ActionType"),
+            )
+        })
+        .collect();
+    let want = |a: &str, b: &str, c: &str, d: &str| (a.into(), b.into(), c.into(), d.into());
+    assert!(
+        got.contains(&want("8.8.8.8", "Public", "10.0.0.5", "ConnectionSuccess")),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&want(
+            "192.168.1.20",
+            "Private",
+            "10.0.0.5",
+            "InboundConnectionAccepted"
+        )),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&want(
+            "127.0.0.1",
+            "Loopback",
+            "127.0.0.1",
+            "ConnectionSuccess"
+        )),
+        "{got:?}"
+    );
+}
