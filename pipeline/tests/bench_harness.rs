@@ -61,7 +61,7 @@ async fn bench_counts_every_event_and_the_alerts_of_a_normal_run() {
         file_bytes - EVENTS,
         "record bytes, without newlines"
     );
-    assert_eq!(report.hunts, 14, "the bundled hunts: 11 SQL, 3 KQL");
+    assert_eq!(report.hunts, 16, "the bundled hunts: 11 SQL, 5 KQL");
     assert_eq!(report.alerts, normal.alerts.len() as u64);
     assert_eq!(report.dead_letters, normal.dead_letters.len() as u64);
     let l = report.latency;
