@@ -152,51 +152,21 @@ async fn equality_is_case_sensitive_and_the_tilde_forms_are_not() {
             "b",
         ),
     ];
-    let q = |predicate: &str| {
-        format!("DeviceProcessEvents | where {predicate} | project ProcessCommandLine")
-    };
-    assert_eq!(
-        column(
-            &run(&q("FileName == \"cmd.exe\""), &events).await,
-            "ProcessCommandLine"
-        ),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        column(
-            &run(&q("FileName =~ \"cmd.exe\""), &events).await,
-            "ProcessCommandLine"
-        ),
-        ["a"]
-    );
-    assert_eq!(
-        column(
-            &run(&q("FileName !~ \"cmd.exe\""), &events).await,
-            "ProcessCommandLine"
-        ),
-        ["b"]
-    );
-    assert_eq!(
-        column(
-            &run(&q("FileName in~ (\"Cmd.Exe\", \"x\")"), &events).await,
-            "ProcessCommandLine"
-        ),
-        ["a"]
-    );
-    assert_eq!(
-        column(
-            &run(&q("FileName in (\"cmd.exe\", \"whoami.exe\")"), &events).await,
-            "ProcessCommandLine"
-        ),
-        ["b"]
-    );
-    assert_eq!(
-        column(
-            &run(&q("FileName !in~ (\"cmd.exe\")"), &events).await,
-            "ProcessCommandLine"
-        ),
-        ["b"]
-    );
+    for (predicate, expected) in [
+        ("FileName == \"cmd.exe\"", &[][..]),
+        ("FileName =~ \"cmd.exe\"", &["a"][..]),
+        ("FileName !~ \"cmd.exe\"", &["b"][..]),
+        ("FileName in~ (\"Cmd.Exe\", \"x\")", &["a"][..]),
+        ("FileName in (\"cmd.exe\", \"whoami.exe\")", &["b"][..]),
+        ("FileName !in~ (\"cmd.exe\")", &["b"][..]),
+    ] {
+        let query = format!("DeviceProcessEvents | where {predicate} | project ProcessCommandLine");
+        assert_eq!(
+            column(&run(&query, &events).await, "ProcessCommandLine"),
+            expected,
+            "{predicate}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -311,43 +281,21 @@ async fn strings_are_never_null_as_in_kql() {
         bare.to_string(),
         process("2026-12-01T10:00:01Z", "WS1", "C:\\y.exe", "y --go"),
     ];
-    let q = |predicate: &str| format!("DeviceProcessEvents | where {predicate} | project FileName");
-    assert_eq!(
-        column(
-            &run(&q("isempty(ProcessCommandLine)"), &events).await,
-            "FileName"
-        ),
-        ["x.exe"]
-    );
-    assert_eq!(
-        column(
-            &run(&q("isnotempty(ProcessCommandLine)"), &events).await,
-            "FileName"
-        ),
-        ["y.exe"]
-    );
     // A missing string is "", so `!=` and `!has` hold for it, and `isnull` never does.
-    assert_eq!(
-        column(
-            &run(&q("ProcessCommandLine != \"y --go\""), &events).await,
-            "FileName"
-        ),
-        ["x.exe"]
-    );
-    assert_eq!(
-        column(
-            &run(&q("ProcessCommandLine !has \"go\""), &events).await,
-            "FileName"
-        ),
-        ["x.exe"]
-    );
-    assert_eq!(
-        column(
-            &run(&q("isnull(ProcessCommandLine)"), &events).await,
-            "FileName"
-        ),
-        Vec::<String>::new()
-    );
+    for (predicate, expected) in [
+        ("isempty(ProcessCommandLine)", &["x.exe"][..]),
+        ("isnotempty(ProcessCommandLine)", &["y.exe"][..]),
+        ("ProcessCommandLine != \"y --go\"", &["x.exe"][..]),
+        ("ProcessCommandLine !has \"go\"", &["x.exe"][..]),
+        ("isnull(ProcessCommandLine)", &[][..]),
+    ] {
+        let query = format!("DeviceProcessEvents | where {predicate} | project FileName");
+        assert_eq!(
+            column(&run(&query, &events).await, "FileName"),
+            expected,
+            "{predicate}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@
 //! the translator tracks the columns (name and type) of every step, so `project-away`, `*`, name clashes
 //! in joins and unknown columns are settled here, with the KQL position, before DataFusion sees the SQL.
 //! Anything not supported is refused with the operator or function and its line:column: a query is never
-//! run half-translated. Scalar expressions are in `translate_expr.rs`.
+//! run half-translated. Scalar expressions are in `translate_expr.rs`, functions and aggregates in
+//! `translate_funcs.rs`.
 //!
 //! Time: `ago(d)` and `now()` are relative to event time, never the wall clock: `now()` is
 //! `coalesce(window_end, event_time)` — the end of the window being evaluated, or, in an unwindowed hunt,
