@@ -101,14 +101,9 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
         &base,
     );
     let files = loaded.files;
-    let extra = crate::sigma::compile::added_columns(&loaded, &mapping, &base);
-    let extended = Arc::new(schema.with_string_columns(extra.into_iter().map(|c| {
-        (
-            c.name,
-            c.paths,
-            "Event field read by Sigma rules.".to_string(),
-        )
-    }))?);
+    let extended = Arc::new(crate::sigma::compile::schema_for(
+        &loaded, &mapping, &schema,
+    )?);
     let narrowed = loaded
         .rules
         .iter()

@@ -55,6 +55,8 @@ impl State {
 #[derive(Debug)]
 pub struct FieldMap {
     states: Vec<State>,
+    /// The column that takes every scalar value of the record (see `schema::VALUES_COLUMN`).
+    values: Option<u32>,
 }
 
 /// The state of the record's top-level object.
@@ -101,7 +103,9 @@ impl FieldMap {
                 });
             }
         }
-        FieldMap::determinize(&trie)
+        let mut map = FieldMap::determinize(&trie);
+        map.values = schema.values_index.map(|i| i as u32);
+        map
     }
 
     /// Subset construction: a state is a set of trie nodes at the same depth.
@@ -142,7 +146,15 @@ impl FieldMap {
             states.push(state);
             i += 1;
         }
-        FieldMap { states }
+        FieldMap {
+            states,
+            values: None,
+        }
+    }
+
+    /// The column collecting every scalar value, if the schema has one.
+    pub fn values_column(&self) -> Option<u32> {
+        self.values
     }
 
     pub fn state(&self, id: u32) -> &State {

@@ -12,6 +12,15 @@ use serde::Deserialize;
 /// The built-in Windows schema (Sysmon, Security, System, PowerShell; nested EVTX and flat shapes).
 pub const WINDOWS_SCHEMA_TOML: &str = include_str!("../../schemas/windows.toml");
 
+/// The column holding every scalar value of a record (strings, numbers and booleans as text, keys left out),
+/// each followed by [`VALUE_SEPARATOR`]: what Sigma keywords search. Present only when a loaded rule has
+/// keywords ([`EventSchema::with_values_column`]).
+pub const VALUES_COLUMN: &str = "_values";
+
+/// Ends each value in [`VALUES_COLUMN`] (ASCII unit separator: no event value contains it, so a search
+/// never runs across two values).
+pub const VALUE_SEPARATOR: char = '\u{1f}';
+
 /// Timezone of every timestamp column: event time is always UTC.
 pub const UTC: &str = "UTC";
 
@@ -96,6 +105,8 @@ pub struct EventSchema {
     pub columns: Vec<Column>,
     /// Index of the event-time column in `columns`.
     pub time_index: usize,
+    /// Index of [`VALUES_COLUMN`], when the schema has it.
+    pub values_index: Option<usize>,
     arrow: SchemaRef,
 }
 
@@ -177,6 +188,7 @@ impl EventSchema {
             arrow: arrow_schema(&columns),
             columns,
             time_index,
+            values_index: None,
         })
     }
 
@@ -216,7 +228,34 @@ impl EventSchema {
             arrow: arrow_schema(&columns),
             columns,
             time_index: self.time_index,
+            values_index: self.values_index,
         })
+    }
+
+    /// This schema with [`VALUES_COLUMN`] added (once): the decoder fills it with every scalar value of
+    /// the record, in the same single walk.
+    pub fn with_values_column(&self) -> EventSchema {
+        if self.values_index.is_some() {
+            return self.clone();
+        }
+        let mut columns = self.columns.clone();
+        columns.push(Column {
+            name: VALUES_COLUMN.to_string(),
+            ty: ColumnType::String,
+            paths: Vec::new(),
+            doc:
+                "Every scalar value of the record (not its keys), each ended by U+001F: what Sigma \
+                  keywords search."
+                    .to_string(),
+            lenient: false,
+        });
+        EventSchema {
+            name: self.name.clone(),
+            arrow: arrow_schema(&columns),
+            values_index: Some(columns.len() - 1),
+            columns,
+            time_index: self.time_index,
+        }
     }
 
     /// The Arrow schema of decoded batches.

@@ -240,3 +240,61 @@ paths = ["S"]
     let (reason, _) = decode(&d, &format!(r#"{{{t},"S":{{"a":1}}}}"#)).unwrap_err();
     assert_eq!(reason, DeadLetterReason::WrongType);
 }
+
+#[test]
+fn the_values_column_holds_every_value_of_the_record_and_no_key() {
+    use super::schema::VALUES_COLUMN;
+    let plain = decoder(EventSchema::windows());
+    let line = r##"{"Event":{"System":{"EventID":808,"Channel":"Microsoft-Windows-PrintService/Admin","Computer":"WS1","TimeCreated":{"#attributes":{"SystemTime":"2024-05-01T10:00:01Z"}}},"UserData":{"Printer":{"Name":"Kiwi \"Legit\" Printer","Ports":["LPT1:",3]}},"EventData":{"Data":{"#text":["a\\b",true,null]}},"Message":"Provider= SCM Event Provider"}}"##;
+    assert!(
+        decode(&plain, line)
+            .unwrap()
+            .column_by_name(VALUES_COLUMN)
+            .is_none()
+    );
+    let d = decoder(EventSchema::windows().with_values_column());
+    let row = decode(&d, line).unwrap();
+    // Document order, unescaped, numbers and booleans as text, null left out; keys (`Printer`, `Name`)
+    // are not values.
+    assert_eq!(
+        cell(&row, VALUES_COLUMN),
+        text(
+            "808\u{1f}Microsoft-Windows-PrintService/Admin\u{1f}WS1\u{1f}2024-05-01T10:00:01Z\u{1f}\
+             Kiwi \"Legit\" Printer\u{1f}LPT1:\u{1f}3\u{1f}a\\b\u{1f}true\u{1f}\
+             Provider= SCM Event Provider\u{1f}"
+        )
+    );
+    // The other columns decode as without it.
+    assert_eq!(cell(&row, "host"), text("WS1"));
+    assert_eq!(
+        cell(&row, "event_id"),
+        cell(&decode(&plain, line).unwrap(), "event_id")
+    );
+}
+
+#[test]
+fn the_values_column_sees_inside_values_a_lenient_column_takes_whole() {
+    use super::schema::VALUES_COLUMN;
+    let schema = EventSchema::windows()
+        .with_string_columns([(
+            "user_data".to_string(),
+            vec!["Event.UserData".to_string()],
+            String::new(),
+        )])
+        .unwrap()
+        .with_values_column();
+    let d = decoder(schema);
+    let row = decode(
+        &d,
+        r#"{"@timestamp":"2024-05-01T10:00:00Z","Event":{"UserData":{"X":{"Y":"deep","Z":[1,"two"]}}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        cell(&row, VALUES_COLUMN),
+        text("2024-05-01T10:00:00Z\u{1f}deep\u{1f}1\u{1f}two\u{1f}")
+    );
+    assert_eq!(
+        cell(&row, "user_data"),
+        text(r#"{"X":{"Y":"deep","Z":[1,"two"]}}"#)
+    );
+}

@@ -8,6 +8,11 @@
 //! parsed are the kept values coerced (an earlier path's wrong type does not matter if a better path is
 //! present) and appended to the column builders, in column order — the first failing column names the dead
 //! letter, as does a missing event time.
+//!
+//! When the schema has the values column (`schema::VALUES_COLUMN`, for Sigma keywords), the same walk also
+//! appends every scalar value it passes — mapped or not, at any depth, in arrays too; never a key — to one
+//! buffer, each value ended by `schema::VALUE_SEPARATOR`; unmapped values are then visited by [`Collect`]
+//! instead of skipped.
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -16,7 +21,7 @@ use super::DeadLetterReason;
 use super::columns::ColumnBuilder;
 use super::fields::{FieldMap, ROOT, Terminal};
 use super::json::{self, Cell, Found, Refusal, refuse};
-use super::schema::EventSchema;
+use super::schema::{EventSchema, VALUE_SEPARATOR};
 
 /// A value kept for a column, its strings as ranges of the scratch buffer.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +51,9 @@ pub struct Staging {
     touched: Vec<u32>,
     generation: u32,
     scratch: String,
+    /// Whether this walk collects every scalar value into `values`.
+    collect: bool,
+    values: String,
 }
 
 /// The JSON kind of a record's top-level value (only an object is an event).
@@ -86,6 +94,8 @@ impl Staging {
             touched: Vec::new(),
             generation: 0,
             scratch: String::new(),
+            collect: false,
+            values: String::new(),
         }
     }
 
@@ -94,6 +104,8 @@ impl Staging {
         self.generation += 1;
         self.touched.clear();
         self.scratch.clear();
+        self.values.clear();
+        self.collect = map.values_column().is_some();
         let text = std::str::from_utf8(bytes)
             .map_err(|e| refuse(DeadLetterReason::InvalidUtf8, format!("not UTF-8: {e}")))?;
         let mut de = serde_json::Deserializer::from_str(text);
@@ -113,7 +125,29 @@ impl Staging {
                 format!("a JSON {} is not an event object", kind.as_str()),
             ));
         }
+        if let Some(column) = map.values_column()
+            && !self.values.is_empty()
+        {
+            let values = std::mem::take(&mut self.values);
+            let (a, b) = self.push(&values);
+            self.values = values;
+            let terminal = Terminal {
+                column,
+                priority: 0,
+                wildcard: false,
+                lenient: false,
+            };
+            self.offer(&[terminal], Raw::Str(a, b), Raw::Str(a, b));
+        }
         Ok(())
+    }
+
+    /// Appends one scalar value to the values column's buffer (when collecting).
+    fn note(&mut self, value: impl std::fmt::Display) {
+        if self.collect {
+            use std::fmt::Write;
+            let _ = write!(self.values, "{value}{VALUE_SEPARATOR}");
+        }
     }
 
     /// Coerces the walked record's values and appends them as row `row`; returns its event time. On a
@@ -256,6 +290,10 @@ impl<'s> ValueSeed<'s> {
         let strict = if array { Raw::Array } else { Raw::Object };
         self.st
             .offer(state.terminals(), strict, Raw::Json(a, b, array));
+        if self.st.collect && (array || !state.has_children()) {
+            // Not walked again below: its values are collected from the built value.
+            collect_value(&value, &mut self.st.values);
+        }
         if !array && state.has_children() {
             ValueSeed {
                 offer: false,
@@ -289,26 +327,31 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 
     fn visit_bool<E>(self, v: bool) -> Result<Kind, E> {
+        self.st.note(v);
         self.scalar(Raw::Bool(v));
         Ok(Kind::Boolean)
     }
 
     fn visit_i64<E>(self, v: i64) -> Result<Kind, E> {
+        self.st.note(v);
         self.scalar(Raw::I64(v));
         Ok(Kind::Number)
     }
 
     fn visit_u64<E>(self, v: u64) -> Result<Kind, E> {
+        self.st.note(v);
         self.scalar(Raw::U64(v));
         Ok(Kind::Number)
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Kind, E> {
+        self.st.note(v);
         self.scalar(Raw::F64(v));
         Ok(Kind::Number)
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Kind, E> {
+        self.st.note(v);
         let terminals = self.map.state(self.state).terminals();
         if self.offer && self.st.wants(terminals) {
             let (a, b) = self.st.push(v);
@@ -327,8 +370,17 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             return self.capture(Value::Array(items));
         }
         // Paths do not go through arrays: an array is only ever a (wrong-typed) value.
-        self.scalar(Raw::Array);
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        if self.offer {
+            self.st.offer(state.terminals(), Raw::Array, Raw::Array);
+        }
+        if self.st.collect {
+            while seq
+                .next_element_seed(Collect(&mut self.st.values))?
+                .is_some()
+            {}
+        } else {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+        }
         Ok(Kind::Array)
     }
 
@@ -351,7 +403,13 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             st.offer(state.terminals(), Raw::Object, Raw::Object);
         }
         if !state.has_children() {
-            while object.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            if st.collect {
+                while object.next_key::<IgnoredAny>()?.is_some() {
+                    object.next_value_seed(Collect(&mut st.values))?;
+                }
+            } else {
+                while object.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            }
             return Ok(Kind::Object);
         }
         while let Some(next) = object.next_key_seed(KeySeed { map, state: id })? {
@@ -363,6 +421,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                         state: child,
                         offer: true,
                     })?;
+                }
+                None if st.collect => {
+                    object.next_value_seed(Collect(&mut st.values))?;
                 }
                 None => {
                     object.next_value::<IgnoredAny>()?;
@@ -396,5 +457,84 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 
     fn visit_str<E>(self, key: &str) -> Result<Option<u32>, E> {
         Ok(self.map.next(self.state, key))
+    }
+}
+
+/// Appends every scalar value below a point of the record to the values buffer, building nothing.
+struct Collect<'s>(&'s mut String);
+
+impl Collect<'_> {
+    fn push(self, value: impl std::fmt::Display) {
+        use std::fmt::Write;
+        let _ = write!(self.0, "{value}{VALUE_SEPARATOR}");
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Collect<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Collect<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.push(v);
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.push(v);
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.push(v);
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.push(v);
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.push(v);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Collect(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut object: A) -> Result<(), A::Error> {
+        while object.next_key::<IgnoredAny>()?.is_some() {
+            object.next_value_seed(Collect(&mut *self.0))?;
+        }
+        Ok(())
+    }
+}
+
+/// [`Collect`] over an already built value (the lenient columns' cold path).
+fn collect_value(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => {}
+        Value::Bool(b) => Collect(out).push(b),
+        Value::Number(n) => Collect(out).push(n),
+        Value::String(s) => Collect(out).push(s),
+        Value::Array(items) => items.iter().for_each(|v| collect_value(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_value(v, out)),
     }
 }

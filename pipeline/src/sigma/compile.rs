@@ -1,5 +1,5 @@
 //! Compiling a loaded rule set for a schema: the columns the rules add to the schema (decided here and
-//! nowhere else), keyword tests expanded over the string columns, every rule into one
+//! nowhere else), keyword tests turned into tests of the values column, every rule into one
 //! [`RuleSet`](crate::sigma::eval::RuleSet), and the correlations resolved against the compiled rules.
 
 use std::collections::VecDeque;
@@ -7,13 +7,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::decode::EventSchema;
-use crate::decode::schema::ColumnType;
+use crate::decode::schema::{ColumnType, SchemaError};
 use crate::sigma::correlate::{BaseRule, Correlator};
 use crate::sigma::correlation::CorrelationRule;
 use crate::sigma::engine::{CONTEXT_COLUMNS, EngineRule, SigmaEngine};
+use crate::sigma::error::RefusalKind;
 use crate::sigma::eval::{RuleInput, RuleSet};
 use crate::sigma::hunts::{correlation_hunt, rule_hunt};
-use crate::sigma::ir::{Expr, Test};
+use crate::sigma::ir::Expr;
+use crate::sigma::keywords::expand_keywords;
 use crate::sigma::load::{Loaded, SigmaRefusal};
 use crate::sigma::mapping::{Column, ExtraColumn, Mapping};
 
@@ -38,34 +40,31 @@ pub fn added_columns(loaded: &Loaded, mapping: &Mapping, base: &[&str]) -> Vec<E
     extra
 }
 
-/// Replaces keyword (full-text) tests by the same test on every string column.
-pub fn expand_keywords(e: &Expr, string_columns: &[String]) -> Expr {
-    match e {
-        Expr::Keyword { pattern, cased } => Expr::Or(
-            string_columns
-                .iter()
-                .map(|c| Expr::Field {
-                    field: c.clone(),
-                    test: Test::Str {
-                        pattern: pattern.clone(),
-                        cased: *cased,
-                    },
-                })
-                .collect(),
-        ),
-        Expr::And(v) => Expr::And(
-            v.iter()
-                .map(|e| expand_keywords(e, string_columns))
-                .collect(),
-        ),
-        Expr::Or(v) => Expr::Or(
-            v.iter()
-                .map(|e| expand_keywords(e, string_columns))
-                .collect(),
-        ),
-        Expr::Not(inner) => Expr::Not(Box::new(expand_keywords(inner, string_columns))),
-        other => other.clone(),
-    }
+/// The schema a loaded rule set runs on: `base` with the columns its rules and correlations add and, when a
+/// rule has keywords, the values column they search.
+pub fn schema_for(
+    loaded: &Loaded,
+    mapping: &Mapping,
+    base: &EventSchema,
+) -> Result<EventSchema, SchemaError> {
+    let names: Vec<&str> = base.columns.iter().map(|c| c.name.as_str()).collect();
+    let schema =
+        base.with_string_columns(added_columns(loaded, mapping, &names).into_iter().map(|c| {
+            (
+                c.name,
+                c.paths,
+                "Event field read by Sigma rules.".to_string(),
+            )
+        }))?;
+    let keywords = loaded
+        .rules
+        .iter()
+        .any(|r| r.bound.variants.iter().any(|v| v.detection.has_keywords()));
+    Ok(if keywords {
+        schema.with_values_column()
+    } else {
+        schema
+    })
 }
 
 /// The rule's whole condition over columns: OR over variants of (logsource condition AND detection).
@@ -107,12 +106,6 @@ impl SigmaEngine {
         schema: &EventSchema,
     ) -> (SigmaEngine, Vec<SigmaRefusal>) {
         let mut refusals = Vec::new();
-        let string_columns: Vec<String> = schema
-            .columns
-            .iter()
-            .filter(|c| c.ty == ColumnType::String)
-            .map(|c| c.name.clone())
-            .collect();
         // Fields resolve against the base schema's columns, as when the rules were bound.
         let base = base_columns;
         let variants: Vec<Vec<(Expr, Expr)>> = loaded
@@ -122,12 +115,7 @@ impl SigmaEngine {
                 r.bound
                     .variants
                     .iter()
-                    .map(|v| {
-                        (
-                            v.when.clone(),
-                            expand_keywords(&v.detection, &string_columns),
-                        )
-                    })
+                    .map(|v| (v.when.clone(), expand_keywords(&v.detection)))
                     .collect()
             })
             .collect();
@@ -137,7 +125,17 @@ impl SigmaEngine {
                 variants: v.iter().map(|(w, d)| (w, d)).collect(),
             })
             .collect();
-        let (set, errors) = RuleSet::compile(&inputs);
+        let (set, mut errors) = RuleSet::compile(&inputs);
+        if schema.values_index.is_none() {
+            for (r, error) in loaded.rules.iter().zip(errors.iter_mut()) {
+                if error.is_none() && r.bound.variants.iter().any(|v| v.detection.has_keywords()) {
+                    *error = Some(RefusalKind::Unsupported.error(
+                        "keywords search the values column, which this schema lacks (see \
+                         `compile::schema_for`)",
+                    ));
+                }
+            }
+        }
         let column_of = |name: &str| schema.columns.iter().position(|c| c.name == name);
 
         // Correlations first: they decide which rules alert alone and which fields to extract.

@@ -19,6 +19,7 @@ pub mod error;
 pub mod eval;
 mod hunts;
 pub mod ir;
+pub mod keywords;
 pub mod load;
 pub mod mapping;
 pub mod parse;
@@ -28,7 +29,8 @@ use std::path::Path;
 
 use crate::decode::EventSchema;
 use crate::settings::Settings;
-use compile::{expand_keywords, rule_expr, rule_sql};
+use compile::{rule_expr, rule_sql};
+use keywords::expand_keywords;
 use load::{Loaded, SigmaRefusal};
 use mapping::Mapping;
 
@@ -52,25 +54,15 @@ pub fn convert(
         &base,
     );
     let mut out: Vec<Result<String, SigmaRefusal>> = loaded.refusals.drain(..).map(Err).collect();
-    let Ok(schema) = schema.with_string_columns(
-        compile::added_columns(&loaded, mapping, &base)
-            .into_iter()
-            .map(|c| (c.name, c.paths, String::new())),
-    ) else {
+    let Ok(schema) = compile::schema_for(&loaded, mapping, schema) else {
         return out;
     };
-    let strings: Vec<String> = schema
-        .columns
-        .iter()
-        .filter(|c| c.ty == crate::decode::schema::ColumnType::String)
-        .map(|c| c.name.clone())
-        .collect();
     for r in &loaded.rules {
         let variants: Vec<_> = r
             .bound
             .variants
             .iter()
-            .map(|v| (v.when.clone(), expand_keywords(&v.detection, &strings)))
+            .map(|v| (v.when.clone(), expand_keywords(&v.detection)))
             .collect();
         let added: Vec<&str> = r.bound.columns.iter().map(|c| c.name.as_str()).collect();
         out.push(Ok(format!(

@@ -12,9 +12,9 @@
 //! - `Re` is `regexp_like(col, 'pattern'[, 'flags'])`; DataFusion prefixes the pattern with `(?flags)` for
 //!   the Rust `regex` crate, so `i`, `m`, `s` mean what the evaluator means.
 //! - `Cidr` calls the `cidr_match(col, 'net/prefix')` UDF; `Num` compares `try_cast(col AS DOUBLE)`.
-//! - `Keyword` tests the `_values` column (all string values of the event, newline-joined): a substring
-//!   keyword is `contains`; any other keyword pattern is a multi-line regular expression anchored at value
-//!   boundaries (`^…$` per line), wildcards not crossing a newline.
+//! - `Keyword` tests the `_values` column (every scalar value of the raw event, each ended by U+001F; see
+//!   `keywords`): a substring keyword is `contains`; any other keyword pattern is a
+//!   regular expression anchored at value boundaries, its wildcards not crossing one.
 //!
 //! String literals escape `'` by doubling it; DataFusion's default (generic) dialect takes backslashes
 //! literally.
@@ -22,9 +22,6 @@
 use std::net::IpAddr;
 
 use crate::sigma::ir::{Cmp, Expr, Pattern, Piece, Position, Test};
-
-/// The column holding all string values of an event, newline-joined (keyword searches).
-pub const VALUES_COLUMN: &str = "_values";
 
 /// The detection as one SQL boolean expression (single line).
 pub fn expr_to_sql(e: &Expr) -> String {
@@ -46,7 +43,7 @@ pub fn expr_to_sql(e: &Expr) -> String {
         ),
         Expr::Not(inner) => format!("NOT {}", atomic(expr_to_sql(inner))),
         Expr::Field { field, test } => field_sql(field, test),
-        Expr::Keyword { pattern, cased } => keyword_sql(pattern, *cased),
+        Expr::Keyword { .. } => expr_to_sql(&crate::sigma::keywords::expand_keywords(e)),
     }
 }
 
@@ -349,44 +346,6 @@ fn number(v: f64) -> String {
         format!("{v}")
     } else {
         "CAST(NULL AS DOUBLE)".to_string()
-    }
-}
-
-fn keyword_sql(pattern: &Pattern, cased: bool) -> String {
-    let col = quote_ident(VALUES_COLUMN);
-    match pattern.0.as_slice() {
-        [Piece::AnyMany, Piece::Lit(l), Piece::AnyMany] => two_valued(format!(
-            "contains({}, {})",
-            target(&col, cased),
-            quote_str(&fold(l, cased))
-        )),
-        [Piece::AnyMany] => format!("{col} IS NOT NULL"),
-        pieces => {
-            // Some value (one line of `_values`) matches the whole pattern: anchored at line boundaries,
-            // `.` not crossing a newline; a leading/trailing `*` is simply an unanchored end.
-            let (start, end) = (
-                pieces.first() == Some(&Piece::AnyMany),
-                pieces.last() == Some(&Piece::AnyMany),
-            );
-            let inner = &pieces[usize::from(start)..pieces.len() - usize::from(end)];
-            let mut re = String::from(if start { "" } else { "^" });
-            for p in inner {
-                match p {
-                    Piece::Lit(l) => re.push_str(&regex::escape(l)),
-                    Piece::AnyMany => re.push_str(".*"),
-                    Piece::AnyOne => re.push('.'),
-                }
-            }
-            if !end {
-                re.push('$');
-            }
-            let flags = if cased { "m" } else { "im" };
-            two_valued(format!(
-                "regexp_like({col}, {}, {})",
-                quote_str(&re),
-                quote_str(flags)
-            ))
-        }
     }
 }
 

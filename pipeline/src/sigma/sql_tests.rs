@@ -254,21 +254,22 @@ fn keywords_search_the_values_column() {
         expr_to_sql(&k(vec![M, lit("X"), M], true)),
         "coalesce(contains(_values, 'X'), false)"
     );
+    // Other patterns: a regular expression anchored at value boundaries (U+001F ends every value).
     assert_eq!(
         expr_to_sql(&k(vec![M, lit("sekurlsa::"), M, lit("pass"), M], false)),
-        "coalesce(regexp_like(_values, 'sekurlsa::.*pass', 'im'), false)"
+        "coalesce(regexp_like(_values, 'sekurlsa::[^\\x1f]*pass', 'i'), false)"
     );
     assert_eq!(
         expr_to_sql(&k(vec![lit("a.b"), O], true)),
-        "coalesce(regexp_like(_values, '^a\\.b.$', 'm'), false)"
+        "coalesce(regexp_like(_values, '(?:^|\\x1f)a\\.b[^\\x1f]\\x1f'), false)"
     );
     assert_eq!(
         expr_to_sql(&k(vec![M, lit("x"), O], false)),
-        "coalesce(regexp_like(_values, 'x.$', 'im'), false)"
+        "coalesce(regexp_like(_values, 'x[^\\x1f]\\x1f', 'i'), false)"
     );
     assert_eq!(
         expr_to_sql(&k(vec![lit("run"), M], false)),
-        "coalesce(regexp_like(_values, '^run', 'im'), false)"
+        "coalesce(regexp_like(_values, '(?:^|\\x1f)run', 'i'), false)"
     );
 }
 

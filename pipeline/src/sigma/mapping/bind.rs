@@ -133,24 +133,12 @@ impl Mapping {
                     }
                 }
             }
-            let mut keys = Vec::with_capacity(v.when.len());
-            for (field, values) in &v.when {
-                let column = resolve(field, &mut extra, &mut error);
-                let tests: Vec<Expr> = values
-                    .iter()
-                    .map(|value| Expr::Field {
-                        field: column.clone(),
-                        test: Test::Str {
-                            pattern: Pattern::literal(value),
-                            cased: false,
-                        },
-                    })
-                    .collect();
-                keys.push(if tests.len() == 1 {
-                    tests.into_iter().next().unwrap()
-                } else {
-                    Expr::Or(tests)
-                });
+            let mut keys = self.conditions(&v.when, &mut |f| resolve(f, &mut extra, &mut error));
+            let unless = self.conditions(&v.unless, &mut |f| resolve(f, &mut extra, &mut error));
+            match unless.len() {
+                0 => {}
+                1 => keys.push(Expr::Not(Box::new(unless.into_iter().next().unwrap()))),
+                _ => keys.push(Expr::Not(Box::new(Expr::And(unless)))),
             }
             let when = match keys.len() {
                 0 => Expr::True,
@@ -188,6 +176,37 @@ impl Mapping {
             columns: extra.into_values().collect(),
             narrowed,
         })
+    }
+}
+
+impl Mapping {
+    /// One test per (event field, accepted values) of a `when`/`unless`: the field's column equals one of
+    /// the values, compared as case-insensitive strings.
+    fn conditions(
+        &self,
+        keys: &[(String, Vec<String>)],
+        resolve: &mut dyn FnMut(&str) -> String,
+    ) -> Vec<Expr> {
+        keys.iter()
+            .map(|(field, values)| {
+                let column = resolve(field);
+                let mut tests: Vec<Expr> = values
+                    .iter()
+                    .map(|value| Expr::Field {
+                        field: column.clone(),
+                        test: Test::Str {
+                            pattern: Pattern::literal(value),
+                            cased: false,
+                        },
+                    })
+                    .collect();
+                if tests.len() == 1 {
+                    tests.pop().unwrap()
+                } else {
+                    Expr::Or(tests)
+                }
+            })
+            .collect()
     }
 }
 

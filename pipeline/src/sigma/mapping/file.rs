@@ -52,6 +52,8 @@ struct VariantDoc {
     #[serde(default)]
     when: BTreeMap<String, WhenValue>,
     #[serde(default)]
+    unless: BTreeMap<String, WhenValue>,
+    #[serde(default)]
     rename: BTreeMap<String, String>,
     /// The Sigma fields this variant's events can carry at all (besides its `when` and `rename` keys);
     /// absent: every field.
@@ -211,28 +213,8 @@ impl Mapping {
             let mut variants = Vec::new();
             for (j, v) in ls.variants.into_iter().enumerate() {
                 let vkey = format!("{key}.variants[{j}]");
-                let mut when = Vec::new();
-                for (field, value) in v.when {
-                    check_field_name(&field)
-                        .map_err(|m| invalid(format!("{vkey}.when.{field}"), m))?;
-                    let values: Vec<String> = match value {
-                        WhenValue::One(s) => vec![s.text()],
-                        WhenValue::Many(list) => list.iter().map(Scalar::text).collect(),
-                    };
-                    if values.is_empty() {
-                        return Err(invalid(
-                            format!("{vkey}.when.{field}"),
-                            "an empty list matches no event".into(),
-                        ));
-                    }
-                    if let Some(bad) = values.iter().find(|s| s.is_empty()) {
-                        return Err(invalid(
-                            format!("{vkey}.when.{field}"),
-                            format!("{bad:?}: empty value"),
-                        ));
-                    }
-                    when.push((field, values));
-                }
+                let when = conditions(v.when, &format!("{vkey}.when"), &invalid)?;
+                let unless = conditions(v.unless, &format!("{vkey}.unless"), &invalid)?;
                 for (from, to) in &v.rename {
                     check_field_name(from)
                         .map_err(|m| invalid(format!("{vkey}.rename.{from}"), m))?;
@@ -254,6 +236,7 @@ impl Mapping {
                 };
                 variants.push(Variant {
                     when,
+                    unless,
                     rename: v.rename,
                     supplies,
                 });
@@ -346,4 +329,34 @@ fn check_path(path: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+/// A variant's `when` or `unless`: event field -> accepted values, checked.
+fn conditions<E>(
+    doc: BTreeMap<String, WhenValue>,
+    key: &str,
+    invalid: &dyn Fn(String, String) -> E,
+) -> Result<Vec<(String, Vec<String>)>, E> {
+    let mut out = Vec::new();
+    for (field, value) in doc {
+        check_field_name(&field).map_err(|m| invalid(format!("{key}.{field}"), m))?;
+        let values: Vec<String> = match value {
+            WhenValue::One(s) => vec![s.text()],
+            WhenValue::Many(list) => list.iter().map(Scalar::text).collect(),
+        };
+        if values.is_empty() {
+            return Err(invalid(
+                format!("{key}.{field}"),
+                "an empty list matches no event".into(),
+            ));
+        }
+        if let Some(bad) = values.iter().find(|s| s.is_empty()) {
+            return Err(invalid(
+                format!("{key}.{field}"),
+                format!("{bad:?}: empty value"),
+            ));
+        }
+        out.push((field, values));
+    }
+    Ok(out)
 }

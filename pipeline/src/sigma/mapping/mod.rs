@@ -92,6 +92,9 @@ pub struct BoundRule {
 struct Variant {
     /// (event field, accepted values), in key order.
     when: Vec<(String, Vec<String>)>,
+    /// Events that satisfy all of these (same form as `when`) are not this variant's, even when `when`
+    /// holds: they belong to a more specific variant of the same logsource.
+    unless: Vec<(String, Vec<String>)>,
     /// Sigma field -> event field.
     rename: BTreeMap<String, String>,
     /// The Sigma fields the variant's events can carry at all (its `when` and `rename` keys included);

@@ -116,10 +116,11 @@ pub(super) fn column_value(event: &Value, paths: &[String]) -> Option<String> {
     })
 }
 
-/// Evaluates a bound `when` (And / Or / True / literal case-insensitive Str tests) on a JSON event.
+/// Evaluates a bound `when` (And / Or / Not / True / literal case-insensitive Str tests) on a JSON event.
 pub(super) fn eval_when(e: &Expr, event: &Value, paths: &dyn Fn(&str) -> Vec<String>) -> bool {
     match e {
         Expr::True => true,
+        Expr::Not(inner) => !eval_when(inner, event, paths),
         Expr::And(v) => v.iter().all(|x| eval_when(x, event, paths)),
         Expr::Or(v) => v.iter().any(|x| eval_when(x, event, paths)),
         Expr::Field {

@@ -5,8 +5,9 @@
 //! the reference where the text is vague; whatever cannot be compiled faithfully is refused with a precise
 //! [`Refusal`] rather than approximated. Decisions where the specification leaves room:
 //!
-//! - **Keywords** (list items or values without a field) are `contains` patterns over the event's string
-//!   values unless `startswith`/`endswith` says otherwise; they take string modifiers only.
+//! - **Keywords** (list items or values without a field) are `contains` patterns over every value of the
+//!   raw event (see `sigma::keywords`) unless `startswith`/`endswith` says otherwise; they take string
+//!   modifiers only.
 //! - **`neq`** means "the field is present and equals none of the values": `And[Exists(true), Not(Or(values))]`
 //!   (with `all`: `Not(And(values))`). A missing field therefore does not satisfy `neq`.
 //! - **`utf16le`/`utf16be`/`utf16`/`wide`** produce bytes, which only `base64`/`base64offset` can turn back
