@@ -1,6 +1,8 @@
 //! Hunts on one decoded batch: one hunt, and 1, 10 and 100 copies of it (the cost per added hunt); and
 //! every bundled hunt on a batch of the built-in schema vs the same events decoded with the schema the
-//! whole SigmaHQ Windows rule set extends (the SQL hunts must not get slower as Sigma adds columns).
+//! whole SigmaHQ Windows rule set extends (the SQL hunts must not get slower as Sigma adds columns); and
+//! the playbook's KQL hunt (`ps_remoting_kql.kql`, over the DeviceProcessEvents view) against the same
+//! hunt written by hand in SQL over `events` (a KQL hunt must cost what its SQL costs).
 //!
 //! The batch is 4,096 events of the seeded generator (the embedded default's event mix, attacks included)
 //! decoded with the built-in schema. Evaluating an unwindowed hunt is what the pipeline's step does
@@ -123,5 +125,86 @@ fn hunts(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hunts);
+/// The same logic as `sql/hunts/ps_remoting_kql.kql` (whose header it takes), written directly over `events` (the view's column
+/// expressions inlined, `has` as the same `kql_has` function).
+const PS_REMOTING_SQL: &str = r#"SELECT event_time AS "Timestamp", host AS "DeviceName",
+       CASE WHEN event_id = 1 THEN reverse(split_part(reverse(user), chr(92), 1))
+            ELSE coalesce(nullif(nullif(target_user_name, '-'), ''), subject_user_name) END AS "AccountName",
+       reverse(split_part(reverse(image), chr(92), 1)) AS "FileName",
+       command_line AS "ProcessCommandLine",
+       reverse(split_part(reverse(parent_image), chr(92), 1)) AS "InitiatingProcessFileName",
+       CASE WHEN event_id = 4688 THEN subject_user_name END AS "InitiatingProcessAccountName",
+       string_to_array(coalesce(command_line, ''), ' ') AS "CommandLineArgs",
+       event_time
+FROM events
+WHERE ((lower(channel) = 'microsoft-windows-sysmon/operational' AND event_id = 1)
+       OR (lower(channel) = 'security' AND event_id = 4688))
+  AND lower(reverse(split_part(reverse(image), chr(92), 1))) = 'powershell.exe'
+  AND lower(reverse(split_part(reverse(parent_image), chr(92), 1))) IN ('explorer.exe', 'svchost.exe')
+  AND (kql_has(command_line, 'Invoke-Command') OR kql_has(command_line, 'Enter-PSSession')
+       OR kql_has(command_line, '-ComputerName'))
+  AND array_length(string_to_array(coalesce(command_line, ''), ' ')) > 1
+ORDER BY event_time DESC
+"#;
+
+fn kql_vs_sql(c: &mut Criterion) {
+    let schema = Arc::new(EventSchema::windows());
+    // Enough generated events for the remoting scenario to occur several times.
+    let batch = generated_batch(&schema, 8 * BATCH);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let kql = query::load::builtin()
+        .hunts
+        .get("ps_remoting_kql")
+        .expect("the bundled KQL hunt")
+        .clone();
+    let dir = std::env::temp_dir().join(format!("ghosthunt-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let path = dir.join("ps_remoting_hand_sql.sql");
+    let kql_file = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql/hunts/ps_remoting_kql.kql"),
+    )
+    .expect("the bundled KQL hunt reads");
+    // The KQL hunt's `//` header as a SQL hunt's `/* … */` one.
+    let header: Vec<&str> = kql_file
+        .lines()
+        .map_while(|l| l.strip_prefix("//"))
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .collect();
+    // A SQL hunt states its window; the KQL one has none (no `bin`, no aggregation).
+    let text = format!(
+        "/*\n{}\nwindow: none\n*/\n{PS_REMOTING_SQL}",
+        header
+            .join("\n")
+            .replace("id: ps_remoting_kql", "id: ps_remoting_hand_sql")
+    );
+    std::fs::write(&path, text).expect("the hunt file writes");
+    let sql = query::load::read_hunt(&path).expect("the hand-written hunt loads");
+    let _ = std::fs::remove_dir_all(&dir);
+    let planned: Vec<(&str, PlannedHunt)> = rt.block_on(async {
+        vec![
+            ("kql", query::plan::plan(kql, &schema).await.expect("plans")),
+            ("hand-written sql", query::plan::plan(sql, &schema).await.expect("plans")),
+        ]
+    });
+    let rows: Vec<usize> = planned
+        .iter()
+        .map(|(_, h)| rt.block_on(evaluate(h, &batch)))
+        .collect();
+    eprintln!("kql_vs_sql/ps_remoting: {} events, result rows {rows:?}", batch.num_rows());
+    for (_, h) in &planned {
+        eprintln!("{h:?}");
+    }
+    assert!(rows[0] > 0 && rows[0] == rows[1], "{rows:?}");
+    let mut group = c.benchmark_group("kql_vs_sql/ps_remoting");
+    group.throughput(Throughput::Elements(batch.num_rows() as u64));
+    group.sample_size(30);
+    for (name, hunt) in &planned {
+        group.bench_function(*name, |b| b.iter(|| rt.block_on(evaluate(hunt, &batch))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, hunts, kql_vs_sql);
 criterion_main!(benches);

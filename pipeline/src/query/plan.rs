@@ -137,6 +137,8 @@ impl std::fmt::Debug for PlannedHunt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PlannedHunt")
             .field("id", &self.hunt.id)
+            .field("used_columns", &self.used_columns)
+            .field("prefilter", &self.prefilter.as_ref().map(|p| p.to_string()))
             .finish()
     }
 }
