@@ -354,3 +354,137 @@ async fn network_views_take_the_remote_end_by_direction_and_classify_it() {
         "{got:?}"
     );
 }
+
+/// Processes whose command lines are the given texts, on one host, a second apart, as `a.exe`, `b.exe`, ….
+fn processes_with(command_lines: &[&str]) -> Vec<String> {
+    command_lines
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            process(
+                &format!("2026-12-01T10:00:0{i}Z"),
+                "WS1",
+                &format!("C:\\{}.exe", (b'a' + i as u8) as char),
+                c,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn dynamic_values_are_read_by_path_as_in_kql() {
+    // The command lines hold JSON documents, as Defender's AdditionalFields do (issue #11).
+    let events = processes_with(&[
+        r#"{"Command":"x","Args":["-a","-b"],"Count":5,"Nested":{"Ok":true}}"#,
+        r#"{"Command":"Y","Args":[],"Count":"12"}"#,
+        "not json at all",
+    ]);
+    for (predicate, expected) in [
+        (
+            r#"parse_json(ProcessCommandLine).Command == "x""#,
+            &["a.exe"][..],
+        ),
+        (
+            r#"parse_json(ProcessCommandLine)["Command"] =~ "y""#,
+            &["b.exe"][..],
+        ),
+        (
+            r#"tostring(todynamic(ProcessCommandLine).Args[1]) == "-b""#,
+            &["a.exe"][..],
+        ),
+        (
+            r#"parse_json(ProcessCommandLine).Args[-1] == "-b""#,
+            &["a.exe"][..],
+        ),
+        // A number, or a string that reads as one, compares as a number.
+        ("parse_json(ProcessCommandLine).Count > 6", &["b.exe"][..]),
+        (
+            "parse_json(ProcessCommandLine).Nested.Ok == true",
+            &["a.exe"][..],
+        ),
+        (
+            r#"tostring(parse_json(ProcessCommandLine).Nested) == '{"Ok":true}'"#,
+            &["a.exe"][..],
+        ),
+        // Missing slots and indexes out of range are null, and empty as strings.
+        (
+            "isnull(parse_json(ProcessCommandLine).Missing)",
+            &["a.exe", "b.exe", "c.exe"][..],
+        ),
+        (
+            "isnotnull(parse_json(ProcessCommandLine).Args[1])",
+            &["a.exe"][..],
+        ),
+        (
+            "isempty(parse_json(ProcessCommandLine).Args[5])",
+            &["a.exe", "b.exe", "c.exe"][..],
+        ),
+        (
+            "array_length(parse_json(ProcessCommandLine).Args) == 0",
+            &["b.exe"][..],
+        ),
+        (
+            "array_length(bag_keys(parse_json(ProcessCommandLine))) == 4",
+            &["a.exe"][..],
+        ),
+        // Text that is not JSON is a string value.
+        (
+            r#"parse_json(ProcessCommandLine) == "not json at all""#,
+            &["c.exe"][..],
+        ),
+    ] {
+        let query = format!("DeviceProcessEvents | where {predicate} | project FileName");
+        assert_eq!(
+            column(&run(&query, &events).await, "FileName"),
+            expected,
+            "{predicate}"
+        );
+    }
+    // A dynamic column shows a string without its quotes, a bag as JSON, a missing value as null; a
+    // later step reads it again.
+    let found = run(
+        "DeviceProcessEvents | extend D = parse_json(ProcessCommandLine) | extend Command = D.Command, Nested = D.Nested\n\
+         | where isnotempty(Command) | project FileName, Command, Nested, Ok = Nested.Ok",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&found, "Command"), ["Y", "x"]);
+    assert_eq!(column(&found, "Nested"), ["null", r#"{"Ok":true}"#]);
+    assert_eq!(column(&found, "Ok"), ["null", "true"]);
+}
+
+#[tokio::test]
+async fn split_results_are_indexed_from_zero_and_from_the_end() {
+    let events = processes_with(&["net user admin /add", "whoami"]);
+    let found = run(
+        "DeviceProcessEvents | extend Parts = split(ProcessCommandLine, ' ')\n\
+         | project FileName, Second = tostring(Parts[1]), Last = tostring(Parts[-1]), Tenth = tostring(Parts[9])",
+        &events,
+    )
+    .await;
+    let got: Vec<(String, String, String, String)> = found
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (s("FileName"), s("Second"), s("Last"), s("Tenth"))
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a.exe".into(), "user".into(), "/add".into(), String::new()),
+            (
+                "b.exe".into(),
+                String::new(),
+                "whoami".into(),
+                String::new()
+            ),
+        ]
+    );
+    let found = run(
+        "DeviceProcessEvents | where split(ProcessCommandLine, ' ')[0] == 'net' | project FileName",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&found, "FileName"), ["a.exe"]);
+}

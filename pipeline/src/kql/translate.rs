@@ -913,9 +913,17 @@ impl<'a> Translator<'a> {
         })
     }
 
-    /// The final SELECT: the KQL columns, `event_time` when rows are events, the pending order.
+    /// The final SELECT: the KQL columns (dynamic ones as KQL shows them: a string without its quotes),
+    /// `event_time` when rows are events, the pending order.
     fn finish(&mut self, rel: &Rel) -> String {
-        let mut items: Vec<String> = rel.cols.iter().map(|(n, _)| q(n)).collect();
+        let mut items: Vec<String> = rel
+            .cols
+            .iter()
+            .map(|(n, t)| match t {
+                Ty::Dyn => format!("{}({}) AS {}", super::KQL_JSON_STR, q(n), q(n)),
+                _ => q(n),
+            })
+            .collect();
         if rel.time && rel.col("event_time").is_none() {
             items.push("event_time".into());
         }

@@ -1,6 +1,7 @@
 //! Functions and aggregates of KQL scalar expressions: each KQL function the translation knows, as SQL
 //! with KQL's semantics, and the aggregates of `summarize`.
 
+use super::dynamic::{dynamic_aggregate_args, dynamic_args};
 use super::*;
 use crate::kql::Refusal;
 
@@ -26,6 +27,10 @@ impl Translator<'_> {
             .iter()
             .map(|a| self.expr(a, rel))
             .collect::<Result<_, _>>()?;
+        if let Some(s) = self.call_dynamic(c, &args)? {
+            return Ok(s);
+        }
+        let args = dynamic_args(name, args);
         let arity = |n: std::ops::RangeInclusive<usize>| {
             if n.contains(&args.len()) {
                 Ok(())
@@ -325,6 +330,7 @@ impl Translator<'_> {
                 other => self.expr(other, rel),
             })
             .collect::<Result<_, _>>()?;
+        let args = dynamic_aggregate_args(name, args);
         let col = |i: usize| match c.args.get(i) {
             Some(Expr::Name(id)) => id.name.clone(),
             _ => String::new(),
