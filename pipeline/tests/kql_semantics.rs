@@ -488,3 +488,56 @@ async fn split_results_are_indexed_from_zero_and_from_the_end() {
     .await;
     assert_eq!(column(&found, "FileName"), ["a.exe"]);
 }
+
+#[tokio::test]
+async fn datetime_add_moves_by_calendar_months_and_by_fixed_lengths() {
+    let events = processes_with(&["abc"]);
+    let found = run(
+        "DeviceProcessEvents\n\
+         | project Month = datetime_add('month', 1, datetime(2026-01-31)),\n\
+           Quarter = datetime_add('quarter', -1, datetime(2026-05-31 10:00:00)),\n\
+           Year = datetime_add('year', 1, datetime(2028-02-29)),\n\
+           Day = datetime_add('day', -1, Timestamp),\n\
+           Seconds = datetime_add('second', strlen(ProcessCommandLine), Timestamp)",
+        &events,
+    )
+    .await;
+    let got = |k: &str| found[0][k].as_str().unwrap_or_default().to_string();
+    // A month after 31 January is the last day of February; a year after 29 February likewise.
+    assert!(got("Month").starts_with("2026-02-28T00:00:00"), "{found:?}");
+    assert!(
+        got("Quarter").starts_with("2026-02-28T10:00:00"),
+        "{found:?}"
+    );
+    assert!(got("Year").starts_with("2029-02-28T00:00:00"), "{found:?}");
+    assert!(got("Day").starts_with("2026-11-30T10:00:00"), "{found:?}");
+    assert!(
+        got("Seconds").starts_with("2026-12-01T10:00:03"),
+        "{found:?}"
+    );
+}
+
+#[tokio::test]
+async fn base64_decode_tostring_reads_an_encoded_command() {
+    use base64::Engine as _;
+    // PowerShell's -EncodedCommand is UTF-16LE: decoded as UTF-8 it keeps its NULs, which the hunters'
+    // queries strip with replace (the corpus idiom).
+    let utf16: Vec<u8> = "whoami /all"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(utf16);
+    let events = processes_with(&[
+        &format!("powershell -enc {encoded}"),
+        "powershell -enc %%%%%%%%%%%%%%%%",
+    ]);
+    let found = run(
+        "DeviceProcessEvents\n\
+         | extend Decoded = replace(@'\\x00', '', base64_decode_tostring(extract('[A-Za-z0-9+/]{20,}[=]{0,2}', 0, ProcessCommandLine)))\n\
+         | project FileName, Decoded, Plain = base64_decode_tostring('S3VzdG8=')",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&found, "Decoded"), ["", "whoami /all"]);
+    assert_eq!(column(&found, "Plain"), ["Kusto", "Kusto"]);
+}

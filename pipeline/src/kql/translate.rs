@@ -188,37 +188,60 @@ fn translate_query(
     })
 }
 
-/// The first `bin(<column>, <timespan>)` in a `summarize … by`.
+/// The first `bin(<column>, <timespan>)` in a `summarize … by`; the timespan is a literal or a name a
+/// top-level `let` binds to one.
 fn find_bin(query: &Query) -> Option<i64> {
-    fn in_tabular(t: &TabularExpr) -> Option<i64> {
-        for op in &t.operators {
-            match op {
-                Operator::Summarize(s) => {
-                    for by in &s.by {
-                        if let Expr::Call(c) = &by.expr
-                            && c.name.name == "bin"
-                            && let [
-                                _,
-                                Expr::Literal {
-                                    value: Literal::Timespan(Some(ns)),
-                                    ..
-                                },
-                            ] = c.args.as_slice()
-                        {
-                            return Some(*ns);
+    let spans: HashMap<&str, i64> = query
+        .statements
+        .iter()
+        .filter_map(|s| match s {
+            Statement::Let(LetStatement {
+                name,
+                value:
+                    LetValue::Expr(Expr::Literal {
+                        value: Literal::Timespan(Some(ns)),
+                        ..
+                    }),
+                ..
+            }) => Some((name.name.as_str(), *ns)),
+            _ => None,
+        })
+        .collect();
+    let in_tabular = |t: &TabularExpr| -> Option<i64> {
+        fn walk(t: &TabularExpr, spans: &HashMap<&str, i64>) -> Option<i64> {
+            for op in &t.operators {
+                match op {
+                    Operator::Summarize(s) => {
+                        for by in &s.by {
+                            if let Expr::Call(c) = &by.expr
+                                && c.name.name == "bin"
+                                && let [_, span] = c.args.as_slice()
+                            {
+                                match span {
+                                    Expr::Literal {
+                                        value: Literal::Timespan(Some(ns)),
+                                        ..
+                                    } => return Some(*ns),
+                                    Expr::Name(id) if spans.contains_key(id.name.as_str()) => {
+                                        return spans.get(id.name.as_str()).copied();
+                                    }
+                                    _ => {}
+                                }
+                            }
                         }
                     }
-                }
-                Operator::Join(j) => {
-                    if let Some(b) = in_tabular(&j.right) {
-                        return Some(b);
+                    Operator::Join(j) => {
+                        if let Some(b) = walk(&j.right, spans) {
+                            return Some(b);
+                        }
                     }
+                    _ => {}
                 }
-                _ => {}
             }
+            None
         }
-        None
-    }
+        walk(t, &spans)
+    };
     query.statements.iter().find_map(|s| match s {
         Statement::Query(q) => in_tabular(q),
         Statement::Let(LetStatement {

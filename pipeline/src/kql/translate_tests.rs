@@ -88,3 +88,49 @@ fn access_to_what_is_not_dynamic_is_refused_with_its_position() {
     let r = refusal("DeviceProcessEvents | where bag_keys(FileName)[0] == 'y'");
     assert_eq!(r.kind, "function bag_keys", "{r}");
 }
+
+#[test]
+fn datetime_add_takes_calendar_periods_as_months_and_the_others_as_lengths() {
+    let s = sql(
+        "DeviceProcessEvents | extend A = datetime_add('Month', -15, Timestamp), B = datetime_add('quarter', 2, Timestamp), C = datetime_add('week', 1, Timestamp)",
+    );
+    assert!(s.contains("INTERVAL '-15 months'"), "{s}");
+    assert!(s.contains("INTERVAL '6 months'"), "{s}");
+    assert!(s.contains("INTERVAL '604800 seconds'"), "{s}");
+    let s = sql("DeviceProcessEvents | extend A = datetime_add('second', ProcessId, Timestamp)");
+    assert!(s.contains("* 1000000000, 'Duration(Nanosecond)')"), "{s}");
+    let r = refusal("DeviceProcessEvents | extend A = datetime_add('month', ProcessId, Timestamp)");
+    assert!(r.message.contains("constant amount"), "{r}");
+    let r = refusal("DeviceProcessEvents | extend A = datetime_add('fortnight', 1, Timestamp)");
+    assert!(r.message.contains("fortnight"), "{r}");
+}
+
+#[test]
+fn bin_takes_a_timespan_bound_by_let_and_makes_it_the_window() {
+    let t = translate(
+        "let span = 10m;\nDeviceProcessEvents | summarize count() by DeviceName, bin(Timestamp, span)",
+        Options::default(),
+    )
+    .unwrap();
+    assert_eq!(t.bin_window, Some(600_000_000_000));
+    assert!(t.sql.contains("window_start AS \"__by1\""), "{}", t.sql);
+    // Outside summarize it is date_bin.
+    let s = sql("let span = 10m; DeviceProcessEvents | extend B = bin(Timestamp, span)");
+    assert!(
+        s.contains("date_bin(INTERVAL '600 seconds', \"Timestamp\")"),
+        "{s}"
+    );
+}
+
+#[test]
+fn replace_regex_rewrites_groups_in_datafusion_syntax() {
+    let s = sql(
+        r"DeviceProcessEvents | extend A = replace_regex(ProcessCommandLine, @'(\w+)=(\d)', @'\2 costs $\1')",
+    );
+    assert!(
+        s.contains(r#"regexp_replace(coalesce("ProcessCommandLine", ''), '(\w+)=(\d)', '${2} costs $$${1}', 'g')"#),
+        "{s}"
+    );
+    let r = refusal("DeviceProcessEvents | extend A = replace(@'a', FileName, ProcessCommandLine)");
+    assert_eq!(r.kind, "function replace", "{r}");
+}
