@@ -541,3 +541,25 @@ async fn base64_decode_tostring_reads_an_encoded_command() {
     assert_eq!(column(&found, "Decoded"), ["", "whoami /all"]);
     assert_eq!(column(&found, "Plain"), ["Kusto", "Kusto"]);
 }
+
+#[tokio::test]
+async fn let_functions_expand_where_they_are_called() {
+    let events = processes_with(&["net user", "whoami", "ping x"]);
+    // A scalar function with a default, and a tabular one taking the piped table (`invoke`) and a value.
+    let found = run(
+        "let isRecon = (cmd:string, extra:string = 'whoami') { cmd has_any ('net', extra) };\n\
+         let onHost = (T:(DeviceName:string), host:string) { T | where DeviceName =~ host };\n\
+         DeviceProcessEvents | invoke onHost('ws1') | where isRecon(ProcessCommandLine) | project FileName",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&found, "FileName"), ["a.exe", "b.exe"]);
+    let found = run(
+        "let isRecon = (cmd:string, extra:string = 'whoami') { cmd has_any ('net', extra) };\n\
+         let recon = view () { DeviceProcessEvents | where isRecon(ProcessCommandLine, extra = 'ping') };\n\
+         recon | project FileName",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&found, "FileName"), ["a.exe", "c.exe"]);
+}

@@ -18,6 +18,7 @@
 //! one evaluation (a batch, or a window), which is all a continuous hunt can mean by them.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::ast::*;
 use super::error::{ParseError, line_col};
@@ -155,6 +156,7 @@ fn translate_query(
         window: options.window.or(bin_window),
         stateful: false,
         used_tables: Vec::new(),
+        depth: 0,
     };
     let mut result = None;
     for statement in &query.statements {
@@ -290,6 +292,10 @@ pub(super) enum Binding {
     Expr(Expr),
     List(Vec<expr::Sql>),
     Table(Rel),
+    /// A user-defined function and the names visible where it was defined.
+    Function(Rc<FunctionDef>, Rc<lets::Scope>),
+    /// A function's scalar parameter: the argument as written and the names visible at the call.
+    Arg(Rc<Expr>, Rc<lets::Scope>),
 }
 
 pub(super) struct Translator<'a> {
@@ -300,6 +306,8 @@ pub(super) struct Translator<'a> {
     pub window: Option<i64>,
     stateful: bool,
     used_tables: Vec<String>,
+    /// How deeply user-defined function calls nest here.
+    depth: usize,
 }
 
 /// A SQL identifier for a KQL name.
@@ -396,54 +404,6 @@ impl<'a> Translator<'a> {
         }
     }
 
-    fn bind(&mut self, l: &LetStatement) -> Result<(), Refusal> {
-        let name = l.name.name.clone();
-        let binding = match &l.value {
-            LetValue::Tabular(t) => Binding::Table(self.tabular(t)?),
-            LetValue::Function(f) => {
-                return Err(self.refuse(
-                    f.span,
-                    "let function",
-                    "user-defined functions (`let f = (…) { … }`) are not supported",
-                ));
-            }
-            LetValue::Expr(Expr::Name(id))
-                if self.tables.get(&id.name).is_some()
-                    || matches!(self.lets.get(&id.name), Some(Binding::Table(_))) =>
-            {
-                Binding::Table(self.source(&Source::Name(id.clone()))?)
-            }
-            LetValue::Expr(Expr::Literal {
-                value: Literal::Dynamic(d),
-                span,
-            }) => match d.as_ref() {
-                DynamicValue::Array(items) => Binding::List(
-                    items
-                        .iter()
-                        .map(|i| self.dynamic_scalar(i, *span))
-                        .collect::<Result<_, _>>()?,
-                ),
-                other => Binding::Scalar(self.dynamic_scalar(other, *span)?),
-            },
-            LetValue::Expr(Expr::Call(c)) if c.name.name == "materialize" && c.args.len() == 1 => {
-                match &c.args[0] {
-                    Expr::Tabular(t) => Binding::Table(self.tabular(t)?),
-                    _ => {
-                        return Err(self.refuse(
-                            c.span,
-                            "function materialize",
-                            "materialize of a non-table",
-                        ));
-                    }
-                }
-            }
-            // Translated where used: `ago()` / `now()` need the rows' event time.
-            LetValue::Expr(e) => Binding::Expr(e.clone()),
-        };
-        self.lets.insert(name, binding);
-        Ok(())
-    }
-
     /// A source and its operators.
     pub fn tabular(&mut self, t: &TabularExpr) -> Result<Rel, Refusal> {
         let mut rel = self.source(&t.source)?;
@@ -453,11 +413,21 @@ impl<'a> Translator<'a> {
         Ok(rel)
     }
 
-    fn source(&mut self, s: &Source) -> Result<Rel, Refusal> {
+    pub(super) fn source(&mut self, s: &Source) -> Result<Rel, Refusal> {
         match s {
             Source::Name(id) => {
-                if let Some(Binding::Table(rel)) = self.lets.get(&id.name) {
-                    return Ok(rel.clone());
+                match self.lets.get(&id.name) {
+                    Some(Binding::Table(rel)) => return Ok(rel.clone()),
+                    Some(Binding::Function(..)) => {
+                        let call = FunctionCall {
+                            target: None,
+                            name: id.clone(),
+                            args: Vec::new(),
+                            span: id.span,
+                        };
+                        return self.call_table(&call, None);
+                    }
+                    _ => {}
                 }
                 let Some(table) = self.tables.get(&id.name) else {
                     return Err(self.refuse(
@@ -494,6 +464,12 @@ impl<'a> Translator<'a> {
             Source::Paren(inner) => self.tabular(inner),
             Source::Materialize { inner, .. } => self.tabular(inner),
             Source::Union(u) => self.union(None, u),
+            Source::Call(c)
+                if c.target.is_none()
+                    && matches!(self.lets.get(&c.name.name), Some(Binding::Function(..))) =>
+            {
+                self.call_table(c, None)
+            }
             Source::Call(c) => Err(self.refuse(
                 c.span,
                 &format!("function {}", c.name.name),
@@ -701,9 +677,30 @@ impl<'a> Translator<'a> {
             }
             Operator::Union(u) => self.union(Some(rel), u),
             Operator::Join(j) => self.join(j, rel),
+            Operator::Invoke { call, span } => match call {
+                Expr::Call(c)
+                    if c.target.is_none()
+                        && matches!(self.lets.get(&c.name.name), Some(Binding::Function(..))) =>
+                {
+                    self.call_table(c, Some(rel))
+                }
+                _ => Err(self.refuse(
+                    *span,
+                    "operator invoke",
+                    "invoke calls a function defined with `let f = (T:(*), …) { … }`",
+                )),
+            },
             Operator::Render(_) => Ok(rel),
             Operator::Serialize { columns, .. } if columns.is_empty() => Ok(rel),
             other => Err(self.unsupported_op(other)),
+        }
+    }
+
+    /// A call of a user-defined function where a table is wanted.
+    fn call_table(&mut self, c: &FunctionCall, piped: Option<Rel>) -> Result<Rel, Refusal> {
+        match self.call_function(c, piped, None)? {
+            lets::Called::Table(rel) => Ok(rel),
+            lets::Called::Scalar(_) => unreachable!("asked for a table"),
         }
     }
 
@@ -964,6 +961,9 @@ impl<'a> Translator<'a> {
 
 #[path = "translate_ops.rs"]
 mod ops;
+
+#[path = "translate_lets.rs"]
+mod lets;
 
 #[cfg(test)]
 #[path = "translate_tests.rs"]

@@ -16,7 +16,7 @@ use crate::kql::ast::*;
 use crate::kql::{KQL_JSON_ARRAY_LENGTH, KQL_JSON_BAG_KEYS, KQL_JSON_GET, KQL_JSON_STR, Refusal};
 
 /// Whether a `dynamic(...)` item is an array or a bag (it then needs JSON, not a list).
-pub(super) fn is_container(d: &DynamicValue) -> bool {
+pub(crate) fn is_container(d: &DynamicValue) -> bool {
     matches!(d, DynamicValue::Array(_) | DynamicValue::Object(_))
 }
 

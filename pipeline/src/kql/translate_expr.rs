@@ -6,6 +6,8 @@
 //! `has` matches whole terms (maximal runs of ASCII letters and digits), case-insensitively, through the
 //! `kql_has` UDF (registered by `query::plan`).
 
+use std::rc::Rc;
+
 use super::{Binding, Rel, Translator, q};
 use crate::kql::ast::*;
 use crate::kql::{
@@ -175,7 +177,7 @@ impl Translator<'_> {
             Literal::Real(None) => Sql::new(typed_null(Ty::Real), Ty::Real),
             Literal::DateTime(None) => Sql::new(typed_null(Ty::Time), Ty::Time),
             Literal::Dynamic(d) => match d.as_ref() {
-                DynamicValue::Array(items) if !items.iter().any(dynamic::is_container) => {
+                DynamicValue::Array(items) if !items.iter().any(is_container) => {
                     let items: Vec<String> = items
                         .iter()
                         .map(|i| self.dynamic_scalar(i, span).map(|s| s.text))
@@ -228,6 +230,22 @@ impl Translator<'_> {
                     return value;
                 }
                 match self.lets.get(&id.name) {
+                    Some(Binding::Arg(e, scope)) => {
+                        let (e, scope) = (Rc::clone(e), Rc::clone(scope));
+                        self.argument(&e, &scope, rel)
+                    }
+                    Some(Binding::Function(..)) => {
+                        let call = FunctionCall {
+                            target: None,
+                            name: id.clone(),
+                            args: Vec::new(),
+                            span: id.span,
+                        };
+                        match self.call_function(&call, None, Some(rel))? {
+                            super::lets::Called::Scalar(s) => Ok(s),
+                            super::lets::Called::Table(_) => unreachable!("asked for a value"),
+                        }
+                    }
                     Some(Binding::Scalar(s)) => Ok(s.clone()),
                     Some(Binding::Expr(_)) => unreachable!("handled above"),
                     Some(Binding::List(items)) => Ok(Sql::new(
@@ -428,8 +446,14 @@ impl Translator<'_> {
                 Expr::Tabular(t) => Some(self.tabular(t)?),
                 Expr::Name(id) if rel.col(&id.name).is_none() => match self.lets.get(&id.name) {
                     Some(Binding::Table(r)) => Some(r.clone()),
+                    Some(Binding::Function(..)) if self.names_table(&id.name) => {
+                        Some(self.source(&Source::Name(id.clone()))?)
+                    }
                     _ => None,
                 },
+                Expr::Call(c) if c.target.is_none() && self.is_table_function(&c.name.name) => {
+                    Some(self.source(&Source::Call(c.clone()))?)
+                }
                 _ => None,
             };
             if let Some(sub) = table {
@@ -553,3 +577,4 @@ mod funcs;
 
 #[path = "translate_dynamic.rs"]
 mod dynamic;
+pub(super) use dynamic::is_container;

@@ -8,6 +8,12 @@ use crate::kql::{KQL_BASE64_DECODE_TOSTRING, Refusal};
 impl Translator<'_> {
     pub(super) fn call(&mut self, c: &FunctionCall, rel: &Rel) -> Result<Sql, Refusal> {
         let name = c.name.name.as_str();
+        if c.target.is_none() && matches!(self.lets.get(name), Some(Binding::Function(..))) {
+            return match self.call_function(c, None, Some(rel))? {
+                super::super::lets::Called::Scalar(s) => Ok(s),
+                super::super::lets::Called::Table(_) => unreachable!("asked for a value"),
+            };
+        }
         if c.target.is_some() {
             return Err(self.refuse(
                 c.span,

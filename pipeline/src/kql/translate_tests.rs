@@ -134,3 +134,90 @@ fn replace_regex_rewrites_groups_in_datafusion_syntax() {
     let r = refusal("DeviceProcessEvents | extend A = replace(@'a', FileName, ProcessCommandLine)");
     assert_eq!(r.kind, "function replace", "{r}");
 }
+
+const IS_SHELL: &str =
+    "let isShell = (n:string, other:string = \"pwsh.exe\") { n in~ (\"cmd.exe\", other) };\n";
+
+#[test]
+fn scalar_functions_expand_with_their_arguments_and_defaults() {
+    let s = sql(&format!(
+        "{IS_SHELL}DeviceProcessEvents | where isShell(FileName)"
+    ));
+    assert!(
+        s.contains(r#"lower(coalesce("FileName", '')) IN ('cmd.exe', 'pwsh.exe')"#),
+        "{s}"
+    );
+    let s = sql(&format!(
+        "{IS_SHELL}DeviceProcessEvents | where isShell(other = \"X.exe\", n = InitiatingProcessFileName)"
+    ));
+    assert!(
+        s.contains(r#"lower(coalesce("InitiatingProcessFileName", '')) IN ('cmd.exe', 'x.exe')"#),
+        "{s}"
+    );
+}
+
+#[test]
+fn wrong_arity_is_refused_at_the_argument() {
+    let r = refusal(&format!(
+        "{IS_SHELL}DeviceProcessEvents | where isShell(FileName, 'a', 'b')"
+    ));
+    assert_eq!((r.line, r.column), (2, 52), "{r}");
+    assert!(
+        r.message
+            .contains("takes 2 arguments (n:string, other:string = …)"),
+        "{r}"
+    );
+    let r = refusal(&format!("{IS_SHELL}DeviceProcessEvents | where isShell()"));
+    assert!(r.message.contains("needs a value for `n`"), "{r}");
+    let r = refusal(&format!(
+        "{IS_SHELL}DeviceProcessEvents | where isShell(FileName, nope = 'a')"
+    ));
+    assert!(r.message.contains("no parameter `nope`"), "{r}");
+}
+
+#[test]
+fn arguments_mean_what_they_meant_at_the_call_and_bodies_see_their_definition() {
+    let s = sql(
+        "let x = 'outer';\nlet f = (a:string) { let x = 'inner'; strcat(a, x) };\n\
+         DeviceProcessEvents | extend S = f(x)",
+    );
+    assert!(s.contains("concat('outer', 'inner')"), "{s}");
+    // A name bound after the function is not in its scope.
+    let r = refusal("let f = () { later };\nlet later = 1;\nDeviceProcessEvents | extend S = f()");
+    assert_eq!(r.kind, "unknown column", "{r}");
+}
+
+#[test]
+fn tabular_functions_take_tables_piped_or_passed_and_views_are_tables() {
+    let f = "let withExt = (T:(FileName:string), ext:string = '.exe') { T | where FileName endswith ext };\n";
+    let s = sql(&format!("{f}DeviceProcessEvents | invoke withExt()"));
+    assert!(
+        s.contains("ends_with(lower(coalesce(\"FileName\", '')), '.exe')"),
+        "{s}"
+    );
+    let s = sql(&format!(
+        "{f}withExt(DeviceFileEvents, '.dll') | project FileName"
+    ));
+    assert!(
+        s.contains("'.dll'") && s.contains("devicefileevents"),
+        "{s}"
+    );
+    let s = sql(&format!(
+        "{f}DeviceProcessEvents | where FileName in ((withExt(DeviceFileEvents) | project FileName))"
+    ));
+    assert!(s.contains("devicefileevents"), "{s}");
+    let s = sql(
+        "let v = view () { DeviceProcessEvents | where FileName == 'a' };\nv | join (v | project DeviceName) on DeviceName",
+    );
+    assert_eq!(s.matches("deviceprocessevents").count(), 2, "{s}");
+    // The piped table must have the columns the parameter declares.
+    let r = refusal("let f = (T:(Nope:string)) { T };\nDeviceProcessEvents | invoke f()");
+    assert!(
+        r.message.contains("`Nope`") && r.message.contains("`T` of `f`"),
+        "{r}"
+    );
+    let r = refusal("let f = (n:long) { n + 1 };\nDeviceProcessEvents | invoke f()");
+    assert_eq!(r.kind, "operator invoke", "{r}");
+    let r = refusal("let f = (n:long) { n + 1 };\nf(1) | count");
+    assert_eq!(r.kind, "scalar as table", "{r}");
+}
