@@ -563,3 +563,56 @@ async fn let_functions_expand_where_they_are_called() {
     .await;
     assert_eq!(column(&found, "FileName"), ["a.exe", "c.exe"]);
 }
+
+#[tokio::test]
+async fn mv_expand_makes_a_row_per_element_as_documented() {
+    let events = processes_with(&[
+        r#"{"Tools":["mimikatz",7],"Bag":{"k1":1,"k2":"v"}}"#,
+        r#"{"Tools":[],"Bag":{}}"#,
+        r#"{"Other":1}"#,
+    ]);
+    // An empty array gives no row, a missing (null) one a row with null; `to typeof(string)` only casts.
+    let found = run(
+        "DeviceProcessEvents | extend D = parse_json(ProcessCommandLine)\n\
+         | mv-expand with_itemindex=I Tool = D.Tools to typeof(string) | project FileName, Tool, I",
+        &events,
+    )
+    .await;
+    let got: Vec<String> = found
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r["FileName"].as_str().unwrap(),
+                r["Tool"],
+                r["I"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        ["a.exe \"mimikatz\" 0", "a.exe null 1", "c.exe null 0"],
+        "{found:?}"
+    );
+    // The slots of a bag, one single-slot bag per row.
+    let found = run(
+        "DeviceProcessEvents | mv-expand Slot = parse_json(ProcessCommandLine).Bag\n\
+         | where isnotnull(Slot) | project FileName, Key = tostring(bag_keys(Slot)[0]), Slot",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&found, "Key"), ["k1", "k2"]);
+    assert_eq!(column(&found, "Slot"), [r#"{"k1":1}"#, r#"{"k2":"v"}"#]);
+    // Lists from split, and two lists side by side: the shorter is padded with nulls.
+    let found = run(
+        "DeviceProcessEvents | where FileName == 'a.exe' | mv-expand N = dynamic([1, 2, 3]), W = split('x y', ' ')\n\
+         | project N, W = tostring(W)",
+        &events,
+    )
+    .await;
+    let got: Vec<String> = found
+        .iter()
+        .map(|r| format!("{} {}", r["N"], r["W"]))
+        .collect();
+    assert_eq!(got, ["1 \"x\"", "2 \"y\"", "3 \"\""], "{found:?}");
+}

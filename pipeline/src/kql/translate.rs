@@ -690,6 +690,7 @@ impl<'a> Translator<'a> {
                     "invoke calls a function defined with `let f = (T:(*), …) { … }`",
                 )),
             },
+            Operator::MvExpand(m) => self.mv_expand(m, rel),
             Operator::Render(_) => Ok(rel),
             Operator::Serialize { columns, .. } if columns.is_empty() => Ok(rel),
             other => Err(self.unsupported_op(other)),

@@ -7,13 +7,15 @@
 //! `kql_json_get(doc, 'a', 'b', 0)`; a comparison reads the value as KQL's `tostring` shows it
 //! (`kql_json_str`), cast to a number or a boolean when the other side is one. A missing slot or index
 //! is null, as in KQL. Lists (DataFusion arrays) are indexed from 0, negative indexes from the end, and
-//! an index out of range is null.
+//! an index out of range is null. `mv-expand` unnests the items of an array or bag into rows.
 
 use serde_json::Value;
 
-use super::{Rel, Sql, Translator, Ty};
+use super::{Rel, Sql, Translator, Ty, q};
 use crate::kql::ast::*;
-use crate::kql::{KQL_JSON_ARRAY_LENGTH, KQL_JSON_BAG_KEYS, KQL_JSON_GET, KQL_JSON_STR, Refusal};
+use crate::kql::{
+    KQL_JSON_ARRAY_LENGTH, KQL_JSON_BAG_KEYS, KQL_JSON_GET, KQL_JSON_STR, KQL_MV_ITEMS, Refusal,
+};
 
 /// Whether a `dynamic(...)` item is an array or a bag (it then needs JSON, not a list).
 pub(crate) fn is_container(d: &DynamicValue) -> bool {
@@ -282,5 +284,188 @@ impl Translator<'_> {
                 Sql::dynamic(format!("CAST({} AS VARCHAR)", arg.text), Vec::new())
             }
         }
+    }
+}
+
+impl Translator<'_> {
+    /// `mv-expand [kind=bag|array] [with_itemindex=I] [Name =] X [to typeof(T)], … [limit N]`: one row per
+    /// element of the arrays (several expand side by side, the shorter padded with nulls), or per slot
+    /// of a bag; an empty array or bag gives no row, a null value one row with null. The other columns
+    /// are repeated. `to typeof(T)` only casts: an element of another type becomes null, as documented.
+    pub(in super::super) fn mv_expand(&mut self, m: &MvExpandOp, rel: Rel) -> Result<Rel, Refusal> {
+        let refuse = |t: &Self, span: Span, why: &str| t.refuse(span, "operator mv-expand", why);
+        let mut pairs = false;
+        let mut index = None;
+        for p in &m.params {
+            match (p.name.as_str(), p.value_text()) {
+                ("kind" | "bagexpansion", Some("bag")) => pairs = false,
+                ("kind" | "bagexpansion", Some("array")) => pairs = true,
+                ("with_itemindex", Some(name)) => index = Some(name.to_string()),
+                _ => {
+                    return Err(refuse(
+                        self,
+                        p.span,
+                        &format!("parameter `{}` takes bag, array or a column name", p.name),
+                    ));
+                }
+            }
+        }
+        let limit = match &m.limit {
+            Some(e) => Some(
+                self.expr(e, &rel)?
+                    .int_value()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| refuse(self, e.span(), "the row limit must be a number"))?,
+            ),
+            None => None,
+        };
+        // (name, list SQL, element type, `to typeof`)
+        let mut expanded = Vec::new();
+        for c in &m.columns {
+            let name = self.output_name(&c.column, &rel)?;
+            let value = self.expr(&c.column.expr, &rel)?;
+            let (mut list, ty) = match value.ty {
+                Ty::Dyn => (
+                    format!(
+                        "{KQL_MV_ITEMS}({}, '{}')",
+                        value.text,
+                        if pairs { "array" } else { "bag" }
+                    ),
+                    Ty::Dyn,
+                ),
+                Ty::List => (value.text, Ty::Unknown),
+                _ => {
+                    return Err(refuse(
+                        self,
+                        c.span,
+                        "mv-expand takes a dynamic array or bag (parse_json, split, make_set, …)",
+                    ));
+                }
+            };
+            if let Some(n) = limit {
+                list = format!("array_slice({list}, 1, {n})");
+            }
+            let to = c.to_type.as_deref().map(str::to_lowercase);
+            expanded.push((name, list, ty, to, c.span));
+        }
+        // Inner select: the repeated columns and the unnested lists; outer: the casts and the names.
+        let mut inner: Vec<String> = rel
+            .cols
+            .iter()
+            .filter(|(n, _)| !expanded.iter().any(|e| &e.0 == n))
+            .map(|(n, _)| q(n))
+            .collect();
+        for (i, (_, list, ..)) in expanded.iter().enumerate() {
+            inner.push(format!("unnest({list}) AS \"__mv{i}\""));
+        }
+        if index.is_some() {
+            let lengths: Vec<String> = expanded
+                .iter()
+                .map(|(_, list, ..)| format!("cardinality({list})"))
+                .collect();
+            let longest = match lengths.as_slice() {
+                [one] => one.clone(),
+                many => format!("greatest({})", many.join(", ")),
+            };
+            inner.push(format!("unnest(range(0, {longest})) AS \"__mvindex\""));
+        }
+        let inner_select = Self::select_list(&rel, inner);
+        let inner_sql = self.wrap(&rel, &inner_select, "");
+        let items: Vec<(String, Ty)> = expanded
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, ty, to, span))| {
+                self.typed_item(&format!("\"__mv{i}\""), *ty, to.as_deref(), *span)
+            })
+            .collect::<Result<_, _>>()?;
+        // An expanded column keeps its place; a new one comes last.
+        let mut cols: Vec<(String, Ty)> = Vec::new();
+        let mut outer = Vec::new();
+        let mut order: Vec<Option<usize>> = rel
+            .cols
+            .iter()
+            .map(|(n, _)| expanded.iter().position(|e| &e.0 == n))
+            .collect();
+        order.extend(
+            (0..expanded.len())
+                .filter(|i| !rel.cols.iter().any(|(n, _)| n == &expanded[*i].0))
+                .map(Some),
+        );
+        for (slot, which) in order.into_iter().enumerate() {
+            match which {
+                Some(i) => {
+                    outer.push(format!("{} AS {}", items[i].0, q(&expanded[i].0)));
+                    cols.push((expanded[i].0.clone(), items[i].1));
+                }
+                None => {
+                    let (n, t) = &rel.cols[slot];
+                    outer.push(q(n));
+                    cols.push((n.clone(), *t));
+                }
+            }
+        }
+        if let Some(name) = index {
+            outer.push(format!("\"__mvindex\" AS {}", q(&name)));
+            cols.retain(|c| c.0 != name);
+            cols.push((name, Ty::Long));
+        }
+        let inner_rel = Rel {
+            sql: inner_sql,
+            order: None,
+            ..rel
+        };
+        let outer_select = Self::select_list(&inner_rel, outer);
+        let sql = self.wrap(&inner_rel, &outer_select, "");
+        Ok(Rel {
+            sql,
+            cols,
+            ..inner_rel
+        })
+    }
+
+    /// An expanded element as `to typeof(T)` asks: a cast that leaves an element of another type null.
+    fn typed_item(
+        &self,
+        item: &str,
+        ty: Ty,
+        to: Option<&str>,
+        span: Span,
+    ) -> Result<(String, Ty), Refusal> {
+        Ok(match (ty, to) {
+            (_, None | Some("dynamic")) => (item.to_string(), ty),
+            // JSON text of an element: a string starts with its quote, a number with a digit or minus.
+            (Ty::Dyn, Some("string")) => (
+                format!("(CASE WHEN starts_with({item}, '\"') THEN {KQL_JSON_STR}({item}) END)"),
+                Ty::Str,
+            ),
+            (Ty::Dyn, Some("long" | "int")) => (
+                format!(
+                    "(CASE WHEN regexp_like({item}, '^-?[0-9]+$') THEN CAST({item} AS BIGINT) END)"
+                ),
+                Ty::Long,
+            ),
+            (Ty::Dyn, Some("real" | "double")) => (
+                format!(
+                    "(CASE WHEN regexp_like({item}, '^-?[0-9]') THEN CAST({item} AS DOUBLE) END)"
+                ),
+                Ty::Real,
+            ),
+            (Ty::Dyn, Some("bool" | "boolean")) => (
+                format!("(CASE WHEN {item} IN ('true', 'false') THEN {item} = 'true' END)"),
+                Ty::Bool,
+            ),
+            // The elements of a list keep their own type; `split` makes strings.
+            (_, Some("string")) => (format!("CAST({item} AS VARCHAR)"), Ty::Str),
+            (_, Some(other)) => {
+                return Err(self.refuse(
+                    span,
+                    "operator mv-expand",
+                    &format!(
+                        "`to typeof({other})` is supported for dynamic values as string, long, int, \
+                         real, double, bool or dynamic, and for lists as string"
+                    ),
+                ));
+            }
+        })
     }
 }

@@ -221,3 +221,27 @@ fn tabular_functions_take_tables_piped_or_passed_and_views_are_tables() {
     let r = refusal("let f = (n:long) { n + 1 };\nf(1) | count");
     assert_eq!(r.kind, "scalar as table", "{r}");
 }
+
+#[test]
+fn mv_expand_unnests_dynamic_items_and_lists() {
+    let s = sql(
+        "DeviceProcessEvents | mv-expand kind=array with_itemindex=i X = parse_json(ProcessCommandLine) limit 5",
+    );
+    assert!(
+        s.contains(
+            r#"unnest(array_slice(kql_mv_items("ProcessCommandLine", 'array'), 1, 5)) AS "__mv0""#
+        ),
+        "{s}"
+    );
+    assert!(s.contains(r#""__mvindex" AS "i""#), "{s}");
+    let r = refusal("DeviceProcessEvents\n| mv-expand FileName");
+    assert_eq!(
+        (r.kind.as_str(), r.line, r.column),
+        ("operator mv-expand", 2, 13),
+        "{r}"
+    );
+    let r = refusal("DeviceProcessEvents | mv-expand X = parse_json(FileName) to typeof(datetime)");
+    assert!(r.message.contains("typeof(datetime)"), "{r}");
+    let r = refusal("DeviceProcessEvents | mv-expand X = split(FileName, '.') limit FileName");
+    assert!(r.message.contains("row limit"), "{r}");
+}
