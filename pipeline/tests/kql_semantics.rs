@@ -354,3 +354,265 @@ async fn network_views_take_the_remote_end_by_direction_and_classify_it() {
         "{got:?}"
     );
 }
+
+/// Processes whose command lines are the given texts, on one host, a second apart, as `a.exe`, `b.exe`, ….
+fn processes_with(command_lines: &[&str]) -> Vec<String> {
+    command_lines
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            process(
+                &format!("2026-12-01T10:00:0{i}Z"),
+                "WS1",
+                &format!("C:\\{}.exe", (b'a' + i as u8) as char),
+                c,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn dynamic_values_are_read_by_path_as_in_kql() {
+    // The command lines hold JSON documents, as Defender's AdditionalFields do (issue #11).
+    let events = processes_with(&[
+        r#"{"Command":"x","Args":["-a","-b"],"Count":5,"Nested":{"Ok":true}}"#,
+        r#"{"Command":"Y","Args":[],"Count":"12"}"#,
+        "not json at all",
+    ]);
+    for (predicate, expected) in [
+        (
+            r#"parse_json(ProcessCommandLine).Command == "x""#,
+            &["a.exe"][..],
+        ),
+        (
+            r#"parse_json(ProcessCommandLine)["Command"] =~ "y""#,
+            &["b.exe"][..],
+        ),
+        (
+            r#"tostring(todynamic(ProcessCommandLine).Args[1]) == "-b""#,
+            &["a.exe"][..],
+        ),
+        (
+            r#"parse_json(ProcessCommandLine).Args[-1] == "-b""#,
+            &["a.exe"][..],
+        ),
+        // A number, or a string that reads as one, compares as a number.
+        ("parse_json(ProcessCommandLine).Count > 6", &["b.exe"][..]),
+        (
+            "parse_json(ProcessCommandLine).Nested.Ok == true",
+            &["a.exe"][..],
+        ),
+        (
+            r#"tostring(parse_json(ProcessCommandLine).Nested) == '{"Ok":true}'"#,
+            &["a.exe"][..],
+        ),
+        // Missing slots and indexes out of range are null, and empty as strings.
+        (
+            "isnull(parse_json(ProcessCommandLine).Missing)",
+            &["a.exe", "b.exe", "c.exe"][..],
+        ),
+        (
+            "isnotnull(parse_json(ProcessCommandLine).Args[1])",
+            &["a.exe"][..],
+        ),
+        (
+            "isempty(parse_json(ProcessCommandLine).Args[5])",
+            &["a.exe", "b.exe", "c.exe"][..],
+        ),
+        (
+            "array_length(parse_json(ProcessCommandLine).Args) == 0",
+            &["b.exe"][..],
+        ),
+        (
+            "array_length(bag_keys(parse_json(ProcessCommandLine))) == 4",
+            &["a.exe"][..],
+        ),
+        // Text that is not JSON is a string value.
+        (
+            r#"parse_json(ProcessCommandLine) == "not json at all""#,
+            &["c.exe"][..],
+        ),
+    ] {
+        let query = format!("DeviceProcessEvents | where {predicate} | project FileName");
+        assert_eq!(
+            column(&run(&query, &events).await, "FileName"),
+            expected,
+            "{predicate}"
+        );
+    }
+    // A dynamic column shows a string without its quotes, a bag as JSON, a missing value as null; a
+    // later step reads it again.
+    let found = run(
+        "DeviceProcessEvents | extend D = parse_json(ProcessCommandLine) | extend Command = D.Command, Nested = D.Nested\n\
+         | where isnotempty(Command) | project FileName, Command, Nested, Ok = Nested.Ok",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&found, "Command"), ["Y", "x"]);
+    assert_eq!(column(&found, "Nested"), ["null", r#"{"Ok":true}"#]);
+    assert_eq!(column(&found, "Ok"), ["null", "true"]);
+}
+
+#[tokio::test]
+async fn split_results_are_indexed_from_zero_and_from_the_end() {
+    let events = processes_with(&["net user admin /add", "whoami"]);
+    let found = run(
+        "DeviceProcessEvents | extend Parts = split(ProcessCommandLine, ' ')\n\
+         | project FileName, Second = tostring(Parts[1]), Last = tostring(Parts[-1]), Tenth = tostring(Parts[9])",
+        &events,
+    )
+    .await;
+    let got: Vec<(String, String, String, String)> = found
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (s("FileName"), s("Second"), s("Last"), s("Tenth"))
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a.exe".into(), "user".into(), "/add".into(), String::new()),
+            (
+                "b.exe".into(),
+                String::new(),
+                "whoami".into(),
+                String::new()
+            ),
+        ]
+    );
+    let found = run(
+        "DeviceProcessEvents | where split(ProcessCommandLine, ' ')[0] == 'net' | project FileName",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&found, "FileName"), ["a.exe"]);
+}
+
+#[tokio::test]
+async fn datetime_add_moves_by_calendar_months_and_by_fixed_lengths() {
+    let events = processes_with(&["abc"]);
+    let found = run(
+        "DeviceProcessEvents\n\
+         | project Month = datetime_add('month', 1, datetime(2026-01-31)),\n\
+           Quarter = datetime_add('quarter', -1, datetime(2026-05-31 10:00:00)),\n\
+           Year = datetime_add('year', 1, datetime(2028-02-29)),\n\
+           Day = datetime_add('day', -1, Timestamp),\n\
+           Seconds = datetime_add('second', strlen(ProcessCommandLine), Timestamp)",
+        &events,
+    )
+    .await;
+    let got = |k: &str| found[0][k].as_str().unwrap_or_default().to_string();
+    // A month after 31 January is the last day of February; a year after 29 February likewise.
+    assert!(got("Month").starts_with("2026-02-28T00:00:00"), "{found:?}");
+    assert!(
+        got("Quarter").starts_with("2026-02-28T10:00:00"),
+        "{found:?}"
+    );
+    assert!(got("Year").starts_with("2029-02-28T00:00:00"), "{found:?}");
+    assert!(got("Day").starts_with("2026-11-30T10:00:00"), "{found:?}");
+    assert!(
+        got("Seconds").starts_with("2026-12-01T10:00:03"),
+        "{found:?}"
+    );
+}
+
+#[tokio::test]
+async fn base64_decode_tostring_reads_an_encoded_command() {
+    use base64::Engine as _;
+    // PowerShell's -EncodedCommand is UTF-16LE: decoded as UTF-8 it keeps its NULs, which the hunters'
+    // queries strip with replace (the corpus idiom).
+    let utf16: Vec<u8> = "whoami /all"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(utf16);
+    let events = processes_with(&[
+        &format!("powershell -enc {encoded}"),
+        "powershell -enc %%%%%%%%%%%%%%%%",
+    ]);
+    let found = run(
+        "DeviceProcessEvents\n\
+         | extend Decoded = replace(@'\\x00', '', base64_decode_tostring(extract('[A-Za-z0-9+/]{20,}[=]{0,2}', 0, ProcessCommandLine)))\n\
+         | project FileName, Decoded, Plain = base64_decode_tostring('S3VzdG8=')",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&found, "Decoded"), ["", "whoami /all"]);
+    assert_eq!(column(&found, "Plain"), ["Kusto", "Kusto"]);
+}
+
+#[tokio::test]
+async fn let_functions_expand_where_they_are_called() {
+    let events = processes_with(&["net user", "whoami", "ping x"]);
+    // A scalar function with a default, and a tabular one taking the piped table (`invoke`) and a value.
+    let found = run(
+        "let isRecon = (cmd:string, extra:string = 'whoami') { cmd has_any ('net', extra) };\n\
+         let onHost = (T:(DeviceName:string), host:string) { T | where DeviceName =~ host };\n\
+         DeviceProcessEvents | invoke onHost('ws1') | where isRecon(ProcessCommandLine) | project FileName",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&found, "FileName"), ["a.exe", "b.exe"]);
+    let found = run(
+        "let isRecon = (cmd:string, extra:string = 'whoami') { cmd has_any ('net', extra) };\n\
+         let recon = view () { DeviceProcessEvents | where isRecon(ProcessCommandLine, extra = 'ping') };\n\
+         recon | project FileName",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&found, "FileName"), ["a.exe", "c.exe"]);
+}
+
+#[tokio::test]
+async fn mv_expand_makes_a_row_per_element_as_documented() {
+    let events = processes_with(&[
+        r#"{"Tools":["mimikatz",7],"Bag":{"k1":1,"k2":"v"}}"#,
+        r#"{"Tools":[],"Bag":{}}"#,
+        r#"{"Other":1}"#,
+    ]);
+    // An empty array gives no row, a missing (null) one a row with null; `to typeof(string)` only casts.
+    let found = run(
+        "DeviceProcessEvents | extend D = parse_json(ProcessCommandLine)\n\
+         | mv-expand with_itemindex=I Tool = D.Tools to typeof(string) | project FileName, Tool, I",
+        &events,
+    )
+    .await;
+    let got: Vec<String> = found
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r["FileName"].as_str().unwrap(),
+                r["Tool"],
+                r["I"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        ["a.exe \"mimikatz\" 0", "a.exe null 1", "c.exe null 0"],
+        "{found:?}"
+    );
+    // The slots of a bag, one single-slot bag per row.
+    let found = run(
+        "DeviceProcessEvents | mv-expand Slot = parse_json(ProcessCommandLine).Bag\n\
+         | where isnotnull(Slot) | project FileName, Key = tostring(bag_keys(Slot)[0]), Slot",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&found, "Key"), ["k1", "k2"]);
+    assert_eq!(column(&found, "Slot"), [r#"{"k1":1}"#, r#"{"k2":"v"}"#]);
+    // Lists from split, and two lists side by side: the shorter is padded with nulls.
+    let found = run(
+        "DeviceProcessEvents | where FileName == 'a.exe' | mv-expand N = dynamic([1, 2, 3]), W = split('x y', ' ')\n\
+         | project N, W = tostring(W)",
+        &events,
+    )
+    .await;
+    let got: Vec<String> = found
+        .iter()
+        .map(|r| format!("{} {}", r["N"], r["W"]))
+        .collect();
+    assert_eq!(got, ["1 \"x\"", "2 \"y\"", "3 \"\""], "{found:?}");
+}

@@ -61,6 +61,16 @@ pub const KQL_HASPREFIX_CS: &str = "kql_hasprefix_cs";
 /// `hassuffix` / `hassuffix_cs`: some term ends with the needle.
 pub const KQL_HASSUFFIX: &str = "kql_hassuffix";
 pub const KQL_HASSUFFIX_CS: &str = "kql_hassuffix_cs";
+/// Dynamic values (JSON text; `query::udf_json`): the sub-value at a path, as JSON / as KQL's `tostring`.
+pub const KQL_JSON_GET: &str = "kql_json_get";
+pub const KQL_JSON_STR: &str = "kql_json_str";
+/// `array_length` and `bag_keys` of a dynamic value.
+pub const KQL_JSON_ARRAY_LENGTH: &str = "kql_json_array_length";
+pub const KQL_JSON_BAG_KEYS: &str = "kql_json_bag_keys";
+/// The items `mv-expand` makes of a dynamic value, as a list.
+pub const KQL_MV_ITEMS: &str = "kql_mv_items";
+/// `base64_decode_tostring`.
+pub const KQL_BASE64_DECODE_TOSTRING: &str = "kql_base64_decode_tostring";
 
 #[cfg(test)]
 #[path = "corpus_tests.rs"]

@@ -6,6 +6,8 @@
 //! `has` matches whole terms (maximal runs of ASCII letters and digits), case-insensitively, through the
 //! `kql_has` UDF (registered by `query::plan`).
 
+use std::rc::Rc;
+
 use super::{Binding, Rel, Translator, q};
 use crate::kql::ast::*;
 use crate::kql::{
@@ -21,7 +23,10 @@ pub(crate) enum Ty {
     Bool,
     Time,
     Span,
+    /// A DataFusion list (`split`, `make_set`, `dynamic([...])` of scalars).
     List,
+    /// A dynamic value as text: JSON, or a string that is not JSON (see `query::udf_json`).
+    Dyn,
     Unknown,
 }
 
@@ -32,6 +37,9 @@ pub(crate) struct Sql {
     pub ty: Ty,
     /// A literal's value, for folding (`=~ "X"` → `= 'x'`).
     pub literal: Option<String>,
+    /// A dynamic value read from a document: the document's SQL and the SQL of the path's steps, so
+    /// that a further access extends the path and a conversion reads the value with one parse.
+    pub path: Option<(String, Vec<String>)>,
 }
 
 impl Sql {
@@ -40,6 +48,7 @@ impl Sql {
             text: text.into(),
             ty,
             literal: None,
+            path: None,
         }
     }
     fn string_literal(s: &str) -> Sql {
@@ -47,11 +56,14 @@ impl Sql {
             text: quote(s),
             ty: Ty::Str,
             literal: Some(s.to_string()),
+            path: None,
         }
     }
     /// As a string operand: NULL reads as "".
-    fn s(&self) -> String {
-        if self.literal.is_some() {
+    pub fn s(&self) -> String {
+        if self.ty == Ty::Dyn {
+            self.dyn_as(Ty::Str).s()
+        } else if self.literal.is_some() {
             self.text.clone()
         } else if self.ty == Ty::Str || self.ty == Ty::Unknown {
             format!("coalesce({}, '')", self.text)
@@ -65,6 +77,17 @@ impl Sql {
             Some(l) => quote(&l.to_lowercase()),
             None => format!("lower({})", self.s()),
         }
+    }
+    /// The value of an integer literal, as translated (`5`, `(-1)`).
+    pub fn int_value(&self) -> Option<i64> {
+        if self.ty != Ty::Long {
+            return None;
+        }
+        self.text
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .parse()
+            .ok()
     }
     /// As a WHERE predicate: NULL is false.
     pub fn bool_sql(&self) -> String {
@@ -90,7 +113,7 @@ pub(crate) fn typed_null(t: Ty) -> &'static str {
 }
 
 /// An interval literal for `ns` nanoseconds.
-fn interval(ns: i64) -> String {
+pub(super) fn interval(ns: i64) -> String {
     if ns % 1_000_000_000 == 0 {
         format!("INTERVAL '{} seconds'", ns / 1_000_000_000)
     } else if ns % 1_000_000 == 0 {
@@ -137,16 +160,8 @@ fn is_agg(name: &str) -> bool {
 impl Translator<'_> {
     fn literal(&self, value: &Literal, span: Span) -> Result<Sql, super::Refusal> {
         Ok(match value {
-            Literal::Bool(Some(b)) => Sql {
-                text: b.to_string(),
-                ty: Ty::Bool,
-                literal: None,
-            },
-            Literal::Int(Some(n)) | Literal::Long(Some(n)) => Sql {
-                text: n.to_string(),
-                ty: Ty::Long,
-                literal: None,
-            },
+            Literal::Bool(Some(b)) => Sql::new(b.to_string(), Ty::Bool),
+            Literal::Int(Some(n)) | Literal::Long(Some(n)) => Sql::new(n.to_string(), Ty::Long),
             Literal::Real(Some(x)) if x.is_finite() => Sql::new(format!("{x:?}"), Ty::Real),
             Literal::String(s) => Sql::string_literal(s),
             Literal::Timespan(Some(ns)) => Sql::new(interval(*ns), Ty::Span),
@@ -162,12 +177,16 @@ impl Translator<'_> {
             Literal::Real(None) => Sql::new(typed_null(Ty::Real), Ty::Real),
             Literal::DateTime(None) => Sql::new(typed_null(Ty::Time), Ty::Time),
             Literal::Dynamic(d) => match d.as_ref() {
-                DynamicValue::Array(items) => {
+                DynamicValue::Array(items) if !items.iter().any(is_container) => {
                     let items: Vec<String> = items
                         .iter()
                         .map(|i| self.dynamic_scalar(i, span).map(|s| s.text))
                         .collect::<Result<_, _>>()?;
                     Sql::new(format!("make_array({})", items.join(", ")), Ty::List)
+                }
+                DynamicValue::Array(_) | DynamicValue::Object(_) => {
+                    let json = self.dynamic_json(d, span)?.to_string();
+                    Sql::dynamic(quote(&json), Vec::new())
                 }
                 other => self.dynamic_scalar(other, span)?,
             },
@@ -211,6 +230,22 @@ impl Translator<'_> {
                     return value;
                 }
                 match self.lets.get(&id.name) {
+                    Some(Binding::Arg(e, scope)) => {
+                        let (e, scope) = (Rc::clone(e), Rc::clone(scope));
+                        self.argument(&e, &scope, rel)
+                    }
+                    Some(Binding::Function(..)) => {
+                        let call = FunctionCall {
+                            target: None,
+                            name: id.clone(),
+                            args: Vec::new(),
+                            span: id.span,
+                        };
+                        match self.call_function(&call, None, Some(rel))? {
+                            super::lets::Called::Scalar(s) => Ok(s),
+                            super::lets::Called::Table(_) => unreachable!("asked for a value"),
+                        }
+                    }
                     Some(Binding::Scalar(s)) => Ok(s.clone()),
                     Some(Binding::Expr(_)) => unreachable!("handled above"),
                     Some(Binding::List(items)) => Ok(Sql::new(
@@ -252,8 +287,8 @@ impl Translator<'_> {
                 negated,
                 ..
             } => {
-                let v = self.expr(expr, rel)?;
                 let lo = self.expr(low, rel)?;
+                let v = self.expr(expr, rel)?.dyn_as(lo.ty);
                 let mut hi = self.expr(high, rel)?;
                 if lo.ty == Ty::Time && hi.ty == Ty::Span {
                     hi = Sql::new(format!("({} + {})", lo.text, hi.text), Ty::Time);
@@ -276,11 +311,18 @@ impl Translator<'_> {
                 span,
             } => self.in_list(expr, *op, items, *span, rel),
             Expr::Call(c) => self.call(c, rel),
-            Expr::Member { span, .. } | Expr::Index { span, .. } => Err(self.refuse(
-                *span,
-                "dynamic access",
-                "property and index access on dynamic values is not supported",
-            )),
+            Expr::Member { target, name, span } => {
+                let key = Sql::string_literal(&name.name);
+                self.access(target, key, *span, rel)
+            }
+            Expr::Index {
+                target,
+                index,
+                span,
+            } => {
+                let index = self.expr(index, rel)?;
+                self.access(target, index, *span, rel)
+            }
             other => Err(self.refuse(
                 other.span(),
                 "expression",
@@ -300,6 +342,10 @@ impl Translator<'_> {
         use BinaryOp::*;
         let a = self.expr(left, rel)?;
         let b = self.expr(right, rel)?;
+        let (a, b) = match op {
+            Or | And => (a.dyn_as(Ty::Bool), b.dyn_as(Ty::Bool)),
+            _ => Sql::unify_dynamic(a, b),
+        };
         let strings = a.ty == Ty::Str || b.ty == Ty::Str;
         let bool_of = |s: String| Ok(Sql::new(format!("({s})"), Ty::Bool));
         let not = |s: String| Ok(Sql::new(format!("(NOT {s})"), Ty::Bool));
@@ -382,14 +428,32 @@ impl Translator<'_> {
         rel: &Rel,
     ) -> Result<Sql, super::Refusal> {
         let v = self.expr(e, rel)?;
+        // A dynamic value is compared as a string, or as a number against numbers.
+        let numbers = !items.is_empty()
+            && items.iter().all(|i| {
+                matches!(
+                    i,
+                    Expr::Literal {
+                        value: Literal::Long(_) | Literal::Int(_) | Literal::Real(_),
+                        ..
+                    }
+                )
+            });
+        let v = v.dyn_as(if numbers { Ty::Real } else { Ty::Str });
         // A single tabular item: `x in (T | project c)`.
         if let [item] = items {
             let table = match item {
                 Expr::Tabular(t) => Some(self.tabular(t)?),
                 Expr::Name(id) if rel.col(&id.name).is_none() => match self.lets.get(&id.name) {
                     Some(Binding::Table(r)) => Some(r.clone()),
+                    Some(Binding::Function(..)) if self.names_table(&id.name) => {
+                        Some(self.source(&Source::Name(id.clone()))?)
+                    }
                     _ => None,
                 },
+                Expr::Call(c) if c.target.is_none() && self.is_table_function(&c.name.name) => {
+                    Some(self.source(&Source::Call(c.clone()))?)
+                }
                 _ => None,
             };
             if let Some(sub) = table {
@@ -457,6 +521,7 @@ impl Translator<'_> {
                 _ => values.push(self.expr(item, rel)?),
             }
         }
+        let values: Vec<Sql> = values.into_iter().map(|x| x.dyn_as(v.ty)).collect();
         if values.is_empty() {
             let empty = matches!(op, ListOp::NotIn | ListOp::NotInCi | ListOp::HasAll);
             return Ok(Sql::new(empty.to_string(), Ty::Bool));
@@ -509,3 +574,7 @@ impl Translator<'_> {
 
 #[path = "translate_funcs.rs"]
 mod funcs;
+
+#[path = "translate_dynamic.rs"]
+mod dynamic;
+pub(super) use dynamic::is_container;

@@ -1,12 +1,19 @@
 //! Functions and aggregates of KQL scalar expressions: each KQL function the translation knows, as SQL
 //! with KQL's semantics, and the aggregates of `summarize`.
 
+use super::dynamic::{dynamic_aggregate_args, dynamic_args};
 use super::*;
-use crate::kql::Refusal;
+use crate::kql::{KQL_BASE64_DECODE_TOSTRING, Refusal};
 
 impl Translator<'_> {
     pub(super) fn call(&mut self, c: &FunctionCall, rel: &Rel) -> Result<Sql, Refusal> {
         let name = c.name.name.as_str();
+        if c.target.is_none() && matches!(self.lets.get(name), Some(Binding::Function(..))) {
+            return match self.call_function(c, None, Some(rel))? {
+                super::super::lets::Called::Scalar(s) => Ok(s),
+                super::super::lets::Called::Table(_) => unreachable!("asked for a value"),
+            };
+        }
         if c.target.is_some() {
             return Err(self.refuse(
                 c.span,
@@ -26,6 +33,10 @@ impl Translator<'_> {
             .iter()
             .map(|a| self.expr(a, rel))
             .collect::<Result<_, _>>()?;
+        if let Some(s) = self.call_dynamic(c, &args)? {
+            return Ok(s);
+        }
+        let args = dynamic_args(name, args);
         let arity = |n: std::ops::RangeInclusive<usize>| {
             if n.contains(&args.len()) {
                 Ok(())
@@ -56,14 +67,11 @@ impl Translator<'_> {
             }
             "bin" | "floor" => {
                 arity(2..=2)?;
-                match (a(0).ty, &c.args[1]) {
-                    (
-                        Ty::Time,
-                        Expr::Literal {
-                            value: Literal::Timespan(Some(_)),
-                            ..
-                        },
-                    ) => Sql::new(format!("date_bin({}, {})", a(1).text, a(0).text), Ty::Time),
+                match (a(0).ty, a(1).ty) {
+                    // A timespan literal, or a name bound to one (`let span = 1h;`).
+                    (Ty::Time, Ty::Span) => {
+                        Sql::new(format!("date_bin({}, {})", a(1).text, a(0).text), Ty::Time)
+                    }
                     (Ty::Long | Ty::Real, _) => Sql::new(
                         format!("(floor({} / {}) * {})", a(0).text, a(1).text, a(1).text),
                         a(0).ty,
@@ -72,7 +80,7 @@ impl Translator<'_> {
                         return Err(self.refuse(
                             c.span,
                             "function bin",
-                            "bin takes a datetime and a timespan literal, or numbers",
+                            "bin takes a datetime and a timespan, or numbers",
                         ));
                     }
                 }
@@ -269,6 +277,42 @@ impl Translator<'_> {
                     Ty::Long,
                 )
             }
+            "datetime_add" => {
+                arity(3..=3)?;
+                self.datetime_add(c, &a(0), &a(1), &a(2))?
+            }
+            "base64_decode_tostring" | "base64_decodestring" => {
+                arity(1..=1)?;
+                Sql::new(
+                    format!("{KQL_BASE64_DECODE_TOSTRING}({})", a(0).s()),
+                    Ty::Str,
+                )
+            }
+            // `replace_regex(text, regex, rewrite)`; the deprecated `replace(regex, rewrite, text)`.
+            "replace_regex" | "replace" => {
+                arity(3..=3)?;
+                let (text, regex, rewrite) = if name == "replace" {
+                    (a(2), a(0), a(1))
+                } else {
+                    (a(0), a(1), a(2))
+                };
+                let Some(rewrite) = rewrite.literal.as_deref().map(rewrite_groups) else {
+                    return Err(self.refuse(
+                        c.span,
+                        &format!("function {name}"),
+                        "the rewrite must be a string literal",
+                    ));
+                };
+                Sql::new(
+                    format!(
+                        "coalesce(regexp_replace({}, {}, {}, 'g'), '')",
+                        text.s(),
+                        regex.s(),
+                        quote(&rewrite)
+                    ),
+                    Ty::Str,
+                )
+            }
             "pack_array" => Sql::new(
                 format!(
                     "make_array({})",
@@ -325,6 +369,7 @@ impl Translator<'_> {
                 other => self.expr(other, rel),
             })
             .collect::<Result<_, _>>()?;
+        let args = dynamic_aggregate_args(name, args);
         let col = |i: usize| match c.args.get(i) {
             Some(Expr::Name(id)) => id.name.clone(),
             _ => String::new(),
@@ -458,5 +503,77 @@ impl Translator<'_> {
             }
         };
         Ok((sql, default))
+    }
+}
+
+/// KQL's rewrite text (`\1` for a group, `$` itself) in the replacement syntax of DataFusion's
+/// `regexp_replace` (`${1}`, `$$`).
+fn rewrite_groups(rewrite: &str) -> String {
+    let mut out = String::new();
+    let mut chars = rewrite.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '$' => out.push_str("$$"),
+            '\\' if chars.peek().is_some_and(char::is_ascii_digit) => {
+                let mut group = String::new();
+                while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                    group.push(d);
+                }
+                out.push_str(&format!("${{{group}}}"));
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+impl Translator<'_> {
+    /// `datetime_add(period, amount, datetime)`: calendar periods (year, quarter, month) as month
+    /// intervals, which end on the last day of a shorter month as KQL does; the others as fixed lengths.
+    fn datetime_add(
+        &self,
+        c: &FunctionCall,
+        period: &Sql,
+        amount: &Sql,
+        dt: &Sql,
+    ) -> Result<Sql, Refusal> {
+        let refuse = |why: &str| self.refuse(c.span, "function datetime_add", why);
+        let period = period
+            .literal
+            .as_deref()
+            .ok_or_else(|| refuse("the period must be a string literal"))?
+            .to_lowercase();
+        let months = match period.as_str() {
+            "year" => Some(12),
+            "quarter" => Some(3),
+            "month" => Some(1),
+            _ => None,
+        };
+        let ns: i64 = match period.as_str() {
+            "week" => 604_800_000_000_000,
+            "day" => 86_400_000_000_000,
+            "hour" => 3_600_000_000_000,
+            "minute" => 60_000_000_000,
+            "second" => 1_000_000_000,
+            "millisecond" => 1_000_000,
+            "microsecond" => 1_000,
+            "nanosecond" => 1,
+            _ if months.is_some() => 0,
+            other => return Err(refuse(&format!("unknown period `{other}`"))),
+        };
+        let shift = match (months, amount.int_value()) {
+            (Some(m), Some(n)) => format!("INTERVAL '{} months'", n * m),
+            (Some(_), None) => {
+                return Err(refuse(
+                    "adding years, quarters or months needs a constant amount",
+                ));
+            }
+            (None, Some(n)) => interval(n.saturating_mul(ns)),
+            (None, None) => format!(
+                "arrow_cast(CAST({} AS BIGINT) * {ns}, 'Duration(Nanosecond)')",
+                amount.text
+            ),
+        };
+        Ok(Sql::new(format!("({} + {shift})", dt.text), Ty::Time))
     }
 }

@@ -110,20 +110,30 @@ impl Translator<'_> {
     fn by_key(&mut self, e: &Expr, rel: &Rel) -> Result<Sql, Refusal> {
         if let Expr::Call(c) = e
             && c.name.name == "bin"
-            && let [
-                Expr::Name(_),
-                Expr::Literal {
-                    value: Literal::Timespan(Some(ns)),
-                    ..
-                },
-            ] = c.args.as_slice()
-            && Some(*ns) == self.window
+            && let [Expr::Name(_), span] = c.args.as_slice()
+            && self.span_literal(span).is_some()
+            && self.span_literal(span) == self.window
             && rel.window
             && self.expr(&c.args[0], rel)?.ty == Ty::Time
         {
             return Ok(Sql::new("window_start", Ty::Time));
         }
         self.expr(e, rel)
+    }
+
+    /// The nanoseconds of a timespan literal, or of a name a `let` binds to one.
+    fn span_literal(&self, e: &Expr) -> Option<i64> {
+        match e {
+            Expr::Literal {
+                value: Literal::Timespan(Some(ns)),
+                ..
+            } => Some(*ns),
+            Expr::Name(id) => match self.lets.get(&id.name) {
+                Some(super::Binding::Expr(bound)) => self.span_literal(bound),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// `summarize arg_max(T, cols | *) by keys`: the row with the largest (smallest) T per key.

@@ -2,13 +2,14 @@
 //!
 //! [`load`] finds hunt files (built-in and configured), [`file`] parses one into a [`crate::hunt::Hunt`],
 //! [`plan::PlannedHunt`] is a hunt ready to run, and [`udf`] holds the functions hunts may call beyond
-//! DataFusion's own.
+//! DataFusion's own ([`udf_json`]: KQL's dynamic values).
 
 pub mod file;
 pub mod load;
 pub mod plan;
 pub mod run;
 pub mod udf;
+pub mod udf_json;
 
 pub use plan::PlannedHunt;
 pub use run::SqlEvaluator;

@@ -176,6 +176,10 @@ fn session() -> SessionContext {
         ctx.register_udf(super::udf::kql_term(term, false));
         ctx.register_udf(super::udf::kql_term(term, true));
     }
+    // KQL's dynamic values and the other KQL functions DataFusion lacks.
+    for f in super::udf_json::all() {
+        ctx.register_udf(f);
+    }
     ctx
 }
 
