@@ -185,14 +185,20 @@ fn kql_vs_sql(c: &mut Criterion) {
     let planned: Vec<(&str, PlannedHunt)> = rt.block_on(async {
         vec![
             ("kql", query::plan::plan(kql, &schema).await.expect("plans")),
-            ("hand-written sql", query::plan::plan(sql, &schema).await.expect("plans")),
+            (
+                "hand-written sql",
+                query::plan::plan(sql, &schema).await.expect("plans"),
+            ),
         ]
     });
     let rows: Vec<usize> = planned
         .iter()
         .map(|(_, h)| rt.block_on(evaluate(h, &batch)))
         .collect();
-    eprintln!("kql_vs_sql/ps_remoting: {} events, result rows {rows:?}", batch.num_rows());
+    eprintln!(
+        "kql_vs_sql/ps_remoting: {} events, result rows {rows:?}",
+        batch.num_rows()
+    );
     for (_, h) in &planned {
         eprintln!("{h:?}");
     }

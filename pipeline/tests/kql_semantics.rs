@@ -288,6 +288,23 @@ async fn strings_are_never_null_as_in_kql() {
         ("ProcessCommandLine != \"y --go\"", &["x.exe"][..]),
         ("ProcessCommandLine !has \"go\"", &["x.exe"][..]),
         ("isnull(ProcessCommandLine)", &[][..]),
+        // A WHERE tests a positive match without the two-valued wrapping (faster); under `not`, in
+        // `or` with a test the missing string passes, and in lists it still reads as "".
+        ("not(ProcessCommandLine =~ \"Y --GO\")", &["x.exe"][..]),
+        (
+            "ProcessCommandLine =~ \"y --go\" or ProcessCommandLine == \"\"",
+            &["x.exe", "y.exe"][..],
+        ),
+        (
+            "ProcessCommandLine startswith \"y\" or not(ProcessCommandLine contains \"g\")",
+            &["x.exe", "y.exe"][..],
+        ),
+        ("ProcessCommandLine in~ (\"Y --GO\", \"z\")", &["y.exe"][..]),
+        (
+            "not(ProcessCommandLine in~ (\"Y --GO\")) and FileName endswith \".exe\"",
+            &["x.exe"][..],
+        ),
+        ("ProcessCommandLine !in (\"y --go\")", &["x.exe"][..]),
     ] {
         let query = format!("DeviceProcessEvents | where {predicate} | project FileName");
         assert_eq!(

@@ -40,6 +40,11 @@ pub(crate) struct Sql {
     /// A dynamic value read from a document: the document's SQL and the SQL of the path's steps, so
     /// that a further access extends the path and a conversion reads the value with one parse.
     pub path: Option<(String, Vec<String>)>,
+    /// A boolean's form for a WHERE clause only, where NULL is false: without the `coalesce` wrappers
+    /// that keep `text` two-valued. DataFusion rewrites `coalesce(p, false)` to `p IS NOT NULL AND p`
+    /// and `coalesce(x, '')` to a CASE, each evaluating its operand twice, so the wrapped form costs
+    /// up to four evaluations of a view's column expression per row (see [`Sql::where_sql`]).
+    pub pred: Option<String>,
 }
 
 impl Sql {
@@ -49,7 +54,14 @@ impl Sql {
             ty,
             literal: None,
             path: None,
+            pred: None,
         }
+    }
+    /// A boolean with a WHERE-only form.
+    fn predicate(text: String, pred: Option<String>) -> Sql {
+        let mut s = Sql::new(text, Ty::Bool);
+        s.pred = pred;
+        s
     }
     fn string_literal(s: &str) -> Sql {
         Sql {
@@ -57,6 +69,7 @@ impl Sql {
             ty: Ty::Str,
             literal: Some(s.to_string()),
             path: None,
+            pred: None,
         }
     }
     /// As a string operand: NULL reads as "".
@@ -92,6 +105,28 @@ impl Sql {
     /// As a WHERE predicate: NULL is false.
     pub fn bool_sql(&self) -> String {
         format!("coalesce({}, false)", self.text)
+    }
+    /// As the whole condition of a WHERE clause. There NULL and false both drop the row, and `AND`/`OR`
+    /// keep that so (NULL OR x is x when x is true, NULL otherwise; NULL AND x is never true): so the
+    /// `coalesce` that makes a boolean two-valued for `not` and for values is not needed at the top nor
+    /// through `and`/`or`, and a positive string test against a non-empty literal needs no
+    /// `coalesce(x, '')` either (a NULL string fails it as "" does). Only `not` needs two values, and
+    /// every `not` this translation writes reads the two-valued `text` of its operand.
+    pub fn where_sql(&self) -> String {
+        self.pred.clone().unwrap_or_else(|| self.text.clone())
+    }
+    /// A plain (non-dynamic) string column or expression, as it is — for a WHERE-only test against a
+    /// non-empty literal.
+    fn raw_str(&self) -> Option<&str> {
+        (self.literal.is_none() && matches!(self.ty, Ty::Str | Ty::Unknown) && self.path.is_none())
+            .then_some(self.text.as_str())
+    }
+    /// A non-empty string literal's text (quoted) and its lower-cased form.
+    fn nonempty_literal(&self) -> Option<(String, String)> {
+        self.literal
+            .as_ref()
+            .filter(|l| !l.is_empty() && self.ty == Ty::Str)
+            .map(|l| (quote(l), quote(&l.to_lowercase())))
     }
 }
 
@@ -358,9 +393,47 @@ impl Translator<'_> {
             )
         };
         let term = |f: &str, a: &Sql, b: &Sql| format!("{f}({}, {})", a.text, b.s());
+        // The WHERE-only form of a positive string test of a plain string against a non-empty literal:
+        // `f(x, literal, lower-cased literal)`.
+        let where_form =
+            |f: &dyn Fn(&str, &str, &str) -> String| match (a.raw_str(), b.nonempty_literal()) {
+                (Some(x), Some((lit, lower))) => Some(f(x, &lit, &lower)),
+                _ => None,
+            };
+        let with_pred = |text: String, pred: Option<String>| -> Result<Sql, super::Refusal> {
+            Ok(Sql::predicate(
+                format!("({text})"),
+                pred.map(|p| format!("({p})")),
+            ))
+        };
         match op {
-            Or => bool_of(format!("{} OR {}", a.bool_sql(), b.bool_sql())),
-            And => bool_of(format!("{} AND {}", a.bool_sql(), b.bool_sql())),
+            Or | And => {
+                let join = if op == Or { "OR" } else { "AND" };
+                with_pred(
+                    format!("{} {join} {}", a.bool_sql(), b.bool_sql()),
+                    Some(format!("{} {join} {}", a.where_sql(), b.where_sql())),
+                )
+            }
+            Eq if strings => with_pred(
+                format!("{} = {}", a.s(), b.s()),
+                where_form(&|x, lit, _| format!("{x} = {lit}")),
+            ),
+            EqCi => with_pred(
+                format!("{} = {}", a.lower(), b.lower()),
+                where_form(&|x, _, lower| format!("lower({x}) = {lower}")),
+            ),
+            Contains => with_pred(
+                format!("strpos({}, {}) > 0", a.lower(), b.lower()),
+                where_form(&|x, _, lower| format!("strpos(lower({x}), {lower}) > 0")),
+            ),
+            StartsWith => with_pred(
+                format!("starts_with({}, {})", a.lower(), b.lower()),
+                where_form(&|x, _, lower| format!("starts_with(lower({x}), {lower})")),
+            ),
+            EndsWith => with_pred(
+                format!("ends_with({}, {})", a.lower(), b.lower()),
+                where_form(&|x, _, lower| format!("ends_with(lower({x}), {lower})")),
+            ),
             Eq | NotEq if strings => bool_of(format!(
                 "{} {} {}",
                 a.s(),
@@ -384,7 +457,6 @@ impl Translator<'_> {
                     ty,
                 ))
             }
-            EqCi => bool_of(format!("{} = {}", a.lower(), b.lower())),
             NotEqCi => bool_of(format!("{} <> {}", a.lower(), b.lower())),
             Has => bool_of(has(false, &a, &b)),
             NotHas => not(has(false, &a, &b)),
@@ -398,15 +470,12 @@ impl Translator<'_> {
             NotHasSuffix => not(term(KQL_HASSUFFIX, &a, &b)),
             HasSuffixCs => bool_of(term(KQL_HASSUFFIX_CS, &a, &b)),
             NotHasSuffixCs => not(term(KQL_HASSUFFIX_CS, &a, &b)),
-            Contains => bool_of(format!("strpos({}, {}) > 0", a.lower(), b.lower())),
             NotContains => not(format!("strpos({}, {}) > 0", a.lower(), b.lower())),
             ContainsCs => bool_of(format!("strpos({}, {}) > 0", a.s(), b.s())),
             NotContainsCs => not(format!("strpos({}, {}) > 0", a.s(), b.s())),
-            StartsWith => bool_of(format!("starts_with({}, {})", a.lower(), b.lower())),
             NotStartsWith => not(format!("starts_with({}, {})", a.lower(), b.lower())),
             StartsWithCs => bool_of(format!("starts_with({}, {})", a.s(), b.s())),
             NotStartsWithCs => not(format!("starts_with({}, {})", a.s(), b.s())),
-            EndsWith => bool_of(format!("ends_with({}, {})", a.lower(), b.lower())),
             NotEndsWith => not(format!("ends_with({}, {})", a.lower(), b.lower())),
             EndsWithCs => bool_of(format!("ends_with({}, {})", a.s(), b.s())),
             NotEndsWithCs => not(format!("ends_with({}, {})", a.s(), b.s())),
@@ -528,6 +597,26 @@ impl Translator<'_> {
         }
         let strings = v.ty == Ty::Str || values.iter().any(|x| x.ty == Ty::Str);
         let list = |f: &dyn Fn(&Sql) -> String| values.iter().map(f).collect::<Vec<_>>().join(", ");
+        // WHERE-only form of `in`/`in~` of a plain string against non-empty literals (see `where_sql`).
+        let literals: Option<Vec<(String, String)>> =
+            values.iter().map(Sql::nonempty_literal).collect();
+        let pred = match (v.raw_str(), literals, op) {
+            (Some(x), Some(l), ListOp::In) => Some(format!(
+                "({x} IN ({}))",
+                l.iter()
+                    .map(|(t, _)| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            (Some(x), Some(l), ListOp::InCi) => Some(format!(
+                "(lower({x}) IN ({}))",
+                l.iter()
+                    .map(|(_, t)| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            _ => None,
+        };
         let text = match op {
             ListOp::In | ListOp::NotIn => {
                 let neg = if op == ListOp::NotIn { "NOT " } else { "" };
@@ -554,7 +643,7 @@ impl Translator<'_> {
                 format!("({})", parts.join(join))
             }
         };
-        Ok(Sql::new(text, Ty::Bool))
+        Ok(Sql::predicate(text, pred))
     }
 
     /// `coalesce(window_end, event_time)`: event time, never the wall clock.

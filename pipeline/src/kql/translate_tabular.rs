@@ -141,7 +141,7 @@ impl Translator<'_> {
         match op {
             Operator::Where { predicate, .. } => {
                 let p = self.expr(predicate, &rel)?;
-                let sql = self.wrap(&rel, "*", &format!("WHERE {}", p.bool_sql()));
+                let sql = self.wrap(&rel, "*", &format!("WHERE {}", p.where_sql()));
                 Ok(Rel { sql, ..rel })
             }
             Operator::Extend { columns, .. } => {
