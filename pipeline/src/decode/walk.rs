@@ -143,10 +143,9 @@ impl Staging {
     }
 
     /// Appends one scalar value to the values column's buffer (when collecting).
-    fn note(&mut self, value: impl std::fmt::Display) {
+    fn note(&mut self, value: impl Scalar) {
         if self.collect {
-            use std::fmt::Write;
-            let _ = write!(self.values, "{value}{VALUE_SEPARATOR}");
+            value.append_to(&mut self.values);
         }
     }
 
@@ -464,11 +463,42 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 struct Collect<'s>(&'s mut String);
 
 impl Collect<'_> {
-    fn push(self, value: impl std::fmt::Display) {
-        use std::fmt::Write;
-        let _ = write!(self.0, "{value}{VALUE_SEPARATOR}");
+    fn push(self, value: impl Scalar) {
+        value.append_to(self.0);
     }
 }
+
+/// A scalar JSON value as the values column holds it: its text, then the separator. Strings are copied
+/// as they are (no formatting machinery: most values are strings).
+trait Scalar {
+    fn append_to(self, out: &mut String);
+}
+
+impl Scalar for &str {
+    fn append_to(self, out: &mut String) {
+        out.push_str(self);
+        out.push(VALUE_SEPARATOR);
+    }
+}
+
+impl Scalar for &String {
+    fn append_to(self, out: &mut String) {
+        self.as_str().append_to(out);
+    }
+}
+
+macro_rules! display_scalar {
+    ($($t:ty),*) => {$(
+        impl Scalar for $t {
+            fn append_to(self, out: &mut String) {
+                use std::fmt::Write;
+                let _ = write!(out, "{self}{VALUE_SEPARATOR}");
+            }
+        }
+    )*};
+}
+
+display_scalar!(bool, i64, u64, f64, &bool, &serde_json::Number);
 
 impl<'de> DeserializeSeed<'de> for Collect<'_> {
     type Value = ();

@@ -130,6 +130,34 @@ impl Sql {
     }
 }
 
+/// A KQL `datetime(…)` literal in the ISO 8601 forms KQL documents (date; date and time to the minute,
+/// second or fraction; `T` or a space between; optional `Z` or offset), as RFC 3339 in UTC; `None` for
+/// anything else.
+pub(crate) fn iso_datetime(text: &str) -> Option<String> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(&text.replacen(' ', "T", 1)) {
+        return Some(
+            t.with_timezone(&Utc)
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        );
+    }
+    let naive = text.trim_end_matches('Z').replacen(' ', "T", 1);
+    let parsed = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(&naive, f).ok())
+        .or_else(|| {
+            NaiveDate::parse_from_str(&naive, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })?;
+    Some(
+        parsed
+            .and_utc()
+            .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+    )
+}
+
 /// A SQL string literal.
 pub(crate) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -200,13 +228,25 @@ impl Translator<'_> {
             Literal::Real(Some(x)) if x.is_finite() => Sql::new(format!("{x:?}"), Ty::Real),
             Literal::String(s) => Sql::string_literal(s),
             Literal::Timespan(Some(ns)) => Sql::new(interval(*ns), Ty::Span),
-            Literal::DateTime(Some(text)) => Sql::new(
-                format!(
-                    "arrow_cast({}, 'Timestamp(Nanosecond, Some(\"UTC\"))')",
-                    quote(text)
-                ),
-                Ty::Time,
-            ),
+            Literal::DateTime(Some(text)) => {
+                let Some(utc) = iso_datetime(text) else {
+                    return Err(self.refuse(
+                        span,
+                        "datetime format",
+                        &format!(
+                            "datetime({text}) is not an ISO 8601 date-time ghosthunt reads \
+                             (yyyy-MM-dd[THH:mm[:ss[.f…]]][Z]; RFC 822/850 forms are not supported)"
+                        ),
+                    ));
+                };
+                Sql::new(
+                    format!(
+                        "arrow_cast({}, 'Timestamp(Nanosecond, Some(\"UTC\"))')",
+                        quote(&utc)
+                    ),
+                    Ty::Time,
+                )
+            }
             Literal::Bool(None) => Sql::new(typed_null(Ty::Bool), Ty::Bool),
             Literal::Int(None) | Literal::Long(None) => Sql::new(typed_null(Ty::Long), Ty::Long),
             Literal::Real(None) => Sql::new(typed_null(Ty::Real), Ty::Real),

@@ -242,3 +242,23 @@ fn mv_expand_unnests_dynamic_items_and_lists() {
     let r = refusal("DeviceProcessEvents | mv-expand X = split(FileName, '.') limit FileName");
     assert!(r.message.contains("row limit"), "{r}");
 }
+
+#[test]
+fn datetime_literals_take_the_iso_forms_kql_documents() {
+    use super::expr::iso_datetime;
+    for (text, utc) in [
+        ("2026-05-31", "2026-05-31T00:00:00Z"),
+        ("2026-05-31 10:00", "2026-05-31T10:00:00Z"),
+        ("2026-05-31T10:00", "2026-05-31T10:00:00Z"),
+        ("2026-05-31 10:00:05", "2026-05-31T10:00:05Z"),
+        ("2026-05-31T10:00:05.25Z", "2026-05-31T10:00:05.250Z"),
+        ("2026-05-31T12:00:05+02:00", "2026-05-31T10:00:05Z"),
+    ] {
+        assert_eq!(iso_datetime(text).as_deref(), Some(utc), "{text}");
+    }
+    assert_eq!(iso_datetime("Sat, 8 Nov 14 15:05:02 GMT"), None);
+    let s = sql("DeviceProcessEvents | where Timestamp > datetime(2026-05-31 10:00)");
+    assert!(s.contains("'2026-05-31T10:00:00Z'"), "{s}");
+    let r = refusal("DeviceProcessEvents | where Timestamp > datetime(31/05/2026)");
+    assert_eq!(r.kind, "datetime format", "{r}");
+}
