@@ -133,8 +133,11 @@ pub(crate) async fn run_with_decoder(
         decoder_rx,
         record_rx,
         batch_tx,
-        settings.decode.batch_size,
-        settings.decode.batch_timeout,
+        crate::decode::Batching {
+            size: settings.decode.batch_size,
+            timeout: settings.decode.batch_timeout,
+            adaptive: settings.decode.adaptive,
+        },
     ));
 
     let mut engine = Engine::new(

@@ -1,7 +1,7 @@
 //! Bytes → Arrow: micro-batches of raw records decoded into `RecordBatch`es of the event schema.
 //!
-//! [`run_batcher`] takes chunks from the source channel, cuts a batch at `batch_size` records or
-//! `batch_timeout` after its first record, and [`Decoder::decode`] turns it into a [`DecodedBatch`]: the rows
+//! [`run_batcher`] takes chunks from the source channel, cuts a batch at `batch_size` records,
+//! `batch_timeout` after its first record or (adaptive) when nothing more is ready and the hunts wait, and [`Decoder::decode`] turns it into a [`DecodedBatch`]: the rows
 //! that decoded, the records behind them (kept until the batch is acknowledged, for late dead letters), the
 //! dead letters, and the positions to acknowledge.
 
@@ -229,8 +229,23 @@ pub type Decoders = tokio::sync::watch::Receiver<(u64, DecodeFn)>;
 enum Wake {
     Message(Option<SourceMessage>),
     Timeout,
+    /// The hunts took a decoded batch: there is room for the next (adaptive batching).
+    Room,
     /// A new decoder (false: the sender is gone, no new decoder will come).
     Decoder(bool),
+}
+
+/// When [`run_batcher`] cuts a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Records per batch at most.
+    pub size: usize,
+    /// The longest a record waits for its batch to fill.
+    pub timeout: Duration,
+    /// Cut as soon as the source has nothing more ready and the decoded-batch channel has room: at a low
+    /// rate a record is decoded when it arrives instead of `timeout` later, while under load (the source
+    /// channel never empty, or the hunts behind and the channel full) batches fill as before.
+    pub adaptive: bool,
 }
 
 /// Cuts the record stream into micro-batches and decodes them, until the source channel closes.
@@ -242,9 +257,13 @@ pub async fn run_batcher(
     mut decoders: Decoders,
     mut rx: mpsc::Receiver<SourceMessage>,
     tx: mpsc::Sender<DecodedBatch>,
-    batch_size: usize,
-    batch_timeout: Duration,
+    batching: Batching,
 ) {
+    let Batching {
+        size: batch_size,
+        timeout: batch_timeout,
+        adaptive,
+    } = batching;
     let (mut generation, mut decode) = decoders.borrow_and_update().clone();
     let mut watching = true;
     let mut seq = 0u64;
@@ -254,10 +273,14 @@ pub async fn run_batcher(
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         let sleep = deadline.map(tokio::time::sleep_until);
+        // Records wait while every decoded-batch slot is taken; wake when the hunts free one.
+        let wait_for_room = adaptive && !pending.is_empty() && tx.capacity() == 0;
         let wake = tokio::select! {
             biased;
             changed = decoders.changed(), if watching => Wake::Decoder(changed.is_ok()),
             message = rx.recv() => Wake::Message(message),
+            // The permit is dropped at once: it only tells that a slot is free.
+            _ = tx.reserve(), if wait_for_room => Wake::Room,
             _ = async { sleep.expect("guarded").await }, if sleep.is_some() => Wake::Timeout,
         };
         let mut announcement = None;
@@ -276,7 +299,7 @@ pub async fn run_batcher(
                 false
             }
             Wake::Message(None) => true,
-            Wake::Timeout => false, // flush below
+            Wake::Timeout | Wake::Room => false, // flush below
             Wake::Decoder(true) => {
                 switch = true;
                 false
@@ -287,7 +310,10 @@ pub async fn run_batcher(
             }
         };
         let timed_out = deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
-        let cut = timed_out || closed || switch || announcement.is_some();
+        // Nothing more is ready and there is room downstream: waiting would only delay. While the hunts
+        // are behind (no room), records gather into one batch, so batches grow with the load.
+        let idle = adaptive && rx.is_empty() && tx.capacity() > 0;
+        let cut = timed_out || closed || switch || announcement.is_some() || idle;
         while pending.len() >= batch_size
             || pending_bytes >= MAX_BATCH_BYTES
             || (cut && !pending.is_empty())

@@ -87,6 +87,9 @@ pub struct DecodeSettings {
     pub schema_path: Option<PathBuf>,
     pub batch_size: usize,
     pub batch_timeout: Duration,
+    /// Cut a batch as soon as the source has nothing more ready and no decoded batch waits for the
+    /// hunts, instead of waiting out `batch_timeout` (see `decode::run_batcher`).
+    pub adaptive: bool,
     pub max_record_bytes: usize,
 }
 
@@ -260,6 +263,7 @@ impl Settings {
             schema_path: (d.schema != "windows").then(|| PathBuf::from(d.schema)),
             batch_size: d.batch_size,
             batch_timeout: d.batch_timeout,
+            adaptive: d.adaptive,
             max_record_bytes: d.max_record_bytes,
         };
 

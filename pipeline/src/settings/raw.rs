@@ -96,6 +96,7 @@ pub struct RawDecode {
     pub batch_size: usize,
     #[serde(with = "humantime_serde")]
     pub batch_timeout: Duration,
+    pub adaptive: bool,
     pub max_record_bytes: usize,
 }
 
