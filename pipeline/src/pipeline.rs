@@ -137,6 +137,7 @@ pub(crate) async fn run_with_decoder(
             size: settings.decode.batch_size,
             timeout: settings.decode.batch_timeout,
             adaptive: settings.decode.adaptive,
+            adaptive_interval: settings.decode.adaptive_interval,
         },
     ));
 

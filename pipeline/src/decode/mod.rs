@@ -246,6 +246,9 @@ pub struct Batching {
     /// rate a record is decoded when it arrives instead of `timeout` later, while under load (the source
     /// channel never empty, or the hunts behind and the channel full) batches fill as before.
     pub adaptive: bool,
+    /// An early cut comes at least this long after the previous cut: at a low rate records gather for
+    /// this long instead of `timeout`, so the hunts run a bounded number of times per second.
+    pub adaptive_interval: Duration,
 }
 
 /// Cuts the record stream into micro-batches and decodes them, until the source channel closes.
@@ -263,7 +266,12 @@ pub async fn run_batcher(
         size: batch_size,
         timeout: batch_timeout,
         adaptive,
+        adaptive_interval,
     } = batching;
+    // When the last batch was cut: an early cut waits until `adaptive_interval` after it.
+    let mut last_cut = tokio::time::Instant::now()
+        .checked_sub(adaptive_interval)
+        .unwrap_or_else(tokio::time::Instant::now);
     let (mut generation, mut decode) = decoders.borrow_and_update().clone();
     let mut watching = true;
     let mut seq = 0u64;
@@ -272,7 +280,16 @@ pub async fn run_batcher(
     let mut pending_bytes = 0usize;
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
-        let sleep = deadline.map(tokio::time::sleep_until);
+        // With records pending, adaptive batching may cut them as early as `adaptive_interval` after the
+        // last cut (if the source has nothing more by then). Without room downstream the Room branch
+        // wakes us instead (a past instant here would spin).
+        let early = (adaptive && !pending.is_empty() && tx.capacity() > 0)
+            .then(|| last_cut + adaptive_interval);
+        let wake_at = match (deadline, early) {
+            (Some(d), Some(e)) => Some(d.min(e)),
+            (d, e) => d.or(e),
+        };
+        let sleep = wake_at.map(tokio::time::sleep_until);
         // Records wait while every decoded-batch slot is taken; wake when the hunts free one.
         let wait_for_room = adaptive && !pending.is_empty() && tx.capacity() == 0;
         let wake = tokio::select! {
@@ -312,13 +329,17 @@ pub async fn run_batcher(
         let timed_out = deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
         // Nothing more is ready and there is room downstream: waiting would only delay. While the hunts
         // are behind (no room), records gather into one batch, so batches grow with the load.
-        let idle = adaptive && rx.is_empty() && tx.capacity() > 0;
+        let idle = adaptive
+            && rx.is_empty()
+            && tx.capacity() > 0
+            && tokio::time::Instant::now() >= last_cut + adaptive_interval;
         let cut = timed_out || closed || switch || announcement.is_some() || idle;
         while pending.len() >= batch_size
             || pending_bytes >= MAX_BATCH_BYTES
             || (cut && !pending.is_empty())
         {
             let take = batch_len(&pending, batch_size);
+            last_cut = tokio::time::Instant::now();
             let records: Vec<RawRecord> = pending.drain(..take).collect();
             pending_bytes -= records.iter().map(|r| r.bytes.len()).sum::<usize>();
             let step = Arc::clone(&decode);

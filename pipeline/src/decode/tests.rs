@@ -303,40 +303,50 @@ fn the_values_column_sees_inside_values_a_lenient_column_takes_whole() {
 /// early" and "waited the timeout" cannot be mistaken for each other on a loaded machine.
 const LINGER_MS: u128 = 2000;
 
-/// Runs the batcher over `chunks` sent 10 ms apart. `take_each`: the decoded batch is taken after each
-/// chunk (hunts that keep up); otherwise nothing is taken until all chunks are sent (hunts far behind).
-/// Returns (ms from the first send to when each batch was taken, its rows); the source stays open until
-/// no batch came for twice the timeout.
+/// Runs the batcher over `chunks` sent 10 ms apart, with adaptive batching every `interval` (`None`: off).
+/// `keep_up`: decoded batches are taken as they come (hunts that keep up); otherwise nothing is taken
+/// until all chunks are sent (hunts far behind). Returns (ms from the first send to when each batch was
+/// taken, its rows); the source stays open until no batch came for twice the timeout.
 async fn batches(
-    adaptive: bool,
+    interval: Option<u64>,
     chunks: Vec<Vec<RawRecord>>,
-    take_each: bool,
+    keep_up: bool,
 ) -> Vec<(u128, usize)> {
     let d = Arc::new(decoder(EventSchema::windows()));
     let decode: DecodeFn = Arc::new(move |seq, records| d.decode(seq, records));
     let (_decoders, decoder_rx) = tokio::sync::watch::channel((0, decode));
     let (record_tx, record_rx) = mpsc::channel(8);
-    let (batch_tx, mut batch_rx) = mpsc::channel(2);
+    let (batch_tx, batch_rx) = mpsc::channel(2);
+    let ms = std::time::Duration::from_millis;
     let batching = Batching {
         size: 4096,
-        timeout: std::time::Duration::from_millis(LINGER_MS as u64),
-        adaptive,
+        timeout: ms(LINGER_MS as u64),
+        adaptive: interval.is_some(),
+        adaptive_interval: ms(interval.unwrap_or(0)),
     };
     tokio::spawn(run_batcher(decoder_rx, record_rx, batch_tx, batching));
     let start = std::time::Instant::now();
-    let mut out = Vec::new();
-    for chunk in chunks {
-        record_tx.send(SourceMessage::Records(chunk)).await.unwrap();
-        if take_each {
-            let b = batch_rx.recv().await.unwrap();
+    let drain = move |mut rx: mpsc::Receiver<DecodedBatch>| async move {
+        let mut out = Vec::new();
+        while let Ok(Some(b)) = tokio::time::timeout(ms(2 * LINGER_MS as u64), rx.recv()).await {
             out.push((start.elapsed().as_millis(), b.batch.num_rows()));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        out
+    };
+    let drained = if keep_up {
+        Ok(tokio::spawn(drain(batch_rx)))
+    } else {
+        Err(batch_rx)
+    };
+    for chunk in chunks {
+        record_tx.send(SourceMessage::Records(chunk)).await.unwrap();
+        tokio::time::sleep(ms(10)).await;
     }
-    let wait = std::time::Duration::from_millis(2 * LINGER_MS as u64);
-    while let Ok(Some(b)) = tokio::time::timeout(wait, batch_rx.recv()).await {
-        out.push((start.elapsed().as_millis(), b.batch.num_rows()));
-    }
+    let out = match drained {
+        Ok(task) => task.await.unwrap(),
+        Err(rx) => drain(rx).await,
+    };
+    drop(record_tx);
     out
 }
 
@@ -352,13 +362,23 @@ fn rows(got: &[(u128, usize)]) -> Vec<usize> {
 #[tokio::test]
 async fn adaptive_batching_cuts_when_nothing_more_is_ready() {
     // Hunts keep up: each chunk is a batch at once, not after the timeout.
-    let got = batches(true, vec![chunk(20), chunk(20), chunk(5)], true).await;
+    let got = batches(Some(1), vec![chunk(20), chunk(20), chunk(5)], true).await;
     assert_eq!(rows(&got), [20, 20, 5], "{got:?}");
     assert!(got.iter().all(|&(ms, _)| ms < LINGER_MS / 2), "{got:?}");
     // Without it, the batch waits out the timeout (all three chunks arrive within it).
-    let got = batches(false, vec![chunk(20), chunk(20), chunk(5)], false).await;
+    let got = batches(None, vec![chunk(20), chunk(20), chunk(5)], true).await;
     assert_eq!(rows(&got), [45], "{got:?}");
     assert!(got[0].0 >= LINGER_MS, "{got:?}");
+}
+
+#[tokio::test]
+async fn adaptive_batching_cuts_at_most_once_per_interval() {
+    // A trickle: 2 records every 10 ms for 200 ms. Cut early at most every 100 ms: a handful of batches,
+    // not one per chunk, none waiting the timeout.
+    let got = batches(Some(100), (0..20).map(|_| chunk(2)).collect(), true).await;
+    assert_eq!(rows(&got).iter().sum::<usize>(), 40, "{got:?}");
+    assert!((2..=4).contains(&got.len()), "{got:?}");
+    assert!(got.iter().all(|&(ms, _)| ms < LINGER_MS / 2), "{got:?}");
 }
 
 #[tokio::test]
@@ -366,7 +386,7 @@ async fn adaptive_batching_fills_batches_while_the_hunts_are_behind() {
     // Nobody takes a decoded batch until all six chunks are sent: small batches fill the channel (it
     // holds two), the later chunks gather into one batch, cut as soon as the hunts free a slot — not
     // after the timeout.
-    let got = batches(true, (0..6).map(|_| chunk(10)).collect(), false).await;
+    let got = batches(Some(1), (0..6).map(|_| chunk(10)).collect(), false).await;
     let rows = rows(&got);
     assert_eq!(rows.iter().sum::<usize>(), 60, "{got:?}");
     assert!(rows.len() <= 3 && rows.iter().any(|&n| n >= 30), "{got:?}");

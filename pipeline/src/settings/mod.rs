@@ -90,6 +90,9 @@ pub struct DecodeSettings {
     /// Cut a batch as soon as the source has nothing more ready and no decoded batch waits for the
     /// hunts, instead of waiting out `batch_timeout` (see `decode::run_batcher`).
     pub adaptive: bool,
+    /// Adaptive batching cuts a batch early at most once per this interval (each batch costs every hunt
+    /// an evaluation, so a trickle of records must not become a batch per chunk).
+    pub adaptive_interval: Duration,
     pub max_record_bytes: usize,
 }
 
@@ -264,6 +267,7 @@ impl Settings {
             batch_size: d.batch_size,
             batch_timeout: d.batch_timeout,
             adaptive: d.adaptive,
+            adaptive_interval: d.adaptive_interval,
             max_record_bytes: d.max_record_bytes,
         };
 

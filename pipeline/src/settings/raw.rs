@@ -97,6 +97,8 @@ pub struct RawDecode {
     #[serde(with = "humantime_serde")]
     pub batch_timeout: Duration,
     pub adaptive: bool,
+    #[serde(with = "humantime_serde")]
+    pub adaptive_interval: Duration,
     pub max_record_bytes: usize,
 }
 
