@@ -199,9 +199,6 @@ fn kql_vs_sql(c: &mut Criterion) {
         "kql_vs_sql/ps_remoting: {} events, result rows {rows:?}",
         batch.num_rows()
     );
-    for (_, h) in &planned {
-        eprintln!("{h:?}");
-    }
     assert!(rows[0] > 0 && rows[0] == rows[1], "{rows:?}");
     let mut group = c.benchmark_group("kql_vs_sql/ps_remoting");
     group.throughput(Throughput::Elements(batch.num_rows() as u64));

@@ -99,6 +99,18 @@ pub struct FunctionCall {
     pub span: Span,
 }
 
+impl FunctionCall {
+    /// A call of `name` with no arguments (a user function named without parentheses).
+    pub fn bare(name: &Ident) -> FunctionCall {
+        FunctionCall {
+            target: None,
+            name: name.clone(),
+            args: Vec::new(),
+            span: name.span,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnaryOp {
     Neg,

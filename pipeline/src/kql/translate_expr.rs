@@ -138,13 +138,7 @@ impl Translator<'_> {
                         self.argument(&e, &scope, rel)
                     }
                     Some(Binding::Function(..)) => {
-                        let call = FunctionCall {
-                            target: None,
-                            name: id.clone(),
-                            args: Vec::new(),
-                            span: id.span,
-                        };
-                        match self.call_function(&call, None, Some(rel))? {
+                        match self.call_function(&FunctionCall::bare(id), None, Some(rel))? {
                             super::lets::Called::Scalar(s) => Ok(s),
                             super::lets::Called::Table(_) => unreachable!("asked for a value"),
                         }
@@ -302,12 +296,7 @@ impl Translator<'_> {
                 format!("ends_with({}, {})", a.lower(), b.lower()),
                 where_form(&|x, _, lower| format!("ends_with(lower({x}), {lower})")),
             ),
-            Eq | NotEq if strings => bool_of(format!(
-                "{} {} {}",
-                a.s(),
-                if op == Eq { "=" } else { "<>" },
-                b.s()
-            )),
+            NotEq if strings => bool_of(format!("{} <> {}", a.s(), b.s())),
             Eq => bool_of(format!("{} = {}", a.text, b.text)),
             NotEq => bool_of(format!("{} <> {}", a.text, b.text)),
             Lt | Le | Gt | Ge => bool_of(format!("{} {} {}", a.text, op.as_str(), b.text)),

@@ -62,13 +62,7 @@ impl Translator<'_> {
                 match self.lets.get(&id.name) {
                     Some(Binding::Table(rel)) => return Ok(rel.clone()),
                     Some(Binding::Function(..)) => {
-                        let call = FunctionCall {
-                            target: None,
-                            name: id.clone(),
-                            args: Vec::new(),
-                            span: id.span,
-                        };
-                        return self.call_table(&call, None);
+                        return self.call_table(&FunctionCall::bare(id), None);
                     }
                     _ => {}
                 }

@@ -56,10 +56,7 @@ pub fn schema_for(
                 "Event field read by Sigma rules.".to_string(),
             )
         }))?;
-    let keywords = loaded
-        .rules
-        .iter()
-        .any(|r| r.bound.variants.iter().any(|v| v.detection.has_keywords()));
+    let keywords = loaded.rules.iter().any(|r| r.bound.has_keywords());
     Ok(if keywords {
         schema.with_values_column()
     } else {
@@ -128,7 +125,7 @@ impl SigmaEngine {
         let (set, mut errors) = RuleSet::compile(&inputs);
         if schema.values_index.is_none() {
             for (r, error) in loaded.rules.iter().zip(errors.iter_mut()) {
-                if error.is_none() && r.bound.variants.iter().any(|v| v.detection.has_keywords()) {
+                if error.is_none() && r.bound.has_keywords() {
                     *error = Some(RefusalKind::Unsupported.error(
                         "keywords search the values column, which this schema lacks (see \
                          `compile::schema_for`)",

@@ -88,6 +88,13 @@ pub struct BoundRule {
     pub narrowed: Vec<Narrowing>,
 }
 
+impl BoundRule {
+    /// Whether some variant's detection has a keyword (field-less) test.
+    pub fn has_keywords(&self) -> bool {
+        self.variants.iter().any(|v| v.detection.has_keywords())
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Variant {
     /// (event field, accepted values), in key order.
