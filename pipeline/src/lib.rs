@@ -32,6 +32,7 @@ pub mod generator;
 pub mod hunt;
 pub mod kafka;
 pub mod kql;
+pub mod lake;
 pub mod pipeline;
 pub mod query;
 pub mod runtime;

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use ghosthunt::app::{self, Handles};
 use ghosthunt::cli::{self, bench};
-use ghosthunt::settings::Settings;
+use ghosthunt::settings::{Settings, SourceSettings};
 use ghosthunt::testing;
 
 /// Continuous threat hunts over security event streams.
@@ -74,6 +74,42 @@ enum Command {
         #[arg(long)]
         limit: Option<u64>,
     },
+    /// Retro-hunt: run the configured hunts (SQL, KQL, Sigma) over the lake's events of a time range, in
+    /// event-time order, writing alerts to the configured sink exactly as the live pipeline would (same
+    /// ids for the same events). Progress lines go to stderr.
+    Hunt {
+        /// Start of the range (inclusive): RFC 3339 (2026-11-01T00:00:00Z) or a date (midnight UTC).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the range (exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only these hunts (ids; repeat). `sigma` keeps the Sigma rule set; without it a filtered run
+        /// leaves Sigma out.
+        #[arg(long = "hunt", value_name = "ID")]
+        hunts: Vec<String>,
+    },
+    /// Ad-hoc query over the lake: one read-only SELECT over `events` (the range's events, the schema's
+    /// columns plus _input, _offset, _raw), `alerts` and the KQL tables; or a KQL query with --kql.
+    Query {
+        /// The query (SQL, or KQL with --kql).
+        query: String,
+        /// The query is KQL.
+        #[arg(long)]
+        kql: bool,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// table (default on a terminal), csv, or json (one object per line; default otherwise).
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+    },
+    /// Lake maintenance.
+    Lake {
+        #[command(subcommand)]
+        command: LakeCommand,
+    },
     /// Ask a running ghosthunt's /healthz; exit 0 when it answers healthy (a container HEALTHCHECK
     /// without curl).
     Healthcheck {
@@ -113,6 +149,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum LakeCommand {
+    /// Compact each date's small files into larger ones (delta-rs OPTIMIZE).
+    Optimize {
+        /// Target file size in MiB.
+        #[arg(long, default_value_t = 256)]
+        target_mib: u64,
+    },
+    /// Delete the dates older than lake.retention (if set), then the files no version newer than
+    /// --retain references (delta-rs VACUUM).
+    Vacuum {
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        retain: std::time::Duration,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -316,6 +375,73 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             tracing::info!(events = sent, topic = %options.topic, "Produced.");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Hunt { from, to, hunts } => {
+            let mut settings = settings;
+            if !settings.lake.enabled() {
+                anyhow::bail!(
+                    "no lake: set lake.path (GHOSTHUNT__LAKE__PATH) to the lake's directory"
+                );
+            }
+            settings.source = SourceSettings::Lake(range(from, to)?);
+            if !hunts.is_empty() && !hunts.iter().any(|h| h == "sigma") {
+                settings.sigma.directories.clear();
+            }
+            settings.hunts.only = hunts;
+            // A retro-hunt may run beside the live pipeline: no metrics endpoint of its own.
+            settings.metrics_listen = None;
+            run(settings).await
+        }
+        Command::Query {
+            query,
+            kql,
+            from,
+            to,
+            format,
+        } => {
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            let format = match format {
+                Some(FormatArg::Table) => cli::lake::Format::Table,
+                Some(FormatArg::Csv) => cli::lake::Format::Csv,
+                Some(FormatArg::Json) => cli::lake::Format::Json,
+                None if terminal => cli::lake::Format::Table,
+                None => cli::lake::Format::Json,
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            cli::lake::query(&settings, &query, kql, range(from, to)?, format, &mut out).await?;
+            std::io::Write::flush(&mut out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lake {
+            command: LakeCommand::Optimize { target_mib },
+        } => {
+            for t in ghosthunt::lake::maintain::optimize(&settings.lake, target_mib << 20).await? {
+                println!(
+                    "{}: {} files compacted into {}",
+                    t.table, t.files_removed, t.files_added
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lake {
+            command: LakeCommand::Vacuum { retain },
+        } => {
+            let report =
+                ghosthunt::lake::maintain::vacuum(&settings.lake, retain, chrono::Utc::now())
+                    .await?;
+            for t in report {
+                match t.expired_files {
+                    Some(n) => println!(
+                        "{}: {n} files of dates past lake.retention removed; {} unreferenced files deleted",
+                        t.table, t.files_deleted
+                    ),
+                    None => println!(
+                        "{}: {} unreferenced files deleted",
+                        t.table, t.files_deleted
+                    ),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             source,
             files,
@@ -347,6 +473,24 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The time range of `--from` / `--to`.
+fn range(from: Option<String>, to: Option<String>) -> anyhow::Result<ghosthunt::lake::read::Range> {
+    let parse = |t: Option<String>| -> anyhow::Result<Option<i64>> {
+        t.map(|t| ghosthunt::lake::read::parse_time(&t).map_err(anyhow::Error::msg))
+            .transpose()
+    };
+    let range = ghosthunt::lake::read::Range {
+        from: parse(from)?,
+        to: parse(to)?,
+    };
+    if let (Some(f), Some(t)) = (range.from, range.to)
+        && f >= t
+    {
+        anyhow::bail!("--from must be before --to");
+    }
+    Ok(range)
 }
 
 async fn run(settings: Settings) -> anyhow::Result<ExitCode> {

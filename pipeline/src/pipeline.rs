@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alert::{AlertSink, DeadLetterSink, SinkError, Suppressor};
 use crate::decode::{DeadLetter, DeadLetterReason, DecodeFn, DecodedBatch, Decoder, EventSchema};
+use crate::lake::{LakeError, LakeSink};
 use crate::runtime::{BatchView, Evaluator, StepInput, StepOutput};
 use crate::settings::Settings;
 use crate::source::{Acknowledge, Positions, Source, SourceError};
@@ -42,6 +43,9 @@ pub struct Components {
     pub health: Health,
     /// New hunt sets from hot reloads (`None`: the hunts are fixed for the run).
     pub reloads: Option<mpsc::Receiver<HuntSet>>,
+    /// The lake writer (`None`: no `[lake] path`): the batches and alerts, committed before the source is
+    /// acknowledged.
+    pub lake: Option<LakeSink>,
 }
 
 /// A complete set of hunts to run instead of the current one (a hot reload), with the schema they were
@@ -72,6 +76,8 @@ pub enum PipelineError {
     Sink(#[from] SinkError),
     #[error("source failed")]
     Source(#[from] SourceError),
+    #[error("lake write failed; nothing after the last lake commit was acknowledged")]
+    Lake(#[from] LakeError),
     /// A bug of ours, not of the input or the hunts: the run stops rather than finish with input unread.
     #[error(
         "the {stage} task failed: {reason}; input after the last acknowledged batch was not processed"
@@ -151,6 +157,7 @@ pub(crate) async fn run_with_decoder(
     );
     engine.schema = Arc::clone(&c.schema);
     engine.decoders = Some(decoders);
+    engine.lake = c.lake.take();
     let mut reloads = c.reloads.take();
     c.metrics
         .window_rows_limit
@@ -241,6 +248,7 @@ struct Engine {
     pending: Option<(u64, HuntSet)>,
     /// Open suppression periods of hunts with `suppress` (kept across reloads: keyed by hunt id).
     suppressor: Suppressor,
+    lake: Option<LakeSink>,
 }
 
 impl Engine {
@@ -269,6 +277,7 @@ impl Engine {
             generation: 0,
             pending: None,
             suppressor: Suppressor::default(),
+            lake: None,
         };
         engine.count_hunts();
         engine
@@ -313,11 +322,15 @@ impl Engine {
             received: decoded.received,
         });
         let input = StepInput {
-            batch: Some(view),
+            batch: Some(Arc::clone(&view)),
             watermark,
             flush: false,
         };
         let outputs = self.step_all(input).await;
+        if let Some(lake) = &mut self.lake {
+            lake.write_events(view.seq, &view.batch, &decoded.records)
+                .await?;
+        }
         let mut dead_letters = decoded.dead_letters;
         dead_letters.extend(late_dead_letters(&outputs, &decoded.records));
         self.unacknowledged
@@ -333,7 +346,8 @@ impl Engine {
             .iter()
             .filter_map(|s| s.evaluator.as_ref())
             .any(|e| e.state_size().is_some_and(|n| n > 0) || e.min_seq().is_some());
-        if !holding && self.unacknowledged.is_empty() && self.suppressor.is_empty() {
+        let lake_idle = self.lake.as_ref().is_none_or(|l| l.buffered() == 0);
+        if !holding && self.unacknowledged.is_empty() && self.suppressor.is_empty() && lake_idle {
             self.observe_watermark(watermark);
             return Ok(());
         }
@@ -450,6 +464,33 @@ impl Engine {
             }
             self.summary.alerts += alerts.len() as u64;
         }
+        if let Some(lake) = &mut self.lake {
+            lake.write_alerts(&alerts).await?;
+            if flush || lake.due(Instant::now()) {
+                let started = Instant::now();
+                let committed = lake.commit().await?;
+                self.metrics
+                    .lake_commit
+                    .observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .lake_rows
+                    .with_label_values(&["events"])
+                    .inc_by(committed.events as u64);
+                self.metrics
+                    .lake_rows
+                    .with_label_values(&["alerts"])
+                    .inc_by(committed.alerts as u64);
+                self.metrics
+                    .lake_skipped_rows
+                    .inc_by(committed.skipped as u64);
+                if committed.skipped > 0 {
+                    tracing::info!(
+                        rows = committed.skipped,
+                        "Replayed rows skipped: the lake already holds them."
+                    );
+                }
+            }
+        }
         self.observe_watermark(watermark);
         self.acknowledge();
         Ok(())
@@ -522,6 +563,7 @@ impl Engine {
             .filter_map(|s| s.evaluator.as_ref())
             .filter_map(|e| e.min_seq())
             .chain(self.suppressor.min_seq())
+            .chain(self.lake.as_ref().and_then(LakeSink::min_seq))
             .min();
         while let Some((seq, _, _)) = self.unacknowledged.front() {
             if held.is_some_and(|h| *seq >= h) {

@@ -106,6 +106,7 @@ pub async fn run_on_file(
             metrics: Metrics::new(),
             health: Health::default(),
             reloads: None,
+            lake: None,
         },
         CancellationToken::new(),
     )

@@ -81,6 +81,7 @@ async fn a_panicking_hunt_is_disabled_and_the_others_keep_alerting() {
             metrics: metrics.clone(),
             health: health.clone(),
             reloads: None,
+            lake: None,
         },
         shutdown.clone(),
     ));

@@ -15,6 +15,8 @@ use crate::alert::{AlertSink, DeadLetterSink, LineWriter};
 use crate::decode::EventSchema;
 use crate::generator::GeneratorSource;
 use crate::hunt::HuntError;
+use crate::lake::LakeSink;
+use crate::lake::read::{LakeSource, ReadMode};
 use crate::pipeline::{self, Components, Summary};
 use crate::query::{self, PlannedHunt, SqlEvaluator};
 use crate::runtime::Evaluator;
@@ -47,6 +49,8 @@ pub enum AppError {
     Pipeline(#[from] pipeline::PipelineError),
     #[error(transparent)]
     Mapping(#[from] crate::sigma::mapping::MappingError),
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
     #[error("sigma.mapping {path}: {source}")]
     MappingFile {
         path: String,
@@ -139,7 +143,15 @@ pub async fn hunts(
     schema: &EventSchema,
 ) -> (Vec<PlannedHunt>, Vec<HuntError>) {
     let loaded = query::load::load(settings.hunts.builtin, &settings.hunts.directories);
-    let (planned, mut errors) = query::plan_all(loaded.hunts.into_values(), schema).await;
+    let only = &settings.hunts.only;
+    let (planned, mut errors) = query::plan_all(
+        loaded
+            .hunts
+            .into_values()
+            .filter(|h| only.is_empty() || only.contains(&h.id)),
+        schema,
+    )
+    .await;
     let mut all = loaded.errors;
     all.append(&mut errors);
     (planned, all)
@@ -163,6 +175,16 @@ pub fn build_source(
             metrics,
             health,
         )?),
+        // Every column: the hunts' needs are known in `run` (see `lake_source`).
+        SourceSettings::Lake(range) => Box::new(LakeSource::new(
+            &settings.lake,
+            schema(settings).map_err(|e| crate::lake::LakeError::Invalid {
+                table: "events".to_string(),
+                reason: e.to_string(),
+            })?,
+            *range,
+            ReadMode::Raw,
+        )),
     })
 }
 
@@ -249,7 +271,21 @@ pub async fn run(
         }
         None => None,
     };
-    let source = build_source(&settings, &handles.metrics, &handles.health)?;
+    let retro = matches!(settings.source, SourceSettings::Lake(_));
+    let source = match &settings.source {
+        SourceSettings::Lake(range) => Box::new(LakeSource::new(
+            &settings.lake,
+            Arc::clone(&schema),
+            *range,
+            lake_read_mode(&schema, &settings, &planned, setup.engine.is_some())?,
+        )),
+        _ => build_source(&settings, &handles.metrics, &handles.health)?,
+    };
+    // The lake takes the live stream; a retro-hunt reads it and writes nothing back.
+    let lake = match settings.lake.enabled() && !retro {
+        true => Some(LakeSink::open(&settings.lake, &*self::schema(&settings)?).await?),
+        false => None,
+    };
     let alerts: Box<dyn AlertSink> = match &settings.alerts {
         OutputSettings::Kafka { topic } => Box::new(KafkaAlertSink::new(
             &settings.kafka,
@@ -268,16 +304,21 @@ pub async fn run(
         other => Box::new(LineWriter::open(other).await?),
     };
     let evaluators = evaluators(&settings, &schema, planned, setup.engine);
-    let (sets_tx, reloads) = tokio::sync::mpsc::channel(1);
     let reload_stop = CancellationToken::new();
-    let reloader = reload::spawn(
-        settings.clone(),
-        handles.metrics.clone(),
-        refusals,
-        sets_tx,
-        reload_stop.clone(),
-    );
-    let reloads = Some(reloads);
+    // A retro-hunt runs the hunts as they were at its start.
+    let (reloads, reloader) = if retro {
+        (None, None)
+    } else {
+        let (sets_tx, reloads) = tokio::sync::mpsc::channel(1);
+        let reloader = reload::spawn(
+            settings.clone(),
+            handles.metrics.clone(),
+            refusals,
+            sets_tx,
+            reload_stop.clone(),
+        );
+        (Some(reloads), Some(reloader))
+    };
     let result = pipeline::run(
         Components {
             settings,
@@ -289,15 +330,43 @@ pub async fn run(
             metrics: handles.metrics.clone(),
             health: handles.health.clone(),
             reloads,
+            lake,
         },
         shutdown,
     )
     .await;
     reload_stop.cancel();
-    let _ = reloader.await;
+    if let Some(reloader) = reloader {
+        let _ = reloader.await;
+    }
     server_stop.cancel();
     if let Some(task) = server {
         let _ = task.await;
     }
     Ok(result?)
+}
+
+/// How a retro-hunt reads the lake: only the columns the hunts read, already decoded, when the table has
+/// them all; otherwise the records, decoded again (Sigma rules read fields beyond the schema).
+fn lake_read_mode(
+    schema: &EventSchema,
+    settings: &Settings,
+    planned: &[PlannedHunt],
+    sigma: bool,
+) -> Result<ReadMode, AppError> {
+    let stored = crate::lake::table::events_schema(&*self::schema(settings)?);
+    let mut used = std::collections::BTreeSet::new();
+    for p in planned {
+        used.extend(p.used_columns().iter().copied());
+    }
+    let columns: Vec<String> = used
+        .into_iter()
+        .map(|i| schema.columns[i].name.clone())
+        .collect();
+    let all_stored = columns.iter().all(|c| stored.field_with_name(c).is_ok());
+    Ok(if sigma || !all_stored {
+        ReadMode::Raw
+    } else {
+        ReadMode::Columns(columns)
+    })
 }

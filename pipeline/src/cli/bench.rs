@@ -167,6 +167,7 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
             metrics: metrics.clone(),
             health,
             reloads: None,
+            lake: None,
         },
         shutdown,
     )

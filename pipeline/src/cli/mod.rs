@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod hunts;
 pub mod kql;
+pub mod lake;
 pub mod produce;
 pub mod sigma;
 pub mod sigma_bench;

@@ -359,15 +359,24 @@ pub async fn run_batcher(
             (generation, decode) = decoders.borrow_and_update().clone();
         }
         if announcement.is_some() || switch {
-            let mut decoded = decode(seq, Vec::new());
+            let mut decoded = match announcement {
+                Some(SourceMessage::Decoded(batch)) => *batch,
+                Some(SourceMessage::Started(input)) => {
+                    let mut d = decode(seq, Vec::new());
+                    d.started.push(input);
+                    d
+                }
+                Some(SourceMessage::Stopped(input)) => {
+                    let mut d = decode(seq, Vec::new());
+                    d.stopped.push(input);
+                    d
+                }
+                Some(SourceMessage::Records(_)) => unreachable!("records are handled above"),
+                None => decode(seq, Vec::new()),
+            };
+            decoded.seq = seq;
             decoded.generation = generation;
             seq += 1;
-            match announcement {
-                Some(SourceMessage::Started(input)) => decoded.started.push(input),
-                Some(SourceMessage::Stopped(input)) => decoded.stopped.push(input),
-                Some(SourceMessage::Records(_)) => unreachable!("records are handled above"),
-                None => {}
-            }
             if tx.send(decoded).await.is_err() {
                 return;
             }

@@ -39,6 +39,7 @@ async fn run_with_broken_decoder() -> Result<Summary, PipelineError> {
         metrics,
         health: Health::default(),
         reloads: None,
+        lake: None,
     };
     run_with_decoder(c, CancellationToken::new(), decode).await
 }

@@ -165,6 +165,12 @@ fn session() -> SessionContext {
     options.optimizer.enable_join_dynamic_filter_pushdown = false;
     options.optimizer.enable_aggregate_dynamic_filter_pushdown = false;
     let ctx = SessionContext::new_with_config(config);
+    register_functions(&ctx);
+    ctx
+}
+
+/// The functions hunts may call beyond DataFusion's own (also in lake query sessions).
+pub(crate) fn register_functions(ctx: &SessionContext) {
     // Converted Sigma rules (`ghosthunt sigma convert`) use it for the `cidr` modifier.
     ctx.register_udf(super::udf::cidr_match());
     // KQL's `has` / `has_cs` (translated KQL hunts).
@@ -180,7 +186,6 @@ fn session() -> SessionContext {
     for f in super::udf_json::all() {
         ctx.register_udf(f);
     }
-    ctx
 }
 
 /// Plans a hunt against the event schema. Errors name the hunt file and the line.

@@ -52,6 +52,7 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     pub log_filter: String,
     pub kafka: KafkaSettings,
+    pub lake: crate::lake::LakeSettings,
 }
 
 /// Where events come from.
@@ -61,6 +62,8 @@ pub enum SourceSettings {
     File(FileSettings),
     Stdin,
     Kafka(KafkaSourceSettings),
+    /// The lake's events table over a time range (`ghosthunt hunt`; not a `source.kind`).
+    Lake(crate::lake::read::Range),
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +101,8 @@ pub struct DecodeSettings {
 
 #[derive(Debug, Clone)]
 pub struct HuntSettings {
+    /// Only the hunts with these ids (empty: all). Set by `ghosthunt hunt --hunt`, not by configuration.
+    pub only: Vec<String>,
     pub builtin: bool,
     pub directories: Vec<PathBuf>,
     pub concurrency: usize,
@@ -299,6 +304,7 @@ impl Settings {
             return Err(invalid("hunts.concurrency", "must be at least 1"));
         }
         let hunts = HuntSettings {
+            only: Vec::new(),
             builtin: raw.hunts.builtin,
             directories: raw.hunts.directories,
             concurrency: raw.hunts.concurrency,
@@ -360,6 +366,20 @@ impl Settings {
             ));
         }
 
+        let l = raw.lake;
+        if l.flush_rows == 0 {
+            return Err(invalid("lake.flush_rows", "must be at least 1"));
+        }
+        if l.flush_interval.is_zero() {
+            return Err(invalid("lake.flush_interval", "must be above zero"));
+        }
+        let lake = crate::lake::LakeSettings {
+            path: l.path.trim().to_string(),
+            flush_rows: l.flush_rows,
+            flush_interval: l.flush_interval,
+            retention: (!l.retention.is_zero()).then_some(l.retention),
+        };
+
         let metrics_listen = match raw.metrics.listen.trim() {
             "" => None,
             addr => Some(addr.parse().map_err(|e| {
@@ -383,6 +403,7 @@ impl Settings {
             metrics_listen,
             log_filter: raw.log.filter,
             kafka,
+            lake,
         })
     }
 }

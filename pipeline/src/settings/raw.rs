@@ -22,6 +22,19 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     pub log: RawLog,
     pub kafka: RawKafka,
+    pub lake: RawLake,
+}
+
+/// `[lake]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLake {
+    pub path: String,
+    pub flush_rows: usize,
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
 }
 
 /// `[source]`

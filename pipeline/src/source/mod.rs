@@ -34,8 +34,15 @@ pub struct Input {
 pub enum InputKind {
     Generator,
     Stdin,
-    File { path: PathBuf },
-    Kafka { topic: String, partition: i32 },
+    File {
+        path: PathBuf,
+    },
+    Kafka {
+        topic: String,
+        partition: i32,
+    },
+    /// The lake's events table, read in event-time order (retro-hunts).
+    Lake,
 }
 
 impl Input {
@@ -123,6 +130,8 @@ pub enum SourceError {
     BadGlob { pattern: String, reason: String },
     #[error(transparent)]
     Kafka(#[from] crate::kafka::KafkaFailure),
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
     #[error("reading {path}: {source}")]
     Io {
         path: String,
@@ -141,6 +150,9 @@ pub enum SourceMessage {
     Started(Arc<Input>),
     /// An input ended (a file read to its end, a partition revoked): it no longer holds the watermark.
     Stopped(Arc<Input>),
+    /// Rows read already decoded, in the pipeline's event schema (the lake's columns): passed on as a
+    /// batch of their own, between the records before and after them.
+    Decoded(Box<crate::decode::DecodedBatch>),
 }
 
 /// Source messages flow to the decoder through this bounded channel.

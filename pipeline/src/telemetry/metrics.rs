@@ -44,6 +44,9 @@ pub mod names {
     pub const KAFKA_COMMITS: &str = "ghosthunt_kafka_commits_total";
     pub const KAFKA_PRODUCE_LATENCY: &str = "ghosthunt_kafka_produce_latency_seconds";
     pub const KAFKA_DELIVERY_ERRORS: &str = "ghosthunt_kafka_delivery_errors_total";
+    pub const LAKE_ROWS: &str = "ghosthunt_lake_rows_total";
+    pub const LAKE_COMMIT: &str = "ghosthunt_lake_commit_seconds";
+    pub const LAKE_SKIPPED_ROWS: &str = "ghosthunt_lake_skipped_rows_total";
 
     /// Every name above (the README's metrics table is checked against it).
     pub const ALL: &[&str] = &[
@@ -77,6 +80,9 @@ pub mod names {
         KAFKA_COMMITS,
         KAFKA_PRODUCE_LATENCY,
         KAFKA_DELIVERY_ERRORS,
+        LAKE_ROWS,
+        LAKE_COMMIT,
+        LAKE_SKIPPED_ROWS,
     ];
 }
 
@@ -125,6 +131,9 @@ pub struct Metrics {
     pub kafka_commits: IntCounterVec,
     pub kafka_produce_latency: HistogramVec,
     pub kafka_delivery_errors: IntCounterVec,
+    pub lake_rows: IntCounterVec,
+    pub lake_commit: Histogram,
+    pub lake_skipped_rows: IntCounter,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -151,6 +160,13 @@ fn histogram_vec(
         labels,
     )
     .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("registered once");
+    h
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+        .expect("valid metric");
     r.register(Box::new(h.clone())).expect("registered once");
     h
 }
@@ -353,6 +369,23 @@ impl Metrics {
                 "Records acknowledged to the source (fully processed).",
             ),
             hunts_loaded: int_gauge(&r, HUNTS_LOADED, "Hunts planned and running."),
+            lake_rows: counter_vec(
+                &r,
+                LAKE_ROWS,
+                "Rows committed to the lake, by table (events, alerts).",
+                &["table"],
+            ),
+            lake_commit: histogram(
+                &r,
+                LAKE_COMMIT,
+                "Time to commit the lake's buffered files (both tables).",
+                EVALUATION_BUCKETS,
+            ),
+            lake_skipped_rows: counter(
+                &r,
+                LAKE_SKIPPED_ROWS,
+                "Replayed rows not written again because the events table already held them.",
+            ),
             registry: r,
         }
     }

@@ -226,6 +226,7 @@ pub async fn run_pipeline_with(
             metrics: metrics.clone(),
             health: Health::default(),
             reloads: None,
+            lake: None,
         },
         shutdown,
     )
@@ -288,6 +289,7 @@ pub fn spawn_pipeline(
             metrics: Metrics::new(),
             health: Health::default(),
             reloads: None,
+            lake: None,
         },
         shutdown.clone(),
     ));

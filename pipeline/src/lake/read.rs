@@ -1,0 +1,403 @@
+//! History out of the lake: the events table as a source for retro-hunts, and a query session for
+//! ad-hoc hunting.
+//!
+//! A retro-hunt reads the events of its time range one date partition at a time, in event-time order, as
+//! one input: the watermark advances with the events and no row is late, so windows and correlations see
+//! every event of the range (live, a row later than the allowed lateness was a dead letter; here it
+//! counts). When every hunt reads only columns the table has, the rows are read already decoded — only
+//! those columns, the time range pruning partitions and row groups — and the decoder is skipped; when
+//! some hunt reads a column the table lacks (Sigma rules read fields beyond the schema, and keywords read
+//! every value), the records themselves (`_raw`) are read and decoded as live.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray, new_null_array,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::SessionConfig;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use super::table::{self, ALERTS, DATE, EVENTS, INPUT, OFFSET, RAW, TIME_NS};
+use super::{LakeError, LakeSettings};
+use crate::decode::schema::UTC;
+use crate::decode::{DecodedBatch, EventSchema};
+use crate::source::{
+    Acknowledge, Input, InputKind, NoAcknowledge, Positions, RawRecord, RecordSender, Source,
+    SourceError, SourceMessage,
+};
+
+/// Event time range `[from, to)`, ns since the epoch; an open end is unbounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Range {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+impl Range {
+    /// The range as a predicate over the events or alerts table: on the date partition (pruning whole
+    /// directories) and on the exact time.
+    pub fn predicate(&self) -> String {
+        let mut terms = vec!["TRUE".to_string()];
+        if let Some(from) = self.from {
+            terms.push(format!("{DATE} >= '{}'", table::date_of(from)));
+            terms.push(format!("{TIME_NS} >= {from}"));
+        }
+        if let Some(to) = self.to {
+            terms.push(format!("{DATE} <= '{}'", table::date_of(to - 1)));
+            terms.push(format!("{TIME_NS} < {to}"));
+        }
+        terms.join(" AND ")
+    }
+}
+
+/// Parses an RFC 3339 time (`2026-11-01T00:00:00Z`) or a date (`2026-11-01`, midnight UTC) to ns.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let parsed = chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+        })
+        .map_err(|_| {
+            format!("`{t}` is not an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01)")
+        })?;
+    parsed
+        .timestamp_nanos_opt()
+        .ok_or_else(|| format!("`{t}` is out of range"))
+}
+
+/// A session over the lake for ad-hoc queries: `lake_events` and `lake_alerts` (the tables as stored),
+/// and the views hunts read — `events` (the range of the events table with the event schema's types) and
+/// `alerts` — with the functions hunts may call.
+pub async fn session(
+    settings: &LakeSettings,
+    schema: &EventSchema,
+    range: &Range,
+) -> Result<SessionContext, LakeError> {
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
+    crate::query::plan::register_functions(&ctx);
+    for (name, registered) in [(EVENTS, "lake_events"), (ALERTS, "lake_alerts")] {
+        let table = super::maintain::open(settings, name).await?;
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| LakeError::delta(name, e))?;
+        let provider = table.table_provider().await.map_err(LakeError::from)?;
+        ctx.register_table(registered, provider)?;
+    }
+    let time = schema.time_column();
+    let columns: Vec<String> = schema
+        .columns
+        .iter()
+        .filter(|c| c.name != crate::decode::schema::VALUES_COLUMN)
+        .map(|c| {
+            if c.name == time {
+                format!("arrow_cast({TIME_NS}, 'Timestamp(Nanosecond, Some(\"{UTC}\"))') AS {time}")
+            } else if matches!(c.ty, crate::decode::schema::ColumnType::Timestamp) {
+                format!(
+                    "arrow_cast({0}, 'Timestamp(Nanosecond, Some(\"{UTC}\"))') AS {0}",
+                    c.name
+                )
+            } else {
+                c.name.clone()
+            }
+        })
+        .collect();
+    let predicate = range.predicate();
+    // Hunts may name window_start / window_end (KQL's ago() does): outside a window they are NULL.
+    let null_time = format!("arrow_cast(NULL, 'Timestamp(Nanosecond, Some(\"{UTC}\"))')");
+    ctx.sql(&format!(
+        "CREATE VIEW events AS SELECT {}, {INPUT}, {OFFSET}, {RAW}, {null_time} AS window_start, \
+         {null_time} AS window_end FROM lake_events WHERE {predicate}",
+        columns.join(", ")
+    ))
+    .await?;
+    ctx.sql(&format!(
+        "CREATE VIEW alerts AS SELECT id, arrow_cast({TIME_NS}, 'Timestamp(Nanosecond, Some(\"{UTC}\"))') AS time, hunt_id, title, severity, json FROM lake_alerts WHERE {predicate}"
+    ))
+    .await?;
+    Ok(ctx)
+}
+
+/// How a retro-hunt reads the events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadMode {
+    /// These columns of the event schema, already decoded (the others are left empty).
+    Columns(Vec<String>),
+    /// The records as received, decoded again.
+    Raw,
+}
+
+/// The events of a time range, in event-time order, as a source (`ghosthunt hunt`).
+pub struct LakeSource {
+    settings: LakeSettings,
+    schema: Arc<EventSchema>,
+    range: Range,
+    mode: ReadMode,
+    /// Where progress lines go (every `progress_every`).
+    progress_every: Duration,
+}
+
+impl LakeSource {
+    pub fn new(
+        settings: &LakeSettings,
+        schema: Arc<EventSchema>,
+        range: Range,
+        mode: ReadMode,
+    ) -> LakeSource {
+        LakeSource {
+            settings: settings.clone(),
+            schema,
+            range,
+            mode,
+            progress_every: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Source for LakeSource {
+    fn run(
+        self: Box<Self>,
+        tx: RecordSender,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move { self.read(tx, shutdown).await.map_err(SourceError::from) })
+    }
+
+    fn acknowledger(&self) -> Arc<dyn Acknowledge> {
+        Arc::new(NoAcknowledge)
+    }
+}
+
+impl LakeSource {
+    async fn read(self, tx: RecordSender, shutdown: CancellationToken) -> Result<(), LakeError> {
+        let ctx = session(&self.settings, &self.schema, &self.range).await?;
+        let dates = dates(&ctx, &self.range).await?;
+        let input = Input::new("lake", InputKind::Lake);
+        if tx
+            .send(SourceMessage::Started(Arc::clone(&input)))
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+        let select = match &self.mode {
+            ReadMode::Columns(columns) => {
+                let mut list: Vec<String> = columns
+                    .iter()
+                    .filter(|c| c.as_str() != self.schema.time_column())
+                    .cloned()
+                    .collect();
+                list.extend([TIME_NS.to_string(), OFFSET.to_string()]);
+                list.join(", ")
+            }
+            ReadMode::Raw => format!("{RAW}, {OFFSET}"),
+        };
+        let predicate = self.range.predicate();
+        let started = Instant::now();
+        let mut last_progress = Instant::now();
+        let mut rows = 0u64;
+        for (done, date) in dates.iter().enumerate() {
+            let sql = format!(
+                "SELECT {select} FROM lake_events WHERE {predicate} AND {DATE} = '{date}' ORDER BY {TIME_NS}, {INPUT}, {OFFSET}"
+            );
+            let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+            while let Some(batch) = stream.next().await {
+                if shutdown.is_cancelled() {
+                    return Ok(());
+                }
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                let message = match &self.mode {
+                    ReadMode::Columns(_) => {
+                        SourceMessage::Decoded(Box::new(decoded(&self.schema, &input, &batch)?))
+                    }
+                    ReadMode::Raw => SourceMessage::Records(raw_records(&input, &batch)?),
+                };
+                if tx.send(message).await.is_err() {
+                    return Ok(());
+                }
+                if last_progress.elapsed() >= self.progress_every {
+                    last_progress = Instant::now();
+                    progress(rows, started.elapsed(), done, dates.len(), date);
+                }
+            }
+        }
+        progress(rows, started.elapsed(), dates.len(), dates.len(), "");
+        let _ = tx.send(SourceMessage::Stopped(input)).await;
+        Ok(())
+    }
+}
+
+/// One progress line on stderr (JSON: a log collector and a person can both read it).
+fn progress(rows: u64, elapsed: Duration, dates_done: usize, dates: usize, date: &str) {
+    let rate = rows as f64 / elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "{}",
+        serde_json::json!({
+            "progress": "retro-hunt",
+            "events": rows,
+            "events_per_second": rate.round(),
+            "dates_done": dates_done,
+            "dates": dates,
+            "date": date,
+            "elapsed_seconds": (elapsed.as_secs_f64() * 10.0).round() / 10.0,
+        })
+    );
+}
+
+/// The date partitions holding events of the range, in order.
+async fn dates(ctx: &SessionContext, range: &Range) -> Result<Vec<String>, LakeError> {
+    let batches = ctx
+        .sql(&format!(
+            "SELECT DISTINCT {DATE} FROM lake_events WHERE {} AND {DATE} IS NOT NULL ORDER BY {DATE}",
+            range.predicate()
+        ))
+        .await?
+        .collect()
+        .await?;
+    let mut dates = Vec::new();
+    for batch in &batches {
+        let column = cast(
+            batch.column(0),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )?;
+        let column = column
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("cast to Utf8");
+        dates.extend(column.iter().flatten().map(str::to_string));
+    }
+    Ok(dates)
+}
+
+fn int64<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int64Array, LakeError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+        .ok_or_else(|| LakeError::Invalid {
+            table: EVENTS.to_string(),
+            reason: format!("column {name} is missing or not a long"),
+        })
+}
+
+/// A batch read from the table as a decoded batch of the event schema.
+fn decoded(
+    schema: &EventSchema,
+    input: &Arc<Input>,
+    batch: &RecordBatch,
+) -> Result<DecodedBatch, LakeError> {
+    let n = batch.num_rows();
+    let times = int64(batch, TIME_NS)?;
+    let offsets = int64(batch, OFFSET)?;
+    let time = Arc::new(
+        TimestampNanosecondArray::new(times.values().clone(), times.nulls().cloned())
+            .with_timezone(UTC),
+    ) as ArrayRef;
+    let mut columns = Vec::with_capacity(schema.columns.len());
+    for (i, column) in schema.columns.iter().enumerate() {
+        let ty = column.ty.data_type();
+        columns.push(if i == schema.time_index {
+            Arc::clone(&time)
+        } else {
+            match batch.column_by_name(&column.name) {
+                Some(c) if c.data_type() == &ty => Arc::clone(c),
+                Some(c) => cast(c, &ty)?,
+                None => new_null_array(&ty, n),
+            }
+        });
+    }
+    let batch = RecordBatch::try_new(Arc::clone(schema.arrow()), columns)?;
+    let received = Instant::now();
+    let records = offsets
+        .values()
+        .iter()
+        .map(|&offset| RawRecord {
+            input: Arc::clone(input),
+            offset: offset as u64,
+            bytes: Vec::new(),
+            received,
+            source_timestamp: None,
+        })
+        .collect();
+    let newest = times.iter().flatten().max();
+    Ok(DecodedBatch {
+        seq: 0,
+        batch,
+        records,
+        dead_letters: Vec::new(),
+        positions: Positions::default(),
+        input_times: vec![(Arc::clone(input), newest)],
+        received,
+        bytes: 0,
+        started: Vec::new(),
+        stopped: Vec::new(),
+        generation: 0,
+    })
+}
+
+/// The records of a batch read from the table (`_raw`, `_offset`), to decode again.
+fn raw_records(input: &Arc<Input>, batch: &RecordBatch) -> Result<Vec<RawRecord>, LakeError> {
+    let raws = cast(
+        batch
+            .column_by_name(RAW)
+            .ok_or_else(|| LakeError::Invalid {
+                table: EVENTS.to_string(),
+                reason: "column _raw is missing".to_string(),
+            })?,
+        &datafusion::arrow::datatypes::DataType::Utf8,
+    )?;
+    let raws = raws
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("cast to Utf8");
+    let offsets = int64(batch, OFFSET)?;
+    let received = Instant::now();
+    Ok((0..batch.num_rows())
+        .map(|i| RawRecord {
+            input: Arc::clone(input),
+            offset: offsets.value(i) as u64,
+            bytes: if raws.is_null(i) {
+                Vec::new()
+            } else {
+                raws.value(i).as_bytes().to_vec()
+            },
+            received,
+            source_timestamp: None,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_as_rfc3339_or_dates() {
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(1_000_000_000));
+        assert_eq!(parse_time("1970-01-02"), Ok(86_400_000_000_000));
+        assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn a_range_prunes_dates_and_bounds_the_time() {
+        let day = 86_400_000_000_000i64;
+        let r = Range {
+            from: Some(day),
+            to: Some(3 * day),
+        };
+        assert_eq!(
+            r.predicate(),
+            format!(
+                "TRUE AND event_date >= '1970-01-02' AND _time_ns >= {day} AND event_date <= '1970-01-03' AND _time_ns < {}",
+                3 * day
+            )
+        );
+        assert_eq!(Range::default().predicate(), "TRUE");
+    }
+}

@@ -1,0 +1,312 @@
+//! The live pipeline's lake writer: decoded batches and alerts in, Delta commits out.
+//!
+//! Rows are streamed into Parquet (zstd) per event date as they come and committed when `flush_rows` are
+//! buffered or `flush_interval` after the first one: a few large files per day, not one per micro-batch.
+//! The pipeline asks [`LakeSink::min_seq`] before acknowledging the source: a batch with rows not yet
+//! committed is held, like a batch an open window holds.
+//!
+//! Exactly once: each commit carries, per replayable input (a Kafka partition, a file), an application
+//! transaction `ghosthunt:<input>` whose version is the highest offset committed. Rows at or below an
+//! input's committed version are already in the table and are skipped — they come back after a crash,
+//! because the source is acknowledged only after the commit. The generator and stdin cannot be
+//! replayed: their rows are always appended.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::{BooleanArray, RecordBatch};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
+use deltalake_core::DeltaTable;
+use deltalake_core::kernel::Transaction;
+use deltalake_core::kernel::transaction::CommitProperties;
+use deltalake_core::parquet::basic::{Compression, ZstdLevel};
+use deltalake_core::parquet::file::properties::WriterProperties;
+use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
+
+use super::table::{self, ALERTS, EVENTS};
+use super::{LakeError, LakeSettings};
+use crate::alert::Alert;
+use crate::decode::EventSchema;
+use crate::source::{InputKind, RawRecord};
+
+/// One table and the writer of its open (uncommitted) files.
+struct TableWriter {
+    name: &'static str,
+    table: DeltaTable,
+    schema: SchemaRef,
+    writer: Option<RecordBatchWriter>,
+    rows: usize,
+}
+
+impl TableWriter {
+    async fn write(&mut self, rows: RecordBatch) -> Result<(), LakeError> {
+        if rows.num_rows() == 0 {
+            return Ok(());
+        }
+        let writer = match &mut self.writer {
+            Some(w) => w,
+            None => self.writer.insert(
+                RecordBatchWriter::for_table(&self.table)
+                    .map_err(|e| LakeError::delta(self.name, e))?
+                    .with_writer_properties(writer_properties()),
+            ),
+        };
+        self.rows += rows.num_rows();
+        writer
+            .write(rows)
+            .await
+            .map_err(|e| LakeError::delta(self.name, e))
+    }
+
+    /// Commits the open files with `transactions`; nothing to commit is no commit.
+    async fn commit(&mut self, transactions: Vec<Transaction>) -> Result<Option<i64>, LakeError> {
+        let Some(writer) = self.writer.take() else {
+            return Ok(None);
+        };
+        self.rows = 0;
+        let mut writer = writer.with_commit_properties(
+            CommitProperties::default().with_application_transactions(transactions),
+        );
+        let version = writer
+            .flush_and_commit(&mut self.table)
+            .await
+            .map_err(|e| LakeError::delta(self.name, e))?;
+        Ok(Some(version as i64))
+    }
+}
+
+/// zstd Parquet; row groups of up to 128 Ki rows.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .build()
+}
+
+/// The application-transaction id of an input, or `None` for inputs that cannot be replayed.
+pub fn app_id(kind: &InputKind, name: &str) -> Option<String> {
+    match kind {
+        InputKind::Kafka { .. } | InputKind::File { .. } => Some(format!("ghosthunt:{name}")),
+        InputKind::Generator | InputKind::Stdin | InputKind::Lake => None,
+    }
+}
+
+/// What a commit wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub events: usize,
+    pub alerts: usize,
+    /// Replayed rows skipped since the last commit: the table already held them.
+    pub skipped: usize,
+}
+
+/// The live pipeline's writer of both tables.
+pub struct LakeSink {
+    settings: LakeSettings,
+    time_column: String,
+    events: TableWriter,
+    alerts: TableWriter,
+    /// Per app id: the highest offset the table holds (None: none), as read from the table or committed.
+    committed: HashMap<String, Option<i64>>,
+    /// Per app id: the highest offset buffered since the last commit.
+    pending: BTreeMap<String, i64>,
+    /// The first batch with uncommitted rows.
+    first: Option<u64>,
+    /// When the oldest uncommitted row (event or alert) came.
+    since: Option<Instant>,
+    /// Rows skipped since the last commit because the table already held them (replayed after a crash).
+    skipped: usize,
+}
+
+impl LakeSink {
+    /// Opens (creating if needed) `<path>/events` for `schema`'s columns and `<path>/alerts`.
+    pub async fn open(
+        settings: &LakeSettings,
+        schema: &EventSchema,
+    ) -> Result<LakeSink, LakeError> {
+        let events_schema = table::events_schema(schema);
+        let alerts_schema = table::alerts_schema();
+        let events = table::open_or_create(
+            table::table_url(&settings.path, EVENTS)?,
+            EVENTS,
+            &events_schema,
+        )
+        .await?;
+        let alerts = table::open_or_create(
+            table::table_url(&settings.path, ALERTS)?,
+            ALERTS,
+            &alerts_schema,
+        )
+        .await?;
+        Ok(LakeSink {
+            settings: settings.clone(),
+            time_column: schema.time_column().to_string(),
+            events: TableWriter {
+                name: EVENTS,
+                table: events,
+                schema: events_schema,
+                writer: None,
+                rows: 0,
+            },
+            alerts: TableWriter {
+                name: ALERTS,
+                table: alerts,
+                schema: alerts_schema,
+                writer: None,
+                rows: 0,
+            },
+            committed: HashMap::new(),
+            pending: BTreeMap::new(),
+            first: None,
+            since: None,
+            skipped: 0,
+        })
+    }
+
+    /// The highest offset of `app_id` the events table holds.
+    async fn committed(&mut self, app_id: &str) -> Result<Option<i64>, LakeError> {
+        if let Some(v) = self.committed.get(app_id) {
+            return Ok(*v);
+        }
+        let table = &self.events.table;
+        let version = table
+            .snapshot()
+            .map_err(|e| LakeError::delta(EVENTS, e))?
+            .transaction_version(table.log_store().as_ref(), app_id)
+            .await
+            .map_err(|e| LakeError::delta(EVENTS, e))?;
+        self.committed.insert(app_id.to_string(), version);
+        Ok(version)
+    }
+
+    /// Buffers the rows of decoded batch `seq` (`records` behind its rows, in order) that the table does
+    /// not hold yet.
+    pub async fn write_events(
+        &mut self,
+        seq: u64,
+        batch: &RecordBatch,
+        records: &[RawRecord],
+    ) -> Result<(), LakeError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        // Each record's app id (inputs are few: computed once per input of the batch).
+        let mut by_input: Vec<(&Arc<crate::source::Input>, Option<String>)> = Vec::new();
+        let ids: Vec<usize> = records
+            .iter()
+            .map(
+                |r| match by_input.iter().position(|(i, _)| Arc::ptr_eq(i, &r.input)) {
+                    Some(k) => k,
+                    None => {
+                        by_input.push((&r.input, app_id(&r.input.kind, &r.input.name)));
+                        by_input.len() - 1
+                    }
+                },
+            )
+            .collect();
+        let mut committed = Vec::with_capacity(by_input.len());
+        for (_, id) in &by_input {
+            committed.push(match id {
+                Some(id) => self.committed(id).await?,
+                None => None,
+            });
+        }
+        let mut keep = Vec::with_capacity(records.len());
+        let mut highest: BTreeMap<String, i64> = BTreeMap::new();
+        for (record, &k) in records.iter().zip(&ids) {
+            let Some(id) = &by_input[k].1 else {
+                keep.push(true);
+                continue;
+            };
+            let offset = record.offset as i64;
+            let fresh = committed[k].is_none_or(|c| offset > c);
+            keep.push(fresh);
+            if fresh {
+                let h = highest.entry(id.clone()).or_insert(offset);
+                *h = (*h).max(offset);
+            }
+        }
+        let kept: Vec<&RawRecord> = records
+            .iter()
+            .zip(&keep)
+            .filter_map(|(r, k)| k.then_some(r))
+            .collect();
+        self.skipped += records.len() - kept.len();
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let batch = if kept.len() == records.len() {
+            batch.clone()
+        } else {
+            filter_record_batch(batch, &BooleanArray::from(keep))?
+        };
+        let rows = table::events_rows(&self.events.schema, &self.time_column, &batch, &kept)?;
+        self.events.write(rows).await?;
+        for (id, offset) in highest {
+            let h = self.pending.entry(id).or_insert(offset);
+            *h = (*h).max(offset);
+        }
+        self.first.get_or_insert(seq);
+        self.since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Buffers alerts (committed before the events they came from).
+    pub async fn write_alerts(&mut self, alerts: &[Alert]) -> Result<(), LakeError> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        self.alerts.write(table::alerts_rows(alerts)?).await?;
+        self.since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// The oldest batch with rows not committed yet: it and later ones must not be acknowledged.
+    pub fn min_seq(&self) -> Option<u64> {
+        self.first
+    }
+
+    /// Rows buffered in both tables.
+    pub fn buffered(&self) -> usize {
+        self.events.rows + self.alerts.rows
+    }
+
+    /// Whether the buffered rows should be committed now.
+    pub fn due(&self, now: Instant) -> bool {
+        self.events.rows >= self.settings.flush_rows
+            || self.alerts.rows >= self.settings.flush_rows
+            || self.since.is_some_and(|since| {
+                now.saturating_duration_since(since) >= self.settings.flush_interval
+            })
+    }
+
+    /// Commits everything buffered: the alerts, then the events with their source offsets.
+    pub async fn commit(&mut self) -> Result<Committed, LakeError> {
+        let alerts = self.alerts.rows;
+        self.alerts.commit(Vec::new()).await?;
+        let events = self.events.rows;
+        let now = chrono::Utc::now().timestamp_millis();
+        let transactions = self
+            .pending
+            .iter()
+            .map(|(id, offset)| Transaction {
+                app_id: id.clone(),
+                version: *offset,
+                last_updated: Some(now),
+            })
+            .collect();
+        self.events.commit(transactions).await?;
+        for (id, offset) in std::mem::take(&mut self.pending) {
+            self.committed.insert(id, Some(offset));
+        }
+        self.first = None;
+        self.since = None;
+        Ok(Committed {
+            events,
+            alerts,
+            skipped: std::mem::take(&mut self.skipped),
+        })
+    }
+}

@@ -1,0 +1,285 @@
+//! The two tables' layout: where they are, their schemas, and decoded batches / alerts as their rows.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, Int64Array, RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake_core::kernel::{StructField, StructType};
+use deltalake_core::protocol::SaveMode;
+use deltalake_core::{DeltaTable, DeltaTableBuilder};
+use url::Url;
+
+use super::LakeError;
+use crate::alert::Alert;
+use crate::decode::EventSchema;
+use crate::decode::schema::UTC;
+use crate::source::RawRecord;
+
+pub const EVENTS: &str = "events";
+pub const ALERTS: &str = "alerts";
+/// The partition column of both tables.
+pub const DATE: &str = "event_date";
+/// The exact event time, ns since the epoch (Delta timestamps are microseconds).
+pub const TIME_NS: &str = "_time_ns";
+pub const INPUT: &str = "_input";
+pub const OFFSET: &str = "_offset";
+pub const RAW: &str = "_raw";
+
+/// The URL of table `name` under the lake path (a directory, created if missing, or a URL).
+pub fn table_url(lake_path: &str, name: &str) -> Result<Url, LakeError> {
+    let invalid = |reason: String| LakeError::Invalid {
+        table: format!("{lake_path}/{name}"),
+        reason,
+    };
+    let path = lake_path.trim();
+    let base = if path.contains("://") {
+        let mut url = Url::parse(path).map_err(|e| invalid(format!("not a URL: {e}")))?;
+        if !url.path().ends_with('/') {
+            url.set_path(&format!("{}/", url.path()));
+        }
+        url
+    } else {
+        std::fs::create_dir_all(path).map_err(|e| invalid(format!("cannot create: {e}")))?;
+        let dir = std::fs::canonicalize(path).map_err(|e| invalid(e.to_string()))?;
+        Url::from_directory_path(&dir).map_err(|()| invalid("not an absolute path".to_string()))?
+    };
+    if base.scheme() == "file" {
+        let dir = base
+            .to_file_path()
+            .map_err(|()| invalid("not a local path".to_string()))?
+            .join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| invalid(format!("cannot create: {e}")))?;
+    }
+    base.join(&format!("{name}/"))
+        .map_err(|e| invalid(e.to_string()))
+}
+
+/// The table at `url`, created with `schema` partitioned by [`DATE`] if it does not exist yet. An
+/// existing table must have the same columns.
+pub async fn open_or_create(
+    url: Url,
+    name: &str,
+    schema: &SchemaRef,
+) -> Result<DeltaTable, LakeError> {
+    let delta = |e| LakeError::delta(url.as_str(), e);
+    let mut table = DeltaTableBuilder::from_url(url.clone())
+        .map_err(delta)?
+        .build()
+        .map_err(delta)?;
+    match table.load().await {
+        Ok(()) => {
+            let existing = table.snapshot().map_err(delta)?.schema();
+            let wanted: StructType =
+                schema
+                    .as_ref()
+                    .try_into_kernel()
+                    .map_err(|e| LakeError::Invalid {
+                        table: url.to_string(),
+                        reason: format!("schema: {e}"),
+                    })?;
+            let names = |s: &StructType| s.fields().map(|f| f.name().clone()).collect::<Vec<_>>();
+            if names(&existing) != names(&wanted) {
+                return Err(LakeError::Invalid {
+                    table: url.to_string(),
+                    reason: format!(
+                        "the table's columns differ from this schema's (a lake belongs to one event schema): table has {}, expected {}",
+                        names(&existing).join(","),
+                        names(&wanted).join(",")
+                    ),
+                });
+            }
+            Ok(table)
+        }
+        Err(deltalake_core::DeltaTableError::NotATable(_)) => {
+            let fields: StructType =
+                schema
+                    .as_ref()
+                    .try_into_kernel()
+                    .map_err(|e| LakeError::Invalid {
+                        table: url.to_string(),
+                        reason: format!("schema: {e}"),
+                    })?;
+            let columns: Vec<StructField> = fields.fields().cloned().collect();
+            table
+                .create()
+                .with_table_name(name)
+                .with_columns(columns)
+                .with_partition_columns([DATE])
+                .with_save_mode(SaveMode::Ignore)
+                .await
+                .map_err(delta)
+        }
+        Err(e) => Err(delta(e)),
+    }
+}
+
+fn delta_type(ty: &DataType) -> DataType {
+    match ty {
+        DataType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+        other => other.clone(),
+    }
+}
+
+/// The events table's Arrow schema for an event schema.
+pub fn events_schema(schema: &EventSchema) -> SchemaRef {
+    let mut fields: Vec<Field> = schema
+        .columns
+        .iter()
+        .filter(|c| c.name != crate::decode::schema::VALUES_COLUMN)
+        .map(|c| Field::new(&c.name, delta_type(&c.ty.data_type()), true))
+        .collect();
+    fields.push(Field::new(TIME_NS, DataType::Int64, true));
+    fields.push(Field::new(INPUT, DataType::Utf8, false));
+    fields.push(Field::new(OFFSET, DataType::Int64, false));
+    fields.push(Field::new(RAW, DataType::Utf8, false));
+    fields.push(Field::new(DATE, DataType::Utf8, true));
+    Arc::new(Schema::new(fields))
+}
+
+/// The alerts table's Arrow schema.
+pub fn alerts_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new(
+            "time",
+            DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+            false,
+        ),
+        Field::new(TIME_NS, DataType::Int64, false),
+        Field::new("hunt_id", DataType::Utf8, false),
+        Field::new("title", DataType::Utf8, false),
+        Field::new("severity", DataType::Utf8, false),
+        Field::new("json", DataType::Utf8, false),
+        Field::new(DATE, DataType::Utf8, false),
+    ]))
+}
+
+/// `YYYY-MM-DD` (UTC) of a time in ns since the epoch.
+pub fn date_of(nanos: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(nanos)
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// The rows of `batch` (decoded with `schema`) as events-table rows; `records` are the rows' records.
+pub fn events_rows(
+    lake: &SchemaRef,
+    time_column: &str,
+    batch: &RecordBatch,
+    records: &[&RawRecord],
+) -> Result<RecordBatch, LakeError> {
+    let n = batch.num_rows();
+    let times = batch
+        .column_by_name(time_column)
+        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+        .ok_or_else(|| LakeError::Invalid {
+            table: EVENTS.to_string(),
+            reason: format!("decoded batches lack the time column {time_column}"),
+        })?;
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(lake.fields().len());
+    for field in lake.fields().iter().take(lake.fields().len() - 5) {
+        let column = batch
+            .column_by_name(field.name())
+            .ok_or_else(|| LakeError::Invalid {
+                table: EVENTS.to_string(),
+                reason: format!("decoded batches lack column {}", field.name()),
+            })?;
+        columns.push(if column.data_type() == field.data_type() {
+            Arc::clone(column)
+        } else {
+            cast(column, field.data_type())?
+        });
+    }
+    columns.push(Arc::new(Int64Array::from(times.values().to_vec())) as ArrayRef);
+    let nulls = times.nulls().cloned();
+    if nulls.is_some() {
+        let last = columns.len() - 1;
+        columns[last] = Arc::new(Int64Array::new(times.values().clone(), nulls));
+    }
+    let mut inputs = StringBuilder::with_capacity(n, n * 16);
+    let mut raws = StringBuilder::with_capacity(n, records.iter().map(|r| r.bytes.len()).sum());
+    let mut dates = StringBuilder::with_capacity(n, n * 10);
+    for (i, record) in records.iter().enumerate() {
+        inputs.append_value(&record.input.name);
+        raws.append_value(String::from_utf8_lossy(&record.bytes));
+        if times.is_null(i) {
+            dates.append_null();
+        } else {
+            dates.append_value(date_of(times.value(i)));
+        }
+    }
+    columns.push(Arc::new(inputs.finish()));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        records.iter().map(|r| r.offset as i64),
+    )));
+    columns.push(Arc::new(raws.finish()));
+    columns.push(Arc::new(dates.finish()));
+    Ok(RecordBatch::try_new(Arc::clone(lake), columns)?)
+}
+
+/// Alerts as alerts-table rows.
+pub fn alerts_rows(alerts: &[Alert]) -> Result<RecordBatch, LakeError> {
+    let schema = alerts_schema();
+    let times: Vec<i64> = alerts.iter().map(|a| a.event_time).collect();
+    let micros = times.iter().map(|t| t.div_euclid(1000));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(alerts.iter().map(|a| &a.id))),
+        Arc::new(
+            datafusion::arrow::array::TimestampMicrosecondArray::from_iter_values(micros)
+                .with_timezone(UTC),
+        ),
+        Arc::new(Int64Array::from(times.clone())),
+        Arc::new(StringArray::from_iter_values(
+            alerts.iter().map(|a| &a.hunt.id),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            alerts.iter().map(|a| &a.hunt.title),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            alerts.iter().map(|a| a.hunt.severity.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            alerts.iter().map(|a| &a.json),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            times.iter().map(|t| date_of(*t)),
+        )),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_utc_days() {
+        assert_eq!(date_of(0), "1970-01-01");
+        // 2026-11-01T23:59:59.999999999Z and one ns later.
+        let t = 1_793_577_599_999_999_999;
+        assert_eq!(date_of(t), "2026-11-01");
+        assert_eq!(date_of(t + 1), "2026-11-02");
+    }
+
+    #[test]
+    fn events_schema_keeps_the_columns_and_adds_the_record() {
+        let schema = EventSchema::windows().with_values_column();
+        let lake = events_schema(&schema);
+        assert_eq!(lake.fields().len(), schema.columns.len() - 1 + 5);
+        assert!(
+            lake.field_with_name(crate::decode::schema::VALUES_COLUMN)
+                .is_err()
+        );
+        assert_eq!(
+            lake.field_with_name("event_time").unwrap().data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
+        );
+        for name in [TIME_NS, INPUT, OFFSET, RAW, DATE] {
+            assert!(lake.field_with_name(name).is_ok(), "{name}");
+        }
+    }
+}
