@@ -88,6 +88,12 @@ enum Command {
         /// leaves Sigma out.
         #[arg(long = "hunt", value_name = "ID")]
         hunts: Vec<String>,
+        /// Where the history is: the lake (lake.path), or JSON-lines files (--file).
+        #[arg(long, value_enum, default_value = "lake")]
+        source: HuntSourceArg,
+        /// JSON-lines files or globs for `--source files`, read once in the order given.
+        #[arg(long = "file", value_name = "PATH")]
+        files: Vec<String>,
     },
     /// Ad-hoc query over the lake: one read-only SELECT over `events` (the range's events, the schema's
     /// columns plus _input, _offset, _raw), `alerts` and the KQL tables; or a KQL query with --kql.
@@ -148,6 +154,9 @@ enum Command {
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Also write the events and alerts to the configured lake (lake.path): the lake sink's cost.
+        #[arg(long)]
+        lake_sink: bool,
     },
 }
 
@@ -165,6 +174,12 @@ enum LakeCommand {
         #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
         retain: std::time::Duration,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum HuntSourceArg {
+    Lake,
+    Files,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -222,6 +237,8 @@ enum BenchSourceArg {
     Generator,
     /// The configured Kafka source; stops after `--events`.
     Kafka,
+    /// The configured lake's events table, all of it (a retro-hunt).
+    Lake,
 }
 
 fn main() -> ExitCode {
@@ -375,14 +392,38 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             tracing::info!(events = sent, topic = %options.topic, "Produced.");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Hunt { from, to, hunts } => {
+        Command::Hunt {
+            from,
+            to,
+            hunts,
+            source,
+            files,
+        } => {
             let mut settings = settings;
-            if !settings.lake.enabled() {
-                anyhow::bail!(
-                    "no lake: set lake.path (GHOSTHUNT__LAKE__PATH) to the lake's directory"
-                );
+            let range = range(from, to)?;
+            match source {
+                HuntSourceArg::Lake => {
+                    if !settings.lake.enabled() {
+                        anyhow::bail!(
+                            "no lake: set lake.path (GHOSTHUNT__LAKE__PATH) to the lake's directory"
+                        );
+                    }
+                    settings.source = SourceSettings::Lake(range);
+                }
+                HuntSourceArg::Files => {
+                    if files.is_empty() {
+                        anyhow::bail!("--source files needs --file PATH (repeat for more)");
+                    }
+                    settings.source = SourceSettings::File(ghosthunt::settings::FileSettings {
+                        paths: files,
+                        follow: false,
+                        poll_interval: std::time::Duration::from_millis(250),
+                    });
+                    settings.decode.time_range = Some(range);
+                    // History read from files is not written to the lake again.
+                    settings.lake.path.clear();
+                }
             }
-            settings.source = SourceSettings::Lake(range(from, to)?);
             if !hunts.is_empty() && !hunts.iter().any(|h| h == "sigma") {
                 settings.sigma.directories.clear();
             }
@@ -451,18 +492,21 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             copies,
             hunt,
             json,
+            lake_sink,
         } => {
             let options = bench::BenchOptions {
                 source: match source {
                     BenchSourceArg::File => bench::BenchSource::File(files),
                     BenchSourceArg::Generator => bench::BenchSource::Generator,
                     BenchSourceArg::Kafka => bench::BenchSource::Kafka,
+                    BenchSourceArg::Lake => bench::BenchSource::Lake,
                 },
                 events,
                 seed,
                 event_rate,
                 copies: copies.map(|n| (hunt, n)),
                 work_dir: None,
+                lake_sink,
             };
             let report = bench::run(settings, &options).await?;
             if json {

@@ -109,7 +109,14 @@ fn panic_reason(e: tokio::task::JoinError) -> String {
 
 /// Runs until the source ends or `shutdown` is cancelled, then drains.
 pub async fn run(c: Components, shutdown: CancellationToken) -> Result<Summary, PipelineError> {
-    let decode = decoder_for(&c.schema, c.settings.decode.max_record_bytes, &c.metrics);
+    let mut decode = decoder_for(&c.schema, c.settings.decode.max_record_bytes, &c.metrics);
+    if let Some(range) = c.settings.decode.time_range {
+        let time_index = c.schema.time_index;
+        let inner = decode;
+        decode = Arc::new(move |seq, records| {
+            crate::decode::keep_time_range(inner(seq, records), time_index, range.from, range.to)
+        });
+    }
     run_with_decoder(c, shutdown, decode).await
 }
 
@@ -305,6 +312,9 @@ impl Engine {
         let now = Instant::now();
         for input in &decoded.started {
             self.tracker.start(input, now);
+            if let Some(lake) = &mut self.lake {
+                lake.restart(&input.kind, &input.name);
+            }
         }
         for (input, newest) in &decoded.input_times {
             self.tracker.observe(input, *newest, now);

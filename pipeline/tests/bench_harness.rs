@@ -27,6 +27,7 @@ async fn bench_counts_every_event_and_the_alerts_of_a_normal_run() {
         event_rate: 2_000,
         copies: None,
         work_dir: Some(dir.path().to_path_buf()),
+        lake_sink: false,
     };
 
     // The same events through a normal run: the bundled hunts, memory sinks.

@@ -481,3 +481,62 @@ print(json.dumps(out))
     let live = alert_ids(&dir.path().join("live.jsonl"));
     assert_eq!(read["alerts"]["rows"], live.len());
 }
+
+/// `ghosthunt hunt` as a user runs it, alerts to `alerts`.
+fn hunt_command(lake: &Path, alerts: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ghosthunt"))
+        .arg("hunt")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("GHOSTHUNT__LAKE__PATH", lake)
+        .env("GHOSTHUNT__ALERTS__SINK", "file")
+        .env("GHOSTHUNT__ALERTS__PATH", alerts)
+        .env("GHOSTHUNT__DEAD_LETTERS__PATH", alerts.with_extension("dead"))
+        .env("GHOSTHUNT__WINDOW__ALLOWED_LATENESS", "0s")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hunt_command_over_the_lake_and_over_the_files_finds_the_same_in_a_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = generated(dir.path(), 6_000, 5);
+    let lake = dir.path().join("lake");
+    run(from_file(
+        lake_settings(&lake, &dir.path().join("live.jsonl")),
+        &events,
+    ))
+    .await;
+    let all = count(&lake, "SELECT min(event_time) AS lo FROM events").await;
+    let lo = all[0]["lo"].as_str().unwrap().to_string();
+    let lo_ns = ghosthunt::lake::read::parse_time(&lo).unwrap();
+    let hi = chrono::DateTime::from_timestamp_nanos(lo_ns + 600_000_000_000)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let from_lake = dir.path().join("lake-alerts.jsonl");
+    let out = hunt_command(&lake, &from_lake, &["--from", &lo, "--to", &hi]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"progress\":\"retro-hunt\""),
+        "a progress line on stderr"
+    );
+    let from_files = dir.path().join("file-alerts.jsonl");
+    let file = events.display().to_string();
+    let out = hunt_command(
+        &lake,
+        &from_files,
+        &["--source", "files", "--file", &file, "--from", &lo, "--to", &hi],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (a, b) = (alert_ids(&from_lake), alert_ids(&from_files));
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "the lake and the files give different alerts for the range");
+    // Fewer than over everything: the range is half of the events.
+    assert!(a.len() < alert_ids(&dir.path().join("live.jsonl")).len());
+    // Nothing read from files went into the lake.
+    let rows = count(&lake, "SELECT count(*) AS n FROM events").await;
+    assert_eq!(rows[0]["n"], 6_000);
+
+    let out = hunt_command(&lake, &from_files, &["--from", &hi, "--to", &lo]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--from must be before --to"));
+}

@@ -101,14 +101,16 @@ async fn kill_9_during_lake_writes_leaves_each_event_in_the_table_once() {
     let producer = {
         let bootstrap = broker.bootstrap.clone();
         tokio::spawn(async move {
-            for part in lines.chunks(EVENTS / 30) {
+            // Events keep arriving for about as long as the killed runs last: every kill lands while
+            // there is work.
+            for part in lines.chunks(EVENTS / 50) {
                 let records: Vec<(Option<String>, Vec<u8>)> = part
                     .iter()
                     .enumerate()
                     .map(|(i, l)| (Some(format!("k{i}")), l.clone().into_bytes()))
                     .collect();
                 common::kafka::produce_to(&bootstrap, "events", &records).await;
-                tokio::time::sleep(Duration::from_millis(600)).await;
+                tokio::time::sleep(Duration::from_millis(1000)).await;
             }
         })
     };
@@ -122,7 +124,7 @@ async fn kill_9_during_lake_writes_leaves_each_event_in_the_table_once() {
     let mut pauses = Vec::new();
     for run in 0..KILLS {
         // Long enough for the killed member's session to expire and this one to join and write.
-        let pause = rng.random_range(5.0..9.0);
+        let pause = rng.random_range(7.0..11.0);
         pauses.push(pause);
         let mut child = spawn(&broker, dir.path(), &lake, run);
         tokio::time::sleep(Duration::from_secs_f64(pause)).await;

@@ -318,7 +318,8 @@ async fn start(compose: &Value, prometheus: &Path) -> Stack {
     broker.produce(&events, &poison).await;
 
     // Besides the event-time speed, only what a test broker needs differs from compose: its address, IPv4,
-    // and a 6 s session (tansu holds a JoinGroup for half of it); metrics on a free loopback port.
+    // and a 6 s session (tansu holds a JoinGroup for half of it); metrics on a free loopback port; the lake
+    // in the test's directory.
     let port = free_port();
     let kafka = [
         ("GHOSTHUNT__KAFKA__BROKERS", broker.bootstrap.clone()),
@@ -329,6 +330,11 @@ async fn start(compose: &Value, prometheus: &Path) -> Stack {
     ];
     let mut run = kafka.to_vec();
     run.push(("GHOSTHUNT__METRICS__LISTEN", format!("127.0.0.1:{port}")));
+    // The lake's volume is the test's directory.
+    run.push((
+        "GHOSTHUNT__LAKE__PATH",
+        dir.path().join("lake").display().to_string(),
+    ));
     run.push((
         "GHOSTHUNT__SOURCE__KAFKA__OPTIONS__SESSION_TIMEOUT_MS",
         TEST_SESSION_TIMEOUT_MS.to_string(),

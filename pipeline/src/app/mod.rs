@@ -178,10 +178,7 @@ pub fn build_source(
         // Every column: the hunts' needs are known in `run` (see `lake_source`).
         SourceSettings::Lake(range) => Box::new(LakeSource::new(
             &settings.lake,
-            schema(settings).map_err(|e| crate::lake::LakeError::Invalid {
-                table: "events".to_string(),
-                reason: e.to_string(),
-            })?,
+            schema(settings).map_err(|e| crate::source::SourceError::Lake(e.to_string()))?,
             *range,
             ReadMode::Raw,
         )),
@@ -348,7 +345,7 @@ pub async fn run(
 
 /// How a retro-hunt reads the lake: only the columns the hunts read, already decoded, when the table has
 /// them all; otherwise the records, decoded again (Sigma rules read fields beyond the schema).
-fn lake_read_mode(
+pub fn lake_read_mode(
     schema: &EventSchema,
     settings: &Settings,
     planned: &[PlannedHunt],

@@ -38,6 +38,8 @@ pub enum BenchSource {
     File(Vec<String>),
     /// The seeded generator, in the pipeline's process, as fast as the pipeline takes events.
     Generator,
+    /// The configured lake's events table, all of it (a retro-hunt into the null sink).
+    Lake,
     /// The configured Kafka source (`[source.kafka]`, `[kafka]`); the run stops after `events`.
     Kafka,
 }
@@ -56,6 +58,8 @@ pub struct BenchOptions {
     pub copies: Option<(String, usize)>,
     /// Where a generated file is written (removed afterwards); default: the system's temporary directory.
     pub work_dir: Option<PathBuf>,
+    /// Also write the events and alerts to the configured lake (the lake sink's cost).
+    pub lake_sink: bool,
 }
 
 impl Default for BenchOptions {
@@ -67,6 +71,7 @@ impl Default for BenchOptions {
             event_rate: 2_000,
             copies: None,
             work_dir: None,
+            lake_sink: false,
         }
     }
 }
@@ -88,6 +93,10 @@ pub enum BenchError {
     },
     #[error("the Kafka benchmark needs source.kind = \"kafka\"")]
     NotKafka,
+    #[error("the lake benchmarks need lake.path")]
+    NoLake,
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
 }
 
 /// Runs the benchmark and measures it. Loading, planning and writing a generated file are not timed.
@@ -138,6 +147,18 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
                     .map_err(|e| BenchError::App(e.into()))?,
             )
         }
+        BenchSource::Lake => {
+            if !settings.lake.enabled() {
+                return Err(BenchError::NoLake);
+            }
+            let mode = app::lake_read_mode(&schema, &settings, &hunts, sigma.engine.is_some())?;
+            Box::new(crate::lake::read::LakeSource::new(
+                &settings.lake,
+                Arc::clone(&schema),
+                crate::lake::read::Range::default(),
+                mode,
+            ))
+        }
         BenchSource::Kafka => {
             if !matches!(settings.source, SourceSettings::Kafka(_)) {
                 return Err(BenchError::NotKafka);
@@ -151,6 +172,11 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
             ));
             source
         }
+    };
+    let lake = match options.lake_sink {
+        true if !settings.lake.enabled() => return Err(BenchError::NoLake),
+        true => Some(crate::lake::LakeSink::open(&settings.lake, &*app::schema(&settings)?).await?),
+        false => None,
     };
     let sink = NullSink::default();
     let before = measure::Usage::now();
@@ -167,7 +193,7 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
             metrics: metrics.clone(),
             health,
             reloads: None,
-            lake: None,
+            lake,
         },
         shutdown,
     )

@@ -195,6 +195,44 @@ impl Decoder {
     }
 }
 
+/// Keeps the rows whose event time is in `[from, to)` (an open end is unbounded): a retro-hunt over
+/// files. The rows outside are dropped, not dead-lettered — they are out of the range asked for — and
+/// still count for the watermark (their input's newest time is kept).
+pub fn keep_time_range(
+    mut decoded: DecodedBatch,
+    time_index: usize,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> DecodedBatch {
+    use datafusion::arrow::array::{Array, BooleanArray, TimestampNanosecondArray};
+    let Some(times) = decoded
+        .batch
+        .column(time_index)
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+    else {
+        return decoded;
+    };
+    let keep: Vec<bool> = (0..times.len())
+        .map(|i| {
+            !times.is_null(i)
+                && from.is_none_or(|f| times.value(i) >= f)
+                && to.is_none_or(|t| times.value(i) < t)
+        })
+        .collect();
+    if keep.iter().all(|k| *k) {
+        return decoded;
+    }
+    decoded.batch = datafusion::arrow::compute::filter_record_batch(
+        &decoded.batch,
+        &BooleanArray::from(keep.clone()),
+    )
+    .expect("a mask of the batch's length");
+    let mut k = keep.into_iter();
+    decoded.records.retain(|_| k.next().unwrap_or(false));
+    decoded
+}
+
 /// Most record bytes one batch holds. A string column of a batch holds at most the batch's record bytes,
 /// and Arrow's `Utf8` arrays address at most 2 GiB: cutting batches here keeps every column addressable
 /// whatever `decode.batch_size` × `decode.max_record_bytes` is (4,096 × 1 MiB by default = 4 GiB), and
@@ -360,7 +398,33 @@ pub async fn run_batcher(
         }
         if announcement.is_some() || switch {
             let mut decoded = match announcement {
-                Some(SourceMessage::Decoded(batch)) => *batch,
+                Some(SourceMessage::Decoded {
+                    batch,
+                    records,
+                    newest,
+                }) => {
+                    let input_times = records
+                        .first()
+                        .map(|r| vec![(Arc::clone(&r.input), newest)])
+                        .unwrap_or_default();
+                    DecodedBatch {
+                        seq,
+                        batch,
+                        received: records
+                            .iter()
+                            .map(|r| r.received)
+                            .min()
+                            .unwrap_or_else(Instant::now),
+                        records,
+                        dead_letters: Vec::new(),
+                        positions: Positions::default(),
+                        input_times,
+                        bytes: 0,
+                        started: Vec::new(),
+                        stopped: Vec::new(),
+                        generation,
+                    }
+                }
                 Some(SourceMessage::Started(input)) => {
                     let mut d = decode(seq, Vec::new());
                     d.started.push(input);

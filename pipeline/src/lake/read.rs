@@ -24,11 +24,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::table::{self, ALERTS, DATE, EVENTS, INPUT, OFFSET, RAW, TIME_NS};
 use super::{LakeError, LakeSettings};
+use crate::decode::EventSchema;
 use crate::decode::schema::UTC;
-use crate::decode::{DecodedBatch, EventSchema};
 use crate::source::{
-    Acknowledge, Input, InputKind, NoAcknowledge, Positions, RawRecord, RecordSender, Source,
-    SourceError, SourceMessage,
+    Acknowledge, Input, InputKind, NoAcknowledge, RawRecord, RecordSender, Source, SourceError,
+    SourceMessage,
 };
 
 /// Event time range `[from, to)`, ns since the epoch; an open end is unbounded.
@@ -166,7 +166,17 @@ impl Source for LakeSource {
         tx: RecordSender,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, Result<(), SourceError>> {
-        Box::pin(async move { self.read(tx, shutdown).await.map_err(SourceError::from) })
+        Box::pin(async move {
+            self.read(tx, shutdown).await.map_err(|e| {
+                let mut reason = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    reason.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                SourceError::Lake(reason)
+            })
+        })
     }
 
     fn acknowledger(&self) -> Arc<dyn Acknowledge> {
@@ -214,9 +224,7 @@ impl LakeSource {
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
                 let message = match &self.mode {
-                    ReadMode::Columns(_) => {
-                        SourceMessage::Decoded(Box::new(decoded(&self.schema, &input, &batch)?))
-                    }
+                    ReadMode::Columns(_) => decoded(&self.schema, &input, &batch)?,
                     ReadMode::Raw => SourceMessage::Records(raw_records(&input, &batch)?),
                 };
                 if tx.send(message).await.is_err() {
@@ -286,12 +294,12 @@ fn int64<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int64Array, LakeE
         })
 }
 
-/// A batch read from the table as a decoded batch of the event schema.
+/// A batch read from the table as rows of the event schema (the columns not read left empty).
 fn decoded(
     schema: &EventSchema,
     input: &Arc<Input>,
     batch: &RecordBatch,
-) -> Result<DecodedBatch, LakeError> {
+) -> Result<SourceMessage, LakeError> {
     let n = batch.num_rows();
     let times = int64(batch, TIME_NS)?;
     let offsets = int64(batch, OFFSET)?;
@@ -325,19 +333,10 @@ fn decoded(
             source_timestamp: None,
         })
         .collect();
-    let newest = times.iter().flatten().max();
-    Ok(DecodedBatch {
-        seq: 0,
+    Ok(SourceMessage::Decoded {
         batch,
         records,
-        dead_letters: Vec::new(),
-        positions: Positions::default(),
-        input_times: vec![(Arc::clone(input), newest)],
-        received,
-        bytes: 0,
-        started: Vec::new(),
-        stopped: Vec::new(),
-        generation: 0,
+        newest: times.iter().flatten().max(),
     })
 }
 

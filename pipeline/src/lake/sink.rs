@@ -118,6 +118,8 @@ pub struct LakeSink {
     since: Option<Instant>,
     /// Rows skipped since the last commit because the table already held them (replayed after a crash).
     skipped: usize,
+    /// Another writer may have committed since the table was loaded (an input was handed back to us).
+    stale: bool,
 }
 
 impl LakeSink {
@@ -162,13 +164,30 @@ impl LakeSink {
             first: None,
             since: None,
             skipped: 0,
+            stale: false,
         })
+    }
+
+    /// An input (re)starts here — a Kafka partition assigned, perhaps after another instance of the
+    /// group wrote it: what the table holds of it is read again, from the newest table version.
+    pub fn restart(&mut self, kind: &InputKind, name: &str) {
+        if let Some(id) = app_id(kind, name) {
+            self.committed.remove(&id);
+            self.stale = true;
+        }
     }
 
     /// The highest offset of `app_id` the events table holds.
     async fn committed(&mut self, app_id: &str) -> Result<Option<i64>, LakeError> {
         if let Some(v) = self.committed.get(app_id) {
             return Ok(*v);
+        }
+        if std::mem::take(&mut self.stale) {
+            self.events
+                .table
+                .update_state()
+                .await
+                .map_err(|e| LakeError::delta(EVENTS, e))?;
         }
         let table = &self.events.table;
         let version = table

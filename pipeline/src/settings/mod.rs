@@ -97,6 +97,9 @@ pub struct DecodeSettings {
     /// an evaluation, so a trickle of records must not become a batch per chunk).
     pub adaptive_interval: Duration,
     pub max_record_bytes: usize,
+    /// Only events in this event-time range go to the hunts (`ghosthunt hunt --source files`; not
+    /// configurable).
+    pub time_range: Option<crate::lake::read::Range>,
 }
 
 #[derive(Debug, Clone)]
@@ -274,6 +277,7 @@ impl Settings {
             adaptive: d.adaptive,
             adaptive_interval: d.adaptive_interval,
             max_record_bytes: d.max_record_bytes,
+            time_range: None,
         };
 
         if !raw.hunts.builtin

@@ -130,8 +130,9 @@ pub enum SourceError {
     BadGlob { pattern: String, reason: String },
     #[error(transparent)]
     Kafka(#[from] crate::kafka::KafkaFailure),
-    #[error(transparent)]
-    Lake(#[from] crate::lake::LakeError),
+    /// Reading the lake (the reason: the lake's error with its causes).
+    #[error("lake: {0}")]
+    Lake(String),
     #[error("reading {path}: {source}")]
     Io {
         path: String,
@@ -150,9 +151,14 @@ pub enum SourceMessage {
     Started(Arc<Input>),
     /// An input ended (a file read to its end, a partition revoked): it no longer holds the watermark.
     Stopped(Arc<Input>),
-    /// Rows read already decoded, in the pipeline's event schema (the lake's columns): passed on as a
-    /// batch of their own, between the records before and after them.
-    Decoded(Box<crate::decode::DecodedBatch>),
+    /// Rows read already decoded (the lake's columns), in the pipeline's event schema, with the record
+    /// behind each row and the newest event time among them: passed on as a batch of their own, between
+    /// the records before and after them.
+    Decoded {
+        batch: datafusion::arrow::array::RecordBatch,
+        records: Vec<RawRecord>,
+        newest: Option<i64>,
+    },
 }
 
 /// Source messages flow to the decoder through this bounded channel.
