@@ -491,7 +491,10 @@ fn hunt_command(lake: &Path, alerts: &Path, args: &[&str]) -> std::process::Outp
         .env("GHOSTHUNT__LAKE__PATH", lake)
         .env("GHOSTHUNT__ALERTS__SINK", "file")
         .env("GHOSTHUNT__ALERTS__PATH", alerts)
-        .env("GHOSTHUNT__DEAD_LETTERS__PATH", alerts.with_extension("dead"))
+        .env(
+            "GHOSTHUNT__DEAD_LETTERS__PATH",
+            alerts.with_extension("dead"),
+        )
         .env("GHOSTHUNT__WINDOW__ALLOWED_LATENESS", "0s")
         .output()
         .unwrap()
@@ -514,7 +517,11 @@ async fn the_hunt_command_over_the_lake_and_over_the_files_finds_the_same_in_a_r
         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let from_lake = dir.path().join("lake-alerts.jsonl");
     let out = hunt_command(&lake, &from_lake, &["--from", &lo, "--to", &hi]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("\"progress\":\"retro-hunt\""),
         "a progress line on stderr"
@@ -524,12 +531,21 @@ async fn the_hunt_command_over_the_lake_and_over_the_files_finds_the_same_in_a_r
     let out = hunt_command(
         &lake,
         &from_files,
-        &["--source", "files", "--file", &file, "--from", &lo, "--to", &hi],
+        &[
+            "--source", "files", "--file", &file, "--from", &lo, "--to", &hi,
+        ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (a, b) = (alert_ids(&from_lake), alert_ids(&from_files));
     assert!(!a.is_empty());
-    assert_eq!(a, b, "the lake and the files give different alerts for the range");
+    assert_eq!(
+        a, b,
+        "the lake and the files give different alerts for the range"
+    );
     // Fewer than over everything: the range is half of the events.
     assert!(a.len() < alert_ids(&dir.path().join("live.jsonl")).len());
     // Nothing read from files went into the lake.
