@@ -110,7 +110,12 @@ async fn retro_hunt_over_the_lake_gives_the_live_alert_ids_for_sql_and_kql_hunts
     let mut retro = lake_settings(&lake, &retro_alerts);
     retro.source = SourceSettings::Lake(Range::default());
     let summary = run(retro).await;
-    assert_eq!(summary.records, 40_000, "the retro-hunt reads every event");
+    // Only the rows some hunt can use are read (the hunts' row filters pushed into the scan).
+    eprintln!("retro-hunt read {} of 40000 events", summary.records);
+    assert!(
+        summary.records > 0 && summary.records < 40_000,
+        "{summary:?}"
+    );
 
     let live = alert_ids(&live_alerts);
     let retro = alert_ids(&retro_alerts);
@@ -216,8 +221,22 @@ async fn a_retro_hunt_over_a_time_range_reads_only_that_range() {
     )
     .await;
     let lo = ghosthunt::lake::read::parse_time(all[0]["lo"].as_str().unwrap()).unwrap();
-    // The first ten minutes of event time (5 events/s).
+    // The first ten minutes of event time (5 events/s), for a hunt that reads every event.
+    let hunts = dir.path().join("hunts");
+    std::fs::create_dir(&hunts).unwrap();
+    std::fs::write(
+        hunts.join("every_event.sql"),
+        common::hunt(
+            "every_event",
+            "none",
+            "",
+            "SELECT host, event_time FROM events",
+        ),
+    )
+    .unwrap();
     let mut retro = lake_settings(&lake, &dir.path().join("retro.jsonl"));
+    retro.hunts.builtin = false;
+    retro.hunts.directories = vec![hunts];
     retro.source = SourceSettings::Lake(Range {
         from: Some(lo),
         to: Some(lo + 600_000_000_000),

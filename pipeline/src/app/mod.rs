@@ -343,8 +343,9 @@ pub async fn run(
     Ok(result?)
 }
 
-/// How a retro-hunt reads the lake: only the columns the hunts read, already decoded, when the table has
-/// them all; otherwise the records, decoded again (Sigma rules read fields beyond the schema).
+/// How a retro-hunt reads the lake: only the columns the hunts read, already decoded, and only the rows
+/// some hunt can use, when the table has those columns; otherwise the records, decoded again (Sigma rules
+/// read fields beyond the schema).
 pub fn lake_read_mode(
     schema: &EventSchema,
     settings: &Settings,
@@ -361,9 +362,12 @@ pub fn lake_read_mode(
         .map(|i| schema.columns[i].name.clone())
         .collect();
     let all_stored = columns.iter().all(|c| stored.field_with_name(c).is_ok());
-    Ok(if sigma || !all_stored {
-        ReadMode::Raw
-    } else {
-        ReadMode::Columns(columns)
-    })
+    if sigma || !all_stored {
+        return Ok(ReadMode::Raw);
+    }
+    // A hunt without a row filter needs every row.
+    let filters: Option<Vec<datafusion::logical_expr::Expr>> =
+        planned.iter().map(|p| p.row_filter().cloned()).collect();
+    let filter = filters.and_then(datafusion::logical_expr::utils::disjunction);
+    Ok(ReadMode::Columns { columns, filter })
 }

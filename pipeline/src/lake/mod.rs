@@ -20,39 +20,9 @@ pub mod read;
 pub mod sink;
 pub mod table;
 
-use std::time::Duration;
-
 pub use sink::LakeSink;
 
-/// `[lake]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LakeSettings {
-    /// Where the tables live: a directory or a `file://` URL. Empty: no lake.
-    pub path: String,
-    /// Commit once this many rows are buffered ...
-    pub flush_rows: usize,
-    /// ... or this long after the first buffered row (acknowledgements to the source wait for it).
-    pub flush_interval: Duration,
-    /// `ghosthunt lake vacuum` first deletes event dates older than this (None: keep everything).
-    pub retention: Option<Duration>,
-}
-
-impl Default for LakeSettings {
-    fn default() -> LakeSettings {
-        LakeSettings {
-            path: String::new(),
-            flush_rows: 500_000,
-            flush_interval: Duration::from_secs(30),
-            retention: None,
-        }
-    }
-}
-
-impl LakeSettings {
-    pub fn enabled(&self) -> bool {
-        !self.path.trim().is_empty()
-    }
-}
+pub use crate::settings::{LakeSettings, TimeRange};
 
 /// Something the lake could not do. The pipeline stops on it rather than acknowledge rows not committed.
 /// (Boxed sources: the error travels in every source's and the app's error type.)

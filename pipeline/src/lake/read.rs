@@ -31,28 +31,21 @@ use crate::source::{
     SourceMessage,
 };
 
-/// Event time range `[from, to)`, ns since the epoch; an open end is unbounded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Range {
-    pub from: Option<i64>,
-    pub to: Option<i64>,
-}
+pub use crate::settings::TimeRange as Range;
 
-impl Range {
-    /// The range as a predicate over the events or alerts table: on the date partition (pruning whole
-    /// directories) and on the exact time.
-    pub fn predicate(&self) -> String {
-        let mut terms = vec!["TRUE".to_string()];
-        if let Some(from) = self.from {
-            terms.push(format!("{DATE} >= '{}'", table::date_of(from)));
-            terms.push(format!("{TIME_NS} >= {from}"));
-        }
-        if let Some(to) = self.to {
-            terms.push(format!("{DATE} <= '{}'", table::date_of(to - 1)));
-            terms.push(format!("{TIME_NS} < {to}"));
-        }
-        terms.join(" AND ")
+/// The range as a predicate over the events or alerts table: on the date partition (pruning whole
+/// directories) and on the exact time.
+pub fn predicate(range: &Range) -> String {
+    let mut terms = vec!["TRUE".to_string()];
+    if let Some(from) = range.from {
+        terms.push(format!("{DATE} >= '{}'", table::date_of(from)));
+        terms.push(format!("{TIME_NS} >= {from}"));
     }
+    if let Some(to) = range.to {
+        terms.push(format!("{DATE} <= '{}'", table::date_of(to - 1)));
+        terms.push(format!("{TIME_NS} < {to}"));
+    }
+    terms.join(" AND ")
 }
 
 /// Parses an RFC 3339 time (`2026-11-01T00:00:00Z`) or a date (`2026-11-01`, midnight UTC) to ns.
@@ -108,7 +101,7 @@ pub async fn session(
             }
         })
         .collect();
-    let predicate = range.predicate();
+    let predicate = predicate(range);
     // Hunts may name window_start / window_end (KQL's ago() does): outside a window they are NULL.
     let null_time = format!("arrow_cast(NULL, 'Timestamp(Nanosecond, Some(\"{UTC}\"))')");
     ctx.sql(&format!(
@@ -127,8 +120,12 @@ pub async fn session(
 /// How a retro-hunt reads the events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadMode {
-    /// These columns of the event schema, already decoded (the others are left empty).
-    Columns(Vec<String>),
+    /// These columns of the event schema, already decoded (the others are left empty); only the rows
+    /// `filter` keeps, when given (the hunts' row filters OR-ed: no hunt can use the others).
+    Columns {
+        columns: Vec<String>,
+        filter: Option<datafusion::logical_expr::Expr>,
+    },
     /// The records as received, decoded again.
     Raw,
 }
@@ -196,27 +193,40 @@ impl LakeSource {
         {
             return Ok(());
         }
-        let select = match &self.mode {
-            ReadMode::Columns(columns) => {
+        let (select, filter) = match &self.mode {
+            ReadMode::Columns { columns, filter } => {
                 let mut list: Vec<String> = columns
                     .iter()
                     .filter(|c| c.as_str() != self.schema.time_column())
                     .cloned()
                     .collect();
-                list.extend([TIME_NS.to_string(), OFFSET.to_string()]);
-                list.join(", ")
+                list.extend([TIME_NS.to_string(), INPUT.to_string(), OFFSET.to_string()]);
+                (list.join(", "), filter.clone())
             }
-            ReadMode::Raw => format!("{RAW}, {OFFSET}"),
+            ReadMode::Raw => (format!("{RAW}, {INPUT}, {OFFSET}"), None),
         };
-        let predicate = self.range.predicate();
+        let predicate = predicate(&self.range);
         let started = Instant::now();
         let mut last_progress = Instant::now();
         let mut rows = 0u64;
         for (done, date) in dates.iter().enumerate() {
-            let sql = format!(
-                "SELECT {select} FROM lake_events WHERE {predicate} AND {DATE} = '{date}' ORDER BY {TIME_NS}, {INPUT}, {OFFSET}"
-            );
-            let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+            let sql =
+                format!("SELECT {select} FROM lake_events WHERE {predicate} AND {DATE} = '{date}'");
+            let mut frame = ctx.sql(&sql).await?;
+            if let Some(filter) = &filter {
+                // Pushed into the Parquet scan (row groups and pages pruned by statistics). A filter
+                // this table cannot take (a column stored differently) is left to the hunts.
+                match frame.clone().filter(filter.clone()) {
+                    Ok(filtered) => frame = filtered,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "The hunts' row filter is not pushed into the lake scan.")
+                    }
+                }
+            }
+            let order = [TIME_NS, INPUT, OFFSET]
+                .map(|c| datafusion::prelude::col(c).sort(true, false))
+                .to_vec();
+            let mut stream = frame.sort(order)?.execute_stream().await?;
             while let Some(batch) = stream.next().await {
                 if shutdown.is_cancelled() {
                     return Ok(());
@@ -224,7 +234,7 @@ impl LakeSource {
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
                 let message = match &self.mode {
-                    ReadMode::Columns(_) => decoded(&self.schema, &input, &batch)?,
+                    ReadMode::Columns { .. } => decoded(&self.schema, &input, &batch)?,
                     ReadMode::Raw => SourceMessage::Records(raw_records(&input, &batch)?),
                 };
                 if tx.send(message).await.is_err() {
@@ -264,7 +274,7 @@ async fn dates(ctx: &SessionContext, range: &Range) -> Result<Vec<String>, LakeE
     let batches = ctx
         .sql(&format!(
             "SELECT DISTINCT {DATE} FROM lake_events WHERE {} AND {DATE} IS NOT NULL ORDER BY {DATE}",
-            range.predicate()
+            predicate(range)
         ))
         .await?
         .collect()
@@ -391,12 +401,12 @@ mod tests {
             to: Some(3 * day),
         };
         assert_eq!(
-            r.predicate(),
+            predicate(&r),
             format!(
                 "TRUE AND event_date >= '1970-01-02' AND _time_ns >= {day} AND event_date <= '1970-01-03' AND _time_ns < {}",
                 3 * day
             )
         );
-        assert_eq!(Range::default().predicate(), "TRUE");
+        assert_eq!(predicate(&Range::default()), "TRUE");
     }
 }

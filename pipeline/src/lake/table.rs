@@ -104,11 +104,26 @@ pub async fn open_or_create(
                         reason: format!("schema: {e}"),
                     })?;
             let columns: Vec<StructField> = fields.fields().cloned().collect();
+            // File statistics (data skipping) for the exact time and the first columns, as Delta's
+            // default keeps them for the first 32: a time range skips files within a date too.
+            let stats: Vec<&str> = std::iter::once(TIME_NS)
+                .chain(
+                    columns
+                        .iter()
+                        .map(|c| c.name().as_str())
+                        .filter(|n| *n != TIME_NS && *n != DATE)
+                        .take(31),
+                )
+                .collect();
             table
                 .create()
                 .with_table_name(name)
-                .with_columns(columns)
+                .with_columns(columns.clone())
                 .with_partition_columns([DATE])
+                .with_configuration_property(
+                    deltalake_core::TableProperty::DataSkippingStatsColumns,
+                    Some(stats.join(",")),
+                )
                 .with_save_mode(SaveMode::Ignore)
                 .await
                 .map_err(delta)

@@ -128,6 +128,8 @@ pub struct PlannedHunt {
     task_ctx: Arc<TaskContext>,
     /// Row-level filter over the columns of `used_columns` (in that order); `None` keeps every row.
     prefilter: Option<Arc<dyn PhysicalExpr>>,
+    /// The same filter as a logical expression over unqualified event columns (pushed into a lake scan).
+    row_filter: Option<Expr>,
     /// Event-schema columns the hunt reads (what windows keep).
     used_columns: Vec<usize>,
     event_schema: SchemaRef,
@@ -245,6 +247,7 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
         .map_err(located)?;
     let optimized = state.optimize(&logical).map_err(located)?;
     let (used_columns, filters) = scan_requirements(&optimized, event_schema.fields().len());
+    let row_filter = filters.clone().map(unqualified);
     let prefilter = match filters {
         Some(expr) => {
             // Over the columns the hunt reads only: evaluating AND/OR, DataFusion filters the whole input
@@ -289,9 +292,23 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
         plan,
         task_ctx: ctx.task_ctx(),
         prefilter,
+        row_filter,
         used_columns,
         event_schema,
     })
+}
+
+/// `expr` with its column references stripped of their table (`events.host` → `host`).
+fn unqualified(expr: Expr) -> Expr {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    expr.transform(|e| match e {
+        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+            datafusion::common::Column::new_unqualified(c.name),
+        ))),
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+    .expect("rewriting column references cannot fail")
 }
 
 /// The event columns the plan's scans read, and the row-level filter: for each scan the conjunction of the
@@ -353,6 +370,12 @@ impl PlannedHunt {
         }
         let d = h.finalize();
         d[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The rows the hunt can use at all, as a logical expression over unqualified event columns
+    /// (`None`: every row); what a lake scan for a retro-hunt pushes down.
+    pub fn row_filter(&self) -> Option<&Expr> {
+        self.row_filter.as_ref()
     }
 
     /// Event-schema columns a window must keep for this hunt.

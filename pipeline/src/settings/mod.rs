@@ -52,7 +52,7 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     pub log_filter: String,
     pub kafka: KafkaSettings,
-    pub lake: crate::lake::LakeSettings,
+    pub lake: LakeSettings,
 }
 
 /// Where events come from.
@@ -63,7 +63,7 @@ pub enum SourceSettings {
     Stdin,
     Kafka(KafkaSourceSettings),
     /// The lake's events table over a time range (`ghosthunt hunt`; not a `source.kind`).
-    Lake(crate::lake::read::Range),
+    Lake(TimeRange),
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +99,7 @@ pub struct DecodeSettings {
     pub max_record_bytes: usize,
     /// Only events in this event-time range go to the hunts (`ghosthunt hunt --source files`; not
     /// configurable).
-    pub time_range: Option<crate::lake::read::Range>,
+    pub time_range: Option<TimeRange>,
 }
 
 #[derive(Debug, Clone)]
@@ -377,7 +377,7 @@ impl Settings {
         if l.flush_interval.is_zero() {
             return Err(invalid("lake.flush_interval", "must be above zero"));
         }
-        let lake = crate::lake::LakeSettings {
+        let lake = LakeSettings {
             path: l.path.trim().to_string(),
             flush_rows: l.flush_rows,
             flush_interval: l.flush_interval,
@@ -410,6 +410,44 @@ impl Settings {
             lake,
         })
     }
+}
+
+/// `[lake]` (what the lake module writes and reads).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LakeSettings {
+    /// Where the tables live: a directory or a `file://` URL. Empty: no lake.
+    pub path: String,
+    /// Commit once this many rows are buffered ...
+    pub flush_rows: usize,
+    /// ... or this long after the first buffered row (acknowledgements to the source wait for it).
+    pub flush_interval: Duration,
+    /// `ghosthunt lake vacuum` first deletes event dates older than this (None: keep everything).
+    pub retention: Option<Duration>,
+}
+
+impl Default for LakeSettings {
+    fn default() -> LakeSettings {
+        LakeSettings {
+            path: String::new(),
+            flush_rows: 500_000,
+            flush_interval: Duration::from_secs(30),
+            retention: None,
+        }
+    }
+}
+
+impl LakeSettings {
+    pub fn enabled(&self) -> bool {
+        !self.path.trim().is_empty()
+    }
+}
+
+/// An event-time range `[from, to)`, ns since the epoch; an open end is unbounded (`ghosthunt hunt`,
+/// `ghosthunt query`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
 }
 
 fn output(
