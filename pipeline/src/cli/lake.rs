@@ -65,12 +65,7 @@ pub async fn query(
     };
     let schema = crate::app::schema(settings)?;
     let ctx = read::session(&settings.lake, &schema, &range).await?;
-    for table in crate::kql::tables::Tables::builtin().mentioned_in(&sql) {
-        let ddl = format!("CREATE VIEW {} AS {}", table.view_name(), table.view_sql());
-        if let Err(e) = ctx.sql(&ddl).await {
-            tracing::debug!(table = %table.name, error = %e, "KQL table view not registered.");
-        }
-    }
+    crate::query::plan::register_kql_views(&ctx, &sql).await;
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
     let statement = state

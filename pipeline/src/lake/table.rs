@@ -70,17 +70,16 @@ pub async fn open_or_create(
         .map_err(delta)?
         .build()
         .map_err(delta)?;
+    let wanted: StructType = schema
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| LakeError::Invalid {
+            table: url.to_string(),
+            reason: format!("schema: {e}"),
+        })?;
     match table.load().await {
         Ok(()) => {
             let existing = table.snapshot().map_err(delta)?.schema();
-            let wanted: StructType =
-                schema
-                    .as_ref()
-                    .try_into_kernel()
-                    .map_err(|e| LakeError::Invalid {
-                        table: url.to_string(),
-                        reason: format!("schema: {e}"),
-                    })?;
             let names = |s: &StructType| s.fields().map(|f| f.name().clone()).collect::<Vec<_>>();
             if names(&existing) != names(&wanted) {
                 return Err(LakeError::Invalid {
@@ -95,15 +94,7 @@ pub async fn open_or_create(
             Ok(table)
         }
         Err(deltalake_core::DeltaTableError::NotATable(_)) => {
-            let fields: StructType =
-                schema
-                    .as_ref()
-                    .try_into_kernel()
-                    .map_err(|e| LakeError::Invalid {
-                        table: url.to_string(),
-                        reason: format!("schema: {e}"),
-                    })?;
-            let columns: Vec<StructField> = fields.fields().cloned().collect();
+            let columns: Vec<StructField> = wanted.fields().cloned().collect();
             // File statistics (data skipping) for the exact time and the first columns, as Delta's
             // default keeps them for the first 32: a time range skips files within a date too.
             let stats: Vec<&str> = std::iter::once(TIME_NS)

@@ -171,6 +171,17 @@ fn session() -> SessionContext {
     ctx
 }
 
+/// The Defender / Sentinel tables (views over `events`) that `sql` names. A view the schema cannot
+/// support is left out: a query that reads it then fails on the unknown table, the others never notice.
+pub(crate) async fn register_kql_views(ctx: &SessionContext, sql: &str) {
+    for table in crate::kql::tables::Tables::builtin().mentioned_in(sql) {
+        let ddl = format!("CREATE VIEW {} AS {}", table.view_name(), table.view_sql());
+        if let Err(e) = ctx.sql(&ddl).await {
+            tracing::debug!(table = %table.name, error = %e, "KQL table view not registered.");
+        }
+    }
+}
+
 /// The functions hunts may call beyond DataFusion's own (also in lake query sessions).
 pub(crate) fn register_functions(ctx: &SessionContext) {
     // Converted Sigma rules (`ghosthunt sigma convert`) use it for the `cidr` modifier.
@@ -216,14 +227,7 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
         }),
     )
     .map_err(located)?;
-    // The Defender / Sentinel tables (views over `events`) the hunt names. A view the schema cannot
-    // support is left out: a hunt that reads it then fails on the unknown table, the others never notice.
-    for table in crate::kql::tables::Tables::builtin().mentioned_in(&hunt.sql) {
-        let ddl = format!("CREATE VIEW {} AS {}", table.view_name(), table.view_sql());
-        if let Err(e) = ctx.sql(&ddl).await {
-            tracing::debug!(table = %table.name, error = %e, "KQL table view not registered.");
-        }
-    }
+    register_kql_views(&ctx, &hunt.sql).await;
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
     let statement = state
