@@ -5,6 +5,11 @@
 //! The pipeline asks [`LakeSink::min_seq`] before acknowledging the source: a batch with rows not yet
 //! committed is held, like a batch an open window holds.
 //!
+//! The Parquet encoding runs on a thread of its own (`lake-writer`), beside the hunts rather than after
+//! them: [`LakeSink`] hands it rows through a short queue (a slow writer slows the pipeline, it does not
+//! grow memory) and waits for it only at a commit. A failed write is reported by the next commit, and
+//! nothing after the previous commit has been acknowledged by then.
+//!
 //! Exactly once: each commit carries, per replayable input (a Kafka partition, a file), an application
 //! transaction `ghosthunt:<input>` whose version is the highest offset committed. Rows at or below an
 //! input's committed version are already in the table and are skipped — they come back after a crash,
@@ -22,22 +27,25 @@ use deltalake_core::DeltaTable;
 use deltalake_core::kernel::Transaction;
 use deltalake_core::kernel::transaction::CommitProperties;
 use deltalake_core::parquet::basic::{Compression, ZstdLevel};
-use deltalake_core::parquet::file::properties::WriterProperties;
+use deltalake_core::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake_core::parquet::schema::types::ColumnPath;
 use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
+use tokio::sync::{mpsc, oneshot};
 
-use super::table::{self, ALERTS, EVENTS};
+use super::table::{self, ALERTS, EVENTS, RAW};
 use super::{LakeError, LakeSettings};
 use crate::alert::Alert;
 use crate::decode::EventSchema;
 use crate::source::{InputKind, RawRecord};
 
+/// Batches queued for the writer thread before the pipeline waits for it.
+const QUEUE: usize = 4;
+
 /// One table and the writer of its open (uncommitted) files.
 struct TableWriter {
     name: &'static str,
     table: DeltaTable,
-    schema: SchemaRef,
     writer: Option<RecordBatchWriter>,
-    rows: usize,
 }
 
 impl TableWriter {
@@ -53,7 +61,6 @@ impl TableWriter {
                     .with_writer_properties(writer_properties()),
             ),
         };
-        self.rows += rows.num_rows();
         writer
             .write(rows)
             .await
@@ -65,7 +72,6 @@ impl TableWriter {
         let Some(writer) = self.writer.take() else {
             return Ok(None);
         };
-        self.rows = 0;
         let mut writer = writer.with_commit_properties(
             CommitProperties::default().with_application_transactions(transactions),
         );
@@ -77,12 +83,79 @@ impl TableWriter {
     }
 }
 
-/// zstd Parquet; row groups of up to 128 Ki rows.
+/// What the writer thread is asked to do.
+enum Job {
+    Events(RecordBatch),
+    Alerts(RecordBatch),
+    /// Commit the alerts, then the events with `transactions`; `refresh`: read the table's newest
+    /// version first (another instance may have committed since).
+    Commit {
+        refresh: bool,
+        transactions: Vec<Transaction>,
+        reply: oneshot::Sender<Result<(), LakeError>>,
+    },
+}
+
+/// The writer thread's state: both tables, and the first failure since the last commit.
+struct Writer {
+    events: TableWriter,
+    alerts: TableWriter,
+    failed: Option<LakeError>,
+}
+
+impl Writer {
+    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        while let Some(job) = jobs.recv().await {
+            match job {
+                Job::Events(rows) | Job::Alerts(rows) if self.failed.is_some() => drop(rows),
+                Job::Events(rows) => self.failed = self.events.write(rows).await.err(),
+                Job::Alerts(rows) => self.failed = self.alerts.write(rows).await.err(),
+                Job::Commit {
+                    refresh,
+                    transactions,
+                    reply,
+                } => {
+                    let result = match self.failed.take() {
+                        Some(e) => Err(e),
+                        None => self.commit(refresh, transactions).await,
+                    };
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+
+    async fn commit(
+        &mut self,
+        refresh: bool,
+        transactions: Vec<Transaction>,
+    ) -> Result<(), LakeError> {
+        self.alerts.commit(Vec::new()).await?;
+        if refresh {
+            self.events
+                .table
+                .update_state()
+                .await
+                .map_err(|e| LakeError::delta(EVENTS, e))?;
+        }
+        self.events.commit(transactions).await?;
+        Ok(())
+    }
+}
+
+/// zstd Parquet; row groups of up to 128 Ki rows. The records and the alerts' JSON (unique, long) get
+/// neither a dictionary nor statistics: both would cost time and hold nothing a reader can use.
 pub fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .build()
+        .set_max_row_group_row_count(Some(128 * 1024));
+    for column in [RAW, "json"] {
+        let path = ColumnPath::from(column);
+        builder = builder
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_statistics_enabled(path, EnabledStatistics::None);
+    }
+    builder.build()
 }
 
 /// The application-transaction id of an input, or `None` for inputs that cannot be replayed.
@@ -106,8 +179,14 @@ pub struct Committed {
 pub struct LakeSink {
     settings: LakeSettings,
     time_column: String,
-    events: TableWriter,
-    alerts: TableWriter,
+    events_schema: SchemaRef,
+    /// The events table as this side reads it: the application transactions of inputs (re)started.
+    log: DeltaTable,
+    /// The writer thread's queue.
+    jobs: mpsc::Sender<Job>,
+    /// Rows handed to the writer since the last commit, per table.
+    events_rows: usize,
+    alerts_rows: usize,
     /// Per app id: the highest offset the table holds (None: none), as read from the table or committed.
     committed: HashMap<String, Option<i64>>,
     /// Per app id: the highest offset buffered since the last commit.
@@ -118,18 +197,20 @@ pub struct LakeSink {
     since: Option<Instant>,
     /// Rows skipped since the last commit because the table already held them (replayed after a crash).
     skipped: usize,
-    /// Another writer may have committed since the table was loaded (an input was handed back to us).
+    /// Another writer may have committed since the table was loaded (an input was handed back to us):
+    /// for the reads here, and for the writer's next commit.
     stale: bool,
+    refresh_writer: bool,
 }
 
 impl LakeSink {
-    /// Opens (creating if needed) `<path>/events` for `schema`'s columns and `<path>/alerts`.
+    /// Opens (creating if needed) `<path>/events` for `schema`'s columns and `<path>/alerts`, and starts
+    /// the writer thread.
     pub async fn open(
         settings: &LakeSettings,
         schema: &EventSchema,
     ) -> Result<LakeSink, LakeError> {
         let events_schema = table::events_schema(schema);
-        let alerts_schema = table::alerts_schema();
         let events = table::open_or_create(
             table::table_url(&settings.path, EVENTS)?,
             EVENTS,
@@ -139,33 +220,59 @@ impl LakeSink {
         let alerts = table::open_or_create(
             table::table_url(&settings.path, ALERTS)?,
             ALERTS,
-            &alerts_schema,
+            &table::alerts_schema(),
         )
         .await?;
-        Ok(LakeSink {
-            settings: settings.clone(),
-            time_column: schema.time_column().to_string(),
+        let log = events.clone();
+        let writer = Writer {
             events: TableWriter {
                 name: EVENTS,
                 table: events,
-                schema: events_schema,
                 writer: None,
-                rows: 0,
             },
             alerts: TableWriter {
                 name: ALERTS,
                 table: alerts,
-                schema: alerts_schema,
                 writer: None,
-                rows: 0,
             },
+            failed: None,
+        };
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| LakeError::Invalid {
+                table: settings.path.clone(),
+                reason: format!("cannot start the writer: {e}"),
+            })?;
+        std::thread::Builder::new()
+            .name("lake-writer".to_string())
+            .spawn(move || runtime.block_on(writer.run(queue)))
+            .map_err(|e| LakeError::Invalid {
+                table: settings.path.clone(),
+                reason: format!("cannot start the writer: {e}"),
+            })?;
+        Ok(LakeSink {
+            settings: settings.clone(),
+            time_column: schema.time_column().to_string(),
+            events_schema,
+            log,
+            jobs,
+            events_rows: 0,
+            alerts_rows: 0,
             committed: HashMap::new(),
             pending: BTreeMap::new(),
             first: None,
             since: None,
             skipped: 0,
             stale: false,
+            refresh_writer: false,
         })
+    }
+
+    /// Hands `job` to the writer thread (waiting while its queue is full).
+    async fn send(&self, job: Job) -> Result<(), LakeError> {
+        self.jobs.send(job).await.map_err(|_| stopped())
     }
 
     /// An input (re)starts here — a Kafka partition assigned, perhaps after another instance of the
@@ -174,6 +281,7 @@ impl LakeSink {
         if let Some(id) = app_id(kind, name) {
             self.committed.remove(&id);
             self.stale = true;
+            self.refresh_writer = true;
         }
     }
 
@@ -183,13 +291,12 @@ impl LakeSink {
             return Ok(*v);
         }
         if std::mem::take(&mut self.stale) {
-            self.events
-                .table
+            self.log
                 .update_state()
                 .await
                 .map_err(|e| LakeError::delta(EVENTS, e))?;
         }
-        let table = &self.events.table;
+        let table = &self.log;
         let version = table
             .snapshot()
             .map_err(|e| LakeError::delta(EVENTS, e))?
@@ -261,8 +368,9 @@ impl LakeSink {
         } else {
             filter_record_batch(batch, &BooleanArray::from(keep))?
         };
-        let rows = table::events_rows(&self.events.schema, &self.time_column, &batch, &kept)?;
-        self.events.write(rows).await?;
+        let rows = table::events_rows(&self.events_schema, &self.time_column, &batch, &kept)?;
+        self.events_rows += rows.num_rows();
+        self.send(Job::Events(rows)).await?;
         for (id, offset) in highest {
             let h = self.pending.entry(id).or_insert(offset);
             *h = (*h).max(offset);
@@ -277,7 +385,8 @@ impl LakeSink {
         if alerts.is_empty() {
             return Ok(());
         }
-        self.alerts.write(table::alerts_rows(alerts)?).await?;
+        self.alerts_rows += alerts.len();
+        self.send(Job::Alerts(table::alerts_rows(alerts)?)).await?;
         self.since.get_or_insert_with(Instant::now);
         Ok(())
     }
@@ -289,23 +398,21 @@ impl LakeSink {
 
     /// Rows buffered in both tables.
     pub fn buffered(&self) -> usize {
-        self.events.rows + self.alerts.rows
+        self.events_rows + self.alerts_rows
     }
 
     /// Whether the buffered rows should be committed now.
     pub fn due(&self, now: Instant) -> bool {
-        self.events.rows >= self.settings.flush_rows
-            || self.alerts.rows >= self.settings.flush_rows
+        self.events_rows >= self.settings.flush_rows
+            || self.alerts_rows >= self.settings.flush_rows
             || self.since.is_some_and(|since| {
                 now.saturating_duration_since(since) >= self.settings.flush_interval
             })
     }
 
-    /// Commits everything buffered: the alerts, then the events with their source offsets.
+    /// Commits everything buffered: the alerts, then the events with their source offsets; returns when
+    /// the commit is in the table.
     pub async fn commit(&mut self) -> Result<Committed, LakeError> {
-        let alerts = self.alerts.rows;
-        self.alerts.commit(Vec::new()).await?;
-        let events = self.events.rows;
         let now = chrono::Utc::now().timestamp_millis();
         let transactions = self
             .pending
@@ -316,16 +423,32 @@ impl LakeSink {
                 last_updated: Some(now),
             })
             .collect();
-        self.events.commit(transactions).await?;
+        let (reply, done) = oneshot::channel();
+        let refresh = std::mem::take(&mut self.refresh_writer);
+        self.send(Job::Commit {
+            refresh,
+            transactions,
+            reply,
+        })
+        .await?;
+        done.await.map_err(|_| stopped())??;
         for (id, offset) in std::mem::take(&mut self.pending) {
             self.committed.insert(id, Some(offset));
         }
         self.first = None;
         self.since = None;
         Ok(Committed {
-            events,
-            alerts,
+            events: std::mem::take(&mut self.events_rows),
+            alerts: std::mem::take(&mut self.alerts_rows),
             skipped: std::mem::take(&mut self.skipped),
         })
+    }
+}
+
+/// The writer thread is gone (it stops only when it panicked).
+fn stopped() -> LakeError {
+    LakeError::Invalid {
+        table: EVENTS.to_string(),
+        reason: "the lake writer thread stopped".to_string(),
     }
 }

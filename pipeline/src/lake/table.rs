@@ -77,7 +77,13 @@ pub async fn open_or_create(
             table: url.to_string(),
             reason: format!("schema: {e}"),
         })?;
-    match table.load().await {
+    // Asked first: loading a table that does not exist yet makes the Delta kernel log an error.
+    let exists = table.verify_deltatable_existence().await.map_err(delta)?;
+    let loaded = match exists {
+        true => table.load().await,
+        false => Err(deltalake_core::DeltaTableError::NotATable(url.to_string())),
+    };
+    match loaded {
         Ok(()) => {
             let existing = table.snapshot().map_err(delta)?.schema();
             let names = |s: &StructType| s.fields().map(|f| f.name().clone()).collect::<Vec<_>>();
@@ -164,6 +170,8 @@ pub fn alerts_schema() -> SchemaRef {
     ]))
 }
 
+const NANOS_PER_DAY: i64 = 86_400_000_000_000;
+
 /// `YYYY-MM-DD` (UTC) of a time in ns since the epoch.
 pub fn date_of(nanos: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(nanos)
@@ -209,13 +217,27 @@ pub fn events_rows(
     let mut inputs = StringBuilder::with_capacity(n, n * 16);
     let mut raws = StringBuilder::with_capacity(n, records.iter().map(|r| r.bytes.len()).sum());
     let mut dates = StringBuilder::with_capacity(n, n * 10);
+    // Rows of a batch mostly share a date: its text is made once per run of one day.
+    let mut day: Option<(i64, String)> = None;
     for (i, record) in records.iter().enumerate() {
         inputs.append_value(&record.input.name);
-        raws.append_value(String::from_utf8_lossy(&record.bytes));
+        match std::str::from_utf8(&record.bytes) {
+            Ok(text) => raws.append_value(text),
+            Err(_) => raws.append_value(String::from_utf8_lossy(&record.bytes)),
+        }
         if times.is_null(i) {
             dates.append_null();
-        } else {
-            dates.append_value(date_of(times.value(i)));
+            continue;
+        }
+        let t = times.value(i);
+        let d = t.div_euclid(NANOS_PER_DAY);
+        match &day {
+            Some((cached, text)) if *cached == d => dates.append_value(text),
+            _ => {
+                let text = date_of(t);
+                dates.append_value(&text);
+                day = Some((d, text));
+            }
         }
     }
     columns.push(Arc::new(inputs.finish()));
