@@ -88,7 +88,9 @@ enum Command {
         /// leaves Sigma out.
         #[arg(long = "hunt", value_name = "ID")]
         hunts: Vec<String>,
-        /// Where the history is: the lake (lake.path), or JSON-lines files (--file).
+        /// Where the history is: the lake (lake.path), JSON-lines files (--file), or the Kafka source's
+        /// topics (source.kind = kafka), read from the first record stamped at or after --from to their
+        /// end when the hunt starts (nothing committed).
         #[arg(long, value_enum, default_value = "lake")]
         source: HuntSourceArg,
         /// JSON-lines files or globs for `--source files`, read once in the order given.
@@ -180,6 +182,7 @@ enum LakeCommand {
 enum HuntSourceArg {
     Lake,
     Files,
+    Kafka,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -421,6 +424,16 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
                     });
                     settings.decode.time_range = Some(range);
                     // History read from files is not written to the lake again.
+                    settings.lake.path.clear();
+                }
+                HuntSourceArg::Kafka => {
+                    let SourceSettings::Kafka(kafka) = &settings.source else {
+                        anyhow::bail!(
+                            "--source kafka reads the topics of [source.kafka]: set source.kind = \"kafka\" (GHOSTHUNT__SOURCE__KIND=kafka)"
+                        );
+                    };
+                    settings.source = SourceSettings::KafkaHistory(kafka.clone(), range);
+                    settings.decode.time_range = Some(range);
                     settings.lake.path.clear();
                 }
             }

@@ -175,6 +175,9 @@ pub fn build_source(
             metrics,
             health,
         )?),
+        SourceSettings::KafkaHistory(k, range) => Box::new(
+            crate::source::kafka_range::KafkaRangeSource::new(&settings.kafka, k.clone(), *range)?,
+        ),
         // Every column: the hunts' needs are known in `run` (see `lake_source`).
         SourceSettings::Lake(range) => Box::new(LakeSource::new(
             &settings.lake,

@@ -64,6 +64,8 @@ pub enum SourceSettings {
     Kafka(KafkaSourceSettings),
     /// The lake's events table over a time range (`ghosthunt hunt`; not a `source.kind`).
     Lake(TimeRange),
+    /// The Kafka source's topics over a time range, read once (`ghosthunt hunt --source kafka`).
+    KafkaHistory(KafkaSourceSettings, TimeRange),
 }
 
 #[derive(Debug, Clone)]

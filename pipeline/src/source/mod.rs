@@ -8,6 +8,7 @@
 
 pub mod file;
 pub mod kafka;
+pub mod kafka_range;
 mod lines;
 pub mod stdin;
 
@@ -130,6 +131,9 @@ pub enum SourceError {
     BadGlob { pattern: String, reason: String },
     #[error(transparent)]
     Kafka(#[from] crate::kafka::KafkaFailure),
+    /// Reading Kafka history (`hunt --source kafka`): what the cluster does not have.
+    #[error("kafka history: {0}")]
+    KafkaHistory(String),
     /// Reading the lake (the reason: the lake's error with its causes).
     #[error("lake: {0}")]
     Lake(String),
