@@ -73,7 +73,9 @@ pub async fn session(
     schema: &EventSchema,
     range: &Range,
 ) -> Result<SessionContext, LakeError> {
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
+    // DataFusion's own settings may be tuned from the environment (DATAFUSION_EXECUTION_…).
+    let config = SessionConfig::from_env()?.with_information_schema(false);
+    let ctx = SessionContext::new_with_config(config);
     crate::query::plan::register_functions(&ctx);
     for (name, registered) in [(EVENTS, "lake_events"), (ALERTS, "lake_alerts")] {
         let table = super::maintain::open(settings, name).await?;
@@ -203,17 +205,21 @@ impl LakeSource {
                 list.extend([TIME_NS.to_string(), INPUT.to_string(), OFFSET.to_string()]);
                 (list.join(", "), filter.clone())
             }
-            ReadMode::Raw => (format!("{RAW}, {INPUT}, {OFFSET}"), None),
+            ReadMode::Raw => (format!("{RAW}, {TIME_NS}, {INPUT}, {OFFSET}"), None),
         };
         let predicate = predicate(&self.range);
-        let started = Instant::now();
-        let mut last_progress = Instant::now();
+        let mut progress = Progress::new(
+            span(&ctx, &self.range).await?,
+            dates.len(),
+            self.progress_every,
+        );
         let mut rows = 0u64;
         for (done, date) in dates.iter().enumerate() {
             let sql =
                 format!("SELECT {select} FROM lake_events WHERE {predicate} AND {DATE} = '{date}'");
             let mut frame = ctx.sql(&sql).await?;
             if let Some(filter) = &filter {
+                tracing::debug!(%filter, "The hunts' row filter for the lake scan.");
                 // Pushed into the Parquet scan (row groups and pages pruned by statistics). A filter
                 // this table cannot take (a column stored differently) is left to the hunts.
                 match frame.clone().filter(filter.clone()) {
@@ -229,10 +235,12 @@ impl LakeSource {
             let mut stream = frame.sort(order)?.execute_stream().await?;
             while let Some(batch) = stream.next().await {
                 if shutdown.is_cancelled() {
+                    progress.stopped(rows, done);
                     return Ok(());
                 }
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
+                let newest = int64(&batch, TIME_NS)?.iter().flatten().max();
                 let message = match &self.mode {
                     ReadMode::Columns { .. } => decoded(&self.schema, &input, &batch)?,
                     ReadMode::Raw => SourceMessage::Records(raw_records(&input, &batch)?),
@@ -240,33 +248,141 @@ impl LakeSource {
                 if tx.send(message).await.is_err() {
                     return Ok(());
                 }
-                if last_progress.elapsed() >= self.progress_every {
-                    last_progress = Instant::now();
-                    progress(rows, started.elapsed(), done, dates.len(), date);
-                }
+                progress.update(rows, newest, done, date);
             }
         }
-        progress(rows, started.elapsed(), dates.len(), dates.len(), "");
+        progress.finish(rows);
         let _ = tx.send(SourceMessage::Stopped(input)).await;
         Ok(())
     }
 }
 
-/// One progress line on stderr (JSON: a log collector and a person can both read it).
-fn progress(rows: u64, elapsed: Duration, dates_done: usize, dates: usize, date: &str) {
-    let rate = rows as f64 / elapsed.as_secs_f64().max(1e-9);
-    eprintln!(
-        "{}",
-        serde_json::json!({
-            "progress": "retro-hunt",
-            "events": rows,
-            "events_per_second": rate.round(),
-            "dates_done": dates_done,
-            "dates": dates,
-            "date": date,
-            "elapsed_seconds": (elapsed.as_secs_f64() * 10.0).round() / 10.0,
-        })
-    );
+/// How far a retro-hunt is: a bar on a terminal (event time reached, events, events/s, dates, ETA — the
+/// rows come in event-time order, so the share of the range's time span done is the share of the work),
+/// one JSON line on stderr every `every` otherwise (a log collector and a person can both read it).
+struct Progress {
+    started: Instant,
+    last_line: Instant,
+    every: Duration,
+    /// The range's first and last event time (ns).
+    span: Option<(i64, i64)>,
+    dates: usize,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(span: Option<(i64, i64)>, dates: usize, every: Duration) -> Progress {
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = indicatif::ProgressBar::new(1000);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{bar:30}] {percent:>3}% {msg} · ETA {eta}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            started: Instant::now(),
+            last_line: Instant::now(),
+            every,
+            span,
+            dates,
+            bar,
+        }
+    }
+
+    fn update(&mut self, rows: u64, newest: Option<i64>, dates_done: usize, date: &str) {
+        let rate = rows as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        match &self.bar {
+            Some(bar) => {
+                if let (Some((lo, hi)), Some(t)) = (self.span, newest) {
+                    let share = (t - lo) as f64 / (hi - lo).max(1) as f64;
+                    bar.set_position((share.clamp(0.0, 1.0) * 1000.0) as u64);
+                }
+                let reached = newest
+                    .map(|t| {
+                        chrono::DateTime::from_timestamp_nanos(t)
+                            .format("%Y-%m-%d %H:%M:%S")
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                bar.set_message(format!(
+                    "event time {reached} · {rows} events · {rate:.0}/s · date {}/{}",
+                    (dates_done + 1).min(self.dates),
+                    self.dates
+                ));
+            }
+            None if self.last_line.elapsed() >= self.every => {
+                self.last_line = Instant::now();
+                self.line(rows, dates_done, date);
+            }
+            None => {}
+        }
+    }
+
+    fn line(&self, rows: u64, dates_done: usize, date: &str) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        eprintln!(
+            "{}",
+            serde_json::json!({
+                "progress": "retro-hunt",
+                "events": rows,
+                "events_per_second": (rows as f64 / elapsed.max(1e-9)).round(),
+                "dates_done": dates_done,
+                "dates": self.dates,
+                "date": date,
+                "elapsed_seconds": (elapsed * 10.0).round() / 10.0,
+            })
+        );
+    }
+
+    fn finish(&mut self, rows: u64) {
+        match self.bar.take() {
+            Some(bar) => {
+                bar.set_position(1000);
+                bar.finish_with_message(format!(
+                    "{rows} events in {:.1} s",
+                    self.started.elapsed().as_secs_f64()
+                ));
+            }
+            None => self.line(rows, self.dates, ""),
+        }
+    }
+
+    /// Stopped before the end (Ctrl-C): the pipeline's summary follows.
+    fn stopped(&mut self, rows: u64, dates_done: usize) {
+        match self.bar.take() {
+            Some(bar) => bar.abandon_with_message(format!("stopped after {rows} events")),
+            None => self.line(rows, dates_done, ""),
+        }
+    }
+}
+
+/// The first and last event time of the range (from the files' statistics where they answer).
+async fn span(ctx: &SessionContext, range: &Range) -> Result<Option<(i64, i64)>, LakeError> {
+    let batches = ctx
+        .sql(&format!(
+            "SELECT min({TIME_NS}), max({TIME_NS}) FROM lake_events WHERE {}",
+            predicate(range)
+        ))
+        .await?
+        .collect()
+        .await?;
+    let Some(batch) = batches.first().filter(|b| b.num_rows() == 1) else {
+        return Ok(None);
+    };
+    let value = |i: usize| {
+        batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .filter(|a| !a.is_null(0))
+            .map(|a| a.value(0))
+    };
+    Ok(value(0).zip(value(1)))
 }
 
 /// The date partitions holding events of the range, in order.
