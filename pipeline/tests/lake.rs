@@ -153,6 +153,20 @@ detection:
     condition: selection
 "#;
 
+/// Reads a field the event schema has no column for: the rules extend the schema past the table's.
+const OBJECT_ACCESS_LIST: &str = r#"
+title: Object read with a list of rights
+id: 7d9e0c3e-0000-4000-8000-00000000aa03
+status: test
+level: low
+logsource: {product: windows, service: security}
+detection:
+    selection:
+        EventID: 4663
+        AccessList|contains: '%%4416'
+    condition: selection
+"#;
+
 const FAILURES_FROM_ONE_ADDRESS: &str = r#"
 title: Many failed logons from one address
 id: 7d9e0c3e-0000-4000-8000-00000000aa02
@@ -175,6 +189,7 @@ async fn retro_hunt_gives_the_live_ids_for_sigma_detections_and_correlations() {
     std::fs::create_dir(&rules).unwrap();
     std::fs::write(rules.join("failed.yml"), FAILED_LOGON).unwrap();
     std::fs::write(rules.join("burst.yml"), FAILURES_FROM_ONE_ADDRESS).unwrap();
+    std::fs::write(rules.join("access.yml"), OBJECT_ACCESS_LIST).unwrap();
     let events = generated(dir.path(), 20_000, 20);
     let lake = dir.path().join("lake");
     let with_sigma = |s: Settings| {

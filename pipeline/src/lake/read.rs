@@ -86,10 +86,14 @@ pub async fn session(
         ctx.register_table(registered, provider)?;
     }
     let time = schema.time_column();
+    // The table's columns: a schema extended since the table was made (Sigma rules add the fields they
+    // read) has columns the table lacks; those stay in `_raw`.
+    let stored = ctx.table_provider("lake_events").await?.schema();
     let columns: Vec<String> = schema
         .columns
         .iter()
         .filter(|c| c.name != crate::decode::schema::VALUES_COLUMN)
+        .filter(|c| stored.field_with_name(&c.name).is_ok())
         .map(|c| {
             if c.name == time {
                 format!("arrow_cast({TIME_NS}, 'Timestamp(Nanosecond, Some(\"{UTC}\"))') AS {time}")
