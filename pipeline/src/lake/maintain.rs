@@ -9,9 +9,8 @@ use super::{LakeError, LakeSettings};
 
 /// Opens an existing table of the lake.
 pub async fn open(settings: &LakeSettings, name: &str) -> Result<DeltaTable, LakeError> {
-    let url = table::table_url(&settings.path, name)?;
-    let mut table = deltalake_core::DeltaTableBuilder::from_url(url.clone())
-        .map_err(|e| LakeError::delta(url.as_str(), e))?
+    let (url, builder) = table::builder(settings, name)?;
+    let mut table = builder
         .build()
         .map_err(|e| LakeError::delta(url.as_str(), e))?;
     table

@@ -18,6 +18,7 @@
 pub mod maintain;
 pub mod read;
 pub mod sink;
+pub mod storage;
 pub mod table;
 
 pub use sink::LakeSink;

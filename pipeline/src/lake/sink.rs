@@ -211,18 +211,8 @@ impl LakeSink {
         schema: &EventSchema,
     ) -> Result<LakeSink, LakeError> {
         let events_schema = table::events_schema(schema);
-        let events = table::open_or_create(
-            table::table_url(&settings.path, EVENTS)?,
-            EVENTS,
-            &events_schema,
-        )
-        .await?;
-        let alerts = table::open_or_create(
-            table::table_url(&settings.path, ALERTS)?,
-            ALERTS,
-            &table::alerts_schema(),
-        )
-        .await?;
+        let events = table::open_or_create(settings, EVENTS, &events_schema).await?;
+        let alerts = table::open_or_create(settings, ALERTS, &table::alerts_schema()).await?;
         let log = events.clone();
         let writer = Writer {
             events: TableWriter {

@@ -13,7 +13,7 @@ use deltalake_core::protocol::SaveMode;
 use deltalake_core::{DeltaTable, DeltaTableBuilder};
 use url::Url;
 
-use super::LakeError;
+use super::{LakeError, LakeSettings};
 use crate::alert::Alert;
 use crate::decode::EventSchema;
 use crate::decode::schema::UTC;
@@ -58,18 +58,26 @@ pub fn table_url(lake_path: &str, name: &str) -> Result<Url, LakeError> {
         .map_err(|e| invalid(e.to_string()))
 }
 
-/// The table at `url`, created with `schema` partitioned by [`DATE`] if it does not exist yet. An
+/// Table `name` of the lake, not loaded yet: its URL and the lake's storage options (object storage).
+pub fn builder(settings: &LakeSettings, name: &str) -> Result<(Url, DeltaTableBuilder), LakeError> {
+    let url = table_url(&settings.path, name)?;
+    super::storage::register();
+    let builder = DeltaTableBuilder::from_url(url.clone())
+        .map_err(|e| LakeError::delta(url.as_str(), e))?
+        .with_storage_options(settings.storage.iter().cloned().collect());
+    Ok((url, builder))
+}
+
+/// Table `name` of the lake, created with `schema` partitioned by [`DATE`] if it does not exist yet. An
 /// existing table must have the same columns.
 pub async fn open_or_create(
-    url: Url,
+    settings: &LakeSettings,
     name: &str,
     schema: &SchemaRef,
 ) -> Result<DeltaTable, LakeError> {
+    let (url, builder) = builder(settings, name)?;
     let delta = |e| LakeError::delta(url.as_str(), e);
-    let mut table = DeltaTableBuilder::from_url(url.clone())
-        .map_err(delta)?
-        .build()
-        .map_err(delta)?;
+    let mut table = builder.build().map_err(delta)?;
     let wanted: StructType = schema
         .as_ref()
         .try_into_kernel()

@@ -381,6 +381,7 @@ impl Settings {
         }
         let lake = LakeSettings {
             path: l.path.trim().to_string(),
+            storage: storage_options(&l.storage)?,
             flush_rows: l.flush_rows,
             flush_interval: l.flush_interval,
             retention: (!l.retention.is_zero()).then_some(l.retention),
@@ -415,10 +416,13 @@ impl Settings {
 }
 
 /// `[lake]` (what the lake module writes and reads).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct LakeSettings {
-    /// Where the tables live: a directory or a `file://` URL. Empty: no lake.
+    /// Where the tables live: a directory, a `file://` URL or an `s3://bucket/prefix` URL. Empty: no lake.
     pub path: String,
+    /// Object-storage settings (`[lake.storage]`: object_store's keys, lower case; may hold secrets:
+    /// never logged).
+    pub storage: Vec<(String, String)>,
     /// Commit once this many rows are buffered ...
     pub flush_rows: usize,
     /// ... or this long after the first buffered row (acknowledgements to the source wait for it).
@@ -427,10 +431,26 @@ pub struct LakeSettings {
     pub retention: Option<Duration>,
 }
 
+impl std::fmt::Debug for LakeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeSettings")
+            .field("path", &self.path)
+            .field(
+                "storage",
+                &self.storage.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("flush_rows", &self.flush_rows)
+            .field("flush_interval", &self.flush_interval)
+            .field("retention", &self.retention)
+            .finish()
+    }
+}
+
 impl Default for LakeSettings {
     fn default() -> LakeSettings {
         LakeSettings {
             path: String::new(),
+            storage: Vec::new(),
             flush_rows: 500_000,
             flush_interval: Duration::from_secs(30),
             retention: None,
@@ -487,3 +507,35 @@ mod tests;
 
 pub use kafka::{AlertKey, KafkaSettings, KafkaSourceSettings, librdkafka_options};
 pub use raw::*;
+
+/// `[lake.storage]` as `key = value` strings (keys in lower case, as object_store spells them).
+fn storage_options(value: &serde_json::Value) -> Result<Vec<(String, String)>, SettingsError> {
+    let mut out = Vec::new();
+    match value {
+        serde_json::Value::Null => {}
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let v = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    serde_json::Value::Bool(b) => b.to_string(),
+                    other => {
+                        return Err(invalid(
+                            "lake.storage",
+                            format!("`{k}` must be a string, number or boolean, not {other}"),
+                        ));
+                    }
+                };
+                out.push((k.to_ascii_lowercase(), v));
+            }
+        }
+        _ => {
+            return Err(invalid(
+                "lake.storage",
+                "must be a table of object-storage settings",
+            ));
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -30,6 +30,8 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawLake {
     pub path: String,
+    #[serde(default)]
+    pub storage: serde_json::Value,
     pub flush_rows: usize,
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
