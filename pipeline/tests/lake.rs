@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use ghosthunt::app::{self, Handles};
-use ghosthunt::cli::bench::{BenchOptions, generate_file};
 use ghosthunt::lake::read::Range;
 use ghosthunt::settings::{FileSettings, OutputSettings, Settings, SourceSettings};
 use serde_json::Value;
@@ -18,13 +17,7 @@ use tokio_util::sync::CancellationToken;
 /// `n` generated events (the seeded generator, attack scenarios included) in a JSON-lines file.
 fn generated(dir: &Path, n: u64, event_rate: u64) -> PathBuf {
     let path = dir.join("events.jsonl");
-    let options = BenchOptions {
-        events: n,
-        event_rate,
-        ..BenchOptions::default()
-    };
-    let settings = Settings::load(None, Vec::new()).unwrap();
-    generate_file(&settings.generator, &options, &path).unwrap();
+    common::generated_events(&path, n, event_rate);
     path
 }
 

@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use ghosthunt::app::{self, Handles};
-use ghosthunt::cli::bench::{BenchOptions, generate_file};
 use ghosthunt::lake::read::Range;
 use ghosthunt::settings::{FileSettings, OutputSettings, Settings, SourceSettings};
 use serde_json::Value;
@@ -99,17 +98,7 @@ async fn the_lake_on_s3_takes_the_live_stream_and_gives_retro_hunts_the_live_ids
     let addr = s3_server(&root).await;
 
     let events = dir.path().join("events.jsonl");
-    let options = BenchOptions {
-        events: 12_000,
-        event_rate: 20,
-        ..BenchOptions::default()
-    };
-    generate_file(
-        &Settings::load(None, Vec::new()).unwrap().generator,
-        &options,
-        &events,
-    )
-    .unwrap();
+    common::generated_events(&events, 12_000, 20);
     let from_file = |mut s: Settings| {
         s.source = SourceSettings::File(FileSettings {
             paths: vec![events.display().to_string()],

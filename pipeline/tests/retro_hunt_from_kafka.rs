@@ -11,8 +11,6 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::kafka::Broker;
-use ghosthunt::cli::bench::{BenchOptions, generate_file};
-use ghosthunt::settings::Settings;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
@@ -70,17 +68,7 @@ async fn a_retro_hunt_over_kafka_finds_what_the_files_give_and_commits_nothing()
     let dir = tempfile::tempdir().unwrap();
     // 6,000 generated events over 20 minutes of event time, each stamped in Kafka with its event time.
     let file = dir.path().join("events.jsonl");
-    let options = BenchOptions {
-        events: 6_000,
-        event_rate: 5,
-        ..BenchOptions::default()
-    };
-    generate_file(
-        &Settings::load(None, Vec::new()).unwrap().generator,
-        &options,
-        &file,
-    )
-    .unwrap();
+    common::generated_events(&file, 6_000, 5);
     let lines: Vec<String> = std::fs::read_to_string(&file)
         .unwrap()
         .lines()

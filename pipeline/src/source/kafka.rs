@@ -122,6 +122,23 @@ fn list(partitions: &TopicPartitionList) -> String {
         .join(", ")
 }
 
+/// The shared settings and the consumer's own, with our default unless the user set it: a bounded
+/// prefetch queue.
+pub(super) fn consumer_config(
+    kafka: &KafkaSettings,
+    settings: &KafkaSourceSettings,
+) -> rdkafka::ClientConfig {
+    let mut config = client_config(kafka, &settings.options);
+    if !settings
+        .options
+        .iter()
+        .any(|(k, _)| k == "queued.max.messages.kbytes")
+    {
+        config.set("queued.max.messages.kbytes", "16384");
+    }
+    config
+}
+
 /// Polled on a dedicated thread: librdkafka's callbacks (rebalances, logs, statistics) are served from
 /// `poll`, and a blocked `send` into a full channel simply stops polling (backpressure).
 type KafkaConsumer = BaseConsumer<SourceContext>;
@@ -141,7 +158,7 @@ impl KafkaSource {
         metrics: &Metrics,
         health: &Health,
     ) -> Result<KafkaSource, SourceError> {
-        let mut config = client_config(kafka, &settings.options);
+        let mut config = consumer_config(kafka, &settings);
         config
             .set("group.id", &settings.group_id)
             .set("enable.auto.offset.store", "false")
@@ -152,14 +169,6 @@ impl KafkaSource {
             )
             .set("auto.offset.reset", &settings.auto_offset_reset)
             .set("statistics.interval.ms", "5000");
-        // Our defaults, unless the user set them: a bounded prefetch queue.
-        if !settings
-            .options
-            .iter()
-            .any(|(k, _)| k == "queued.max.messages.kbytes")
-        {
-            config.set("queued.max.messages.kbytes", "16384");
-        }
         let context = SourceContext {
             metrics: metrics.clone(),
             lag: metrics.consumer_lag(),

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CHUNK_RECORDS, Input, InputKind, RawRecord, RecordSender, Source, SourceError};
 use super::{NoAcknowledge, SourceMessage};
-use crate::kafka::{KafkaFailure, client_config, forward_log};
+use crate::kafka::{KafkaFailure, forward_log};
 use crate::settings::{KafkaSettings, KafkaSourceSettings, TimeRange};
 
 /// How long the cluster may take to answer one request (metadata, offsets) before the hunt gives up.
@@ -63,19 +63,12 @@ impl KafkaRangeSource {
         settings: KafkaSourceSettings,
         range: TimeRange,
     ) -> Result<KafkaRangeSource, SourceError> {
-        let mut config = client_config(kafka, &settings.options);
+        let mut config = super::kafka::consumer_config(kafka, &settings);
         // A group id only names the client to the brokers: partitions are assigned, never committed.
         config
             .set("group.id", format!("{}-retro", settings.group_id))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
-        if !settings
-            .options
-            .iter()
-            .any(|(k, _)| k == "queued.max.messages.kbytes")
-        {
-            config.set("queued.max.messages.kbytes", "16384");
-        }
         let consumer: RangeConsumer = config
             .create_with_context(RangeContext)
             .map_err(|e| KafkaFailure::new("creating the consumer", e))?;

@@ -335,3 +335,15 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         (name == series).then(|| value.parse().ok()).flatten()
     })
 }
+
+/// `n` generated events (the seeded generator, attack scenarios included), `rate` per second of event
+/// time, as a JSON-lines file at `path`.
+pub fn generated_events(path: &Path, n: u64, rate: u64) {
+    let options = ghosthunt::cli::bench::BenchOptions {
+        events: n,
+        event_rate: rate,
+        ..ghosthunt::cli::bench::BenchOptions::default()
+    };
+    let settings = Settings::load(None, Vec::new()).unwrap();
+    ghosthunt::cli::bench::generate_file(&settings.generator, &options, path).unwrap();
+}
