@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -58,16 +57,7 @@ fn lake_settings(addr: SocketAddr, alerts: &Path) -> Settings {
     s
 }
 
-fn alert_ids(path: &Path) -> BTreeSet<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            v["finding_info"]["uid"].as_str().unwrap().to_string()
-        })
-        .collect()
-}
+use common::alert_ids_in as alert_ids;
 
 async fn run(settings: Settings) -> ghosthunt::pipeline::Summary {
     app::run(settings, Handles::default(), CancellationToken::new())

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
@@ -42,16 +41,7 @@ fn hunt(args: &[&str], alerts: &Path, env: &[(&str, &str)]) -> Output {
     out
 }
 
-fn alert_ids(path: &Path) -> BTreeSet<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            v["finding_info"]["uid"].as_str().unwrap().to_string()
-        })
-        .collect()
-}
+use common::alert_ids_in as alert_ids;
 
 fn millis(rfc3339: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339)

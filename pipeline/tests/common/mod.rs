@@ -347,3 +347,15 @@ pub fn generated_events(path: &Path, n: u64, rate: u64) {
     let settings = Settings::load(None, Vec::new()).unwrap();
     ghosthunt::cli::bench::generate_file(&settings.generator, &options, path).unwrap();
 }
+
+/// The alert ids (OCSF `finding_info.uid`) of a JSON-lines alerts file; none when it does not exist.
+pub fn alert_ids_in(path: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["finding_info"]["uid"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
