@@ -186,6 +186,19 @@ pub(crate) async fn register_kql_views(ctx: &SessionContext, sql: &str) {
 pub(crate) fn register_functions(ctx: &SessionContext) {
     // Converted Sigma rules (`ghosthunt sigma convert`) use it for the `cidr` modifier.
     ctx.register_udf(super::udf::cidr_match());
+    // The KQL tables' RemoteIPType.
+    ctx.register_udf(super::udf::ip_address_type());
+    // Comparisons of lower(x) with constants, run in place (see `rewrite`).
+    for test in [
+        super::udf::LowerTest::Eq,
+        super::udf::LowerTest::StartsWith,
+        super::udf::LowerTest::EndsWith,
+        super::udf::LowerTest::Contains,
+    ] {
+        ctx.register_udf(super::udf::lower_test(test));
+    }
+    ctx.register_udf(super::udf::regex_is_match());
+    ctx.add_analyzer_rule(Arc::new(super::rewrite::CaseInsensitiveCompare::default()));
     // KQL's `has` / `has_cs` (translated KQL hunts).
     for term in [
         super::udf::Term::Whole,
