@@ -320,19 +320,25 @@ pub struct LowerMatcher<'a> {
     test: LowerTest,
     constants: Vec<&'a str>,
     /// `Contains` of ASCII values: the constant found ignoring ASCII case.
-    finder: Option<AhoCorasick>,
+    finder: Option<Arc<AhoCorasick>>,
 }
 
 impl<'a> LowerMatcher<'a> {
     /// `constants` must be lower case already (`c == c.to_lowercase()`): the rewrite only makes
     /// these calls for such constants.
     pub fn new(test: LowerTest, constants: &[&'a str]) -> LowerMatcher<'a> {
+        static FINDERS: Prepared<Vec<String>, AhoCorasick> = Prepared::new();
         let finder = (test == LowerTest::Contains).then(|| {
-            AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::LeftmostFirst)
-                .build(constants)
-                .expect("literal needles build")
+            let key = constants.iter().map(|c| c.to_string()).collect();
+            FINDERS
+                .get(key, || {
+                    Ok(AhoCorasickBuilder::new()
+                        .ascii_case_insensitive(true)
+                        .match_kind(MatchKind::LeftmostFirst)
+                        .build(constants)
+                        .expect("literal needles build"))
+                })
+                .expect("infallible")
         });
         LowerMatcher {
             test,
@@ -379,26 +385,39 @@ impl<'a> LowerMatcher<'a> {
 /// longer to compile than to run over a batch). The same `regex` crate and syntax; NULL for NULL.
 pub const REGEX_IS_MATCH: &str = "regex_is_match";
 
-/// The compiled regex for a pattern, from a process-wide cache (hunt files hold a few hundred
-/// patterns; ad-hoc queries could add more, so the cache starts over past 4,096).
+/// A process-wide cache of what is prepared from a function's constant arguments (compiled regexes,
+/// needle automata): prepared once, not once per batch. Hunt files hold a few hundred constants;
+/// ad-hoc queries could add more, so a cache starts over past 4,096 entries.
+struct Prepared<K, V>(LazyLock<std::sync::Mutex<std::collections::HashMap<K, Arc<V>>>>);
+
+impl<K: std::hash::Hash + Eq, V> Prepared<K, V> {
+    const fn new() -> Self {
+        Prepared(LazyLock::new(Default::default))
+    }
+
+    fn get(&self, key: K, make: impl FnOnce() -> Result<V>) -> Result<Arc<V>> {
+        if let Some(v) = self.0.lock().expect("cache").get(&key) {
+            return Ok(Arc::clone(v));
+        }
+        let made = Arc::new(make()?);
+        let mut cache = self.0.lock().expect("cache");
+        if cache.len() >= 4096 {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&made));
+        Ok(made)
+    }
+}
+
+/// The compiled regex for a pattern (see [`Prepared`]).
 pub fn cached_regex(pattern: &str, case_insensitive: bool) -> Result<Arc<regex::Regex>> {
-    type Cache = std::collections::HashMap<(String, bool), Arc<regex::Regex>>;
-    static CACHE: LazyLock<std::sync::Mutex<Cache>> = LazyLock::new(Default::default);
-    let key = (pattern.to_string(), case_insensitive);
-    if let Some(r) = CACHE.lock().expect("regex cache").get(&key) {
-        return Ok(Arc::clone(r));
-    }
-    let compiled = regex::RegexBuilder::new(pattern)
-        .case_insensitive(case_insensitive)
-        .build()
-        .map_err(|e| DataFusionError::Execution(format!("regular expression `{pattern}`: {e}")))?;
-    let compiled = Arc::new(compiled);
-    let mut cache = CACHE.lock().expect("regex cache");
-    if cache.len() >= 4096 {
-        cache.clear();
-    }
-    cache.insert(key, Arc::clone(&compiled));
-    Ok(compiled)
+    static CACHE: Prepared<(String, bool), regex::Regex> = Prepared::new();
+    CACHE.get((pattern.to_string(), case_insensitive), || {
+        regex::RegexBuilder::new(pattern)
+            .case_insensitive(case_insensitive)
+            .build()
+            .map_err(|e| DataFusionError::Execution(format!("regular expression `{pattern}`: {e}")))
+    })
 }
 
 /// See [`REGEX_IS_MATCH`].
@@ -439,7 +458,7 @@ pub fn has_term(hay: &str, needle: &str, case_sensitive: bool) -> bool {
 }
 
 /// Which term boundaries a match needs: both (`has`), the start (`hasprefix`) or the end (`hassuffix`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Term {
     Whole,
     Prefix,
@@ -526,7 +545,10 @@ pub fn kql_term(term: Term, case_sensitive: bool) -> ScalarUDF {
             // A NULL needle: NULL whatever the haystack.
             Some(None) => return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(None))),
             Some(Some(needle)) => {
-                let finder = TermFinder::new(needle, case_sensitive, term);
+                static FINDERS: Prepared<(String, bool, Term), TermFinder> = Prepared::new();
+                let finder = FINDERS.get((needle.to_string(), case_sensitive, term), || {
+                    Ok(TermFinder::new(needle, case_sensitive, term))
+                })?;
                 map_texts(&hay, |h| Some(finder.matches(h.unwrap_or(""))))?
             }
             None => {
