@@ -443,6 +443,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             settings.hunts.only = hunts;
             // A retro-hunt may run beside the live pipeline: no metrics endpoint of its own.
             settings.metrics_listen = None;
+            settings.progress = true;
             run(settings).await
         }
         Command::Query {

@@ -549,10 +549,10 @@ async fn the_hunt_command_over_the_lake_and_over_the_files_finds_the_same_in_a_r
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("\"progress\":\"retro-hunt\""),
-        "a progress line on stderr"
-    );
+    // Progress on stderr (JSON lines: not a terminal), the last one when the range is done.
+    let progress = common::last_progress(&out.stderr);
+    assert_eq!(progress["finished"], true, "{progress}");
+    assert_eq!(progress["dates_done"], progress["dates"], "{progress}");
     let from_files = dir.path().join("file-alerts.jsonl");
     let file = events.display().to_string();
     let out = hunt_command(
@@ -567,6 +567,14 @@ async fn the_hunt_command_over_the_lake_and_over_the_files_finds_the_same_in_a_r
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // From files: the share is the bytes read of the files' total, and every line was read.
+    let progress = common::last_progress(&out.stderr);
+    let size = std::fs::metadata(&events).unwrap().len();
+    assert_eq!(progress["finished"], true, "{progress}");
+    assert_eq!(progress["bytes_total"], size, "{progress}");
+    assert_eq!(progress["bytes"], size, "{progress}");
+    assert_eq!(progress["done_percent"], 100.0, "{progress}");
+    assert_eq!(progress["events"], 6_000, "{progress}");
     let (a, b) = (alert_ids(&from_lake), alert_ids(&from_files));
     assert!(!a.is_empty());
     assert_eq!(

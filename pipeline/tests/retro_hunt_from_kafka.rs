@@ -170,6 +170,14 @@ async fn a_retro_hunt_over_kafka_finds_what_the_files_give_and_commits_nothing()
         (at_or_after..=lines.len() + 2).contains(&read),
         "{read} records read: expected at least the {at_or_after} stamped at or after --from"
     );
+    // Progress counted against the records the range holds, and finished.
+    let progress = common::last_progress(&out.stderr);
+    assert_eq!(progress["finished"], true, "{progress}");
+    assert_eq!(progress["records_total"], read, "{progress}");
+    assert!(
+        progress["events"].as_u64().unwrap() <= read as u64,
+        "{progress}"
+    );
     // Nothing committed: the history reader is no member of a group.
     assert_eq!(
         broker.committed_offsets("history-retro", "events", 2),

@@ -25,6 +25,7 @@ use crate::sigma::engine::SigmaEngine;
 use crate::sigma::load::SigmaRefusal;
 use crate::sigma::mapping::Mapping;
 use crate::source::kafka::KafkaSource;
+use crate::source::progress::WithProgress;
 use crate::source::{FileSource, Source, StdinSource};
 use crate::telemetry::{self, Health, Metrics};
 
@@ -165,8 +166,19 @@ pub fn build_source(
     health: &Health,
 ) -> Result<Box<dyn Source>, crate::source::SourceError> {
     let max_record_bytes = settings.decode.max_record_bytes;
+    // History read once (`ghosthunt hunt`) shows its progress: the lake by itself (by event time),
+    // files (by bytes) and Kafka (by records) through `WithProgress`.
     Ok(match &settings.source {
         SourceSettings::Generator(g) => Box::new(GeneratorSource::new(g.clone())),
+        SourceSettings::File(f) if settings.progress => {
+            let source = Box::new(FileSource::new(f.clone(), max_record_bytes)?);
+            let bytes = crate::source::file::expand(&f.paths, !f.follow)?
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum();
+            Box::new(WithProgress::new(source, Some(bytes), Arc::default()))
+        }
         SourceSettings::File(f) => Box::new(FileSource::new(f.clone(), max_record_bytes)?),
         SourceSettings::Stdin => Box::new(StdinSource::new(max_record_bytes)),
         SourceSettings::Kafka(k) => Box::new(KafkaSource::new(
@@ -175,9 +187,19 @@ pub fn build_source(
             metrics,
             health,
         )?),
-        SourceSettings::KafkaHistory(k, range) => Box::new(
-            crate::source::kafka_range::KafkaRangeSource::new(&settings.kafka, k.clone(), *range)?,
-        ),
+        SourceSettings::KafkaHistory(k, range) => {
+            let source = crate::source::kafka_range::KafkaRangeSource::new(
+                &settings.kafka,
+                k.clone(),
+                *range,
+            )?;
+            if settings.progress {
+                let size = source.size();
+                Box::new(WithProgress::new(Box::new(source), None, size))
+            } else {
+                Box::new(source)
+            }
+        }
         // Every column: the hunts' needs are known in `run` (see `lake_source`).
         SourceSettings::Lake(range) => Box::new(LakeSource::new(
             &settings.lake,

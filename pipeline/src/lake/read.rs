@@ -26,6 +26,7 @@ use super::table::{self, ALERTS, DATE, EVENTS, INPUT, OFFSET, RAW, TIME_NS};
 use super::{LakeError, LakeSettings};
 use crate::decode::EventSchema;
 use crate::decode::schema::UTC;
+use crate::source::progress::Progress;
 use crate::source::{
     Acknowledge, Input, InputKind, NoAcknowledge, RawRecord, RecordSender, Source, SourceError,
     SourceMessage,
@@ -212,11 +213,10 @@ impl LakeSource {
             ReadMode::Raw => (format!("{RAW}, {TIME_NS}, {INPUT}, {OFFSET}"), None),
         };
         let predicate = predicate(&self.range);
-        let mut progress = Progress::new(
-            span(&ctx, &self.range).await?,
-            dates.len(),
-            self.progress_every,
-        );
+        // The rows come in event-time order: the share of the range's time span reached is the share
+        // of the work done.
+        let span = span(&ctx, &self.range).await?;
+        let mut progress = Progress::new(self.progress_every);
         let mut rows = 0u64;
         for (done, date) in dates.iter().enumerate() {
             let sql =
@@ -239,7 +239,7 @@ impl LakeSource {
             let mut stream = frame.sort(order)?.execute_stream().await?;
             while let Some(batch) = stream.next().await {
                 if shutdown.is_cancelled() {
-                    progress.stopped(rows, done);
+                    progress.stopped();
                     return Ok(());
                 }
                 let batch = batch?;
@@ -252,116 +252,36 @@ impl LakeSource {
                 if tx.send(message).await.is_err() {
                     return Ok(());
                 }
-                progress.update(rows, newest, done, date);
+                let share = span
+                    .zip(newest)
+                    .map(|((lo, hi), t)| (t - lo) as f64 / (hi - lo).max(1) as f64);
+                let mut fields = serde_json::Map::new();
+                fields.insert("dates_done".into(), done.into());
+                fields.insert("dates".into(), dates.len().into());
+                fields.insert("date".into(), date.as_str().into());
+                let message = || {
+                    let reached = newest
+                        .map(|t| {
+                            chrono::DateTime::from_timestamp_nanos(t)
+                                .format("%Y-%m-%d %H:%M:%S")
+                                .to_string()
+                        })
+                        .unwrap_or_default();
+                    format!(
+                        "event time {reached} · date {}/{}",
+                        (done + 1).min(dates.len()),
+                        dates.len()
+                    )
+                };
+                progress.update(rows, share, message, fields);
             }
         }
-        progress.finish(rows);
+        let mut fields = serde_json::Map::new();
+        fields.insert("dates_done".into(), dates.len().into());
+        fields.insert("dates".into(), dates.len().into());
+        progress.finish(Some(fields));
         let _ = tx.send(SourceMessage::Stopped(input)).await;
         Ok(())
-    }
-}
-
-/// How far a retro-hunt is: a bar on a terminal (event time reached, events, events/s, dates, ETA — the
-/// rows come in event-time order, so the share of the range's time span done is the share of the work),
-/// one JSON line on stderr every `every` otherwise (a log collector and a person can both read it).
-struct Progress {
-    started: Instant,
-    last_line: Instant,
-    every: Duration,
-    /// The range's first and last event time (ns).
-    span: Option<(i64, i64)>,
-    dates: usize,
-    bar: Option<indicatif::ProgressBar>,
-}
-
-impl Progress {
-    fn new(span: Option<(i64, i64)>, dates: usize, every: Duration) -> Progress {
-        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
-            let bar = indicatif::ProgressBar::new(1000);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} [{bar:30}] {percent:>3}% {msg} · ETA {eta}",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            );
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        Progress {
-            started: Instant::now(),
-            last_line: Instant::now(),
-            every,
-            span,
-            dates,
-            bar,
-        }
-    }
-
-    fn update(&mut self, rows: u64, newest: Option<i64>, dates_done: usize, date: &str) {
-        let rate = rows as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        match &self.bar {
-            Some(bar) => {
-                if let (Some((lo, hi)), Some(t)) = (self.span, newest) {
-                    let share = (t - lo) as f64 / (hi - lo).max(1) as f64;
-                    bar.set_position((share.clamp(0.0, 1.0) * 1000.0) as u64);
-                }
-                let reached = newest
-                    .map(|t| {
-                        chrono::DateTime::from_timestamp_nanos(t)
-                            .format("%Y-%m-%d %H:%M:%S")
-                            .to_string()
-                    })
-                    .unwrap_or_default();
-                bar.set_message(format!(
-                    "event time {reached} · {rows} events · {rate:.0}/s · date {}/{}",
-                    (dates_done + 1).min(self.dates),
-                    self.dates
-                ));
-            }
-            None if self.last_line.elapsed() >= self.every => {
-                self.last_line = Instant::now();
-                self.line(rows, dates_done, date);
-            }
-            None => {}
-        }
-    }
-
-    fn line(&self, rows: u64, dates_done: usize, date: &str) {
-        let elapsed = self.started.elapsed().as_secs_f64();
-        eprintln!(
-            "{}",
-            serde_json::json!({
-                "progress": "retro-hunt",
-                "events": rows,
-                "events_per_second": (rows as f64 / elapsed.max(1e-9)).round(),
-                "dates_done": dates_done,
-                "dates": self.dates,
-                "date": date,
-                "elapsed_seconds": (elapsed * 10.0).round() / 10.0,
-            })
-        );
-    }
-
-    fn finish(&mut self, rows: u64) {
-        match self.bar.take() {
-            Some(bar) => {
-                bar.set_position(1000);
-                bar.finish_with_message(format!(
-                    "{rows} events in {:.1} s",
-                    self.started.elapsed().as_secs_f64()
-                ));
-            }
-            None => self.line(rows, self.dates, ""),
-        }
-    }
-
-    /// Stopped before the end (Ctrl-C): the pipeline's summary follows.
-    fn stopped(&mut self, rows: u64, dates_done: usize) {
-        match self.bar.take() {
-            Some(bar) => bar.abandon_with_message(format!("stopped after {rows} events")),
-            None => self.line(rows, dates_done, ""),
-        }
     }
 }
 

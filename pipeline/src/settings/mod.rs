@@ -53,6 +53,8 @@ pub struct Settings {
     pub log_filter: String,
     pub kafka: KafkaSettings,
     pub lake: LakeSettings,
+    /// Progress of a run that reads history once (`ghosthunt hunt` sets it; not a configuration key).
+    pub progress: bool,
 }
 
 /// Where events come from.
@@ -411,6 +413,7 @@ impl Settings {
             log_filter: raw.log.filter,
             kafka,
             lake,
+            progress: false,
         })
     }
 }

@@ -55,6 +55,8 @@ pub struct KafkaRangeSource {
     settings: KafkaSourceSettings,
     range: TimeRange,
     brokers: String,
+    /// The records of the range, once the spans are known (for the retro-hunt's progress).
+    size: Arc<super::progress::Size>,
 }
 
 impl KafkaRangeSource {
@@ -77,7 +79,13 @@ impl KafkaRangeSource {
             settings,
             range,
             brokers: kafka.brokers.clone(),
+            size: Arc::default(),
         })
+    }
+
+    /// Where the range's record count is told once known.
+    pub fn size(&self) -> Arc<super::progress::Size> {
+        Arc::clone(&self.size)
     }
 }
 
@@ -328,6 +336,7 @@ impl Source for KafkaRangeSource {
                     records,
                     "Reading Kafka history."
                 );
+                self.size.set_records(records.max(0) as u64);
                 read(&consumer, &spans, &tx, &shutdown)
             })
             .await

@@ -10,6 +10,7 @@ pub mod file;
 pub mod kafka;
 pub mod kafka_range;
 mod lines;
+pub mod progress;
 pub mod stdin;
 
 use std::path::PathBuf;

@@ -359,3 +359,13 @@ pub fn alert_ids_in(path: &Path) -> std::collections::BTreeSet<String> {
         })
         .collect()
 }
+
+/// The last progress line a retro-hunt (`ghosthunt hunt`) wrote to stderr (not a terminal: JSON lines).
+pub fn last_progress(stderr: &[u8]) -> Value {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["progress"] == "retro-hunt")
+        .unwrap_or_else(|| panic!("no progress line in\n{}", String::from_utf8_lossy(stderr)))
+}
