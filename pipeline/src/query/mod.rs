@@ -2,8 +2,8 @@
 //!
 //! [`load`] finds hunt files (built-in and configured), [`file`] parses one into a [`crate::hunt::Hunt`],
 //! [`plan::PlannedHunt`] is a hunt ready to run, and [`udf`] holds the functions hunts may call beyond
-//! DataFusion's own ([`udf_json`]: KQL's dynamic values); [`rewrite`] runs case-insensitive comparisons
-//! without lower-casing columns.
+//! DataFusion's own ([`udf_json`]: KQL's dynamic values; [`udf_match`]: text matching); [`rewrite`] runs
+//! case-insensitive comparisons without lower-casing columns.
 
 pub mod file;
 pub mod load;
@@ -12,6 +12,7 @@ pub mod rewrite;
 pub mod run;
 pub mod udf;
 pub mod udf_json;
+pub mod udf_match;
 
 pub use plan::PlannedHunt;
 pub use run::SqlEvaluator;

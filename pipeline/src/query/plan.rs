@@ -190,23 +190,23 @@ pub(crate) fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(super::udf::ip_address_type());
     // Comparisons of lower(x) with constants, run in place (see `rewrite`).
     for test in [
-        super::udf::LowerTest::Eq,
-        super::udf::LowerTest::StartsWith,
-        super::udf::LowerTest::EndsWith,
-        super::udf::LowerTest::Contains,
+        super::udf_match::LowerTest::Eq,
+        super::udf_match::LowerTest::StartsWith,
+        super::udf_match::LowerTest::EndsWith,
+        super::udf_match::LowerTest::Contains,
     ] {
-        ctx.register_udf(super::udf::lower_test(test));
+        ctx.register_udf(super::udf_match::lower_test(test));
     }
-    ctx.register_udf(super::udf::regex_is_match());
+    ctx.register_udf(super::udf_match::regex_is_match());
     ctx.add_analyzer_rule(Arc::new(super::rewrite::CaseInsensitiveCompare::default()));
     // KQL's `has` / `has_cs` (translated KQL hunts).
     for term in [
-        super::udf::Term::Whole,
-        super::udf::Term::Prefix,
-        super::udf::Term::Suffix,
+        super::udf_match::Term::Whole,
+        super::udf_match::Term::Prefix,
+        super::udf_match::Term::Suffix,
     ] {
-        ctx.register_udf(super::udf::kql_term(term, false));
-        ctx.register_udf(super::udf::kql_term(term, true));
+        ctx.register_udf(super::udf_match::kql_term(term, false));
+        ctx.register_udf(super::udf_match::kql_term(term, true));
     }
     // KQL's dynamic values and the other KQL functions DataFusion lacks.
     for f in super::udf_json::all() {

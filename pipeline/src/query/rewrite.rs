@@ -1,5 +1,5 @@
 //! Case-insensitive comparisons without `lower()`: an analyzer rule that puts the `lower_*` functions
-//! ([`super::udf::lower_test`]) in place of the patterns hunts write to compare without case —
+//! ([`super::udf_match::lower_test`]) in place of the patterns hunts write to compare without case —
 //!
 //! | written (after DataFusion's own simplification)   | run as                          |
 //! |----------------------------------------------------|---------------------------------|
@@ -31,7 +31,7 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, ScalarUDF};
 use datafusion::optimizer::AnalyzerRule;
 
-use super::udf::{LowerTest, cached_regex, lower_test, regex_is_match};
+use super::udf_match::{LowerTest, cached_regex, lower_test, regex_is_match};
 
 /// The rule (registered in every hunt and lake session by [`super::plan::register_functions`]).
 #[derive(Debug)]
