@@ -71,22 +71,7 @@ fn hunts_of(ids: &BTreeSet<(String, String)>) -> BTreeSet<&str> {
 async fn count(lake: &Path, sql: &str) -> Vec<Value> {
     let mut s = common::test_settings();
     s.lake.path = lake.display().to_string();
-    let mut out = Vec::new();
-    ghosthunt::cli::lake::query(
-        &s,
-        sql,
-        false,
-        Range::default(),
-        ghosthunt::cli::lake::Format::Json,
-        &mut out,
-    )
-    .await
-    .unwrap();
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::lake_rows(&s, sql).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

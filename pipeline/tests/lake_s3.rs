@@ -65,19 +65,9 @@ async fn run(settings: Settings) -> ghosthunt::pipeline::Summary {
         .expect("the run finishes")
 }
 
+/// The first row of an ad-hoc query over the lake.
 async fn rows(settings: &Settings, sql: &str) -> Value {
-    let mut out = Vec::new();
-    ghosthunt::cli::lake::query(
-        settings,
-        sql,
-        false,
-        Range::default(),
-        ghosthunt::cli::lake::Format::Json,
-        &mut out,
-    )
-    .await
-    .unwrap();
-    serde_json::from_str(String::from_utf8(out).unwrap().lines().next().unwrap()).unwrap()
+    common::lake_rows(settings, sql).await.remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -139,6 +139,16 @@ fn like_shape(pattern: &str) -> Option<(String, bool, bool)> {
     Some((text, leading, trailing))
 }
 
+/// The test a LIKE shape asks for: `c`, `c%`, `%c`, `%c%`.
+fn like_test(leading: bool, trailing: bool) -> LowerTest {
+    match (leading, trailing) {
+        (false, false) => LowerTest::Eq,
+        (false, true) => LowerTest::StartsWith,
+        (true, false) => LowerTest::EndsWith,
+        (true, true) => LowerTest::Contains,
+    }
+}
+
 impl CaseInsensitiveCompare {
     /// `regex_is_match(x, 'pattern', flags)`, when the pattern compiles (else DataFusion's own
     /// operator stays, with its own error).
@@ -262,13 +272,10 @@ impl CaseInsensitiveCompare {
                 if text.to_lowercase() != text {
                     return None;
                 }
-                let test = match (leading, trailing) {
-                    (false, false) => LowerTest::Eq,
-                    (false, true) => LowerTest::StartsWith,
-                    (true, false) => LowerTest::EndsWith,
-                    (true, true) => LowerTest::Contains,
-                };
-                Some(negate(self.call(test, x, vec![&text]), *negated))
+                Some(negate(
+                    self.call(like_test(leading, trailing), x, vec![&text]),
+                    *negated,
+                ))
             }),
             // x ILIKE 'c' (the shapes above, ASCII text)
             Expr::Like(Like {
@@ -281,14 +288,11 @@ impl CaseInsensitiveCompare {
                 .and_then(like_shape)
                 .filter(|(text, _, _)| text.is_ascii())
                 .map(|(text, leading, trailing)| {
-                    let test = match (leading, trailing) {
-                        (false, false) => LowerTest::Eq,
-                        (false, true) => LowerTest::StartsWith,
-                        (true, false) => LowerTest::EndsWith,
-                        (true, true) => LowerTest::Contains,
-                    };
                     let text = text.to_ascii_lowercase();
-                    negate(self.call(test, expr, vec![&text]), *negated)
+                    negate(
+                        self.call(like_test(leading, trailing), expr, vec![&text]),
+                        *negated,
+                    )
                 }),
             _ => None,
         };

@@ -31,16 +31,22 @@ pub const LOWER_STARTS_WITH: &str = "lower_starts_with";
 pub const LOWER_ENDS_WITH: &str = "lower_ends_with";
 pub const LOWER_CONTAINS: &str = "lower_contains";
 
+/// Each test, its function's name, and whether it takes any number of constants.
+const LOWER_TESTS: [(LowerTest, &str, bool); 4] = [
+    (LowerTest::Eq, LOWER_EQ, true),
+    (LowerTest::StartsWith, LOWER_STARTS_WITH, false),
+    (LowerTest::EndsWith, LOWER_ENDS_WITH, false),
+    (LowerTest::Contains, LOWER_CONTAINS, false),
+];
+
 /// `lower_eq(x, 'a', 'b', …)`: `lower(x) IN ('a', 'b', …)` (the constants lower case); the others
 /// `lower_starts_with(x, 'c')`, `lower_ends_with(x, 'c')`, `lower_contains(x, 'c')`.
 pub fn lower_test(test: LowerTest) -> ScalarUDF {
     fn body(name: &str, args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
-        let test = match name {
-            LOWER_EQ => LowerTest::Eq,
-            LOWER_STARTS_WITH => LowerTest::StartsWith,
-            LOWER_ENDS_WITH => LowerTest::EndsWith,
-            _ => LowerTest::Contains,
-        };
+        let (test, _, _) = *LOWER_TESTS
+            .iter()
+            .find(|(_, n, _)| *n == name)
+            .expect("a lower_* function");
         let mut constants = Vec::with_capacity(args.len() - 1);
         for a in &args[1..] {
             match constant(a) {
@@ -59,12 +65,10 @@ pub fn lower_test(test: LowerTest) -> ScalarUDF {
         let result: BooleanArray = map_texts(&values, |v| v.map(|v| matcher.matches(v)))?;
         Ok(ColumnarValue::Array(Arc::new(result)))
     }
-    let (name, variadic) = match test {
-        LowerTest::Eq => (LOWER_EQ, true),
-        LowerTest::StartsWith => (LOWER_STARTS_WITH, false),
-        LowerTest::EndsWith => (LOWER_ENDS_WITH, false),
-        LowerTest::Contains => (LOWER_CONTAINS, false),
-    };
+    let (_, name, variadic) = *LOWER_TESTS
+        .iter()
+        .find(|(t, _, _)| *t == test)
+        .expect("every test is named");
     ScalarUDF::from(TextFunction {
         name,
         arity: 2,
@@ -264,52 +268,62 @@ pub fn kql_has(case_sensitive: bool) -> ScalarUDF {
     kql_term(Term::Whole, case_sensitive)
 }
 
+/// Each `has` function: its terms, whether it is case-sensitive, its name.
+const KQL_TERMS: [(Term, bool, &str); 6] = {
+    use crate::kql::*;
+    [
+        (Term::Whole, false, KQL_HAS),
+        (Term::Whole, true, KQL_HAS_CS),
+        (Term::Prefix, false, KQL_HASPREFIX),
+        (Term::Prefix, true, KQL_HASPREFIX_CS),
+        (Term::Suffix, false, KQL_HASSUFFIX),
+        (Term::Suffix, true, KQL_HASSUFFIX_CS),
+    ]
+};
+
+/// The finder for a needle (see [`Prepared`]).
+fn term_finder(needle: &str, case_sensitive: bool, term: Term) -> Result<Arc<TermFinder>> {
+    static FINDERS: Prepared<(String, bool, Term), TermFinder> = Prepared::new();
+    FINDERS.get((needle.to_string(), case_sensitive, term), || {
+        Ok(TermFinder::new(needle, case_sensitive, term))
+    })
+}
+
 /// `kql_has`, `kql_hasprefix`, `kql_hassuffix` and their `_cs` forms (see [`term_match`]).
 pub fn kql_term(term: Term, case_sensitive: bool) -> ScalarUDF {
-    use crate::kql::*;
     fn body(name: &str, args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
-        let (term, case_sensitive) = match name {
-            KQL_HAS => (Term::Whole, false),
-            KQL_HAS_CS => (Term::Whole, true),
-            KQL_HASPREFIX => (Term::Prefix, false),
-            KQL_HASPREFIX_CS => (Term::Prefix, true),
-            KQL_HASSUFFIX => (Term::Suffix, false),
-            _ => (Term::Suffix, true),
-        };
+        let (term, case_sensitive, _) = *KQL_TERMS
+            .iter()
+            .find(|(_, _, n)| *n == name)
+            .expect("a kql_has* function");
         let hay = args[0].to_array(rows)?;
         let result: BooleanArray = match constant(&args[1]) {
             // A NULL needle: NULL whatever the haystack.
             Some(None) => return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(None))),
             Some(Some(needle)) => {
-                static FINDERS: Prepared<(String, bool, Term), TermFinder> = Prepared::new();
-                let finder = FINDERS.get((needle.to_string(), case_sensitive, term), || {
-                    Ok(TermFinder::new(needle, case_sensitive, term))
-                })?;
+                let finder = term_finder(needle, case_sensitive, term)?;
                 map_texts(&hay, |h| Some(finder.matches(h.unwrap_or(""))))?
             }
             None => {
-                let needles: Vec<Option<String>> =
-                    map_texts(&args[1].to_array(rows)?, |n| n.map(str::to_string))?;
+                let needles: Vec<Option<Arc<TermFinder>>> =
+                    map_texts(&args[1].to_array(rows)?, |n| {
+                        n.map(|n| term_finder(n, case_sensitive, term)).transpose()
+                    })
+                    .and_then(|found: Vec<Result<_>>| found.into_iter().collect())?;
                 let mut row = 0;
                 map_texts(&hay, |h| {
-                    let needle = &needles[row];
+                    let finder = &needles[row];
                     row += 1;
-                    needle
-                        .as_deref()
-                        .map(|n| term_match(h.unwrap_or(""), n, case_sensitive, term))
+                    finder.as_ref().map(|f| f.matches(h.unwrap_or("")))
                 })?
             }
         };
         Ok(ColumnarValue::Array(Arc::new(result)))
     }
-    let name = match (term, case_sensitive) {
-        (Term::Whole, false) => KQL_HAS,
-        (Term::Whole, true) => KQL_HAS_CS,
-        (Term::Prefix, false) => KQL_HASPREFIX,
-        (Term::Prefix, true) => KQL_HASPREFIX_CS,
-        (Term::Suffix, false) => KQL_HASSUFFIX,
-        (Term::Suffix, true) => KQL_HASSUFFIX_CS,
-    };
+    let (_, _, name) = *KQL_TERMS
+        .iter()
+        .find(|(t, cs, _)| *t == term && *cs == case_sensitive)
+        .expect("every form is named");
     TextFunction::udf(name, 2, DataType::Boolean, body)
 }
 

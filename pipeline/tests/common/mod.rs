@@ -369,3 +369,24 @@ pub fn last_progress(stderr: &[u8]) -> Value {
         .find(|v| v["progress"] == "retro-hunt")
         .unwrap_or_else(|| panic!("no progress line in\n{}", String::from_utf8_lossy(stderr)))
 }
+
+/// The rows of an ad-hoc query over the settings' lake (`ghosthunt query --format json`), all of its
+/// time range.
+pub async fn lake_rows(settings: &Settings, sql: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    ghosthunt::cli::lake::query(
+        settings,
+        sql,
+        false,
+        ghosthunt::lake::read::Range::default(),
+        ghosthunt::cli::lake::Format::Json,
+        &mut out,
+    )
+    .await
+    .unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
