@@ -242,6 +242,9 @@ pub struct Hunt {
     pub entity: Option<String>,
     /// `None`: every result row alerts.
     pub suppress: Option<Suppression>,
+    /// Event columns that partition a windowed hunt's rows when scaled out (`partition_by:`); empty: the
+    /// key read from its plan (see `query::partition`).
+    pub partition_by: Vec<String>,
     pub response: Vec<String>,
     pub references: Vec<String>,
     /// The whole file text: the header is a SQL comment, so line numbers in SQL errors are file lines.

@@ -36,6 +36,7 @@ pub mod lake;
 pub mod pipeline;
 pub mod query;
 pub mod runtime;
+pub mod scale;
 pub mod settings;
 pub mod sigma;
 pub mod source;

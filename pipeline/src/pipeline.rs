@@ -21,6 +21,7 @@ use crate::alert::{AlertSink, DeadLetterSink, SinkError, Suppressor};
 use crate::decode::{DeadLetter, DeadLetterReason, DecodeFn, DecodedBatch, Decoder, EventSchema};
 use crate::lake::{LakeError, LakeSink};
 use crate::runtime::{BatchView, Evaluator, StepInput, StepOutput};
+use crate::scale::Repartitioner;
 use crate::settings::Settings;
 use crate::source::{Acknowledge, Positions, Source, SourceError};
 use crate::telemetry::{Health, Metrics};
@@ -46,6 +47,17 @@ pub struct Components {
     /// The lake writer (`None`: no `[lake] path`): the batches and alerts, committed before the source is
     /// acknowledged.
     pub lake: Option<LakeSink>,
+    pub stage: Stage,
+}
+
+/// Which of an instance's pipelines this is (two when scaled out: see `scale`).
+pub enum Stage {
+    /// Reads events; scaled out, also sends the repartitioned hunts' rows on (acknowledging the source
+    /// only once they are on the broker).
+    Events(Option<Box<Repartitioner>>),
+    /// Evaluates the repartitioned hunts on the rows the repartition topic brings. It leaves the
+    /// event-side metrics (events acknowledged, watermark, hunts loaded) to the events pipeline.
+    Repartitioned,
 }
 
 /// A complete set of hunts to run instead of the current one (a hot reload), with the schema they were
@@ -78,6 +90,10 @@ pub enum PipelineError {
     Source(#[from] SourceError),
     #[error("lake write failed; nothing after the last lake commit was acknowledged")]
     Lake(#[from] LakeError),
+    #[error(
+        "sending rows to the repartition topic failed; nothing after the last acknowledged batch was acknowledged: {0}"
+    )]
+    Repartition(SinkError),
     /// A bug of ours, not of the input or the hunts: the run stops rather than finish with input unread.
     #[error(
         "the {stage} task failed: {reason}; input after the last acknowledged batch was not processed"
@@ -165,6 +181,11 @@ pub(crate) async fn run_with_decoder(
     engine.schema = Arc::clone(&c.schema);
     engine.decoders = Some(decoders);
     engine.lake = c.lake.take();
+    match c.stage {
+        Stage::Events(r) => engine.repartition = r,
+        Stage::Repartitioned => engine.repartitioned = true,
+    }
+    engine.count_hunts();
     let mut reloads = c.reloads.take();
     c.metrics
         .window_rows_limit
@@ -256,6 +277,10 @@ struct Engine {
     /// Open suppression periods of hunts with `suppress` (kept across reloads: keyed by hunt id).
     suppressor: Suppressor,
     lake: Option<LakeSink>,
+    /// Scaled out, on the events side: where the repartitioned hunts' rows go.
+    repartition: Option<Box<Repartitioner>>,
+    /// This is the repartitioned side (see [`Stage`]).
+    repartitioned: bool,
 }
 
 impl Engine {
@@ -267,7 +292,7 @@ impl Engine {
         metrics: Metrics,
         health: Health,
     ) -> Engine {
-        let engine = Engine {
+        Engine {
             slots: evaluators.into_iter().map(Slot::new).collect(),
             tracker: WatermarkTracker::new(settings.window.idle_timeout),
             alerts,
@@ -285,18 +310,22 @@ impl Engine {
             pending: None,
             suppressor: Suppressor::default(),
             lake: None,
-        };
-        engine.count_hunts();
-        engine
+            repartition: None,
+            repartitioned: false,
+        }
     }
 
     fn count_hunts(&self) {
+        if self.repartitioned {
+            return;
+        }
         let hunts: usize = self
             .slots
             .iter()
             .filter_map(|s| s.evaluator.as_ref())
             .map(|e| e.hunts().len())
-            .sum();
+            .sum::<usize>()
+            + self.repartition.as_ref().map_or(0, |r| r.hunt_count());
         self.metrics.hunts_loaded.set(hunts as i64);
     }
 
@@ -330,6 +359,7 @@ impl Engine {
             seq: decoded.seq,
             batch: decoded.batch,
             received: decoded.received,
+            parts: decoded.parts,
         });
         let input = StepInput {
             batch: Some(Arc::clone(&view)),
@@ -337,6 +367,11 @@ impl Engine {
             flush: false,
         };
         let outputs = self.step_all(input).await;
+        if let Some(r) = &mut self.repartition {
+            r.send(Some((&view.batch, &decoded.records)), watermark, false)
+                .await
+                .map_err(PipelineError::Repartition)?;
+        }
         if let Some(lake) = &mut self.lake {
             lake.write_events(view.seq, &view.batch, &decoded.records)
                 .await?;
@@ -351,6 +386,13 @@ impl Engine {
 
     async fn on_tick(&mut self) -> Result<(), PipelineError> {
         let watermark = self.tracker.watermark(Instant::now());
+        if let Some(r) = &mut self.repartition {
+            // The watermark also moves without input (inputs going idle), and receivers need a
+            // heartbeat to tell a live sender from a gone one.
+            r.send(None, watermark, false)
+                .await
+                .map_err(PipelineError::Repartition)?;
+        }
         let holding = self
             .slots
             .iter()
@@ -379,7 +421,15 @@ impl Engine {
             flush: true,
         };
         let outputs = self.step_all(input).await;
-        self.finish_step(outputs, Vec::new(), watermark, true).await
+        self.finish_step(outputs, Vec::new(), watermark, true)
+            .await?;
+        if let Some(r) = &mut self.repartition {
+            // Leaving: receivers stop waiting for this instance's watermark.
+            r.send(None, watermark, true)
+                .await
+                .map_err(PipelineError::Repartition)?;
+        }
+        Ok(())
     }
 
     /// Runs one step of every evaluator, at most `hunts.concurrency` at once, each on its own task. An
@@ -543,6 +593,12 @@ impl Engine {
             .window_rows
             .with_label_values(&[label])
             .set(held as i64);
+        if out.duplicates > 0 {
+            self.metrics
+                .repartition_duplicates
+                .with_label_values(&[label])
+                .inc_by(out.duplicates as u64);
+        }
         if out.dropped > 0 {
             self.metrics
                 .window_rows_dropped
@@ -558,6 +614,9 @@ impl Engine {
     }
 
     fn observe_watermark(&self, watermark: Watermark) {
+        if self.repartitioned {
+            return;
+        }
         if let Watermark::At(t) | Watermark::AllIdle(t) = watermark {
             self.metrics
                 .watermark_lag
@@ -581,11 +640,15 @@ impl Engine {
             }
             let (_, positions, records) = self.unacknowledged.pop_front().expect("front exists");
             self.acker.acknowledge(&positions);
-            self.metrics.acknowledged_events.inc_by(records as u64);
+            if !self.repartitioned {
+                self.metrics.acknowledged_events.inc_by(records as u64);
+            }
         }
-        self.metrics
-            .unacknowledged_batches
-            .set(self.unacknowledged.len() as i64);
+        if !self.repartitioned {
+            self.metrics
+                .unacknowledged_batches
+                .set(self.unacknowledged.len() as i64);
+        }
     }
 }
 
@@ -654,7 +717,11 @@ fn late_dead_letters(
     let mut late: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
     for (id, out) in outputs {
         for &row in &out.late_rows {
-            late.entry(row).or_default().push(id);
+            let hunts = late.entry(row).or_default();
+            // A repartitioned message is named once per late row it brought.
+            if hunts.last() != Some(&id.as_str()) {
+                hunts.push(id);
+            }
         }
     }
     late.into_iter()

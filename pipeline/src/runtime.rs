@@ -24,6 +24,24 @@ pub struct BatchView {
     pub batch: RecordBatch,
     /// When the pipeline received the batch's newest record.
     pub received: Instant,
+    /// Rows other instances selected for this one's windowed hunts (scaled out; see `scale`). Empty on the
+    /// source side, where `batch` holds the decoded events.
+    pub parts: Vec<Part>,
+}
+
+/// Rows of one windowed hunt that the instance decoding them sent to the instance owning their key.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub hunt: String,
+    /// Fingerprint of the hunt that selected them (`PlannedHunt::fingerprint`).
+    pub fingerprint: String,
+    /// The rows that passed the hunt's filter, projected to the columns it reads and event time
+    /// (`PlannedHunt::routed_columns`).
+    pub batch: RecordBatch,
+    /// Index, among the batch's records, of the record (message) that brought them.
+    pub record: usize,
+    /// Each row's source position (to keep a row sent twice once); empty when unknown.
+    pub origins: Vec<crate::window::Origin>,
 }
 
 /// Input of one step: a decoded batch (or nothing, on a timer tick) and the watermark after it.
@@ -86,6 +104,8 @@ pub struct StepOutput {
     pub late_rows: Vec<usize>,
     /// Rows not kept because the evaluator's state was full.
     pub dropped: usize,
+    /// Repartitioned rows not kept because the window already held their source position.
+    pub duplicates: usize,
     pub windows_closed: u64,
     /// Seconds each evaluation took.
     pub evaluations: Vec<f64>,

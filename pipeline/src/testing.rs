@@ -107,6 +107,7 @@ pub async fn run_on_file(
             health: Health::default(),
             reloads: None,
             lake: None,
+            stage: crate::pipeline::Stage::Events(None),
         },
         CancellationToken::new(),
     )

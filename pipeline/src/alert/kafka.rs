@@ -23,6 +23,8 @@ use crate::telemetry::Metrics;
 
 /// One record to produce, owned so that it can be sent again.
 struct Outgoing {
+    /// `None`: the producer's partitioner picks one by key.
+    partition: Option<i32>,
     key: Option<String>,
     payload: Vec<u8>,
     headers: Vec<(&'static str, Vec<u8>)>,
@@ -101,6 +103,9 @@ impl KafkaWriter {
                 if let Some(key) = &r.key {
                     record = record.key(key);
                 }
+                if let Some(partition) = r.partition {
+                    record = record.partition(partition);
+                }
                 let started = Instant::now();
                 // A full producer queue is backpressure: wait for room, never drop.
                 let delivery = loop {
@@ -158,7 +163,27 @@ impl KafkaWriter {
             records
                 .into_iter()
                 .map(|(key, payload)| Outgoing {
+                    partition: None,
                     key,
+                    payload,
+                    headers: Vec::new(),
+                })
+                .collect(),
+        )
+        .await
+    }
+
+    /// Produces `(partition, key, value)` records and waits for every delivery.
+    pub async fn send_to_partitions(
+        &self,
+        records: Vec<(i32, String, Vec<u8>)>,
+    ) -> Result<(), SinkError> {
+        self.send_all(
+            records
+                .into_iter()
+                .map(|(partition, key, payload)| Outgoing {
+                    partition: Some(partition),
+                    key: Some(key),
                     payload,
                     headers: Vec::new(),
                 })
@@ -200,6 +225,7 @@ impl AlertSink for KafkaAlertSink {
         let records = alerts
             .iter()
             .map(|a| Outgoing {
+                partition: None,
                 key: match self.key {
                     AlertKey::HuntEntity => Some(a.key.clone()),
                     AlertKey::Hunt => Some(a.hunt.id.clone()),
@@ -259,6 +285,7 @@ impl DeadLetterSink for KafkaDeadLetterSink {
                     _ => None,
                 };
                 Outgoing {
+                    partition: None,
                     key,
                     payload: d.bytes.clone(),
                     headers,

@@ -182,6 +182,7 @@ mod tests {
                 period,
                 by: Vec::new(),
             }),
+            partition_by: Vec::new(),
             response: vec!["Look.".into()],
             references: Vec::new(),
             sql: String::new(),

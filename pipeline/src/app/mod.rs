@@ -7,6 +7,7 @@ pub mod reload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -17,10 +18,10 @@ use crate::generator::GeneratorSource;
 use crate::hunt::HuntError;
 use crate::lake::LakeSink;
 use crate::lake::read::{LakeSource, ReadMode};
-use crate::pipeline::{self, Components, Summary};
+use crate::pipeline::{self, Components, Stage, Summary};
 use crate::query::{self, PlannedHunt, SqlEvaluator};
 use crate::runtime::Evaluator;
-use crate::settings::{OutputSettings, Settings, SourceSettings};
+use crate::settings::{OutputSettings, ScaleMode, Settings, SourceSettings};
 use crate::sigma::engine::SigmaEngine;
 use crate::sigma::load::SigmaRefusal;
 use crate::sigma::mapping::Mapping;
@@ -308,23 +309,23 @@ pub async fn run(
         true => Some(LakeSink::open(&settings.lake, &*self::schema(&settings)?).await?),
         false => None,
     };
-    let alerts: Box<dyn AlertSink> = match &settings.alerts {
-        OutputSettings::Kafka { topic } => Box::new(KafkaAlertSink::new(
-            &settings.kafka,
-            topic,
-            settings.alert_key,
-            &handles.metrics,
-        )?),
-        other => Box::new(LineWriter::open(other).await?),
-    };
-    let dead_letters: Box<dyn DeadLetterSink> = match &settings.dead_letters {
-        OutputSettings::Kafka { topic } => Box::new(KafkaDeadLetterSink::new(
-            &settings.kafka,
-            topic,
-            &handles.metrics,
-        )?),
-        other => Box::new(LineWriter::open(other).await?),
-    };
+    let alerts = alert_sink(&settings, &handles.metrics).await?;
+    let dead_letters = dead_letter_sink(&settings, &handles.metrics).await?;
+    if settings.scale.mode == ScaleMode::Repartition {
+        let result = run_scaled_out(
+            settings,
+            &handles,
+            (schema, planned, setup.engine),
+            (source, alerts, dead_letters, lake),
+            shutdown,
+        )
+        .await;
+        server_stop.cancel();
+        if let Some(task) = server {
+            let _ = task.await;
+        }
+        return result;
+    }
     let evaluators = evaluators(&settings, &schema, planned, setup.engine);
     let reload_stop = CancellationToken::new();
     // A retro-hunt runs the hunts as they were at its start.
@@ -353,6 +354,7 @@ pub async fn run(
             health: handles.health.clone(),
             reloads,
             lake,
+            stage: Stage::Events(None),
         },
         shutdown,
     )
@@ -366,6 +368,168 @@ pub async fn run(
         let _ = task.await;
     }
     Ok(result?)
+}
+
+/// The configured alert sink.
+async fn alert_sink(
+    settings: &Settings,
+    metrics: &Metrics,
+) -> Result<Box<dyn AlertSink>, AppError> {
+    Ok(match &settings.alerts {
+        OutputSettings::Kafka { topic } => Box::new(KafkaAlertSink::new(
+            &settings.kafka,
+            topic,
+            settings.alert_key,
+            metrics,
+        )?),
+        other => Box::new(LineWriter::open(other).await?),
+    })
+}
+
+/// The configured dead-letter sink.
+async fn dead_letter_sink(
+    settings: &Settings,
+    metrics: &Metrics,
+) -> Result<Box<dyn DeadLetterSink>, AppError> {
+    Ok(match &settings.dead_letters {
+        OutputSettings::Kafka { topic } => {
+            Box::new(KafkaDeadLetterSink::new(&settings.kafka, topic, metrics)?)
+        }
+        other => Box::new(LineWriter::open(other).await?),
+    })
+}
+
+/// A pipeline's source and where its output goes.
+type Ends = (
+    Box<dyn Source>,
+    Box<dyn AlertSink>,
+    Box<dyn DeadLetterSink>,
+    Option<LakeSink>,
+);
+
+/// `scale.mode = "repartition"`: the events pipeline (every hunt but the repartitioned ones, which it
+/// sends on) and the repartitioned pipeline (those hunts, for the keys this instance owns), side by side
+/// and sharing the sinks. Either failing stops both. Hunt files are read once: hot reload is off.
+async fn run_scaled_out(
+    settings: Settings,
+    handles: &Handles,
+    (schema, planned, sigma): (Arc<EventSchema>, Vec<PlannedHunt>, Option<SigmaEngine>),
+    (source, alerts, dead_letters, lake): Ends,
+    shutdown: CancellationToken,
+) -> Result<Summary, AppError> {
+    let SourceSettings::Kafka(events) = &settings.source else {
+        unreachable!("settings refuse scale.mode = repartition without a Kafka source");
+    };
+    let (local, routed) = crate::scale::split(planned);
+    let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+    for p in &routed {
+        tracing::info!(hunt = %p.hunt.id, placement = %p.placement().describe(&names), "Hunt repartitioned.");
+    }
+    let topic = &settings.scale.topic;
+    let partitions = crate::scale::ensure_topic(&settings.kafka, topic, settings.scale.partitions)
+        .await
+        .map_err(|failure| crate::alert::SinkError::Kafka {
+            topic: topic.clone(),
+            failure,
+        })?;
+    let instance = crate::scale::instance_id();
+    tracing::info!(%topic, partitions, %instance, "Scaled out: windowed hunts' rows go through the repartition topic.");
+    let w = &settings.window;
+    let repartitioner = crate::scale::Repartitioner::new(
+        routed.clone(),
+        schema.time_index,
+        crate::alert::kafka::KafkaWriter::new(&settings.kafka, topic, &handles.metrics)?,
+        (topic, partitions),
+        instance,
+        (w.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        &handles.metrics,
+    );
+    let inbox = crate::scale::Inbox::new(
+        routed
+            .iter()
+            .map(|p| (p.hunt.id.clone(), p.fingerprint()))
+            .collect(),
+        datafusion::arrow::record_batch::RecordBatch::new_empty(Arc::clone(schema.arrow())),
+        w.idle_timeout,
+        &handles.metrics,
+    );
+    let receiving = crate::settings::KafkaSourceSettings {
+        topics: vec![topic.clone()],
+        topic_pattern: None,
+        group_id: format!("{}-repartition", events.group_id),
+        // Rows on the topic were acknowledged at their source: none may be skipped.
+        auto_offset_reset: "earliest".to_string(),
+        commit_interval: events.commit_interval,
+        options: events.options.clone(),
+    };
+    let routed_source = KafkaSource::new(
+        &settings.kafka,
+        receiving,
+        &handles.metrics,
+        &handles.health,
+    )?;
+    let routed_evaluators: Vec<Box<dyn Evaluator>> = routed
+        .into_iter()
+        .map(|p| {
+            Box::new(
+                SqlEvaluator::new(
+                    p,
+                    schema.time_index,
+                    w.allowed_lateness,
+                    w.max_rows_per_hunt,
+                )
+                .routed(),
+            ) as Box<dyn Evaluator>
+        })
+        .collect();
+    let alerts = crate::scale::SharedAlerts(Arc::new(tokio::sync::Mutex::new(alerts)));
+    let dead_letters =
+        crate::scale::SharedDeadLetters(Arc::new(tokio::sync::Mutex::new(dead_letters)));
+    let stop = shutdown.child_token();
+    let events_side = Components {
+        settings: settings.clone(),
+        schema: Arc::clone(&schema),
+        evaluators: evaluators(&settings, &schema, local, sigma),
+        source,
+        alerts: Box::new(alerts.clone()),
+        dead_letters: Box::new(dead_letters.clone()),
+        metrics: handles.metrics.clone(),
+        health: handles.health.clone(),
+        reloads: None,
+        lake,
+        stage: Stage::Events(Some(Box::new(repartitioner))),
+    };
+    let routed_side = Components {
+        settings,
+        schema,
+        evaluators: routed_evaluators,
+        source: Box::new(routed_source),
+        alerts: Box::new(alerts),
+        dead_letters: Box::new(dead_letters),
+        metrics: handles.metrics.clone(),
+        health: handles.health.clone(),
+        reloads: None,
+        lake: None,
+        stage: Stage::Repartitioned,
+    };
+    let stopping = |result: Result<Summary, pipeline::PipelineError>| {
+        if result.is_err() {
+            stop.cancel();
+        }
+        result
+    };
+    let (events_result, routed_result) = tokio::join!(
+        async { stopping(pipeline::run(events_side, stop.clone()).await) },
+        async {
+            stopping(pipeline::run_with_decoder(routed_side, stop.clone(), inbox.decoder()).await)
+        },
+    );
+    let mut summary = events_result?;
+    let routed = routed_result?;
+    summary.alerts += routed.alerts;
+    summary.dead_letters += routed.dead_letters;
+    summary.disabled.extend(routed.disabled);
+    Ok(summary)
 }
 
 /// How a retro-hunt reads the lake: only the columns the hunts read, already decoded, and only the rows

@@ -194,6 +194,7 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
             health,
             reloads: None,
             lake,
+            stage: crate::pipeline::Stage::Events(None),
         },
         shutdown,
     )

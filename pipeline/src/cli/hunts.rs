@@ -73,6 +73,8 @@ pub struct Validation {
     pub refused: Vec<HuntError>,
     pub sigma_rules: usize,
     pub sigma_refused: Vec<SigmaRefusal>,
+    /// Windowed hunts and where their rows meet when scaled out: (id, placement).
+    pub placements: Vec<(String, String)>,
 }
 
 impl Validation {
@@ -87,7 +89,20 @@ impl Validation {
 pub async fn validate(settings: &Settings) -> Result<Validation, CliError> {
     let setup = app::sigma(settings, app::schema(settings)?)?;
     let (planned, refused) = app::hunts(settings, &setup.schema).await;
+    let names: Vec<&str> = setup
+        .schema
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut placements: Vec<(String, String)> = planned
+        .iter()
+        .filter(|p| p.hunt.window.size_slide().is_some())
+        .map(|p| (p.hunt.id.clone(), p.placement().describe(&names)))
+        .collect();
+    placements.sort();
     Ok(Validation {
+        placements,
         schema: setup.schema.name.clone(),
         columns: setup.schema.columns.len(),
         planned: planned.len(),
@@ -108,6 +123,16 @@ impl fmt::Display for Validation {
             self.refused.len(),
             self.sigma_rules,
             self.sigma_refused.len()
-        )
+        )?;
+        if !self.placements.is_empty() {
+            write!(
+                f,
+                "\nwindowed hunts, scaled out (scale.mode = repartition):"
+            )?;
+            for (id, placement) in &self.placements {
+                write!(f, "\n  {id:<32} {placement}")?;
+            }
+        }
+        Ok(())
     }
 }

@@ -37,6 +37,9 @@ pub enum DeadLetterReason {
     BadTimestamp,
     /// Its hunt's window had closed when it arrived.
     Late,
+    /// A record of the repartition topic this instance cannot use (another version of the hunt, a hunt
+    /// it does not run, or not a repartition record).
+    Repartition,
 }
 
 impl DeadLetterReason {
@@ -51,6 +54,7 @@ impl DeadLetterReason {
             DeadLetterReason::MissingTimestamp => "missing_timestamp",
             DeadLetterReason::BadTimestamp => "bad_timestamp",
             DeadLetterReason::Late => "late",
+            DeadLetterReason::Repartition => "repartition",
         }
     }
 }
@@ -74,8 +78,11 @@ pub struct DecodedBatch {
     pub seq: u64,
     /// The rows that decoded, in the event schema.
     pub batch: RecordBatch,
-    /// The record behind each row of `batch` (same order).
+    /// The record behind each row of `batch` (same order); for repartitioned input, the message behind
+    /// each of `parts`.
     pub records: Vec<RawRecord>,
+    /// Rows repartitioned to this instance (see [`crate::runtime::Part`]); empty for events.
+    pub parts: Vec<crate::runtime::Part>,
     pub dead_letters: Vec<DeadLetter>,
     pub positions: Positions,
     /// Per input seen in this batch: its highest event time (ns), if any row of it decoded.
@@ -191,6 +198,7 @@ impl Decoder {
             started: Vec::new(),
             stopped: Vec::new(),
             generation: 0,
+            parts: Vec::new(),
         }
     }
 }
@@ -423,6 +431,7 @@ pub async fn run_batcher(
                         started: Vec::new(),
                         stopped: Vec::new(),
                         generation,
+                        parts: Vec::new(),
                     }
                 }
                 Some(SourceMessage::Started(input)) => {

@@ -41,6 +41,8 @@ struct RawMetadata {
     entity: Option<String>,
     #[serde(default)]
     suppress: Option<RawSuppress>,
+    #[serde(default)]
+    partition_by: Vec<String>,
     response: Vec<String>,
     #[serde(default)]
     references: Vec<String>,
@@ -151,6 +153,13 @@ impl Hunt {
                     .into(),
             ));
         }
+        if !raw.partition_by.is_empty() && window == WindowSpec::None {
+            return Err(at(
+                key_line("partition_by"),
+                "partition_by applies to windowed hunts only (this one has window: none: it is evaluated where each event is)"
+                    .into(),
+            ));
+        }
         let suppress = match raw.suppress {
             None => None,
             Some(s) => {
@@ -192,6 +201,7 @@ impl Hunt {
             allowed_lateness,
             entity: raw.entity,
             suppress,
+            partition_by: raw.partition_by,
             response: raw.response,
             references: raw.references,
             sql: text.to_string(),

@@ -7,6 +7,7 @@
 
 pub mod file;
 pub mod load;
+pub mod partition;
 pub mod plan;
 pub mod rewrite;
 pub mod run;
@@ -14,6 +15,7 @@ pub mod udf;
 pub mod udf_json;
 pub mod udf_match;
 
+pub use partition::Placement;
 pub use plan::PlannedHunt;
 pub use run::SqlEvaluator;
 

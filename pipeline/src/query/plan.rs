@@ -36,6 +36,7 @@ use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
+use super::partition::Placement;
 use crate::decode::EventSchema;
 use crate::decode::schema::timestamp_type;
 use crate::hunt::{Hunt, HuntError};
@@ -133,6 +134,8 @@ pub struct PlannedHunt {
     /// Event-schema columns the hunt reads (what windows keep).
     used_columns: Vec<usize>,
     event_schema: SchemaRef,
+    /// Where its rows must meet when scaled out (windowed hunts).
+    placement: Placement,
 }
 
 impl std::fmt::Debug for PlannedHunt {
@@ -264,6 +267,26 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
         .map_err(located)?;
     let optimized = state.optimize(&logical).map_err(located)?;
     let (used_columns, filters) = scan_requirements(&optimized, event_schema.fields().len());
+    let placement = match hunt.partition_by.as_slice() {
+        [] => super::partition::placement(&optimized, event_schema.fields().len()),
+        names => {
+            let mut key = Vec::with_capacity(names.len());
+            for name in names {
+                match event_schema.index_of(name) {
+                    Ok(i) => key.push(i),
+                    Err(_) => {
+                        return Err(fail(
+                            sql_line,
+                            format!("partition_by `{name}` is not an event column"),
+                        ));
+                    }
+                }
+            }
+            key.sort_unstable();
+            key.dedup();
+            Placement::Keyed(key)
+        }
+    };
     let row_filter = filters.clone().map(unqualified);
     let prefilter = match filters {
         Some(expr) => {
@@ -312,6 +335,7 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
         row_filter,
         used_columns,
         event_schema,
+        placement,
     })
 }
 
@@ -395,9 +419,23 @@ impl PlannedHunt {
         self.row_filter.as_ref()
     }
 
+    /// Where its rows must meet when the pipeline is scaled out.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
     /// Event-schema columns a window must keep for this hunt.
     pub fn used_columns(&self) -> &[usize] {
         &self.used_columns
+    }
+
+    /// The columns a windowed hunt's rows travel with when repartitioned: those it reads and event time.
+    pub fn routed_columns(&self, time_index: usize) -> Vec<usize> {
+        let mut columns = self.used_columns.clone();
+        if let Err(at) = columns.binary_search(&time_index) {
+            columns.insert(at, time_index);
+        }
+        columns
     }
 
     /// Which rows of a decoded batch can matter to this hunt; `None` when every row can.
@@ -426,10 +464,7 @@ impl PlannedHunt {
         batch: &RecordBatch,
         time_index: usize,
     ) -> Result<Option<UnwindowedInput>, DataFusionError> {
-        let mut columns = self.used_columns.clone();
-        if let Err(at) = columns.binary_search(&time_index) {
-            columns.insert(at, time_index);
-        }
+        let columns = self.routed_columns(time_index);
         let projected = batch.project(&columns)?;
         let rows = match self.prefilter_mask(batch)? {
             None => projected,

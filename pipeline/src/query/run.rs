@@ -16,23 +16,27 @@ use crate::hunt::Hunt;
 use crate::runtime::{
     AlertTime, Detection, EvaluationError, Evaluator, Rows, StepInput, StepOutput, Stepping,
 };
-use crate::window::{Watermark, WindowState};
+use crate::window::{Origin, Watermark, WindowState};
 
 /// A planned SQL hunt with its window state.
 pub struct SqlEvaluator {
     planned: Arc<PlannedHunt>,
     window: Option<WindowState>,
     time_index: usize,
+    /// Takes its rows from the batches' repartitioned parts (already filtered by the instance that
+    /// decoded them) instead of from the decoded events.
+    routed: bool,
 }
 
 impl SqlEvaluator {
     /// `lateness` and `max_rows` are the window settings (the hunt's own `allowed_lateness` wins).
     pub fn new(
-        planned: PlannedHunt,
+        planned: impl Into<Arc<PlannedHunt>>,
         time_index: usize,
         lateness: std::time::Duration,
         max_rows: usize,
     ) -> SqlEvaluator {
+        let planned = planned.into();
         let window = planned.hunt.window.size_slide().map(|(size, slide)| {
             WindowState::new(
                 size,
@@ -42,10 +46,17 @@ impl SqlEvaluator {
             )
         });
         SqlEvaluator {
-            planned: Arc::new(planned),
+            planned,
             window,
             time_index,
+            routed: false,
         }
+    }
+
+    /// The same hunt, fed with the rows other instances repartitioned to this one (a windowed hunt).
+    pub fn routed(mut self) -> SqlEvaluator {
+        self.routed = true;
+        self
     }
 }
 
@@ -131,7 +142,11 @@ impl SqlEvaluator {
             return Ok(());
         };
 
-        if let Some(view) = &input.batch {
+        if let Some(view) = &input.batch
+            && self.routed
+        {
+            insert_parts(window, &planned, time_index, view, out)?;
+        } else if let Some(view) = &input.batch {
             let batch = &view.batch;
             let times = batch
                 .column(time_index)
@@ -197,6 +212,67 @@ impl SqlEvaluator {
         }
         Ok(())
     }
+}
+
+/// Stores the rows repartitioned to this instance for `planned` (its parts of the batch), by pane.
+fn insert_parts(
+    window: &mut WindowState,
+    planned: &PlannedHunt,
+    time_index: usize,
+    view: &crate::runtime::BatchView,
+    out: &mut StepOutput,
+) -> Result<(), datafusion::error::DataFusionError> {
+    let columns = planned.routed_columns(time_index);
+    let at = columns
+        .binary_search(&time_index)
+        .expect("routed columns hold event time");
+    let keep: Vec<usize> = planned
+        .used_columns()
+        .iter()
+        .map(|c| {
+            columns
+                .binary_search(c)
+                .expect("routed columns hold the used ones")
+        })
+        .collect();
+    for part in view.parts.iter().filter(|p| p.hunt == planned.hunt.id) {
+        let times = part
+            .batch
+            .column(at)
+            .as_primitive::<TimestampNanosecondType>();
+        let mut by_pane: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        for row in 0..part.batch.num_rows() {
+            let t = times.value(row);
+            if window.is_late(t) {
+                out.late_rows.push(part.record);
+            } else {
+                by_pane
+                    .entry(window.pane_of(t))
+                    .or_default()
+                    .push(row as u32);
+            }
+        }
+        if by_pane.is_empty() {
+            continue;
+        }
+        let projected = part.batch.project(&keep)?;
+        for (pane, rows) in by_pane {
+            let inserted = if part.origins.is_empty() {
+                let rows = take_record_batch(&projected, &UInt32Array::from(rows))?;
+                window.insert(pane, rows, view.seq, view.received)
+            } else {
+                let origins: Vec<Origin> = rows
+                    .iter()
+                    .map(|&r| part.origins[r as usize].clone())
+                    .collect();
+                let rows = take_record_batch(&projected, &UInt32Array::from(rows))?;
+                window.insert_once(pane, rows, &origins, view.seq, view.received)?
+            };
+            out.dropped += inserted.dropped;
+            out.duplicates += inserted.duplicates;
+        }
+    }
+    Ok(())
 }
 
 /// Result rows, if any, as one detection of the hunt.

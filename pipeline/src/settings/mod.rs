@@ -53,6 +53,7 @@ pub struct Settings {
     pub log_filter: String,
     pub kafka: KafkaSettings,
     pub lake: LakeSettings,
+    pub scale: ScaleSettings,
     /// Progress of a run that reads history once (`ghosthunt hunt` sets it; not a configuration key).
     pub progress: bool,
 }
@@ -389,6 +390,35 @@ impl Settings {
             retention: (!l.retention.is_zero()).then_some(l.retention),
         };
 
+        let scale = ScaleSettings {
+            mode: match raw.scale.mode.trim() {
+                "local" => ScaleMode::Local,
+                "repartition" => ScaleMode::Repartition,
+                other => {
+                    return Err(invalid(
+                        "scale.mode",
+                        format!("`{other}`: use local or repartition"),
+                    ));
+                }
+            },
+            topic: raw.scale.topic.trim().to_string(),
+            partitions: raw.scale.partitions,
+        };
+        if scale.mode == ScaleMode::Repartition {
+            if !matches!(source, SourceSettings::Kafka(_)) {
+                return Err(invalid(
+                    "scale.mode",
+                    "repartition shares windowed hunts among the instances of a Kafka consumer group: it needs source.kind = kafka",
+                ));
+            }
+            if scale.topic.is_empty() {
+                return Err(invalid("scale.topic", "the repartition topic needs a name"));
+            }
+            if scale.partitions < 1 {
+                return Err(invalid("scale.partitions", "must be at least 1"));
+            }
+        }
+
         let metrics_listen = match raw.metrics.listen.trim() {
             "" => None,
             addr => Some(addr.parse().map_err(|e| {
@@ -413,9 +443,28 @@ impl Settings {
             log_filter: raw.log.filter,
             kafka,
             lake,
+            scale,
             progress: false,
         })
     }
+}
+
+/// `[scale]`: how the instances of one consumer group share windowed hunts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleSettings {
+    pub mode: ScaleMode,
+    /// The repartition topic.
+    pub topic: String,
+    /// Its partitions when ghosthunt creates it.
+    pub partitions: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleMode {
+    /// Every hunt evaluated where its events are read.
+    Local,
+    /// Windowed hunts' rows repartitioned by key through Kafka.
+    Repartition,
 }
 
 /// `[lake]` (what the lake module writes and reads).

@@ -23,6 +23,16 @@ pub struct RawConfig {
     pub log: RawLog,
     pub kafka: RawKafka,
     pub lake: RawLake,
+    pub scale: RawScale,
+}
+
+/// `[scale]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScale {
+    pub mode: String,
+    pub topic: String,
+    pub partitions: i32,
 }
 
 /// `[lake]`

@@ -62,6 +62,7 @@ pub(super) fn rule_hunt(rule: &crate::sigma::ir::SigmaRule, file: PathBuf, sql: 
         allowed_lateness: None,
         entity: Some("host".into()),
         suppress: None,
+        partition_by: Vec::new(),
         response: response(&rule.falsepositives),
         references: rule.references.clone(),
         sql,
@@ -89,6 +90,7 @@ pub(super) fn correlation_hunt(c: &CorrelationRule, file: PathBuf) -> Hunt {
         allowed_lateness: None,
         entity: None,
         suppress: None,
+        partition_by: Vec::new(),
         response: response(&c.falsepositives),
         references: c.references.clone(),
         sql: format!(

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Metric names (the README lists them with their meaning).
@@ -47,6 +47,10 @@ pub mod names {
     pub const LAKE_ROWS: &str = "ghosthunt_lake_rows_total";
     pub const LAKE_COMMIT: &str = "ghosthunt_lake_commit_seconds";
     pub const LAKE_SKIPPED_ROWS: &str = "ghosthunt_lake_skipped_rows_total";
+    pub const REPARTITION_ROWS: &str = "ghosthunt_repartition_rows_total";
+    pub const REPARTITION_BYTES: &str = "ghosthunt_repartition_bytes_total";
+    pub const REPARTITION_DUPLICATES: &str = "ghosthunt_repartition_duplicates_total";
+    pub const REPARTITION_WATERMARK_LAG: &str = "ghosthunt_repartition_watermark_lag_seconds";
 
     /// Every name above (the README's metrics table is checked against it).
     pub const ALL: &[&str] = &[
@@ -83,6 +87,10 @@ pub mod names {
         LAKE_ROWS,
         LAKE_COMMIT,
         LAKE_SKIPPED_ROWS,
+        REPARTITION_ROWS,
+        REPARTITION_BYTES,
+        REPARTITION_DUPLICATES,
+        REPARTITION_WATERMARK_LAG,
     ];
 }
 
@@ -134,6 +142,10 @@ pub struct Metrics {
     pub lake_rows: IntCounterVec,
     pub lake_commit: Histogram,
     pub lake_skipped_rows: IntCounter,
+    pub repartition_rows: IntCounterVec,
+    pub repartition_bytes: IntCounterVec,
+    pub repartition_duplicates: IntCounterVec,
+    pub repartition_watermark_lag: GaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -386,6 +398,36 @@ impl Metrics {
                 LAKE_SKIPPED_ROWS,
                 "Replayed rows not written again because the events table already held them.",
             ),
+            repartition_rows: counter_vec(
+                &r,
+                REPARTITION_ROWS,
+                "Rows of windowed hunts sent to the repartition topic (scale.mode = repartition), by hunt.",
+                &["hunt"],
+            ),
+            repartition_bytes: counter_vec(
+                &r,
+                REPARTITION_BYTES,
+                "Bytes of those rows as sent (Arrow IPC, before Kafka compression), by hunt.",
+                &["hunt"],
+            ),
+            repartition_duplicates: counter_vec(
+                &r,
+                REPARTITION_DUPLICATES,
+                "Repartitioned rows received again (same source position) and kept once, by hunt.",
+                &["hunt"],
+            ),
+            repartition_watermark_lag: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        REPARTITION_WATERMARK_LAG,
+                        "Wall clock minus the watermark of a repartition partition this instance owns (the least over the instances sending to it), and which instance holds it there.",
+                    ),
+                    &["partition", "held_by"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("registered once");
+                g
+            },
             registry: r,
         }
     }

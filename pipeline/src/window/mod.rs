@@ -3,5 +3,5 @@
 pub mod state;
 pub mod watermark;
 
-pub use state::{ClosedWindow, WindowState};
+pub use state::{ClosedWindow, Origin, WindowState};
 pub use watermark::{Watermark, WatermarkTracker};

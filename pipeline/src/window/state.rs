@@ -6,7 +6,8 @@
 //! open window contains it. Each pane remembers the oldest batch it holds rows of, so that the pipeline
 //! acknowledges a batch only after every window containing its rows was evaluated.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::record_batch::RecordBatch;
@@ -17,7 +18,13 @@ struct Pane {
     rows: usize,
     min_seq: u64,
     newest_received: Instant,
+    /// Where its repartitioned rows came from (empty for rows decoded here).
+    seen: HashSet<Origin>,
 }
+
+/// The source position of a repartitioned row (source input, offset): a row sent again after its sender
+/// failed before committing its source offsets is recognised and kept once.
+pub type Origin = (Arc<str>, u64);
 
 /// A window ready to evaluate.
 #[derive(Debug)]
@@ -38,6 +45,8 @@ pub struct Inserted {
     pub stored: usize,
     /// Refused because the state was at its cap.
     pub dropped: usize,
+    /// Not stored again: the pane already holds a row from the same source position.
+    pub duplicates: usize,
 }
 
 /// Window state of one hunt. Times are nanoseconds since the Unix epoch.
@@ -113,6 +122,7 @@ impl WindowState {
                 rows: 0,
                 min_seq: seq,
                 newest_received: received,
+                seen: HashSet::new(),
             });
             entry.batches.push(batch);
             entry.rows += stored;
@@ -130,7 +140,45 @@ impl WindowState {
         Inserted {
             stored,
             dropped: offered - stored,
+            duplicates: 0,
         }
+    }
+
+    /// [`WindowState::insert`] for repartitioned rows, `origins` giving each row's source position: rows
+    /// whose position the pane already holds (or that repeat one earlier in the batch) are left out.
+    pub fn insert_once(
+        &mut self,
+        pane: i64,
+        batch: RecordBatch,
+        origins: &[Origin],
+        seq: u64,
+        received: Instant,
+    ) -> Result<Inserted, datafusion::arrow::error::ArrowError> {
+        let empty = HashSet::new();
+        let held = self.panes.get(&pane).map_or(&empty, |p| &p.seen);
+        let mut fresh: HashSet<&Origin> = HashSet::with_capacity(origins.len());
+        let keep: Vec<u32> = (0..origins.len())
+            .filter(|&i| !held.contains(&origins[i]) && fresh.insert(&origins[i]))
+            .map(|i| i as u32)
+            .collect();
+        let duplicates = origins.len() - keep.len();
+        let batch = match duplicates {
+            0 => batch,
+            _ => datafusion::arrow::compute::take_record_batch(
+                &batch,
+                &datafusion::arrow::array::UInt32Array::from(keep.clone()),
+            )?,
+        };
+        let mut inserted = self.insert(pane, batch, seq, received);
+        if let Some(p) = self.panes.get_mut(&pane) {
+            p.seen.extend(
+                keep[..inserted.stored]
+                    .iter()
+                    .map(|&i| origins[i as usize].clone()),
+            );
+        }
+        inserted.duplicates = duplicates;
+        Ok(inserted)
     }
 
     /// Advances the hunt's watermark to `pipeline_watermark` minus the lateness and returns the windows
@@ -319,9 +367,49 @@ mod tests {
             got,
             Inserted {
                 stored: 3,
-                dropped: 2
+                dropped: 2,
+                duplicates: 0
             }
         );
         assert_eq!(w.rows(), 3);
+    }
+
+    #[test]
+    fn a_repartitioned_row_sent_twice_is_kept_once() {
+        let mut w = WindowState::new(
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::ZERO,
+            100,
+        );
+        let at = |o: u64| (Arc::<str>::from("events[1]"), o);
+        let got = w
+            .insert_once(
+                0,
+                rows(&[1, 2, 2]),
+                &[at(7), at(8), at(8)],
+                0,
+                Instant::now(),
+            )
+            .unwrap();
+        assert_eq!((got.stored, got.duplicates), (2, 1));
+        let again = w
+            .insert_once(0, rows(&[2, 3]), &[at(8), at(9)], 1, Instant::now())
+            .unwrap();
+        assert_eq!((again.stored, again.duplicates), (1, 1));
+        let other = w
+            .insert_once(
+                0,
+                rows(&[2]),
+                &[(Arc::from("events[2]"), 8)],
+                1,
+                Instant::now(),
+            )
+            .unwrap();
+        assert_eq!(
+            other.stored, 1,
+            "the same offset of another partition is another row"
+        );
+        assert_eq!(bounds(&w.flush()), vec![(0, 60, 4)]);
     }
 }

@@ -227,6 +227,7 @@ pub async fn run_pipeline_with(
             health: Health::default(),
             reloads: None,
             lake: None,
+            stage: ghosthunt::pipeline::Stage::Events(None),
         },
         shutdown,
     )
@@ -290,6 +291,7 @@ pub fn spawn_pipeline(
             health: Health::default(),
             reloads: None,
             lake: None,
+            stage: ghosthunt::pipeline::Stage::Events(None),
         },
         shutdown.clone(),
     ));
