@@ -360,6 +360,12 @@ impl Engine {
             batch: decoded.batch,
             received: decoded.received,
             parts: decoded.parts,
+            partitions: decoded.partitions,
+            revoked: decoded
+                .stopped
+                .iter()
+                .map(|i| Arc::from(i.name.as_str()))
+                .collect(),
         });
         let input = StepInput {
             batch: Some(Arc::clone(&view)),
@@ -368,7 +374,8 @@ impl Engine {
         };
         let outputs = self.step_all(input).await;
         if let Some(r) = &mut self.repartition {
-            r.send(Some((&view.batch, &decoded.records)), watermark, false)
+            let inputs = self.tracker.inputs(Instant::now());
+            r.send(Some((&view.batch, &decoded.records)), inputs, false)
                 .await
                 .map_err(PipelineError::Repartition)?;
         }
@@ -387,9 +394,10 @@ impl Engine {
     async fn on_tick(&mut self) -> Result<(), PipelineError> {
         let watermark = self.tracker.watermark(Instant::now());
         if let Some(r) = &mut self.repartition {
-            // The watermark also moves without input (inputs going idle), and receivers need a
-            // heartbeat to tell a live sender from a gone one.
-            r.send(None, watermark, false)
+            // Inputs go idle without input, and receivers whose partitions carry no rows still hear
+            // from this instance at least every heartbeat.
+            let inputs = self.tracker.inputs(Instant::now());
+            r.send(None, inputs, false)
                 .await
                 .map_err(PipelineError::Repartition)?;
         }
@@ -424,8 +432,9 @@ impl Engine {
         self.finish_step(outputs, Vec::new(), watermark, true)
             .await?;
         if let Some(r) = &mut self.repartition {
-            // Leaving: receivers stop waiting for this instance's watermark.
-            r.send(None, watermark, true)
+            // Where this instance's inputs stand as it leaves (their next reader goes on from there).
+            let inputs = self.tracker.inputs(Instant::now());
+            r.send(None, inputs, true)
                 .await
                 .map_err(PipelineError::Repartition)?;
         }
@@ -552,7 +561,7 @@ impl Engine {
             }
         }
         self.observe_watermark(watermark);
-        self.acknowledge();
+        self.acknowledge(watermark);
         Ok(())
     }
 
@@ -624,8 +633,13 @@ impl Engine {
         }
     }
 
-    /// Acknowledges, oldest first, every batch that no evaluator holds rows of.
-    fn acknowledge(&mut self) {
+    /// Acknowledges, oldest first, every batch that no evaluator holds rows of, through `watermark`
+    /// (every window ending before it is evaluated and delivered).
+    fn acknowledge(&mut self, watermark: Watermark) {
+        let through = match watermark {
+            Watermark::At(t) | Watermark::AllIdle(t) => Some(t),
+            Watermark::Unknown => None,
+        };
         let held = self
             .slots
             .iter()
@@ -639,7 +653,7 @@ impl Engine {
                 break;
             }
             let (_, positions, records) = self.unacknowledged.pop_front().expect("front exists");
-            self.acker.acknowledge(&positions);
+            self.acker.acknowledge_through(&positions, through);
             if !self.repartitioned {
                 self.metrics.acknowledged_events.inc_by(records as u64);
             }

@@ -27,6 +27,22 @@ pub struct BatchView {
     /// Rows other instances selected for this one's windowed hunts (scaled out; see `scale`). Empty on the
     /// source side, where `batch` holds the decoded events.
     pub parts: Vec<Part>,
+    /// Scaled out: where each repartition partition this batch brought news of stands after it.
+    pub partitions: Vec<PartitionTime>,
+    /// Scaled out: repartition partitions this instance no longer owns (their next owner reads them
+    /// again from the last commit).
+    pub revoked: Vec<Arc<str>>,
+}
+
+/// A repartition partition's event time: its own watermark, so that a partition taken over from another
+/// instance replays its windows on its own time, not on the time of the partitions already here.
+#[derive(Debug, Clone)]
+pub struct PartitionTime {
+    pub partition: Arc<str>,
+    /// `AllIdle`: every source partition reporting to it is idle (close its windows).
+    pub watermark: Watermark,
+    /// The watermark its previous owner evaluated its windows through (its last commit).
+    pub floor: Option<i64>,
 }
 
 /// Rows of one windowed hunt that the instance decoding them sent to the instance owning their key.
@@ -42,6 +58,10 @@ pub struct Part {
     pub record: usize,
     /// Each row's source position (to keep a row sent twice once); empty when unknown.
     pub origins: Vec<crate::window::Origin>,
+    /// The repartition partition (input name) that brought them.
+    pub partition: Arc<str>,
+    /// The watermark the partition's previous owner evaluated its windows through, if it committed one.
+    pub floor: Option<i64>,
 }
 
 /// Input of one step: a decoded batch (or nothing, on a timer tick) and the watermark after it.

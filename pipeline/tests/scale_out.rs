@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -43,9 +43,11 @@ fn hunt_files(dir: &Path) {
     std::fs::write(dir.join("account_on_many_hosts.sql"), roaming).unwrap();
 }
 
+/// A logon (4624) or failed logon (4625) at `minute` minutes after 10:00.
 fn logon(minute: u32, second: u32, id: u32, host: usize, ip: &str, user: &str) -> String {
+    let (hour, minute) = (10 + minute / 60, minute % 60);
     serde_json::json!({
-        "@timestamp": format!("2026-11-02T10:{minute:02}:{second:02}Z"),
+        "@timestamp": format!("2026-11-02T{hour:02}:{minute:02}:{second:02}Z"),
         "EventID": id,
         "Channel": "Security",
         "Hostname": format!("SRV-{host:02}"),
@@ -58,7 +60,23 @@ fn logon(minute: u32, second: u32, id: u32, host: usize, ip: &str, user: &str) -
 
 /// Events of 16 hosts over 25 minutes: background logons and failures (each source on one host), two
 /// sprays across hosts, one account roaming, and a spray that stays under the threshold.
+/// One event per host (so on every partition of a topic keyed by host) at `minute` after 10:00, which
+/// no hunt selects: the watermark passes every window before it.
+fn closing_events(minute: u32) -> Vec<String> {
+    (0..16)
+        .map(|host| logon(minute, 0, 4634, host, "-", "-"))
+        .collect()
+}
+
 fn events() -> Vec<String> {
+    events_from(0)
+}
+
+/// [`events`] starting `at` minutes after 10:00 (a multiple of 5: the same windows find the same things).
+fn events_from(at: u32) -> Vec<String> {
+    let logon = |minute: u32, second, id, host, ip: &str, user: &str| {
+        logon(at + minute, second, id, host, ip, user)
+    };
     let mut lines = Vec::new();
     for minute in 0..25u32 {
         for host in 0..16usize {
@@ -133,8 +151,8 @@ fn settings(dir: &Path) -> Settings {
     s
 }
 
-/// The alert ids one pipeline gives the events read from a file (the reference).
-async fn one_instance(lines: &[String], dir: &Path) -> BTreeSet<String> {
+/// The alerts one pipeline gives the events read from a file (the reference): id → hunt, window, row.
+async fn reference(lines: &[String], dir: &Path) -> BTreeMap<String, String> {
     let path = dir.join("events.jsonl");
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let settings = settings(dir);
@@ -152,7 +170,22 @@ async fn one_instance(lines: &[String], dir: &Path) -> BTreeSet<String> {
     .unwrap();
     let run =
         common::run_pipeline(settings, hunts, Box::new(source), CancellationToken::new()).await;
-    run.alerts.iter().map(|a| a.id.clone()).collect()
+    run.alerts
+        .iter()
+        .map(|a| {
+            let v: Value = serde_json::from_str(&a.json).unwrap();
+            let what = format!(
+                "{} {} {}",
+                a.hunt.id, v["unmapped"]["window_start"], v["evidences"][0]["data"]
+            );
+            (a.id.clone(), what)
+        })
+        .collect()
+}
+
+/// The alert ids of [`reference`].
+async fn one_instance(lines: &[String], dir: &Path) -> BTreeSet<String> {
+    reference(lines, dir).await.into_keys().collect()
 }
 
 fn alert_ids(records: &[common::kafka::ConsumedRecord]) -> BTreeSet<String> {
@@ -204,7 +237,10 @@ async fn three_instances(
         let mut s = common::kafka::pipeline_settings(&broker.bootstrap, group);
         s.kafka.options = vec![("broker.address.family".into(), "v4".into())];
         s.hunts = settings(dir).hunts;
-        s.window.idle_timeout = Duration::from_secs(2);
+        // Inputs never go idle in this test (an input idle when the events start would let the
+        // watermark pass its rows before its reader gets them): windows close by event time, on the
+        // closing events.
+        s.window.idle_timeout = Duration::from_secs(120);
         s.alerts = OutputSettings::Kafka {
             topic: alerts.into(),
         };
@@ -292,7 +328,8 @@ async fn three_instances_repartitioned_find_exactly_what_one_finds_and_local_one
     };
     let dir = tempfile::tempdir().unwrap();
     hunt_files(dir.path());
-    let lines = events();
+    let mut lines = events();
+    lines.extend(closing_events(60));
     let expected = one_instance(&lines, dir.path()).await;
     // Two sprays (one window each) and the roaming account (two hopping windows).
     assert_eq!(
@@ -343,12 +380,163 @@ async fn three_instances_repartitioned_find_exactly_what_one_finds_and_local_one
         ("local", "events-local", "alerts-local"),
         ScaleMode::Local,
         &lines,
-        // Every event is acknowledged by now; the windows close 2 s after the inputs go quiet.
+        // Every event is acknowledged by now, the closing events with them.
         (expected.len(), Duration::from_secs(10)),
     )
     .await;
     assert!(
         !expected.is_subset(&local),
         "without repartition, three instances keyed by host miss cross-host groups (found {local:?})"
+    );
+}
+
+/// One instance of the `ghosthunt` binary in group `kill`, scaled out, logging to `dir/instance-N.log`.
+fn spawn_instance(broker: &Broker, dir: &Path, n: usize) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ghosthunt"))
+        .arg("run")
+        .env_remove("RUST_LOG")
+        .env("GHOSTHUNT__SOURCE__KIND", "kafka")
+        .env("GHOSTHUNT__SOURCE__KAFKA__TOPICS", "events-kill")
+        .env("GHOSTHUNT__SOURCE__KAFKA__GROUP_ID", "kill")
+        // Commits lag the alerts by up to 2 s: a kill leaves sent but uncommitted rows behind.
+        .env("GHOSTHUNT__SOURCE__KAFKA__COMMIT_INTERVAL", "2s")
+        // A killed member leaves the groups when its session times out: keep that short.
+        .env(
+            "GHOSTHUNT__SOURCE__KAFKA__OPTIONS__SESSION_TIMEOUT_MS",
+            "3000",
+        )
+        .env(
+            "GHOSTHUNT__SOURCE__KAFKA__OPTIONS__HEARTBEAT_INTERVAL_MS",
+            "500",
+        )
+        .env("GHOSTHUNT__KAFKA__BROKERS", &broker.bootstrap)
+        .env("GHOSTHUNT__KAFKA__OPTIONS__BROKER_ADDRESS_FAMILY", "v4")
+        .env("GHOSTHUNT__HUNTS__BUILTIN", "false")
+        .env("GHOSTHUNT__HUNTS__DIRECTORIES", dir)
+        // Longer than a rebalance (tansu holds a join about half the session timeout): a source
+        // partition paused by one does not go idle and let the watermark pass rows still to come.
+        .env("GHOSTHUNT__WINDOW__IDLE_TIMEOUT", "10s")
+        .env("GHOSTHUNT__WINDOW__ALLOWED_LATENESS", "0s")
+        .env("GHOSTHUNT__SCALE__MODE", "repartition")
+        .env("GHOSTHUNT__SCALE__TOPIC", "kill-repartition")
+        .env("GHOSTHUNT__SCALE__PARTITIONS", "6")
+        .env("GHOSTHUNT__ALERTS__SINK", "kafka")
+        .env("GHOSTHUNT__ALERTS__TOPIC", "alerts-kill")
+        .env("GHOSTHUNT__DEAD_LETTERS__SINK", "file")
+        .env(
+            "GHOSTHUNT__DEAD_LETTERS__PATH",
+            dir.join(format!("dead-{n}.jsonl")),
+        )
+        .env("GHOSTHUNT__DECODE__BATCH_SIZE", "100")
+        .env("GHOSTHUNT__METRICS__LISTEN", "")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("instance-{n}.log"))).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_and_one_added_mid_stream_lose_no_alert_and_add_none() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    hunt_files(dir.path());
+    // Six rounds of the patterns, 25 minutes of event time each.
+    let lines: Vec<String> = (0..6).flat_map(|r| events_from(r * 25)).collect();
+    let reference = reference(&lines, dir.path()).await;
+    let expected: BTreeSet<String> = reference.keys().cloned().collect();
+    assert_eq!(expected.len(), 24, "four alerts per round");
+    broker.create_topic("events-kill", 3).await;
+    broker.create_topic("alerts-kill", 1).await;
+
+    let mut instances: Vec<std::process::Child> = (0..3)
+        .map(|n| spawn_instance(&broker, dir.path(), n))
+        .collect();
+    // Events flow for about 24 s; the second instance is killed (SIGKILL) after 8 s, a fourth
+    // joins after 14 s.
+    let keyed: Vec<(Option<String>, Vec<u8>)> = lines
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["Hostname"].as_str().map(str::to_string),
+                l.clone().into_bytes(),
+            )
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let chunks = keyed.chunks(keyed.len() / 48 + 1).collect::<Vec<_>>();
+    let (mut killed, mut added) = (false, false);
+    for chunk in chunks {
+        broker.produce("events-kill", chunk).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if !killed && started.elapsed() > Duration::from_secs(8) {
+            instances[1].kill().unwrap();
+            instances[1].wait().unwrap();
+            killed = true;
+        }
+        if !added && started.elapsed() > Duration::from_secs(14) {
+            instances.push(spawn_instance(&broker, dir.path(), 3));
+            added = true;
+        }
+    }
+    assert!(
+        killed && added,
+        "the stream ended before the kill and the join"
+    );
+    // Until every expected alert is there (duplicates make counting records meaningless), then a
+    // little longer for any late extra.
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    loop {
+        let records = broker
+            .consume_all_async("alerts-kill", usize::MAX, Duration::from_secs(3))
+            .await;
+        if expected.is_subset(&alert_ids(&records)) || std::time::Instant::now() > deadline {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let records = broker
+        .consume_all_async("alerts-kill", usize::MAX, Duration::from_secs(3))
+        .await;
+    for mut i in instances {
+        let _ = i.kill();
+        let _ = i.wait();
+    }
+    let got = alert_ids(&records);
+    let logs: String = (0..4)
+        .map(|n| {
+            std::fs::read_to_string(dir.path().join(format!("instance-{n}.log")))
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("\n----\n");
+    let dead: String = (0..4)
+        .map(|n| {
+            std::fs::read_to_string(dir.path().join(format!("dead-{n}.jsonl"))).unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("");
+    let dead_reasons: BTreeMap<String, usize> = dead.lines().fold(BTreeMap::new(), |mut m, l| {
+        let v: Value = serde_json::from_str(l).unwrap();
+        *m.entry(format!("{} {}", v["reason"], v["detail"]))
+            .or_default() += 1;
+        m
+    });
+    let missing: Vec<&String> = expected.difference(&got).map(|id| &reference[id]).collect();
+    let extra: Vec<&String> = got.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{} alerts ({} distinct); missing {missing:?}, not in the reference {extra:?}\ndead letters: {dead_reasons:?}\n{}",
+        records.len(),
+        got.len(),
+        &logs[logs.len().saturating_sub(3000)..]
+    );
+    eprintln!(
+        "kill test: {} alert records, {} distinct, {} expected",
+        records.len(),
+        got.len(),
+        expected.len()
     );
 }

@@ -444,13 +444,27 @@ async fn run_scaled_out(
         (w.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
         &handles.metrics,
     );
+    // Every source partition holds the watermark of the repartitioned hunts until a reader reports it.
+    let sources = crate::scale::source_partitions(
+        &settings.kafka,
+        &events.topics,
+        events.topic_pattern.as_deref(),
+    )
+    .await
+    .map_err(|failure| crate::alert::SinkError::Kafka {
+        topic: topic.clone(),
+        failure,
+    })?;
+    // What the previous owner of each repartition partition had evaluated through (commit metadata).
+    let committed = crate::source::kafka::Assignments::default();
     let inbox = crate::scale::Inbox::new(
         routed
             .iter()
             .map(|p| (p.hunt.id.clone(), p.fingerprint()))
             .collect(),
         datafusion::arrow::record_batch::RecordBatch::new_empty(Arc::clone(schema.arrow())),
-        w.idle_timeout,
+        Arc::clone(&committed),
+        sources,
         &handles.metrics,
     );
     let receiving = crate::settings::KafkaSourceSettings {
@@ -467,7 +481,8 @@ async fn run_scaled_out(
         receiving,
         &handles.metrics,
         &handles.health,
-    )?;
+    )?
+    .with_committed_watermarks(committed);
     let routed_evaluators: Vec<Box<dyn Evaluator>> = routed
         .into_iter()
         .map(|p| {

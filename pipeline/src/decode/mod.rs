@@ -83,6 +83,8 @@ pub struct DecodedBatch {
     pub records: Vec<RawRecord>,
     /// Rows repartitioned to this instance (see [`crate::runtime::Part`]); empty for events.
     pub parts: Vec<crate::runtime::Part>,
+    /// Repartition partitions' watermarks after the batch; empty for events.
+    pub partitions: Vec<crate::runtime::PartitionTime>,
     pub dead_letters: Vec<DeadLetter>,
     pub positions: Positions,
     /// Per input seen in this batch: its highest event time (ns), if any row of it decoded.
@@ -199,6 +201,7 @@ impl Decoder {
             stopped: Vec::new(),
             generation: 0,
             parts: Vec::new(),
+            partitions: Vec::new(),
         }
     }
 }
@@ -432,6 +435,7 @@ pub async fn run_batcher(
                         stopped: Vec::new(),
                         generation,
                         parts: Vec::new(),
+                        partitions: Vec::new(),
                     }
                 }
                 Some(SourceMessage::Started(input)) => {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{Array, AsArray, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
@@ -16,16 +16,20 @@ use crate::hunt::Hunt;
 use crate::runtime::{
     AlertTime, Detection, EvaluationError, Evaluator, Rows, StepInput, StepOutput, Stepping,
 };
-use crate::window::{Origin, Watermark, WindowState};
+use crate::window::{ClosedWindow, Origin, Watermark, WindowState};
 
 /// A planned SQL hunt with its window state.
 pub struct SqlEvaluator {
     planned: Arc<PlannedHunt>,
     window: Option<WindowState>,
     time_index: usize,
-    /// Takes its rows from the batches' repartitioned parts (already filtered by the instance that
-    /// decoded them) instead of from the decoded events.
-    routed: bool,
+    /// Scaled out, on the repartitioned side: the rows other instances selected, one window state per
+    /// repartition partition (a key's rows all come through one partition, so a window's result is the
+    /// union of the partitions' results; a partition's state can start where its previous owner's
+    /// evaluation ended). `None`: rows from the decoded events, in `window`.
+    routed: Option<BTreeMap<Arc<str>, WindowState>>,
+    /// Window size, slide, lateness and row limit, for new partition states.
+    spec: Option<(Duration, Duration, Duration, usize)>,
 }
 
 impl SqlEvaluator {
@@ -33,12 +37,12 @@ impl SqlEvaluator {
     pub fn new(
         planned: impl Into<Arc<PlannedHunt>>,
         time_index: usize,
-        lateness: std::time::Duration,
+        lateness: Duration,
         max_rows: usize,
     ) -> SqlEvaluator {
         let planned = planned.into();
-        let window = planned.hunt.window.size_slide().map(|(size, slide)| {
-            WindowState::new(
+        let spec = planned.hunt.window.size_slide().map(|(size, slide)| {
+            (
                 size,
                 slide,
                 planned.hunt.allowed_lateness.unwrap_or(lateness),
@@ -46,16 +50,19 @@ impl SqlEvaluator {
             )
         });
         SqlEvaluator {
+            window: spec
+                .map(|(size, slide, lateness, cap)| WindowState::new(size, slide, lateness, cap)),
             planned,
-            window,
             time_index,
-            routed: false,
+            routed: None,
+            spec,
         }
     }
 
-    /// The same hunt, fed with the rows other instances repartitioned to this one (a windowed hunt).
+    /// The same (windowed) hunt, fed with the rows other instances repartitioned to this one.
     pub fn routed(mut self) -> SqlEvaluator {
-        self.routed = true;
+        self.routed = Some(BTreeMap::new());
+        self.window = None;
         self
     }
 }
@@ -80,11 +87,17 @@ impl Evaluator for SqlEvaluator {
     }
 
     fn min_seq(&self) -> Option<u64> {
-        self.window.as_ref().and_then(WindowState::min_seq)
+        match &self.routed {
+            Some(states) => states.values().filter_map(WindowState::min_seq).min(),
+            None => self.window.as_ref().and_then(WindowState::min_seq),
+        }
     }
 
     fn state_size(&self) -> Option<usize> {
-        self.window.as_ref().map(WindowState::rows)
+        match &self.routed {
+            Some(states) => Some(states.values().map(WindowState::rows).sum()),
+            None => self.window.as_ref().map(WindowState::rows),
+        }
     }
 
     fn fingerprint(&self) -> String {
@@ -119,6 +132,33 @@ impl SqlEvaluator {
     ) -> Result<(), datafusion::error::DataFusionError> {
         let planned = Arc::clone(&self.planned);
         let time_index = self.time_index;
+        if let (Some(states), Some(spec)) = (self.routed.as_mut(), self.spec) {
+            let mut closed = Vec::new();
+            if let Some(view) = &input.batch {
+                for partition in &view.revoked {
+                    // Its next owner reads it again from the last commit and evaluates its windows.
+                    states.remove(partition);
+                }
+                insert_parts(states, spec, &planned, time_index, view, out)?;
+                for p in &view.partitions {
+                    let state = states
+                        .entry(Arc::clone(&p.partition))
+                        .or_insert_with(|| partition_state(spec, p.floor));
+                    closed.extend(match p.watermark {
+                        Watermark::At(t) => state.advance(t),
+                        Watermark::AllIdle(_) => state.flush(),
+                        Watermark::Unknown => Vec::new(),
+                    });
+                }
+            }
+            if input.flush || matches!(input.watermark, Watermark::AllIdle(_)) {
+                for state in states.values_mut() {
+                    closed.extend(state.flush());
+                }
+            }
+            evaluate_windows(&planned, closed, out).await;
+            return Ok(());
+        }
         let Some(window) = self.window.as_mut() else {
             // Unwindowed: evaluate the rows of this batch that pass the hunt's filter.
             let Some(view) = &input.batch else {
@@ -142,11 +182,7 @@ impl SqlEvaluator {
             return Ok(());
         };
 
-        if let Some(view) = &input.batch
-            && self.routed
-        {
-            insert_parts(window, &planned, time_index, view, out)?;
-        } else if let Some(view) = &input.batch {
+        if let Some(view) = &input.batch {
             let batch = &view.batch;
             let times = batch
                 .column(time_index)
@@ -178,45 +214,73 @@ impl SqlEvaluator {
                 }
             }
         }
-        let closed = match input.watermark {
-            _ if input.flush => window.flush(),
-            Watermark::AllIdle(_) => window.flush(),
-            Watermark::At(t) => window.advance(t),
-            Watermark::Unknown => Vec::new(),
-        };
-        for w in closed {
-            out.windows_closed += 1;
-            let tables = w
-                .batches
-                .iter()
-                .map(|b| planned.table_batch(b, planned.used_columns(), Some((w.start, w.end))))
-                .collect::<Result<Vec<_>, _>>()?;
-            match evaluate(&planned, tables, out).await {
-                Ok(results) => push_detection(
-                    out,
-                    &planned,
-                    results,
-                    AlertTime {
-                        window: Some((w.start, w.end)),
-                        rows: (w.start, w.end),
-                        received: w.newest_received,
-                    },
-                    w.min_seq,
-                ),
-                // One failed window must not keep the others from being evaluated.
-                Err(e) => out.errors.push(EvaluationError {
-                    hunt: planned.hunt.id.clone(),
-                    reason: format!("window [{}, {}) (ns): {e}", w.start, w.end),
-                }),
-            }
-        }
+        let closed = close(window, input);
+        evaluate_windows(&planned, closed, out).await;
         Ok(())
     }
 }
 
-/// Stores the rows repartitioned to this instance for `planned` (its parts of the batch), by pane.
+/// The windows of `window` the step's watermark (or end of input) closes.
+fn close(window: &mut WindowState, input: &StepInput) -> Vec<ClosedWindow> {
+    match input.watermark {
+        _ if input.flush => window.flush(),
+        Watermark::AllIdle(_) => window.flush(),
+        Watermark::At(t) => window.advance(t),
+        Watermark::Unknown => Vec::new(),
+    }
+}
+
+/// Evaluates closed windows; a window that fails is reported and the others still evaluated.
+async fn evaluate_windows(planned: &PlannedHunt, closed: Vec<ClosedWindow>, out: &mut StepOutput) {
+    for w in closed {
+        out.windows_closed += 1;
+        let tables = w
+            .batches
+            .iter()
+            .map(|b| planned.table_batch(b, planned.used_columns(), Some((w.start, w.end))))
+            .collect::<Result<Vec<_>, _>>();
+        let result = match tables {
+            Ok(tables) => evaluate(planned, tables, out).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(results) => push_detection(
+                out,
+                planned,
+                results,
+                AlertTime {
+                    window: Some((w.start, w.end)),
+                    rows: (w.start, w.end),
+                    received: w.newest_received,
+                },
+                w.min_seq,
+            ),
+            // One failed window must not keep the others from being evaluated.
+            Err(e) => out.errors.push(EvaluationError {
+                hunt: planned.hunt.id.clone(),
+                reason: format!("window [{}, {}) (ns): {e}", w.start, w.end),
+            }),
+        }
+    }
+}
+
+/// A repartition partition's window state, starting where its previous owner's evaluation ended.
+fn partition_state(
+    (size, slide, lateness, cap): (Duration, Duration, Duration, usize),
+    floor: Option<i64>,
+) -> WindowState {
+    let state = WindowState::new(size, slide, lateness, cap);
+    match floor {
+        Some(floor) => state.starting_at(floor),
+        None => state,
+    }
+}
+
+/// Stores the rows repartitioned to this instance for `planned` (its parts of the batch), by partition
+/// and pane. The states share the hunt's row limit.
 fn insert_parts(
-    window: &mut WindowState,
+    states: &mut BTreeMap<Arc<str>, WindowState>,
+    (size, slide, lateness, cap): (Duration, Duration, Duration, usize),
     planned: &PlannedHunt,
     time_index: usize,
     view: &crate::runtime::BatchView,
@@ -236,6 +300,11 @@ fn insert_parts(
         })
         .collect();
     for part in view.parts.iter().filter(|p| p.hunt == planned.hunt.id) {
+        let held: usize = states.values().map(WindowState::rows).sum();
+        let state = states
+            .entry(Arc::clone(&part.partition))
+            .or_insert_with(|| partition_state((size, slide, lateness, cap), part.floor));
+        state.set_cap(state.rows() + cap.saturating_sub(held));
         let times = part
             .batch
             .column(at)
@@ -243,11 +312,14 @@ fn insert_parts(
         let mut by_pane: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
         for row in 0..part.batch.num_rows() {
             let t = times.value(row);
-            if window.is_late(t) {
+            if state.evaluated_before(t) {
+                // Re-read after taking the partition over: its windows were evaluated already.
+                out.duplicates += 1;
+            } else if state.is_late(t) {
                 out.late_rows.push(part.record);
             } else {
                 by_pane
-                    .entry(window.pane_of(t))
+                    .entry(state.pane_of(t))
                     .or_default()
                     .push(row as u32);
             }
@@ -259,14 +331,14 @@ fn insert_parts(
         for (pane, rows) in by_pane {
             let inserted = if part.origins.is_empty() {
                 let rows = take_record_batch(&projected, &UInt32Array::from(rows))?;
-                window.insert(pane, rows, view.seq, view.received)
+                state.insert(pane, rows, view.seq, view.received)
             } else {
                 let origins: Vec<Origin> = rows
                     .iter()
                     .map(|&r| part.origins[r as usize].clone())
                     .collect();
                 let rows = take_record_batch(&projected, &UInt32Array::from(rows))?;
-                window.insert_once(pane, rows, &origins, view.seq, view.received)?
+                state.insert_once(pane, rows, &origins, view.seq, view.received)?
             };
             out.dropped += inserted.dropped;
             out.duplicates += inserted.duplicates;

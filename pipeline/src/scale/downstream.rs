@@ -1,42 +1,58 @@
 //! The receiving side: the repartition topic's records, read in the instance's repartition consumer group,
 //! become batches whose `parts` feed the windowed hunts this instance owns keys of.
 //!
-//! Each partition's watermark is the least over the instances sending to it that are live: an instance
-//! that said it is idle or leaving, or has sent nothing for `window.idle_timeout`, no longer holds it back
-//! (the same idle rule as for source partitions). A partition with no live sender is reported stopped, so
-//! that when every sender is idle the windows close as they do for a single instance whose inputs are
-//! all idle.
+//! Senders report where each source partition they read stands. A repartition partition's watermark is
+//! the least over the source partitions reported to it of their newest event time, leaving out those
+//! their reader reports idle — the watermark one instance reading every source partition would have. A
+//! source partition whose reader stopped (killed, or its partitions revoked) keeps holding it where it
+//! was until its next reader reports it: rows that reader re-reads are not late. When every source
+//! partition is idle the partition is reported stopped, so the windows close as they do for a single
+//! instance whose inputs are all idle.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::frame::{self, Frame, WatermarkMark};
 use crate::decode::{DeadLetter, DeadLetterReason, DecodeFn, DecodedBatch};
-use crate::runtime::Part;
+use crate::runtime::{Part, PartitionTime};
+use crate::source::kafka::Assignments;
 use crate::source::{Input, InputKind, Positions, RawRecord};
 use crate::telemetry::Metrics;
+use crate::window::Watermark;
 
-/// What one sender last said on one partition.
-#[derive(Debug, Clone)]
-struct Sender {
-    watermark: Option<i64>,
+/// A source partition as reported to one repartition partition.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    /// The newest event time any reader reported (never goes back).
+    newest: Option<i64>,
+    /// Its reader's last report says it is idle.
     idle: bool,
-    seen: Instant,
 }
 
-/// Turns repartition records into batches; remembers every sender's watermark per partition.
+/// Per repartition partition (input name): the assignment epoch its progress was read under, and per
+/// source partition its progress.
+type PartitionProgress = HashMap<String, (u64, HashMap<String, Progress>)>;
+
+/// Turns repartition records into batches; remembers every source partition's progress per partition.
 pub struct Inbox {
     /// Fingerprint of each repartitioned hunt this instance runs, by id.
     hunts: HashMap<String, String>,
     empty: RecordBatch,
-    idle_timeout: Duration,
-    /// Per partition (input name): per sending instance, its last watermark.
-    senders: Mutex<HashMap<String, HashMap<String, Sender>>>,
-    /// The instance each partition's watermark gauge names, to drop the series when it changes.
+    /// Per repartition partition (input name): the assignment it was read under, and per source
+    /// partition its progress (reset when the partition is assigned again: it is read again from its
+    /// last commit).
+    progress: Mutex<PartitionProgress>,
+    /// The source partition each partition's watermark gauge names, to drop the series when it changes.
     held_by: Mutex<HashMap<String, String>>,
+    /// Per partition, its assignment and the watermark its last commit was made through (kept by the
+    /// source when the partition is assigned).
+    committed: Assignments,
+    /// The source partitions (input names) that exist: each holds every partition's watermark until a
+    /// reader reports it, as an assigned partition holds a single instance's until its first event.
+    sources: Vec<String>,
     metrics: Metrics,
 }
 
@@ -44,15 +60,17 @@ impl Inbox {
     pub fn new(
         hunts: HashMap<String, String>,
         events: RecordBatch,
-        idle_timeout: Duration,
+        committed: Assignments,
+        sources: Vec<String>,
         metrics: &Metrics,
     ) -> Arc<Inbox> {
         Arc::new(Inbox {
             hunts,
             empty: events,
-            idle_timeout,
-            senders: Mutex::default(),
+            progress: Mutex::default(),
             held_by: Mutex::default(),
+            committed,
+            sources,
             metrics: metrics.clone(),
         })
     }
@@ -71,7 +89,7 @@ impl Inbox {
         let mut touched: Vec<Arc<Input>> = Vec::new();
         let mut received = now;
         let mut bytes = 0;
-        let mut senders = self.senders.lock().expect("senders lock");
+        let mut progress = self.progress.lock().expect("progress lock");
         for record in records {
             received = received.min(record.received);
             bytes += record.bytes.len();
@@ -88,20 +106,16 @@ impl Inbox {
                 source_timestamp: record.source_timestamp,
             };
             match frame::decode(&record.bytes) {
-                Ok(Frame::Watermark(WatermarkMark {
-                    instance,
-                    watermark,
-                    idle,
-                })) => {
-                    let sender = Sender {
-                        watermark,
-                        idle,
-                        seen: now,
-                    };
-                    senders
-                        .entry(record.input.name.clone())
-                        .or_default()
-                        .insert(instance, sender);
+                Ok(Frame::Watermark(WatermarkMark { inputs, .. })) => {
+                    let on = self.progress_of(&mut progress, &record.input.name);
+                    for mark in inputs {
+                        let p = on.entry(mark.input).or_insert(Progress {
+                            newest: None,
+                            idle: false,
+                        });
+                        p.newest = p.newest.max(mark.newest);
+                        p.idle = mark.idle;
+                    }
                 }
                 Ok(Frame::Rows {
                     hunt,
@@ -110,12 +124,16 @@ impl Inbox {
                 }) => match self.hunts.get(&hunt) {
                     Some(ours) if *ours == fingerprint => match frame::split_origins(batch) {
                         Ok((batch, origins)) => {
+                            let partition: Arc<str> = Arc::from(record.input.name.as_str());
+                            let floor = self.assignment(&record.input.name).floor;
                             parts.push(Part {
                                 hunt,
                                 fingerprint,
                                 batch,
                                 record: kept.len(),
                                 origins,
+                                partition,
+                                floor,
                             });
                             kept.push(record);
                         }
@@ -145,39 +163,51 @@ impl Inbox {
             }
         }
         let mut input_times = Vec::new();
-        let mut stopped = Vec::new();
+        let mut partitions = Vec::new();
         for input in touched {
-            let on = senders.get(&input.name);
-            let live: Vec<(&String, &Sender)> = on
-                .into_iter()
-                .flatten()
-                .filter(|(_, s)| {
-                    !s.idle && now.saturating_duration_since(s.seen) < self.idle_timeout
-                })
-                .collect();
-            if live.is_empty() {
-                if on.is_some() {
-                    stopped.push(input);
-                } else {
-                    // Rows before any watermark: the partition is active, its time not known yet.
-                    input_times.push((input, None));
-                }
+            let floor = self.assignment(&input.name).floor;
+            let partition: Arc<str> = Arc::from(input.name.as_str());
+            let sources: &HashMap<String, Progress> = self.progress_of(&mut progress, &input.name);
+            if sources.is_empty() {
+                // No source partition known or reported yet: the partition is active, its time not
+                // known yet.
+                input_times.push((input, None));
                 continue;
             }
-            let holding = live
-                .iter()
-                .min_by_key(|(_, s)| s.watermark.unwrap_or(i64::MIN));
-            let watermark = live
-                .iter()
-                .map(|(_, s)| s.watermark)
-                .collect::<Option<Vec<i64>>>()
-                .and_then(|w| w.into_iter().min());
-            if let (Some((instance, _)), Some(w)) = (holding, watermark) {
-                self.observe(&input, instance, w);
-            }
-            input_times.push((input, watermark));
+            let active: Vec<(&String, &Progress)> =
+                sources.iter().filter(|(_, p)| !p.idle).collect();
+            let newest = sources.values().filter_map(|p| p.newest).max();
+            let watermark = if active.is_empty() {
+                // Every source partition idle: its windows close, as a single instance's do when all
+                // its inputs are idle.
+                newest.map_or(Watermark::Unknown, Watermark::AllIdle)
+            } else {
+                let least = active
+                    .iter()
+                    .map(|(_, p)| p.newest)
+                    .collect::<Option<Vec<i64>>>()
+                    .and_then(|w| w.into_iter().min());
+                if let Some(w) = least
+                    && let Some((holding, _)) = active.iter().min_by_key(|(_, p)| p.newest)
+                {
+                    self.observe(&input, holding, w);
+                }
+                least.map_or(Watermark::Unknown, Watermark::At)
+            };
+            input_times.push((
+                input,
+                match watermark {
+                    Watermark::At(t) | Watermark::AllIdle(t) => Some(t),
+                    Watermark::Unknown => None,
+                },
+            ));
+            partitions.push(PartitionTime {
+                partition,
+                watermark,
+                floor,
+            });
         }
-        drop(senders);
+        drop(progress);
         DecodedBatch {
             seq,
             batch: self.empty.clone(),
@@ -189,20 +219,63 @@ impl Inbox {
             received,
             bytes,
             started: Vec::new(),
-            stopped,
+            stopped: Vec::new(),
             generation: 0,
+            partitions,
         }
     }
 
-    /// Exports a partition's watermark lag and the instance holding it back.
-    fn observe(&self, input: &Input, instance: &str, watermark: i64) {
+    /// The partition's current assignment (the default when the source keeps none).
+    fn assignment(&self, partition: &str) -> crate::source::kafka::Assignment {
+        self.committed
+            .lock()
+            .expect("assignments lock")
+            .get(partition)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The progress reported on `partition` under its current assignment.
+    fn progress_of<'a>(
+        &self,
+        progress: &'a mut PartitionProgress,
+        partition: &str,
+    ) -> &'a mut HashMap<String, Progress> {
+        let epoch = self.assignment(partition).epoch;
+        let entry = progress
+            .entry(partition.to_string())
+            .or_insert_with(|| (epoch, self.unreported()));
+        if entry.0 != epoch {
+            *entry = (epoch, self.unreported());
+        }
+        &mut entry.1
+    }
+
+    /// Every known source partition, not yet reported.
+    fn unreported(&self) -> HashMap<String, Progress> {
+        self.sources
+            .iter()
+            .map(|s| {
+                (
+                    s.clone(),
+                    Progress {
+                        newest: None,
+                        idle: false,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Exports a partition's watermark lag and the source partition holding it back.
+    fn observe(&self, input: &Input, holding: &str, watermark: i64) {
         let partition = match &input.kind {
             InputKind::Kafka { partition, .. } => partition.to_string(),
             _ => input.name.clone(),
         };
         let mut held_by = self.held_by.lock().expect("held_by lock");
-        if let Some(old) = held_by.insert(partition.clone(), instance.to_string())
-            && old != instance
+        if let Some(old) = held_by.insert(partition.clone(), holding.to_string())
+            && old != holding
         {
             let _ = self
                 .metrics
@@ -214,7 +287,7 @@ impl Inbox {
             .map_or(0, |d| d.as_nanos() as i64);
         self.metrics
             .repartition_watermark_lag
-            .with_label_values(&[&partition, instance])
+            .with_label_values(&[&partition, holding])
             .set((wall - watermark) as f64 / 1e9);
     }
 }
@@ -227,6 +300,7 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
     use super::*;
+    use crate::scale::frame::InputMark;
 
     fn record(partition: i32, offset: u64, bytes: Vec<u8>) -> RawRecord {
         RawRecord {
@@ -244,11 +318,18 @@ mod tests {
         }
     }
 
-    fn mark(instance: &str, watermark: Option<i64>, idle: bool) -> Vec<u8> {
+    /// A report from `instance` of its source partitions: (name, newest, idle).
+    fn mark(instance: &str, inputs: &[(&str, Option<i64>, bool)]) -> Vec<u8> {
         frame::encode_watermark(&WatermarkMark {
             instance: instance.into(),
-            watermark,
-            idle,
+            inputs: inputs
+                .iter()
+                .map(|(input, newest, idle)| InputMark {
+                    input: input.to_string(),
+                    newest: *newest,
+                    idle: *idle,
+                })
+                .collect(),
         })
     }
 
@@ -256,52 +337,66 @@ mod tests {
         Inbox::new(
             HashMap::from([("spray".to_string(), "v1".to_string())]),
             RecordBatch::new_empty(Arc::new(Schema::empty())),
-            Duration::from_secs(10),
+            Assignments::default(),
+            vec!["e[0]".into(), "e[1]".into()],
             &Metrics::new(),
         )
     }
 
     #[test]
-    fn a_partition_waits_for_its_slowest_live_sender() {
+    fn a_partition_waits_for_the_slowest_source_partition_whoever_reads_it() {
         let inbox = inbox();
         let t0 = Instant::now();
-        let d = inbox.decode(
-            0,
+        let at = |inbox: &Inbox, seq, marks: Vec<Vec<u8>>| {
+            let records = marks
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| record(0, seq * 10 + i as u64, m))
+                .collect();
+            inbox.decode(seq, records, t0)
+        };
+        let wm = |d: &DecodedBatch| d.partitions[0].watermark;
+        let d = at(&inbox, 0, vec![mark("a", &[("e[0]", Some(500), false)])]);
+        assert_eq!(
+            wm(&d),
+            Watermark::Unknown,
+            "e[1] exists and nobody reported it yet"
+        );
+        let d = at(&inbox, 0, vec![mark("b", &[("e[1]", Some(300), false)])]);
+        assert_eq!(wm(&d), Watermark::At(300));
+        let d = at(&inbox, 1, vec![mark("b", &[("e[1]", Some(900), false)])]);
+        assert_eq!(wm(&d), Watermark::At(500), "e[0] is now the one behind");
+        // b is killed; e[1] goes to c, which re-reads it from an older offset.
+        let d = at(
+            &inbox,
+            2,
             vec![
-                record(0, 1, mark("a", Some(500), false)),
-                record(0, 2, mark("b", Some(300), false)),
+                mark("c", &[("e[1]", None, false)]),
+                mark("a", &[("e[0]", Some(1000), false)]),
             ],
-            t0,
         );
-        assert_eq!(d.input_times[0].1, Some(300));
-        let d = inbox.decode(1, vec![record(0, 3, mark("b", Some(900), false))], t0);
-        assert_eq!(d.input_times[0].1, Some(500), "a is now the one behind");
-        let d = inbox.decode(2, vec![record(0, 4, mark("c", None, false))], t0);
         assert_eq!(
-            d.input_times[0].1, None,
-            "a sender without event time yet holds the partition"
+            wm(&d),
+            Watermark::At(900),
+            "e[1] holds where its last reader left it"
         );
-        let d = inbox.decode(3, vec![record(0, 5, mark("c", Some(100), true))], t0);
+        let d = at(&inbox, 3, vec![mark("c", &[("e[1]", Some(700), false)])]);
+        assert_eq!(wm(&d), Watermark::At(900), "never back");
+        let d = at(&inbox, 4, vec![mark("c", &[("e[1]", Some(1200), false)])]);
+        assert_eq!(wm(&d), Watermark::At(1000));
+        let d = at(&inbox, 5, vec![mark("a", &[("e[0]", Some(1000), true)])]);
         assert_eq!(
-            d.input_times[0].1,
-            Some(500),
-            "an idle sender holds no one back"
+            wm(&d),
+            Watermark::At(1200),
+            "an idle source partition holds no one back"
         );
-        let later = t0 + Duration::from_secs(11);
-        let d = inbox.decode(4, vec![record(0, 6, mark("b", Some(950), false))], later);
+        let d = at(&inbox, 6, vec![mark("c", &[("e[1]", Some(1300), true)])]);
         assert_eq!(
-            d.input_times[0].1,
-            Some(950),
-            "a sender silent for the idle timeout is gone"
+            wm(&d),
+            Watermark::AllIdle(1300),
+            "every source partition idle: the partition's windows close"
         );
-        let d = inbox.decode(5, vec![record(0, 7, mark("b", Some(990), true))], later);
-        assert!(d.input_times.is_empty());
-        assert_eq!(
-            d.stopped.len(),
-            1,
-            "no live sender: the partition stops holding the watermark"
-        );
-        assert_eq!(d.positions.0[0].1, 7);
+        assert_eq!(d.positions.0[0].1, 60);
     }
 
     #[test]
@@ -331,6 +426,7 @@ mod tests {
         );
         assert_eq!(d.parts.len(), 1);
         assert_eq!((d.parts[0].record, d.parts[0].batch.num_rows()), (0, 2));
+        assert_eq!(&*d.parts[0].partition, "r[1]");
         assert_eq!(d.records.len(), 1);
         let offsets: Vec<u64> = d.dead_letters.iter().map(|l| l.offset).collect();
         assert_eq!(offsets, vec![2, 3, 4]);

@@ -90,14 +90,23 @@ pub fn split_origins(batch: RecordBatch) -> Result<(RecordBatch, Vec<Origin>), A
     Ok((batch.project(&(0..n - 2).collect::<Vec<_>>())?, origins))
 }
 
-/// An instance's event-time progress, sent to every partition of the repartition topic.
+/// An instance's event-time progress, sent to every partition of the repartition topic: where each
+/// source partition it reads stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatermarkMark {
     /// The sending instance (unique per process).
     pub instance: String,
-    /// Its watermark (ns since the epoch); `None` before its first event.
-    pub watermark: Option<i64>,
-    /// Every input it reads is idle, or it is leaving: it holds no one back.
+    pub inputs: Vec<InputMark>,
+}
+
+/// One source partition's progress as its reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputMark {
+    /// The input's name (`topic[partition]`): the same on every instance.
+    pub input: String,
+    /// Its newest event time (ns since the epoch); `None` before its first event.
+    pub newest: Option<i64>,
+    /// Nothing came from it for `window.idle_timeout`: it holds no one back.
     pub idle: bool,
 }
 
@@ -232,8 +241,11 @@ mod tests {
         }
         let mark = WatermarkMark {
             instance: "a-1".into(),
-            watermark: Some(42),
-            idle: false,
+            inputs: vec![InputMark {
+                input: "events[0]".into(),
+                newest: Some(42),
+                idle: false,
+            }],
         };
         match decode(&encode_watermark(&mark)).unwrap() {
             Frame::Watermark(back) => assert_eq!(back, mark),
@@ -275,8 +287,7 @@ mod tests {
         ));
         let mut bad = encode_watermark(&WatermarkMark {
             instance: "a".into(),
-            watermark: None,
-            idle: true,
+            inputs: Vec::new(),
         });
         bad[4] = b'X';
         assert!(matches!(decode(&bad), Err(FrameError::Kind(b'X'))));

@@ -120,6 +120,53 @@ pub async fn ensure_topic(
     .expect("metadata lookup does not panic")
 }
 
+/// The input names (`topic[partition]`) of every partition of the source topics (`topics`, or those
+/// matching `pattern`), from the cluster's metadata.
+pub async fn source_partitions(
+    kafka: &KafkaSettings,
+    topics: &[String],
+    pattern: Option<&str>,
+) -> Result<Vec<String>, KafkaFailure> {
+    let consumer: BaseConsumer = client_config(kafka, &[])
+        .create()
+        .map_err(|e| KafkaFailure::new("creating a metadata client", e))?;
+    let topics = topics.to_vec();
+    let pattern = match pattern {
+        Some(p) => Some(
+            regex::Regex::new(&format!("^(?:{})", p.trim_start_matches('^'))).map_err(|e| {
+                KafkaFailure::new(
+                    format!("source.kafka.topic_pattern: {e}"),
+                    KafkaError::AdminOp(RDKafkaErrorCode::InvalidConfig),
+                )
+            })?,
+        ),
+        None => None,
+    };
+    tokio::task::spawn_blocking(move || {
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map_err(|e| KafkaFailure::new("reading the source topics' metadata", e))?;
+        let mut inputs = Vec::new();
+        for t in metadata.topics() {
+            let wanted = match &pattern {
+                Some(p) => p.is_match(t.name()),
+                None => topics.iter().any(|n| n == t.name()),
+            };
+            if wanted {
+                inputs.extend(
+                    t.partitions()
+                        .iter()
+                        .map(|p| format!("{}[{}]", t.name(), p.id())),
+                );
+            }
+        }
+        inputs.sort();
+        Ok(inputs)
+    })
+    .await
+    .expect("metadata lookup does not panic")
+}
+
 /// One alert sink shared by both pipelines of an instance (one stdout, one file, one producer).
 #[derive(Clone)]
 pub struct SharedAlerts(pub Arc<tokio::sync::Mutex<Box<dyn AlertSink>>>);

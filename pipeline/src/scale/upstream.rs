@@ -1,7 +1,7 @@
 //! The sending side: on the instance that decodes an event, each repartitioned hunt's rows that pass its
-//! filter go to the repartition topic, to the partition of their key; then this instance's watermark goes
-//! to every partition (after the rows, so a downstream partition never sees a watermark before rows it
-//! covers: one producer keeps the order per partition). The pipeline acknowledges the source only after
+//! filter go to the repartition topic, to the partition of their key; then where each of its source
+//! partitions stands goes to every partition (after the rows, so a receiver never sees progress before
+//! the rows it covers: one producer keeps the order per partition). The pipeline acknowledges the source only after
 //! [`Repartitioner::send`] returned, i.e. after the broker acknowledged every record.
 
 use std::sync::Arc;
@@ -13,13 +13,12 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use super::frame::{self, WatermarkMark};
+use super::frame::{self, InputMark, WatermarkMark};
 use crate::alert::SinkError;
 use crate::alert::kafka::KafkaWriter;
 use crate::query::{Placement, PlannedHunt};
 use crate::source::RawRecord;
 use crate::telemetry::Metrics;
-use crate::window::Watermark;
 
 /// The shortest time between two watermark records that only move it forward.
 const WATERMARK_EVERY: Duration = Duration::from_millis(100);
@@ -41,10 +40,10 @@ pub struct Repartitioner {
     topic: String,
     partitions: i32,
     instance: String,
-    /// The last watermark sent and when.
+    /// The last progress sent and when.
     last: Option<(WatermarkMark, Instant)>,
-    /// A live instance sends its watermark at least this often (downstream, one that stops is idle
-    /// after `window.idle_timeout`).
+    /// A live instance sends its progress at least this often (a receiver that hears from no one for
+    /// `window.idle_timeout` treats its input as idle).
     heartbeat: Duration,
     metrics: Metrics,
 }
@@ -89,13 +88,14 @@ impl Repartitioner {
         self.hunts.len()
     }
 
-    /// Sends the rows of `batch` (whose records are `sources`, one per row) each hunt selects, then (when due) the watermark, and waits until the
-    /// broker has them all. `leaving`: this instance stops; it no longer holds anyone back.
+    /// Sends the rows of `batch` (whose records are `sources`, one per row) each hunt selects, then (when
+    /// due) `inputs` — each source partition's newest event time and whether it is idle — and waits until
+    /// the broker has them all. `now`: send the progress whatever the time since the last.
     pub async fn send(
         &mut self,
         batch: Option<(&RecordBatch, &[RawRecord])>,
-        watermark: Watermark,
-        leaving: bool,
+        inputs: Vec<(String, Option<i64>, bool)>,
+        now: bool,
     ) -> Result<(), SinkError> {
         let mut records = Vec::new();
         if let Some((batch, sources)) = batch {
@@ -114,18 +114,19 @@ impl Repartitioner {
         }
         let mark = WatermarkMark {
             instance: self.instance.clone(),
-            watermark: match watermark {
-                Watermark::At(t) | Watermark::AllIdle(t) => Some(t),
-                Watermark::Unknown => None,
-            },
-            idle: leaving || matches!(watermark, Watermark::AllIdle(_)),
+            inputs: inputs
+                .into_iter()
+                .map(|(input, newest, idle)| InputMark {
+                    input,
+                    newest,
+                    idle,
+                })
+                .collect(),
         };
         let due = match &self.last {
             None => true,
             Some((last, at)) => {
-                leaving
-                    || last.idle != mark.idle
-                    || at.elapsed() >= self.heartbeat
+                now || at.elapsed() >= self.heartbeat
                     || (*last != mark && at.elapsed() >= WATERMARK_EVERY)
             }
         };

@@ -38,6 +38,8 @@ pub struct SourceContext {
     group: String,
     /// Incremented at every rebalance: the poll loop then reads the new assignment.
     generation: AtomicU64,
+    /// Partitions revoked since the poll loop last looked (some may be assigned again).
+    revoked: std::sync::Mutex<HashSet<(String, i32)>>,
 }
 
 impl ClientContext for SourceContext {
@@ -63,6 +65,11 @@ impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             let elements = partitions.elements();
+            self.revoked.lock().expect("revoked lock").extend(
+                elements
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition())),
+            );
             self.lag
                 .revoked(elements.iter().map(|e| (e.topic(), e.partition())));
             // Commit what was acknowledged; the rest is left for the new owner to read again.
@@ -149,6 +156,8 @@ pub struct KafkaSource {
     settings: KafkaSourceSettings,
     brokers: String,
     health: Health,
+    /// Where the committed watermarks of assigned partitions go (`None`: not read).
+    watermarks: Option<Assignments>,
 }
 
 impl KafkaSource {
@@ -175,6 +184,7 @@ impl KafkaSource {
             health: health.clone(),
             group: settings.group_id.clone(),
             generation: AtomicU64::new(0),
+            revoked: Default::default(),
         };
         let consumer: KafkaConsumer = config
             .create_with_context(context)
@@ -184,7 +194,15 @@ impl KafkaSource {
             settings,
             brokers: kafka.brokers.clone(),
             health: health.clone(),
+            watermarks: None,
         })
+    }
+
+    /// Reads, for each partition it is assigned, the watermark its last commit was made through, into
+    /// `into`, before the partition's first record.
+    pub fn with_committed_watermarks(mut self, into: Assignments) -> KafkaSource {
+        self.watermarks = Some(into);
+        self
     }
 
     /// Waits until the cluster answers, saying so in the log and on /healthz.
@@ -228,8 +246,67 @@ fn partition_input(topic: &str, partition: i32) -> Arc<Input> {
     )
 }
 
+/// How a committed offset's metadata carries the watermark its windows were evaluated through.
+const WATERMARK_METADATA: &str = "ghosthunt-watermark=";
+
+/// One assignment of a partition to this consumer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Assignment {
+    /// Increases with every (re)assignment: reading starts again from the last commit.
+    pub epoch: u64,
+    /// The watermark the last commit was made through (see [`Acknowledge::acknowledge_through`]).
+    pub floor: Option<i64>,
+}
+
+/// Per partition (input name), its current assignment: what a reader of the partition needs to know
+/// before its first record.
+pub type Assignments = Arc<std::sync::Mutex<HashMap<String, Assignment>>>;
+
+/// Records new assignments of `partitions` in `into`, with the watermarks their commits were made
+/// through.
+fn read_committed_watermarks(
+    consumer: &KafkaConsumer,
+    partitions: &[(String, i32)],
+    into: &Assignments,
+) {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        tpl.add_partition(topic, *partition);
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10));
+    let mut map = into.lock().expect("assignments lock");
+    for (topic, partition) in partitions {
+        let a = map.entry(format!("{topic}[{partition}]")).or_default();
+        a.epoch += 1;
+        a.floor = None;
+    }
+    match committed {
+        Ok(committed) => {
+            for e in committed.elements() {
+                if let Some(w) = e
+                    .metadata()
+                    .strip_prefix(WATERMARK_METADATA)
+                    .and_then(|w| w.parse::<i64>().ok())
+                {
+                    map.entry(format!("{}[{}]", e.topic(), e.partition()))
+                        .or_default()
+                        .floor = Some(w);
+                }
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "Could not read the committed watermarks of the assigned partitions; windows they close may be evaluated again from part of their rows.")
+        }
+    }
+}
+
 /// Polls messages into chunks until shutdown or until the pipeline is gone.
-fn poll_loop(consumer: &KafkaConsumer, tx: &RecordSender, shutdown: &CancellationToken) {
+fn poll_loop(
+    consumer: &KafkaConsumer,
+    tx: &RecordSender,
+    shutdown: &CancellationToken,
+    watermarks: Option<&Assignments>,
+) {
     let mut inputs: HashMap<(String, i32), Arc<Input>> = HashMap::new();
     let mut chunk: Vec<RawRecord> = Vec::with_capacity(CHUNK_RECORDS);
     let mut last_error: Option<Instant> = None;
@@ -257,7 +334,33 @@ fn poll_loop(consumer: &KafkaConsumer, tx: &RecordSender, shutdown: &Cancellatio
                         .collect()
                 })
                 .unwrap_or_default();
-            for key in now.difference(&assigned) {
+            // A partition revoked and assigned again in one rebalance is read again from its last
+            // commit: to the pipeline it stops and starts like any other.
+            let renewed: HashSet<(String, i32)> =
+                std::mem::take(&mut *consumer.context().revoked.lock().expect("revoked lock"))
+                    .into_iter()
+                    .filter(|k| assigned.contains(k) && now.contains(k))
+                    .collect();
+            for key in &renewed {
+                if let Some(input) = inputs.get(key)
+                    && tx
+                        .blocking_send(SourceMessage::Stopped(Arc::clone(input)))
+                        .is_err()
+                {
+                    return;
+                }
+            }
+            let started: Vec<(String, i32)> = now
+                .iter()
+                .filter(|k| !assigned.contains(*k) || renewed.contains(*k))
+                .cloned()
+                .collect();
+            if let Some(into) = watermarks
+                && !started.is_empty()
+            {
+                read_committed_watermarks(consumer, &started, into);
+            }
+            for key in &started {
                 let input = Arc::clone(
                     inputs
                         .entry(key.clone())
@@ -326,6 +429,33 @@ struct KafkaAcknowledge {
 }
 
 impl Acknowledge for KafkaAcknowledge {
+    fn acknowledge_through(&self, positions: &Positions, watermark: Option<i64>) {
+        let Some(watermark) = watermark else {
+            return self.acknowledge(positions);
+        };
+        let mut tpl = TopicPartitionList::new();
+        for (input, offset) in &positions.0 {
+            if let InputKind::Kafka { topic, partition } = &input.kind {
+                // The next message to read, with the watermark the windows were evaluated through.
+                if tpl
+                    .add_partition_offset(
+                        topic,
+                        *partition,
+                        rdkafka::Offset::Offset(*offset as i64 + 1),
+                    )
+                    .is_ok()
+                    && let Some(mut e) = tpl.find_partition(topic, *partition)
+                {
+                    e.set_metadata(format!("{WATERMARK_METADATA}{watermark}"));
+                }
+            }
+        }
+        if let Err(error) = self.consumer.store_offsets(&tpl) {
+            // A partition revoked meanwhile: its new owner reads it again from the last commit.
+            tracing::debug!(%error, "Offsets not stored (partition no longer assigned).");
+        }
+    }
+
     fn acknowledge(&self, positions: &Positions) {
         for (input, offset) in &positions.0 {
             if let InputKind::Kafka { topic, partition } = &input.kind {
@@ -384,9 +514,12 @@ impl Source for KafkaSource {
             tracing::info!(topics = ?names, group = %self.settings.group_id, "Subscribed.");
             let consumer = Arc::clone(&self.consumer);
             let stop = shutdown.clone();
-            tokio::task::spawn_blocking(move || poll_loop(&consumer, &tx, &stop))
-                .await
-                .expect("the Kafka poll loop does not panic");
+            let watermarks = self.watermarks.clone();
+            tokio::task::spawn_blocking(move || {
+                poll_loop(&consumer, &tx, &stop, watermarks.as_ref())
+            })
+            .await
+            .expect("the Kafka poll loop does not panic");
             Ok(())
         })
     }

@@ -115,6 +115,14 @@ pub trait Acknowledge: Send + Sync {
     /// Everything up to and including these positions is done downstream. Called in batch order.
     fn acknowledge(&self, _positions: &Positions) {}
 
+    /// [`Acknowledge::acknowledge`], knowing that every window ending at or before `watermark` (the
+    /// pipeline's event-time watermark, ns) has been evaluated and delivered. A source that can keep it
+    /// with the position (Kafka: the commit's metadata) lets the next reader of the partition know which
+    /// windows were already evaluated.
+    fn acknowledge_through(&self, positions: &Positions, _watermark: Option<i64>) {
+        self.acknowledge(positions)
+    }
+
     /// The pipeline has drained and acknowledged everything it will: make it durable (commit).
     fn close(&self) {}
 }

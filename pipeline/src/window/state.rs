@@ -63,6 +63,9 @@ pub struct WindowState {
     pending: BTreeSet<i64>,
     rows: usize,
     cap: usize,
+    /// The watermark a previous owner of the rows' partition had evaluated through (see
+    /// [`WindowState::starting_at`]); `i64::MIN` when there was none.
+    floor: i64,
 }
 
 fn nanos(d: Duration) -> i64 {
@@ -86,7 +89,27 @@ impl WindowState {
             pending: BTreeSet::new(),
             rows: 0,
             cap,
+            floor: i64::MIN,
         }
+    }
+
+    /// A state taking over rows whose windows up to `pipeline_watermark` (minus the lateness) another
+    /// instance already evaluated: rows re-read for those windows are not counted again.
+    pub fn starting_at(mut self, pipeline_watermark: i64) -> WindowState {
+        self.floor = pipeline_watermark.saturating_sub(self.lateness);
+        self.watermark = self.watermark.max(self.floor);
+        self
+    }
+
+    /// Every window containing a row at `time` was evaluated before this state took over (see
+    /// [`WindowState::starting_at`]): the row is a re-read, not a late arrival.
+    pub fn evaluated_before(&self, time: i64) -> bool {
+        time.div_euclid(self.slide) * self.slide + self.size <= self.floor
+    }
+
+    /// Changes the most rows it holds (for states sharing one limit).
+    pub fn set_cap(&mut self, cap: usize) {
+        self.cap = cap;
     }
 
     /// A row with this event time arrives too late: the last window that would contain it has already
@@ -372,6 +395,29 @@ mod tests {
             }
         );
         assert_eq!(w.rows(), 3);
+    }
+
+    #[test]
+    fn a_state_taking_over_does_not_evaluate_again_what_its_predecessor_evaluated() {
+        // The previous owner committed through 2m05s with 5 s lateness: windows ending by 2m are done.
+        let mut w = WindowState::new(
+            Duration::from_secs(120),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            100,
+        )
+        .starting_at(125 * S);
+        assert!(
+            w.evaluated_before(50 * S),
+            "in [-60, 60) and [0, 120): both evaluated"
+        );
+        assert!(!w.evaluated_before(70 * S), "also in [60, 180), still open");
+        put(&mut w, 70 * S, 0);
+        assert_eq!(
+            bounds(&w.advance(185 * S)),
+            vec![(60, 180, 1)],
+            "only the open window, not [0, 120) from a part of its rows"
+        );
     }
 
     #[test]

@@ -69,6 +69,21 @@ impl WatermarkTracker {
         self.inputs.remove(&input.name);
     }
 
+    /// Each input's newest event time and whether it is idle at `now` (what a scaled-out instance tells
+    /// the instances evaluating its windowed hunts' rows).
+    pub fn inputs(&self, now: Instant) -> Vec<(String, Option<i64>, bool)> {
+        let mut inputs: Vec<(String, Option<i64>, bool)> = self
+            .inputs
+            .iter()
+            .map(|(name, p)| {
+                let idle = now.saturating_duration_since(p.last_seen) >= self.idle_timeout;
+                (name.clone(), p.newest, idle)
+            })
+            .collect();
+        inputs.sort();
+        inputs
+    }
+
     /// The watermark at `now`.
     pub fn watermark(&mut self, now: Instant) -> Watermark {
         let active = self
