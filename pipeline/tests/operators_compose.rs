@@ -324,6 +324,12 @@ fn ghosthunt_scales_out_and_uses_the_topics_kafka_init_creates() {
     let produced = &produce[produce.iter().position(|a| a == "--topic").unwrap() + 1];
     let mut used: Vec<&String> = source.topics.iter().collect();
     used.extend([alerts, dead, produced]);
+    assert_eq!(
+        settings.scale.mode,
+        ghosthunt::settings::ScaleMode::Repartition,
+        "scaled instances repartition windowed hunts by key"
+    );
+    used.push(&settings.scale.topic);
     for topic in used {
         assert!(
             created.contains_key(topic),

@@ -424,6 +424,15 @@ async fn run_scaled_out(
     let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
     for p in &routed {
         tracing::info!(hunt = %p.hunt.id, placement = %p.placement().describe(&names), "Hunt repartitioned.");
+        // The series exist from the start (at 0), so that rates over them do too.
+        let m = &handles.metrics;
+        for counter in [
+            &m.repartition_rows,
+            &m.repartition_bytes,
+            &m.repartition_duplicates,
+        ] {
+            counter.with_label_values(&[&p.hunt.id]).inc_by(0);
+        }
     }
     let topic = &settings.scale.topic;
     let partitions = crate::scale::ensure_topic(&settings.kafka, topic, settings.scale.partitions)
