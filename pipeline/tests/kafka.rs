@@ -28,19 +28,6 @@ fn lsass_event(i: usize) -> String {
     )
 }
 
-fn keyed(lines: &[String]) -> Vec<(Option<String>, Vec<u8>)> {
-    lines
-        .iter()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).ok().unwrap_or(Value::Null);
-            (
-                v["Hostname"].as_str().map(str::to_string),
-                l.clone().into_bytes(),
-            )
-        })
-        .collect()
-}
-
 /// The alert ids the pipeline gives these events when it reads them from a file (the reference).
 async fn expected_ids(lines: &[String]) -> BTreeSet<String> {
     let dir = tempfile::tempdir().unwrap();
@@ -124,7 +111,9 @@ async fn events_in_kafka_become_exactly_the_expected_alerts_on_the_alerts_topic(
     }
     let expected = expected_ids(&lines).await;
     assert!(expected.len() > 300);
-    broker.produce(EVENTS, &keyed(&lines)).await;
+    broker
+        .produce(EVENTS, &common::kafka::keyed_by_host(&lines))
+        .await;
 
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app::run(
@@ -175,7 +164,7 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_good_events_still_alert
         return;
     };
     topics(&broker).await;
-    let mut records = keyed(&(0..20).map(lsass_event).collect::<Vec<_>>());
+    let mut records = common::kafka::keyed_by_host(&(0..20).map(lsass_event).collect::<Vec<_>>());
     let poison: Vec<(&str, Vec<u8>)> = vec![
         ("invalid_json", b"{\"EventID\": 10, ".to_vec()),
         (
@@ -251,7 +240,9 @@ async fn two_instances_in_one_group_share_the_partitions_and_produce_every_alert
     topics(&broker).await;
     let lines: Vec<String> = (0..600).map(lsass_event).collect();
     let expected = expected_ids(&lines).await;
-    broker.produce(EVENTS, &keyed(&lines)).await;
+    broker
+        .produce(EVENTS, &common::kafka::keyed_by_host(&lines))
+        .await;
     let shutdown = CancellationToken::new();
     let (one, two) = (Handles::default(), Handles::default());
     let a = tokio::spawn(app::run(
@@ -317,7 +308,9 @@ async fn consumer_lag_is_exported_only_by_the_instance_that_owns_the_partition()
     };
     topics(&broker).await;
     let lines: Vec<String> = (0..300).map(lsass_event).collect();
-    broker.produce(EVENTS, &keyed(&lines)).await;
+    broker
+        .produce(EVENTS, &common::kafka::keyed_by_host(&lines))
+        .await;
     let all: BTreeSet<String> = ["0", "1", "2"].map(String::from).into();
     let shutdown = CancellationToken::new();
     let (one, two) = (Handles::default(), Handles::default());
@@ -371,7 +364,9 @@ async fn pipeline_waits_for_a_broker_that_is_not_there_yet() {
     broker.restart();
     topics(&broker).await;
     let lines: Vec<String> = (0..25).map(lsass_event).collect();
-    broker.produce(EVENTS, &keyed(&lines)).await;
+    broker
+        .produce(EVENTS, &common::kafka::keyed_by_host(&lines))
+        .await;
     let records = broker
         .consume_all_async(ALERTS, 25, Duration::from_secs(60))
         .await;

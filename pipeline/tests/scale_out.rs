@@ -293,16 +293,7 @@ async fn three_instances(
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let keyed: Vec<(Option<String>, Vec<u8>)> = lines
-        .iter()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (
-                v["Hostname"].as_str().map(str::to_string),
-                l.clone().into_bytes(),
-            )
-        })
-        .collect();
+    let keyed = common::kafka::keyed_by_host(lines);
     broker.produce(events, &keyed).await;
     let n = lines.len() as f64;
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
@@ -455,16 +446,7 @@ async fn an_instance_killed_and_one_added_mid_stream_lose_no_alert_and_add_none(
         .collect();
     // Events flow for about 24 s; the second instance is killed (SIGKILL) after 8 s, a fourth
     // joins after 14 s.
-    let keyed: Vec<(Option<String>, Vec<u8>)> = lines
-        .iter()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (
-                v["Hostname"].as_str().map(str::to_string),
-                l.clone().into_bytes(),
-            )
-        })
-        .collect();
+    let keyed = common::kafka::keyed_by_host(&lines);
     let started = std::time::Instant::now();
     let chunks = keyed.chunks(keyed.len() / 48 + 1).collect::<Vec<_>>();
     let (mut killed, mut added) = (false, false);

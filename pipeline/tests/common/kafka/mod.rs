@@ -476,3 +476,18 @@ impl Drop for Broker {
 mod clients;
 use clients::wait_for_partitions;
 pub use clients::*;
+
+/// `(key, value)` records of JSON-lines events keyed by their `Hostname` (as `ghosthunt produce` keys
+/// them); a line that is not JSON has no key.
+pub fn keyed_by_host(lines: &[String]) -> Vec<(Option<String>, Vec<u8>)> {
+    lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or(serde_json::Value::Null);
+            (
+                v["Hostname"].as_str().map(str::to_string),
+                l.clone().into_bytes(),
+            )
+        })
+        .collect()
+}
