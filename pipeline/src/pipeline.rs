@@ -7,8 +7,9 @@
 //! the windows the watermark closed), hands the alerts to the alert sink and the dead letters to the
 //! dead-letter sink, waits for both to acknowledge, and only then acknowledges to the source the batches no
 //! open window still holds rows of. A timer does the same without input so that quiet inputs go idle and
-//! their last windows close. At the end of input or on shutdown every open window is closed and everything
-//! is acknowledged.
+//! their last windows close. At the end of input, or on shutdown of a source that cannot read its records
+//! again, every open window is closed and everything is acknowledged; from Kafka, open windows are left to
+//! the partitions' next reader (see `Engine::drain`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -372,10 +373,14 @@ impl Engine {
             watermark,
             flush: false,
         };
-        let outputs = self.step_all(input).await;
+        let mut outputs = self.step_all(input).await;
         if let Some(r) = &mut self.repartition {
+            let routed = outputs
+                .iter_mut()
+                .flat_map(|(_, out)| std::mem::take(&mut out.routed))
+                .collect();
             let inputs = self.tracker.inputs(Instant::now());
-            r.send(Some((&view.batch, &decoded.records)), inputs, false)
+            r.send(Some((&view.batch, &decoded.records)), routed, inputs, false)
                 .await
                 .map_err(PipelineError::Repartition)?;
         }
@@ -397,7 +402,7 @@ impl Engine {
             // Inputs go idle without input, and receivers whose partitions carry no rows still hear
             // from this instance at least every heartbeat.
             let inputs = self.tracker.inputs(Instant::now());
-            r.send(None, inputs, false)
+            r.send(None, Vec::new(), inputs, false)
                 .await
                 .map_err(PipelineError::Repartition)?;
         }
@@ -421,12 +426,18 @@ impl Engine {
             .await
     }
 
+    /// End of input or shutdown: evaluates what the watermark closed, delivers, acknowledges. Open
+    /// windows and correlations are evaluated too when the source cannot read their rows again (a file,
+    /// the generator); from Kafka they stay open: what they hold is not acknowledged, and the partitions'
+    /// next reader (this instance restarted, or another one of the group) reads it again and evaluates
+    /// them when the watermark passes. Evaluating them now would judge a window before all its rows
+    /// arrived, and the next reader would judge it again without the rows acknowledged here.
     async fn drain(&mut self) -> Result<(), PipelineError> {
         let watermark = self.tracker.watermark(Instant::now());
         let input = StepInput {
             batch: None,
             watermark,
-            flush: true,
+            flush: !self.acker.replays_unacknowledged(),
         };
         let outputs = self.step_all(input).await;
         self.finish_step(outputs, Vec::new(), watermark, true)
@@ -434,7 +445,7 @@ impl Engine {
         if let Some(r) = &mut self.repartition {
             // Where this instance's inputs stand as it leaves (their next reader goes on from there).
             let inputs = self.tracker.inputs(Instant::now());
-            r.send(None, inputs, true)
+            r.send(None, Vec::new(), inputs, true)
                 .await
                 .map_err(PipelineError::Repartition)?;
         }

@@ -130,6 +130,25 @@ pub struct StepOutput {
     /// Seconds each evaluation took.
     pub evaluations: Vec<f64>,
     pub errors: Vec<EvaluationError>,
+    /// Scaled out: rows to evaluate where their key is (Sigma correlations' matches), which the
+    /// pipeline sends through the repartition topic.
+    pub routed: Vec<Routed>,
+}
+
+/// Rows an evaluator selected for evaluation on the instance owning their key (scaled out: a chain of
+/// Sigma correlations' matches); the pipeline sends them on with their events' source positions.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    /// The evaluator that takes them on the other side (its id on the repartition topic).
+    pub hunt: String,
+    /// Fingerprint of what selected them.
+    pub fingerprint: String,
+    /// One row per match.
+    pub batch: RecordBatch,
+    /// Per row: the row of the decoded batch (so the record) it came from.
+    pub rows: Vec<u32>,
+    /// Per row: its key values (empty: one partition takes them all).
+    pub keys: Vec<Vec<Option<String>>>,
 }
 
 /// A step in progress: the evaluator comes back with what it produced.

@@ -41,7 +41,48 @@ fn hunt_files(dir: &Path) {
     );
     std::fs::write(dir.join("spray_across_hosts.sql"), spray).unwrap();
     std::fs::write(dir.join("account_on_many_hosts.sql"), roaming).unwrap();
+    let sigma = dir.join("sigma");
+    std::fs::create_dir_all(&sigma).unwrap();
+    std::fs::write(sigma.join("failed_network_logon.yml"), FAILED_NETWORK_LOGON).unwrap();
+    std::fs::write(
+        sigma.join("address_fails_on_many_hosts.yml"),
+        FAILS_ON_MANY_HOSTS,
+    )
+    .unwrap();
 }
+
+const FAILED_NETWORK_LOGON: &str = r#"
+title: Failed network logon
+name: failed_network_logon
+id: 5b0e6a0c-0000-4000-8000-00000000ab01
+status: test
+level: low
+logsource: {product: windows, service: security}
+detection:
+    selection:
+        EventID: 4625
+        LogonType: 3
+    condition: selection
+"#;
+
+/// A Sigma correlation across hosts: one address failing logons on five hosts or more within 5 minutes.
+const FAILS_ON_MANY_HOSTS: &str = r#"
+title: One address fails logons on many hosts
+id: 5b0e6a0c-0000-4000-8000-00000000ab02
+status: test
+level: high
+correlation:
+    type: value_count
+    rules: [failed_network_logon]
+    group-by: [IpAddress]
+    timespan: 5m
+    condition:
+        gte: 5
+        field: Computer
+"#;
+
+/// The id of the Sigma correlation's hunt.
+const CORRELATION: &str = "5b0e6a0c-0000-4000-8000-00000000ab02";
 
 /// A logon (4624) or failed logon (4625) at `minute` minutes after 10:00.
 fn logon(minute: u32, second: u32, id: u32, host: usize, ip: &str, user: &str) -> String {
@@ -148,6 +189,7 @@ fn settings(dir: &Path) -> Settings {
     let mut s = common::test_settings();
     s.hunts.builtin = false;
     s.hunts.directories = vec![dir.to_path_buf()];
+    s.sigma.directories = vec![dir.join("sigma")];
     s
 }
 
@@ -156,7 +198,13 @@ async fn reference(lines: &[String], dir: &Path) -> BTreeMap<String, String> {
     let path = dir.join("events.jsonl");
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let settings = settings(dir);
-    let (hunts, errors) = app::hunts(&settings, &ghosthunt::decode::EventSchema::windows()).await;
+    let setup = app::sigma(
+        &settings,
+        std::sync::Arc::new(ghosthunt::decode::EventSchema::windows()),
+    )
+    .unwrap();
+    assert!(setup.refusals.is_empty(), "{:?}", setup.refusals);
+    let (hunts, errors) = app::hunts(&settings, &setup.schema).await;
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(hunts.len(), 2);
     let source = FileSource::new(
@@ -168,8 +216,14 @@ async fn reference(lines: &[String], dir: &Path) -> BTreeMap<String, String> {
         settings.decode.max_record_bytes,
     )
     .unwrap();
-    let run =
-        common::run_pipeline(settings, hunts, Box::new(source), CancellationToken::new()).await;
+    let run = common::run_pipeline_with(
+        settings,
+        hunts,
+        Some((setup.schema, setup.engine.unwrap())),
+        Box::new(source),
+        CancellationToken::new(),
+    )
+    .await;
     run.alerts
         .iter()
         .map(|a| {
@@ -181,11 +235,6 @@ async fn reference(lines: &[String], dir: &Path) -> BTreeMap<String, String> {
             (a.id.clone(), what)
         })
         .collect()
-}
-
-/// The alert ids of [`reference`].
-async fn one_instance(lines: &[String], dir: &Path) -> BTreeSet<String> {
-    reference(lines, dir).await.into_keys().collect()
 }
 
 fn alert_ids(records: &[common::kafka::ConsumedRecord]) -> BTreeSet<String> {
@@ -218,6 +267,100 @@ fn metric_sum(handles: &[Handles], series: &str) -> f64 {
         .sum()
 }
 
+/// Instances of the pipeline in one process.
+struct Instances {
+    handles: Vec<Handles>,
+    tasks: Vec<
+        tokio::task::JoinHandle<Result<ghosthunt::pipeline::Summary, ghosthunt::app::AppError>>,
+    >,
+    shutdown: CancellationToken,
+}
+
+impl Instances {
+    /// Starts `n` instances of `mode` in group `group` reading `events`, alerting to `alerts`, and waits
+    /// until the groups settled: no rebalance for 8 s after every consumer had one and, scaled out,
+    /// each instance owns some of the repartition topic's partitions (the consumer lag each exports
+    /// names them; the events topic, empty so far, has no lag to export yet).
+    async fn start(
+        broker: &Broker,
+        dir: &Path,
+        (group, events, alerts): (&str, &str, &str),
+        mode: ScaleMode,
+        (n, idle_timeout): (usize, Duration),
+    ) -> Instances {
+        common::init_logs();
+        let shutdown = CancellationToken::new();
+        let handles: Vec<Handles> = (0..n).map(|_| Handles::default()).collect();
+        let mut tasks = Vec::new();
+        let repartition = format!("{group}-repartition-topic");
+        for h in &handles {
+            let mut s = common::kafka::pipeline_settings(&broker.bootstrap, group);
+            s.kafka.options = vec![("broker.address.family".into(), "v4".into())];
+            (s.hunts, s.sigma) = (settings(dir).hunts, settings(dir).sigma);
+            s.window.idle_timeout = idle_timeout;
+            s.alerts = OutputSettings::Kafka {
+                topic: alerts.into(),
+            };
+            if let ghosthunt::settings::SourceSettings::Kafka(k) = &mut s.source {
+                k.topics = vec![events.into()];
+            }
+            s.scale.mode = mode;
+            s.scale.topic = repartition.clone();
+            s.scale.partitions = 6;
+            tasks.push(tokio::spawn(app::run(s, h.clone(), shutdown.clone())));
+        }
+        let consumers = match mode {
+            ScaleMode::Repartition => 2.0 * n as f64,
+            ScaleMode::Local => n as f64,
+        };
+        let state = || {
+            let owned: Vec<BTreeSet<String>> = handles
+                .iter()
+                .map(|h| owned_partitions(h, &repartition))
+                .collect();
+            (
+                metric_sum(&handles, "ghosthunt_kafka_rebalances_total"),
+                owned,
+            )
+        };
+        let settled = |(rebalances, owned): &(f64, Vec<BTreeSet<String>>)| {
+            *rebalances >= consumers
+                && (mode == ScaleMode::Local
+                    || (owned.iter().all(|o| !o.is_empty())
+                        && owned.iter().map(BTreeSet::len).sum::<usize>() == 6))
+        };
+        let mut last = state();
+        let mut since = std::time::Instant::now();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let now = state();
+            if now != last {
+                (last, since) = (now.clone(), std::time::Instant::now());
+            } else if settled(&now) && since.elapsed() > Duration::from_secs(8) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the groups did not settle: {now:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Instances {
+            handles,
+            tasks,
+            shutdown,
+        }
+    }
+
+    async fn stop(self) -> Vec<Handles> {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            t.await.unwrap().unwrap();
+        }
+        self.handles
+    }
+}
+
 /// Runs three instances of `mode` in group `group`, producing the events once all have joined, until
 /// every event is acknowledged and the windows had time to close; returns the alert ids on `alerts`.
 async fn three_instances(
@@ -230,74 +373,21 @@ async fn three_instances(
 ) -> (BTreeSet<String>, Vec<Handles>) {
     broker.create_topic(events, 3).await;
     broker.create_topic(alerts, 1).await;
-    let shutdown = CancellationToken::new();
-    let handles: Vec<Handles> = (0..3).map(|_| Handles::default()).collect();
-    let mut tasks = Vec::new();
-    for h in &handles {
-        let mut s = common::kafka::pipeline_settings(&broker.bootstrap, group);
-        s.kafka.options = vec![("broker.address.family".into(), "v4".into())];
-        s.hunts = settings(dir).hunts;
-        // Inputs never go idle in this test (an input idle when the events start would let the
-        // watermark pass its rows before its reader gets them): windows close by event time, on the
-        // closing events.
-        s.window.idle_timeout = Duration::from_secs(120);
-        s.alerts = OutputSettings::Kafka {
-            topic: alerts.into(),
-        };
-        if let ghosthunt::settings::SourceSettings::Kafka(k) = &mut s.source {
-            k.topics = vec![events.into()];
-        }
-        s.scale.mode = mode;
-        s.scale.topic = format!("{group}-repartition-topic");
-        s.scale.partitions = 6;
-        tasks.push(tokio::spawn(app::run(s, h.clone(), shutdown.clone())));
-    }
-    // The groups settled: no rebalance for 8 s after every consumer had one and, scaled out, each
-    // instance owns some of the repartition topic's partitions (the consumer lag each exports names
-    // them; the events topic, empty so far, has no lag to export yet).
-    let repartition = format!("{group}-repartition-topic");
-    let consumers = if mode == ScaleMode::Repartition {
-        6.0
-    } else {
-        3.0
-    };
-    let state = || {
-        let owned: Vec<BTreeSet<String>> = handles
-            .iter()
-            .map(|h| owned_partitions(h, &repartition))
-            .collect();
-        (
-            metric_sum(&handles, "ghosthunt_kafka_rebalances_total"),
-            owned,
-        )
-    };
-    let settled = |(rebalances, owned): &(f64, Vec<BTreeSet<String>>)| {
-        *rebalances >= consumers
-            && (mode == ScaleMode::Local
-                || (owned.iter().all(|o| !o.is_empty())
-                    && owned.iter().map(BTreeSet::len).sum::<usize>() == 6))
-    };
-    let mut last = state();
-    let mut since = std::time::Instant::now();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let now = state();
-        if now != last {
-            (last, since) = (now.clone(), std::time::Instant::now());
-        } else if settled(&now) && since.elapsed() > Duration::from_secs(8) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the groups did not settle: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // Inputs never go idle in this test (an input idle when the events start would let the watermark
+    // pass its rows before its reader gets them): windows close by event time, on the closing events.
+    let instances = Instances::start(
+        broker,
+        dir,
+        (group, events, alerts),
+        mode,
+        (3, Duration::from_secs(120)),
+    )
+    .await;
     let keyed = common::kafka::keyed_by_host(lines);
     broker.produce(events, &keyed).await;
     let n = lines.len() as f64;
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    while metric_sum(&handles, "ghosthunt_acknowledged_events_total") < n {
+    while metric_sum(&instances.handles, "ghosthunt_acknowledged_events_total") < n {
         assert!(
             std::time::Instant::now() < deadline,
             "not every event was acknowledged"
@@ -305,11 +395,134 @@ async fn three_instances(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let records = broker.consume_all_async(alerts, expect, wait).await;
-    shutdown.cancel();
-    for t in tasks {
-        t.await.unwrap().unwrap();
-    }
+    let handles = instances.stop().await;
     (alert_ids(&records), handles)
+}
+
+/// The alerts' message keys (hunt id and entity).
+fn alert_keys(records: &[common::kafka::ConsumedRecord]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).to_string())
+        .collect()
+}
+
+/// The sum of every series of a metric family over the instances.
+fn family_sum(handles: &[Handles], family: &str) -> f64 {
+    handles
+        .iter()
+        .flat_map(|h| {
+            h.metrics
+                .render()
+                .lines()
+                .filter(|l| {
+                    l.starts_with(&format!("{family}{{")) || l.starts_with(&format!("{family} "))
+                })
+                .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_partition_behind_holds_windows_back_and_an_idle_one_stops_holding_after_idle_timeout()
+ {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    hunt_files(dir.path());
+    let (events, alerts) = ("events-wm", "alerts-wm");
+    broker.create_topic(events, 2).await;
+    broker.create_topic(alerts, 1).await;
+    let idle = Duration::from_secs(12);
+    let instances = Instances::start(
+        &broker,
+        dir.path(),
+        ("wm", events, alerts),
+        ScaleMode::Repartition,
+        (2, idle),
+    )
+    .await;
+    let benign = |minute: u32, host: usize| logon(minute, 0, 4634, host, "-", "-");
+    let spray = |minute: u32, ip: &str| -> Vec<String> {
+        (0..7)
+            .map(|h| logon(minute, 10 + h as u32, 4625, h, ip, "administrator"))
+            .collect()
+    };
+    // Both source partitions start at 10:00 (and every repartition partition hears of both: reports
+    // of different readers are not ordered, and a partition reported idle holds nothing back); then
+    // partition 1 runs ahead to 10:30 while partition 0, behind, is still at 10:00: a spray at 10:02 on
+    // partition 0 is not late for the repartitioned windows, which wait for the partition behind.
+    broker.produce_at(events, 0, &[benign(0, 0)]).await;
+    broker.produce_at(events, 1, &[benign(0, 1)]).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let ahead: Vec<String> = (20..=30).map(|m| benign(m, 1)).collect();
+    broker.produce_at(events, 1, &ahead).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut behind = spray(2, "203.0.113.7");
+    behind.push(benign(31, 0));
+    broker.produce_at(events, 0, &behind).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let records = broker
+            .consume_all_async(alerts, usize::MAX, Duration::from_secs(2))
+            .await;
+        if alert_ids(&records).len() >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spray behind was not found (SQL window and Sigma correlation): {:?}; late rows {}, dead letters {}, repartitioned {}",
+            alert_keys(&records),
+            family_sum(&instances.handles, "ghosthunt_late_records_total"),
+            family_sum(&instances.handles, "ghosthunt_dead_letters_total"),
+            family_sum(&instances.handles, "ghosthunt_repartition_rows_total"),
+        );
+    }
+    assert_eq!(
+        family_sum(&instances.handles, "ghosthunt_late_records_total"),
+        0.0,
+        "nothing of the partition behind was late"
+    );
+
+    // Partition 1 falls silent at 10:31:30; partition 0 goes on to 10:50 with a spray at 10:40. Its
+    // window [10:40, 10:45) waits for partition 1 until that one is idle (`idle_timeout` after its
+    // last record), then closes on partition 0's time alone.
+    broker
+        .produce_at(events, 1, &[logon(31, 30, 4634, 1, "-", "-")])
+        .await;
+    let silent = std::time::Instant::now();
+    // Every repartition partition hears of partition 1 active again before partition 0 moves on.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut later = spray(40, "198.51.100.23");
+    later.push(benign(50, 0));
+    broker.produce_at(events, 0, &later).await;
+    let before = alert_ids(
+        &broker
+            .consume_all_async(alerts, usize::MAX, Duration::from_secs(1))
+            .await,
+    );
+    let (mut held, mut found) = (None, None);
+    while found.is_none() && silent.elapsed() < idle + Duration::from_secs(40) {
+        let records = broker
+            .consume_all_async(alerts, usize::MAX, Duration::from_secs(1))
+            .await;
+        let now = alert_ids(&records);
+        if now.len() > before.len() {
+            found = Some(silent.elapsed());
+        } else {
+            held = Some(silent.elapsed());
+        }
+    }
+    let found = found.expect("the idle partition stopped holding the window after idle_timeout");
+    let held = held.unwrap_or_default();
+    assert!(
+        held >= idle - Duration::from_secs(4),
+        "the window waited for partition 1 until it was idle (no alert yet after {held:?}, found after {found:?})"
+    );
+    let handles = instances.stop().await;
+    assert_eq!(family_sum(&handles, "ghosthunt_late_records_total"), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,13 +534,21 @@ async fn three_instances_repartitioned_find_exactly_what_one_finds_and_local_one
     hunt_files(dir.path());
     let mut lines = events();
     lines.extend(closing_events(60));
-    let expected = one_instance(&lines, dir.path()).await;
-    // Two sprays (one window each) and the roaming account (two hopping windows).
+    let reference = reference(&lines, dir.path()).await;
+    let expected: BTreeSet<String> = reference.keys().cloned().collect();
+    // Two sprays (one window each), the roaming account (two hopping windows), and the Sigma
+    // correlation once per spray.
     assert_eq!(
         expected.len(),
-        4,
-        "the reference run finds every planted pattern"
+        6,
+        "the reference run finds every planted pattern: {reference:#?}"
     );
+    let correlated: BTreeSet<String> = reference
+        .iter()
+        .filter(|(_, what)| what.starts_with(CORRELATION))
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(correlated.len(), 2, "{reference:#?}");
     let (scaled, handles) = three_instances(
         &broker,
         dir.path(),
@@ -350,6 +571,14 @@ async fn three_instances_repartitioned_find_exactly_what_one_finds_and_local_one
         .filter(|l| l.contains("\"EventID\":4625"))
         .count();
     assert_eq!(rows, failures as f64, "each failure repartitioned once");
+    let matches = metric_sum(
+        &handles,
+        &format!("ghosthunt_repartition_rows_total{{hunt=\"{CORRELATION}\"}}"),
+    );
+    assert_eq!(
+        matches, failures as f64,
+        "each failed network logon sent once to the correlation's key"
+    );
     let evaluated: Vec<f64> = handles
         .iter()
         .map(|h| {
@@ -379,6 +608,101 @@ async fn three_instances_repartitioned_find_exactly_what_one_finds_and_local_one
         !expected.is_subset(&local),
         "without repartition, three instances keyed by host miss cross-host groups (found {local:?})"
     );
+    assert!(
+        !correlated.is_subset(&local),
+        "without repartition, the Sigma correlation across hosts is missed too (found {local:?})"
+    );
+}
+
+/// Stops the instances (as SIGTERM does) in the middle of a window and of a correlation's burst, starts
+/// them again, and sends the rest: the alerts are those one uninterrupted instance finds.
+async fn restart_mid_window(broker: &Broker, dir: &Path, mode: ScaleMode, n: usize) {
+    let name = format!(
+        "restart-{}",
+        if mode == ScaleMode::Local {
+            "local"
+        } else {
+            "scaled"
+        }
+    );
+    let (events, alerts) = (format!("{name}-events"), format!("{name}-alerts"));
+    broker.create_topic(&events, 3).await;
+    broker.create_topic(&alerts, 1).await;
+    let spray = |hosts: std::ops::Range<usize>| -> Vec<String> {
+        hosts
+            .map(|h| {
+                logon(
+                    2 + h as u32 / 4,
+                    10 + h as u32,
+                    4625,
+                    h,
+                    "203.0.113.7",
+                    "administrator",
+                )
+            })
+            .collect()
+    };
+    let mut before = closing_events(0);
+    before.extend(spray(0..3));
+    let mut after = spray(3..7);
+    after.extend(closing_events(31));
+    let all: Vec<String> = before.iter().chain(&after).cloned().collect();
+    let expected: BTreeSet<String> = reference(&all, dir).await.into_keys().collect();
+    assert_eq!(
+        expected.len(),
+        2,
+        "the spray's window and the Sigma correlation"
+    );
+
+    let names = (name.as_str(), events.as_str(), alerts.as_str());
+    let idle = Duration::from_secs(120);
+    let first = Instances::start(broker, dir, names, mode, (n, idle)).await;
+    broker
+        .produce(&events, &common::kafka::keyed_by_host(&before))
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Every event read and the spray's first three rows held in its open window.
+    while metric_sum(&first.handles, "ghosthunt_events_received_total") < before.len() as f64
+        || metric_sum(
+            &first.handles,
+            "ghosthunt_window_rows{hunt=\"spray_across_hosts\"}",
+        ) < 3.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first half was not read"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    first.stop().await;
+    let second = Instances::start(broker, dir, names, mode, (n, idle)).await;
+    broker
+        .produce(&events, &common::kafka::keyed_by_host(&after))
+        .await;
+    let mut got = BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !expected.is_subset(&got) && std::time::Instant::now() < deadline {
+        let records = broker
+            .consume_all_async(&alerts, usize::MAX, Duration::from_secs(2))
+            .await;
+        got = alert_ids(&records);
+    }
+    second.stop().await;
+    assert_eq!(
+        got, expected,
+        "{mode:?}: the window and the burst open at the restart are judged on all their rows, once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_open_at_a_graceful_restart_is_evaluated_after_it_on_all_its_rows() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    hunt_files(dir.path());
+    restart_mid_window(&broker, dir.path(), ScaleMode::Local, 1).await;
+    restart_mid_window(&broker, dir.path(), ScaleMode::Repartition, 2).await;
 }
 
 /// One instance of the `ghosthunt` binary in group `kill`, scaled out, logging to `dir/instance-N.log`.
@@ -404,6 +728,7 @@ fn spawn_instance(broker: &Broker, dir: &Path, n: usize) -> std::process::Child 
         .env("GHOSTHUNT__KAFKA__OPTIONS__BROKER_ADDRESS_FAMILY", "v4")
         .env("GHOSTHUNT__HUNTS__BUILTIN", "false")
         .env("GHOSTHUNT__HUNTS__DIRECTORIES", dir)
+        .env("GHOSTHUNT__SIGMA__DIRECTORIES", dir.join("sigma"))
         // Longer than a rebalance (tansu holds a join about half the session timeout): a source
         // partition paused by one does not go idle and let the watermark pass rows still to come.
         .env("GHOSTHUNT__WINDOW__IDLE_TIMEOUT", "10s")
@@ -427,7 +752,7 @@ fn spawn_instance(broker: &Broker, dir: &Path, n: usize) -> std::process::Child 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_killed_and_one_added_mid_stream_lose_no_alert_and_add_none() {
+async fn instances_killed_stopped_and_added_mid_stream_lose_no_alert_and_add_none() {
     let Some(broker) = Broker::start() else {
         return;
     };
@@ -437,7 +762,11 @@ async fn an_instance_killed_and_one_added_mid_stream_lose_no_alert_and_add_none(
     let lines: Vec<String> = (0..6).flat_map(|r| events_from(r * 25)).collect();
     let reference = reference(&lines, dir.path()).await;
     let expected: BTreeSet<String> = reference.keys().cloned().collect();
-    assert_eq!(expected.len(), 24, "four alerts per round");
+    assert_eq!(
+        expected.len(),
+        36,
+        "four SQL alerts and two Sigma correlation alerts per round"
+    );
     broker.create_topic("events-kill", 3).await;
     broker.create_topic("alerts-kill", 1).await;
 
@@ -445,11 +774,12 @@ async fn an_instance_killed_and_one_added_mid_stream_lose_no_alert_and_add_none(
         .map(|n| spawn_instance(&broker, dir.path(), n))
         .collect();
     // Events flow for about 24 s; the second instance is killed (SIGKILL) after 8 s, a fourth
-    // joins after 14 s.
+    // joins after 14 s, and the first is stopped (SIGTERM: it leaves its open windows to the
+    // partitions' next owners) after 18 s.
     let keyed = common::kafka::keyed_by_host(&lines);
     let started = std::time::Instant::now();
     let chunks = keyed.chunks(keyed.len() / 48 + 1).collect::<Vec<_>>();
-    let (mut killed, mut added) = (false, false);
+    let (mut killed, mut added, mut stopped) = (false, false, false);
     for chunk in chunks {
         broker.produce("events-kill", chunk).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -462,11 +792,26 @@ async fn an_instance_killed_and_one_added_mid_stream_lose_no_alert_and_add_none(
             instances.push(spawn_instance(&broker, dir.path(), 3));
             added = true;
         }
+        if !stopped && started.elapsed() > Duration::from_secs(18) {
+            let status = std::process::Command::new("kill")
+                .args(["-TERM", &instances[0].id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            stopped = true;
+        }
     }
     assert!(
-        killed && added,
-        "the stream ended before the kill and the join"
+        killed && added && stopped,
+        "the stream ended before the kill, the join and the stop"
     );
+    let exit = tokio::task::spawn_blocking({
+        let mut first = instances.remove(0);
+        move || first.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(exit.success(), "a stopped instance exits cleanly: {exit:?}");
     // Until every expected alert is there (duplicates make counting records meaningless), then a
     // little longer for any late extra.
     let deadline = std::time::Instant::now() + Duration::from_secs(150);

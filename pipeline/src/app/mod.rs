@@ -421,9 +421,22 @@ async fn run_scaled_out(
         unreachable!("settings refuse scale.mode = repartition without a Kafka source");
     };
     let (local, routed) = crate::scale::split(planned);
+    let (sigma, correlations) = match sigma {
+        Some(engine) => {
+            let (engine, chains) = engine.route_correlations();
+            (Some(engine), chains)
+        }
+        None => (None, Vec::new()),
+    };
     let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
-    for p in &routed {
-        tracing::info!(hunt = %p.hunt.id, placement = %p.placement().describe(&names), "Hunt repartitioned.");
+    let routed_ids = routed
+        .iter()
+        .map(|p| p.hunt.id.clone())
+        .chain(correlations.iter().map(|c| c.id().to_string()));
+    for c in &correlations {
+        tracing::info!(hunt = %c.id(), placement = %c.placement(), "Sigma correlation repartitioned.");
+    }
+    for id in routed_ids {
         // The series exist from the start (at 0), so that rates over them do too.
         let m = &handles.metrics;
         for counter in [
@@ -431,8 +444,11 @@ async fn run_scaled_out(
             &m.repartition_bytes,
             &m.repartition_duplicates,
         ] {
-            counter.with_label_values(&[&p.hunt.id]).inc_by(0);
+            counter.with_label_values(&[&id]).inc_by(0);
         }
+    }
+    for p in &routed {
+        tracing::info!(hunt = %p.hunt.id, placement = %p.placement().describe(&names), "Hunt repartitioned.");
     }
     let topic = &settings.scale.topic;
     let partitions = crate::scale::ensure_topic(&settings.kafka, topic, settings.scale.partitions)
@@ -470,6 +486,11 @@ async fn run_scaled_out(
         routed
             .iter()
             .map(|p| (p.hunt.id.clone(), p.fingerprint()))
+            .chain(
+                correlations
+                    .iter()
+                    .map(|c| (c.id().to_string(), c.fingerprint().to_string())),
+            )
             .collect(),
         datafusion::arrow::record_batch::RecordBatch::new_empty(Arc::clone(schema.arrow())),
         Arc::clone(&committed),
@@ -492,7 +513,7 @@ async fn run_scaled_out(
         &handles.health,
     )?
     .with_committed_watermarks(committed);
-    let routed_evaluators: Vec<Box<dyn Evaluator>> = routed
+    let mut routed_evaluators: Vec<Box<dyn Evaluator>> = routed
         .into_iter()
         .map(|p| {
             Box::new(
@@ -506,6 +527,11 @@ async fn run_scaled_out(
             ) as Box<dyn Evaluator>
         })
         .collect();
+    routed_evaluators.extend(
+        correlations
+            .into_iter()
+            .map(|c| Box::new(c) as Box<dyn Evaluator>),
+    );
     let alerts = crate::scale::SharedAlerts(Arc::new(tokio::sync::Mutex::new(alerts)));
     let dead_letters =
         crate::scale::SharedDeadLetters(Arc::new(tokio::sync::Mutex::new(dead_letters)));

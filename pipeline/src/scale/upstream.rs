@@ -17,6 +17,7 @@ use super::frame::{self, InputMark, WatermarkMark};
 use crate::alert::SinkError;
 use crate::alert::kafka::KafkaWriter;
 use crate::query::{Placement, PlannedHunt};
+use crate::runtime::Routed;
 use crate::source::RawRecord;
 use crate::telemetry::Metrics;
 
@@ -91,14 +92,28 @@ impl Repartitioner {
     /// Sends the rows of `batch` (whose records are `sources`, one per row) each hunt selects, then (when
     /// due) `inputs` — each source partition's newest event time and whether it is idle — and waits until
     /// the broker has them all. `now`: send the progress whatever the time since the last.
+    /// `routed`: rows evaluators selected themselves (Sigma correlations' matches), from the same batch.
     pub async fn send(
         &mut self,
         batch: Option<(&RecordBatch, &[RawRecord])>,
+        routed: Vec<Routed>,
         inputs: Vec<(String, Option<i64>, bool)>,
         now: bool,
     ) -> Result<(), SinkError> {
         let mut records = Vec::new();
         if let Some((batch, sources)) = batch {
+            for rows in &routed {
+                match self.select_routed(rows, sources) {
+                    Ok(mut r) => records.append(&mut r),
+                    Err(e) => {
+                        self.metrics
+                            .hunt_errors
+                            .with_label_values(&[&rows.hunt])
+                            .inc();
+                        tracing::error!(hunt = %rows.hunt, error = %e, "Encoding rows to repartition failed; this hunt's rows of the batch are lost.");
+                    }
+                }
+            }
             for hunt in &self.hunts {
                 match self.select(hunt, batch, sources) {
                     Ok(mut r) => records.append(&mut r),
@@ -217,6 +232,54 @@ impl Repartitioner {
         Ok(records)
     }
 
+    /// The records carrying rows an evaluator selected (`routed.rows` index `sources`), by key.
+    fn select_routed(
+        &self,
+        routed: &Routed,
+        sources: &[RawRecord],
+    ) -> Result<Vec<(i32, String, Vec<u8>)>, datafusion::arrow::error::ArrowError> {
+        let id = &routed.hunt;
+        let mut by_partition: Vec<Vec<u32>> = vec![Vec::new(); self.partitions as usize];
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        for (row, key) in routed.keys.iter().enumerate() {
+            parts.clear();
+            parts.push(id.as_bytes().to_vec());
+            parts.extend(
+                key.iter()
+                    .map(|v| key_part(v.as_deref().map(str::as_bytes))),
+            );
+            let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            by_partition[partition_of(&refs, self.partitions)].push(row as u32);
+        }
+        let mut records = Vec::new();
+        for (partition, rows) in by_partition.into_iter().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            let origins = rows.iter().map(|&r| {
+                let record = &sources[routed.rows[r as usize] as usize];
+                (record.input.name.as_str(), record.offset)
+            });
+            let origins: Vec<(&str, u64)> = origins.collect();
+            let taken = take_record_batch(&routed.batch, &UInt32Array::from(rows.clone()))?;
+            let bytes = frame::encode_rows(
+                id,
+                &routed.fingerprint,
+                &frame::with_origins(&taken, origins)?,
+            )?;
+            self.metrics
+                .repartition_rows
+                .with_label_values(&[id])
+                .inc_by(rows.len() as u64);
+            self.metrics
+                .repartition_bytes
+                .with_label_values(&[id])
+                .inc_by(bytes.len() as u64);
+            records.push((partition as i32, id.clone(), bytes));
+        }
+        Ok(records)
+    }
+
     /// The repartition topic's name (for logs).
     pub fn topic(&self) -> &str {
         &self.topic
@@ -245,18 +308,24 @@ impl<'a> KeyColumn<'a> {
             KeyColumn::Text(a) | KeyColumn::Other(a, _) => a,
         };
         if array.is_null(row) {
-            return vec![0xff];
+            return key_part(None);
         }
-        let mut out = vec![0x00];
         match self {
-            KeyColumn::Text(a) => out.extend_from_slice(match a.data_type() {
+            KeyColumn::Text(a) => key_part(Some(match a.data_type() {
                 DataType::Utf8View => a.as_string_view().value(row).as_bytes(),
                 DataType::LargeUtf8 => a.as_string::<i64>().value(row).as_bytes(),
                 _ => a.as_string::<i32>().value(row).as_bytes(),
-            }),
-            KeyColumn::Other(_, f) => out.extend_from_slice(f.value(row).to_string().as_bytes()),
+            })),
+            KeyColumn::Other(_, f) => key_part(Some(f.value(row).to_string().as_bytes())),
         }
-        out
+    }
+}
+
+/// One value of a key as hashed: NULL distinct from every value (the empty string included).
+fn key_part(value: Option<&[u8]>) -> Vec<u8> {
+    match value {
+        None => vec![0xff],
+        Some(v) => [&[0x00], v].concat(),
     }
 }
 

@@ -227,6 +227,8 @@ impl SigmaEngine {
                 held: VecDeque::new(),
                 lateness: 0,
                 fingerprint,
+                base: base_rules,
+                routes: Vec::new(),
             },
             refusals,
         )

@@ -263,6 +263,85 @@ impl Correlator {
         node.map_or(Vec::new(), |&n| self.fields[n].clone())
     }
 
+    /// The correlation rules, as given.
+    pub fn rules(&self) -> &[CorrelationRule] {
+        &self.rules
+    }
+
+    /// The correlations split into chains that share no state: correlations joined by chaining (one
+    /// referencing another) are one chain. Indices into [`Correlator::rules`], ascending; chains ordered
+    /// by their first correlation.
+    pub fn chains(&self) -> Vec<Vec<usize>> {
+        fn find(root: &mut [usize], mut x: usize) -> usize {
+            while root[x] != x {
+                root[x] = root[root[x]];
+                x = root[x];
+            }
+            x
+        }
+        let nc = self.rules.len();
+        let mut root: Vec<usize> = (0..nc).collect();
+        for inner in 0..nc {
+            for &(outer, _) in &self.consumers[self.nb + inner] {
+                let (a, b) = (find(&mut root, inner), find(&mut root, outer));
+                root[a.max(b)] = a.min(b);
+            }
+        }
+        let mut chains: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for c in 0..nc {
+            let r = find(&mut root, c);
+            chains.entry(r).or_default().push(c);
+        }
+        chains.into_values().collect()
+    }
+
+    /// For a correlator holding one chain: where the group-by values of its outermost correlation are
+    /// among the fields of a match of detection rule `rule` (positions in [`Correlator::fields_for`]).
+    /// Matches that differ there never meet in a group of any correlation of the chain (an inner
+    /// correlation groups by at least the outer one's fields), so they may be evaluated apart. `None`
+    /// when the chain has no such key — several outermost correlations, or aliases that give one match
+    /// different keys along different paths: all its matches must then meet in one place — or when no
+    /// correlation references `rule`.
+    pub fn route_key(&self, rule: &str) -> Option<Vec<usize>> {
+        let node = *self.idents.get(rule).filter(|&&n| n < self.nb)?;
+        self.key_positions()?.remove(&node)
+    }
+
+    /// The one correlation no other references (index in [`Correlator::rules`]); `None` if there are
+    /// several.
+    pub fn outermost(&self) -> Option<usize> {
+        let mut outermost =
+            (0..self.rules.len()).filter(|&c| self.consumers[self.nb + c].is_empty());
+        let top = outermost.next()?;
+        outermost.next().is_none().then_some(top)
+    }
+
+    /// Per node, the positions of the outermost correlation's group-by values in its fields.
+    fn key_positions(&self) -> Option<HashMap<usize, Vec<usize>>> {
+        let top = self.outermost()?;
+        let mut key: HashMap<usize, Vec<usize>> = HashMap::new();
+        key.insert(self.nb + top, (0..self.rules[top].group_by.len()).collect());
+        // Referencing correlations come after those they reference in `order`: outermost first here.
+        for &c in self.order.iter().rev() {
+            let Some(mine) = key.get(&(self.nb + c)).cloned() else {
+                continue;
+            };
+            for (pos, name) in self.rules[c].rules.iter().enumerate() {
+                let node = self.idents[name];
+                let group = &self.corrs[c].inputs[pos].0;
+                let theirs: Vec<usize> = mine.iter().map(|&i| group[i]).collect();
+                match key.get(&node) {
+                    Some(k) if *k != theirs => return None,
+                    Some(_) => {}
+                    None => {
+                        key.insert(node, theirs);
+                    }
+                }
+            }
+        }
+        Some(key)
+    }
+
     /// Whether some correlation references detection rule `rule` (id or name).
     pub fn references(&self, rule: &str) -> bool {
         self.idents

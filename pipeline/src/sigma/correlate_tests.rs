@@ -275,3 +275,43 @@ fn construction_names_the_rule_for_unknown_references_cycles_and_alias_gaps() {
     let c = Correlator::with_base_rules(engine(&[COUNT]).unwrap().rules, &base).unwrap();
     assert_eq!(c.fields_for("uuid-1"), ["U"]);
 }
+
+#[test]
+fn chains_split_independent_correlations_and_keys_follow_the_outermost_group_by() {
+    let outer = "{type: temporal_ordered, rules: [many, b], group-by: [U], timespan: 10m}";
+    let inner = "many: {type: event_count, rules: [a], group-by: [U, H], timespan: 10m, condition: {gte: 3}}";
+    let alone = "{type: value_count, rules: [c], group-by: [H], timespan: 5m, condition: {gte: 3, field: U}}";
+    let all = engine(&[outer, inner, alone]).unwrap();
+    assert_eq!(all.chains(), [vec![0, 1], vec![2]]);
+    assert_eq!(
+        all.route_key("a"),
+        None,
+        "two outermost correlations: no one key"
+    );
+    assert_eq!(all.outermost(), None);
+
+    let chain = engine(&[inner, outer]).unwrap();
+    assert_eq!(chain.outermost(), Some(1));
+    assert_eq!(chain.fields_for("a"), ["U", "H"]);
+    assert_eq!(
+        chain.route_key("a"),
+        Some(vec![0]),
+        "a's matches keyed by U only"
+    );
+    assert_eq!(chain.route_key("b"), Some(vec![0]));
+    assert_eq!(chain.route_key("c"), None, "not referenced");
+
+    let aliased = "{type: temporal, rules: [a, b], group-by: [ip], timespan: 10s, aliases: {ip: {a: dst, b: src}}}";
+    let c = engine(&[aliased]).unwrap();
+    assert_eq!(
+        [c.route_key("a"), c.route_key("b")],
+        [Some(vec![0]), Some(vec![0])]
+    );
+    assert_eq!([c.fields_for("a"), c.fields_for("b")], [["dst"], ["src"]]);
+
+    // One rule reached along two paths with different keys (an alias on one of them) has none.
+    let top = "{type: temporal, rules: [inner2, a], group-by: [ip], timespan: 10m, aliases: {ip: {inner2: ip, a: src}}}";
+    let inner2 = "inner2: {type: event_count, rules: [a], group-by: [ip], timespan: 10m, condition: {gte: 2}}";
+    let c = engine(&[top, inner2]).unwrap();
+    assert_eq!(c.route_key("a"), None);
+}

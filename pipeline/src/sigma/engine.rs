@@ -57,6 +57,11 @@ pub struct SigmaEngine {
     pub(super) lateness: i64,
     /// What the set evaluates (see [`Evaluator::fingerprint`]).
     pub(super) fingerprint: String,
+    /// The detection rules correlations may reference (to build a chain's correlator on its own).
+    pub(super) base: Vec<crate::sigma::correlate::BaseRule>,
+    /// Scaled out: where each chain of correlations is evaluated (see [`crate::sigma::route`]); empty
+    /// when the correlator above runs them here.
+    pub(super) routes: Vec<crate::sigma::route::Route>,
 }
 
 impl std::fmt::Debug for SigmaEngine {
@@ -131,6 +136,7 @@ impl SigmaEngine {
         if matches.is_empty() {
             return;
         }
+        let mut collected = self.collectors();
         let times = batch
             .column(self.time_index)
             .as_primitive::<TimestampNanosecondType>();
@@ -146,6 +152,9 @@ impl SigmaEngine {
                         reason: e.to_string(),
                     }),
                 }
+            }
+            if !collected.is_empty() {
+                self.collect(index, batch, &rows, &mut collected);
             }
             if let (Some((ident, columns)), Some(correlator)) =
                 (&rule.correlated, self.correlator.as_mut())
@@ -164,6 +173,13 @@ impl SigmaEngine {
                     }
                 }
             }
+        }
+        match self.routed(collected) {
+            Ok(routed) => out.routed.extend(routed),
+            Err(e) => out.errors.push(EvaluationError {
+                hunt: "sigma".into(),
+                reason: format!("collecting correlated matches to repartition: {e}"),
+            }),
         }
     }
 
@@ -256,7 +272,7 @@ impl Evaluator for SigmaEngine {
 }
 
 /// A cell as text (the correlator's group-by and value fields).
-fn text_value(array: &dyn Array, row: usize) -> Option<String> {
+pub(super) fn text_value(array: &dyn Array, row: usize) -> Option<String> {
     if array.is_null(row) {
         return None;
     }
@@ -299,7 +315,12 @@ fn rule_detection(
 }
 
 /// A correlation firing as one detection: its group, count, events and times.
-fn firing_detection(hunt: &Arc<Hunt>, f: &Firing, received: Instant, seq: u64) -> Detection {
+pub(super) fn firing_detection(
+    hunt: &Arc<Hunt>,
+    f: &Firing,
+    received: Instant,
+    seq: u64,
+) -> Detection {
     let mut row = Map::new();
     let group: Map<String, Value> = f
         .group

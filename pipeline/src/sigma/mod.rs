@@ -23,6 +23,7 @@ pub mod keywords;
 pub mod load;
 pub mod mapping;
 pub mod parse;
+pub mod route;
 pub mod sql;
 
 use std::path::Path;

@@ -471,6 +471,10 @@ impl Acknowledge for KafkaAcknowledge {
         }
     }
 
+    fn replays_unacknowledged(&self) -> bool {
+        true
+    }
+
     fn close(&self) {
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!("Committed the acknowledged offsets."),

@@ -125,6 +125,13 @@ pub trait Acknowledge: Send + Sync {
 
     /// The pipeline has drained and acknowledged everything it will: make it durable (commit).
     fn close(&self) {}
+
+    /// Whether what is not acknowledged is read again by the next reader (a Kafka consumer group's next
+    /// owner of the partition, or this one restarted). Then a shutdown leaves open windows open instead
+    /// of evaluating them before all their rows arrived.
+    fn replays_unacknowledged(&self) -> bool {
+        false
+    }
 }
 
 /// For sources whose records need no acknowledgement (the generator, a file read once).

@@ -414,6 +414,31 @@ impl Broker {
         self.produce_with_headers(topic, &with_headers).await
     }
 
+    /// Produces `values` to partition `partition` of `topic`, in order, and awaits every delivery.
+    pub async fn produce_at(&self, topic: &str, partition: i32, values: &[String]) {
+        let producer: rdkafka::producer::FutureProducer = self
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create()
+            .expect("create producer");
+        let sends = values.iter().map(|v| {
+            let record = rdkafka::producer::FutureRecord::<(), _>::to(topic)
+                .partition(partition)
+                .payload(v.as_bytes());
+            producer.send(record, Duration::from_secs(10))
+        });
+        for (i, r) in futures::future::join_all(sends)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            if let Err((e, _)) = r {
+                panic!("produce record {i} to {topic}[{partition}]: {e}");
+            }
+        }
+    }
+
     /// `produce` with headers per record: `(key, value, headers)`.
     pub async fn produce_with_headers(
         &self,
