@@ -205,29 +205,12 @@ impl Repartitioner {
             if rows.is_empty() {
                 continue;
             }
-            let n = rows.len();
-            let origins = rows.iter().map(|&r| {
-                let record = &sources[r as usize];
-                (record.input.name.as_str(), record.offset)
-            });
+            let origins = rows.iter().map(|&r| &sources[r as usize]);
             let taken = compact(take_record_batch(
                 &projected,
                 &UInt32Array::from(rows.clone()),
             )?)?;
-            let bytes = frame::encode_rows(
-                id,
-                &hunt.fingerprint,
-                &frame::with_origins(&taken, origins)?,
-            )?;
-            self.metrics
-                .repartition_rows
-                .with_label_values(&[id])
-                .inc_by(n as u64);
-            self.metrics
-                .repartition_bytes
-                .with_label_values(&[id])
-                .inc_by(bytes.len() as u64);
-            records.push((partition as i32, id.clone(), bytes));
+            records.push(self.record(id, &hunt.fingerprint, partition, &taken, origins)?);
         }
         Ok(records)
     }
@@ -256,28 +239,36 @@ impl Repartitioner {
             if rows.is_empty() {
                 continue;
             }
-            let origins = rows.iter().map(|&r| {
-                let record = &sources[routed.rows[r as usize] as usize];
-                (record.input.name.as_str(), record.offset)
-            });
-            let origins: Vec<(&str, u64)> = origins.collect();
+            let origins = rows
+                .iter()
+                .map(|&r| &sources[routed.rows[r as usize] as usize]);
             let taken = take_record_batch(&routed.batch, &UInt32Array::from(rows.clone()))?;
-            let bytes = frame::encode_rows(
-                id,
-                &routed.fingerprint,
-                &frame::with_origins(&taken, origins)?,
-            )?;
-            self.metrics
-                .repartition_rows
-                .with_label_values(&[id])
-                .inc_by(rows.len() as u64);
-            self.metrics
-                .repartition_bytes
-                .with_label_values(&[id])
-                .inc_by(bytes.len() as u64);
-            records.push((partition as i32, id.clone(), bytes));
+            records.push(self.record(id, &routed.fingerprint, partition, &taken, origins)?);
         }
         Ok(records)
+    }
+
+    /// One record of `id`'s rows for `partition`, each row with its source position (`origins`: the
+    /// record each row came from), counted in the repartition metrics.
+    fn record<'a>(
+        &self,
+        id: &str,
+        fingerprint: &str,
+        partition: usize,
+        rows: &RecordBatch,
+        origins: impl Iterator<Item = &'a RawRecord>,
+    ) -> Result<(i32, String, Vec<u8>), datafusion::arrow::error::ArrowError> {
+        let origins = origins.map(|r| (r.input.name.as_str(), r.offset));
+        let bytes = frame::encode_rows(id, fingerprint, &frame::with_origins(rows, origins)?)?;
+        self.metrics
+            .repartition_rows
+            .with_label_values(&[id])
+            .inc_by(rows.num_rows() as u64);
+        self.metrics
+            .repartition_bytes
+            .with_label_values(&[id])
+            .inc_by(bytes.len() as u64);
+        Ok((partition as i32, id.to_string(), bytes))
     }
 
     /// The repartition topic's name (for logs).

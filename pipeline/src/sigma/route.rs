@@ -233,7 +233,7 @@ struct PartitionState {
     /// Instants before this were judged by the partition's previous owner (its last commit's
     /// watermark, less the allowed lateness): their firings are not reported again.
     quiet: i64,
-    /// (event time, batch seq) of the matches held, in arrival order.
+    /// (event time, batch seq) of the matches held, in arrival order (so the oldest batch first).
     held: VecDeque<(i64, u64)>,
     /// What its correlator was last advanced to.
     until: i64,
@@ -335,7 +335,7 @@ impl RoutedCorrelations {
                 };
                 state.until = state.until.max(until);
                 let quiet = state.quiet;
-                let from = state.held.iter().map(|&(_, s)| s).min().unwrap_or(view.seq);
+                let from = state.held.front().map_or(view.seq, |&(_, s)| s);
                 fired.extend(
                     state
                         .correlator
@@ -348,7 +348,7 @@ impl RoutedCorrelations {
         }
         if input.flush {
             for state in self.partitions.values_mut() {
-                let (quiet, from) = (state.quiet, state.held.iter().map(|&(_, s)| s).min());
+                let (quiet, from) = (state.quiet, state.held.front().map(|&(_, s)| s));
                 fired.extend(
                     state
                         .correlator
@@ -481,7 +481,7 @@ impl Evaluator for RoutedCorrelations {
     fn min_seq(&self) -> Option<u64> {
         self.partitions
             .values()
-            .filter_map(|s| s.held.iter().map(|&(_, seq)| seq).min())
+            .filter_map(|s| s.held.front().map(|&(_, seq)| seq))
             .min()
     }
 
