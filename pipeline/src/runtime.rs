@@ -39,7 +39,8 @@ pub struct BatchView {
 #[derive(Debug, Clone)]
 pub struct PartitionTime {
     pub partition: Arc<str>,
-    /// `AllIdle`: every source partition reporting to it is idle (close its windows).
+    /// `AllIdle`: every source partition reporting to it is idle (event time goes on at the wall
+    /// clock's pace).
     pub watermark: Watermark,
     /// The watermark its previous owner evaluated its windows through (its last commit).
     pub floor: Option<i64>,

@@ -1,5 +1,6 @@
 //! Event-time windows through the real pipeline: boundaries, watermark and allowed lateness, late records,
-//! the idle flush of a quiet stream, and acknowledgements held back by open windows.
+//! event time going on at the wall clock's pace while a stream is quiet, and acknowledgements held back
+//! by open windows.
 
 mod common;
 
@@ -192,14 +193,17 @@ async fn rows_a_hunt_filters_out_are_never_late() {
 }
 
 #[tokio::test]
-async fn quiet_stream_closes_its_last_window_after_the_idle_timeout() {
-    let hunts = plan_hunts(&[("t", &hunt("t", "tumbling 1h", "", COUNT_SQL))]).await;
+async fn quiet_stream_closes_its_last_window_once_the_quiet_covers_the_rest_of_it() {
+    let hunts = plan_hunts(&[("t", &hunt("t", "tumbling 1m", "", COUNT_SQL))]).await;
     let mut settings = test_settings();
     settings.window.idle_timeout = Duration::from_millis(300);
+    // The window ends 1.2 s of event time after the newest event: while the stream is quiet, event
+    // time goes on at the wall clock's pace, so the window closes after ~1.2 s of quiet, not at the
+    // idle timeout.
     let source = common::ScriptedSource {
         steps: vec![Step::Lines(
             "a",
-            failures(&["2024-05-01T10:00:10Z", "2024-05-01T10:20:00Z"]),
+            failures(&["2024-05-01T10:00:10Z", "2024-05-01T10:00:58.8Z"]),
         )],
         acknowledged: Default::default(),
         linger: true,
@@ -208,15 +212,40 @@ async fn quiet_stream_closes_its_last_window_after_the_idle_timeout() {
     let running = common::spawn_pipeline(settings, hunts, Box::new(source));
     let got = running.wait_for_alerts(1).await;
     let elapsed = started.elapsed();
-    assert_eq!(
-        got, 1,
-        "the hour window closed on idleness, source still open"
-    );
+    assert_eq!(got, 1, "the window closed while the source stayed open");
     assert!(
-        elapsed >= Duration::from_millis(300),
-        "not before the idle timeout: {elapsed:?}"
+        elapsed >= Duration::from_millis(1200),
+        "not before the quiet covered the rest of the window: {elapsed:?}"
     );
     running.stop().await;
+}
+
+#[tokio::test]
+async fn events_ending_a_quiet_spell_find_their_windows_still_open() {
+    // A live stream (event time = wall clock) quiet for longer than the idle timeout, then the next
+    // failure, one second of event time later: it belongs to the windows the first one opened. They
+    // must not have been closed by the quiet (both rows counted, nothing late).
+    let hunts = plan_hunts(&[("h", &hunt("h", "hopping 10m every 5m", "", COUNT_SQL))]).await;
+    let mut settings = test_settings();
+    settings.window.idle_timeout = Duration::from_millis(200);
+    let run = run_script(
+        settings,
+        hunts,
+        vec![
+            Step::Lines("a", failures(&["2024-05-01T10:00:01Z"])),
+            Step::Sleep(Duration::from_millis(700)),
+            Step::Lines("a", failures(&["2024-05-01T10:00:02Z"])),
+        ],
+    )
+    .await;
+    assert!(run.dead_letters.is_empty(), "{:?}", run.dead_letters);
+    assert_eq!(
+        sorted(run.rows()),
+        vec![
+            json!({"window_start": "2024-05-01T09:55:00Z", "window_end": "2024-05-01T10:05:00Z", "n": 2}),
+            json!({"window_start": "2024-05-01T10:00:00Z", "window_end": "2024-05-01T10:10:00Z", "n": 2}),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -145,13 +145,14 @@ impl SqlEvaluator {
                         .entry(Arc::clone(&p.partition))
                         .or_insert_with(|| partition_state(spec, p.floor));
                     closed.extend(match p.watermark {
-                        Watermark::At(t) => state.advance(t),
-                        Watermark::AllIdle(_) => state.flush(),
+                        Watermark::At(t) | Watermark::AllIdle(t) => state.advance(t),
                         Watermark::Unknown => Vec::new(),
                     });
                 }
             }
-            if input.flush || matches!(input.watermark, Watermark::AllIdle(_)) {
+            // Each partition closes on its own watermark (idle sources included, above); the
+            // instance's own watermark over the repartition partitions says nothing about the sources.
+            if input.flush {
                 for state in states.values_mut() {
                     closed.extend(state.flush());
                 }
@@ -224,8 +225,7 @@ impl SqlEvaluator {
 fn close(window: &mut WindowState, input: &StepInput) -> Vec<ClosedWindow> {
     match input.watermark {
         _ if input.flush => window.flush(),
-        Watermark::AllIdle(_) => window.flush(),
-        Watermark::At(t) => window.advance(t),
+        Watermark::At(t) | Watermark::AllIdle(t) => window.advance(t),
         Watermark::Unknown => Vec::new(),
     }
 }

@@ -6,8 +6,8 @@
 //! their reader reports idle — the watermark one instance reading every source partition would have. A
 //! source partition whose reader stopped (killed, or its partitions revoked) keeps holding it where it
 //! was until its next reader reports it: rows that reader re-reads are not late. When every source
-//! partition is idle the partition is reported stopped, so the windows close as they do for a single
-//! instance whose inputs are all idle.
+//! partition is idle, event time goes on at the wall clock's pace from where their readers last saw it,
+//! as for a single instance whose inputs are all idle.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +30,8 @@ struct Progress {
     newest: Option<i64>,
     /// Its reader's last report says it is idle.
     idle: bool,
+    /// Idle: how long it had been quiet when its reader last reported it (ns).
+    quiet: Option<i64>,
 }
 
 /// Per repartition partition (input name): the assignment epoch its progress was read under, and per
@@ -112,9 +114,13 @@ impl Inbox {
                         let p = on.entry(mark.input).or_insert(Progress {
                             newest: None,
                             idle: false,
+                            quiet: None,
                         });
                         p.newest = p.newest.max(mark.newest);
                         p.idle = mark.idle;
+                        p.quiet = mark
+                            .idle
+                            .then(|| mark.quiet_ms.map_or(0, |ms| ms as i64 * 1_000_000));
                     }
                 }
                 Ok(Frame::Rows {
@@ -124,6 +130,24 @@ impl Inbox {
                 }) => match self.hunts.get(&hunt) {
                     Some(ours) if *ours == fingerprint => match frame::split_origins(batch) {
                         Ok((batch, origins)) => {
+                            // Rows come before the report that follows them: whatever the last report
+                            // said, their source partitions are not idle (their windows must not close
+                            // before that report says where they stand).
+                            let on = self.progress_of(&mut progress, &record.input.name);
+                            let mut last: Option<&str> = None;
+                            for (source, _) in &origins {
+                                if last == Some(&**source) {
+                                    continue;
+                                }
+                                last = Some(source);
+                                on.entry(source.to_string())
+                                    .or_insert(Progress {
+                                        newest: None,
+                                        idle: false,
+                                        quiet: None,
+                                    })
+                                    .idle = false;
+                            }
                             let partition: Arc<str> = Arc::from(record.input.name.as_str());
                             let floor = self.assignment(&record.input.name).floor;
                             parts.push(Part {
@@ -176,11 +200,15 @@ impl Inbox {
             }
             let active: Vec<(&String, &Progress)> =
                 sources.iter().filter(|(_, p)| !p.idle).collect();
-            let newest = sources.values().filter_map(|p| p.newest).max();
             let watermark = if active.is_empty() {
-                // Every source partition idle: its windows close, as a single instance's do when all
-                // its inputs are idle.
-                newest.map_or(Watermark::Unknown, Watermark::AllIdle)
+                // Every source partition idle: event time goes on at the wall clock's pace from the
+                // newest event time, since the last record of any, as for a single instance whose
+                // inputs are all idle.
+                let newest = sources.values().filter_map(|p| p.newest).max();
+                let quiet = sources.values().filter_map(|p| p.quiet).min().unwrap_or(0);
+                newest.map_or(Watermark::Unknown, |n| {
+                    Watermark::AllIdle(n.saturating_add(quiet))
+                })
             } else {
                 let least = active
                     .iter()
@@ -261,6 +289,7 @@ impl Inbox {
                     Progress {
                         newest: None,
                         idle: false,
+                        quiet: None,
                     },
                 )
             })
@@ -328,6 +357,7 @@ mod tests {
                     input: input.to_string(),
                     newest: *newest,
                     idle: *idle,
+                    quiet_ms: None,
                 })
                 .collect(),
         })
@@ -397,6 +427,67 @@ mod tests {
             "every source partition idle: the partition's windows close"
         );
         assert_eq!(d.positions.0[0].1, 60);
+    }
+
+    /// Rows at `times` from source partition `source`, as a sender encodes them.
+    fn rows_from(source: &str, times: &[i64]) -> Vec<u8> {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "event_time",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        )]));
+        let rows = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(
+                TimestampNanosecondArray::from(times.to_vec()).with_timezone("UTC"),
+            )],
+        )
+        .unwrap();
+        let rows = frame::with_origins(&rows, times.iter().map(|&t| (source, t as u64))).unwrap();
+        frame::encode_rows("spray", "v1", &rows).unwrap()
+    }
+
+    #[test]
+    fn rows_from_a_source_partition_reported_idle_keep_its_windows_open_until_the_next_report() {
+        let inbox = inbox();
+        let d = inbox.decode(
+            0,
+            vec![record(
+                0,
+                0,
+                mark(
+                    "a",
+                    &[("e[0]", Some(1000), true), ("e[1]", Some(1200), true)],
+                ),
+            )],
+            Instant::now(),
+        );
+        assert_eq!(d.partitions[0].watermark, Watermark::AllIdle(1200));
+        // e[0] wakes up: its rows arrive in one fetch, the report sent after them in the next.
+        let d = inbox.decode(
+            1,
+            vec![record(0, 1, rows_from("e[0]", &[1300, 1310]))],
+            Instant::now(),
+        );
+        assert_eq!(d.parts.len(), 1);
+        assert_eq!(
+            d.partitions[0].watermark,
+            Watermark::At(1000),
+            "e[0] sent rows: not idle, and where it stands is not reported yet"
+        );
+        let d = inbox.decode(
+            2,
+            vec![record(
+                0,
+                2,
+                mark(
+                    "a",
+                    &[("e[0]", Some(1310), false), ("e[1]", Some(1200), true)],
+                ),
+            )],
+            Instant::now(),
+        );
+        assert_eq!(d.partitions[0].watermark, Watermark::At(1310));
     }
 
     #[test]

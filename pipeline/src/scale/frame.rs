@@ -108,6 +108,10 @@ pub struct InputMark {
     pub newest: Option<i64>,
     /// Nothing came from it for `window.idle_timeout`: it holds no one back.
     pub idle: bool,
+    /// When idle: milliseconds since its last record (event time goes on at the wall clock's pace while
+    /// every source partition is idle). Absent from instances of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -241,11 +245,20 @@ mod tests {
         }
         let mark = WatermarkMark {
             instance: "a-1".into(),
-            inputs: vec![InputMark {
-                input: "events[0]".into(),
-                newest: Some(42),
-                idle: false,
-            }],
+            inputs: vec![
+                InputMark {
+                    input: "events[0]".into(),
+                    newest: Some(42),
+                    idle: false,
+                    quiet_ms: None,
+                },
+                InputMark {
+                    input: "events[1]".into(),
+                    newest: Some(40),
+                    idle: true,
+                    quiet_ms: Some(12_000),
+                },
+            ],
         };
         match decode(&encode_watermark(&mark)).unwrap() {
             Frame::Watermark(back) => assert_eq!(back, mark),

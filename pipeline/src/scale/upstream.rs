@@ -97,7 +97,7 @@ impl Repartitioner {
         &mut self,
         batch: Option<(&RecordBatch, &[RawRecord])>,
         routed: Vec<Routed>,
-        inputs: Vec<(String, Option<i64>, bool)>,
+        inputs: Vec<crate::window::InputProgress>,
         now: bool,
     ) -> Result<(), SinkError> {
         let mut records = Vec::new();
@@ -131,18 +131,22 @@ impl Repartitioner {
             instance: self.instance.clone(),
             inputs: inputs
                 .into_iter()
-                .map(|(input, newest, idle)| InputMark {
-                    input,
-                    newest,
-                    idle,
+                .map(|p| InputMark {
+                    input: p.input,
+                    newest: p.newest,
+                    idle: p.quiet.is_some(),
+                    quiet_ms: p
+                        .quiet
+                        .map(|q| u64::try_from(q.as_millis()).unwrap_or(u64::MAX)),
                 })
                 .collect(),
         };
         let due = match &self.last {
             None => true,
             Some((last, at)) => {
+                // How long idle inputs have been quiet changes all the time: it goes with the heartbeat.
                 now || at.elapsed() >= self.heartbeat
-                    || (*last != mark && at.elapsed() >= WATERMARK_EVERY)
+                    || (!same_progress(last, &mark) && at.elapsed() >= WATERMARK_EVERY)
             }
         };
         if due {
@@ -333,6 +337,15 @@ pub fn partition_of(parts: &[&[u8]], partitions: i32) -> usize {
         }
     }
     (h % partitions.max(1) as u64) as usize
+}
+
+/// Whether two reports say the same but for how long idle inputs have been quiet.
+fn same_progress(a: &WatermarkMark, b: &WatermarkMark) -> bool {
+    a.inputs.len() == b.inputs.len()
+        && a.inputs
+            .iter()
+            .zip(&b.inputs)
+            .all(|(x, y)| (&x.input, x.newest, x.idle) == (&y.input, y.newest, y.idle))
 }
 
 /// Rows taken from a batch still share its text buffers; compacted, a record carries only their bytes.

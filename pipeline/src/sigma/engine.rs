@@ -242,8 +242,9 @@ impl Evaluator for SigmaEngine {
                     out.evaluations.push(started.elapsed().as_secs_f64());
                 }
                 let watermark = match input.watermark {
-                    Watermark::At(t) => Some(t.saturating_sub(self.lateness)),
-                    Watermark::AllIdle(t) => Some(t),
+                    Watermark::At(t) | Watermark::AllIdle(t) => {
+                        Some(t.saturating_sub(self.lateness))
+                    }
                     Watermark::Unknown => None,
                 };
                 let fired = self.advance(watermark, input.flush, received);

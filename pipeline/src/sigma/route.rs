@@ -329,8 +329,7 @@ impl RoutedCorrelations {
                 let lateness = self.lateness;
                 let state = self.state(&p.partition, p.floor);
                 let until = match p.watermark {
-                    Watermark::At(t) => t.saturating_sub(lateness),
-                    Watermark::AllIdle(t) => t,
+                    Watermark::At(t) | Watermark::AllIdle(t) => t.saturating_sub(lateness),
                     Watermark::Unknown => continue,
                 };
                 state.until = state.until.max(until);

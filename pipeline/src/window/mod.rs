@@ -4,4 +4,4 @@ pub mod state;
 pub mod watermark;
 
 pub use state::{ClosedWindow, Origin, WindowState};
-pub use watermark::{Watermark, WatermarkTracker};
+pub use watermark::{InputProgress, Watermark, WatermarkTracker};

@@ -212,7 +212,7 @@ impl WindowState {
         self.close_while(|end, watermark| end <= watermark)
     }
 
-    /// Closes every open window (end of input, shutdown, or every input idle). Rows arriving later for
+    /// Closes every open window (end of input, or shutdown from a source that cannot replay). Rows arriving later for
     /// those windows are late.
     pub fn flush(&mut self) -> Vec<ClosedWindow> {
         let closed = self.close_while(|_, _| true);

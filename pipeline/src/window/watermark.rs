@@ -1,9 +1,11 @@
 //! The event-time watermark: the minimum over active inputs of their newest event time.
 //!
 //! An input that has sent nothing for `idle_timeout` stops holding the watermark back. When every input is
-//! idle the tracker says so, and the pipeline closes every open window (the last window of a quiet stream
-//! must not wait forever). The watermark never goes backwards. Each hunt subtracts its own allowed
-//! lateness from it.
+//! idle, event time is taken to go on at the wall clock's pace: the watermark is the newest event time
+//! seen plus the time since the last record, so the last window of a quiet stream closes once the quiet
+//! has lasted as long as the event time it still lacked, and the events that end the quiet of a live
+//! stream (stamped about now) find their windows still open. The watermark
+//! never goes backwards. Each hunt subtracts its own allowed lateness from it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -23,8 +25,18 @@ pub enum Watermark {
     Unknown,
     /// Every event time below this (ns since the epoch) is considered complete.
     At(i64),
-    /// No input has sent anything for the idle timeout: close everything.
+    /// No input has sent anything for the idle timeout; the watermark goes on at the wall clock's pace.
     AllIdle(i64),
+}
+
+/// One input's progress as [`WatermarkTracker::inputs`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputProgress {
+    pub input: String,
+    /// Its newest event time (`None`: no event yet).
+    pub newest: Option<i64>,
+    /// `Some` when it is idle: the time since its last record.
+    pub quiet: Option<Duration>,
 }
 
 /// Tracks per-input progress.
@@ -33,6 +45,14 @@ pub struct WatermarkTracker {
     inputs: HashMap<String, Progress>,
     idle_timeout: Duration,
     current: Option<i64>,
+    /// When the last record of any input came, and the newest event time of any (inputs that stopped
+    /// included).
+    last_record: Option<Instant>,
+    newest_any: Option<i64>,
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 impl WatermarkTracker {
@@ -41,6 +61,8 @@ impl WatermarkTracker {
             inputs: HashMap::new(),
             idle_timeout,
             current: None,
+            last_record: None,
+            newest_any: None,
         }
     }
 
@@ -51,7 +73,9 @@ impl WatermarkTracker {
             last_seen: now,
         });
         p.last_seen = p.last_seen.max(now);
+        self.last_record = Some(self.last_record.map_or(now, |l| l.max(now)));
         if let Some(t) = newest {
+            self.newest_any = self.newest_any.max(Some(t));
             p.newest = Some(p.newest.map_or(t, |n| n.max(t)));
         }
     }
@@ -69,18 +93,22 @@ impl WatermarkTracker {
         self.inputs.remove(&input.name);
     }
 
-    /// Each input's newest event time and whether it is idle at `now` (what a scaled-out instance tells
-    /// the instances evaluating its windowed hunts' rows).
-    pub fn inputs(&self, now: Instant) -> Vec<(String, Option<i64>, bool)> {
-        let mut inputs: Vec<(String, Option<i64>, bool)> = self
+    /// Each input's newest event time and, when it is idle at `now`, how long it has been quiet (what a
+    /// scaled-out instance tells the instances evaluating its windowed hunts' rows).
+    pub fn inputs(&self, now: Instant) -> Vec<InputProgress> {
+        let mut inputs: Vec<InputProgress> = self
             .inputs
             .iter()
             .map(|(name, p)| {
-                let idle = now.saturating_duration_since(p.last_seen) >= self.idle_timeout;
-                (name.clone(), p.newest, idle)
+                let quiet = now.saturating_duration_since(p.last_seen);
+                InputProgress {
+                    input: name.clone(),
+                    newest: p.newest,
+                    quiet: (quiet >= self.idle_timeout).then_some(quiet),
+                }
             })
             .collect();
-        inputs.sort();
+        inputs.sort_by(|a, b| a.input.cmp(&b.input));
         inputs
     }
 
@@ -102,8 +130,15 @@ impl WatermarkTracker {
             }
         }
         if !any_active {
-            let newest = self.inputs.values().filter_map(|p| p.newest).max();
-            return match newest.or(self.current) {
+            // Event time goes on at the wall clock's pace from the newest event time seen, since the
+            // last record.
+            let paced = self.newest_any.map(|n| {
+                let quiet = self
+                    .last_record
+                    .map_or(Duration::ZERO, |l| now.saturating_duration_since(l));
+                n.saturating_add(nanos(quiet))
+            });
+            return match paced.max(self.current) {
                 Some(t) => {
                     self.current = Some(self.current.map_or(t, |c| c.max(t)));
                     Watermark::AllIdle(self.current.expect("just set"))
@@ -173,6 +208,28 @@ mod tests {
         w.observe(&input("busy"), Some(600), later);
         assert_eq!(w.watermark(later), Watermark::At(600));
         let quiet = later + Duration::from_secs(11);
-        assert_eq!(w.watermark(quiet), Watermark::AllIdle(600));
+        assert_eq!(
+            w.watermark(quiet),
+            Watermark::AllIdle(600 + 11_000_000_000),
+            "every input quiet: event time goes on from the newest event at the wall clock's pace, \
+             since the last record"
+        );
+        assert_eq!(
+            w.watermark(quiet + Duration::from_secs(5)),
+            Watermark::AllIdle(600 + 16_000_000_000)
+        );
+        w.stop(&input("slow"));
+        w.stop(&input("busy"));
+        assert_eq!(
+            w.watermark(quiet + Duration::from_secs(7)),
+            Watermark::AllIdle(600 + 18_000_000_000),
+            "with no input left, from the last record of any"
+        );
+        w.observe(&input("busy"), Some(700), quiet + Duration::from_secs(8));
+        assert_eq!(
+            w.watermark(quiet + Duration::from_secs(8)),
+            Watermark::At(600 + 18_000_000_000),
+            "never back"
+        );
     }
 }
