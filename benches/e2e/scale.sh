@@ -19,8 +19,10 @@ cd "$WORK"; echo "output in $WORK"
 $T broker --listener-url tcp://127.0.0.1:$PORT --advertised-listener-url tcp://127.0.0.1:$PORT --storage-engine memory://tansu/ > tansu.log 2>&1 &
 TP=$!
 trap 'kill $TP 2>/dev/null' EXIT
-sleep 1
-$T topic create --broker tcp://127.0.0.1:$PORT --partitions 6 events > /dev/null
+for _ in $(seq 30); do # the broker is up once it takes the topic
+  $T topic create --broker tcp://127.0.0.1:$PORT --partitions 6 events > /dev/null 2>&1 && break
+  sleep 1
+done
 $T topic create --broker tcp://127.0.0.1:$PORT --partitions 1 alerts > /dev/null
 export GHOSTHUNT__KAFKA__BROKERS=127.0.0.1:$PORT
 GHOSTHUNT__SOURCE__GENERATOR__SPEED=30 $BIN produce --topic events --rate 100000000 --limit "$N" 2> produce.log
@@ -66,11 +68,13 @@ run() { # name mode instances
   cpu=$(python3 -c "print($cpu / $(getconf CLK_TCK))")
   for p in "${pids[@]}"; do kill -INT "$p"; done
   wait "${pids[@]}"
-  python3 - "$name" "$N" "$first" "$now" "$cpu" "$rows" "$bytes" <<'PY'
+  local dead
+  dead=$(cat "$WORK"/dead-"$name"-*.jsonl 2>/dev/null | wc -l)
+  python3 - "$name" "$N" "$first" "$now" "$cpu" "$rows" "$bytes" "$dead" <<'PY'
 import sys
-name, n, first, now, cpu, rows, bytes_ = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:])
+name, n, first, now, cpu, rows, bytes_, dead = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:])
 print(f"{name:14} {n / (now - first):9.0f} events/s  {cpu:6.1f} CPU s ({cpu / n * 1e6:.1f} per M events)"
-      f"  repartitioned {rows / n:.4f} rows/event, {bytes_ / n:.1f} B/event")
+      f"  repartitioned {rows / n:.4f} rows/event, {bytes_ / n:.1f} B/event, {dead:.0f} dead letters")
 PY
 }
 

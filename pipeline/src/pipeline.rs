@@ -545,7 +545,8 @@ impl Engine {
             self.summary.alerts += alerts.len() as u64;
         }
         if let Some(lake) = &mut self.lake {
-            lake.write_alerts(&alerts).await?;
+            let oldest = self.unacknowledged.front().map(|(seq, _, _)| *seq);
+            lake.write_alerts(&alerts, oldest).await?;
             if flush || lake.due(Instant::now()) {
                 let started = Instant::now();
                 let committed = lake.commit().await?;

@@ -287,6 +287,7 @@ impl Instances {
         (group, events, alerts): (&str, &str, &str),
         mode: ScaleMode,
         (n, idle_timeout): (usize, Duration),
+        lake: Option<&Path>,
     ) -> Instances {
         common::init_logs();
         let shutdown = CancellationToken::new();
@@ -307,6 +308,9 @@ impl Instances {
             s.scale.mode = mode;
             s.scale.topic = repartition.clone();
             s.scale.partitions = 6;
+            if let Some(lake) = lake {
+                s.lake.path = lake.display().to_string();
+            }
             tasks.push(tokio::spawn(app::run(s, h.clone(), shutdown.clone())));
         }
         let consumers = match mode {
@@ -352,12 +356,20 @@ impl Instances {
         }
     }
 
-    async fn stop(self) -> Vec<Handles> {
+    async fn stop(mut self) -> Vec<Handles> {
         self.shutdown.cancel();
-        for t in self.tasks {
+        for t in std::mem::take(&mut self.tasks) {
             t.await.unwrap().unwrap();
         }
-        self.handles
+        std::mem::take(&mut self.handles)
+    }
+}
+
+impl Drop for Instances {
+    /// A test that fails with instances running stops them (their sources' polling threads would keep
+    /// the runtime, and the test, from ending).
+    fn drop(&mut self) {
+        self.shutdown.cancel();
     }
 }
 
@@ -370,6 +382,7 @@ async fn three_instances(
     mode: ScaleMode,
     lines: &[String],
     (expect, wait): (usize, Duration),
+    lake: Option<&Path>,
 ) -> (BTreeSet<String>, Vec<Handles>) {
     broker.create_topic(events, 3).await;
     broker.create_topic(alerts, 1).await;
@@ -381,6 +394,7 @@ async fn three_instances(
         (group, events, alerts),
         mode,
         (3, Duration::from_secs(120)),
+        lake,
     )
     .await;
     let keyed = common::kafka::keyed_by_host(lines);
@@ -397,6 +411,13 @@ async fn three_instances(
     let records = broker.consume_all_async(alerts, expect, wait).await;
     let handles = instances.stop().await;
     (alert_ids(&records), handles)
+}
+
+/// The rows `sql` selects from the lake at `path`.
+async fn lake_query(path: &Path, sql: &str) -> Vec<Value> {
+    let mut s = common::test_settings();
+    s.lake.path = path.display().to_string();
+    common::lake_rows(&s, sql).await
 }
 
 /// The alerts' message keys (hunt id and entity).
@@ -442,6 +463,7 @@ async fn a_source_partition_behind_holds_windows_back_and_an_idle_one_stops_hold
         ("wm", events, alerts),
         ScaleMode::Repartition,
         (2, idle),
+        None,
     )
     .await;
     let benign = |minute: u32, host: usize| logon(minute, 0, 4634, host, "-", "-");
@@ -549,6 +571,8 @@ async fn three_instances_repartitioned_find_exactly_what_one_finds_and_local_one
         .map(|(id, _)| id.clone())
         .collect();
     assert_eq!(correlated.len(), 2, "{reference:#?}");
+    // The three write one lake.
+    let lake = dir.path().join("lake");
     let (scaled, handles) = three_instances(
         &broker,
         dir.path(),
@@ -556,11 +580,27 @@ async fn three_instances_repartitioned_find_exactly_what_one_finds_and_local_one
         ScaleMode::Repartition,
         &lines,
         (expected.len(), Duration::from_secs(60)),
+        Some(&lake),
     )
     .await;
     assert_eq!(
         scaled, expected,
         "three repartitioned instances find what one finds"
+    );
+    let in_lake = lake_query(&lake, "SELECT DISTINCT id FROM alerts").await;
+    let in_lake: BTreeSet<String> = in_lake
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        in_lake, expected,
+        "the lake's alerts table holds the alerts of either side of every instance"
+    );
+    let stored = lake_query(&lake, "SELECT count(*) AS n FROM events").await;
+    assert_eq!(
+        stored[0]["n"],
+        lines.len(),
+        "each event once in the lake, whichever instance read it"
     );
     let rows = metric_sum(
         &handles,
@@ -602,6 +642,7 @@ async fn three_instances_repartitioned_find_exactly_what_one_finds_and_local_one
         &lines,
         // Every event is acknowledged by now, the closing events with them.
         (expected.len(), Duration::from_secs(10)),
+        None,
     )
     .await;
     assert!(
@@ -656,7 +697,7 @@ async fn restart_mid_window(broker: &Broker, dir: &Path, mode: ScaleMode, n: usi
 
     let names = (name.as_str(), events.as_str(), alerts.as_str());
     let idle = Duration::from_secs(120);
-    let first = Instances::start(broker, dir, names, mode, (n, idle)).await;
+    let first = Instances::start(broker, dir, names, mode, (n, idle), None).await;
     broker
         .produce(&events, &common::kafka::keyed_by_host(&before))
         .await;
@@ -675,7 +716,7 @@ async fn restart_mid_window(broker: &Broker, dir: &Path, mode: ScaleMode, n: usi
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     first.stop().await;
-    let second = Instances::start(broker, dir, names, mode, (n, idle)).await;
+    let second = Instances::start(broker, dir, names, mode, (n, idle), None).await;
     broker
         .produce(&events, &common::kafka::keyed_by_host(&after))
         .await;

@@ -535,6 +535,12 @@ async fn run_scaled_out(
     let alerts = crate::scale::SharedAlerts(Arc::new(tokio::sync::Mutex::new(alerts)));
     let dead_letters =
         crate::scale::SharedDeadLetters(Arc::new(tokio::sync::Mutex::new(dead_letters)));
+    // The repartitioned side's alerts go to the lake's alerts table through a writer of their own,
+    // committed before the repartition records behind them are acknowledged.
+    let routed_lake = match lake.is_some() {
+        true => Some(LakeSink::open(&settings.lake, &*self::schema(&settings)?).await?),
+        false => None,
+    };
     let stop = shutdown.child_token();
     let events_side = Components {
         settings: settings.clone(),
@@ -559,7 +565,7 @@ async fn run_scaled_out(
         metrics: handles.metrics.clone(),
         health: handles.health.clone(),
         reloads: None,
-        lake: None,
+        lake: routed_lake,
         stage: Stage::Repartitioned,
     };
     let stopping = |result: Result<Summary, pipeline::PipelineError>| {

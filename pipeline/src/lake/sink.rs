@@ -370,10 +370,20 @@ impl LakeSink {
         Ok(())
     }
 
-    /// Buffers alerts (committed before the events they came from).
-    pub async fn write_alerts(&mut self, alerts: &[Alert]) -> Result<(), LakeError> {
+    /// Buffers alerts (committed before the events they came from). `hold`: the oldest batch not
+    /// acknowledged yet — it and later ones stay unacknowledged until the alerts are committed (a
+    /// window's alert comes from batches whose events may be committed already, and on the
+    /// repartitioned side from batches with no events at all).
+    pub async fn write_alerts(
+        &mut self,
+        alerts: &[Alert],
+        hold: Option<u64>,
+    ) -> Result<(), LakeError> {
         if alerts.is_empty() {
             return Ok(());
+        }
+        if let Some(seq) = hold {
+            self.first = Some(self.first.map_or(seq, |f| f.min(seq)));
         }
         self.alerts_rows += alerts.len();
         self.send(Job::Alerts(table::alerts_rows(alerts)?)).await?;
