@@ -5,22 +5,25 @@
 #   repartition-1  one instance, scale.mode = repartition (windowed hunts through the repartition topic)
 #   repartition-3  three instances in one group, scale.mode = repartition
 # Each: events/s from the first event received to the last (all instances; the bounded pipeline keeps
-# what is received close to what is evaluated), CPU seconds of the ghosthunt processes once everything
-# is acknowledged, and for repartition the rows and bytes sent per event.
+# what is received close to what is evaluated), CPU seconds of the ghosthunt processes once every event
+# is received and the rows repartitioned stopped changing for 2 s (the backlog's last windows close
+# later: while it is quiet, event time goes on at the wall clock's pace), and for repartition the rows
+# and bytes sent per event.
 #   N=500000 benches/e2e/scale.sh            (release build first: cargo build --release --locked -p ghosthunt)
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 BIN="${GHOSTHUNT_BIN:-$HERE/../../target/release/ghosthunt}"
 WORK="$(mktemp -d)"
 T="${GHOSTHUNT_TANSU:-$(bash "$HERE/../../.ci/install-tansu" | tail -n 1)}"
-PORT=29093
+PORT=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')} # a free port
 N=${N:-500000}
 cd "$WORK"; echo "output in $WORK"
 $T broker --listener-url tcp://127.0.0.1:$PORT --advertised-listener-url tcp://127.0.0.1:$PORT --storage-engine memory://tansu/ > tansu.log 2>&1 &
 TP=$!
 trap 'kill $TP 2>/dev/null' EXIT
 for _ in $(seq 30); do # the broker is up once it takes the topic
-  $T topic create --broker tcp://127.0.0.1:$PORT --partitions 6 events > /dev/null 2>&1 && break
+  timeout 5 $T topic create --broker tcp://127.0.0.1:$PORT --partitions 6 events > /dev/null 2>&1 && break
+  kill -0 $TP 2> /dev/null || { echo "the broker did not start: $WORK/tansu.log" >&2; exit 1; }
   sleep 1
 done
 $T topic create --broker tcp://127.0.0.1:$PORT --partitions 1 alerts > /dev/null
@@ -44,17 +47,19 @@ run() { # name mode instances
       $BIN run 2> "run-$name-$i.log" &
     pids+=($!)
   done
-  local first="" now="" acked received
+  local first="" now="" received sent last_sent=-1 steady=0
   while true; do
-    received=0; acked=0
+    received=0; sent=0
     for i in $(seq "$k"); do
       received=$((received + $(metric http://127.0.0.1:$((19470 + i)) ghosthunt_events_received_total)))
-      acked=$((acked + $(metric http://127.0.0.1:$((19470 + i)) ghosthunt_acknowledged_events_total)))
+      sent=$((sent + $(metric http://127.0.0.1:$((19470 + i)) ghosthunt_repartition_rows_total)))
     done
     if [ "$received" -gt 0 ] && [ -z "$first" ]; then first=$(date +%s.%N); fi
     if [ "$received" -ge "$N" ] && [ -z "$now" ]; then now=$(date +%s.%N); fi
-    # Everything acknowledged: the last windows closed (after window.idle_timeout) and were delivered.
-    if [ "$acked" -ge "$N" ]; then break; fi
+    if [ -n "$now" ] && [ "$sent" -eq "$last_sent" ]; then steady=$((steady + 1)); else steady=0; fi
+    last_sent=$sent
+    # Every event received and nothing more repartitioned for 2 s: the batches in flight are done.
+    if [ "$steady" -ge 10 ]; then break; fi
     sleep 0.2
   done
   local rows=0 bytes=0 cpu=0

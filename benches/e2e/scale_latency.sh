@@ -16,7 +16,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 BIN="${GHOSTHUNT_BIN:-$HERE/../../target/release/ghosthunt}"
 WORK="$(mktemp -d)"
 T="${GHOSTHUNT_TANSU:-$(bash "$HERE/../../.ci/install-tansu" | tail -n 1)}"
-PORT=29094
+PORT=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')} # a free port
 RATE=${RATE:-3000}
 LIVE=${LIVE:-60}
 cd "$WORK"; echo "output in $WORK"
@@ -41,7 +41,8 @@ $T broker --listener-url tcp://127.0.0.1:$PORT --advertised-listener-url tcp://1
 TP=$!
 trap 'kill $TP 2>/dev/null' EXIT
 for _ in $(seq 30); do # the broker is up once it takes the topic
-  $T topic create --broker tcp://127.0.0.1:$PORT --partitions 6 events > /dev/null 2>&1 && break
+  timeout 5 $T topic create --broker tcp://127.0.0.1:$PORT --partitions 6 events > /dev/null 2>&1 && break
+  kill -0 $TP 2> /dev/null || { echo "the broker did not start: $WORK/tansu.log" >&2; exit 1; }
   sleep 1
 done
 export GHOSTHUNT__KAFKA__BROKERS=127.0.0.1:$PORT
