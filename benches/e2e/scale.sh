@@ -15,19 +15,10 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 BIN="${GHOSTHUNT_BIN:-$HERE/../../target/release/ghosthunt}"
 WORK="$(mktemp -d)"
 T="${GHOSTHUNT_TANSU:-$(bash "$HERE/../../.ci/install-tansu" | tail -n 1)}"
-PORT=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')} # a free port
 N=${N:-500000}
 cd "$WORK"; echo "output in $WORK"
-$T broker --listener-url tcp://127.0.0.1:$PORT --advertised-listener-url tcp://127.0.0.1:$PORT --storage-engine memory://tansu/ > tansu.log 2>&1 &
-TP=$!
-trap 'kill $TP 2>/dev/null' EXIT
-for _ in $(seq 30); do # the broker is up once it takes the topic
-  timeout 5 $T topic create --broker tcp://127.0.0.1:$PORT --partitions 6 events > /dev/null 2>&1 && break
-  kill -0 $TP 2> /dev/null || { echo "the broker did not start: $WORK/tansu.log" >&2; exit 1; }
-  sleep 1
-done
+. "$HERE/broker.sh"
 $T topic create --broker tcp://127.0.0.1:$PORT --partitions 1 alerts > /dev/null
-export GHOSTHUNT__KAFKA__BROKERS=127.0.0.1:$PORT
 GHOSTHUNT__SOURCE__GENERATOR__SPEED=30 $BIN produce --topic events --rate 100000000 --limit "$N" 2> produce.log
 echo "produced $N events"
 

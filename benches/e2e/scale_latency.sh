@@ -16,7 +16,6 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 BIN="${GHOSTHUNT_BIN:-$HERE/../../target/release/ghosthunt}"
 WORK="$(mktemp -d)"
 T="${GHOSTHUNT_TANSU:-$(bash "$HERE/../../.ci/install-tansu" | tail -n 1)}"
-PORT=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')} # a free port
 RATE=${RATE:-3000}
 LIVE=${LIVE:-60}
 cd "$WORK"; echo "output in $WORK"
@@ -37,15 +36,7 @@ SELECT window_start, window_end, lower(target_user_name) AS account, count(*) AS
 FROM events WHERE event_id = 4624
 GROUP BY window_start, window_end, lower(target_user_name)
 SQL
-$T broker --listener-url tcp://127.0.0.1:$PORT --advertised-listener-url tcp://127.0.0.1:$PORT --storage-engine memory://tansu/ > tansu.log 2>&1 &
-TP=$!
-trap 'kill $TP 2>/dev/null' EXIT
-for _ in $(seq 30); do # the broker is up once it takes the topic
-  timeout 5 $T topic create --broker tcp://127.0.0.1:$PORT --partitions 6 events > /dev/null 2>&1 && break
-  kill -0 $TP 2> /dev/null || { echo "the broker did not start: $WORK/tansu.log" >&2; exit 1; }
-  sleep 1
-done
-export GHOSTHUNT__KAFKA__BROKERS=127.0.0.1:$PORT
+. "$HERE/broker.sh"
 
 run() { # name mode instances
   local name=$1 mode=$2 k=$3 pids=() i
@@ -81,6 +72,8 @@ for line in sys.stdin:
         continue
     lags.append(a["finding_info"]["created_time"] - a["end_time"])
 lags.sort()
+if not lags:
+    sys.exit(f"{name:14} no probe alert of a window ending after the first 20 s (LIVE too short?)")
 q = lambda p: lags[min(len(lags) - 1, int(p * len(lags)))]
 print(f"{name:14} {len(lags):6} alerts  latency ms: median {q(0.5)}  p90 {q(0.9)}  p99 {q(0.99)}  max {lags[-1]}")
 ' "$name" "$started"

@@ -429,20 +429,25 @@ mod tests {
         assert_eq!(d.positions.0[0].1, 60);
     }
 
-    /// Rows at `times` from source partition `source`, as a sender encodes them.
-    fn rows_from(source: &str, times: &[i64]) -> Vec<u8> {
+    /// A batch of one event-time column.
+    fn event_times(times: &[i64]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![Field::new(
             "event_time",
             DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
             false,
         )]));
-        let rows = RecordBatch::try_new(
+        RecordBatch::try_new(
             schema,
             vec![Arc::new(
                 TimestampNanosecondArray::from(times.to_vec()).with_timezone("UTC"),
             )],
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Rows at `times` from source partition `source`, as a sender encodes them.
+    fn rows_from(source: &str, times: &[i64]) -> Vec<u8> {
+        let rows = event_times(times);
         let rows = frame::with_origins(&rows, times.iter().map(|&t| (source, t as u64))).unwrap();
         frame::encode_rows("spray", "v1", &rows).unwrap()
     }
@@ -493,18 +498,7 @@ mod tests {
     #[test]
     fn rows_of_other_hunt_versions_and_foreign_records_are_dead_letters() {
         let inbox = inbox();
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "event_time",
-            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-            false,
-        )]));
-        let rows = RecordBatch::try_new(
-            schema,
-            vec![Arc::new(
-                TimestampNanosecondArray::from(vec![1, 2]).with_timezone("UTC"),
-            )],
-        )
-        .unwrap();
+        let rows = event_times(&[1, 2]);
         let d = inbox.decode(
             0,
             vec![
