@@ -68,7 +68,8 @@ pub struct WindowState {
     floor: i64,
 }
 
-fn nanos(d: Duration) -> i64 {
+/// A duration in nanoseconds, as event times are counted (saturating).
+pub(crate) fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 

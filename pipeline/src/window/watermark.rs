@@ -4,12 +4,13 @@
 //! idle, event time is taken to go on at the wall clock's pace: the watermark is the newest event time
 //! seen plus the time since the last record, so the last window of a quiet stream closes once the quiet
 //! has lasted as long as the event time it still lacked, and the events that end the quiet of a live
-//! stream (stamped about now) find their windows still open. The watermark
-//! never goes backwards. Each hunt subtracts its own allowed lateness from it.
+//! stream (stamped about now) find their windows still open. The watermark never goes backwards. Each
+//! hunt subtracts its own allowed lateness from it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::state::nanos;
 use crate::source::Input;
 
 #[derive(Debug, Clone, Copy)]
@@ -49,10 +50,6 @@ pub struct WatermarkTracker {
     /// included).
     last_record: Option<Instant>,
     newest_any: Option<i64>,
-}
-
-fn nanos(d: Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 impl WatermarkTracker {
