@@ -291,6 +291,9 @@ impl Instances {
     ) -> Instances {
         common::init_logs();
         let shutdown = CancellationToken::new();
+        // Instances started here stop if this panics (their sources' polling threads would keep the
+        // runtime, and the test, from ending).
+        let guard = shutdown.clone().drop_guard();
         let handles: Vec<Handles> = (0..n).map(|_| Handles::default()).collect();
         let mut tasks = Vec::new();
         let repartition = format!("{group}-repartition-topic");
@@ -349,6 +352,7 @@ impl Instances {
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        guard.disarm();
         Instances {
             handles,
             tasks,
