@@ -31,7 +31,8 @@ for run in 1 2 3; do
     if [ -n "$n" ] && [ "${n%.*}" -ge "$N" ]; then break; fi
     sleep 0.2
   done
-  # then until everything is acknowledged (the last windows close after the idle timeout)
+  # then until everything is acknowledged (a live consumer closes the backlog's last windows once the quiet
+  # after it covers them: up to a window's length of wall-clock time)
   while true; do
     a=$(curl -s 127.0.0.1:19465/metrics | awk '/^ghosthunt_acknowledged_events_total /{print $2}')
     if [ -n "$a" ] && [ "${a%.*}" -ge "$N" ]; then break; fi

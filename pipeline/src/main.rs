@@ -159,6 +159,10 @@ enum Command {
         /// Also write the events and alerts to the configured lake (lake.path): the lake sink's cost.
         #[arg(long)]
         lake_sink: bool,
+        /// Write the generated events to this file and keep it (e.g. to send the same events to Kafka
+        /// with `produce --file`); `--source file` without `--file` only.
+        #[arg(long, value_name = "PATH")]
+        keep_events: Option<PathBuf>,
     },
 }
 
@@ -507,6 +511,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             hunt,
             json,
             lake_sink,
+            keep_events,
         } => {
             let options = bench::BenchOptions {
                 source: match source {
@@ -520,6 +525,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
                 event_rate,
                 copies: copies.map(|n| (hunt, n)),
                 work_dir: None,
+                keep_events,
                 lake_sink,
             };
             let report = bench::run(settings, &options).await?;

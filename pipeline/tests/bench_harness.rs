@@ -27,6 +27,7 @@ async fn bench_counts_every_event_and_the_alerts_of_a_normal_run() {
         event_rate: 2_000,
         copies: None,
         work_dir: Some(dir.path().to_path_buf()),
+        keep_events: None,
         lake_sink: false,
     };
 
@@ -115,4 +116,59 @@ async fn bench_counts_every_event_and_the_alerts_of_a_normal_run() {
     .await
     .unwrap();
     assert_eq!((copies.hunts, copies.alerts), (3, 3 * lsass));
+}
+
+/// `bench --source kafka` over a backlog: exactly the events asked for, and the windows still open at
+/// the last one are evaluated then, as at a file's end — the same alerts as the file run, without waiting
+/// for a live stream's quiet to close them (up to a window's length of wall-clock time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_over_a_kafka_backlog_finds_what_the_file_run_finds_and_ends_with_its_events() {
+    let Some(broker) = common::kafka::Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::test_settings();
+    settings.generator.attack_interval = Duration::from_secs(1);
+    let path = dir.path().join("kept.jsonl");
+    let options = BenchOptions {
+        events: EVENTS,
+        seed: 7,
+        keep_events: Some(path.clone()),
+        ..BenchOptions::default()
+    };
+    let file = bench::run(settings.clone(), &options).await.unwrap();
+    assert!(file.alerts > 5, "{} alerts", file.alerts);
+    // Kept, as asked.
+    let lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len() as u64, EVENTS);
+
+    broker.create_topic("events", 3).await;
+    broker
+        .produce("events", &common::kafka::keyed_by_host(&lines))
+        .await;
+    let mut kafka = common::kafka::pipeline_settings(&broker.bootstrap, "bench");
+    kafka.generator = settings.generator.clone();
+    let report = bench::run(
+        kafka,
+        &BenchOptions {
+            source: BenchSource::Kafka,
+            ..options
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.events, EVENTS);
+    assert_eq!(
+        (report.alerts, report.dead_letters),
+        (file.alerts, file.dead_letters)
+    );
+    assert!(
+        report.seconds < 60.0,
+        "the run ended {} s after it started",
+        report.seconds
+    );
 }

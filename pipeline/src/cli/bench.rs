@@ -25,7 +25,7 @@ use crate::hunt::{Hunt, HuntError};
 use crate::pipeline::{self, Components};
 use crate::query::{self, PlannedHunt};
 use crate::settings::{FileSettings, Settings, SourceSettings};
-use crate::source::{FileSource, Source};
+use crate::source::{Acknowledge, FileSource, Source, SourceMessage};
 use crate::telemetry::{Health, Metrics};
 
 pub use input::{GeneratedSource, generate_file};
@@ -58,6 +58,9 @@ pub struct BenchOptions {
     pub copies: Option<(String, usize)>,
     /// Where a generated file is written (removed afterwards); default: the system's temporary directory.
     pub work_dir: Option<PathBuf>,
+    /// Write the generated events to this file instead, and keep it (to send the same bytes to Kafka
+    /// with `produce --file`, or to read them again with `--file`).
+    pub keep_events: Option<PathBuf>,
     /// Also write the events and alerts to the configured lake (the lake sink's cost).
     pub lake_sink: bool,
 }
@@ -71,6 +74,7 @@ impl Default for BenchOptions {
             event_rate: 2_000,
             copies: None,
             work_dir: None,
+            keep_events: None,
             lake_sink: false,
         }
     }
@@ -119,20 +123,24 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
         )),
         BenchSource::File(paths) => {
             let paths = if paths.is_empty() {
-                let dir = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
-                let path = dir.join(format!(
-                    "ghosthunt-bench-{}-{}-{}.jsonl",
-                    std::process::id(),
-                    options.seed,
-                    options.events
-                ));
+                let path = options.keep_events.clone().unwrap_or_else(|| {
+                    let dir = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+                    dir.join(format!(
+                        "ghosthunt-bench-{}-{}-{}.jsonl",
+                        std::process::id(),
+                        options.seed,
+                        options.events
+                    ))
+                });
                 generate_file(&settings.generator, options, &path).map_err(|source| {
                     BenchError::Generate {
                         path: path.display().to_string(),
                         source,
                     }
                 })?;
-                generated = Some(path.clone());
+                if options.keep_events.is_none() {
+                    generated = Some(path.clone());
+                }
                 vec![path.display().to_string()]
             } else {
                 paths.clone()
@@ -165,12 +173,10 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
             }
             let source = app::build_source(&settings, &metrics, &health)
                 .map_err(|e| BenchError::App(e.into()))?;
-            tokio::spawn(stop_after(
-                metrics.clone(),
-                options.events,
-                shutdown.clone(),
-            ));
-            source
+            Box::new(UpTo {
+                inner: source,
+                records: options.events,
+            })
         }
     };
     let lake = match options.lake_sink {
@@ -253,12 +259,69 @@ async fn bench_hunts(
 }
 
 /// Stops a Kafka run once `events` records were acknowledged (fully processed).
-async fn stop_after(metrics: Metrics, events: u64, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    while metrics.acknowledged_events.get() < events {
-        tick.tick().await;
+/// The first `records` records of a source, then its end: a backlog read from Kafka ends like a file
+/// (the windows still open are evaluated at once, where a live consumer would wait for the events to
+/// come), so the run measures the events' processing, not the wait for windows to close.
+struct UpTo {
+    inner: Box<dyn Source>,
+    records: u64,
+}
+
+impl Source for UpTo {
+    fn run(
+        self: Box<Self>,
+        tx: crate::source::RecordSender,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), crate::source::SourceError>> {
+        Box::pin(async move {
+            let (inner_tx, mut rx) = tokio::sync::mpsc::channel(4);
+            let stop = shutdown.child_token();
+            let inner = tokio::spawn(self.inner.run(inner_tx, stop.clone()));
+            let mut left = self.records;
+            while left > 0
+                && let Some(message) = rx.recv().await
+            {
+                let message = match message {
+                    SourceMessage::Records(mut records) => {
+                        records.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+                        left -= records.len() as u64;
+                        SourceMessage::Records(records)
+                    }
+                    other => other,
+                };
+                if tx.send(message).await.is_err() {
+                    break;
+                }
+            }
+            stop.cancel();
+            // Drain what the source sends while stopping, so that it is not blocked on a full channel.
+            let drain = async { while rx.recv().await.is_some() {} };
+            let (result, ()) = tokio::join!(inner, drain);
+            result.expect("the source does not panic")
+        })
     }
-    shutdown.cancel();
+
+    /// The source's, except that nothing is read again: the pipeline evaluates the open windows at the
+    /// end as it does at a file's end.
+    fn acknowledger(&self) -> Arc<dyn Acknowledge> {
+        Arc::new(NoReplay(self.inner.acknowledger()))
+    }
+}
+
+struct NoReplay(Arc<dyn Acknowledge>);
+
+impl Acknowledge for NoReplay {
+    fn acknowledge(&self, positions: &crate::source::Positions) {
+        self.0.acknowledge(positions)
+    }
+
+    fn acknowledge_through(&self, positions: &crate::source::Positions, watermark: Option<i64>) {
+        self.0.acknowledge_through(positions, watermark)
+    }
+
+    fn close(&self) {
+        self.0.close()
+    }
 }
 
 #[derive(Default)]
