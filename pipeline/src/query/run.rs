@@ -316,7 +316,16 @@ fn insert_parts(
                 // Re-read after taking the partition over: its windows were evaluated already.
                 out.duplicates += 1;
             } else if state.is_late(t) {
-                out.late_rows.push(part.record);
+                // Sent again by the source partition's next reader: judged already, with its window.
+                if part
+                    .origins
+                    .get(row)
+                    .is_some_and(|o| state.brought().before(o))
+                {
+                    out.duplicates += 1;
+                } else {
+                    out.late_rows.push(part.record);
+                }
             } else {
                 by_pane
                     .entry(state.pane_of(t))
@@ -324,6 +333,7 @@ fn insert_parts(
                     .push(row as u32);
             }
         }
+        state.brought().note(&part.origins);
         if by_pane.is_empty() {
             continue;
         }
@@ -367,4 +377,137 @@ fn push_detection(
         time,
         seq,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, new_null_array};
+    use datafusion::arrow::compute::cast;
+
+    use super::*;
+    use crate::decode::EventSchema;
+    use crate::hunt::{Hunt, Origin as HuntOrigin};
+    use crate::runtime::{BatchView, Part, PartitionTime};
+    use crate::window::Origin;
+
+    /// Failed logons (4625) at `(second, host, ip)`, as the sender projects them for `planned`.
+    fn rows(
+        planned: &PlannedHunt,
+        schema: &EventSchema,
+        logons: &[(i64, &str, &str)],
+    ) -> RecordBatch {
+        let arrow = schema.arrow();
+        let text = |f: fn(&(i64, &str, &str)) -> String| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(logons.iter().map(f)))
+        };
+        let columns: Vec<ArrayRef> = arrow
+            .fields()
+            .iter()
+            .map(|field| {
+                let values = match field.name().as_str() {
+                    "event_time" => Arc::new(Int64Array::from_iter_values(
+                        logons.iter().map(|l| l.0 * 1_000_000_000),
+                    )) as ArrayRef,
+                    "event_id" => text(|_| "4625".into()),
+                    "host" => text(|l| l.1.into()),
+                    "ip_address" => text(|l| l.2.into()),
+                    _ => return new_null_array(field.data_type(), logons.len()),
+                };
+                cast(&values, field.data_type()).unwrap()
+            })
+            .collect();
+        RecordBatch::try_new(Arc::clone(arrow), columns)
+            .unwrap()
+            .project(&planned.routed_columns(schema.time_index))
+            .unwrap()
+    }
+
+    fn view(seq: u64, parts: Vec<Part>, watermark: i64) -> StepInput {
+        StepInput {
+            batch: Some(Arc::new(BatchView {
+                seq,
+                batch: RecordBatch::new_empty(Arc::new(
+                    datafusion::arrow::datatypes::Schema::empty(),
+                )),
+                received: std::time::Instant::now(),
+                partitions: vec![PartitionTime {
+                    partition: Arc::from("r[0]"),
+                    watermark: Watermark::At(watermark * 1_000_000_000),
+                    floor: None,
+                }],
+                parts,
+                revoked: Vec::new(),
+            })),
+            watermark: Watermark::Unknown,
+            flush: false,
+        }
+    }
+
+    fn part(planned: &PlannedHunt, batch: RecordBatch, offsets: std::ops::Range<u64>) -> Part {
+        Part {
+            hunt: planned.hunt.id.clone(),
+            fingerprint: planned.fingerprint(),
+            batch,
+            record: 0,
+            origins: offsets
+                .map(|o| -> Origin { (Arc::from("events[0]"), o) })
+                .collect(),
+            partition: Arc::from("r[0]"),
+            floor: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_row_sent_again_after_its_window_closed_is_a_duplicate_and_a_new_one_is_late() {
+        let text = "/*\nid: spray\ntitle: T\nhypothesis: h\nseverity: low\nwindow: tumbling 1m\nresponse: [r]\n*/\n\
+                    SELECT ip_address, count(DISTINCT host) AS hosts FROM events WHERE event_id = 4625 \
+                    GROUP BY window_start, window_end, ip_address HAVING count(DISTINCT host) >= 2";
+        let hunt = Hunt::parse(text, "spray", HuntOrigin::Builtin("spray.sql")).unwrap();
+        let schema = EventSchema::windows();
+        let planned = Arc::new(crate::query::plan::plan(hunt, &schema).await.unwrap());
+        let mut e = SqlEvaluator::new(
+            Arc::clone(&planned),
+            schema.time_index,
+            Duration::ZERO,
+            1000,
+        )
+        .routed();
+        let first = rows(
+            &planned,
+            &schema,
+            &[(10, "A", "203.0.113.7"), (20, "B", "203.0.113.7")],
+        );
+        // The first reader of the source partition sends two rows; the window [0, 60) closes at 60.
+        let mut out = StepOutput::default();
+        e.step_inner(
+            &view(1, vec![part(&planned, first.clone(), 5..7)], 60),
+            &mut out,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (out.detections.len(), out.errors.len(), out.late_rows.len()),
+            (1, 0, 0)
+        );
+        // Its next reader (after a crash, from the last commit) sends them again, and one row more
+        // (offset 7) whose window closed as well.
+        let again = rows(
+            &planned,
+            &schema,
+            &[
+                (10, "A", "203.0.113.7"),
+                (20, "B", "203.0.113.7"),
+                (30, "C", "203.0.113.7"),
+            ],
+        );
+        let mut out = StepOutput::default();
+        e.step_inner(&view(2, vec![part(&planned, again, 5..8)], 60), &mut out)
+            .await
+            .unwrap();
+        assert_eq!(
+            (out.duplicates, out.late_rows.len(), out.detections.len()),
+            (2, 1, 0),
+            "the rows brought before are duplicates, the new one is late"
+        );
+    }
 }

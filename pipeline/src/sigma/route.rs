@@ -25,7 +25,7 @@ use super::correlation::CorrelationRule;
 use super::engine::{SigmaEngine, firing_detection, text_value};
 use crate::hunt::Hunt;
 use crate::runtime::{Evaluator, Routed, StepInput, StepOutput, Stepping};
-use crate::window::{Origin, Watermark};
+use crate::window::{Brought, Origin, Watermark};
 
 /// A detection rule a chain references, as its sender sees it.
 pub(super) struct RouteRule {
@@ -240,6 +240,8 @@ struct PartitionState {
     /// Matches held by source position and rule, to keep a match sent twice once; by event time, to
     /// forget them with the matches.
     seen: HashSet<(Origin, Arc<str>)>,
+    /// How far each source partition's matches came (a late one at or below was judged already).
+    brought: Brought,
     seen_at: BTreeMap<i64, Vec<(Origin, Arc<str>)>>,
 }
 
@@ -297,6 +299,7 @@ impl RoutedCorrelations {
                 held: VecDeque::new(),
                 until: i64::MIN,
                 seen: HashSet::new(),
+                brought: Brought::default(),
                 seen_at: BTreeMap::new(),
             })
     }
@@ -431,10 +434,18 @@ fn observe(
                 state.seen.insert(key.clone());
                 state.seen_at.entry(time).or_default().push(key);
             }
+        } else if part
+            .origins
+            .get(row)
+            .is_some_and(|o| state.brought.before(o))
+        {
+            // Sent again by the source partition's next reader: judged already.
+            out.duplicates += 1;
         } else {
             out.late_rows.push(part.record);
         }
     }
+    state.brought.note(&part.origins);
     Ok(())
 }
 

@@ -3,5 +3,5 @@
 pub mod state;
 pub mod watermark;
 
-pub use state::{ClosedWindow, Origin, WindowState};
+pub use state::{Brought, ClosedWindow, Origin, WindowState};
 pub use watermark::{InputProgress, Watermark, WatermarkTracker};

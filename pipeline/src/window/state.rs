@@ -6,7 +6,7 @@
 //! open window contains it. Each pane remembers the oldest batch it holds rows of, so that the pipeline
 //! acknowledges a batch only after every window containing its rows was evaluated.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,34 @@ struct Pane {
 /// The source position of a repartitioned row (source input, offset): a row sent again after its sender
 /// failed before committing its source offsets is recognised and kept once.
 pub type Origin = (Arc<str>, u64);
+
+/// The highest source position each source partition's rows reached among those one repartition
+/// partition brought a hunt. Its reader sends a source partition's rows in position order, and a new
+/// reader starts again from the last commit: a row at or below that position was brought before — a
+/// replay, whose window (if closed) was judged with it, not a row arriving late.
+#[derive(Debug, Default)]
+pub struct Brought(HashMap<Arc<str>, u64>);
+
+impl Brought {
+    /// Whether a row from `origin` was brought before.
+    pub fn before(&self, origin: &Origin) -> bool {
+        self.0
+            .get(&origin.0)
+            .is_some_and(|&highest| origin.1 <= highest)
+    }
+
+    /// Notes the positions of rows brought.
+    pub fn note<'a>(&mut self, origins: impl IntoIterator<Item = &'a Origin>) {
+        for (source, offset) in origins {
+            match self.0.get_mut(source) {
+                Some(highest) => *highest = (*highest).max(*offset),
+                None => {
+                    self.0.insert(Arc::clone(source), *offset);
+                }
+            }
+        }
+    }
+}
 
 /// A window ready to evaluate.
 #[derive(Debug)]
@@ -66,6 +94,8 @@ pub struct WindowState {
     /// The watermark a previous owner of the rows' partition had evaluated through (see
     /// [`WindowState::starting_at`]); `i64::MIN` when there was none.
     floor: i64,
+    /// Repartitioned rows: how far each source partition's rows came.
+    brought: Brought,
 }
 
 /// A duration in nanoseconds, as event times are counted (saturating).
@@ -91,6 +121,7 @@ impl WindowState {
             rows: 0,
             cap,
             floor: i64::MIN,
+            brought: Brought::default(),
         }
     }
 
@@ -117,6 +148,11 @@ impl WindowState {
     /// been evaluated. (A hopping row whose earlier windows closed still counts in the open ones.)
     pub fn is_late(&self, time: i64) -> bool {
         time.div_euclid(self.slide) * self.slide + self.size <= self.watermark
+    }
+
+    /// How far each source partition's repartitioned rows came (see [`Brought`]).
+    pub fn brought(&mut self) -> &mut Brought {
+        &mut self.brought
     }
 
     /// The pane start of an event time.
@@ -419,6 +455,19 @@ mod tests {
             vec![(60, 180, 1)],
             "only the open window, not [0, 120) from a part of its rows"
         );
+    }
+
+    #[test]
+    fn a_position_at_or_below_the_highest_brought_of_its_source_was_brought_before() {
+        let at = |s: &str, o: u64| -> Origin { (Arc::from(s), o) };
+        let mut b = Brought::default();
+        assert!(!b.before(&at("events[1]", 0)));
+        b.note(&[at("events[1]", 7), at("events[1]", 9), at("events[2]", 3)]);
+        assert!(b.before(&at("events[1]", 9)) && b.before(&at("events[1]", 2)));
+        assert!(!b.before(&at("events[1]", 10)));
+        assert!(!b.before(&at("events[2]", 4)) && !b.before(&at("events[3]", 0)));
+        b.note(&[at("events[1]", 4)]);
+        assert!(b.before(&at("events[1]", 9)), "a replay does not lower it");
     }
 
     #[test]
