@@ -60,7 +60,7 @@ impl LineSplitter {
         let received = Instant::now();
         let len = available.len();
         let mut start = 0;
-        while let Some(pos) = memchr(b'\n', &available[start..]) {
+        while let Some(pos) = memchr::memchr(b'\n', &available[start..]) {
             self.push_bytes(&available[start..start + pos]);
             self.finish_line(received);
             start += pos + 1;
@@ -131,10 +131,6 @@ impl LineSplitter {
         )));
         true
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 #[cfg(test)]
