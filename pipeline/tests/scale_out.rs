@@ -267,6 +267,30 @@ fn metric_sum(handles: &[Handles], series: &str) -> f64 {
         .sum()
 }
 
+/// Polls `state` every 250 ms until it is `done` and has not changed for `steady_for`; `Err` with the
+/// last state when `within` passes first.
+async fn steady<S: PartialEq + Clone>(
+    state: impl Fn() -> S,
+    done: impl Fn(&S) -> bool,
+    steady_for: Duration,
+    within: Duration,
+) -> Result<(), S> {
+    let deadline = std::time::Instant::now() + within;
+    let (mut last, mut since) = (state(), std::time::Instant::now());
+    loop {
+        let now = state();
+        if now != last {
+            (last, since) = (now.clone(), std::time::Instant::now());
+        } else if done(&now) && since.elapsed() > steady_for {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(now);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Instances of the pipeline in one process.
 struct Instances {
     handles: Vec<Handles>,
@@ -346,21 +370,15 @@ impl Instances {
                     || (owned.iter().all(|o| !o.is_empty())
                         && owned.iter().map(BTreeSet::len).sum::<usize>() == 6))
         };
-        let mut last = state();
-        let mut since = std::time::Instant::now();
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let now = state();
-            if now != last {
-                (last, since) = (now.clone(), std::time::Instant::now());
-            } else if settled(&now) && since.elapsed() > Duration::from_secs(8) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the groups did not settle: {now:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Err(now) = steady(
+            state,
+            settled,
+            Duration::from_secs(8),
+            Duration::from_secs(120),
+        )
+        .await
+        {
+            panic!("the groups did not settle: {now:?}");
         }
         guard.disarm();
         Instances {
@@ -406,20 +424,10 @@ impl Instances {
             let done = |(r, owned): &(f64, BTreeSet<String>)| {
                 *r >= rebalances + 2.0 * consumers && (!scaled || owned.len() == 6)
             };
-            let deadline = std::time::Instant::now() + Duration::from_secs(90);
-            let (mut last, mut since) = (state(), std::time::Instant::now());
-            loop {
-                let now = state();
-                if now != last {
-                    (last, since) = (now.clone(), std::time::Instant::now());
-                } else if done(&now) && since.elapsed() > Duration::from_secs(3) {
-                    break;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "instance {i} of {n} stopped; the others did not take over: {now:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(250)).await;
+            if let Err(now) =
+                steady(state, done, Duration::from_secs(3), Duration::from_secs(90)).await
+            {
+                panic!("instance {i} of {n} stopped; the others did not take over: {now:?}");
             }
         }
         std::mem::take(&mut self.handles)
