@@ -23,6 +23,7 @@ use crate::decode::{DeadLetter, DeadLetterReason, DecodeFn, DecodedBatch, Decode
 use crate::lake::{LakeError, LakeSink};
 use crate::runtime::{BatchView, Evaluator, StepInput, StepOutput};
 use crate::scale::Repartitioner;
+use crate::scale::downstream::EvaluatedThrough;
 use crate::settings::Settings;
 use crate::source::{Acknowledge, Positions, Source, SourceError};
 use crate::telemetry::{Health, Metrics};
@@ -282,6 +283,8 @@ struct Engine {
     repartition: Option<Box<Repartitioner>>,
     /// This is the repartitioned side (see [`Stage`]).
     repartitioned: bool,
+    /// The repartitioned side: how far each repartition partition's windows were evaluated.
+    evaluated: EvaluatedThrough,
 }
 
 impl Engine {
@@ -313,6 +316,7 @@ impl Engine {
             lake: None,
             repartition: None,
             repartitioned: false,
+            evaluated: EvaluatedThrough::default(),
         }
     }
 
@@ -374,6 +378,9 @@ impl Engine {
             flush: false,
         };
         let mut outputs = self.step_all(input).await;
+        if self.repartitioned {
+            self.evaluated.observe(&view.partitions, &view.revoked);
+        }
         if let Some(r) = &mut self.repartition {
             let routed = outputs
                 .iter_mut()
@@ -665,7 +672,11 @@ impl Engine {
                 break;
             }
             let (_, positions, records) = self.unacknowledged.pop_front().expect("front exists");
-            self.acker.acknowledge_through(&positions, through);
+            if self.repartitioned {
+                self.evaluated.acknowledge(&*self.acker, &positions);
+            } else {
+                self.acker.acknowledge_through(&positions, through);
+            }
             if !self.repartitioned {
                 self.metrics.acknowledged_events.inc_by(records as u64);
             }

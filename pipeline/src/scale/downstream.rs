@@ -321,6 +321,38 @@ impl Inbox {
     }
 }
 
+/// The watermark each repartition partition's windows were evaluated through — its own, the highest it
+/// reached — which its commits carry, so that its next owner starts exactly there
+/// ([`crate::window::WindowState::starting_at`]). Not the instance's watermark over all its partitions:
+/// a partition ahead of the others closed windows beyond that, and its next owner would evaluate them
+/// again from the rows after the commit only (a partial window, another alert).
+#[derive(Debug, Default)]
+pub struct EvaluatedThrough(HashMap<Arc<str>, i64>);
+
+impl EvaluatedThrough {
+    /// Notes where a batch moved its partitions (the windows it closed are evaluated in the same step)
+    /// and forgets the revoked ones.
+    pub fn observe(&mut self, partitions: &[PartitionTime], revoked: &[Arc<str>]) {
+        for p in partitions {
+            if let Watermark::At(t) | Watermark::AllIdle(t) = p.watermark {
+                let w = self.0.entry(Arc::clone(&p.partition)).or_insert(t);
+                *w = (*w).max(t);
+            }
+        }
+        for r in revoked {
+            self.0.remove(r);
+        }
+    }
+
+    /// Acknowledges `positions`, each partition's with its own watermark.
+    pub fn acknowledge(&self, acker: &dyn crate::source::Acknowledge, positions: &Positions) {
+        for (input, offset) in &positions.0 {
+            let through = self.0.get(input.name.as_str()).copied();
+            acker.acknowledge_through(&Positions(vec![(Arc::clone(input), *offset)]), through);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -493,6 +525,60 @@ mod tests {
             Instant::now(),
         );
         assert_eq!(d.partitions[0].watermark, Watermark::At(1310));
+    }
+
+    #[test]
+    fn each_partition_is_acknowledged_through_its_own_watermark() {
+        #[derive(Default)]
+        struct Recorded(Mutex<Vec<(String, u64, Option<i64>)>>);
+        impl crate::source::Acknowledge for Recorded {
+            fn acknowledge_through(&self, positions: &Positions, watermark: Option<i64>) {
+                for (input, offset) in &positions.0 {
+                    self.0
+                        .lock()
+                        .unwrap()
+                        .push((input.name.clone(), *offset, watermark));
+                }
+            }
+        }
+        let time = |partition: &str, watermark| PartitionTime {
+            partition: Arc::from(partition),
+            watermark,
+            floor: None,
+        };
+        let mut through = EvaluatedThrough::default();
+        through.observe(
+            &[
+                time("r[0]", Watermark::At(500)),
+                time("r[1]", Watermark::At(300)),
+                time("r[2]", Watermark::Unknown),
+            ],
+            &[],
+        );
+        // r[0]'s time going back (an idle pace ending) does not undo what it evaluated.
+        through.observe(&[time("r[0]", Watermark::At(450))], &[]);
+        let mut positions = Positions::default();
+        for p in 0..3 {
+            positions.note(&record(p, 7, Vec::new()).input, 7);
+        }
+        let acker = Recorded::default();
+        through.acknowledge(&acker, &positions);
+        assert_eq!(
+            acker.0.lock().unwrap().clone(),
+            vec![
+                ("r[0]".into(), 7, Some(500)),
+                ("r[1]".into(), 7, Some(300)),
+                ("r[2]".into(), 7, None)
+            ]
+        );
+        through.observe(&[], &[Arc::from("r[0]")]);
+        let acker = Recorded::default();
+        through.acknowledge(&acker, &positions);
+        assert_eq!(
+            acker.0.lock().unwrap()[0],
+            ("r[0]".into(), 7, None),
+            "revoked: forgotten"
+        );
     }
 
     #[test]
