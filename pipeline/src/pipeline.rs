@@ -676,8 +676,6 @@ impl Engine {
                 self.evaluated.acknowledge(&*self.acker, &positions);
             } else {
                 self.acker.acknowledge_through(&positions, through);
-            }
-            if !self.repartitioned {
                 self.metrics.acknowledged_events.inc_by(records as u64);
             }
         }

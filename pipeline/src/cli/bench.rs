@@ -258,7 +258,6 @@ async fn bench_hunts(
     Ok(planned)
 }
 
-/// Stops a Kafka run once `events` records were acknowledged (fully processed).
 /// The first `records` records of a source, then its end: a backlog read from Kafka ends like a file
 /// (the windows still open are evaluated at once, where a live consumer would wait for the events to
 /// come), so the run measures the events' processing, not the wait for windows to close.

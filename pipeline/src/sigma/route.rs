@@ -240,9 +240,9 @@ struct PartitionState {
     /// Matches held by source position and rule, to keep a match sent twice once; by event time, to
     /// forget them with the matches.
     seen: HashSet<(Origin, Arc<str>)>,
+    seen_at: BTreeMap<i64, Vec<(Origin, Arc<str>)>>,
     /// How far each source partition's matches came (a late one at or below was judged already).
     brought: Brought,
-    seen_at: BTreeMap<i64, Vec<(Origin, Arc<str>)>>,
 }
 
 /// A chain of Sigma correlations evaluated on the matches repartitioned to this instance, one correlator
@@ -299,8 +299,8 @@ impl RoutedCorrelations {
                 held: VecDeque::new(),
                 until: i64::MIN,
                 seen: HashSet::new(),
-                brought: Brought::default(),
                 seen_at: BTreeMap::new(),
+                brought: Brought::default(),
             })
     }
 
