@@ -41,14 +41,32 @@ impl Brought {
             .is_some_and(|&highest| origin.1 <= highest)
     }
 
-    /// Notes the positions of rows brought.
+    /// Notes the positions of rows brought. A part's rows come in runs of one source partition: one map
+    /// update per run, not per row.
     pub fn note<'a>(&mut self, origins: impl IntoIterator<Item = &'a Origin>) {
+        let mut run: Option<(&Arc<str>, u64)> = None;
         for (source, offset) in origins {
-            match self.0.get_mut(source) {
-                Some(highest) => *highest = (*highest).max(*offset),
-                None => {
-                    self.0.insert(Arc::clone(source), *offset);
+            match &mut run {
+                Some((s, highest)) if Arc::ptr_eq(s, source) || *s == source => {
+                    *highest = (*highest).max(*offset)
                 }
+                _ => {
+                    if let Some((s, highest)) = run.replace((source, *offset)) {
+                        self.raise(s, highest);
+                    }
+                }
+            }
+        }
+        if let Some((s, highest)) = run {
+            self.raise(s, highest);
+        }
+    }
+
+    fn raise(&mut self, source: &Arc<str>, offset: u64) {
+        match self.0.get_mut(source) {
+            Some(highest) => *highest = (*highest).max(offset),
+            None => {
+                self.0.insert(Arc::clone(source), offset);
             }
         }
     }
