@@ -120,7 +120,8 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
     let (engine, more) = SigmaEngine::build(loaded, &mapping, &base, &extended);
     let engine = engine
         .with_lateness(settings.window.allowed_lateness)
-        .with_suppression(settings.sigma.suppress);
+        .with_suppression(settings.sigma.suppress)
+        .with_threads(settings.sigma.threads);
     refusals.extend(more);
     Ok(SigmaSetup {
         schema: extended,

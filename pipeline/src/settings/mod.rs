@@ -127,6 +127,8 @@ pub struct SigmaSettings {
     pub placeholders: std::collections::HashMap<String, Vec<String>>,
     /// Suppression period of every rule's alerts per host (`None`: every match alerts).
     pub suppress: Option<Duration>,
+    /// Threads a batch's rows are split over for rule evaluation (at least 1).
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +310,10 @@ impl Settings {
                 .then(|| PathBuf::from(raw.sigma.mapping.trim())),
             placeholders: raw.sigma.placeholders,
             suppress: (!raw.sigma.suppress.is_zero()).then_some(raw.sigma.suppress),
+            threads: match raw.sigma.threads {
+                0 => std::thread::available_parallelism().map_or(1, usize::from),
+                n => n,
+            },
         };
         if raw.hunts.concurrency == 0 {
             return Err(invalid("hunts.concurrency", "must be at least 1"));

@@ -146,6 +146,7 @@ pub struct RawSigma {
     pub placeholders: std::collections::HashMap<String, Vec<String>>,
     #[serde(with = "humantime_serde")]
     pub suppress: Duration,
+    pub threads: usize,
 }
 
 /// `[window]`

@@ -94,6 +94,12 @@ impl SigmaEngine {
         self
     }
 
+    /// Each batch's rows are split over `threads` threads for rule evaluation (`sigma.threads`).
+    pub fn with_threads(mut self, threads: usize) -> SigmaEngine {
+        self.set = self.set.with_threads(threads);
+        self
+    }
+
     /// Detection rules compiled and running.
     pub fn rule_count(&self) -> usize {
         self.rules.iter().flatten().count()
@@ -226,8 +232,9 @@ impl Evaluator for SigmaEngine {
         SigmaEngine::hunts(self).cloned().collect()
     }
 
-    /// Rule evaluation is CPU-bound: it runs on a blocking thread while the SQL hunts run on the
-    /// runtime's workers.
+    /// Rule evaluation is CPU-bound: it runs on a blocking thread (which splits the batch's rows with
+    /// `sigma.threads - 1` more) while the SQL hunts run on the runtime's workers and the next batch is
+    /// decoded.
     fn step(mut self: Box<Self>, input: StepInput) -> Stepping {
         Box::pin(async move {
             let task = tokio::task::spawn_blocking(move || {

@@ -100,6 +100,16 @@ struct ColumnPlan {
     sensitive: Literals,
 }
 
+/// The most memory a column's literal automaton may take as a full DFA; a larger one is built as a
+/// contiguous NFA instead. SigmaHQ Windows set over the OTRF events (`sigma bench`, 2 threads, medians of
+/// 3 rounds): DFAs everywhere 252k events/s; budget 16 MB 261k (74 MB less); 4 MB 243k (114 MB less);
+/// 1 MB 236k (136 MB less).
+const DFA_BUDGET: usize = 4 << 20;
+
+/// Fewer rows than this per thread are not worth a thread's start (about 20 µs; 512 rows of the SigmaHQ
+/// set take milliseconds).
+const MIN_ROWS_PER_PART: usize = 512;
+
 /// A compiled rule set, ready to evaluate batches.
 pub struct RuleSet {
     columns: Vec<ColumnPlan>,
@@ -108,6 +118,8 @@ pub struct RuleSet {
     whens: Vec<Node>,
     /// Per rule: (when index, detection) per variant.
     rules: Vec<Vec<(usize, Node)>>,
+    /// Threads a batch's rows are split over (see [`RuleSet::evaluate`]).
+    threads: usize,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -324,20 +336,36 @@ impl RuleSet {
                 if lits.texts.is_empty() {
                     continue;
                 }
-                // A full DFA: measured on the SigmaHQ Windows set over OTRF events, evaluation runs at
-                // 175k events/s with DFAs against 131k with contiguous NFAs and 128k with the builder's
-                // default, for ~250 MB more memory (388 vs 138 MB RSS once compiled). Columns with very
-                // many literals fall back to the builder's choice.
-                let bytes: usize = lits.texts.iter().map(String::len).sum();
-                let kind = (bytes <= 256 * 1024).then_some(AhoCorasickKind::DFA);
-                lits.automaton = Some(
+                // A full DFA where it is small: measured on the SigmaHQ Windows set over OTRF events,
+                // evaluation runs at 175k events/s with DFAs everywhere against 131k with contiguous NFAs
+                // everywhere; but most of the DFAs' memory is in a few columns with thousands of literals
+                // (command_line alone: 80 MB of 166), where an NFA costs little: see `DFA_BUDGET`.
+                let build = |kind| {
                     AhoCorasickBuilder::new()
                         .ascii_case_insensitive(insensitive)
                         .match_kind(MatchKind::Standard)
-                        .kind(kind)
+                        .kind(Some(kind))
                         .build(&lits.texts)
-                        .expect("literal automata are built from plain strings"),
+                        .expect("literal automata are built from plain strings")
+                };
+                let bytes: usize = lits.texts.iter().map(String::len).sum();
+                let mut automaton = if bytes <= 256 * 1024 {
+                    build(AhoCorasickKind::DFA)
+                } else {
+                    build(AhoCorasickKind::ContiguousNFA)
+                };
+                if automaton.memory_usage() > DFA_BUDGET {
+                    automaton = build(AhoCorasickKind::ContiguousNFA);
+                }
+                tracing::debug!(
+                    column = %plan.name,
+                    insensitive,
+                    literals = lits.texts.len(),
+                    kind = ?automaton.kind(),
+                    bytes = automaton.memory_usage(),
+                    "Sigma literal automaton built."
                 );
+                lits.automaton = Some(automaton);
             }
         }
         (
@@ -346,13 +374,60 @@ impl RuleSet {
                 slot_count: c.slot_count,
                 whens: c.whens,
                 rules: compiled,
+                threads: 1,
             },
             errors,
         )
     }
 
-    /// The rows of `batch` each rule matches: (rule index, rows), rules without matches left out.
+    /// Splits each batch's rows over `threads` threads (1: the calling thread only). Every part is scanned
+    /// and judged on its own, so the parts share nothing but the compiled rules.
+    pub fn with_threads(mut self, threads: usize) -> RuleSet {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// The rows of `batch` each rule matches: (rule index, rows ascending), rules without matches left
+    /// out. With more than one thread (and enough rows to pay for it) the rows are cut into that many
+    /// consecutive parts, evaluated at once, and the parts' matches joined in row order.
     pub fn evaluate(&self, batch: &RecordBatch) -> Vec<(usize, Vec<u32>)> {
+        let rows = batch.num_rows();
+        let parts = self.threads.min(rows / MIN_ROWS_PER_PART).max(1);
+        if parts == 1 {
+            return self.evaluate_part(batch);
+        }
+        let per_part = rows.div_ceil(parts);
+        let results: Vec<(usize, Vec<(usize, Vec<u32>)>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..parts)
+                .map(|p| {
+                    let offset = p * per_part;
+                    let part = batch.slice(offset, per_part.min(rows - offset));
+                    scope.spawn(move || (offset, self.evaluate_part(&part)))
+                })
+                .collect();
+            let mut results = vec![(0, self.evaluate_part(&batch.slice(0, per_part)))];
+            for handle in handles {
+                match handle.join() {
+                    Ok(result) => results.push(result),
+                    // The rule set's panic on another thread is this evaluation's panic.
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            results
+        });
+        let mut by_rule: std::collections::BTreeMap<usize, Vec<u32>> = Default::default();
+        for (offset, matches) in results {
+            for (rule, hits) in matches {
+                by_rule
+                    .entry(rule)
+                    .or_default()
+                    .extend(hits.into_iter().map(|r| r + offset as u32));
+            }
+        }
+        by_rule.into_iter().collect()
+    }
+
+    fn evaluate_part(&self, batch: &RecordBatch) -> Vec<(usize, Vec<u32>)> {
         let rows = batch.num_rows();
         let ctx = self.scan(batch);
         let all = Bits::ones(rows);
@@ -382,7 +457,8 @@ impl RuleSet {
     /// Reads the columns and runs every automaton once over its column.
     fn scan(&self, batch: &RecordBatch) -> BatchCtx {
         let rows = batch.num_rows();
-        let mut slots = vec![Bits::zeros(rows); self.slot_count];
+        // Most literals are absent from a batch: a slot's bits exist only once one of its rows is set.
+        let mut slots = vec![None; self.slot_count];
         let mut values = Vec::with_capacity(self.columns.len());
         for plan in &self.columns {
             let array = batch
@@ -424,9 +500,13 @@ fn scan_column(
     strings: &StringArray,
     ac: &AhoCorasick,
     slots: &[[Option<usize>; 4]],
-    out: &mut [Bits],
+    out: &mut [Option<Bits>],
 ) {
-    for row in 0..strings.len() {
+    let rows = strings.len();
+    let mut set = |slot: usize, row: usize| {
+        out[slot].get_or_insert_with(|| Bits::zeros(rows)).set(row);
+    };
+    for row in 0..rows {
         if strings.is_null(row) {
             continue;
         }
@@ -435,20 +515,20 @@ fn scan_column(
         for m in ac.find_overlapping_iter(value) {
             let s = &slots[m.pattern().as_usize()];
             if let Some(slot) = s[Kind::Contains as usize] {
-                out[slot].set(row);
+                set(slot, row);
             }
             let (start, end) = (m.start() == 0, m.end() == len);
             if start && let Some(slot) = s[Kind::StartsWith as usize] {
-                out[slot].set(row);
+                set(slot, row);
             }
             if end && let Some(slot) = s[Kind::EndsWith as usize] {
-                out[slot].set(row);
+                set(slot, row);
             }
             if start
                 && end
                 && let Some(slot) = s[Kind::Equals as usize]
             {
-                out[slot].set(row);
+                set(slot, row);
             }
         }
     }
@@ -456,14 +536,18 @@ fn scan_column(
 
 struct BatchCtx {
     values: Vec<Option<Arc<StringArray>>>,
-    slots: Vec<Bits>,
+    /// `None`: no row has the literal.
+    slots: Vec<Option<Bits>>,
     rows: usize,
 }
 
 fn eval(node: &Node, candidates: &Bits, ctx: &BatchCtx) -> Bits {
     match node {
         Node::True => candidates.clone(),
-        Node::Slot(slot) => candidates.and(&ctx.slots[*slot]),
+        Node::Slot(slot) => match &ctx.slots[*slot] {
+            Some(bits) => candidates.and(bits),
+            None => Bits::zeros(ctx.rows),
+        },
         Node::NotNull(col) => match &ctx.values[*col] {
             Some(values) => candidates.filter(|row| values.is_valid(row)),
             None => Bits::zeros(ctx.rows),

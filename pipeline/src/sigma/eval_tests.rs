@@ -258,3 +258,46 @@ fn a_bad_rule_is_refused_alone() {
     assert!(errors[1].is_none());
     assert_eq!(set.evaluate(&batch()), vec![(1, vec![0, 1, 2])]);
 }
+
+#[test]
+fn rows_split_over_threads_match_as_on_one_thread() {
+    use Piece::AnyMany;
+    let exprs = [
+        field("image", s(vec![AnyMany, lit(r"\cmd.exe")])),
+        field("command_line", s(vec![AnyMany, lit("whoami"), AnyMany])),
+        Expr::Not(Box::new(field("ip", Test::Exists(true)))),
+        field(
+            "image",
+            Test::FieldRef {
+                other: "parent_image".into(),
+                position: Position::Equals,
+                cased: false,
+            },
+        ),
+        field("parent_image", s(vec![AnyMany, lit("never there")])),
+    ];
+    let inputs: Vec<RuleInput> = exprs
+        .iter()
+        .map(|e| RuleInput {
+            variants: vec![(&Expr::True, e)],
+        })
+        .collect();
+    // 5 rows × 301: parts of 502, 502 and 501 rows on 3 threads, cut inside the 5-row pattern.
+    let one = batch();
+    let big =
+        datafusion::arrow::compute::concat_batches(&one.schema(), &vec![one.clone(); 301]).unwrap();
+    let (single, _) = RuleSet::compile(&inputs);
+    let (split, _) = RuleSet::compile(&inputs);
+    let split = split.with_threads(3);
+    let expected: Vec<(usize, Vec<u32>)> = single
+        .evaluate(&one)
+        .into_iter()
+        .map(|(rule, rows)| {
+            let all = (0..301u32).flat_map(|copy| rows.iter().map(move |r| copy * 5 + r));
+            (rule, all.collect())
+        })
+        .collect();
+    assert_eq!(expected.len(), 4, "four rules match in the 5-row batch");
+    assert_eq!(single.evaluate(&big), expected);
+    assert_eq!(split.evaluate(&big), expected);
+}
