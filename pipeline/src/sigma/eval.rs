@@ -100,6 +100,9 @@ struct ColumnPlan {
     sensitive: Literals,
 }
 
+/// The rows each rule matches: (rule index, rows ascending), rules without matches left out.
+pub type Matches = Vec<(usize, Vec<u32>)>;
+
 /// The most memory a column's literal automaton may take as a full DFA; a larger one is built as a
 /// contiguous NFA instead. SigmaHQ Windows set over the OTRF events (`sigma bench`, 2 threads, medians of
 /// 3 rounds): DFAs everywhere 252k events/s; budget 16 MB 261k (74 MB less); 4 MB 243k (114 MB less);
@@ -390,14 +393,15 @@ impl RuleSet {
     /// The rows of `batch` each rule matches: (rule index, rows ascending), rules without matches left
     /// out. With more than one thread (and enough rows to pay for it) the rows are cut into that many
     /// consecutive parts, evaluated at once, and the parts' matches joined in row order.
-    pub fn evaluate(&self, batch: &RecordBatch) -> Vec<(usize, Vec<u32>)> {
+    pub fn evaluate(&self, batch: &RecordBatch) -> Matches {
         let rows = batch.num_rows();
         let parts = self.threads.min(rows / MIN_ROWS_PER_PART).max(1);
         if parts == 1 {
             return self.evaluate_part(batch);
         }
         let per_part = rows.div_ceil(parts);
-        let results: Vec<(usize, Vec<(usize, Vec<u32>)>)> = std::thread::scope(|scope| {
+        // (first row of the part, its matches) per part.
+        let results: Vec<(usize, Matches)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (1..parts)
                 .map(|p| {
                     let offset = p * per_part;
@@ -427,7 +431,7 @@ impl RuleSet {
         by_rule.into_iter().collect()
     }
 
-    fn evaluate_part(&self, batch: &RecordBatch) -> Vec<(usize, Vec<u32>)> {
+    fn evaluate_part(&self, batch: &RecordBatch) -> Matches {
         let rows = batch.num_rows();
         let ctx = self.scan(batch);
         let all = Bits::ones(rows);
