@@ -19,11 +19,7 @@ RUNS="${RUNS:-3}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-if [ ! -s "$EVENTS" ]; then
-  for z in "$CORPUS"/events/otrf-atomic/windows/*/host/*.zip; do
-    unzip -p "$z" -x '__MACOSX/*' 2>/dev/null | grep -v '^\s*$'
-  done > "$EVENTS"
-fi
+. "$HERE/otrf_events.sh"
 lines=$(wc -l < "$EVENTS")
 head -n $((lines / 10)) "$EVENTS" > "$WORK/tenth.jsonl"
 for _ in $(seq 10); do cat "$EVENTS"; done > "$WORK/ten.jsonl"

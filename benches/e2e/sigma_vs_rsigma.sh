@@ -22,12 +22,7 @@ OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 RULES=("$CORPUS/sigma/rules/windows" "$CORPUS/sigma/rules-emerging-threats" "$CORPUS/sigma/rules-threat-hunting/windows")
 
-if [ ! -s "$EVENTS" ]; then
-  echo "building $EVENTS from $CORPUS/events/otrf-atomic" >&2
-  for z in "$CORPUS"/events/otrf-atomic/windows/*/host/*.zip; do
-    unzip -p "$z" -x '__MACOSX/*' 2>/dev/null | grep -v '^\s*$'
-  done > "$EVENTS"
-fi
+. "$HERE/otrf_events.sh"
 echo "events: $(wc -l < "$EVENTS") lines, $(( $(stat -c %s "$EVENTS") / 1000000 )) MB; runs: $RUNS; $(nproc) cores"
 
 # One directory for both (rsigma's daemon takes one `--rules`): copies of the three.
