@@ -282,9 +282,9 @@ fn main() -> ExitCode {
 /// glibc's malloc raises its mmap threshold each time a large block is freed (up to 32 MiB); past that,
 /// the batches' column buffers (KiBs to MiBs, freed after every batch) come from the heap instead and fragment
 /// it, so RSS drifts up while the live bytes do not. Measured (SigmaHQ Windows set over 6.5 M OTRF events,
-/// `benches/README.md`): live bytes 180–400 MiB throughout, peak RSS 1,154 MiB with the default and 658 MiB
-/// with the threshold fixed at 256 KiB, for about 5 % of throughput. A threshold the user set
-/// (`MALLOC_MMAP_THRESHOLD_`, `GLIBC_TUNABLES`) is kept.
+/// `benches/README.md`): live bytes 180–400 MiB throughout, peak RSS 1,154–1,290 MiB with the default and
+/// 614–667 MiB with the threshold fixed at 256 KiB, for 5–10 % of Sigma throughput (nothing measurable on
+/// the SQL hunts). A threshold the user set (`MALLOC_MMAP_THRESHOLD_`, `GLIBC_TUNABLES`) is kept.
 fn fix_mmap_threshold() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -109,8 +109,8 @@ pub type Matches = Vec<(usize, Vec<u32>)>;
 /// 1 MB 236k (136 MB less).
 const DFA_BUDGET: usize = 4 << 20;
 
-/// Fewer rows than this per thread are not worth a thread's start (about 20 µs; 512 rows of the SigmaHQ
-/// set take milliseconds).
+/// Fewer rows than this per thread are not worth starting a thread for (a low-rate batch of a few rows is
+/// evaluated on the calling thread).
 const MIN_ROWS_PER_PART: usize = 512;
 
 /// A compiled rule set, ready to evaluate batches.

@@ -282,10 +282,10 @@ fn rows_split_over_threads_match_as_on_one_thread() {
             variants: vec![(&Expr::True, e)],
         })
         .collect();
-    // 5 rows × 301: parts of 502, 502 and 501 rows on 3 threads, cut inside the 5-row pattern.
+    // 5 rows × 308 = 1,540: parts of 514, 514 and 512 rows on 3 threads, cut inside the 5-row pattern.
     let one = batch();
     let big =
-        datafusion::arrow::compute::concat_batches(&one.schema(), &vec![one.clone(); 301]).unwrap();
+        datafusion::arrow::compute::concat_batches(&one.schema(), &vec![one.clone(); 308]).unwrap();
     let (single, _) = RuleSet::compile(&inputs);
     let (split, _) = RuleSet::compile(&inputs);
     let split = split.with_threads(3);
@@ -293,7 +293,7 @@ fn rows_split_over_threads_match_as_on_one_thread() {
         .evaluate(&one)
         .into_iter()
         .map(|(rule, rows)| {
-            let all = (0..301u32).flat_map(|copy| rows.iter().map(move |r| copy * 5 + r));
+            let all = (0..308u32).flat_map(|copy| rows.iter().map(move |r| copy * 5 + r));
             (rule, all.collect())
         })
         .collect();
