@@ -116,3 +116,14 @@ fn invalid_value_names_its_key() {
         .to_string();
     assert!(err.contains("source.file.paths"), "{err}");
 }
+
+#[test]
+fn sigma_threads_default_to_one_per_core_and_take_a_given_count() {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(
+        Settings::load(None, Vec::new()).unwrap().sigma.threads,
+        cores
+    );
+    let s = Settings::load(None, env(&[("GHOSTHUNT__SIGMA__THREADS", "3")])).unwrap();
+    assert_eq!(s.sigma.threads, 3);
+}
