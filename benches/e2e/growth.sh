@@ -11,21 +11,18 @@
 set -eu
 HERE="$(cd "$(dirname "$0")" && pwd)"
 BIN="${GHOSTHUNT_BIN:-$HERE/../../target/release/ghosthunt}"
-CORPUS="${GHOSTHUNT_CORPUS:-$HERE/../../../shared/corpus}"
-EVENTS="${EVENTS:-${TMPDIR:-/tmp}/otrf-atomic.jsonl}"
 OUTDIR="${OUTDIR:-$HERE/..}"
 PYTHON="${PYTHON:-python3}"
 RUNS="${RUNS:-3}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-. "$HERE/otrf_events.sh"
+. "$HERE/sigma_inputs.sh"
 lines=$(wc -l < "$EVENTS")
 head -n $((lines / 10)) "$EVENTS" > "$WORK/tenth.jsonl"
 for _ in $(seq 10); do cat "$EVENTS"; done > "$WORK/ten.jsonl"
 
-find "$CORPUS/sigma/rules/windows" "$CORPUS/sigma/rules-emerging-threats" \
-  "$CORPUS/sigma/rules-threat-hunting/windows" -name '*.yml' | sort > "$WORK/all-rules"
+find "${RULE_DIRS[@]}" -name '*.yml' | sort > "$WORK/all-rules"
 total=$(wc -l < "$WORK/all-rules")
 subset() { # $1 files -> directory with every k-th rule file
   dir="$WORK/rules-$1"; mkdir -p "$dir"

@@ -15,19 +15,15 @@ set -eu
 HERE="$(cd "$(dirname "$0")" && pwd)"
 BIN="${GHOSTHUNT_BIN:-$HERE/../../target/release/ghosthunt}"
 RSIGMA="${RSIGMA:?set RSIGMA to an rsigma binary built from timescale/rsigma 1d4f64e}"
-CORPUS="${GHOSTHUNT_CORPUS:-$HERE/../../../shared/corpus}"
-EVENTS="${EVENTS:-${TMPDIR:-/tmp}/otrf-atomic.jsonl}"
 RUNS="${RUNS:-3}"
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
-RULES=("$CORPUS/sigma/rules/windows" "$CORPUS/sigma/rules-emerging-threats" "$CORPUS/sigma/rules-threat-hunting/windows")
-
-. "$HERE/otrf_events.sh"
+. "$HERE/sigma_inputs.sh"
 echo "events: $(wc -l < "$EVENTS") lines, $(( $(stat -c %s "$EVENTS") / 1000000 )) MB; runs: $RUNS; $(nproc) cores"
 
 # One directory for both (rsigma's daemon takes one `--rules`): copies of the three.
 mkdir "$OUT/rules"
-for d in "${RULES[@]}"; do cp -r "$d" "$OUT/rules/$(basename "$(dirname "$d")")-$(basename "$d")"; done
+for d in "${RULE_DIRS[@]}"; do cp -r "$d" "$OUT/rules/$(basename "$(dirname "$d")")-$(basename "$d")"; done
 echo "rules: $(find "$OUT/rules" -name '*.yml' | wc -l) files"
 
 # One line per run: tool wall_s cpu_s peak_rss_kb detections

@@ -76,6 +76,18 @@ fn lit(s: &str) -> Piece {
     Piece::Lit(s.into())
 }
 
+/// `image|fieldref: parent_image`.
+fn image_is_parent_image() -> Expr {
+    field(
+        "image",
+        Test::FieldRef {
+            other: "parent_image".into(),
+            position: Position::Equals,
+            cased: false,
+        },
+    )
+}
+
 /// Rows each expression matches, one rule per expression with no logsource condition.
 fn matches(exprs: &[Expr]) -> Vec<Vec<u32>> {
     let inputs: Vec<RuleInput> = exprs
@@ -178,14 +190,7 @@ fn globs_regexes_and_per_row_tests() {
         ),
         field("image", Test::Null),
         field("ip", Test::Exists(false)),
-        field(
-            "image",
-            Test::FieldRef {
-                other: "parent_image".into(),
-                position: Position::Equals,
-                cased: false,
-            },
-        ),
+        image_is_parent_image(),
         field("image", s(vec![])),
     ]);
     assert_eq!(
@@ -266,14 +271,7 @@ fn rows_split_over_threads_match_as_on_one_thread() {
         field("image", s(vec![AnyMany, lit(r"\cmd.exe")])),
         field("command_line", s(vec![AnyMany, lit("whoami"), AnyMany])),
         Expr::Not(Box::new(field("ip", Test::Exists(true)))),
-        field(
-            "image",
-            Test::FieldRef {
-                other: "parent_image".into(),
-                position: Position::Equals,
-                cased: false,
-            },
-        ),
+        image_is_parent_image(),
         field("parent_image", s(vec![AnyMany, lit("never there")])),
     ];
     let inputs: Vec<RuleInput> = exprs
