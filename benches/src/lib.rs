@@ -161,6 +161,7 @@ pub fn generated_lines(events: usize) -> Vec<String> {
         users: 200,
         seed: 42,
         attack_interval: std::time::Duration::from_secs(1),
+        campaign_interval: std::time::Duration::ZERO,
     });
     let start: chrono::DateTime<chrono::Utc> =
         "2026-01-01T00:00:00Z".parse().expect("a valid time");

@@ -245,6 +245,9 @@ pub struct Hunt {
     /// Event columns that partition a windowed hunt's rows when scaled out (`partition_by:`); empty: the
     /// key read from its plan (see `query::partition`).
     pub partition_by: Vec<String>,
+    /// Risk an alert of this hunt adds to its entities (`risk:` in the header); `None`: the
+    /// `[incidents.risk]` setting for its severity.
+    pub risk: Option<u32>,
     pub response: Vec<String>,
     pub references: Vec<String>,
     /// The whole file text: the header is a SQL comment, so line numbers in SQL errors are file lines.

@@ -30,6 +30,7 @@ pub mod cli;
 pub mod decode;
 pub mod generator;
 pub mod hunt;
+pub mod incident;
 pub mod kafka;
 pub mod kql;
 pub mod lake;

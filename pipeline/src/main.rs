@@ -1,6 +1,6 @@
 //! The `ghosthunt` command line: thin, everything lives in the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -30,7 +30,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the pipeline until the source ends or SIGINT/SIGTERM (then close windows, flush, acknowledge).
-    Run,
+    Run {
+        /// How alerts and incidents written to stdout look: human (one line per alert, a block per
+        /// incident, severity in colour) or json (OCSF, one object per line). Default: human when stdout is
+        /// a terminal, else json. Files and Kafka always get JSON.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<OutputArg>,
+    },
     /// Check the configuration and plan every hunt; exits non-zero with the reasons if anything is wrong.
     Validate,
     /// List the hunts that would run, with their metadata.
@@ -42,9 +48,10 @@ enum Command {
     /// Run hunts on their sample events and compare with their expected rows (detection as code).
     ///
     /// For each hunt DIR/hunts/<id>.sql with a folder DIR/tests/<id>/ holding events.jsonl and
-    /// expected.jsonl.
+    /// expected.jsonl. An incident rule (FROM alerts) takes rows of the alerts table as its events.
     Test {
-        /// Hunt directories (default: the configured hunts.directories, else ./sql/hunts).
+        /// Hunt directories (default: the configured hunts.directories and incidents.directories, else
+        /// ./sql/hunts and ./sql/incidents).
         #[arg(value_name = "HUNTS_DIR")]
         dirs: Vec<PathBuf>,
     },
@@ -96,6 +103,9 @@ enum Command {
         /// JSON-lines files or globs for `--source files`, read once in the order given.
         #[arg(long = "file", value_name = "PATH")]
         files: Vec<String>,
+        /// How alerts and incidents on stdout look (see `run --format`).
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<OutputArg>,
     },
     /// Ad-hoc query over the lake: one read-only SELECT over `events` (the range's events, the schema's
     /// columns plus _input, _offset, _raw), `alerts` and the KQL tables; or a KQL query with --kql.
@@ -187,6 +197,20 @@ enum HuntSourceArg {
     Lake,
     Files,
     Kafka,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputArg {
+    Human,
+    Json,
+}
+
+/// Whether alerts on stdout are written for a person: asked for, or stdout is a terminal.
+fn human_output(format: Option<OutputArg>) -> bool {
+    match format {
+        Some(f) => f == OutputArg::Human,
+        None => std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -319,7 +343,11 @@ fn exit(ok: bool) -> ExitCode {
 
 async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run => run(settings).await,
+        Command::Run { format } => {
+            let mut settings = settings;
+            settings.human_output = human_output(format);
+            run(settings).await
+        }
         Command::Healthcheck { .. } => unreachable!("answered before the runtime starts"),
         Command::Validate => {
             let v = cli::hunts::validate(&settings).await?;
@@ -343,9 +371,13 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
         Command::Test { mut dirs } => {
             if dirs.is_empty() {
                 dirs = settings.hunts.directories.clone();
+                dirs.extend(settings.incidents.directories.iter().cloned());
             }
             if dirs.is_empty() {
                 dirs.push(PathBuf::from("sql/hunts"));
+                if Path::new("sql/incidents").is_dir() {
+                    dirs.push(PathBuf::from("sql/incidents"));
+                }
             }
             let schema = app::schema(&settings)?;
             let report = testing::run_dirs(&dirs, schema, &settings).await?;
@@ -424,6 +456,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             hunts,
             source,
             files,
+            format,
         } => {
             let mut settings = settings;
             let range = range(from, to)?;
@@ -467,6 +500,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             // A retro-hunt may run beside the live pipeline: no metrics endpoint of its own.
             settings.metrics_listen = None;
             settings.progress = true;
+            settings.human_output = human_output(format);
             run(settings).await
         }
         Command::Query {

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::{AlertSink, DeadLetterSink, SinkError, Suppressor};
+use crate::alert::{Alert, AlertSink, DeadLetterSink, SinkError, Suppressor};
 use crate::decode::{DeadLetter, DeadLetterReason, DecodeFn, DecodedBatch, Decoder, EventSchema};
+use crate::incident::IncidentStage;
 use crate::lake::{LakeError, LakeSink};
 use crate::runtime::{BatchView, Evaluator, StepInput, StepOutput};
 use crate::scale::Repartitioner;
@@ -49,6 +50,8 @@ pub struct Components {
     /// The lake writer (`None`: no `[lake] path`): the batches and alerts, committed before the source is
     /// acknowledged.
     pub lake: Option<LakeSink>,
+    /// The incident rules over the alerts, and where their Incident Findings go (`None`: no incidents).
+    pub incidents: Option<(IncidentStage, Box<dyn AlertSink>)>,
     pub stage: Stage,
 }
 
@@ -76,6 +79,8 @@ pub struct Summary {
     pub records: u64,
     pub batches: u64,
     pub alerts: u64,
+    /// Incident Findings sent (creations and updates).
+    pub incidents: u64,
     pub dead_letters: u64,
     /// Evaluators disabled after a panic (their labels); the others ran on.
     pub disabled: Vec<String>,
@@ -183,6 +188,7 @@ pub(crate) async fn run_with_decoder(
     engine.schema = Arc::clone(&c.schema);
     engine.decoders = Some(decoders);
     engine.lake = c.lake.take();
+    engine.incidents = c.incidents.take();
     match c.stage {
         Stage::Events(r) => engine.repartition = r,
         Stage::Repartitioned => engine.repartitioned = true,
@@ -279,6 +285,8 @@ struct Engine {
     /// Open suppression periods of hunts with `suppress` (kept across reloads: keyed by hunt id).
     suppressor: Suppressor,
     lake: Option<LakeSink>,
+    /// Incident rules over the alerts this pipeline delivers, and their sink.
+    incidents: Option<(IncidentStage, Box<dyn AlertSink>)>,
     /// Scaled out, on the events side: where the repartitioned hunts' rows go.
     repartition: Option<Box<Repartitioner>>,
     /// This is the repartitioned side (see [`Stage`]).
@@ -314,6 +322,7 @@ impl Engine {
             pending: None,
             suppressor: Suppressor::default(),
             lake: None,
+            incidents: None,
             repartition: None,
             repartitioned: false,
             evaluated: EvaluatedThrough::default(),
@@ -419,7 +428,13 @@ impl Engine {
             .filter_map(|s| s.evaluator.as_ref())
             .any(|e| e.state_size().is_some_and(|n| n > 0) || e.min_seq().is_some());
         let lake_idle = self.lake.as_ref().is_none_or(|l| l.buffered() == 0);
-        if !holding && self.unacknowledged.is_empty() && self.suppressor.is_empty() && lake_idle {
+        let incidents_idle = self.incidents.as_ref().is_none_or(|(s, _)| !s.holding());
+        if !holding
+            && self.unacknowledged.is_empty()
+            && self.suppressor.is_empty()
+            && lake_idle
+            && incidents_idle
+        {
             self.observe_watermark(watermark);
             return Ok(());
         }
@@ -551,6 +566,7 @@ impl Engine {
             }
             self.summary.alerts += alerts.len() as u64;
         }
+        self.raise_incidents(&alerts, watermark, flush).await?;
         if let Some(lake) = &mut self.lake {
             let oldest = self.unacknowledged.front().map(|(seq, _, _)| *seq);
             lake.write_alerts(&alerts, oldest).await?;
@@ -581,6 +597,31 @@ impl Engine {
         }
         self.observe_watermark(watermark);
         self.acknowledge(watermark);
+        Ok(())
+    }
+
+    /// Hands the delivered alerts to the incident rules and delivers the incidents they open or update.
+    async fn raise_incidents(
+        &mut self,
+        alerts: &[Alert],
+        watermark: Watermark,
+        flush: bool,
+    ) -> Result<(), PipelineError> {
+        let Some((stage, sink)) = &mut self.incidents else {
+            return Ok(());
+        };
+        let out = stage.step(alerts, watermark, flush).await;
+        for error in &out.errors {
+            self.metrics
+                .hunt_errors
+                .with_label_values(&[&error.hunt])
+                .inc();
+            tracing::error!(rule = %error.hunt, error = %error.reason, "Incident rule evaluation failed; its incidents for these alerts are lost.");
+        }
+        if !out.findings.is_empty() {
+            sink.deliver(&out.findings).await?;
+            self.summary.incidents += out.findings.len() as u64;
+        }
         Ok(())
     }
 

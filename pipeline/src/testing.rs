@@ -84,6 +84,11 @@ pub async fn run_on_file(
     settings: &Settings,
 ) -> Result<(Vec<Alert>, Vec<DeadLetter>), TestError> {
     let planned = crate::query::plan::plan(hunt, &schema).await?;
+    // An incident rule's samples are rows of `alerts`.
+    let schema = match planned.input {
+        crate::query::plan::Input::Events => schema,
+        crate::query::plan::Input::Alerts => Arc::new(EventSchema::alerts()),
+    };
     let mut settings = settings.clone();
     let file = FileSettings {
         paths: vec![events.display().to_string()],
@@ -107,6 +112,7 @@ pub async fn run_on_file(
             health: Health::default(),
             reloads: None,
             lake: None,
+            incidents: None,
             stage: crate::pipeline::Stage::Events(None),
         },
         CancellationToken::new(),

@@ -278,7 +278,8 @@ fn a_directory_hunt_replaces_the_builtin_one_with_the_same_id() {
         ghosthunt()
             .arg("hunts")
             .env("GHOSTHUNT__HUNTS__DIRECTORIES", dir.path())
-            .env("GHOSTHUNT__HUNTS__BUILTIN", "false"),
+            .env("GHOSTHUNT__HUNTS__BUILTIN", "false")
+            .env("GHOSTHUNT__INCIDENTS__BUILTIN", "false"),
     );
     assert_eq!(code, 0);
     assert_eq!(
@@ -286,4 +287,153 @@ fn a_directory_hunt_replaces_the_builtin_one_with_the_same_id() {
         2,
         "header and the one directory hunt:\n{out}"
     );
+}
+
+/// `ghosthunt run` over the generator's campaign, its stdout a pipe or (through `script`) a terminal.
+fn run_campaign(dir: &std::path::Path, terminal: bool, format: Option<&str>) -> String {
+    let events = dir.join("events.jsonl");
+    if !events.exists() {
+        common::campaign_events(&events, 100);
+    }
+    let config = dir.join("ghosthunt.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"file\"\n[source.file]\npaths = [\"{}\"]\n[dead_letters]\npath = \"{}\"\n[metrics]\nlisten = \"\"\n",
+            events.display(),
+            dir.join("dead.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let mut command = format!(
+        "{} --config {} run",
+        env!("CARGO_BIN_EXE_ghosthunt"),
+        config.display()
+    );
+    if let Some(f) = format {
+        command.push_str(&format!(" --format {f}"));
+    }
+    let (code, out, err) = if terminal {
+        let Some(script) = common::needs::tool(
+            "GHOSTHUNT_SCRIPT",
+            "script",
+            None,
+            "install util-linux (`script` gives the run a pseudo-terminal)",
+        ) else {
+            return String::new();
+        };
+        // `script` runs the command with a pseudo-terminal as its stdin, stdout and stderr, and copies
+        // what it writes to its own stdout; logs go to a file.
+        output(
+            ghosthunt_env(Command::new(script))
+                .args(["-q", "-e", "-c"])
+                .arg(format!("{command} 2>{}", dir.join("log").display()))
+                .arg("/dev/null")
+                .stdin(std::process::Stdio::null()),
+        )
+    } else {
+        output(ghosthunt_env(Command::new("sh")).arg("-c").arg(&command))
+    };
+    assert_eq!(code, 0, "{out}{err}");
+    out
+}
+
+/// A command without the caller's GHOSTHUNT__ settings or RUST_LOG, and without NO_COLOR.
+fn ghosthunt_env(mut c: Command) -> Command {
+    c.env_remove("RUST_LOG").env_remove("NO_COLOR");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GHOSTHUNT__") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+#[test]
+fn on_a_terminal_alerts_are_lines_and_incidents_blocks_for_a_person_and_piped_they_are_ocsf_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = run_campaign(dir.path(), true, None);
+    if text.is_empty() {
+        return; // skipped: no `script`
+    }
+    let plain: String = strip_ansi(&text).replace('\r', "");
+    assert!(
+        text.contains("\x1b[1;31mHIGH"),
+        "severity in colour: {text:?}"
+    );
+    assert!(
+        !plain.lines().any(|l| l.starts_with('{')),
+        "no JSON on a terminal:\n{plain}"
+    );
+    let alert = plain
+        .lines()
+        .find(|l| {
+            l.contains("PowerShell started with a base64-encoded command") && !l.starts_with(' ')
+        })
+        .unwrap_or_else(|| panic!("an alert line:\n{plain}"));
+    assert!(
+        alert.starts_with("2024-05-01 "),
+        "event time first: {alert}"
+    );
+    assert!(
+        alert.contains("HIGH") && alert.contains("host=WS-") && alert.contains("-enc"),
+        "{alert}"
+    );
+    let block: Vec<&str> = plain
+        .lines()
+        .skip_while(|l| !l.contains("INCIDENT new  Attack progressing through the kill chain"))
+        .take_while(|l| l.starts_with(' ') || l.contains("INCIDENT new  Attack"))
+        .collect();
+    assert!(block.len() >= 5, "an incident block:\n{plain}");
+    assert_eq!(
+        block[1].trim(),
+        "tactics  execution → credential-access → lateral-movement"
+    );
+    assert!(
+        block.iter().any(|l| l.trim_start().starts_with("contain ")),
+        "{block:#?}"
+    );
+    assert!(
+        plain.contains("INCIDENT updated  Attack progressing through the kill chain"),
+        "{plain}"
+    );
+
+    // The same run piped: OCSF JSON lines, alerts and incidents.
+    let json = run_campaign(dir.path(), false, None);
+    let classes: Vec<u64> = json
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["class_uid"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        classes.contains(&2004) && classes.contains(&2005),
+        "{classes:?}"
+    );
+    // --format overrides what stdout is.
+    let forced = run_campaign(dir.path(), false, Some("human"));
+    assert!(
+        forced.contains("INCIDENT new") && !forced.contains('\x1b'),
+        "{forced}"
+    );
+}
+
+/// `text` without ANSI colour sequences.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::kafka::{Broker, ConsumedRecord};
 use ghosthunt::app::{self, Handles};
-use ghosthunt::settings::{FileSettings, Settings};
+use ghosthunt::settings::{FileSettings, OutputSettings, Settings};
 use ghosthunt::source::FileSource;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 const EVENTS: &str = "events";
 const ALERTS: &str = "alerts";
 const DEAD: &str = "dead-letters";
+const INCIDENTS: &str = "incidents";
 
 /// An lsass access by a dumping tool on host `WS-{i}`: one `lsass_memory_access` alert each.
 fn lsass_event(i: usize) -> String {
@@ -82,6 +83,7 @@ async fn topics(broker: &Broker) {
     broker.create_topic(EVENTS, 3).await;
     broker.create_topic(ALERTS, 1).await;
     broker.create_topic(DEAD, 1).await;
+    broker.create_topic(INCIDENTS, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,11 +118,11 @@ async fn events_in_kafka_become_exactly_the_expected_alerts_on_the_alerts_topic(
         .await;
 
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(app::run(
-        kafka_settings(&broker, "e2e"),
-        Handles::default(),
-        shutdown.clone(),
-    ));
+    let mut settings = kafka_settings(&broker, "e2e");
+    settings.incidents.output = OutputSettings::Kafka {
+        topic: INCIDENTS.into(),
+    };
+    let task = tokio::spawn(app::run(settings, Handles::default(), shutdown.clone()));
     let records = tokio::task::spawn_blocking({
         let b = broker.bootstrap.clone();
         let n = expected.len();
@@ -130,6 +132,25 @@ async fn events_in_kafka_become_exactly_the_expected_alerts_on_the_alerts_topic(
     .unwrap();
     shutdown.cancel();
     task.await.unwrap().unwrap();
+    // The same LSASS dumper on 300 hosts within minutes: an outbreak incident, to its own topic, keyed by
+    // rule and entity.
+    let incidents = tokio::task::spawn_blocking({
+        let b = broker.bootstrap.clone();
+        // Everything the topic holds: the run has ended, so what is there within seconds is all.
+        move || common::kafka::consume_all(&b, INCIDENTS, usize::MAX, Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
+    let outbreak = incidents
+        .iter()
+        .find(|r| r.key.as_deref() == Some(b"technique_outbreak|T1003.001".as_slice()))
+        .unwrap_or_else(|| panic!("an outbreak incident among {} records", incidents.len()));
+    let outbreak: Value = serde_json::from_slice(&outbreak.value).unwrap();
+    assert_eq!(outbreak["class_uid"], 2005);
+    assert!(
+        outbreak["unmapped"]["result"]["hosts"].as_u64() >= Some(300),
+        "{outbreak:#}"
+    );
 
     let got: BTreeSet<String> = alert_ids(&records).into_iter().collect();
     assert_eq!(

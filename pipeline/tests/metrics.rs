@@ -26,6 +26,7 @@ async fn generator_scenarios_are_detected_and_metrics_are_served() {
         users: 80,
         seed: 7,
         attack_interval: Duration::from_secs(4),
+        campaign_interval: Duration::ZERO,
         limit: Some(120_000),
         // 6 s of wall clock are 3 minutes of event time: the windowed scenarios (bursts over 30–180 s) complete.
         speed: 30.0,

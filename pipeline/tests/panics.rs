@@ -82,6 +82,7 @@ async fn a_panicking_hunt_is_disabled_and_the_others_keep_alerting() {
             health: health.clone(),
             reloads: None,
             lake: None,
+            incidents: None,
             stage: ghosthunt::pipeline::Stage::Events(None),
         },
         shutdown.clone(),

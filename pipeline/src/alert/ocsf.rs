@@ -42,6 +42,99 @@ pub struct Alert {
     /// The hunt's suppression key (the values of its `suppress.by` columns, or its entity); `None` for
     /// hunts without suppression.
     pub suppress_key: Option<String>,
+    /// Who and what the alert is about (its row of the `alerts` table, see `incident`).
+    pub subject: Arc<Subject>,
+    /// An update of an alert sent before (same id), not a new one.
+    pub update: bool,
+}
+
+/// The entities and the one line of evidence of an alert, read from its result row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub host: Option<String>,
+    pub user: Option<String>,
+    pub src_ip: Option<String>,
+    /// The hunt's `entity:` column and its value.
+    pub entity: Option<(String, String)>,
+    pub summary: String,
+}
+
+/// Result columns naming the host, the user and the source address, in the order tried (the event
+/// schema's names, then the Defender / Sentinel tables' and Sigma correlations' usual ones).
+const HOST_COLUMNS: &[&str] = &[
+    "host",
+    "computer",
+    "device_name",
+    "hostname",
+    "DeviceName",
+    "Computer",
+];
+const USER_COLUMNS: &[&str] = &[
+    "user",
+    "target_user_name",
+    "subject_user_name",
+    "source_user",
+    "member_name",
+    "account_name",
+    "AccountName",
+    "InitiatingProcessAccountName",
+];
+const IP_COLUMNS: &[&str] = &["ip_address", "src_ip", "source_ip", "RemoteIP", "IpAddress"];
+/// Columns that best say what happened, for the alert's one line of evidence.
+const SUMMARY_COLUMNS: &[&str] = &[
+    "command_line",
+    "script_block_text",
+    "ProcessCommandLine",
+    "target_image",
+    "image_loaded",
+    "image_path",
+    "service_name",
+    "query_name",
+    "target_filename",
+    "target_object",
+    "destination_ip",
+    "image",
+];
+/// The longest summary (characters).
+const SUMMARY_CHARS: usize = 160;
+
+impl Subject {
+    /// The subject of one result row of `hunt`.
+    pub fn of_row(hunt: &Hunt, row: &Map<String, Value>) -> Subject {
+        let text = |v: &Value| match v {
+            Value::Null => None,
+            Value::String(s) if s.is_empty() || s == "-" => None,
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        };
+        let first = |names: &[&str]| names.iter().find_map(|n| row.get(*n).and_then(text));
+        let entity = hunt
+            .entity
+            .as_ref()
+            .and_then(|e| row.get(e).and_then(text).map(|v| (e.clone(), v)));
+        let summary = match first(SUMMARY_COLUMNS) {
+            Some(s) => s,
+            // Otherwise the row's values that are not times, in column order.
+            None => row
+                .iter()
+                .filter(|(k, _)| !k.ends_with("_time") && !k.starts_with("window_"))
+                .filter_map(|(k, v)| text(v).map(|v| format!("{k}={v}")))
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        let summary = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+        let summary = match summary.char_indices().nth(SUMMARY_CHARS) {
+            Some((at, _)) => format!("{}…", &summary[..at]),
+            None => summary,
+        };
+        Subject {
+            host: first(HOST_COLUMNS),
+            user: first(USER_COLUMNS),
+            src_ip: first(IP_COLUMNS),
+            entity,
+            summary,
+        }
+    }
 }
 
 fn to_millis(nanos: i64) -> i64 {
@@ -246,6 +339,7 @@ fn alert_from_row(
                 .join("|")
         }
     });
+    let subject = Arc::new(Subject::of_row(hunt, &row));
     // The row is serialised once: for its id and, spliced in below, as the alert's evidence.
     let evidence = Value::Object(row).to_string();
     let id = alert_id_of_text(&hunt.id, time.window, &evidence);
@@ -331,6 +425,8 @@ fn alert_from_row(
         event_time: end,
         seq,
         suppress_key,
+        subject,
+        update: false,
     }
 }
 

@@ -140,6 +140,33 @@ async fn open_append(path: &Path) -> Result<tokio::fs::File, SinkError> {
         })
 }
 
+/// Alerts and incidents on stdout for a person (see [`super::human`]), coloured on a terminal unless
+/// `NO_COLOR` is set.
+pub struct HumanWriter {
+    lines: LineWriter,
+    color: bool,
+}
+
+impl HumanWriter {
+    pub async fn stdout() -> Result<HumanWriter, SinkError> {
+        use std::io::IsTerminal;
+        Ok(HumanWriter {
+            lines: LineWriter::open(&OutputSettings::Stdout).await?,
+            color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        })
+    }
+}
+
+impl AlertSink for HumanWriter {
+    fn deliver<'a>(&'a mut self, alerts: &'a [Alert]) -> BoxFuture<'a, Result<(), SinkError>> {
+        let color = self.color;
+        Box::pin(
+            self.lines
+                .write_lines(alerts.iter().map(move |a| super::human::render(a, color))),
+        )
+    }
+}
+
 impl AlertSink for LineWriter {
     fn deliver<'a>(&'a mut self, alerts: &'a [Alert]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(self.write_lines(alerts.iter().map(|a| a.json.clone())))

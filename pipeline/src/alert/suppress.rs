@@ -155,6 +155,8 @@ fn update(alert: &Alert, count: u64, last: i64, until: i64) -> Alert {
         event_time: last,
         seq: alert.seq,
         suppress_key: alert.suppress_key.clone(),
+        subject: Arc::clone(&alert.subject),
+        update: true,
     }
 }
 
@@ -183,6 +185,7 @@ mod tests {
                 by: Vec::new(),
             }),
             partition_by: Vec::new(),
+            risk: None,
             response: vec!["Look.".into()],
             references: Vec::new(),
             sql: String::new(),
@@ -200,6 +203,8 @@ mod tests {
             event_time: minute * MINUTE,
             seq: minute as u64,
             suppress_key: hunt.suppress.as_ref().map(|_| host.to_string()),
+            subject: Default::default(),
+            update: false,
         }
     }
 

@@ -12,10 +12,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::kafka::{KafkaAlertSink, KafkaDeadLetterSink};
-use crate::alert::{AlertSink, DeadLetterSink, LineWriter};
+use crate::alert::{AlertSink, DeadLetterSink, HumanWriter, LineWriter};
 use crate::decode::EventSchema;
 use crate::generator::GeneratorSource;
-use crate::hunt::HuntError;
+use crate::hunt::{Hunt, HuntError};
+use crate::incident::IncidentStage;
 use crate::lake::LakeSink;
 use crate::lake::read::{LakeSource, ReadMode};
 use crate::pipeline::{self, Components, Stage, Summary};
@@ -157,7 +158,59 @@ pub async fn hunts(
     .await;
     let mut all = loaded.errors;
     all.append(&mut errors);
+    // Incident rules have their own directories: one here would run over the events' watermark.
+    let (planned, misplaced): (Vec<_>, Vec<_>) = planned
+        .into_iter()
+        .partition(|p| p.input == query::plan::Input::Events);
+    all.extend(
+        misplaced.into_iter().map(|p| HuntError {
+            origin: p.hunt.origin.to_string(),
+            line: p.hunt.sql_line(),
+            reason:
+                "selects FROM alerts: an incident rule, which belongs in [incidents] directories"
+                    .into(),
+        }),
+    );
     (planned, all)
+}
+
+/// Loads, plans and checks the configured incident rules: the usable ones and every refusal.
+pub async fn incident_rules(settings: &Settings) -> (Vec<PlannedHunt>, Vec<HuntError>) {
+    let i = &settings.incidents;
+    let loaded = query::load::load_incidents(i.builtin, &i.directories);
+    let (planned, mut errors) =
+        query::plan_all(loaded.hunts.into_values(), &EventSchema::alerts()).await;
+    let mut all = loaded.errors;
+    all.append(&mut errors);
+    let mut usable = Vec::with_capacity(planned.len());
+    for p in planned {
+        match crate::incident::check_rule(&p) {
+            Ok(()) => usable.push(p),
+            Err(e) => all.push(e),
+        }
+    }
+    (usable, all)
+}
+
+/// The incident stage over the alerts of `hunts`, with its sink; `None` without incident rules.
+async fn incident_stage(
+    settings: &Settings,
+    metrics: &Metrics,
+    hunts: Vec<Arc<Hunt>>,
+) -> Result<Option<(IncidentStage, Box<dyn AlertSink>)>, AppError> {
+    let (rules, refused) = incident_rules(settings).await;
+    for e in &refused {
+        tracing::error!(error = %e, "Incident rule refused; the others keep running.");
+    }
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    for r in &rules {
+        tracing::info!(rule = %r.hunt.id, window = %r.hunt.window, "Incident rule planned.");
+    }
+    let stage = IncidentStage::new(rules, &hunts, settings, metrics);
+    let sink = output_sink(&settings.incidents.output, settings, metrics).await?;
+    Ok(Some((stage, sink)))
 }
 
 /// Builds the configured source. `decode.max_record_bytes` bounds line reading (longer lines are passed
@@ -313,6 +366,11 @@ pub async fn run(
     let alerts = alert_sink(&settings, &handles.metrics).await?;
     let dead_letters = dead_letter_sink(&settings, &handles.metrics).await?;
     if settings.scale.mode == ScaleMode::Repartition {
+        if settings.incidents.builtin || !settings.incidents.directories.is_empty() {
+            tracing::warn!(
+                "Incident rules are not evaluated with scale.mode = repartition: each instance sees only its share of the alerts. Alerts are not affected; set incidents.builtin = false to silence this."
+            );
+        }
         let result = run_scaled_out(
             settings,
             &handles,
@@ -328,6 +386,8 @@ pub async fn run(
         return result;
     }
     let evaluators = evaluators(&settings, &schema, planned, setup.engine);
+    let hunts: Vec<Arc<Hunt>> = evaluators.iter().flat_map(|e| e.hunts()).collect();
+    let incidents = incident_stage(&settings, &handles.metrics, hunts).await?;
     let reload_stop = CancellationToken::new();
     // A retro-hunt runs the hunts as they were at its start.
     let (reloads, reloader) = if retro {
@@ -355,6 +415,7 @@ pub async fn run(
             health: handles.health.clone(),
             reloads,
             lake,
+            incidents,
             stage: Stage::Events(None),
         },
         shutdown,
@@ -376,7 +437,17 @@ async fn alert_sink(
     settings: &Settings,
     metrics: &Metrics,
 ) -> Result<Box<dyn AlertSink>, AppError> {
-    Ok(match &settings.alerts {
+    output_sink(&settings.alerts, settings, metrics).await
+}
+
+/// A sink of findings (alerts or incidents) to `output`.
+async fn output_sink(
+    output: &OutputSettings,
+    settings: &Settings,
+    metrics: &Metrics,
+) -> Result<Box<dyn AlertSink>, AppError> {
+    Ok(match output {
+        OutputSettings::Stdout if settings.human_output => Box::new(HumanWriter::stdout().await?),
         OutputSettings::Kafka { topic } => Box::new(KafkaAlertSink::new(
             &settings.kafka,
             topic,
@@ -554,6 +625,7 @@ async fn run_scaled_out(
         health: handles.health.clone(),
         reloads: None,
         lake,
+        incidents: None,
         stage: Stage::Events(Some(Box::new(repartitioner))),
     };
     let routed_side = Components {
@@ -567,6 +639,7 @@ async fn run_scaled_out(
         health: handles.health.clone(),
         reloads: None,
         lake: routed_lake,
+        incidents: None,
         stage: Stage::Repartitioned,
     };
     let stopping = |result: Result<Summary, pipeline::PipelineError>| {

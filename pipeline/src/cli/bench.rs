@@ -200,6 +200,7 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
             health,
             reloads: None,
             lake,
+            incidents: None,
             stage: crate::pipeline::Stage::Events(None),
         },
         shutdown,

@@ -10,9 +10,11 @@ use crate::query;
 use crate::settings::Settings;
 use crate::sigma::load::SigmaRefusal;
 
-/// The configured SQL hunts (parsed, not planned) and the files refused.
+/// The configured SQL hunts and incident rules (parsed, not planned) and the files refused.
 pub struct HuntList {
     pub hunts: Vec<Hunt>,
+    /// Hunts over the alerts (`[incidents]`).
+    pub incident_rules: Vec<Hunt>,
     pub refused: Vec<HuntError>,
     /// Every field of each hunt, instead of a table.
     pub long: bool,
@@ -20,49 +22,73 @@ pub struct HuntList {
 
 pub fn list(settings: &Settings, long: bool) -> HuntList {
     let loaded = query::load::load(settings.hunts.builtin, &settings.hunts.directories);
+    let i = &settings.incidents;
+    let incidents = query::load::load_incidents(i.builtin, &i.directories);
+    let mut refused = loaded.errors;
+    refused.extend(incidents.errors);
     HuntList {
         hunts: loaded.hunts.into_values().collect(),
-        refused: loaded.errors,
+        incident_rules: incidents.hunts.into_values().collect(),
+        refused,
         long,
     }
 }
 
 impl fmt::Display for HuntList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.long {
-            for h in &self.hunts {
-                writeln!(f, "{} — {}", h.id, h.title)?;
-                writeln!(f, "  origin:      {}", h.origin)?;
-                writeln!(f, "  severity:    {}", h.severity.as_str())?;
-                writeln!(f, "  window:      {}", h.window)?;
-                writeln!(f, "  techniques:  {}", h.attack.techniques.join(", "))?;
-                writeln!(f, "  tactics:     {}", h.attack.tactics.join(", "))?;
-                writeln!(f, "  hypothesis:  {}", h.hypothesis)?;
-                for (i, step) in h.response.iter().enumerate() {
-                    writeln!(f, "  response {}:  {}", i + 1, step)?;
-                }
-                writeln!(f)?;
+        for (heading, hunts) in [
+            (None, &self.hunts),
+            (
+                Some("Incident rules (over the alerts):"),
+                &self.incident_rules,
+            ),
+        ] {
+            if hunts.is_empty() {
+                continue;
             }
-            return Ok(());
-        }
-        writeln!(
-            f,
-            "{:<32} {:<9} {:<26} {:<22} TITLE",
-            "ID", "SEVERITY", "WINDOW", "TECHNIQUES"
-        )?;
-        for h in &self.hunts {
-            writeln!(
-                f,
-                "{:<32} {:<9} {:<26} {:<22} {}",
-                h.id,
-                h.severity.as_str(),
-                h.window.to_string(),
-                h.attack.techniques.join(","),
-                h.title
-            )?;
+            if let Some(h) = heading {
+                writeln!(f, "\n{h}")?;
+            }
+            write_hunts(f, hunts, self.long)?;
         }
         Ok(())
     }
+}
+
+fn write_hunts(f: &mut fmt::Formatter<'_>, hunts: &[Hunt], long: bool) -> fmt::Result {
+    if long {
+        for h in hunts {
+            writeln!(f, "{} — {}", h.id, h.title)?;
+            writeln!(f, "  origin:      {}", h.origin)?;
+            writeln!(f, "  severity:    {}", h.severity.as_str())?;
+            writeln!(f, "  window:      {}", h.window)?;
+            writeln!(f, "  techniques:  {}", h.attack.techniques.join(", "))?;
+            writeln!(f, "  tactics:     {}", h.attack.tactics.join(", "))?;
+            writeln!(f, "  hypothesis:  {}", h.hypothesis)?;
+            for (i, step) in h.response.iter().enumerate() {
+                writeln!(f, "  response {}:  {}", i + 1, step)?;
+            }
+            writeln!(f)?;
+        }
+        return Ok(());
+    }
+    writeln!(
+        f,
+        "{:<32} {:<9} {:<26} {:<22} TITLE",
+        "ID", "SEVERITY", "WINDOW", "TECHNIQUES"
+    )?;
+    for h in hunts {
+        writeln!(
+            f,
+            "{:<32} {:<9} {:<26} {:<22} {}",
+            h.id,
+            h.severity.as_str(),
+            h.window.to_string(),
+            h.attack.techniques.join(","),
+            h.title
+        )?;
+    }
+    Ok(())
 }
 
 /// What `validate` found.
@@ -70,6 +96,8 @@ pub struct Validation {
     pub schema: String,
     pub columns: usize,
     pub planned: usize,
+    /// Incident rules planned over the alerts.
+    pub incident_rules: usize,
     pub refused: Vec<HuntError>,
     pub sigma_rules: usize,
     pub sigma_refused: Vec<SigmaRefusal>,
@@ -88,7 +116,9 @@ impl Validation {
 /// Loads the schema, the Sigma rules and the SQL hunts, and plans every hunt.
 pub async fn validate(settings: &Settings) -> Result<Validation, CliError> {
     let setup = app::sigma(settings, app::schema(settings)?)?;
-    let (planned, refused) = app::hunts(settings, &setup.schema).await;
+    let (planned, mut refused) = app::hunts(settings, &setup.schema).await;
+    let (incident_rules, incidents_refused) = app::incident_rules(settings).await;
+    refused.extend(incidents_refused);
     let names: Vec<&str> = setup
         .schema
         .columns
@@ -106,6 +136,7 @@ pub async fn validate(settings: &Settings) -> Result<Validation, CliError> {
         schema: setup.schema.name.clone(),
         columns: setup.schema.columns.len(),
         planned: planned.len(),
+        incident_rules: incident_rules.len(),
         refused,
         sigma_rules: setup.engine.as_ref().map_or(0, |e| e.rule_count()),
         sigma_refused: setup.refusals,
@@ -116,10 +147,11 @@ impl fmt::Display for Validation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "configuration ok; schema `{}` ({} columns); {} hunt(s) planned, {} refused; {} Sigma rule(s) compiled, {} refused",
+            "configuration ok; schema `{}` ({} columns); {} hunt(s) and {} incident rule(s) planned, {} refused; {} Sigma rule(s) compiled, {} refused",
             self.schema,
             self.columns,
             self.planned,
+            self.incident_rules,
             self.refused.len(),
             self.sigma_rules,
             self.sigma_refused.len()

@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 /// The built-in Windows schema (Sysmon, Security, System, PowerShell; nested EVTX and flat shapes).
 pub const WINDOWS_SCHEMA_TOML: &str = include_str!("../../schemas/windows.toml");
+/// The `alerts` table incident rules select from (see `incident`).
+pub const ALERTS_SCHEMA_TOML: &str = include_str!("../../schemas/alerts.toml");
 
 /// The column holding every scalar value of a record (strings, numbers and booleans as text, keys left out),
 /// each followed by [`VALUE_SEPARATOR`]: what Sigma keywords search. Present only when a loaded rule has
@@ -115,6 +117,12 @@ impl EventSchema {
     pub fn windows() -> EventSchema {
         EventSchema::parse(WINDOWS_SCHEMA_TOML, "built-in windows")
             .expect("the built-in schema is valid (checked by a unit test)")
+    }
+
+    /// The `alerts` table: one row per alert, what incident rules select from.
+    pub fn alerts() -> EventSchema {
+        EventSchema::parse(ALERTS_SCHEMA_TOML, "built-in alerts")
+            .expect("the built-in alerts schema is valid (checked by a unit test)")
     }
 
     /// Loads a schema file.
@@ -300,6 +308,17 @@ mod tests {
             "command_line",
             "granted_access",
             "image_path",
+        ] {
+            assert!(s.arrow().field_with_name(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn builtin_alerts_schema_is_valid_and_has_alert_time() {
+        let s = EventSchema::alerts();
+        assert_eq!(s.time_column(), "time");
+        for name in [
+            "alert_id", "hunt_id", "risk", "tactics", "host", "user", "src_ip",
         ] {
             assert!(s.arrow().field_with_name(name).is_ok(), "{name}");
         }

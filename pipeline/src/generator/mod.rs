@@ -85,6 +85,12 @@ pub struct GeneratorConfig {
     /// Event time between injected attack scenarios, the first one interval after the first event;
     /// `Duration::ZERO` injects none (pure background noise).
     pub attack_interval: Duration,
+    /// Event time between multi-stage campaigns, the first one interval after the first event;
+    /// `Duration::ZERO` runs none. A campaign, on one workstation: encoded PowerShell (execution), a
+    /// credential dumper reading LSASS (credential access) 5 minutes later, PowerShell remoting from it to
+    /// another host (lateral movement) at 12 minutes, a suspicious service installed on it (persistence) at
+    /// 25 minutes — each stage the events of the scenario of that name.
+    pub campaign_interval: Duration,
 }
 
 /// An attack pattern the generator can inject, each matching one hunt.
@@ -176,6 +182,12 @@ pub struct EventGenerator {
     attack_ms: Option<i64>,
     /// Event time of the next attack slot (set by the first event).
     next_attack: Option<i64>,
+    /// Campaign interval in milliseconds; `None` when campaigns are off.
+    campaign_ms: Option<i64>,
+    /// Event time of the next campaign (set by the first event).
+    next_campaign: Option<i64>,
+    /// Campaigns started, and the workstation of each.
+    campaigns: Vec<usize>,
     /// Rotation order of the scenarios.
     order: [Scenario; 8],
     /// Position of the next scenario in `order`.
@@ -231,6 +243,12 @@ impl EventGenerator {
                 .clamp(1, (i64::MAX / 4) as u128);
             Some(ms as i64)
         };
+        let campaign_ms = (!config.campaign_interval.is_zero()).then(|| {
+            config
+                .campaign_interval
+                .as_millis()
+                .clamp(1, (i64::MAX / 4) as u128) as i64
+        });
         let n_hosts = hosts.len();
         let n_users = users.len();
         EventGenerator {
@@ -242,6 +260,9 @@ impl EventGenerator {
             users,
             attack_ms,
             next_attack: None,
+            campaign_ms,
+            next_campaign: None,
+            campaigns: Vec::new(),
             order,
             next_kind: 0,
             pending: BTreeMap::new(),
@@ -272,6 +293,7 @@ impl EventGenerator {
     pub fn next_event(&mut self, now: DateTime<Utc>, out: &mut Vec<u8>) {
         let t = now.timestamp_millis().max(self.last_ms);
         self.maybe_inject(t);
+        self.maybe_campaign(t);
         let due = self.pending.first_key_value().map(|(&(due, _), _)| due);
         if let Some(due) = due
             && due <= t
@@ -327,6 +349,34 @@ impl EventGenerator {
         }
         let missed = (t - next) / interval;
         self.next_attack = Some(next.saturating_add((missed + 1).saturating_mul(interval)));
+    }
+
+    /// Starts a campaign when `t` reaches the next campaign slot (slots skipped by a jump are dropped).
+    fn maybe_campaign(&mut self, t: i64) {
+        let Some(interval) = self.campaign_ms else {
+            return;
+        };
+        let next = *self.next_campaign.get_or_insert(t.saturating_add(interval));
+        if t < next {
+            return;
+        }
+        const MINUTE: i64 = 60_000;
+        let h = self.workstation();
+        self.encoded_powershell_on(t, h);
+        self.lsass_access_on(t + 5 * MINUTE, h);
+        self.ps_remoting_from(t + 12 * MINUTE, h);
+        self.service_install_on(t + 25 * MINUTE, h);
+        self.campaigns.push(h);
+        let missed = (t - next) / interval;
+        self.next_campaign = Some(next.saturating_add((missed + 1).saturating_mul(interval)));
+    }
+
+    /// The hosts (`WS-0007.corp.example` …) campaigns ran on so far, in order.
+    pub fn campaign_hosts(&self) -> Vec<String> {
+        self.campaigns
+            .iter()
+            .map(|&h| self.hosts[h].fqdn.clone())
+            .collect()
     }
 
     /// Queues a scenario event due at `due`.

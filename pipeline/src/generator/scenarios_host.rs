@@ -46,8 +46,13 @@ impl EventGenerator {
     /// powershell.exe with `-enc`/`-EncodedCommand`/`-e` and a UTF-16LE base64 payload, started by cmd.exe
     /// or WmiPrvSE.exe.
     pub(super) fn inject_encoded_powershell(&mut self, t: i64) {
-        const S: Scenario = Scenario::EncodedPowerShell;
         let h = self.host();
+        self.encoded_powershell_on(t, h);
+    }
+
+    /// [`Self::inject_encoded_powershell`] on host `h`.
+    pub(super) fn encoded_powershell_on(&mut self, t: i64, h: usize) {
+        const S: Scenario = Scenario::EncodedPowerShell;
         let u = if self.hosts[h].role == Role::Workstation {
             self.hosts[h].user
         } else {
@@ -94,8 +99,13 @@ impl EventGenerator {
     /// A dumping tool starts (Sysmon 1), then opens lsass.exe (Sysmon 10) with a suspicious mask and a
     /// call trace through dbghelp/dbgcore or unbacked memory.
     pub(super) fn inject_lsass_access(&mut self, t: i64) {
-        const S: Scenario = Scenario::LsassAccess;
         let h = self.host();
+        self.lsass_access_on(t, h);
+    }
+
+    /// [`Self::inject_lsass_access`] on host `h`.
+    pub(super) fn lsass_access_on(&mut self, t: i64, h: usize) {
+        const S: Scenario = Scenario::LsassAccess;
         let u = if self.hosts[h].role == Role::Workstation {
             self.hosts[h].user
         } else {
@@ -199,8 +209,13 @@ impl EventGenerator {
     /// System 7045 installing a random-named LocalSystem service whose binary is a shell one-liner,
     /// a file in a public or temp folder, or a file on the ADMIN$ share.
     pub(super) fn inject_service_install(&mut self, t: i64) {
-        const S: Scenario = Scenario::SuspiciousServiceInstall;
         let h = self.host();
+        self.service_install_on(t, h);
+    }
+
+    /// [`Self::inject_service_install`] on host `h`.
+    pub(super) fn service_install_on(&mut self, t: i64, h: usize) {
+        const S: Scenario = Scenario::SuspiciousServiceInstall;
         let name = self.random_text(8, b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
         let file = self.random_text(7, b"abcdefghijklmnopqrstuvwxyz0123456789");
         let path = match self.rng.random_range(0..4u32) {

@@ -16,8 +16,13 @@ impl EventGenerator {
     /// PowerShell remoting from a workstation to another host: Sysmon 1 (Invoke-Command/Enter-PSSession),
     /// Sysmon 3 to 5985, then on the target 4624 type 3, wsmprovhost.exe and its child.
     pub(super) fn inject_ps_remoting(&mut self, t: i64) {
-        const S: Scenario = Scenario::PsRemotingLateralMovement;
         let src = self.workstation();
+        self.ps_remoting_from(t, src);
+    }
+
+    /// [`Self::inject_ps_remoting`] from workstation `src`.
+    pub(super) fn ps_remoting_from(&mut self, t: i64, src: usize) {
+        const S: Scenario = Scenario::PsRemotingLateralMovement;
         let dst = self.other_host(src, true);
         let u = self.hosts[src].user;
         let target = self.hosts[dst].short.clone();

@@ -39,6 +39,7 @@ impl Source for GeneratorSource {
                 users: s.users,
                 seed: s.seed,
                 attack_interval: s.attack_interval,
+                campaign_interval: s.campaign_interval,
             });
             let started = Instant::now();
             let started_at = chrono::Utc::now();

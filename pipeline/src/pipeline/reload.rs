@@ -53,6 +53,15 @@ impl Engine {
             }
         }
         self.schema = set.schema;
+        if let Some((stage, _)) = &mut self.incidents {
+            let hunts: Vec<_> = self
+                .slots
+                .iter()
+                .filter_map(|s| s.evaluator.as_ref())
+                .flat_map(|e| e.hunts())
+                .collect();
+            stage.set_hunts(&hunts);
+        }
         let removed: Vec<String> = old.iter().map(|s| s.label.clone()).collect();
         if !old.is_empty() {
             let watermark = self.tracker.watermark(Instant::now());

@@ -40,6 +40,7 @@ async fn run_with_broken_decoder() -> Result<Summary, PipelineError> {
         health: Health::default(),
         reloads: None,
         lake: None,
+        incidents: None,
         stage: crate::pipeline::Stage::Events(None),
     };
     run_with_decoder(c, CancellationToken::new(), decode).await

@@ -43,6 +43,8 @@ struct RawMetadata {
     suppress: Option<RawSuppress>,
     #[serde(default)]
     partition_by: Vec<String>,
+    #[serde(default)]
+    risk: Option<u32>,
     response: Vec<String>,
     #[serde(default)]
     references: Vec<String>,
@@ -202,6 +204,7 @@ impl Hunt {
             entity: raw.entity,
             suppress,
             partition_by: raw.partition_by,
+            risk: raw.risk,
             response: raw.response,
             references: raw.references,
             sql: text.to_string(),

@@ -14,6 +14,8 @@ use crate::hunt::{Hunt, HuntError, Origin};
 /// The bundled hunts (`sql/hunts/*.sql` of the source tree), compiled in so that `ghosthunt run` works
 /// from any directory.
 static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../sql/hunts");
+/// The bundled incident rules (`sql/incidents/*.sql`: hunts over the alerts).
+static BUILTIN_INCIDENTS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../sql/incidents");
 
 /// Hunts found, by id, and the files refused.
 #[derive(Debug, Default)]
@@ -24,8 +26,13 @@ pub struct Loaded {
 
 /// The built-in hunts.
 pub fn builtin() -> Loaded {
+    builtin_from(&BUILTIN)
+}
+
+/// The hunts of a directory compiled in.
+fn builtin_from(dir: &Dir<'static>) -> Loaded {
     let mut loaded = Loaded::default();
-    for file in BUILTIN.files() {
+    for file in dir.files() {
         let Some(name) = file.path().file_name().and_then(|n| n.to_str()) else {
             continue;
         };
@@ -89,11 +96,16 @@ pub fn read_hunt(path: &Path) -> Result<Hunt, HuntError> {
 
 /// The built-in hunts (if wanted) overlaid by those of `dirs`.
 pub fn load(builtin_too: bool, dirs: &[PathBuf]) -> Loaded {
-    let mut loaded = if builtin_too {
-        builtin()
-    } else {
-        Loaded::default()
-    };
+    load_over(builtin_too.then_some(&BUILTIN), dirs)
+}
+
+/// The built-in incident rules (if wanted) overlaid by those of `dirs`.
+pub fn load_incidents(builtin_too: bool, dirs: &[PathBuf]) -> Loaded {
+    load_over(builtin_too.then_some(&BUILTIN_INCIDENTS), dirs)
+}
+
+fn load_over(builtin: Option<&Dir<'static>>, dirs: &[PathBuf]) -> Loaded {
+    let mut loaded = builtin.map_or_else(Loaded::default, builtin_from);
     for dir in dirs {
         let files = match hunt_files(dir) {
             Ok(f) => f,

@@ -12,6 +12,7 @@ pub mod plan;
 pub mod rewrite;
 pub mod run;
 pub mod udf;
+pub mod udf_chain;
 pub mod udf_json;
 pub mod udf_match;
 

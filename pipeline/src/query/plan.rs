@@ -47,6 +47,45 @@ pub const EVENTS_TABLE: &str = "events";
 pub const WINDOW_START: &str = "window_start";
 pub const WINDOW_END: &str = "window_end";
 
+/// The table incident rules select from: one row per alert (`EventSchema::alerts`).
+pub const ALERTS_TABLE: &str = "alerts";
+
+/// What a hunt selects from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// The decoded events (`events`, and the KQL tables over it).
+    Events,
+    /// The alerts the hunts raised (`alerts`): an incident rule.
+    Alerts,
+}
+
+impl Input {
+    pub fn table(self) -> &'static str {
+        match self {
+            Input::Events => EVENTS_TABLE,
+            Input::Alerts => ALERTS_TABLE,
+        }
+    }
+}
+
+/// Whether a hunt's statement selects from `alerts` (an incident rule) or from the events. Both at once
+/// is refused: alerts are evaluated after the events that raised them, on their own watermark.
+fn input_of(ctx: &SessionContext, statement: &Statement) -> Result<Input, String> {
+    let tables = ctx
+        .state()
+        .resolve_table_references(statement)
+        .map_err(|e| plain(&e))?;
+    let alerts = tables.iter().any(|t| t.table() == ALERTS_TABLE);
+    let others = tables.iter().any(|t| t.table() != ALERTS_TABLE);
+    match (alerts, others) {
+        (true, true) => Err(
+            "a hunt selects from `events` or from `alerts`, not both: incident rules read the alerts only".into(),
+        ),
+        (true, false) => Ok(Input::Alerts),
+        _ => Ok(Input::Events),
+    }
+}
+
 /// The rows of one run, shared between the pipeline and the plan's scan.
 #[derive(Debug)]
 struct InputSlot {
@@ -124,6 +163,8 @@ pub struct UnwindowedInput {
 /// A hunt planned and ready to run.
 pub struct PlannedHunt {
     pub hunt: Arc<Hunt>,
+    /// The table it selects from: the events, or the alerts (an incident rule).
+    pub input: Input,
     slot: Arc<InputSlot>,
     plan: Arc<dyn ExecutionPlan>,
     task_ctx: Arc<TaskContext>,
@@ -191,6 +232,8 @@ pub(crate) fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(super::udf::cidr_match());
     // The KQL tables' RemoteIPType.
     ctx.register_udf(super::udf::ip_address_type());
+    // Incident rules' kill-chain measure.
+    ctx.register_udf(super::udf_chain::kill_chain());
     // Comparisons of lower(x) with constants, run in place (see `rewrite`).
     for test in [
         super::udf_match::LowerTest::Eq,
@@ -230,23 +273,10 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
         fail(line, plain(&e))
     };
 
-    let event_schema = Arc::clone(schema.arrow());
-    let slot = Arc::new(InputSlot {
-        schema: table_schema(&event_schema),
-        batches: Mutex::new(Vec::new()),
-    });
     let ctx = session();
-    ctx.register_table(
-        EVENTS_TABLE,
-        Arc::new(EventsTable {
-            slot: Arc::clone(&slot),
-        }),
-    )
-    .map_err(located)?;
-    register_kql_views(&ctx, &hunt.sql).await;
-    let state = ctx.state();
-    let dialect = state.config().options().sql_parser.dialect;
-    let statement = state
+    let dialect = ctx.state().config().options().sql_parser.dialect;
+    let statement = ctx
+        .state()
         .sql_to_statement(&hunt.sql, &dialect)
         .map_err(located)?;
     match &statement {
@@ -254,10 +284,35 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
         _ => {
             return Err(fail(
                 sql_line,
-                "a hunt is one SELECT over `events`: DDL, DML, COPY, EXPLAIN and other statements are not allowed".into(),
+                "a hunt is one SELECT over `events` (or `alerts`): DDL, DML, COPY, EXPLAIN and other statements are not allowed".into(),
             ));
         }
     }
+    let input = input_of(&ctx, &statement).map_err(|reason| fail(sql_line, reason))?;
+    let alerts_schema;
+    let schema = match input {
+        Input::Events => schema,
+        Input::Alerts => {
+            alerts_schema = EventSchema::alerts();
+            &alerts_schema
+        }
+    };
+    let event_schema = Arc::clone(schema.arrow());
+    let slot = Arc::new(InputSlot {
+        schema: table_schema(&event_schema),
+        batches: Mutex::new(Vec::new()),
+    });
+    ctx.register_table(
+        input.table(),
+        Arc::new(EventsTable {
+            slot: Arc::clone(&slot),
+        }),
+    )
+    .map_err(located)?;
+    if input == Input::Events {
+        register_kql_views(&ctx, &hunt.sql).await;
+    }
+    let state = ctx.state();
     let logical = state.statement_to_plan(statement).await.map_err(located)?;
     SQLOptions::new()
         .with_allow_ddl(false)
@@ -296,8 +351,8 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
             let used_schema = event_schema
                 .project(&used_columns)
                 .map_err(|e| located(e.into()))?;
-            let df_schema =
-                DFSchema::try_from_qualified_schema(EVENTS_TABLE, &used_schema).map_err(located)?;
+            let df_schema = DFSchema::try_from_qualified_schema(input.table(), &used_schema)
+                .map_err(located)?;
             Some(
                 state
                     .create_physical_expr(expr, &df_schema)
@@ -328,6 +383,7 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
     }
     Ok(PlannedHunt {
         hunt: Arc::new(hunt),
+        input,
         slot,
         plan,
         task_ctx: ctx.task_ctx(),
@@ -417,6 +473,11 @@ impl PlannedHunt {
     /// (`None`: every row); what a lake scan for a retro-hunt pushes down.
     pub fn row_filter(&self) -> Option<&Expr> {
         self.row_filter.as_ref()
+    }
+
+    /// The columns of its result rows.
+    pub fn result_schema(&self) -> SchemaRef {
+        self.plan.schema()
     }
 
     /// Where its rows must meet when the pipeline is scaled out.

@@ -45,6 +45,7 @@ pub struct Settings {
     pub sigma: SigmaSettings,
     pub window: WindowSettings,
     pub alerts: OutputSettings,
+    pub incidents: IncidentSettings,
     pub dead_letters: OutputSettings,
     /// Kafka message key of alerts.
     pub alert_key: AlertKey,
@@ -56,6 +57,9 @@ pub struct Settings {
     pub scale: ScaleSettings,
     /// Progress of a run that reads history once (`ghosthunt hunt` sets it; not a configuration key).
     pub progress: bool,
+    /// Alerts and incidents on stdout as text for a person, not OCSF JSON (`--format`; not a configuration
+    /// key).
+    pub human_output: bool,
 }
 
 /// Where events come from.
@@ -78,6 +82,7 @@ pub struct GeneratorSettings {
     pub users: u32,
     pub seed: u64,
     pub attack_interval: Duration,
+    pub campaign_interval: Duration,
     pub limit: Option<u64>,
     pub speed: f64,
 }
@@ -138,6 +143,25 @@ pub struct WindowSettings {
     pub max_rows_per_hunt: usize,
 }
 
+/// `[incidents]`: rules over the alerts, and where their Incident Findings go.
+#[derive(Debug, Clone)]
+pub struct IncidentSettings {
+    pub builtin: bool,
+    pub directories: Vec<PathBuf>,
+    pub output: OutputSettings,
+    pub assignee_group: String,
+    /// Risk of an alert by its hunt's severity, indexed by OCSF severity id − 1 (informational … critical).
+    pub risk: [u32; 5],
+}
+
+impl IncidentSettings {
+    /// The risk an alert of `hunt` adds: its own `risk:`, else the setting for its severity.
+    pub fn risk_of(&self, hunt: &crate::hunt::Hunt) -> u32 {
+        hunt.risk
+            .unwrap_or(self.risk[usize::from(hunt.severity.ocsf_id().clamp(1, 5)) - 1])
+    }
+}
+
 /// Where alerts or dead letters go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputSettings {
@@ -185,6 +209,7 @@ impl Settings {
             users: g.users,
             seed: g.seed,
             attack_interval: g.attack_interval,
+            campaign_interval: g.campaign_interval,
             limit: (g.limit > 0).then_some(g.limit),
             speed: g.speed,
         };
@@ -352,6 +377,23 @@ impl Settings {
             raw.dead_letters.topic,
             true,
         )?;
+        let i = raw.incidents;
+        let incidents = IncidentSettings {
+            builtin: i.builtin,
+            directories: i.directories,
+            output: output("incidents.sink", &i.sink, i.path, i.topic, false)?,
+            assignee_group: match i.assignee_group.trim() {
+                "" => return Err(invalid("incidents.assignee_group", "must not be empty")),
+                g => g.to_string(),
+            },
+            risk: [
+                i.risk.informational,
+                i.risk.low,
+                i.risk.medium,
+                i.risk.high,
+                i.risk.critical,
+            ],
+        };
         let alert_key = match raw.alerts.key.as_str() {
             "hunt_entity" => AlertKey::HuntEntity,
             "hunt" => AlertKey::Hunt,
@@ -373,6 +415,7 @@ impl Settings {
         };
         let uses_kafka = matches!(source, SourceSettings::Kafka(_))
             || matches!(alerts, OutputSettings::Kafka { .. })
+            || matches!(incidents.output, OutputSettings::Kafka { .. })
             || matches!(dead_letters, OutputSettings::Kafka { .. });
         if uses_kafka && kafka.brokers.trim().is_empty() {
             return Err(invalid(
@@ -443,6 +486,7 @@ impl Settings {
             sigma,
             window,
             alerts,
+            incidents,
             dead_letters,
             alert_key,
             metrics_listen,
@@ -451,6 +495,7 @@ impl Settings {
             lake,
             scale,
             progress: false,
+            human_output: false,
         })
     }
 }

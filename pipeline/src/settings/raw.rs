@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub sigma: RawSigma,
     pub window: RawWindow,
     pub alerts: RawAlerts,
+    pub incidents: RawIncidents,
     pub dead_letters: RawDeadLetters,
     pub metrics: RawMetrics,
     pub log: RawLog,
@@ -97,6 +98,9 @@ pub struct RawGenerator {
     /// Event time between injected attack scenarios; zero injects none.
     #[serde(with = "humantime_serde")]
     pub attack_interval: Duration,
+    /// Event time between multi-stage campaigns on one workstation; zero runs none.
+    #[serde(with = "humantime_serde")]
+    pub campaign_interval: Duration,
     /// Stop after this many events; 0 = unbounded.
     pub limit: u64,
     /// Event time runs this many times faster than the wall clock.
@@ -168,6 +172,30 @@ pub struct RawAlerts {
     pub path: PathBuf,
     pub topic: String,
     pub key: String,
+}
+
+/// `[incidents]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIncidents {
+    pub builtin: bool,
+    pub directories: Vec<PathBuf>,
+    pub sink: String,
+    pub path: PathBuf,
+    pub topic: String,
+    pub assignee_group: String,
+    pub risk: RawRisk,
+}
+
+/// `[incidents.risk]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRisk {
+    pub informational: u32,
+    pub low: u32,
+    pub medium: u32,
+    pub high: u32,
+    pub critical: u32,
 }
 
 /// `[dead_letters]`

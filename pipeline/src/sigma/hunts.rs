@@ -63,6 +63,7 @@ pub(super) fn rule_hunt(rule: &crate::sigma::ir::SigmaRule, file: PathBuf, sql: 
         entity: Some("host".into()),
         suppress: None,
         partition_by: Vec::new(),
+        risk: None,
         response: response(&rule.falsepositives),
         references: rule.references.clone(),
         sql,
@@ -91,6 +92,7 @@ pub(super) fn correlation_hunt(c: &CorrelationRule, file: PathBuf) -> Hunt {
         entity: None,
         suppress: None,
         partition_by: Vec::new(),
+        risk: None,
         response: response(&c.falsepositives),
         references: c.references.clone(),
         sql: format!(

@@ -51,6 +51,9 @@ pub mod names {
     pub const REPARTITION_BYTES: &str = "ghosthunt_repartition_bytes_total";
     pub const REPARTITION_DUPLICATES: &str = "ghosthunt_repartition_duplicates_total";
     pub const REPARTITION_WATERMARK_LAG: &str = "ghosthunt_repartition_watermark_lag_seconds";
+    pub const INCIDENTS: &str = "ghosthunt_incidents_total";
+    pub const INCIDENTS_OPEN: &str = "ghosthunt_incidents_open";
+    pub const ENTITY_RISK: &str = "ghosthunt_entity_risk";
 
     /// Every name above (the README's metrics table is checked against it).
     pub const ALL: &[&str] = &[
@@ -91,6 +94,9 @@ pub mod names {
         REPARTITION_BYTES,
         REPARTITION_DUPLICATES,
         REPARTITION_WATERMARK_LAG,
+        INCIDENTS,
+        INCIDENTS_OPEN,
+        ENTITY_RISK,
     ];
 }
 
@@ -105,6 +111,9 @@ const EVALUATION_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
     2.5, 10.0,
 ];
+
+/// Risk buckets: a few low-severity alerts to a host that lit up.
+const RISK_BUCKETS: &[f64] = &[10.0, 25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0];
 
 /// All of one pipeline's metrics.
 #[derive(Clone)]
@@ -146,6 +155,9 @@ pub struct Metrics {
     pub repartition_bytes: IntCounterVec,
     pub repartition_duplicates: IntCounterVec,
     pub repartition_watermark_lag: GaugeVec,
+    pub incidents: IntCounterVec,
+    pub incidents_open: IntGauge,
+    pub entity_risk: Histogram,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -428,6 +440,25 @@ impl Metrics {
                 r.register(Box::new(g.clone())).expect("registered once");
                 g
             },
+            incidents: counter_vec(
+                &r,
+                INCIDENTS,
+                "Incident Findings sent, by incident rule and activity (create: a new incident; update: \
+                 more alerts for an open one).",
+                &["rule", "activity"],
+            ),
+            incidents_open: int_gauge(
+                &r,
+                INCIDENTS_OPEN,
+                "Incidents still open: a later window of their rule may add alerts to them.",
+            ),
+            entity_risk: histogram(
+                &r,
+                ENTITY_RISK,
+                "Risk an entity reached in an incident rule's window (the `risk` column of incident rule \
+                 results), observed when the rule raises or updates an incident.",
+                RISK_BUCKETS,
+            ),
             registry: r,
         }
     }

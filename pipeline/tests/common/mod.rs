@@ -227,6 +227,7 @@ pub async fn run_pipeline_with(
             health: Health::default(),
             reloads: None,
             lake: None,
+            incidents: None,
             stage: ghosthunt::pipeline::Stage::Events(None),
         },
         shutdown,
@@ -291,6 +292,7 @@ pub fn spawn_pipeline(
             health: Health::default(),
             reloads: None,
             lake: None,
+            incidents: None,
             stage: ghosthunt::pipeline::Stage::Events(None),
         },
         shutdown.clone(),
@@ -391,4 +393,28 @@ pub async fn lake_rows(settings: &Settings, sql: &str) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Writes `minutes` of generated events (one every 250 ms of event time, no attack scenarios but one
+/// campaign an hour) and returns the campaigns' hosts.
+pub fn campaign_events(path: &Path, minutes: i64) -> Vec<String> {
+    let mut generator =
+        ghosthunt::generator::EventGenerator::new(ghosthunt::generator::GeneratorConfig {
+            hosts: 20,
+            users: 40,
+            seed: 11,
+            attack_interval: Duration::ZERO,
+            campaign_interval: Duration::from_secs(3600),
+        });
+    let start: chrono::DateTime<chrono::Utc> = "2024-05-01T08:00:00Z".parse().unwrap();
+    let mut out = Vec::new();
+    let mut line = Vec::new();
+    for i in 0..minutes * 240 {
+        line.clear();
+        generator.next_event(start + chrono::Duration::milliseconds(i * 250), &mut line);
+        out.extend_from_slice(&line);
+        out.push(b'\n');
+    }
+    std::fs::write(path, out).unwrap();
+    generator.campaign_hosts()
 }

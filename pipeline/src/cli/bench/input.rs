@@ -36,6 +36,7 @@ impl Events {
                 users: settings.users,
                 seed,
                 attack_interval: settings.attack_interval,
+                campaign_interval: settings.campaign_interval,
             }),
             start: DateTime::parse_from_rfc3339(EPOCH)
                 .expect("a valid constant")

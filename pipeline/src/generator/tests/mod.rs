@@ -21,6 +21,7 @@ fn config(seed: u64, interval: Duration) -> GeneratorConfig {
         users: 80,
         seed,
         attack_interval: interval,
+        campaign_interval: Duration::ZERO,
     }
 }
 

@@ -337,6 +337,7 @@ fn tiny_configs_are_raised_to_a_working_domain() {
         users: 0,
         seed: 1,
         attack_interval: Duration::from_secs(5),
+        campaign_interval: Duration::ZERO,
     };
     let (g, evs) = run(cfg, 20_000, 50);
     assert!(
@@ -362,6 +363,7 @@ fn users_and_hosts_have_realistic_distinct_names() {
         users: 5000,
         seed: 3,
         attack_interval: Duration::ZERO,
+        campaign_interval: Duration::ZERO,
     });
     let names: BTreeSet<&str> = g.users.iter().map(|u| u.name.as_str()).collect();
     assert_eq!(names.len(), 5000);
