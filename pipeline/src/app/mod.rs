@@ -192,25 +192,23 @@ pub async fn incident_rules(settings: &Settings) -> (Vec<PlannedHunt>, Vec<HuntE
     (usable, all)
 }
 
-/// The incident stage over the alerts of `hunts`, with its sink; `None` without incident rules.
-async fn incident_stage(
+/// The incident stage over the alerts of `hunts`; `None` without incident rules.
+pub async fn incident_stage(
     settings: &Settings,
     metrics: &Metrics,
     hunts: Vec<Arc<Hunt>>,
-) -> Result<Option<(IncidentStage, Box<dyn AlertSink>)>, AppError> {
+) -> Option<IncidentStage> {
     let (rules, refused) = incident_rules(settings).await;
     for e in &refused {
         tracing::error!(error = %e, "Incident rule refused; the others keep running.");
     }
     if rules.is_empty() {
-        return Ok(None);
+        return None;
     }
     for r in &rules {
         tracing::info!(rule = %r.hunt.id, window = %r.hunt.window, "Incident rule planned.");
     }
-    let stage = IncidentStage::new(rules, &hunts, settings, metrics);
-    let sink = output_sink(&settings.incidents.output, settings, metrics).await?;
-    Ok(Some((stage, sink)))
+    Some(IncidentStage::new(rules, &hunts, settings, metrics))
 }
 
 /// Builds the configured source. `decode.max_record_bytes` bounds line reading (longer lines are passed
@@ -387,7 +385,13 @@ pub async fn run(
     }
     let evaluators = evaluators(&settings, &schema, planned, setup.engine);
     let hunts: Vec<Arc<Hunt>> = evaluators.iter().flat_map(|e| e.hunts()).collect();
-    let incidents = incident_stage(&settings, &handles.metrics, hunts).await?;
+    let incidents = match incident_stage(&settings, &handles.metrics, hunts).await {
+        Some(stage) => Some((
+            stage,
+            output_sink(&settings.incidents.output, &settings, &handles.metrics).await?,
+        )),
+        None => None,
+    };
     let reload_stop = CancellationToken::new();
     // A retro-hunt runs the hunts as they were at its start.
     let (reloads, reloader) = if retro {

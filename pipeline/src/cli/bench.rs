@@ -188,6 +188,11 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
     let before = measure::Usage::now();
     let started = Instant::now();
     let evaluators = app::evaluators(&settings, &schema, hunts, sigma.engine);
+    // The incident rules run as in `ghosthunt run`; their findings are not counted as alerts.
+    let hunts_loaded: Vec<_> = evaluators.iter().flat_map(|e| e.hunts()).collect();
+    let incidents = app::incident_stage(&settings, &metrics, hunts_loaded)
+        .await
+        .map(|stage| (stage, Box::new(NullSink::default()) as Box<dyn AlertSink>));
     let result = pipeline::run(
         Components {
             settings,
@@ -200,7 +205,7 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
             health,
             reloads: None,
             lake,
-            incidents: None,
+            incidents,
             stage: crate::pipeline::Stage::Events(None),
         },
         shutdown,
