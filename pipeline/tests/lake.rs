@@ -64,6 +64,27 @@ fn alert_ids(path: &Path) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// (incident id, activity, its alert ids) of every Incident Finding in a JSON-lines file.
+fn incidents(path: &Path) -> BTreeSet<(String, u64, BTreeSet<String>)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["metadata"]["correlation_uid"].as_str().unwrap().to_string(),
+                v["activity_id"].as_u64().unwrap(),
+                v["finding_info_list"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f["uid"].as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
 fn hunts_of(ids: &BTreeSet<(String, String)>) -> BTreeSet<&str> {
     ids.iter().map(|(_, h)| h.as_str()).collect()
 }
@@ -81,12 +102,15 @@ async fn retro_hunt_over_the_lake_gives_the_live_alert_ids_for_sql_and_kql_hunts
     let events = generated(dir.path(), 40_000, 33);
     let lake = dir.path().join("lake");
     let live_alerts = dir.path().join("live.jsonl");
-    let live = run(from_file(lake_settings(&lake, &live_alerts), &events)).await;
+    let mut settings = lake_settings(&lake, &live_alerts);
+    settings.incidents.output = OutputSettings::File(dir.path().join("live-incidents.jsonl"));
+    let live = run(from_file(settings, &events)).await;
     assert_eq!(live.records, 40_000);
 
     let retro_alerts = dir.path().join("retro.jsonl");
     let mut retro = lake_settings(&lake, &retro_alerts);
     retro.source = SourceSettings::Lake(Range::default());
+    retro.incidents.output = OutputSettings::File(dir.path().join("retro-incidents.jsonl"));
     let summary = run(retro).await;
     // Only the rows some hunt can use are read (the hunts' row filters pushed into the scan).
     eprintln!("retro-hunt read {} of 40000 events", summary.records);
@@ -110,6 +134,14 @@ async fn retro_hunt_over_the_lake_gives_the_live_alert_ids_for_sql_and_kql_hunts
         assert!(hunts.contains(hunt), "{hunt} did not fire live: {hunts:?}");
     }
     assert_eq!(live, retro, "live and retro alert ids differ");
+    // The incident rules over those alerts open and update the same incidents.
+    let live_incidents = incidents(&dir.path().join("live-incidents.jsonl"));
+    assert!(!live_incidents.is_empty());
+    assert_eq!(
+        live_incidents,
+        incidents(&dir.path().join("retro-incidents.jsonl")),
+        "live and retro incidents differ"
+    );
 
     // The alerts table holds the live run's alerts (the retro-hunt writes none back).
     let rows = count(&lake, "SELECT count(DISTINCT id) AS n FROM alerts").await;
