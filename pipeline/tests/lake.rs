@@ -72,7 +72,10 @@ fn incidents(path: &Path) -> BTreeSet<(String, u64, BTreeSet<String>)> {
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();
             (
-                v["metadata"]["correlation_uid"].as_str().unwrap().to_string(),
+                v["metadata"]["correlation_uid"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
                 v["activity_id"].as_u64().unwrap(),
                 v["finding_info_list"]
                     .as_array()
