@@ -622,6 +622,9 @@ impl Engine {
             sink.deliver(&out.findings).await?;
             self.summary.incidents += out.findings.len() as u64;
         }
+        for (rule, reason) in out.disabled {
+            self.disable(rule, &reason);
+        }
         Ok(())
     }
 

@@ -1,4 +1,5 @@
-//! Every bundled hunt, run through the real pipeline on its sample events, produces exactly its expected rows.
+//! Every bundled hunt and incident rule, run through the real pipeline on its sample events (an incident
+//! rule's are rows of `alerts`), produces exactly its expected rows.
 
 mod common;
 
@@ -10,24 +11,37 @@ use ghosthunt::testing;
 
 #[tokio::test]
 async fn every_bundled_hunt_produces_exactly_its_expected_rows() {
-    let dir = common::repo().join("sql/hunts");
-    let files = load::hunt_files(&dir).unwrap();
-    assert!(
-        files.len() >= 8,
-        "at least 8 bundled hunts, found {}",
-        files.len()
-    );
     let settings = common::test_settings();
+    let mut failures = Vec::new();
+    for (folder, at_least) in [("sql/hunts", 8), ("sql/incidents", 3)] {
+        let dir = common::repo().join(folder);
+        let files = load::hunt_files(&dir).unwrap();
+        assert!(
+            files.len() >= at_least,
+            "at least {at_least} in {folder}, found {}",
+            files.len()
+        );
+        failures.extend(run_all(&dir, files, &settings).await);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Runs the tests of `files` (in `dir`); the failures.
+async fn run_all(
+    dir: &std::path::Path,
+    files: Vec<std::path::PathBuf>,
+    settings: &ghosthunt::settings::Settings,
+) -> Vec<String> {
     let mut failures = Vec::new();
     for path in files {
         let hunt = load::read_hunt(&path).unwrap();
         let id = hunt.id.clone();
-        let Some(tests) = testing::test_dir(&dir, &id) else {
+        let Some(tests) = testing::test_dir(dir, &id) else {
             failures.push(format!("{id}: no sql/tests/{id}/events.jsonl"));
             continue;
         };
         let result =
-            testing::run_test(hunt, &tests, Arc::new(EventSchema::windows()), &settings).await;
+            testing::run_test(hunt, &tests, Arc::new(EventSchema::windows()), settings).await;
         if !result.passed() {
             failures.push(format!("{id}: {result:#?}"));
         }
@@ -36,7 +50,7 @@ async fn every_bundled_hunt_produces_exactly_its_expected_rows() {
             "{id}: a fixture must show the hunt firing"
         );
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    failures
 }
 
 #[tokio::test]
@@ -55,15 +69,17 @@ async fn bundled_hunts_are_the_builtin_set() {
 #[tokio::test]
 async fn bundled_hunts_give_the_same_rows_with_tiny_batches() {
     // Windows and per-batch hunts must not depend on where micro-batches are cut.
-    let dir = common::repo().join("sql/hunts");
     let mut settings = common::test_settings();
     settings.decode.batch_size = 3;
-    for path in load::hunt_files(&dir).unwrap() {
-        let hunt = load::read_hunt(&path).unwrap();
-        let id = hunt.id.clone();
-        let tests = testing::test_dir(&dir, &id).unwrap();
-        let result =
-            testing::run_test(hunt, &tests, Arc::new(EventSchema::windows()), &settings).await;
-        assert!(result.passed(), "{id} with batches of 3: {result:#?}");
+    for folder in ["sql/hunts", "sql/incidents"] {
+        let dir = common::repo().join(folder);
+        for path in load::hunt_files(&dir).unwrap() {
+            let hunt = load::read_hunt(&path).unwrap();
+            let id = hunt.id.clone();
+            let tests = testing::test_dir(&dir, &id).unwrap();
+            let result =
+                testing::run_test(hunt, &tests, Arc::new(EventSchema::windows()), &settings).await;
+            assert!(result.passed(), "{id} with batches of 3: {result:#?}");
+        }
     }
 }

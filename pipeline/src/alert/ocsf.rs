@@ -247,8 +247,12 @@ fn alert_id_of_text(hunt_id: &str, window: Option<(i64, i64)>, row: &str) -> Str
     }
     h.update([0]);
     h.update(row.as_bytes());
-    let d = h.finalize();
-    let hex: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
+    uuid_shaped(&h.finalize())
+}
+
+/// The first 16 bytes of a digest as a UUID-shaped string (the form of alert and incident ids).
+pub fn uuid_shaped(digest: &[u8]) -> String {
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],

@@ -5,6 +5,9 @@
 //! before the newest one's end), so the hopping windows of one attack make one incident. A row naming
 //! alerts the incident does not hold yet is an update; a row naming none new says nothing. Everything is
 //! decided by event time (windows and the alerts' times), so a replay opens and updates the same incidents.
+//!
+//! Bounded: an incident keeps the details of its first [`MAX_ALERTS`] alerts (the rest are counted), and
+//! remembers which alerts it has only while a window still to close could name them again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -15,6 +18,9 @@ use super::finding::{Activity, AlertInfo, Incident, finding, incident_id};
 use crate::alert::Alert;
 use crate::hunt::Hunt;
 
+/// Alerts an incident lists in detail (its finding stays well under a Kafka message's 1 MB).
+pub const MAX_ALERTS: usize = 500;
+
 /// One open incident.
 struct Open {
     id: String,
@@ -22,10 +28,12 @@ struct Open {
     entity: String,
     first_window: (i64, i64),
     last_window: (i64, i64),
-    /// Its alerts by (time, id): the timeline.
+    /// Its first alerts by (time, id): the timeline.
     alerts: BTreeMap<(i64, String), Arc<AlertInfo>>,
-    ids: BTreeSet<String>,
-    unknown: BTreeSet<String>,
+    /// The alerts it has that a window still to close may name again, by (time, id).
+    seen: BTreeSet<(i64, String)>,
+    /// Every alert it has had.
+    count: usize,
     result: Map<String, Value>,
 }
 
@@ -97,8 +105,8 @@ impl Book {
                     first_window: window,
                     last_window: window,
                     alerts: BTreeMap::new(),
-                    ids: BTreeSet::new(),
-                    unknown: BTreeSet::new(),
+                    seen: BTreeSet::new(),
+                    count: 0,
                     result: Map::new(),
                 },
             );
@@ -109,19 +117,19 @@ impl Book {
         }
         let mut added = Vec::new();
         for id in ids {
-            if o.ids.contains(&id) || o.unknown.contains(&id) {
+            // An alert no longer known is in this window: its time is before the window's end.
+            let info = self.alerts.get(&id);
+            let time = info.map_or(window.1 - 1, |a| a.time);
+            if !o.seen.insert((time, id.clone())) {
                 continue;
             }
-            added.push(id.clone());
-            match self.alerts.get(&id) {
-                Some(info) => {
-                    o.alerts.insert((info.time, id.clone()), Arc::clone(info));
-                    o.ids.insert(id);
-                }
-                None => {
-                    o.unknown.insert(id);
-                }
+            o.count += 1;
+            if let Some(info) = info
+                && o.alerts.len() < MAX_ALERTS
+            {
+                o.alerts.insert((time, id.clone()), Arc::clone(info));
             }
+            added.push(id);
         }
         if activity == Activity::Update && added.is_empty() {
             return None;
@@ -134,7 +142,7 @@ impl Book {
             first_window: o.first_window,
             last_window: o.last_window,
             alerts: o.alerts.values().map(Arc::as_ref).collect(),
-            unknown: o.unknown.len(),
+            alert_count: o.count,
             added: &added,
             result: &o.result,
         };
@@ -144,13 +152,18 @@ impl Book {
         })
     }
 
-    /// Event time reached `watermark` (the incident rules' input watermark): closes the incidents no
-    /// later window of their rule can overlap (`size`: the rule's window size, ns) and forgets alerts older
-    /// than every open window (`horizon`: the longest rule window).
-    pub fn expire(&mut self, watermark: i64, size: impl Fn(&Hunt) -> i64, horizon: i64) {
-        // A window still to close ends after the watermark, so it starts after watermark − size.
-        self.open
-            .retain(|_, o| o.last_window.1 > watermark.saturating_sub(size(&o.rule)));
+    /// Event time reached `watermark` (the incident rules' input watermark). `span` is a rule's window
+    /// size plus its lateness: a window of it still to close starts after `watermark − span`. Closes the
+    /// incidents no such window can overlap, forgets the alerts no such window can hold (`horizon`: the
+    /// longest span of all rules).
+    pub fn expire(&mut self, watermark: i64, span: impl Fn(&Hunt) -> i64, horizon: i64) {
+        self.open.retain(|_, o| {
+            let oldest = watermark.saturating_sub(span(&o.rule));
+            while o.seen.first().is_some_and(|(t, _)| *t < oldest) {
+                o.seen.pop_first();
+            }
+            o.last_window.1 > oldest
+        });
         let oldest = watermark.saturating_sub(horizon);
         while let Some((time, _)) = self.by_time.first() {
             if *time >= oldest {
@@ -166,5 +179,138 @@ impl Book {
         self.open.clear();
         self.alerts.clear();
         self.by_time.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::alert::Subject;
+    use crate::hunt::{Origin, Severity, WindowSpec};
+
+    const MINUTE: i64 = 60_000_000_000;
+
+    fn rule() -> Arc<Hunt> {
+        Arc::new(Hunt {
+            id: "kill_chain".into(),
+            title: "Kill chain".into(),
+            description: String::new(),
+            hypothesis: "h".into(),
+            attack: Default::default(),
+            severity: Severity::Critical,
+            window: WindowSpec::parse("hopping 60m every 10m").unwrap(),
+            allowed_lateness: None,
+            entity: Some("host".into()),
+            suppress: None,
+            partition_by: Vec::new(),
+            risk: None,
+            response: vec!["Isolate the host.".into()],
+            references: Vec::new(),
+            sql: String::new(),
+            origin: Origin::Builtin("kill_chain.sql"),
+        })
+    }
+
+    fn note(book: &mut Book, id: &str, minute: i64) {
+        book.note(AlertInfo {
+            id: id.into(),
+            time: minute * MINUTE,
+            hunt: rule(),
+            subject: Arc::new(Subject::default()),
+            risk: 50,
+            received: Instant::now(),
+            seq: 0,
+        });
+    }
+
+    fn row(host: &str) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("host".into(), Value::String(host.into()));
+        m
+    }
+
+    fn observe(book: &mut Book, start: i64, ids: &[&str]) -> Option<(Activity, String, usize)> {
+        book.observe(
+            &rule(),
+            (start * MINUTE, (start + 60) * MINUTE),
+            row("WS-1"),
+            ids.iter().map(|s| s.to_string()).collect(),
+            "SOC",
+            0,
+        )
+        .map(|o| {
+            let doc: Value = serde_json::from_str(&o.finding.json).unwrap();
+            (
+                o.activity,
+                o.finding.id.clone(),
+                doc["finding_info_list"].as_array().unwrap().len(),
+            )
+        })
+    }
+
+    #[test]
+    fn overlapping_windows_update_one_incident_and_repeat_nothing() {
+        let mut book = Book::default();
+        for (id, m) in [("a", 5), ("b", 12), ("c", 18), ("d", 40)] {
+            note(&mut book, id, m);
+        }
+        let (activity, id, n) = observe(&mut book, -40, &["a", "b", "c"]).unwrap();
+        assert_eq!((activity, n), (Activity::Create, 3));
+        // The next window holds the same alerts: nothing to say.
+        assert!(observe(&mut book, -30, &["a", "b", "c"]).is_none());
+        // One more alert: an update of the same incident.
+        let (activity, same, n) = observe(&mut book, -10, &["a", "b", "c", "d"]).unwrap();
+        assert_eq!(
+            (activity, same.as_str(), n),
+            (Activity::Update, id.as_str(), 4)
+        );
+        // Long after, a window that overlaps none of its windows opens a new incident.
+        book.expire(200 * MINUTE, |_| 70 * MINUTE, 70 * MINUTE);
+        assert_eq!(book.open_count(), 0);
+        note(&mut book, "e", 300);
+        let (activity, other, _) = observe(&mut book, 250, &["e"]).unwrap();
+        assert_eq!(activity, Activity::Create);
+        assert_ne!(other, id);
+    }
+
+    #[test]
+    fn an_incident_lists_at_most_max_alerts_and_counts_the_rest() {
+        let mut book = Book::default();
+        let ids: Vec<String> = (0..MAX_ALERTS + 7).map(|i| format!("a{i:04}")).collect();
+        for id in &ids {
+            note(&mut book, id, 1);
+        }
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let outcome = book
+            .observe(
+                &rule(),
+                (0, 60 * MINUTE),
+                row("WS-1"),
+                refs.iter().map(|s| s.to_string()).collect(),
+                "SOC",
+                0,
+            )
+            .unwrap();
+        let doc: Value = serde_json::from_str(&outcome.finding.json).unwrap();
+        assert_eq!(
+            doc["finding_info_list"].as_array().unwrap().len(),
+            MAX_ALERTS
+        );
+        assert_eq!(doc["unmapped"]["alert_count"], MAX_ALERTS + 7);
+    }
+
+    #[test]
+    fn an_incident_forgets_alerts_no_window_to_close_can_name() {
+        let mut book = Book::default();
+        note(&mut book, "a", 5);
+        assert!(observe(&mut book, -40, &["a"]).is_some());
+        // Windows still to close start after minute 15: minute 5 cannot come again, but they may
+        // still overlap the incident's window (ending at minute 20).
+        book.expire(85 * MINUTE, |_| 70 * MINUTE, 70 * MINUTE);
+        assert_eq!(book.open_count(), 1);
+        assert!(book.open.values().all(|o| o.seen.is_empty()));
+        assert!(book.alerts.is_empty());
     }
 }

@@ -140,16 +140,7 @@ pub fn incident_id(rule: &str, entity: &str, window_start: i64) -> String {
     h.update(entity.as_bytes());
     h.update([0]);
     h.update(window_start.to_be_bytes());
-    let d = h.finalize();
-    let hex: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    crate::alert::ocsf::uuid_shaped(&h.finalize())
 }
 
 /// What a finding is built from: the incident as it stands.
@@ -161,10 +152,11 @@ pub struct Incident<'a> {
     /// The first window that raised it, and the newest window that added to it.
     pub first_window: (i64, i64),
     pub last_window: (i64, i64),
-    /// Its alerts, in time order.
+    /// Its alerts, in time order (the first [`super::book::MAX_ALERTS`]).
     pub alerts: Vec<&'a AlertInfo>,
-    /// Alert ids the rule named that were no longer known (older than every open window).
-    pub unknown: usize,
+    /// How many alerts it has: `alerts`, those beyond the cap, and ids the rule named that were no
+    /// longer known.
+    pub alert_count: usize,
     /// The alerts this finding adds (all of them when it creates the incident).
     pub added: &'a [String],
     /// The rule's newest result row.
@@ -316,7 +308,7 @@ pub fn finding(
             "entity": { "name": entity_name, "value": entity },
             "window_start": format_time(incident.first_window.0),
             "window_end": format_time(incident.last_window.1),
-            "alert_count": alerts.len() + incident.unknown,
+            "alert_count": incident.alert_count,
             "added_alert_ids": incident.added,
             "tactics": tactics,
             "techniques": techniques,

@@ -7,11 +7,15 @@
 //! the live stream give the same rows. Incident rules are ordinary windowed hunts planned over that table
 //! (`SqlEvaluator`), and stepped after the events' hunts on each batch.
 //!
-//! **Time.** An alert's time is its events' time (its window's end, or its event's time), never the wall
-//! clock. A windowed hunt's alert comes out when its window closes, up to its window size plus its
-//! lateness after its time; the incident rules therefore run on the pipeline's watermark held back by the
-//! largest such delay of the loaded hunts ([`IncidentStage::delay`]), and every alert reaches them before
-//! the windows it belongs to close: a replay gives the same incidents.
+//! **Time.** An alert's time is its events' time — a windowed hunt's alert: its window's end; any other:
+//! its event's time — never the wall clock. A windowed hunt's alert comes out when the watermark passes its
+//! window's end plus the hunt's lateness; a Sigma correlation fires when the watermark minus the lateness
+//! passes its time. The incident rules therefore run on the pipeline's watermark held back by the largest
+//! lateness of the loaded hunts ([`delay`]): every such alert reaches them before the windows it belongs
+//! to close, and a replay gives the same incidents. An alert of an *event* that itself came later than
+//! that (an unwindowed hunt alerts on late events too) may find its incident windows closed: it is
+//! counted (`ghosthunt_late_records_total{hunt=<rule>}`) and logged, as late events are; an incident
+//! rule's own `allowed_lateness` widens what it still takes.
 //!
 //! **Incidents.** A rule's result row must name the alerts it groups (`alert_ids`, e.g.
 //! `array_agg(alert_id)`) and its `entity:` column names what the incident is about. The [`book`] turns
@@ -92,17 +96,23 @@ pub fn check_rule(planned: &PlannedHunt) -> Result<(), HuntError> {
     Ok(())
 }
 
-/// How long after its time an alert of these hunts may be raised: a windowed hunt's window size plus its
-/// lateness (at least the pipeline's default lateness, which Sigma correlations also wait).
+/// How far behind the events' watermark incident rules run: the largest lateness of `hunts` (at least the
+/// pipeline's default, which hunts without their own and Sigma correlations use).
 pub fn delay<'a>(hunts: impl IntoIterator<Item = &'a Arc<Hunt>>, lateness: Duration) -> Duration {
     hunts
         .into_iter()
-        .filter_map(|h| {
-            h.window
-                .size_slide()
-                .map(|(size, _)| size + h.allowed_lateness.unwrap_or(lateness))
-        })
+        .filter_map(|h| h.allowed_lateness)
         .fold(lateness, Duration::max)
+}
+
+/// A windowed hunt's window size plus its lateness: its windows still to close start after the
+/// watermark minus this.
+fn span(hunt: &Hunt, lateness: Duration) -> Duration {
+    hunt.window
+        .size_slide()
+        .map_or(Duration::ZERO, |(size, _)| {
+            size + hunt.allowed_lateness.unwrap_or(lateness)
+        })
 }
 
 /// One alert as a row of the `alerts` table (the JSON shape `EventSchema::alerts` reads).
@@ -134,6 +144,8 @@ pub struct IncidentOutput {
     /// Incident Findings to deliver (creations and updates).
     pub findings: Vec<Alert>,
     pub errors: Vec<EvaluationError>,
+    /// Rules disabled by this step (they panicked), with why.
+    pub disabled: Vec<(String, String)>,
 }
 
 /// A rule's evaluator, `None` once it panicked.
@@ -171,12 +183,7 @@ impl IncidentStage {
         let lateness = settings.window.allowed_lateness;
         let horizon = rules
             .iter()
-            .filter_map(|r| {
-                r.hunt
-                    .window
-                    .size_slide()
-                    .map(|(size, _)| size + r.hunt.allowed_lateness.unwrap_or(lateness))
-            })
+            .map(|r| span(&r.hunt, lateness))
             .max()
             .unwrap_or_default();
         let rules = rules
@@ -211,24 +218,10 @@ impl IncidentStage {
         }
     }
 
-    /// How far behind the events' watermark the incident rules' watermark runs.
-    pub fn delay(&self) -> Duration {
-        Duration::from_nanos(self.delay.max(0) as u64)
-    }
-
     /// The hunts of a new hunt set (a hot reload) raise the alerts from now on. The delay never
-    /// shrinks: alerts of the hunts drained by the reload may still come that late.
+    /// shrinks: the incident rules' windows already wait that long.
     pub fn set_hunts(&mut self, hunts: &[Arc<Hunt>]) {
         self.delay = self.delay.max(nanos(delay(hunts, self.lateness)));
-    }
-
-    pub fn rule_count(&self) -> usize {
-        self.rules.len()
-    }
-
-    /// The rules, for listing.
-    pub fn rules(&self) -> Vec<Arc<Hunt>> {
-        self.rules.iter().map(|r| Arc::clone(&r.hunt)).collect()
     }
 
     /// Whether it holds anything a later step (a timer tick) could still turn into incidents.
@@ -250,10 +243,6 @@ impl IncidentStage {
         flush: bool,
     ) -> IncidentOutput {
         let mut out = IncidentOutput::default();
-        if !flush && !self.holding() && alerts.iter().all(|a| a.update) {
-            // Nothing held, nothing new: no window can close, no incident change.
-            return out;
-        }
         let mut records = Vec::new();
         for alert in alerts.iter().filter(|a| !a.update) {
             let risk = self.settings.risk_of(&alert.hunt);
@@ -306,6 +295,20 @@ impl IncidentStage {
                 Ok((evaluator, step)) => {
                     rule.evaluator = Some(evaluator);
                     out.errors.extend(step.errors);
+                    if !step.late_rows.is_empty() {
+                        self.metrics
+                            .late_records
+                            .with_label_values(&[&rule.hunt.id])
+                            .inc_by(step.late_rows.len() as u64);
+                        tracing::warn!(rule = %rule.hunt.id, alerts = step.late_rows.len(), "Alerts of late events came after their incident windows closed; this rule did not see them (its allowed_lateness widens what it takes).");
+                    }
+                    if step.dropped > 0 {
+                        self.metrics
+                            .window_rows_dropped
+                            .with_label_values(&[&rule.hunt.id])
+                            .inc_by(step.dropped as u64);
+                        tracing::warn!(rule = %rule.hunt.id, alerts = step.dropped, "Incident rule's window state is full; alerts are dropped until windows close (window.max_rows_per_hunt).");
+                    }
                     for detection in step.detections {
                         out.findings.extend(observe(
                             &mut self.book,
@@ -316,20 +319,16 @@ impl IncidentStage {
                         ));
                     }
                 }
-                Err(e) => {
-                    tracing::error!(rule = %rule.hunt.id, error = %e, "Incident rule panicked and is disabled; the others go on.");
-                    self.metrics
-                        .hunt_panics
-                        .with_label_values(&[&rule.hunt.id])
-                        .inc();
-                }
+                // Disabled (the pipeline counts, logs and reports it like a hunt's panic).
+                Err(e) => out.disabled.push((rule.hunt.id.clone(), e.to_string())),
             }
         }
         match (flush, shifted) {
             (true, _) => self.book.clear(),
             (false, Watermark::At(t) | Watermark::AllIdle(t)) => {
-                let size = |h: &Hunt| h.window.size_slide().map_or(0, |(s, _)| nanos(s));
-                self.book.expire(t, size, self.horizon);
+                let lateness = self.lateness;
+                self.book
+                    .expire(t, |h| nanos(span(h, lateness)), self.horizon);
             }
             (false, Watermark::Unknown) => {}
         }
@@ -363,9 +362,7 @@ fn observe(
                 .collect(),
             _ => Vec::new(),
         };
-        if let Some(risk) = row.get("risk").and_then(Value::as_f64) {
-            metrics.entity_risk.observe(risk);
-        }
+        let risk = row.get("risk").and_then(Value::as_f64);
         if let Some(outcome) = book.observe(
             &detection.hunt,
             window,
@@ -378,6 +375,9 @@ fn observe(
                 .incidents
                 .with_label_values(&[&detection.hunt.id, outcome.activity.as_str()])
                 .inc();
+            if let Some(risk) = risk {
+                metrics.entity_risk.observe(risk);
+            }
             findings.push(outcome.finding);
         }
     }

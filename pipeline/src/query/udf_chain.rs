@@ -7,8 +7,8 @@
 //! defense-evasion → credential-access → discovery → lateral-movement → collection →
 //! command-and-control → exfiltration → impact), each alert giving at most one of them. `stealth` and
 //! `defense-impairment` (ATT&CK v18's split of defense-evasion) share its stage; tactics outside the
-//! enterprise chain (ICS, Mobile) are not stages. Ties between chains of equal length go to the one that
-//! reaches each length first (the earliest alerts), so the result depends on the list only.
+//! enterprise chain (ICS, Mobile) are not stages. Among chains of equal length the result is the one
+//! ending at the earliest stage (then the one found first), so it depends on the list only.
 
 use std::sync::Arc;
 

@@ -115,6 +115,10 @@ pub fn test_settings() -> Settings {
     s.window.idle_timeout = Duration::from_secs(30);
     s.window.allowed_lateness = Duration::ZERO;
     s.metrics_listen = None;
+    // Incidents (the built-in rules run) to a file, not into the test output.
+    s.incidents.output = ghosthunt::settings::OutputSettings::File(std::env::temp_dir().join(
+        format!("ghosthunt-test-incidents-{}.jsonl", std::process::id()),
+    ));
     s
 }
 
