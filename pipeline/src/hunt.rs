@@ -265,6 +265,31 @@ impl Hunt {
     }
 }
 
+#[cfg(test)]
+impl Hunt {
+    /// A hunt with an id, a title, a response step and nothing else, for tests to fill in.
+    pub(crate) fn sample(id: &str) -> Hunt {
+        Hunt {
+            id: id.into(),
+            title: id.to_uppercase(),
+            description: String::new(),
+            hypothesis: "h".into(),
+            attack: Attack::default(),
+            severity: Severity::High,
+            window: WindowSpec::None,
+            allowed_lateness: None,
+            entity: None,
+            suppress: None,
+            partition_by: Vec::new(),
+            risk: None,
+            response: vec!["Look.".into()],
+            references: Vec::new(),
+            sql: String::new(),
+            origin: Origin::Builtin("sample.sql"),
+        }
+    }
+}
+
 /// `T1234` or `T1234.001`.
 pub fn is_technique(t: &str) -> bool {
     let b = t.as_bytes();

@@ -611,16 +611,13 @@ impl Engine {
             return Ok(());
         };
         let out = stage.step(alerts, watermark, flush).await;
-        for error in &out.errors {
-            self.metrics
-                .hunt_errors
-                .with_label_values(&[&error.hunt])
-                .inc();
-            tracing::error!(rule = %error.hunt, error = %error.reason, "Incident rule evaluation failed; its incidents for these alerts are lost.");
-        }
         if !out.findings.is_empty() {
             sink.deliver(&out.findings).await?;
             self.summary.incidents += out.findings.len() as u64;
+        }
+        // Each rule's errors, evaluation times, windows, late and dropped alerts, as a hunt's.
+        for (rule, step) in &out.steps {
+            self.observe_step(rule, step);
         }
         for (rule, reason) in out.disabled {
             self.disable(rule, &reason);
@@ -655,16 +652,6 @@ impl Engine {
                 .with_label_values(&[label])
                 .inc_by(out.late_rows.len() as u64);
         }
-        let Some(slot) = self.slots.iter_mut().find(|s| s.label == label) else {
-            return;
-        };
-        let Some(held) = slot.evaluator.as_ref().and_then(|e| e.state_size()) else {
-            return;
-        };
-        self.metrics
-            .window_rows
-            .with_label_values(&[label])
-            .set(held as i64);
         if out.duplicates > 0 {
             self.metrics
                 .repartition_duplicates
@@ -676,6 +663,19 @@ impl Engine {
                 .window_rows_dropped
                 .with_label_values(&[label])
                 .inc_by(out.dropped as u64);
+        }
+        // The hunts' evaluators (not the incident rules, which the incident stage holds).
+        let Some(slot) = self.slots.iter_mut().find(|s| s.label == label) else {
+            return;
+        };
+        let Some(held) = slot.evaluator.as_ref().and_then(|e| e.state_size()) else {
+            return;
+        };
+        self.metrics
+            .window_rows
+            .with_label_values(&[label])
+            .set(held as i64);
+        if out.dropped > 0 {
             if !slot.full {
                 tracing::warn!(hunt = %label, dropped = out.dropped, held, "Window state is full; rows are dropped until windows close (window.max_rows_per_hunt).");
             }

@@ -48,24 +48,7 @@ fn hunts_of(finding: &Value) -> BTreeSet<String> {
 
 /// What a run sent, comparable across runs: (incident id, activity, alert ids) in order.
 fn digest(incidents: &[Value]) -> Vec<(String, u64, Vec<String>)> {
-    incidents
-        .iter()
-        .map(|i| {
-            (
-                i["metadata"]["correlation_uid"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-                i["activity_id"].as_u64().unwrap(),
-                i["finding_info_list"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|f| f["uid"].as_str().unwrap().to_string())
-                    .collect(),
-            )
-        })
-        .collect()
+    incidents.iter().map(common::incident_digest).collect()
 }
 
 #[tokio::test]

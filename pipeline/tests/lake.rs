@@ -65,26 +65,11 @@ fn alert_ids(path: &Path) -> BTreeSet<(String, String)> {
 }
 
 /// (incident id, activity, its alert ids) of every Incident Finding in a JSON-lines file.
-fn incidents(path: &Path) -> BTreeSet<(String, u64, BTreeSet<String>)> {
+fn incidents(path: &Path) -> BTreeSet<(String, u64, Vec<String>)> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (
-                v["metadata"]["correlation_uid"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-                v["activity_id"].as_u64().unwrap(),
-                v["finding_info_list"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|f| f["uid"].as_str().unwrap().to_string())
-                    .collect(),
-            )
-        })
+        .map(|l| common::incident_digest(&serde_json::from_str(l).unwrap()))
         .collect()
 }
 

@@ -179,28 +179,15 @@ mod tests {
 
     use super::*;
     use crate::alert::Subject;
-    use crate::hunt::{Hunt, Origin, Severity, WindowSpec};
+    use crate::hunt::Hunt;
 
     fn alert(json: &str) -> Alert {
         Alert {
             id: "a".into(),
             hunt: Arc::new(Hunt {
-                id: "encoded_powershell".into(),
                 title: "Encoded PowerShell".into(),
-                description: String::new(),
-                hypothesis: "h".into(),
-                attack: Default::default(),
-                severity: Severity::High,
-                window: WindowSpec::None,
-                allowed_lateness: None,
                 entity: Some("host".into()),
-                suppress: None,
-                partition_by: Vec::new(),
-                risk: None,
-                response: vec!["Look.".into()],
-                references: Vec::new(),
-                sql: String::new(),
-                origin: Origin::Builtin("x.sql"),
+                ..Hunt::sample("encoded_powershell")
             }),
             key: String::new(),
             json: json.into(),

@@ -165,31 +165,18 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::hunt::{Hunt, Origin, Severity, Suppression, WindowSpec};
+    use crate::hunt::{Hunt, Suppression};
 
     const MINUTE: i64 = 60_000_000_000;
 
     fn hunt(suppress: Option<Duration>) -> Arc<Hunt> {
         Arc::new(Hunt {
-            id: "h".into(),
-            title: "H".into(),
-            description: String::new(),
-            hypothesis: "x".into(),
-            attack: Default::default(),
-            severity: Severity::High,
-            window: WindowSpec::None,
-            allowed_lateness: None,
             entity: Some("host".into()),
             suppress: suppress.map(|period| Suppression {
                 period,
                 by: Vec::new(),
             }),
-            partition_by: Vec::new(),
-            risk: None,
-            response: vec!["Look.".into()],
-            references: Vec::new(),
-            sql: String::new(),
-            origin: Origin::Builtin("h.sql"),
+            ..Hunt::sample("h")
         })
     }
 

@@ -164,6 +164,18 @@ struct Pending {
     body: Vec<u8>,
 }
 
+/// Whether a slot of a schedule every `interval` ms (the first one interval after the first call) is due at
+/// `t`; when it is, `next` moves to the first slot after `t` (slots skipped by a jump in `t` are dropped).
+fn slot_due(next: &mut Option<i64>, t: i64, interval: i64) -> bool {
+    let due = *next.get_or_insert(t.saturating_add(interval));
+    if t < due {
+        return false;
+    }
+    let missed = (t - due) / interval;
+    *next = Some(due.saturating_add((missed + 1).saturating_mul(interval)));
+    true
+}
+
 /// The deterministic event generator: background noise with attack scenarios injected on a schedule.
 pub struct EventGenerator {
     /// The one random stream everything is drawn from.
@@ -334,11 +346,10 @@ impl EventGenerator {
 
     /// Injects the next scenario if `t` has reached the attack slot, and moves the slot on.
     fn maybe_inject(&mut self, t: i64) {
-        let Some(interval) = self.attack_ms else {
-            return;
-        };
-        let next = *self.next_attack.get_or_insert(t.saturating_add(interval));
-        if t < next {
+        if !self
+            .attack_ms
+            .is_some_and(|interval| slot_due(&mut self.next_attack, t, interval))
+        {
             return;
         }
         if self.pending.len() < MAX_PENDING {
@@ -347,17 +358,14 @@ impl EventGenerator {
             self.inject(kind, t);
             self.injected[kind.index()].1 += 1;
         }
-        let missed = (t - next) / interval;
-        self.next_attack = Some(next.saturating_add((missed + 1).saturating_mul(interval)));
     }
 
     /// Starts a campaign when `t` reaches the next campaign slot (slots skipped by a jump are dropped).
     fn maybe_campaign(&mut self, t: i64) {
-        let Some(interval) = self.campaign_ms else {
-            return;
-        };
-        let next = *self.next_campaign.get_or_insert(t.saturating_add(interval));
-        if t < next {
+        if !self
+            .campaign_ms
+            .is_some_and(|interval| slot_due(&mut self.next_campaign, t, interval))
+        {
             return;
         }
         const MINUTE: i64 = 60_000;
@@ -367,8 +375,6 @@ impl EventGenerator {
         self.ps_remoting_from(t + 12 * MINUTE, h);
         self.service_install_on(t + 25 * MINUTE, h);
         self.campaigns.push(h);
-        let missed = (t - next) / interval;
-        self.next_campaign = Some(next.saturating_add((missed + 1).saturating_mul(interval)));
     }
 
     /// The hosts (`WS-0007.corp.example` …) campaigns ran on so far, in order.

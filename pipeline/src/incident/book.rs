@@ -188,28 +188,16 @@ mod tests {
 
     use super::*;
     use crate::alert::Subject;
-    use crate::hunt::{Origin, Severity, WindowSpec};
+    use crate::hunt::{Severity, WindowSpec};
 
     const MINUTE: i64 = 60_000_000_000;
 
     fn rule() -> Arc<Hunt> {
         Arc::new(Hunt {
-            id: "kill_chain".into(),
-            title: "Kill chain".into(),
-            description: String::new(),
-            hypothesis: "h".into(),
-            attack: Default::default(),
             severity: Severity::Critical,
             window: WindowSpec::parse("hopping 60m every 10m").unwrap(),
-            allowed_lateness: None,
             entity: Some("host".into()),
-            suppress: None,
-            partition_by: Vec::new(),
-            risk: None,
-            response: vec!["Isolate the host.".into()],
-            references: Vec::new(),
-            sql: String::new(),
-            origin: Origin::Builtin("kill_chain.sql"),
+            ..Hunt::sample("kill_chain")
         })
     }
 

@@ -41,7 +41,7 @@ use crate::decode::{Decoder, EventSchema};
 use crate::hunt::{Hunt, HuntError};
 use crate::query::PlannedHunt;
 use crate::query::plan::Input as Table;
-use crate::runtime::{BatchView, Detection, EvaluationError, Evaluator, Rows, StepInput};
+use crate::runtime::{BatchView, Detection, Evaluator, Rows, StepInput, StepOutput};
 use crate::settings::{IncidentSettings, Settings};
 use crate::source::{Input, InputKind, RawRecord};
 use crate::telemetry::Metrics;
@@ -143,7 +143,8 @@ pub fn alert_row(alert: &Alert, risk: u32) -> Value {
 pub struct IncidentOutput {
     /// Incident Findings to deliver (creations and updates).
     pub findings: Vec<Alert>,
-    pub errors: Vec<EvaluationError>,
+    /// What each rule's step did (its detections taken), for the per-hunt metrics and logs.
+    pub steps: Vec<(String, StepOutput)>,
     /// Rules disabled by this step (they panicked), with why.
     pub disabled: Vec<(String, String)>,
 }
@@ -292,24 +293,15 @@ impl IncidentStage {
             };
             // On its own task: a rule that panics is disabled, the pipeline goes on.
             match tokio::spawn(evaluator.step(input.clone())).await {
-                Ok((evaluator, step)) => {
+                Ok((evaluator, mut step)) => {
                     rule.evaluator = Some(evaluator);
-                    out.errors.extend(step.errors);
                     if !step.late_rows.is_empty() {
-                        self.metrics
-                            .late_records
-                            .with_label_values(&[&rule.hunt.id])
-                            .inc_by(step.late_rows.len() as u64);
                         tracing::warn!(rule = %rule.hunt.id, alerts = step.late_rows.len(), "Alerts of late events came after their incident windows closed; this rule did not see them (its allowed_lateness widens what it takes).");
                     }
                     if step.dropped > 0 {
-                        self.metrics
-                            .window_rows_dropped
-                            .with_label_values(&[&rule.hunt.id])
-                            .inc_by(step.dropped as u64);
                         tracing::warn!(rule = %rule.hunt.id, alerts = step.dropped, "Incident rule's window state is full; alerts are dropped until windows close (window.max_rows_per_hunt).");
                     }
-                    for detection in step.detections {
+                    for detection in std::mem::take(&mut step.detections) {
                         out.findings.extend(observe(
                             &mut self.book,
                             &self.settings,
@@ -318,6 +310,7 @@ impl IncidentStage {
                             now_ms,
                         ));
                     }
+                    out.steps.push((rule.hunt.id.clone(), step));
                 }
                 // Disabled (the pipeline counts, logs and reports it like a hunt's panic).
                 Err(e) => out.disabled.push((rule.hunt.id.clone(), e.to_string())),

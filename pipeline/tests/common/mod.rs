@@ -422,3 +422,20 @@ pub fn campaign_events(path: &Path, minutes: i64) -> Vec<String> {
     std::fs::write(path, out).unwrap();
     generator.campaign_hosts()
 }
+
+/// An Incident Finding as a run's tests compare it: (incident id, activity id, its alert ids).
+pub fn incident_digest(finding: &Value) -> (String, u64, Vec<String>) {
+    (
+        finding["metadata"]["correlation_uid"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        finding["activity_id"].as_u64().unwrap(),
+        finding["finding_info_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["uid"].as_str().unwrap().to_string())
+            .collect(),
+    )
+}
