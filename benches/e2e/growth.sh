@@ -33,7 +33,8 @@ subset() { # $1 files -> directory with every k-th rule file
 
 run() { # label rules_dir events_file -> CSV lines
   for _ in $(seq "$RUNS"); do
-    env GHOSTHUNT__LOG__FILTER=warn GHOSTHUNT__HUNTS__BUILTIN=false GHOSTHUNT__SIGMA__DIRECTORIES="$2" \
+    env GHOSTHUNT__LOG__FILTER=warn GHOSTHUNT__HUNTS__BUILTIN=false GHOSTHUNT__INCIDENTS__BUILTIN=false \
+      GHOSTHUNT__SIGMA__DIRECTORIES="$2" \
       /usr/bin/time -f "%M" -o "$WORK/rss" "$BIN" bench --json --file "$3" > "$WORK/out.json"
     "$PYTHON" - "$1" "$WORK/out.json" "$(cat "$WORK/rss")" <<'EOF'
 import json, sys

@@ -28,7 +28,8 @@ echo "rules: $(find "$OUT/rules" -name '*.yml' | wc -l) files"
 
 # One line per run: tool wall_s cpu_s peak_rss_kb detections
 ghosthunt_run() {
-  env GHOSTHUNT__LOG__FILTER=warn GHOSTHUNT__HUNTS__BUILTIN=false GHOSTHUNT__SIGMA__DIRECTORIES="$OUT/rules" \
+  env GHOSTHUNT__LOG__FILTER=warn GHOSTHUNT__HUNTS__BUILTIN=false GHOSTHUNT__INCIDENTS__BUILTIN=false \
+    GHOSTHUNT__SIGMA__DIRECTORIES="$OUT/rules" \
     ${GHOSTHUNT_ENV:-} /usr/bin/time -f "%e %U %S %M" -o "$OUT/time" \
     "$BIN" bench --json --file "$EVENTS" ${GHOSTHUNT_ARGS:-} > "$OUT/gh.json"
   read -r wall user sys rss < "$OUT/time"

@@ -153,6 +153,8 @@ pub struct IncidentOutput {
 struct Rule {
     hunt: Arc<Hunt>,
     evaluator: Option<Box<dyn Evaluator>>,
+    /// Late alerts were logged for it already.
+    warned_late: bool,
 }
 
 /// The incident rules, their input (the alerts) and the open incidents.
@@ -200,6 +202,7 @@ impl IncidentStage {
                 Rule {
                     hunt,
                     evaluator: Some(evaluator),
+                    warned_late: false,
                 }
             })
             .collect();
@@ -295,8 +298,10 @@ impl IncidentStage {
             match tokio::spawn(evaluator.step(input.clone())).await {
                 Ok((evaluator, mut step)) => {
                     rule.evaluator = Some(evaluator);
-                    if !step.late_rows.is_empty() {
-                        tracing::warn!(rule = %rule.hunt.id, alerts = step.late_rows.len(), "Alerts of late events came after their incident windows closed; this rule did not see them (its allowed_lateness widens what it takes).");
+                    // Said once per rule; ghosthunt_late_records_total counts them all.
+                    if !step.late_rows.is_empty() && !rule.warned_late {
+                        rule.warned_late = true;
+                        tracing::warn!(rule = %rule.hunt.id, alerts = step.late_rows.len(), "Alerts of late events came after their incident windows closed; this rule did not see them (its allowed_lateness widens what it takes; further ones are counted in ghosthunt_late_records_total, not logged).");
                     }
                     if step.dropped > 0 {
                         tracing::warn!(rule = %rule.hunt.id, alerts = step.dropped, "Incident rule's window state is full; alerts are dropped until windows close (window.max_rows_per_hunt).");

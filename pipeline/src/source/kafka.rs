@@ -21,8 +21,8 @@ use rdkafka::{ClientContext, Statistics, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Acknowledge, CHUNK_RECORDS, Input, InputKind, Positions, RawRecord, RecordSender, Source,
-    SourceError, SourceMessage,
+    Acknowledge, CHUNK_BYTES, CHUNK_RECORDS, Input, InputKind, Positions, RawRecord, RecordSender,
+    Source, SourceError, SourceMessage,
 };
 use crate::kafka::{KafkaFailure, client_config, forward_log};
 use crate::settings::{KafkaSettings, KafkaSourceSettings};
@@ -309,6 +309,7 @@ fn poll_loop(
 ) {
     let mut inputs: HashMap<(String, i32), Arc<Input>> = HashMap::new();
     let mut chunk: Vec<RawRecord> = Vec::with_capacity(CHUNK_RECORDS);
+    let mut chunk_bytes = 0usize;
     let mut last_error: Option<Instant> = None;
     let mut generation = 0;
     let mut assigned: HashSet<(String, i32)> = HashSet::new();
@@ -393,14 +394,16 @@ fn poll_loop(
                 let input = inputs
                     .entry((topic.to_string(), partition))
                     .or_insert_with(|| partition_input(topic, partition));
+                let bytes = message.payload().map(<[u8]>::to_vec).unwrap_or_default();
+                chunk_bytes += bytes.len();
                 chunk.push(RawRecord {
                     input: Arc::clone(input),
                     offset: message.offset() as u64,
-                    bytes: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    bytes,
                     received: Instant::now(),
                     source_timestamp: message.timestamp().to_millis(),
                 });
-                if chunk.len() < CHUNK_RECORDS {
+                if chunk.len() < CHUNK_RECORDS && chunk_bytes < CHUNK_BYTES {
                     continue;
                 }
             }
@@ -416,6 +419,7 @@ fn poll_loop(
         if !chunk.is_empty() {
             // A full channel blocks this thread: no polling until the pipeline catches up.
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS));
+            chunk_bytes = 0;
             if tx.blocking_send(SourceMessage::Records(full)).is_err() {
                 return;
             }

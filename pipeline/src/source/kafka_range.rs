@@ -19,7 +19,9 @@ use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::{CHUNK_RECORDS, Input, InputKind, RawRecord, RecordSender, Source, SourceError};
+use super::{
+    CHUNK_BYTES, CHUNK_RECORDS, Input, InputKind, RawRecord, RecordSender, Source, SourceError,
+};
 use super::{NoAcknowledge, SourceMessage};
 use crate::kafka::{KafkaFailure, forward_log};
 use crate::settings::{KafkaSettings, KafkaSourceSettings, TimeRange};
@@ -246,6 +248,7 @@ fn read(
         .assign(&assignment)
         .map_err(|e| KafkaFailure::new("assigning partitions", e))?;
     let mut chunk: Vec<RawRecord> = Vec::with_capacity(CHUNK_RECORDS);
+    let mut chunk_bytes = 0usize;
     let mut last_error: Option<Instant> = None;
     while !open.is_empty() && !shutdown.is_cancelled() {
         let mut done: Vec<(String, i32)> = Vec::new();
@@ -255,10 +258,12 @@ fn read(
                 if let Some((input, end)) = open.get(&key) {
                     let offset = message.offset();
                     if offset < *end {
+                        let bytes = message.payload().map(<[u8]>::to_vec).unwrap_or_default();
+                        chunk_bytes += bytes.len();
                         chunk.push(RawRecord {
                             input: Arc::clone(input),
                             offset: offset as u64,
-                            bytes: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                            bytes,
                             received: Instant::now(),
                             source_timestamp: message.timestamp().to_millis(),
                         });
@@ -291,8 +296,12 @@ fn read(
                 }
             }
         }
-        if chunk.len() >= CHUNK_RECORDS || (!done.is_empty() && !chunk.is_empty()) {
+        if chunk.len() >= CHUNK_RECORDS
+            || chunk_bytes >= CHUNK_BYTES
+            || (!done.is_empty() && !chunk.is_empty())
+        {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS));
+            chunk_bytes = 0;
             if tx.blocking_send(SourceMessage::Records(full)).is_err() {
                 return Ok(());
             }

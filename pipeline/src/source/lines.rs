@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use super::{CHUNK_RECORDS, Input, RawRecord, RecordSender, SourceMessage};
+use super::{CHUNK_BYTES, CHUNK_RECORDS, Input, RawRecord, RecordSender, SourceMessage};
 
 /// Splits a byte stream into records, one per non-empty line.
 pub struct LineSplitter {
@@ -18,6 +18,8 @@ pub struct LineSplitter {
     /// Bytes of the current line beyond the bound were dropped.
     overflow: bool,
     chunk: Vec<RawRecord>,
+    /// Bytes of the records in `chunk`.
+    chunk_bytes: usize,
 }
 
 /// What one read did.
@@ -39,6 +41,7 @@ impl LineSplitter {
             partial: Vec::new(),
             overflow: false,
             chunk: Vec::with_capacity(CHUNK_RECORDS),
+            chunk_bytes: 0,
         }
     }
 
@@ -67,7 +70,9 @@ impl LineSplitter {
         }
         self.push_bytes(&available[start..]);
         reader.consume(len);
-        if self.chunk.len() >= CHUNK_RECORDS && !self.flush(tx).await {
+        if (self.chunk.len() >= CHUNK_RECORDS || self.chunk_bytes >= CHUNK_BYTES)
+            && !self.flush(tx).await
+        {
             return Ok(Read::Closed);
         }
         Ok(Read::Data)
@@ -108,6 +113,7 @@ impl LineSplitter {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return;
         }
+        self.chunk_bytes += bytes.len();
         self.chunk.push(RawRecord {
             input: Arc::clone(&self.input),
             offset: line,
@@ -125,6 +131,7 @@ impl LineSplitter {
         let Ok(permit) = tx.reserve().await else {
             return false;
         };
+        self.chunk_bytes = 0;
         permit.send(SourceMessage::Records(std::mem::replace(
             &mut self.chunk,
             Vec::with_capacity(CHUNK_RECORDS),
@@ -165,6 +172,31 @@ mod tests {
                 (4, b"{\"c\":3}".to_vec())
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn large_records_go_in_chunks_of_about_chunk_bytes() {
+        // 100 lines of 20 KB: 2 MB, four times CHUNK_BYTES, in far fewer than CHUNK_RECORDS lines.
+        let line = format!("{{\"x\":\"{}\"}}\n", "a".repeat(20_000));
+        let text = line.repeat(100);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let mut s = LineSplitter::new(Input::new("t", InputKind::Stdin), 1 << 20);
+        let mut reader = tokio::io::BufReader::with_capacity(8192, text.as_bytes());
+        while let Read::Data = s.read(&mut reader, &tx).await.unwrap() {}
+        assert!(s.finish(&tx).await);
+        drop(tx);
+        let mut sizes = Vec::new();
+        while let Some(SourceMessage::Records(chunk)) = rx.recv().await {
+            sizes.push(chunk.iter().map(|r| r.bytes.len()).sum::<usize>());
+        }
+        assert_eq!(sizes.iter().sum::<usize>(), 100 * (line.len() - 1));
+        // Each chunk but the last ends on the record that reached CHUNK_BYTES.
+        for size in &sizes[..sizes.len() - 1] {
+            assert!(
+                (CHUNK_BYTES..CHUNK_BYTES + 20_010).contains(size),
+                "{sizes:?}"
+            );
+        }
     }
 
     #[tokio::test]

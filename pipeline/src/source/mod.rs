@@ -202,3 +202,7 @@ pub trait Source: Send {
 
 /// How many records one chunk sent to the decoder holds at most.
 pub const CHUNK_RECORDS: usize = 1024;
+/// A chunk is sent once its records hold this many bytes, before [`CHUNK_RECORDS`] when records are large:
+/// the record channel's few chunks then hold a few MiB whatever the record size (with 2.4 KB OTRF records,
+/// 1,024-record chunks made the Sigma run's peak RSS ~100 MiB higher; see benches/README.md).
+pub const CHUNK_BYTES: usize = 512 * 1024;
