@@ -207,7 +207,6 @@ mod tests {
             time: minute * MINUTE,
             hunt: rule(),
             subject: Arc::new(Subject::default()),
-            risk: 50,
             received: Instant::now(),
             seq: 0,
         });

@@ -23,19 +23,17 @@ pub struct AlertInfo {
     pub time: i64,
     pub hunt: Arc<Hunt>,
     pub subject: Arc<Subject>,
-    pub risk: u32,
     pub received: Instant,
     pub seq: u64,
 }
 
 impl AlertInfo {
-    pub fn of(alert: &Alert, risk: u32) -> AlertInfo {
+    pub fn of(alert: &Alert) -> AlertInfo {
         AlertInfo {
             id: alert.id.clone(),
             time: alert.event_time,
             hunt: Arc::clone(&alert.hunt),
             subject: Arc::clone(&alert.subject),
-            risk,
             received: alert.received,
             seq: alert.seq,
         }

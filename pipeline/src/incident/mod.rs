@@ -258,7 +258,7 @@ impl IncidentStage {
                 source_timestamp: None,
             });
             self.offset += 1;
-            self.book.note(finding::AlertInfo::of(alert, risk));
+            self.book.note(finding::AlertInfo::of(alert));
         }
         let batch = match records.is_empty() {
             true => None,
