@@ -171,6 +171,7 @@ pub(crate) async fn run_with_decoder(
         batch_tx,
         crate::decode::Batching {
             size: settings.decode.batch_size,
+            bytes: settings.decode.batch_bytes,
             timeout: settings.decode.batch_timeout,
             adaptive: settings.decode.adaptive,
             adaptive_interval: settings.decode.adaptive_interval,

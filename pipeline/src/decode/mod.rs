@@ -244,21 +244,19 @@ pub fn keep_time_range(
     decoded
 }
 
-/// Most record bytes one batch holds. A string column of a batch holds at most the batch's record bytes,
-/// and Arrow's `Utf8` arrays address at most 2 GiB: cutting batches here keeps every column addressable
-/// whatever `decode.batch_size` × `decode.max_record_bytes` is (4,096 × 1 MiB by default = 4 GiB), and
-/// bounds the memory one batch in flight takes.
+/// Most record bytes one batch may hold (`decode.batch_bytes` is at most this). A string column of a batch
+/// holds at most the batch's record bytes, and Arrow's `Utf8` arrays address at most 2 GiB: within this
+/// bound every column stays addressable.
 pub const MAX_BATCH_BYTES: usize = 256 << 20;
 
 /// How many of the pending records the next batch takes: at most `batch_size`, and no more than fit in
-/// [`MAX_BATCH_BYTES`] (at least one: a record is at most `decode.max_record_bytes`, itself bounded below
-/// [`MAX_BATCH_BYTES`] by the settings).
-fn batch_len(pending: &[RawRecord], batch_size: usize) -> usize {
+/// `batch_bytes` (at least one: a record larger than that is a batch of its own).
+fn batch_len(pending: &[RawRecord], batch_size: usize, batch_bytes: usize) -> usize {
     let mut bytes = 0usize;
     let mut n = 0usize;
     for r in pending.iter().take(batch_size) {
         bytes += r.bytes.len();
-        if n > 0 && bytes > MAX_BATCH_BYTES {
+        if n > 0 && bytes > batch_bytes {
             break;
         }
         n += 1;
@@ -289,6 +287,8 @@ enum Wake {
 pub struct Batching {
     /// Records per batch at most.
     pub size: usize,
+    /// Record bytes per batch at most (a larger record is a batch of its own).
+    pub bytes: usize,
     /// The longest a record waits for its batch to fill.
     pub timeout: Duration,
     /// Cut as soon as the source has nothing more ready and the decoded-batch channel has room: at a low
@@ -313,6 +313,7 @@ pub async fn run_batcher(
 ) {
     let Batching {
         size: batch_size,
+        bytes: batch_bytes,
         timeout: batch_timeout,
         adaptive,
         adaptive_interval,
@@ -325,7 +326,7 @@ pub async fn run_batcher(
     let mut watching = true;
     let mut seq = 0u64;
     let mut pending: Vec<RawRecord> = Vec::new();
-    // Bytes of the records in `pending`: a batch is also cut at MAX_BATCH_BYTES.
+    // Bytes of the records in `pending`: a batch is also cut at `batch_bytes`.
     let mut pending_bytes = 0usize;
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
@@ -384,10 +385,10 @@ pub async fn run_batcher(
             && tokio::time::Instant::now() >= last_cut + adaptive_interval;
         let cut = timed_out || closed || switch || announcement.is_some() || idle;
         while pending.len() >= batch_size
-            || pending_bytes >= MAX_BATCH_BYTES
+            || pending_bytes >= batch_bytes
             || (cut && !pending.is_empty())
         {
-            let take = batch_len(&pending, batch_size);
+            let take = batch_len(&pending, batch_size, batch_bytes);
             last_cut = tokio::time::Instant::now();
             let records: Vec<RawRecord> = pending.drain(..take).collect();
             pending_bytes -= records.iter().map(|r| r.bytes.len()).sum::<usize>();

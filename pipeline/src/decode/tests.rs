@@ -320,6 +320,7 @@ async fn batches(
     let ms = std::time::Duration::from_millis;
     let batching = Batching {
         size: 4096,
+        bytes: 8 << 20,
         timeout: ms(LINGER_MS as u64),
         adaptive: interval.is_some(),
         adaptive_interval: ms(interval.unwrap_or(0)),
@@ -348,6 +349,23 @@ async fn batches(
     };
     drop(record_tx);
     out
+}
+
+#[test]
+fn a_batch_ends_at_its_byte_bound_and_a_larger_record_is_a_batch_of_its_own() {
+    let sized = |sizes: &[usize]| -> Vec<RawRecord> {
+        let lines: Vec<String> = sizes.iter().map(|&n| "x".repeat(n)).collect();
+        RawRecord::from_lines("test", lines.iter().map(String::as_str))
+    };
+    // 1,000-byte records, 10,000 bytes a batch: ten of them, whatever the record bound says.
+    let even = sized(&[1000; 35]);
+    assert_eq!(batch_len(&even, 4096, 10_000), 10);
+    assert_eq!(batch_len(&even, 4, 10_000), 4);
+    assert_eq!(batch_len(&even[30..], 4096, 10_000), 5);
+    // A record above the bound goes alone; the one after it starts the next batch.
+    let big = sized(&[25_000, 10, 10]);
+    assert_eq!(batch_len(&big, 4096, 10_000), 1);
+    assert_eq!(batch_len(&sized(&[10, 25_000]), 4096, 10_000), 1);
 }
 
 fn chunk(n: usize) -> Vec<RawRecord> {

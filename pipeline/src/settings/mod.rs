@@ -99,6 +99,9 @@ pub struct DecodeSettings {
     /// `None`: the built-in Windows schema.
     pub schema_path: Option<PathBuf>,
     pub batch_size: usize,
+    /// A batch is also cut at this many record bytes: what batches in flight hold stays bounded
+    /// whatever the records' size.
+    pub batch_bytes: usize,
     pub batch_timeout: Duration,
     /// Cut a batch as soon as the source has nothing more ready and no decoded batch waits for the
     /// hunts, instead of waiting out `batch_timeout` (see `decode::run_batcher`).
@@ -288,6 +291,12 @@ impl Settings {
         if d.batch_size == 0 {
             return Err(invalid("decode.batch_size", "must be at least 1"));
         }
+        if d.batch_bytes == 0 || d.batch_bytes > crate::decode::MAX_BATCH_BYTES {
+            return Err(invalid(
+                "decode.batch_bytes",
+                "must be between 1 and 268435456 (256 MiB: a batch's string columns must stay addressable)",
+            ));
+        }
         if d.batch_timeout.is_zero() {
             return Err(invalid("decode.batch_timeout", "must be above zero"));
         }
@@ -305,6 +314,7 @@ impl Settings {
         let decode = DecodeSettings {
             schema_path: (d.schema != "windows").then(|| PathBuf::from(d.schema)),
             batch_size: d.batch_size,
+            batch_bytes: d.batch_bytes,
             batch_timeout: d.batch_timeout,
             adaptive: d.adaptive,
             adaptive_interval: d.adaptive_interval,

@@ -123,6 +123,7 @@ pub struct RawFile {
 pub struct RawDecode {
     pub schema: String,
     pub batch_size: usize,
+    pub batch_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub batch_timeout: Duration,
     pub adaptive: bool,

@@ -106,6 +106,20 @@ fn bad_duration_is_an_error() {
 }
 
 #[test]
+fn batch_bytes_default_to_8_mib_and_stay_within_what_a_batch_can_address() {
+    assert_eq!(
+        Settings::load(None, Vec::new()).unwrap().decode.batch_bytes,
+        8 << 20
+    );
+    for bad in ["0", "268435457"] {
+        let err = Settings::load(None, env(&[("GHOSTHUNT__DECODE__BATCH_BYTES", bad)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("decode.batch_bytes"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn invalid_value_names_its_key() {
     let err = Settings::load(None, env(&[("GHOSTHUNT__SOURCE__KIND", "carrier-pigeon")]))
         .unwrap_err()
