@@ -462,3 +462,122 @@ async fn produce_writes_file_and_generated_events_keyed_by_host() {
         String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).ends_with(".corp.example")
     }));
 }
+
+/// The messages of `rx` until `done` says enough, or `secs` pass (then the test fails naming `what`).
+async fn read_until(
+    rx: &mut tokio::sync::mpsc::Receiver<ghosthunt::source::SourceMessage>,
+    secs: u64,
+    what: &str,
+    mut done: impl FnMut(&ghosthunt::source::SourceMessage) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(m)) if done(&m) => return,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the source ended before {what}"),
+            Err(_) => panic!("no {what} within {secs} s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_from_before_a_partition_was_revoked_and_assigned_again_moves_no_offset()
+{
+    use ghosthunt::source::{Positions, Source, SourceMessage, kafka::KafkaSource};
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic(EVENTS, 1).await;
+    let lines: Vec<String> = (0..5).map(lsass_event).collect();
+    broker.produce_at(EVENTS, 0, &lines).await;
+    let group = "reassigned";
+    let settings = kafka_settings(&broker, group);
+    let ghosthunt::settings::SourceSettings::Kafka(source_settings) = settings.source.clone()
+    else {
+        unreachable!("kafka settings")
+    };
+    let source = KafkaSource::new(
+        &settings.kafka,
+        source_settings,
+        &ghosthunt::telemetry::Metrics::new(),
+        &ghosthunt::telemetry::Health::default(),
+    )
+    .unwrap();
+    let acker = source.acknowledger();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(Box::new(source).run(tx, stop.clone()));
+
+    // The first assignment: all five records, none acknowledged yet.
+    let mut first = Positions::default();
+    read_until(&mut rx, 60, "the five records", |m| {
+        if let SourceMessage::Records(records) = m {
+            for r in records {
+                first.note(&r.input, r.offset);
+            }
+        }
+        first.0.first().is_some_and(|(_, o)| *o == 4)
+    })
+    .await;
+
+    // Another member joins the group and leaves it: the partition is revoked and, once the other
+    // member is gone, assigned to this consumer again (read again from the last commit: none).
+    let other: BaseConsumer = broker.consumer_config(group).create().unwrap();
+    other.subscribe(&[EVENTS]).unwrap();
+    let polling = tokio::task::spawn_blocking(move || {
+        let until = std::time::Instant::now() + Duration::from_secs(12);
+        while std::time::Instant::now() < until {
+            let _ = other.poll(Duration::from_millis(100));
+        }
+        other.unsubscribe();
+        drop(other);
+    });
+    read_until(&mut rx, 60, "the revocation", |m| {
+        matches!(m, SourceMessage::Stopped(_))
+    })
+    .await;
+    polling.await.unwrap();
+    // The other member has left: the records read under the last assignment (each assignment reads
+    // them again), once no new assignment came for a few seconds.
+    let mut second = Positions::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let quiet = tokio::time::Instant::now() + Duration::from_secs(5);
+        let complete = second.0.first().is_some_and(|(_, o)| *o == 4);
+        let until = if complete {
+            quiet.min(deadline)
+        } else {
+            deadline
+        };
+        match tokio::time::timeout_at(until, rx.recv()).await {
+            Ok(Some(SourceMessage::Started(_))) => second = Positions::default(),
+            Ok(Some(SourceMessage::Records(records))) => {
+                for r in &records {
+                    second.note(&r.input, r.offset);
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the source ended"),
+            Err(_) if complete => break,
+            Err(_) => panic!("the records were not read again within 90 s"),
+        }
+    }
+
+    // Acknowledging the first assignment's records now would tell the group they are done while this
+    // assignment has not processed them: nothing is committed.
+    acker.acknowledge(&first);
+    acker.close();
+    assert_eq!(
+        broker.committed_offsets(group, EVENTS, 1),
+        vec![-1],
+        "an acknowledgement of an earlier assignment was committed"
+    );
+    // The current assignment's acknowledgement is.
+    acker.acknowledge(&second);
+    acker.close();
+    assert_eq!(broker.committed_offsets(group, EVENTS, 1), vec![5]);
+    stop.cancel();
+    running.await.unwrap().unwrap();
+}

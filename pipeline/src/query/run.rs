@@ -144,10 +144,14 @@ impl SqlEvaluator {
                     let state = states
                         .entry(Arc::clone(&p.partition))
                         .or_insert_with(|| partition_state(spec, p.floor));
-                    closed.extend(match p.watermark {
+                    let now_closed = match p.watermark {
                         Watermark::At(t) | Watermark::AllIdle(t) => state.advance(t),
                         Watermark::Unknown => Vec::new(),
-                    });
+                    };
+                    for w in &now_closed {
+                        tracing::debug!(hunt = %planned.hunt.id, partition = %p.partition, start = w.start, end = w.end, rows = w.rows, floor = p.floor, "Window closed.");
+                    }
+                    closed.extend(now_closed);
                 }
             }
             // Each partition closes on its own watermark (idle sources included, above); the
@@ -322,6 +326,7 @@ fn insert_parts(
                     .get(row)
                     .is_some_and(|o| state.brought().before(o))
                 {
+                    tracing::debug!(hunt = %planned.hunt.id, partition = %part.partition, time = t, origin = ?part.origins.get(row), "Late row taken for a replay.");
                     out.duplicates += 1;
                 } else {
                     out.late_rows.push(part.record);

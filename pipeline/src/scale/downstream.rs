@@ -222,6 +222,16 @@ impl Inbox {
                 }
                 least.map_or(Watermark::Unknown, Watermark::At)
             };
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let mut seen: Vec<String> = sources
+                    .iter()
+                    .map(|(s, p)| {
+                        format!("{s}={:?}{}", p.newest, if p.idle { " idle" } else { "" })
+                    })
+                    .collect();
+                seen.sort();
+                tracing::debug!(partition = %input.name, ?watermark, sources = %seen.join(", "), "Repartition watermark.");
+            }
             input_times.push((
                 input,
                 match watermark {
@@ -331,10 +341,15 @@ pub struct EvaluatedThrough(HashMap<Arc<str>, i64>);
 
 impl EvaluatedThrough {
     /// Notes where a batch moved its partitions (the windows it closed are evaluated in the same step)
-    /// and forgets the revoked ones.
+    /// and forgets the revoked ones. A partition starts at its floor: the windows its previous owner
+    /// evaluated stay evaluated in this owner's commits, whether or not its own watermark is known yet.
     pub fn observe(&mut self, partitions: &[PartitionTime], revoked: &[Arc<str>]) {
         for p in partitions {
-            if let Watermark::At(t) | Watermark::AllIdle(t) = p.watermark {
+            let reached = match p.watermark {
+                Watermark::At(t) | Watermark::AllIdle(t) => p.floor.max(Some(t)),
+                Watermark::Unknown => p.floor,
+            };
+            if let Some(t) = reached {
                 let w = self.0.entry(Arc::clone(&p.partition)).or_insert(t);
                 *w = (*w).max(t);
             }
@@ -579,6 +594,21 @@ mod tests {
             ("r[0]".into(), 7, None),
             "revoked: forgotten"
         );
+        // Assigned again with the floor of its last commit: acknowledged through that floor before its
+        // own watermark is known, and through the higher of the two after.
+        let floored = |watermark| PartitionTime {
+            floor: Some(400),
+            ..time("r[0]", watermark)
+        };
+        through.observe(&[floored(Watermark::Unknown)], &[]);
+        let acker = Recorded::default();
+        through.acknowledge(&acker, &positions);
+        assert_eq!(acker.0.lock().unwrap()[0], ("r[0]".into(), 7, Some(400)));
+        through.observe(&[floored(Watermark::At(350))], &[]);
+        through.observe(&[floored(Watermark::At(420))], &[]);
+        let acker = Recorded::default();
+        through.acknowledge(&acker, &positions);
+        assert_eq!(acker.0.lock().unwrap()[0], ("r[0]".into(), 7, Some(420)));
     }
 
     #[test]

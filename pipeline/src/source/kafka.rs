@@ -40,6 +40,54 @@ pub struct SourceContext {
     generation: AtomicU64,
     /// Partitions revoked since the poll loop last looked (some may be assigned again).
     revoked: std::sync::Mutex<HashSet<(String, i32)>>,
+    /// The input of each partition's current assignment (see [`Assigned`]).
+    assigned: Assigned,
+}
+
+/// Each assigned partition's input, a new one per assignment: the records of one assignment carry its
+/// input, and only positions of the current assignment are stored. A partition revoked and assigned
+/// again (to this consumer) is read again from its last commit; an acknowledgement of a record read
+/// under the earlier assignment, arriving after that, must not move the offset — the records before it
+/// are being read again, and on the repartition topic the windows holding them were dropped with the
+/// revocation, not evaluated (storing it lost their rows for good, and the floor of its commit with them).
+#[derive(Debug, Default)]
+pub struct Assigned(std::sync::Mutex<HashMap<(String, i32), Arc<Input>>>);
+
+impl Assigned {
+    /// A new assignment of the partition: its records get a new input.
+    fn begin(&self, topic: &str, partition: i32) -> Arc<Input> {
+        let input = partition_input(topic, partition);
+        self.0
+            .lock()
+            .expect("assigned lock")
+            .insert((topic.to_string(), partition), Arc::clone(&input));
+        input
+    }
+
+    /// The partition was revoked: nothing read under its assignment is stored any more.
+    fn end(&self, topic: &str, partition: i32) {
+        self.0
+            .lock()
+            .expect("assigned lock")
+            .remove(&(topic.to_string(), partition));
+    }
+
+    /// The positions read under the current assignment of their partition, as (topic, partition,
+    /// offset).
+    fn current<'a>(&self, positions: &'a Positions) -> Vec<(&'a str, i32, u64)> {
+        let assigned = self.0.lock().expect("assigned lock");
+        positions
+            .0
+            .iter()
+            .filter_map(|(input, offset)| match &input.kind {
+                InputKind::Kafka { topic, partition } => assigned
+                    .get(&(topic.clone(), *partition))
+                    .is_some_and(|current| Arc::ptr_eq(current, input))
+                    .then_some((topic.as_str(), *partition, *offset)),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl ClientContext for SourceContext {
@@ -70,6 +118,9 @@ impl ConsumerContext for SourceContext {
                     .iter()
                     .map(|e| (e.topic().to_string(), e.partition())),
             );
+            for e in &elements {
+                self.assigned.end(e.topic(), e.partition());
+            }
             self.lag
                 .revoked(elements.iter().map(|e| (e.topic(), e.partition())));
             // Commit what was acknowledged; the rest is left for the new owner to read again.
@@ -185,6 +236,7 @@ impl KafkaSource {
             group: settings.group_id.clone(),
             generation: AtomicU64::new(0),
             revoked: Default::default(),
+            assigned: Assigned::default(),
         };
         let consumer: KafkaConsumer = config
             .create_with_context(context)
@@ -362,11 +414,8 @@ fn poll_loop(
                 read_committed_watermarks(consumer, &started, into);
             }
             for key in &started {
-                let input = Arc::clone(
-                    inputs
-                        .entry(key.clone())
-                        .or_insert_with(|| partition_input(&key.0, key.1)),
-                );
+                let input = consumer.context().assigned.begin(&key.0, key.1);
+                inputs.insert(key.clone(), Arc::clone(&input));
                 if tx.blocking_send(SourceMessage::Started(input)).is_err() {
                     return;
                 }
@@ -438,21 +487,18 @@ impl Acknowledge for KafkaAcknowledge {
             return self.acknowledge(positions);
         };
         let mut tpl = TopicPartitionList::new();
-        for (input, offset) in &positions.0 {
-            if let InputKind::Kafka { topic, partition } = &input.kind {
-                // The next message to read, with the watermark the windows were evaluated through.
-                if tpl
-                    .add_partition_offset(
-                        topic,
-                        *partition,
-                        rdkafka::Offset::Offset(*offset as i64 + 1),
-                    )
-                    .is_ok()
-                    && let Some(mut e) = tpl.find_partition(topic, *partition)
-                {
-                    e.set_metadata(format!("{WATERMARK_METADATA}{watermark}"));
-                }
+        for (topic, partition, offset) in self.consumer.context().assigned.current(positions) {
+            // The next message to read, with the watermark the windows were evaluated through.
+            if tpl
+                .add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset as i64 + 1))
+                .is_ok()
+                && let Some(mut e) = tpl.find_partition(topic, partition)
+            {
+                e.set_metadata(format!("{WATERMARK_METADATA}{watermark}"));
             }
+        }
+        if tpl.count() == 0 {
+            return;
         }
         if let Err(error) = self.consumer.store_offsets(&tpl) {
             // A partition revoked meanwhile: its new owner reads it again from the last commit.
@@ -461,16 +507,11 @@ impl Acknowledge for KafkaAcknowledge {
     }
 
     fn acknowledge(&self, positions: &Positions) {
-        for (input, offset) in &positions.0 {
-            if let InputKind::Kafka { topic, partition } = &input.kind {
-                // librdkafka stores offset + 1: the next message to read.
-                if let Err(error) = self
-                    .consumer
-                    .store_offset(topic, *partition, *offset as i64)
-                {
-                    // A partition revoked meanwhile: its new owner reads it again from the last commit.
-                    tracing::debug!(%topic, partition, offset, %error, "Offset not stored (partition no longer assigned).");
-                }
+        for (topic, partition, offset) in self.consumer.context().assigned.current(positions) {
+            // librdkafka stores offset + 1: the next message to read.
+            if let Err(error) = self.consumer.store_offset(topic, partition, offset as i64) {
+                // A partition revoked meanwhile: its new owner reads it again from the last commit.
+                tracing::debug!(%topic, partition, offset, %error, "Offset not stored (partition no longer assigned).");
             }
         }
     }
@@ -530,5 +571,50 @@ impl Source for KafkaSource {
             .expect("the Kafka poll loop does not panic");
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_positions_of_a_partitions_current_assignment_are_stored() {
+        let assigned = Assigned::default();
+        let first = assigned.begin("events", 0);
+        let other = assigned.begin("events", 1);
+        let positions = |input: &Arc<Input>, offset| {
+            let mut p = Positions::default();
+            p.note(input, offset);
+            p
+        };
+        assert_eq!(
+            assigned.current(&positions(&first, 7)),
+            vec![("events", 0, 7)]
+        );
+        // Revoked: nothing read under that assignment is stored, even once it is assigned again.
+        assigned.end("events", 0);
+        assert!(assigned.current(&positions(&first, 9)).is_empty());
+        let second = assigned.begin("events", 0);
+        assert!(
+            assigned.current(&positions(&first, 9)).is_empty(),
+            "a record of the earlier assignment"
+        );
+        assert_eq!(
+            assigned.current(&positions(&second, 3)),
+            vec![("events", 0, 3)]
+        );
+        // Another partition's assignment is its own; inputs that are not Kafka partitions never are.
+        assert_eq!(
+            assigned.current(&positions(&other, 5)),
+            vec![("events", 1, 5)]
+        );
+        let file = Input::new(
+            "a.jsonl",
+            InputKind::File {
+                path: "a.jsonl".into(),
+            },
+        );
+        assert!(assigned.current(&positions(&file, 1)).is_empty());
     }
 }
