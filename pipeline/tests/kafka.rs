@@ -581,3 +581,73 @@ async fn an_acknowledgement_from_before_a_partition_was_revoked_and_assigned_aga
     stop.cancel();
     running.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitions_next_reader_starts_at_the_floor_its_last_reader_recorded() {
+    use ghosthunt::source::kafka::{Assignments, KafkaSource};
+    use ghosthunt::source::{Positions, Source, SourceMessage};
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic(EVENTS, 1).await;
+    let lines: Vec<String> = (0..5).map(lsass_event).collect();
+    broker.produce_at(EVENTS, 0, &lines).await;
+    let settings = kafka_settings(&broker, "floors");
+    let ghosthunt::settings::SourceSettings::Kafka(source_settings) = settings.source.clone()
+    else {
+        unreachable!("kafka settings")
+    };
+    // A reader of the partition that has evaluated its windows through 1,000 ns when it acknowledges
+    // the five records, then stops.
+    let start = |assignments: Assignments| {
+        let source = KafkaSource::new(
+            &settings.kafka,
+            source_settings.clone(),
+            &ghosthunt::telemetry::Metrics::new(),
+            &ghosthunt::telemetry::Health::default(),
+        )
+        .unwrap()
+        .with_committed_watermarks(&settings.kafka, assignments)
+        .unwrap();
+        let acker = source.acknowledger();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(Box::new(source).run(tx, stop.clone()));
+        (acker, rx, stop, running)
+    };
+    let (acker, mut rx, stop, running) = start(Assignments::default());
+    let mut read = Positions::default();
+    read_until(&mut rx, 60, "the five records", |m| {
+        if let SourceMessage::Records(records) = m {
+            for r in records {
+                read.note(&r.input, r.offset);
+            }
+        }
+        read.0.first().is_some_and(|(_, o)| *o == 4)
+    })
+    .await;
+    acker.acknowledge_through(&read, Some(1_000));
+    acker.close();
+    stop.cancel();
+    running.await.unwrap().unwrap();
+    // The consumer leaves the group with its last handle.
+    drop(acker);
+    assert_eq!(broker.committed_offsets("floors", EVENTS, 1), vec![5]);
+
+    // Its next reader knows the floor before the partition's first record, whether or not the broker
+    // kept the commit's metadata (tansu does not).
+    let assignments = Assignments::default();
+    let (_acker, mut rx, stop, running) = start(assignments.clone());
+    read_until(&mut rx, 60, "the assignment", |m| {
+        matches!(m, SourceMessage::Started(_))
+    })
+    .await;
+    let floor = assignments
+        .lock()
+        .unwrap()
+        .get(&format!("{EVENTS}[0]"))
+        .and_then(|a| a.floor);
+    assert_eq!(floor, Some(1_000));
+    stop.cancel();
+    running.await.unwrap().unwrap();
+}

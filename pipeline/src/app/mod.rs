@@ -588,7 +588,7 @@ async fn run_scaled_out(
         &handles.metrics,
         &handles.health,
     )?
-    .with_committed_watermarks(committed);
+    .with_committed_watermarks(&settings.kafka, committed)?;
     let mut routed_evaluators: Vec<Box<dyn Evaluator>> = routed
         .into_iter()
         .map(|p| {

@@ -207,8 +207,9 @@ pub struct KafkaSource {
     settings: KafkaSourceSettings,
     brokers: String,
     health: Health,
-    /// Where the committed watermarks of assigned partitions go (`None`: not read).
-    watermarks: Option<Assignments>,
+    /// Where the committed watermarks of assigned partitions go, and where they are recorded besides the
+    /// commits (`None`: neither).
+    watermarks: Option<(Assignments, Arc<Floors>)>,
 }
 
 impl KafkaSource {
@@ -252,9 +253,14 @@ impl KafkaSource {
 
     /// Reads, for each partition it is assigned, the watermark its last commit was made through, into
     /// `into`, before the partition's first record.
-    pub fn with_committed_watermarks(mut self, into: Assignments) -> KafkaSource {
-        self.watermarks = Some(into);
-        self
+    pub fn with_committed_watermarks(
+        mut self,
+        kafka: &KafkaSettings,
+        into: Assignments,
+    ) -> Result<KafkaSource, SourceError> {
+        let floors = Floors::new(kafka, &self.settings)?;
+        self.watermarks = Some((into, Arc::new(floors)));
+        Ok(self)
     }
 
     /// Waits until the cluster answers, saying so in the log and on /healthz.
@@ -301,6 +307,86 @@ fn partition_input(topic: &str, partition: i32) -> Arc<Input> {
 /// How a committed offset's metadata carries the watermark its windows were evaluated through.
 const WATERMARK_METADATA: &str = "ghosthunt-watermark=";
 
+/// The shortest time between two floors recorded for one partition (see [`Floors`]).
+const FLOOR_EVERY: Duration = Duration::from_millis(500);
+
+/// Each partition's floor — the watermark its windows were evaluated through — kept besides the commit's
+/// metadata, which not every Kafka-protocol broker keeps (tansu 0.6 drops it): as the partition's committed
+/// offset in a group of its own, `<group>-floors`, that no consumer joins. A floor is recorded before an
+/// offset is stored with it, so the floor its next owner reads is never older than the commit it starts
+/// from (a newer one is safe: the windows up to it were evaluated). Without it the next owner would
+/// evaluate windows that straddle the committed offset again, from their rows after it.
+pub struct Floors {
+    consumer: BaseConsumer,
+    /// Per partition: the floor recorded last, and when.
+    recorded: std::sync::Mutex<HashMap<(String, i32), (i64, Instant)>>,
+}
+
+impl Floors {
+    fn new(kafka: &KafkaSettings, settings: &KafkaSourceSettings) -> Result<Floors, SourceError> {
+        let consumer = client_config(kafka, &settings.options)
+            .set("group.id", format!("{}-floors", settings.group_id))
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| KafkaFailure::new("creating the floors client", e))?;
+        Ok(Floors {
+            consumer,
+            recorded: Default::default(),
+        })
+    }
+
+    /// Whether an offset of the partition may be stored with floor `floor` now: it may when a floor at
+    /// least as high is recorded, after recording it if the last was recorded `FLOOR_EVERY` ago or more
+    /// (otherwise not yet: the offset stored before stays, with its own floor).
+    fn cover(&self, topic: &str, partition: i32, floor: i64) -> bool {
+        let key = (topic.to_string(), partition);
+        let mut recorded = self.recorded.lock().expect("floors lock");
+        match recorded.get(&key) {
+            Some((f, _)) if *f >= floor => return true,
+            Some((_, at)) if at.elapsed() < FLOOR_EVERY => return false,
+            _ => {}
+        }
+        let mut tpl = TopicPartitionList::new();
+        if tpl
+            .add_partition_offset(topic, partition, rdkafka::Offset::Offset(floor))
+            .is_err()
+        {
+            return false;
+        }
+        match self.consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                recorded.insert(key, (floor, Instant::now()));
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%topic, partition, %error, "Recording a partition's floor failed; its offset is stored later.");
+                false
+            }
+        }
+    }
+
+    /// The recorded floors of `partitions` (input names).
+    fn read(&self, partitions: &[(String, i32)]) -> KafkaResult<HashMap<String, i64>> {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            tpl.add_partition(topic, *partition);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(tpl, Duration::from_secs(10))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                rdkafka::Offset::Offset(floor) => {
+                    Some((format!("{}[{}]", e.topic(), e.partition()), floor))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+}
+
 /// One assignment of a partition to this consumer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Assignment {
@@ -319,7 +405,7 @@ pub type Assignments = Arc<std::sync::Mutex<HashMap<String, Assignment>>>;
 fn read_committed_watermarks(
     consumer: &KafkaConsumer,
     partitions: &[(String, i32)],
-    into: &Assignments,
+    (into, floors): (&Assignments, &Floors),
 ) {
     let mut tpl = TopicPartitionList::new();
     for (topic, partition) in partitions {
@@ -350,6 +436,17 @@ fn read_committed_watermarks(
             tracing::warn!(%error, "Could not read the committed watermarks of the assigned partitions; windows they close may be evaluated again from part of their rows.")
         }
     }
+    match floors.read(partitions) {
+        Ok(recorded) => {
+            for (name, floor) in recorded {
+                let a = map.entry(name).or_default();
+                a.floor = a.floor.max(Some(floor));
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "Could not read the recorded floors of the assigned partitions; windows they close may be evaluated again from part of their rows.")
+        }
+    }
 }
 
 /// Polls messages into chunks until shutdown or until the pipeline is gone.
@@ -357,7 +454,7 @@ fn poll_loop(
     consumer: &KafkaConsumer,
     tx: &RecordSender,
     shutdown: &CancellationToken,
-    watermarks: Option<&Assignments>,
+    watermarks: Option<(&Assignments, &Floors)>,
 ) {
     let mut inputs: HashMap<(String, i32), Arc<Input>> = HashMap::new();
     let mut chunk: Vec<RawRecord> = Vec::with_capacity(CHUNK_RECORDS);
@@ -479,6 +576,8 @@ fn poll_loop(
 /// Stores acknowledged offsets; commits them on close.
 struct KafkaAcknowledge {
     consumer: Arc<KafkaConsumer>,
+    /// Where floors are recorded before offsets are stored with them (the repartition topic's reader).
+    floors: Option<Arc<Floors>>,
 }
 
 impl Acknowledge for KafkaAcknowledge {
@@ -488,6 +587,11 @@ impl Acknowledge for KafkaAcknowledge {
         };
         let mut tpl = TopicPartitionList::new();
         for (topic, partition, offset) in self.consumer.context().assigned.current(positions) {
+            if let Some(floors) = &self.floors
+                && !floors.cover(topic, partition, watermark)
+            {
+                continue;
+            }
             // The next message to read, with the watermark the windows were evaluated through.
             if tpl
                 .add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset as i64 + 1))
@@ -537,6 +641,7 @@ impl Source for KafkaSource {
     fn acknowledger(&self) -> Arc<dyn Acknowledge> {
         Arc::new(KafkaAcknowledge {
             consumer: Arc::clone(&self.consumer),
+            floors: self.watermarks.as_ref().map(|(_, f)| Arc::clone(f)),
         })
     }
 
@@ -565,7 +670,12 @@ impl Source for KafkaSource {
             let stop = shutdown.clone();
             let watermarks = self.watermarks.clone();
             tokio::task::spawn_blocking(move || {
-                poll_loop(&consumer, &tx, &stop, watermarks.as_ref())
+                poll_loop(
+                    &consumer,
+                    &tx,
+                    &stop,
+                    watermarks.as_ref().map(|(a, f)| (a, &**f)),
+                )
             })
             .await
             .expect("the Kafka poll loop does not panic");
