@@ -481,10 +481,75 @@ async fn read_until(
     }
 }
 
+/// A Kafka source of `settings` running in this process, as the pipeline runs it (with `watermarks`:
+/// as the repartition topic's reader), with what the pipeline holds of it.
+struct Reader {
+    acker: std::sync::Arc<dyn ghosthunt::source::Acknowledge>,
+    rx: tokio::sync::mpsc::Receiver<ghosthunt::source::SourceMessage>,
+    stop: CancellationToken,
+    running: tokio::task::JoinHandle<Result<(), ghosthunt::source::SourceError>>,
+}
+
+impl Reader {
+    fn start(
+        settings: &Settings,
+        watermarks: Option<ghosthunt::source::kafka::Assignments>,
+    ) -> Reader {
+        use ghosthunt::source::Source;
+        let ghosthunt::settings::SourceSettings::Kafka(source_settings) = settings.source.clone()
+        else {
+            unreachable!("kafka settings")
+        };
+        let mut source = ghosthunt::source::kafka::KafkaSource::new(
+            &settings.kafka,
+            source_settings,
+            &ghosthunt::telemetry::Metrics::new(),
+            &ghosthunt::telemetry::Health::default(),
+        )
+        .unwrap();
+        if let Some(watermarks) = watermarks {
+            source = source
+                .with_committed_watermarks(&settings.kafka, watermarks)
+                .unwrap();
+        }
+        let acker = source.acknowledger();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(Box::new(source).run(tx, stop.clone()));
+        Reader {
+            acker,
+            rx,
+            stop,
+            running,
+        }
+    }
+
+    /// The positions of the records it reads until one at `offset`.
+    async fn read_through(&mut self, offset: u64) -> ghosthunt::source::Positions {
+        let mut read = ghosthunt::source::Positions::default();
+        read_until(&mut self.rx, 60, "the records", |m| {
+            if let ghosthunt::source::SourceMessage::Records(records) = m {
+                for r in records {
+                    read.note(&r.input, r.offset);
+                }
+            }
+            read.0.first().is_some_and(|(_, o)| *o == offset)
+        })
+        .await;
+        read
+    }
+
+    /// Stops it; its consumer leaves the group (the acknowledger, its last handle, goes with it).
+    async fn stop(self) {
+        self.stop.cancel();
+        self.running.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledgement_from_before_a_partition_was_revoked_and_assigned_again_moves_no_offset()
 {
-    use ghosthunt::source::{Positions, Source, SourceMessage, kafka::KafkaSource};
+    use ghosthunt::source::{Positions, SourceMessage};
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let Some(broker) = Broker::start() else {
         return;
@@ -493,34 +558,9 @@ async fn an_acknowledgement_from_before_a_partition_was_revoked_and_assigned_aga
     let lines: Vec<String> = (0..5).map(lsass_event).collect();
     broker.produce_at(EVENTS, 0, &lines).await;
     let group = "reassigned";
-    let settings = kafka_settings(&broker, group);
-    let ghosthunt::settings::SourceSettings::Kafka(source_settings) = settings.source.clone()
-    else {
-        unreachable!("kafka settings")
-    };
-    let source = KafkaSource::new(
-        &settings.kafka,
-        source_settings,
-        &ghosthunt::telemetry::Metrics::new(),
-        &ghosthunt::telemetry::Health::default(),
-    )
-    .unwrap();
-    let acker = source.acknowledger();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let stop = CancellationToken::new();
-    let running = tokio::spawn(Box::new(source).run(tx, stop.clone()));
-
+    let mut reader = Reader::start(&kafka_settings(&broker, group), None);
     // The first assignment: all five records, none acknowledged yet.
-    let mut first = Positions::default();
-    read_until(&mut rx, 60, "the five records", |m| {
-        if let SourceMessage::Records(records) = m {
-            for r in records {
-                first.note(&r.input, r.offset);
-            }
-        }
-        first.0.first().is_some_and(|(_, o)| *o == 4)
-    })
-    .await;
+    let first = reader.read_through(4).await;
 
     // Another member joins the group and leaves it: the partition is revoked and, once the other
     // member is gone, assigned to this consumer again (read again from the last commit: none).
@@ -534,7 +574,7 @@ async fn an_acknowledgement_from_before_a_partition_was_revoked_and_assigned_aga
         other.unsubscribe();
         drop(other);
     });
-    read_until(&mut rx, 60, "the revocation", |m| {
+    read_until(&mut reader.rx, 60, "the revocation", |m| {
         matches!(m, SourceMessage::Stopped(_))
     })
     .await;
@@ -551,7 +591,7 @@ async fn an_acknowledgement_from_before_a_partition_was_revoked_and_assigned_aga
         } else {
             deadline
         };
-        match tokio::time::timeout_at(until, rx.recv()).await {
+        match tokio::time::timeout_at(until, reader.rx.recv()).await {
             Ok(Some(SourceMessage::Started(_))) => second = Positions::default(),
             Ok(Some(SourceMessage::Records(records))) => {
                 for r in &records {
@@ -567,25 +607,24 @@ async fn an_acknowledgement_from_before_a_partition_was_revoked_and_assigned_aga
 
     // Acknowledging the first assignment's records now would tell the group they are done while this
     // assignment has not processed them: nothing is committed.
-    acker.acknowledge(&first);
-    acker.close();
+    reader.acker.acknowledge(&first);
+    reader.acker.close();
     assert_eq!(
         broker.committed_offsets(group, EVENTS, 1),
         vec![-1],
         "an acknowledgement of an earlier assignment was committed"
     );
     // The current assignment's acknowledgement is.
-    acker.acknowledge(&second);
-    acker.close();
+    reader.acker.acknowledge(&second);
+    reader.acker.close();
     assert_eq!(broker.committed_offsets(group, EVENTS, 1), vec![5]);
-    stop.cancel();
-    running.await.unwrap().unwrap();
+    reader.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitions_next_reader_starts_at_the_floor_its_last_reader_recorded() {
-    use ghosthunt::source::kafka::{Assignments, KafkaSource};
-    use ghosthunt::source::{Positions, Source, SourceMessage};
+    use ghosthunt::source::SourceMessage;
+    use ghosthunt::source::kafka::Assignments;
     let Some(broker) = Broker::start() else {
         return;
     };
@@ -593,52 +632,20 @@ async fn a_partitions_next_reader_starts_at_the_floor_its_last_reader_recorded()
     let lines: Vec<String> = (0..5).map(lsass_event).collect();
     broker.produce_at(EVENTS, 0, &lines).await;
     let settings = kafka_settings(&broker, "floors");
-    let ghosthunt::settings::SourceSettings::Kafka(source_settings) = settings.source.clone()
-    else {
-        unreachable!("kafka settings")
-    };
     // A reader of the partition that has evaluated its windows through 1,000 ns when it acknowledges
-    // the five records, then stops.
-    let start = |assignments: Assignments| {
-        let source = KafkaSource::new(
-            &settings.kafka,
-            source_settings.clone(),
-            &ghosthunt::telemetry::Metrics::new(),
-            &ghosthunt::telemetry::Health::default(),
-        )
-        .unwrap()
-        .with_committed_watermarks(&settings.kafka, assignments)
-        .unwrap();
-        let acker = source.acknowledger();
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let stop = CancellationToken::new();
-        let running = tokio::spawn(Box::new(source).run(tx, stop.clone()));
-        (acker, rx, stop, running)
-    };
-    let (acker, mut rx, stop, running) = start(Assignments::default());
-    let mut read = Positions::default();
-    read_until(&mut rx, 60, "the five records", |m| {
-        if let SourceMessage::Records(records) = m {
-            for r in records {
-                read.note(&r.input, r.offset);
-            }
-        }
-        read.0.first().is_some_and(|(_, o)| *o == 4)
-    })
-    .await;
-    acker.acknowledge_through(&read, Some(1_000));
-    acker.close();
-    stop.cancel();
-    running.await.unwrap().unwrap();
-    // The consumer leaves the group with its last handle.
-    drop(acker);
+    // the five records, then stops (its consumer leaves the group with the acknowledger).
+    let mut reader = Reader::start(&settings, Some(Assignments::default()));
+    let read = reader.read_through(4).await;
+    reader.acker.acknowledge_through(&read, Some(1_000));
+    reader.acker.close();
+    reader.stop().await;
     assert_eq!(broker.committed_offsets("floors", EVENTS, 1), vec![5]);
 
     // Its next reader knows the floor before the partition's first record, whether or not the broker
     // kept the commit's metadata (tansu does not).
     let assignments = Assignments::default();
-    let (_acker, mut rx, stop, running) = start(assignments.clone());
-    read_until(&mut rx, 60, "the assignment", |m| {
+    let mut reader = Reader::start(&settings, Some(assignments.clone()));
+    read_until(&mut reader.rx, 60, "the assignment", |m| {
         matches!(m, SourceMessage::Started(_))
     })
     .await;
@@ -648,6 +655,5 @@ async fn a_partitions_next_reader_starts_at_the_floor_its_last_reader_recorded()
         .get(&format!("{EVENTS}[0]"))
         .and_then(|a| a.floor);
     assert_eq!(floor, Some(1_000));
-    stop.cancel();
-    running.await.unwrap().unwrap();
+    reader.stop().await;
 }
