@@ -8,6 +8,7 @@
 
 pub mod file;
 pub mod kafka;
+mod kafka_floors;
 pub mod kafka_range;
 mod lines;
 pub mod progress;
