@@ -244,11 +244,6 @@ pub fn keep_time_range(
     decoded
 }
 
-/// Most record bytes one batch may hold (`decode.batch_bytes` is at most this). A string column of a batch
-/// holds at most the batch's record bytes, and Arrow's `Utf8` arrays address at most 2 GiB: within this
-/// bound every column stays addressable.
-pub const MAX_BATCH_BYTES: usize = 256 << 20;
-
 /// How many of the pending records the next batch takes: at most `batch_size`, and no more than fit in
 /// `batch_bytes` (at least one: a record larger than that is a batch of its own).
 fn batch_len(pending: &[RawRecord], batch_size: usize, batch_bytes: usize) -> usize {

@@ -94,6 +94,11 @@ pub struct FileSettings {
     pub poll_interval: Duration,
 }
 
+/// Most record bytes one batch may hold (`decode.batch_bytes` is at most this). A string column of a batch
+/// holds at most the batch's record bytes, and Arrow's `Utf8` arrays address at most 2 GiB: within this
+/// bound every column stays addressable.
+pub const MAX_BATCH_BYTES: usize = 256 << 20;
+
 #[derive(Debug, Clone)]
 pub struct DecodeSettings {
     /// `None`: the built-in Windows schema.
@@ -291,7 +296,7 @@ impl Settings {
         if d.batch_size == 0 {
             return Err(invalid("decode.batch_size", "must be at least 1"));
         }
-        if d.batch_bytes == 0 || d.batch_bytes > crate::decode::MAX_BATCH_BYTES {
+        if d.batch_bytes == 0 || d.batch_bytes > MAX_BATCH_BYTES {
             return Err(invalid(
                 "decode.batch_bytes",
                 "must be between 1 and 268435456 (256 MiB: a batch's string columns must stay addressable)",
