@@ -296,9 +296,16 @@ impl KafkaSource {
     }
 }
 
-fn partition_input(topic: &str, partition: i32) -> Arc<Input> {
+/// The name of a partition's input, `topic[partition]`: shown in logs and metrics, and the key under which
+/// the partition's assignment and floor are kept.
+pub(super) fn partition_name(topic: &str, partition: i32) -> String {
+    format!("{topic}[{partition}]")
+}
+
+/// A new input for (one assignment of) a partition.
+pub(super) fn partition_input(topic: &str, partition: i32) -> Arc<Input> {
     Input::new(
-        format!("{topic}[{partition}]"),
+        partition_name(topic, partition),
         InputKind::Kafka {
             topic: topic.to_string(),
             partition,

@@ -11,7 +11,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaResult;
 
 use super::SourceError;
-use super::kafka::KafkaConsumer;
+use super::kafka::{KafkaConsumer, partition_name};
 use crate::kafka::{KafkaFailure, client_config};
 use crate::settings::{KafkaSettings, KafkaSourceSettings};
 
@@ -81,19 +81,15 @@ impl Floors {
 
     /// The recorded floors of `partitions` (input names).
     fn read(&self, partitions: &[(String, i32)]) -> KafkaResult<HashMap<String, i64>> {
-        let mut tpl = TopicPartitionList::new();
-        for (topic, partition) in partitions {
-            tpl.add_partition(topic, *partition);
-        }
         let committed = self
             .consumer
-            .committed_offsets(tpl, Duration::from_secs(10))?;
+            .committed_offsets(partition_list(partitions), Duration::from_secs(10))?;
         Ok(committed
             .elements()
             .iter()
             .filter_map(|e| match e.offset() {
                 rdkafka::Offset::Offset(floor) => {
-                    Some((format!("{}[{}]", e.topic(), e.partition()), floor))
+                    Some((partition_name(e.topic(), e.partition()), floor))
                 }
                 _ => None,
             })
@@ -121,14 +117,10 @@ pub(super) fn read_committed_watermarks(
     partitions: &[(String, i32)],
     (into, floors): (&Assignments, &Floors),
 ) {
-    let mut tpl = TopicPartitionList::new();
-    for (topic, partition) in partitions {
-        tpl.add_partition(topic, *partition);
-    }
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10));
+    let committed = consumer.committed_offsets(partition_list(partitions), Duration::from_secs(10));
     let mut map = into.lock().expect("assignments lock");
     for (topic, partition) in partitions {
-        let a = map.entry(format!("{topic}[{partition}]")).or_default();
+        let a = map.entry(partition_name(topic, *partition)).or_default();
         a.epoch += 1;
         a.floor = None;
     }
@@ -140,7 +132,7 @@ pub(super) fn read_committed_watermarks(
                     .strip_prefix(WATERMARK_METADATA)
                     .and_then(|w| w.parse::<i64>().ok())
                 {
-                    map.entry(format!("{}[{}]", e.topic(), e.partition()))
+                    map.entry(partition_name(e.topic(), e.partition()))
                         .or_default()
                         .floor = Some(w);
                 }
@@ -161,4 +153,13 @@ pub(super) fn read_committed_watermarks(
             tracing::warn!(%error, "Could not read the recorded floors of the assigned partitions; windows they close may be evaluated again from part of their rows.")
         }
     }
+}
+
+/// `partitions` as a list to ask the group coordinator about.
+fn partition_list(partitions: &[(String, i32)]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        tpl.add_partition(topic, *partition);
+    }
+    tpl
 }

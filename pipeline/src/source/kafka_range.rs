@@ -19,9 +19,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    CHUNK_BYTES, CHUNK_RECORDS, Input, InputKind, RawRecord, RecordSender, Source, SourceError,
-};
+use super::{CHUNK_BYTES, CHUNK_RECORDS, Input, RawRecord, RecordSender, Source, SourceError};
 use super::{NoAcknowledge, SourceMessage};
 use crate::kafka::{KafkaFailure, forward_log};
 use crate::settings::{KafkaSettings, KafkaSourceSettings, TimeRange};
@@ -229,13 +227,7 @@ fn read(
         assignment
             .add_partition_offset(&s.topic, s.partition, Offset::Offset(s.start))
             .map_err(|e| KafkaFailure::new("assigning partitions", e))?;
-        let input = Input::new(
-            format!("{}[{}]", s.topic, s.partition),
-            InputKind::Kafka {
-                topic: s.topic.clone(),
-                partition: s.partition,
-            },
-        );
+        let input = super::kafka::partition_input(&s.topic, s.partition);
         if tx
             .blocking_send(SourceMessage::Started(Arc::clone(&input)))
             .is_err()
