@@ -366,9 +366,20 @@ mod tests {
             ("lower(v) LIKE 'a\\%b_c'", false),
             ("lower(v) = 'Security'", false),
         ];
-        let arrays: [ArrayRef; 2] = [
+        // Also only the ASCII values (read without a check per value) and slices (offsets not at 0).
+        let ascii: Vec<_> = values
+            .iter()
+            .filter(|v| v.is_none_or(|v| v.is_ascii()))
+            .copied()
+            .collect();
+        let n = values.len();
+        let arrays: [ArrayRef; 6] = [
             Arc::new(StringArray::from(values.clone())),
-            Arc::new(StringViewArray::from(values)),
+            Arc::new(StringViewArray::from(values.clone())),
+            Arc::new(StringArray::from(ascii.clone())),
+            Arc::new(StringViewArray::from(ascii)),
+            Arc::new(StringArray::from(values.clone()).slice(1, n - 2)),
+            Arc::new(StringViewArray::from(values).slice(1, n - 2)),
         ];
         for array in arrays {
             let batch = RecordBatch::try_from_iter([("v", array)]).unwrap();

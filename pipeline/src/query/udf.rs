@@ -8,7 +8,10 @@
 use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, GenericStringArray, OffsetSizeTrait, StringArray,
+};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result, ScalarValue};
@@ -46,6 +49,52 @@ pub(crate) fn map_texts<O, T: FromIterator<O>>(
             .iter()
             .map(&mut f)
             .collect(),
+    })
+}
+
+/// Tests every value of a text array (read in place, as [`map_texts`]) into a boolean array built bit
+/// by bit: `test(value, ascii)`, where `ascii` says the value is ASCII when that was found for the
+/// whole array at once (one pass over its bytes; `false` means unknown). A NULL value gives NULL, or
+/// `on_null` when that is given.
+pub(crate) fn test_texts(
+    array: &ArrayRef,
+    on_null: Option<bool>,
+    test: impl Fn(&str, bool) -> bool,
+) -> Result<BooleanArray> {
+    let bits = |len: usize, nulls: Option<&NullBuffer>, value: &dyn Fn(usize) -> bool| {
+        let values = BooleanBuffer::collect_bool(len, |i| match nulls {
+            Some(n) if n.is_null(i) => on_null.unwrap_or(false),
+            _ => value(i),
+        });
+        BooleanArray::new(values, nulls.filter(|_| on_null.is_none()).cloned())
+    };
+    fn ascii_offsets<O: OffsetSizeTrait>(a: &GenericStringArray<O>) -> bool {
+        let offsets = a.value_offsets();
+        let (start, end) = (offsets[0].as_usize(), offsets[a.len()].as_usize());
+        a.value_data()[start..end].is_ascii()
+    }
+    Ok(match array.data_type() {
+        DataType::Utf8 => {
+            let a = array.as_string::<i32>();
+            let ascii = ascii_offsets(a);
+            bits(a.len(), a.nulls(), &|i| test(a.value(i), ascii))
+        }
+        DataType::LargeUtf8 => {
+            let a = array.as_string::<i64>();
+            let ascii = ascii_offsets(a);
+            bits(a.len(), a.nulls(), &|i| test(a.value(i), ascii))
+        }
+        DataType::Utf8View => {
+            let a = array.as_string_view();
+            // Long values live in the data buffers, short ones (up to 12 bytes) in their views.
+            let ascii = a.data_buffers().iter().all(|b| b.as_slice().is_ascii())
+                && a.views().iter().all(|v| {
+                    let len = *v as u32 as usize;
+                    len > 12 || v.to_le_bytes()[4..4 + len].is_ascii()
+                });
+            bits(a.len(), a.nulls(), &|i| test(a.value(i), ascii))
+        }
+        _ => return test_texts(&cast(array, &DataType::Utf8)?, on_null, test),
     })
 }
 
@@ -154,12 +203,10 @@ pub fn cidr_match() -> ScalarUDF {
             }
         };
         let values = args[0].to_array(rows)?;
-        let result: BooleanArray = map_texts(&values, |v| {
-            v.map(|v| {
-                v.trim()
-                    .parse::<IpAddr>()
-                    .is_ok_and(|ip| in_network(ip, network.0, network.1))
-            })
+        let result = test_texts(&values, None, |v, _| {
+            v.trim()
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| in_network(ip, network.0, network.1))
         })?;
         Ok(ColumnarValue::Array(Arc::new(result)))
     })
@@ -325,6 +372,48 @@ mod tests {
         assert_eq!(address_class("2001:4860::8888"), Some("Public"));
         assert_eq!(address_class("-"), None);
         assert_eq!(address_class("host.example"), None);
+    }
+
+    /// Whether `test_texts` found every value ASCII, and what it answers for each row.
+    fn tested(array: &ArrayRef, on_null: Option<bool>) -> (bool, Vec<Option<bool>>) {
+        let all = std::cell::Cell::new(true);
+        let result = test_texts(array, on_null, |v, ascii| {
+            all.set(all.get() && ascii);
+            v.len() > 3
+        })
+        .unwrap();
+        (all.get(), result.iter().collect())
+    }
+
+    #[test]
+    fn texts_are_tested_with_ascii_known_for_the_whole_array_only_when_it_is() {
+        let values = vec![Some("épée"), Some("abcd"), None, Some("ab"), Some("ü")];
+        for array in [
+            Arc::new(StringArray::from(values.clone())) as ArrayRef,
+            Arc::new(StringViewArray::from(values)),
+        ] {
+            // The short non-ASCII value sits in the view itself, the long one in a data buffer.
+            assert_eq!(
+                tested(&array, None),
+                (
+                    false,
+                    vec![Some(true), Some(true), None, Some(false), Some(false)]
+                )
+            );
+            // A slice of ASCII values of the same array.
+            assert_eq!(
+                tested(&array.slice(1, 3), None),
+                (true, vec![Some(true), None, Some(false)])
+            );
+            assert_eq!(
+                tested(&array.slice(1, 3), Some(true)).1,
+                [Some(true), Some(true), Some(false)]
+            );
+        }
+        let long: ArrayRef = Arc::new(StringViewArray::from(vec!["a value longer than twelve"]));
+        assert_eq!(tested(&long, None), (true, vec![Some(true)]));
+        let long: ArrayRef = Arc::new(StringViewArray::from(vec!["a value longer than twelvé"]));
+        assert_eq!(tested(&long, None).0, false);
     }
 
     #[test]

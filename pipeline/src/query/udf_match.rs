@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Signature, Volatility};
 
-use super::udf::{Prepared, TextFunction, constant, map_texts};
+use super::udf::{Prepared, TextFunction, constant, map_texts, test_texts};
 
 /// How `lower(value)` is compared with a constant (already lower case) by the `lower_*` functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub fn lower_test(test: LowerTest) -> ScalarUDF {
         }
         let matcher = LowerMatcher::new(test, &constants);
         let values = args[0].to_array(rows)?;
-        let result: BooleanArray = map_texts(&values, |v| v.map(|v| matcher.matches(v)))?;
+        let result = test_texts(&values, None, |v, ascii| matcher.matches_known(v, ascii))?;
         Ok(ColumnarValue::Array(Arc::new(result)))
     }
     let (_, name, variadic) = *LOWER_TESTS
@@ -113,7 +113,12 @@ impl<'a> LowerMatcher<'a> {
 
     /// Whether `lower(value)` passes the test against any of the constants.
     pub fn matches(&self, value: &str) -> bool {
-        if value.is_ascii() {
+        self.matches_known(value, false)
+    }
+
+    /// [`Self::matches`], told whether `value` is known to be ASCII (`false`: unknown, checked here).
+    pub fn matches_known(&self, value: &str, ascii: bool) -> bool {
+        if ascii || value.is_ascii() {
             // `lower` of an ASCII value is its ASCII lower case; the constants are lower case, so
             // comparing ignoring ASCII case is comparing with `lower(value)`. (A constant with a
             // non-ASCII character never equals ASCII bytes, as it never equals their lower case.)
@@ -185,7 +190,7 @@ pub fn regex_is_match() -> ScalarUDF {
         };
         let regex = cached_regex(pattern, case_insensitive)?;
         let values = args[0].to_array(rows)?;
-        let result: BooleanArray = map_texts(&values, |v| v.map(|v| regex.is_match(v)))?;
+        let result = test_texts(&values, None, |v, _| regex.is_match(v))?;
         Ok(ColumnarValue::Array(Arc::new(result)))
     })
 }
@@ -302,7 +307,7 @@ pub fn kql_term(term: Term, case_sensitive: bool) -> ScalarUDF {
             Some(None) => return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(None))),
             Some(Some(needle)) => {
                 let finder = term_finder(needle, case_sensitive, term)?;
-                map_texts(&hay, |h| Some(finder.matches(h.unwrap_or(""))))?
+                test_texts(&hay, Some(finder.matches("")), |h, _| finder.matches(h))?
             }
             None => {
                 let needles: Vec<Option<Arc<TermFinder>>> =
