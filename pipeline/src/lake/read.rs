@@ -17,6 +17,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction};
 use datafusion::prelude::SessionConfig;
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -47,6 +49,52 @@ pub fn predicate(range: &Range) -> String {
         terms.push(format!("{TIME_NS} < {to}"));
     }
     terms.join(" AND ")
+}
+
+/// What a retro-hunt's scan of the events table keeps: the rows some hunt can use — the hunts' row
+/// filters OR-ed, with the conjuncts several hunts share taken out of the OR (`a AND b OR a AND c` is
+/// `a AND (b OR c)`, in SQL's three-valued logic too), the most shared first. Hunts over one kind of
+/// event repeat its test (the channel and event id of a process creation); in one plain OR the scan
+/// would evaluate it once per hunt over every row of the range. `None`: a hunt needs every row.
+pub fn scan_filter(filters: &[Expr]) -> Option<Expr> {
+    let conjuncts = filters
+        .iter()
+        .map(|f| split_conjunction(f).into_iter().cloned().collect())
+        .collect();
+    factored(conjuncts)
+}
+
+/// The OR of the conjunctions `filters`, shared conjuncts factored out (see [`scan_filter`]).
+fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
+    if filters.is_empty() || filters.iter().any(Vec::is_empty) {
+        return None;
+    }
+    // The conjunct in the most filters (the first seen among equals: the hunts' order).
+    let mut best: Option<(&Expr, usize)> = None;
+    for conjunct in filters.iter().flatten() {
+        let n = filters.iter().filter(|f| f.contains(conjunct)).count();
+        if best.is_none_or(|(_, m)| n > m) {
+            best = Some((conjunct, n));
+        }
+    }
+    let Some((shared, n)) = best.filter(|(_, n)| *n > 1) else {
+        return disjunction(filters.into_iter().filter_map(conjunction));
+    };
+    let shared = shared.clone();
+    debug_assert!(n > 1);
+    let (with, without): (Vec<_>, Vec<_>) = filters.into_iter().partition(|f| f.contains(&shared));
+    let rest: Vec<Vec<Expr>> = with
+        .into_iter()
+        .map(|f| f.into_iter().filter(|c| *c != shared).collect())
+        .collect();
+    let with = match factored(rest) {
+        Some(rest) => shared.and(rest),
+        None => shared,
+    };
+    if without.is_empty() {
+        return Some(with);
+    }
+    Some(with.or(factored(without)?))
 }
 
 /// Parses an RFC 3339 time (`2026-11-01T00:00:00Z`) or a date (`2026-11-01`, midnight UTC) to ns.
@@ -131,7 +179,7 @@ pub enum ReadMode {
     /// `filter` keeps, when given (the hunts' row filters OR-ed: no hunt can use the others).
     Columns {
         columns: Vec<String>,
-        filter: Option<datafusion::logical_expr::Expr>,
+        filter: Option<Expr>,
     },
     /// The records as received, decoded again.
     Raw,
@@ -431,6 +479,103 @@ mod tests {
         assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(1_000_000_000));
         assert_eq!(parse_time("1970-01-02"), Ok(86_400_000_000_000));
         assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn conjuncts_hunts_share_are_tested_once_in_the_scan_filter() {
+        use datafusion::prelude::{col, lit};
+        let (a, b, c, d, e) = (
+            col("channel").eq(lit("security")),
+            col("event_id").eq(lit(4688)),
+            col("command_line").like(lit("%-enc%")),
+            col("command_line").like(lit("%mimikatz%")),
+            col("event_id").eq(lit(4624)),
+        );
+        let hunts = [
+            a.clone().and(b.clone()).and(c.clone()),
+            a.clone().and(b.clone()).and(d.clone()),
+            a.clone().and(e.clone()),
+            d.clone(),
+        ];
+        assert_eq!(
+            scan_filter(&hunts),
+            Some(
+                a.clone()
+                    .and(b.clone().and(c.clone().or(d.clone())).or(e.clone()))
+                    .or(d.clone())
+            )
+        );
+        // A hunt whose filter is all shared: the shared part alone is its test.
+        assert_eq!(
+            scan_filter(&[a.clone().and(b.clone()), a.clone()]),
+            Some(a.clone())
+        );
+        // Nothing shared: the plain OR; a hunt without a filter (TRUE) needs every row.
+        assert_eq!(
+            scan_filter(&[c.clone(), e.clone()]),
+            Some(c.clone().or(e.clone()))
+        );
+        assert_eq!(scan_filter(&[]), None);
+    }
+
+    /// The factored filter keeps exactly the rows the plain OR keeps, NULLs included.
+    #[tokio::test]
+    async fn the_factored_scan_filter_keeps_the_rows_the_plain_or_keeps() {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use datafusion::prelude::{col, lit};
+        let channels = [Some("security"), Some("sysmon"), None];
+        let ids = [Some(1), Some(4688), Some(4624), None];
+        let lines = [Some("x -enc y"), Some("mimikatz"), Some("none"), None];
+        let (mut c, mut i, mut l) = (vec![], vec![], vec![]);
+        for ch in channels {
+            for id in ids {
+                for line in lines {
+                    c.push(ch);
+                    i.push(id);
+                    l.push(line);
+                }
+            }
+        }
+        let batch = RecordBatch::try_from_iter([
+            ("channel", Arc::new(StringArray::from(c)) as ArrayRef),
+            ("event_id", Arc::new(Int64Array::from(i)) as ArrayRef),
+            ("command_line", Arc::new(StringArray::from(l)) as ArrayRef),
+        ])
+        .unwrap();
+        let (a, b) = (
+            col("channel").eq(lit("security")),
+            col("event_id").eq(lit(4688)),
+        );
+        let hunts = [
+            a.clone()
+                .and(b.clone())
+                .and(col("command_line").like(lit("%-enc%"))),
+            a.clone()
+                .and(b.clone())
+                .and(col("command_line").like(lit("%mimikatz%"))),
+            a.clone().and(col("event_id").not_eq(lit(1))),
+            col("channel").eq(lit("sysmon")).and(b.clone()),
+        ];
+        let ctx = SessionContext::new();
+        ctx.register_batch("t", batch).unwrap();
+        let count = |filter: Expr| {
+            let ctx = ctx.clone();
+            async move {
+                ctx.table("t")
+                    .await
+                    .unwrap()
+                    .filter(filter)
+                    .unwrap()
+                    .count()
+                    .await
+                    .unwrap()
+            }
+        };
+        let plain = count(disjunction(hunts.clone()).unwrap()).await;
+        let factored = count(scan_filter(&hunts).unwrap()).await;
+        // security with event id 4688 or 4624 (8 rows), sysmon with 4688 (4 rows).
+        assert_eq!((factored, plain), (plain, 12));
+        assert_ne!(scan_filter(&hunts), disjunction(hunts));
     }
 
     #[test]
