@@ -77,11 +77,10 @@ fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
             best = Some((conjunct, n));
         }
     }
-    let Some((shared, n)) = best.filter(|(_, n)| *n > 1) else {
+    let Some((shared, _)) = best.filter(|(_, n)| *n > 1) else {
         return disjunction(filters.into_iter().filter_map(conjunction));
     };
     let shared = shared.clone();
-    debug_assert!(n > 1);
     let (with, without): (Vec<_>, Vec<_>) = filters.into_iter().partition(|f| f.contains(&shared));
     let rest: Vec<Vec<Expr>> = with
         .into_iter()
@@ -510,7 +509,7 @@ mod tests {
             scan_filter(&[a.clone().and(b.clone()), a.clone()]),
             Some(a.clone())
         );
-        // Nothing shared: the plain OR; a hunt without a filter (TRUE) needs every row.
+        // Nothing shared: the plain OR; no hunts, no filter.
         assert_eq!(
             scan_filter(&[c.clone(), e.clone()]),
             Some(c.clone().or(e.clone()))
