@@ -62,7 +62,7 @@ pub fn lower_test(test: LowerTest) -> ScalarUDF {
         }
         let matcher = LowerMatcher::new(test, &constants);
         let values = args[0].to_array(rows)?;
-        let result = test_texts(&values, None, |v, ascii| matcher.matches_known(v, ascii))?;
+        let result = test_texts(&values, None, |v, ascii| matcher.matches(v, ascii))?;
         Ok(ColumnarValue::Array(Arc::new(result)))
     }
     let (_, name, variadic) = *LOWER_TESTS
@@ -111,13 +111,9 @@ impl<'a> LowerMatcher<'a> {
         }
     }
 
-    /// Whether `lower(value)` passes the test against any of the constants.
-    pub fn matches(&self, value: &str) -> bool {
-        self.matches_known(value, false)
-    }
-
-    /// [`Self::matches`], told whether `value` is known to be ASCII (`false`: unknown, checked here).
-    pub fn matches_known(&self, value: &str, ascii: bool) -> bool {
+    /// Whether `lower(value)` passes the test against any of the constants; `ascii` tells that
+    /// `value` is known to be ASCII (`false`: unknown, checked here).
+    pub fn matches(&self, value: &str, ascii: bool) -> bool {
         if ascii || value.is_ascii() {
             // `lower` of an ASCII value is its ASCII lower case; the constants are lower case, so
             // comparing ignoring ASCII case is comparing with `lower(value)`. (A constant with a
