@@ -28,14 +28,14 @@ use deltalake_core::DeltaTable;
 use deltalake_core::kernel::Transaction;
 use deltalake_core::kernel::scalars::ScalarExt;
 use deltalake_core::kernel::transaction::CommitProperties;
-use deltalake_core::parquet::basic::{Compression, ZstdLevel};
+use deltalake_core::parquet::basic::{Compression, Encoding, ZstdLevel};
 use deltalake_core::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake_core::parquet::schema::types::ColumnPath;
 use deltalake_core::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use indexmap::IndexMap;
 use tokio::sync::{mpsc, oneshot};
 
-use super::table::{self, ALERTS, DATE, EVENTS, RAW};
+use super::table::{self, ALERTS, DATE, EVENTS, OFFSET, RAW, TIME_NS};
 use super::{LakeError, LakeSettings};
 use crate::alert::Alert;
 use crate::decode::EventSchema;
@@ -217,7 +217,9 @@ impl Writer {
 }
 
 /// zstd Parquet; row groups of up to 128 Ki rows. The records and the alerts' JSON (unique, long) get
-/// neither a dictionary nor statistics: both would cost time and hold nothing a reader can use.
+/// neither a dictionary nor statistics: both would cost time and hold nothing a reader can use. The
+/// offsets and the exact times, unique or nearly so and rising, are stored as deltas: a dictionary of
+/// them is hashed value by value and then abandoned once it outgrows its page.
 pub fn writer_properties() -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -227,6 +229,12 @@ pub fn writer_properties() -> WriterProperties {
         builder = builder
             .set_column_dictionary_enabled(path.clone(), false)
             .set_column_statistics_enabled(path, EnabledStatistics::None);
+    }
+    for column in [OFFSET, TIME_NS] {
+        let path = ColumnPath::from(column);
+        builder = builder
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
     }
     builder.build()
 }
