@@ -89,6 +89,9 @@ impl TableWriter {
     }
 }
 
+/// A part's partition value, as delta-rs takes it: the date column's name and value.
+type PartitionValues = IndexMap<String, Scalar>;
+
 /// `rows` split by event date, each part with its partition value. Rows of a batch mostly share a date,
 /// and where each date's rows are contiguous the parts are slices of `rows` — no copy, where delta-rs'
 /// own split (`RecordBatchWriter::write`) copies every column of every batch; dates interleaved are
@@ -96,7 +99,7 @@ impl TableWriter {
 fn by_date(
     table: &str,
     rows: RecordBatch,
-) -> Result<Vec<(RecordBatch, IndexMap<String, Scalar>)>, LakeError> {
+) -> Result<Vec<(RecordBatch, PartitionValues)>, LakeError> {
     let Some(dates) = rows.column_by_name(DATE) else {
         return Err(LakeError::Invalid {
             table: table.to_string(),
