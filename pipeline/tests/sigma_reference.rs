@@ -96,7 +96,7 @@ impl Runner<'_> {
                 .map(|(i, l)| RawRecord {
                     input: Arc::clone(&self.input),
                     offset: (events + i) as u64,
-                    bytes: l.into_bytes(),
+                    bytes: l.into_bytes().into(),
                     received: Instant::now(),
                     source_timestamp: None,
                 })

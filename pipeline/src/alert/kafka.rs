@@ -287,7 +287,7 @@ impl DeadLetterSink for KafkaDeadLetterSink {
                 Outgoing {
                     partition: None,
                     key,
-                    payload: d.bytes.clone(),
+                    payload: d.bytes.to_vec(),
                     headers,
                 }
             })

@@ -92,7 +92,7 @@ pub async fn produce(
                 serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&record.bytes)
                     .ok()
                     .and_then(|o| crate::decode::json::text_of(&o, &host));
-            records.push((key, record.bytes));
+            records.push((key, record.bytes.to_vec()));
         }
         sent += records.len() as u64;
         writer.send_keyed(records).await?;

@@ -66,7 +66,7 @@ pub struct DeadLetter {
     pub detail: String,
     pub input: Arc<Input>,
     pub offset: u64,
-    pub bytes: Vec<u8>,
+    pub bytes: bytes::Bytes,
     /// The source's own timestamp of the record, if it has one (ms since the epoch).
     pub source_timestamp: Option<i64>,
 }

@@ -169,7 +169,7 @@ fn bad_records_are_refused_with_a_reason() {
     let out = d.decode(
         0,
         vec![RawRecord {
-            bytes: b"\xff\xfe".to_vec(),
+            bytes: bytes::Bytes::from_static(b"\xff\xfe"),
             ..records(&["x"]).remove(0)
         }],
     );

@@ -68,7 +68,7 @@ impl Source for GeneratorSource {
                         chunk.push(RawRecord {
                             input: Arc::clone(&input),
                             offset: sent,
-                            bytes,
+                            bytes: bytes.into(),
                             received,
                             source_timestamp: None,
                         });

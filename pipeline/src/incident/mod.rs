@@ -253,7 +253,7 @@ impl IncidentStage {
             records.push(RawRecord {
                 input: Arc::clone(&self.input),
                 offset: self.offset,
-                bytes: alert_row(alert, risk).to_string().into_bytes(),
+                bytes: alert_row(alert, risk).to_string().into_bytes().into(),
                 received: alert.received,
                 source_timestamp: None,
             });

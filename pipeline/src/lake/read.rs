@@ -9,6 +9,7 @@
 //! some hunt reads a column the table lacks (Sigma rules read fields beyond the schema, and keywords read
 //! every value), the records themselves (`_raw`) are read and decoded as live.
 
+use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -425,7 +426,7 @@ fn decoded(
         .map(|&offset| RawRecord {
             input: Arc::clone(input),
             offset: offset as u64,
-            bytes: Vec::new(),
+            bytes: Bytes::new(),
             received,
             source_timestamp: None,
         })
@@ -459,9 +460,9 @@ fn raw_records(input: &Arc<Input>, batch: &RecordBatch) -> Result<Vec<RawRecord>
             input: Arc::clone(input),
             offset: offsets.value(i) as u64,
             bytes: if raws.is_null(i) {
-                Vec::new()
+                Bytes::new()
             } else {
-                raws.value(i).as_bytes().to_vec()
+                Bytes::copy_from_slice(raws.value(i).as_bytes())
             },
             received,
             source_timestamp: None,

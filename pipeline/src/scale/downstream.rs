@@ -388,7 +388,7 @@ mod tests {
                 },
             ),
             offset,
-            bytes,
+            bytes: bytes.into(),
             received: Instant::now(),
             source_timestamp: None,
         }

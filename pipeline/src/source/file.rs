@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::io::{AsyncSeekExt, BufReader};
+use tokio::io::AsyncSeekExt;
 use tokio_util::sync::CancellationToken;
 
 use super::lines::{LineSplitter, Read};
@@ -95,7 +95,7 @@ async fn read_file(
         .await
         .map_err(io_error(&path))?;
     let mut inode = file.metadata().await.map_err(io_error(&path))?.ino();
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut reader = file;
     let mut position: u64 = 0;
     loop {
         let read = tokio::select! {
@@ -105,12 +105,7 @@ async fn read_file(
         match read {
             Read::Closed => return Ok(()),
             Read::Data => {
-                position = reader
-                    .get_mut()
-                    .stream_position()
-                    .await
-                    .map_err(io_error(&path))?
-                    - reader.buffer().len() as u64;
+                position = reader.stream_position().await.map_err(io_error(&path))?;
             }
             Read::End if !follow => {
                 // Read to its end: the file no longer holds the watermark back (the next one may be older).
@@ -135,7 +130,7 @@ async fn read_file(
                     inode = meta.ino();
                     position = 0;
                     splitter.restart();
-                    reader = BufReader::with_capacity(256 * 1024, file);
+                    reader = file;
                 }
             }
         }

@@ -409,7 +409,7 @@ fn poll_loop(
                 chunk.push(RawRecord {
                     input: Arc::clone(input),
                     offset: message.offset() as u64,
-                    bytes,
+                    bytes: bytes.into(),
                     received: Instant::now(),
                     source_timestamp: message.timestamp().to_millis(),
                 });

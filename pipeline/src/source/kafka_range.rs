@@ -255,7 +255,7 @@ fn read(
                         chunk.push(RawRecord {
                             input: Arc::clone(input),
                             offset: offset as u64,
-                            bytes,
+                            bytes: bytes.into(),
                             received: Instant::now(),
                             source_timestamp: message.timestamp().to_millis(),
                         });

@@ -4,19 +4,28 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{CHUNK_BYTES, CHUNK_RECORDS, Input, RawRecord, RecordSender, SourceMessage};
 
-/// Splits a byte stream into records, one per non-empty line.
+/// Bytes asked of the reader at a time.
+const READ_BYTES: usize = 256 * 1024;
+
+/// Splits a byte stream into records, one per non-empty line. The reader's bytes land in one buffer and
+/// each record is a slice of it: no allocation or copy per line.
 pub struct LineSplitter {
     input: Arc<Input>,
     max_record_bytes: usize,
     /// Line number of the next line (from 1).
     pub next_line: u64,
-    partial: Vec<u8>,
-    /// Bytes of the current line beyond the bound were dropped.
-    overflow: bool,
+    /// Bytes read and not cut into records yet: the start of the current line.
+    buf: BytesMut,
+    /// How much of `buf` holds no line end.
+    searched: usize,
+    /// The current line outgrew the bound: its first `max_record_bytes + 1` bytes (the rest is dropped
+    /// up to its end).
+    overflow: Option<Bytes>,
     chunk: Vec<RawRecord>,
     /// Bytes of the records in `chunk`.
     chunk_bytes: usize,
@@ -38,8 +47,9 @@ impl LineSplitter {
             input,
             max_record_bytes,
             next_line: 1,
-            partial: Vec::new(),
-            overflow: false,
+            buf: BytesMut::new(),
+            searched: 0,
+            overflow: None,
             chunk: Vec::with_capacity(CHUNK_RECORDS),
             chunk_bytes: 0,
         }
@@ -48,28 +58,21 @@ impl LineSplitter {
     /// Reads what the reader has, splitting lines; sends full chunks. At the end of data, sends what is
     /// buffered (a partial last line stays buffered: it may still grow). Cancel-safe: cancelled while
     /// waiting, it has consumed nothing it has not kept.
-    pub async fn read<R: AsyncBufRead + Unpin>(
+    pub async fn read<R: AsyncRead + Unpin>(
         &mut self,
         reader: &mut R,
         tx: &RecordSender,
     ) -> std::io::Result<Read> {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
+        if self.buf.capacity() - self.buf.len() < READ_BYTES / 4 {
+            self.buf.reserve(READ_BYTES);
+        }
+        if reader.read_buf(&mut self.buf).await? == 0 {
             if !self.flush(tx).await {
                 return Ok(Read::Closed);
             }
             return Ok(Read::End);
         }
-        let received = Instant::now();
-        let len = available.len();
-        let mut start = 0;
-        while let Some(pos) = memchr::memchr(b'\n', &available[start..]) {
-            self.push_bytes(&available[start..start + pos]);
-            self.finish_line(received);
-            start += pos + 1;
-        }
-        self.push_bytes(&available[start..]);
-        reader.consume(len);
+        self.split(Instant::now());
         if (self.chunk.len() >= CHUNK_RECORDS || self.chunk_bytes >= CHUNK_BYTES)
             && !self.flush(tx).await
         {
@@ -80,36 +83,54 @@ impl LineSplitter {
 
     /// Ends the input: a last line without a newline is a record too.
     pub async fn finish(&mut self, tx: &RecordSender) -> bool {
-        if !self.partial.is_empty() || self.overflow {
-            self.finish_line(Instant::now());
+        if let Some(head) = self.overflow.take() {
+            self.finish_line(head, true, Instant::now());
+        } else if !self.buf.is_empty() {
+            let line = self.buf.split().freeze();
+            self.finish_line(line, false, Instant::now());
         }
+        self.searched = 0;
         self.flush(tx).await
     }
 
     /// Forgets a partial line (the file was truncated or replaced) and restarts line numbers.
     pub fn restart(&mut self) {
-        self.partial.clear();
-        self.overflow = false;
+        self.buf.clear();
+        self.searched = 0;
+        self.overflow = None;
         self.next_line = 1;
     }
 
-    fn push_bytes(&mut self, bytes: &[u8]) {
-        let room = (self.max_record_bytes + 1).saturating_sub(self.partial.len());
-        if bytes.len() > room {
-            self.overflow = true;
+    /// Cuts the complete lines out of `buf`; bounds the partial one.
+    fn split(&mut self, received: Instant) {
+        while let Some(pos) = memchr::memchr(b'\n', &self.buf[self.searched..]) {
+            let end = self.searched + pos;
+            let line = self.buf.split_to(end + 1).freeze().slice(..end);
+            self.searched = 0;
+            match self.overflow.take() {
+                Some(head) => self.finish_line(head, true, received),
+                None => self.finish_line(line, false, received),
+            }
         }
-        self.partial
-            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.searched = self.buf.len();
+        if self.overflow.is_none() && self.buf.len() > self.max_record_bytes + 1 {
+            self.overflow = Some(self.buf.split_to(self.max_record_bytes + 1).freeze());
+        }
+        if self.overflow.is_some() {
+            self.buf.clear();
+            self.searched = 0;
+        }
     }
 
-    fn finish_line(&mut self, received: Instant) {
+    /// A line (without its `\n`) as a record; `cut`: only the line's first bytes, past the bound.
+    fn finish_line(&mut self, mut bytes: Bytes, cut: bool, received: Instant) {
         let line = self.next_line;
         self.next_line += 1;
-        let mut bytes = std::mem::take(&mut self.partial);
-        self.overflow = false;
-        if bytes.last() == Some(&b'\r') {
-            bytes.pop();
+        if !cut && bytes.last() == Some(&b'\r') {
+            bytes.truncate(bytes.len() - 1);
         }
+        // Past the bound: one byte more than allowed, for the decoder to refuse it as too large.
+        bytes.truncate(self.max_record_bytes + 1);
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return;
         }
@@ -145,17 +166,50 @@ mod tests {
     use super::*;
     use crate::source::InputKind;
 
+    /// A reader giving at most `step` bytes a read: lines end up split across reads.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl tokio::io::AsyncRead for Trickle<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let n = self.step.min(self.data.len()).min(buf.remaining());
+            buf.put_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
     async fn split(text: &[u8], max: usize) -> Vec<(u64, Vec<u8>)> {
+        let mut all = None;
+        // Whole, and in reads of 1, 3 and 4 bytes: the same records.
+        for step in [usize::MAX, 1, 3, 4] {
+            let records = split_in_reads(text, max, step).await;
+            assert_eq!(
+                all.get_or_insert_with(|| records.clone()),
+                &records,
+                "reads of {step}"
+            );
+        }
+        all.unwrap()
+    }
+
+    async fn split_in_reads(text: &[u8], max: usize, step: usize) -> Vec<(u64, Vec<u8>)> {
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         let mut s = LineSplitter::new(Input::new("t", InputKind::Stdin), max);
-        let mut reader = tokio::io::BufReader::with_capacity(4, text);
+        let mut reader = Trickle { data: text, step };
         while let Read::Data = s.read(&mut reader, &tx).await.unwrap() {}
         assert!(s.finish(&tx).await);
         drop(tx);
         let mut out = Vec::new();
         while let Some(message) = rx.recv().await {
             if let SourceMessage::Records(chunk) = message {
-                out.extend(chunk.into_iter().map(|r| (r.offset, r.bytes)));
+                out.extend(chunk.into_iter().map(|r| (r.offset, r.bytes.to_vec())));
             }
         }
         out
@@ -181,7 +235,10 @@ mod tests {
         let text = line.repeat(100);
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let mut s = LineSplitter::new(Input::new("t", InputKind::Stdin), 1 << 20);
-        let mut reader = tokio::io::BufReader::with_capacity(8192, text.as_bytes());
+        let mut reader = Trickle {
+            data: text.as_bytes(),
+            step: 8192,
+        };
         while let Read::Data = s.read(&mut reader, &tx).await.unwrap() {}
         assert!(s.finish(&tx).await);
         drop(tx);
@@ -203,5 +260,35 @@ mod tests {
     async fn oversized_line_is_cut_just_past_the_bound() {
         let got = split(b"0123456789\nok\n", 4).await;
         assert_eq!(got, vec![(1, b"01234".to_vec()), (2, b"ok".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn a_line_at_the_bound_and_a_crlf_line_end_are_kept_whole() {
+        let got = split(b"0123\r\n01234\r\n\r\nab", 4).await;
+        assert_eq!(
+            got,
+            vec![
+                (1, b"0123".to_vec()),
+                (2, b"01234".to_vec()),
+                (4, b"ab".to_vec())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn records_of_one_read_share_its_buffer() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let mut s = LineSplitter::new(Input::new("t", InputKind::Stdin), 100);
+        let mut reader: &[u8] = b"{\"a\":1}\n{\"b\":2}\n";
+        while let Read::Data = s.read(&mut reader, &tx).await.unwrap() {}
+        assert!(s.finish(&tx).await);
+        drop(tx);
+        let Some(SourceMessage::Records(chunk)) = rx.recv().await else {
+            panic!("no records");
+        };
+        let (a, b) = (&chunk[0].bytes, &chunk[1].bytes);
+        assert_eq!((&a[..], &b[..]), (&b"{\"a\":1}"[..], &b"{\"b\":2}"[..]));
+        // The second starts just past the first's line end: slices of one buffer, not copies.
+        assert_eq!(b.as_ptr(), a.as_ptr().wrapping_add(a.len() + 1));
     }
 }

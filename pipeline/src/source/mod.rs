@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -63,7 +64,8 @@ pub struct RawRecord {
     pub input: Arc<Input>,
     /// Position within the input: line number (from 1) for files and stdin, sequence for the generator.
     pub offset: u64,
-    pub bytes: Vec<u8>,
+    /// The record as received: for files and stdin a slice of the buffer the lines were read into.
+    pub bytes: Bytes,
     /// When the pipeline received it (start of the end-to-end latency).
     pub received: Instant,
     /// The source's own timestamp of the record (a Kafka message's timestamp, ms since the epoch).
@@ -85,7 +87,7 @@ impl RawRecord {
             .map(|(i, l)| RawRecord {
                 input: Arc::clone(&input),
                 offset: i as u64 + 1,
-                bytes: l.into(),
+                bytes: Bytes::from(l.into()),
                 received,
                 source_timestamp: None,
             })

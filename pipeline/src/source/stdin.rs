@@ -1,7 +1,6 @@
 //! JSON lines from standard input, until it closes.
 
 use futures::future::BoxFuture;
-use tokio::io::BufReader;
 use tokio_util::sync::CancellationToken;
 
 use super::lines::{LineSplitter, Read};
@@ -26,7 +25,7 @@ impl Source for StdinSource {
         Box::pin(async move {
             let mut splitter =
                 LineSplitter::new(Input::new("stdin", InputKind::Stdin), self.max_record_bytes);
-            let mut reader = BufReader::with_capacity(256 * 1024, tokio::io::stdin());
+            let mut reader = tokio::io::stdin();
             loop {
                 let read = tokio::select! {
                     _ = shutdown.cancelled() => break,

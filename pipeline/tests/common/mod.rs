@@ -84,7 +84,7 @@ impl Source for ScriptedSource {
                                 RawRecord {
                                     input: Arc::clone(&input),
                                     offset: *offset,
-                                    bytes: l.into_bytes(),
+                                    bytes: l.into_bytes().into(),
                                     received: Instant::now(),
                                     source_timestamp: None,
                                 }

@@ -105,7 +105,7 @@ impl Source for GeneratedSource {
                     chunk.push(RawRecord {
                         input: Arc::clone(&input),
                         offset: events.next,
-                        bytes,
+                        bytes: bytes.into(),
                         received: Instant::now(),
                         source_timestamp: None,
                     });
