@@ -9,10 +9,10 @@
 //! some hunt reads a column the table lacks (Sigma rules read fields beyond the schema, and keywords read
 //! every value), the records themselves (`_raw`) are read and decoded as live.
 
-use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use datafusion::arrow::array::{
     Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray, new_null_array,
 };
