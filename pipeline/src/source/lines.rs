@@ -200,7 +200,17 @@ mod tests {
     }
 
     async fn split_in_reads(text: &[u8], max: usize, step: usize) -> Vec<(u64, Vec<u8>)> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        chunks(text, max, step)
+            .await
+            .into_iter()
+            .flatten()
+            .map(|r| (r.offset, r.bytes.to_vec()))
+            .collect()
+    }
+
+    /// The chunks the splitter sends for `text` read `step` bytes at a time.
+    async fn chunks(text: &[u8], max: usize, step: usize) -> Vec<Vec<RawRecord>> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let mut s = LineSplitter::new(Input::new("t", InputKind::Stdin), max);
         let mut reader = Trickle { data: text, step };
         while let Read::Data = s.read(&mut reader, &tx).await.unwrap() {}
@@ -209,7 +219,7 @@ mod tests {
         let mut out = Vec::new();
         while let Some(message) = rx.recv().await {
             if let SourceMessage::Records(chunk) = message {
-                out.extend(chunk.into_iter().map(|r| (r.offset, r.bytes.to_vec())));
+                out.push(chunk);
             }
         }
         out
@@ -233,19 +243,11 @@ mod tests {
         // 100 lines of 20 KB: 2 MB, four times CHUNK_BYTES, in far fewer than CHUNK_RECORDS lines.
         let line = format!("{{\"x\":\"{}\"}}\n", "a".repeat(20_000));
         let text = line.repeat(100);
-        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-        let mut s = LineSplitter::new(Input::new("t", InputKind::Stdin), 1 << 20);
-        let mut reader = Trickle {
-            data: text.as_bytes(),
-            step: 8192,
-        };
-        while let Read::Data = s.read(&mut reader, &tx).await.unwrap() {}
-        assert!(s.finish(&tx).await);
-        drop(tx);
-        let mut sizes = Vec::new();
-        while let Some(SourceMessage::Records(chunk)) = rx.recv().await {
-            sizes.push(chunk.iter().map(|r| r.bytes.len()).sum::<usize>());
-        }
+        let sizes: Vec<usize> = chunks(text.as_bytes(), 1 << 20, 8192)
+            .await
+            .iter()
+            .map(|chunk| chunk.iter().map(|r| r.bytes.len()).sum())
+            .collect();
         assert_eq!(sizes.iter().sum::<usize>(), 100 * (line.len() - 1));
         // Each chunk but the last ends on the record that reached CHUNK_BYTES.
         for size in &sizes[..sizes.len() - 1] {
@@ -263,7 +265,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_line_at_the_bound_and_a_crlf_line_end_are_kept_whole() {
+    async fn a_crlf_line_end_is_not_part_of_the_record_at_or_past_the_bound() {
         let got = split(b"0123\r\n01234\r\n\r\nab", 4).await;
         assert_eq!(
             got,
@@ -277,15 +279,9 @@ mod tests {
 
     #[tokio::test]
     async fn records_of_one_read_share_its_buffer() {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        let mut s = LineSplitter::new(Input::new("t", InputKind::Stdin), 100);
-        let mut reader: &[u8] = b"{\"a\":1}\n{\"b\":2}\n";
-        while let Read::Data = s.read(&mut reader, &tx).await.unwrap() {}
-        assert!(s.finish(&tx).await);
-        drop(tx);
-        let Some(SourceMessage::Records(chunk)) = rx.recv().await else {
-            panic!("no records");
-        };
+        let chunk = chunks(b"{\"a\":1}\n{\"b\":2}\n", 100, usize::MAX)
+            .await
+            .remove(0);
         let (a, b) = (&chunk[0].bytes, &chunk[1].bytes);
         assert_eq!((&a[..], &b[..]), (&b"{\"a\":1}"[..], &b"{\"b\":2}"[..]));
         // The second starts just past the first's line end: slices of one buffer, not copies.
