@@ -41,7 +41,7 @@ pub async fn optimize(
             .with_target_size(
                 std::num::NonZeroU64::new(target_bytes.max(1)).expect("at least one byte"),
             )
-            .with_writer_properties(super::sink::writer_properties())
+            .with_writer_properties(super::layout::writer_properties())
             .await
             .map_err(|e| LakeError::delta(name, e))?;
         report.push(Compacted {

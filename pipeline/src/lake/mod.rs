@@ -15,6 +15,7 @@
 //! (where the record came from: the record key), `_raw` (the record as received) and `event_date`
 //! (`YYYY-MM-DD` of the event time, UTC: the partition).
 
+pub mod layout;
 pub mod maintain;
 pub mod read;
 pub mod sink;
