@@ -30,6 +30,17 @@ for r in $(seq "$RUNS"); do
   GHOSTHUNT__LAKE__PATH="$WORK/lake-1" "$BIN" bench --json --source lake >>"$WORK/lake"
 done
 for c in json json+lake lake; do python3 "$HERE/medians.py" "$c" <"$WORK/$c"; done
+# Paired by round (the runs of one round ran minutes apart at most, so a machine whose speed drifts
+# skews a round's ratio less than the medians' ratio): the sink's overhead and the retro-hunt's speed-up.
+python3 - "$WORK/json" "$WORK/json+lake" "$WORK/lake" <<'PY'
+import json, statistics, sys
+json_runs, sink_runs, lake_runs = ([json.loads(l) for l in open(p) if l.strip()] for p in sys.argv[1:])
+overhead = [1 - s["events_per_second"] / j["events_per_second"] for j, s in zip(json_runs, sink_runs)]
+speedup = [j["seconds"] / l["seconds"] for j, l in zip(json_runs, lake_runs)]
+print("== per round: lake sink overhead " + " ".join(f"{o:.1%}" for o in overhead)
+      + f" (median {statistics.median(overhead):.1%}); retro-hunt vs JSON "
+      + " ".join(f"{x:.2f}x" for x in speedup) + f" (median {statistics.median(speedup):.2f}x)")
+PY
 # Events in (the JSON run's count: the retro-hunt counts only the rows the hunts' filters kept).
 events=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["events"])' "$WORK/json")
 json_bytes="${json_bytes:-$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["bytes"])' "$WORK/json")}"
