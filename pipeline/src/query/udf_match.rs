@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Signature, Volatility};
 
-use super::udf::{Prepared, TextFunction, constant, map_texts, test_texts};
+use super::udf::{Prepared, TextFunction, constant, map_texts, test_texts, test_texts_ascii};
 
 /// How `lower(value)` is compared with a constant (already lower case) by the `lower_*` functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub fn lower_test(test: LowerTest) -> ScalarUDF {
         }
         let matcher = LowerMatcher::new(test, &constants);
         let values = args[0].to_array(rows)?;
-        let result = test_texts(&values, None, |v, ascii| matcher.matches(v, ascii))?;
+        let result = test_texts_ascii(&values, None, |v, ascii| matcher.matches(v, ascii))?;
         Ok(ColumnarValue::Array(Arc::new(result)))
     }
     let (_, name, variadic) = *LOWER_TESTS
@@ -186,7 +186,7 @@ pub fn regex_is_match() -> ScalarUDF {
         };
         let regex = cached_regex(pattern, case_insensitive)?;
         let values = args[0].to_array(rows)?;
-        let result = test_texts(&values, None, |v, _| regex.is_match(v))?;
+        let result = test_texts(&values, None, |v| regex.is_match(v))?;
         Ok(ColumnarValue::Array(Arc::new(result)))
     })
 }
@@ -303,7 +303,7 @@ pub fn kql_term(term: Term, case_sensitive: bool) -> ScalarUDF {
             Some(None) => return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(None))),
             Some(Some(needle)) => {
                 let finder = term_finder(needle, case_sensitive, term)?;
-                test_texts(&hay, Some(finder.matches("")), |h, _| finder.matches(h))?
+                test_texts(&hay, Some(finder.matches("")), |h| finder.matches(h))?
             }
             None => {
                 let needles: Vec<Option<Arc<TermFinder>>> =
