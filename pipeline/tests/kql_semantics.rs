@@ -137,6 +137,46 @@ async fn has_matches_whole_terms_without_regard_to_case() {
 }
 
 #[tokio::test]
+async fn has_any_and_has_all_test_whole_terms_of_a_list() {
+    let found = run(
+        "DeviceProcessEvents | where ProcessCommandLine has_any (\"NET\", \"ping\") | project ProcessCommandLine",
+        &commands(),
+    )
+    .await;
+    assert_eq!(
+        column(&found, "ProcessCommandLine"),
+        [
+            "C:\\Windows\\net.exe group",
+            "cmd /c NET localgroup",
+            "net user admin /add",
+            "ping internet.example"
+        ]
+    );
+    let found = run(
+        "DeviceProcessEvents | where ProcessCommandLine has_all (\"net\", \"localgroup\") | project ProcessCommandLine",
+        &commands(),
+    )
+    .await;
+    assert_eq!(
+        column(&found, "ProcessCommandLine"),
+        ["cmd /c NET localgroup"]
+    );
+    let found = run(
+        "DeviceProcessEvents | where ProcessCommandLine has_any (\"user\", \"inter\", \"exe\") | project ProcessCommandLine",
+        &commands(),
+    )
+    .await;
+    assert_eq!(
+        column(&found, "ProcessCommandLine"),
+        [
+            "C:\\Windows\\net.exe group",
+            "net user admin /add",
+            "netuser.exe x"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn equality_is_case_sensitive_and_the_tilde_forms_are_not() {
     let events = vec![
         process(

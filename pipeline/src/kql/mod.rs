@@ -53,6 +53,8 @@ pub use translate::{Options, Refusal, TranslateError, Translation, translate, tr
 
 /// The SQL function for `has` (whole-term, case-insensitive match); `query::udf` implements it.
 pub const KQL_HAS: &str = "kql_has";
+/// `has_any` of literal needles: some needle is a whole term (case-insensitive), in one pass.
+pub const KQL_HAS_ANY: &str = "kql_has_any";
 /// The SQL function for `has_cs` (whole-term, case-sensitive match).
 pub const KQL_HAS_CS: &str = "kql_has_cs";
 /// `hasprefix` / `hasprefix_cs`: some term starts with the needle.

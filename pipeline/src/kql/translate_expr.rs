@@ -11,7 +11,8 @@ use std::rc::Rc;
 use super::{Binding, Rel, Translator, q};
 use crate::kql::ast::*;
 use crate::kql::{
-    KQL_HAS, KQL_HAS_CS, KQL_HASPREFIX, KQL_HASPREFIX_CS, KQL_HASSUFFIX, KQL_HASSUFFIX_CS,
+    KQL_HAS, KQL_HAS_ANY, KQL_HAS_CS, KQL_HASPREFIX, KQL_HASPREFIX_CS, KQL_HASSUFFIX,
+    KQL_HASSUFFIX_CS,
 };
 
 fn is_agg(name: &str) -> bool {
@@ -486,6 +487,12 @@ impl Translator<'_> {
             ListOp::InCi | ListOp::NotInCi => {
                 let neg = if op == ListOp::NotInCi { "NOT " } else { "" };
                 format!("({} {neg}IN ({}))", v.lower(), list(&|x| x.lower()))
+            }
+            // Literal needles: one pass over each value for all of them.
+            ListOp::HasAny
+                if values.len() > 1 && values.iter().all(|x| x.nonempty_literal().is_some()) =>
+            {
+                format!("{KQL_HAS_ANY}({}, {})", v.text, list(&|x| x.s()))
             }
             ListOp::HasAny | ListOp::HasAll => {
                 let join = if op == ListOp::HasAny {

@@ -262,3 +262,20 @@ fn datetime_literals_take_the_iso_forms_kql_documents() {
     let r = refusal("DeviceProcessEvents | where Timestamp > datetime(31/05/2026)");
     assert_eq!(r.kind, "datetime format", "{r}");
 }
+
+#[test]
+fn has_any_of_literals_is_one_call_and_of_other_values_an_or() {
+    let s = sql(
+        "DeviceProcessEvents | where ProcessCommandLine has_any ('mimikatz', 'sekurlsa') | project FileName",
+    );
+    assert!(
+        s.contains(r#"kql_has_any("ProcessCommandLine", 'mimikatz', 'sekurlsa')"#),
+        "{s}"
+    );
+    // A value read from the row: one `kql_has` per value.
+    let s = sql(
+        "DeviceProcessEvents | where ProcessCommandLine has_any ('mimikatz', FileName) | project FileName",
+    );
+    assert!(!s.contains("kql_has_any"), "{s}");
+    assert_eq!(s.matches("kql_has(").count(), 2, "{s}");
+}

@@ -254,6 +254,7 @@ pub(crate) fn register_functions(ctx: &SessionContext) {
         ctx.register_udf(super::udf_match::kql_term(term, false));
         ctx.register_udf(super::udf_match::kql_term(term, true));
     }
+    ctx.register_udf(super::udf_match::kql_has_any());
     // KQL's dynamic values and the other KQL functions DataFusion lacks.
     for f in super::udf_json::all() {
         ctx.register_udf(f);

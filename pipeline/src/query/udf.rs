@@ -399,12 +399,18 @@ mod tests {
 
     /// Calls `f` on one text column and constant text arguments, as DataFusion would.
     fn call(f: &ScalarUDF, column: ArrayRef, constants: &[&str]) -> ArrayRef {
+        let constants: Vec<Option<&str>> = constants.iter().copied().map(Some).collect();
+        call_with(f, column, &constants)
+    }
+
+    /// [`call`] with constants that may be NULL.
+    fn call_with(f: &ScalarUDF, column: ArrayRef, constants: &[Option<&str>]) -> ArrayRef {
         let rows = column.len();
         let mut args = vec![ColumnarValue::Array(column)];
         args.extend(
             constants
                 .iter()
-                .map(|c| ColumnarValue::Scalar(ScalarValue::Utf8(Some(c.to_string())))),
+                .map(|c| ColumnarValue::Scalar(ScalarValue::Utf8(c.map(str::to_string)))),
         );
         let fields = args
             .iter()
@@ -577,5 +583,72 @@ mod tests {
         let has = call(&kql_has(false), values, &["ADDRESS"]);
         let has: Vec<_> = has.as_boolean().iter().collect();
         assert_eq!(has, [Some(false), Some(false), Some(false), Some(true)]);
+    }
+
+    #[test]
+    fn has_any_answers_as_the_or_of_has_in_one_pass() {
+        use crate::query::udf_match::kql_has_any;
+        let hays = vec![
+            Some("powershell -ComputerName srv1 Invoke-Command"),
+            Some("x-computername"),
+            Some("procdump64.exe -ma lsass.exe"),
+            Some("PROCDUMP -accepteula"),
+            Some("notprocdump mimikatzz"),
+            Some("sekurlsa::logonpasswords"),
+            Some(""),
+            None,
+        ];
+        let needles = [
+            "-ComputerName",
+            "Invoke-Command",
+            "procdump",
+            "procdump64",
+            "mimikatz",
+            "sekurlsa",
+        ];
+        for array in [
+            Arc::new(StringArray::from(hays.clone())) as ArrayRef,
+            Arc::new(StringViewArray::from(hays.clone())),
+        ] {
+            let any = call(&kql_has_any(), Arc::clone(&array), &needles);
+            let any: Vec<_> = any.as_boolean().iter().collect();
+            // kql_has per needle, OR-ed.
+            let mut or = vec![Some(false); hays.len()];
+            for needle in needles {
+                let has = call(&kql_has(false), Arc::clone(&array), &[needle]);
+                for (o, h) in or.iter_mut().zip(has.as_boolean().iter()) {
+                    *o = Some(o.unwrap() || h.unwrap());
+                }
+            }
+            assert_eq!(any, or);
+            assert_eq!(
+                any,
+                [
+                    Some(true),
+                    Some(true),
+                    Some(true),
+                    Some(true),
+                    Some(false),
+                    Some(true),
+                    Some(false),
+                    Some(false)
+                ]
+            );
+            // A NULL needle: NULL where no other needle matches, as in the OR.
+            let with_null = call_with(
+                &kql_has_any(),
+                Arc::clone(&array),
+                &[Some("mimikatz"), None, Some("PROCDUMP")],
+            );
+            let with_null: Vec<_> = with_null.as_boolean().iter().collect();
+            assert_eq!(
+                with_null,
+                // `procdump64` is one term: `procdump` is not a whole term of it.
+                [None, None, None, Some(true), None, None, None, None]
+            );
+            // An empty needle matches every value, as `kql_has(x, '')` does.
+            let empty = call(&kql_has_any(), array, &["zzz", ""]);
+            assert!(empty.as_boolean().iter().all(|m| m == Some(true)));
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Text matching for hunts, run in place and prepared once: the `lower_*` functions that
 //! [`super::rewrite`] puts in place of comparisons with `lower(x)`, `regex_is_match` for `~`, `~*` and
 //! `regexp_like` (the pattern compiled once per process), and KQL's `has` family (`kql_has`,
-//! `kql_hasprefix`, `kql_hassuffix` and their `_cs` forms).
+//! `kql_hasprefix`, `kql_hassuffix` and their `_cs` forms, and `kql_has_any`).
 
 use std::sync::Arc;
 
@@ -211,14 +211,15 @@ pub fn term_match(hay: &str, needle: &str, case_sensitive: bool, term: Term) -> 
     TermFinder::new(needle, case_sensitive, term).matches(hay)
 }
 
-/// A needle prepared once for [`term_match`] over many values: every occurrence (overlapping ones
-/// too) is a candidate, ASCII letters compared without case unless `case_sensitive`.
+/// Needles prepared once for [`term_match`] over many values: every occurrence of each (overlapping
+/// ones too) is a candidate, ASCII letters compared without case unless `case_sensitive`. A value
+/// matches when some needle occurs as a term.
 pub struct TermFinder {
+    /// `None`: a needle is empty, which every value matches.
     finder: Option<AhoCorasick>,
-    len: usize,
-    /// Whether the needle starts / ends with a word character (then that end needs a term boundary).
-    first: bool,
-    last: bool,
+    /// Per needle (the automaton's pattern ids): its length, and whether it starts / ends with a word
+    /// character (then that end needs a term boundary).
+    needles: Vec<(usize, bool, bool)>,
     term: Term,
 }
 
@@ -228,19 +229,31 @@ fn word(b: u8) -> bool {
 
 impl TermFinder {
     pub fn new(needle: &str, case_sensitive: bool, term: Term) -> TermFinder {
-        let n = needle.as_bytes();
+        TermFinder::any(&[needle], case_sensitive, term)
+    }
+
+    /// Any of `needles` (none: no value matches), all found in one pass over a value.
+    pub fn any<S: AsRef<str>>(needles: &[S], case_sensitive: bool, term: Term) -> TermFinder {
+        let bytes: Vec<&[u8]> = needles.iter().map(|n| n.as_ref().as_bytes()).collect();
         TermFinder {
             // Matching an empty needle is trivially true; no automaton for it.
-            finder: (!n.is_empty()).then(|| {
+            finder: (!bytes.iter().any(|n| n.is_empty())).then(|| {
                 AhoCorasickBuilder::new()
                     .ascii_case_insensitive(!case_sensitive)
                     .match_kind(MatchKind::Standard)
-                    .build([needle])
-                    .expect("one literal needle builds")
+                    .build(&bytes)
+                    .expect("literal needles build")
             }),
-            len: n.len(),
-            first: n.first().is_some_and(|&b| word(b)),
-            last: n.last().is_some_and(|&b| word(b)),
+            needles: bytes
+                .iter()
+                .map(|n| {
+                    (
+                        n.len(),
+                        n.first().is_some_and(|&b| word(b)),
+                        n.last().is_some_and(|&b| word(b)),
+                    )
+                })
+                .collect(),
             term,
         }
     }
@@ -251,9 +264,10 @@ impl TermFinder {
         };
         let h = hay.as_bytes();
         finder.find_overlapping_iter(hay).any(|m| {
-            let (i, end) = (m.start(), m.start() + self.len);
-            let starts = i == 0 || !self.first || !word(h[i - 1]);
-            let ends = end == h.len() || !self.last || !word(h[end]);
+            let (len, first, last) = self.needles[m.pattern().as_usize()];
+            let (i, end) = (m.start(), m.start() + len);
+            let starts = i == 0 || !first || !word(h[i - 1]);
+            let ends = end == h.len() || !last || !word(h[end]);
             match self.term {
                 Term::Whole => starts && ends,
                 Term::Prefix => starts,
@@ -326,6 +340,48 @@ pub fn kql_term(term: Term, case_sensitive: bool) -> ScalarUDF {
         .find(|(t, cs, _)| *t == term && *cs == case_sensitive)
         .expect("every form is named");
     TextFunction::udf(name, 2, DataType::Boolean, body)
+}
+
+/// `kql_has_any(hay, 'a', 'b', …)`: KQL's `has_any` over constant needles — some needle is a whole
+/// term of `hay`, as `kql_has(hay, 'a') OR kql_has(hay, 'b') OR …` answers, in one pass over each value
+/// instead of one per needle. A NULL haystack has no term; a NULL needle is what it is in that OR: the
+/// answer is NULL where no other needle matches.
+pub fn kql_has_any() -> ScalarUDF {
+    fn body(name: &str, args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
+        let mut needles = Vec::with_capacity(args.len() - 1);
+        let mut null = false;
+        for a in &args[1..] {
+            match constant(a) {
+                Some(Some(n)) => needles.push(n.to_string()),
+                Some(None) => null = true,
+                None => {
+                    return Err(DataFusionError::Execution(format!(
+                        "{name}: the needles must be constants"
+                    )));
+                }
+            }
+        }
+        static FINDERS: Prepared<Vec<String>, TermFinder> = Prepared::new();
+        let finder = FINDERS.get(needles.clone(), || {
+            Ok(TermFinder::any(&needles, false, Term::Whole))
+        })?;
+        let hay = args[0].to_array(rows)?;
+        let result = test_texts(&hay, Some(finder.matches("")), |h| finder.matches(h))?;
+        let result = if null {
+            result.iter().map(|r| r.filter(|&m| m)).collect()
+        } else {
+            result
+        };
+        Ok(ColumnarValue::Array(Arc::new(result)))
+    }
+    ScalarUDF::from(TextFunction {
+        name: crate::kql::KQL_HAS_ANY,
+        arity: 2,
+        variadic: true,
+        returns: DataType::Boolean,
+        signature: Signature::user_defined(Volatility::Immutable),
+        body,
+    })
 }
 
 #[cfg(test)]
