@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use delta_kernel::expressions::Scalar;
 use deltalake_core::kernel::scalars::ScalarExt;
 use deltalake_core::parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -17,9 +18,10 @@ use super::table::{DATE, OFFSET, RAW, TIME_NS};
 
 /// zstd Parquet; row groups of up to 128 Ki rows. The records and the alerts' JSON (unique, long) get
 /// neither a dictionary nor statistics: both would cost time and hold nothing a reader can use. The
-/// offsets and the exact times, unique or nearly so and rising, are stored as deltas: a dictionary of
-/// them is hashed value by value and then abandoned once it outgrows its page.
-pub fn writer_properties() -> WriterProperties {
+/// offsets and the exact times, unique or nearly so and rising, are stored as deltas, and so are the
+/// table's `timestamps` (its timestamp columns): a dictionary of 8-byte values this nearly unique is
+/// hashed value by value and ends up as large as the values (128 Ki of them fit its 1 MiB page).
+pub fn writer_properties(timestamps: &[&str]) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(128 * 1024));
@@ -29,8 +31,8 @@ pub fn writer_properties() -> WriterProperties {
             .set_column_dictionary_enabled(path.clone(), false)
             .set_column_statistics_enabled(path, EnabledStatistics::None);
     }
-    for column in [OFFSET, TIME_NS] {
-        let path = ColumnPath::from(column);
+    for column in [OFFSET, TIME_NS].iter().chain(timestamps) {
+        let path = ColumnPath::from(*column);
         builder = builder
             .set_column_dictionary_enabled(path.clone(), false)
             .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
@@ -40,6 +42,16 @@ pub fn writer_properties() -> WriterProperties {
 
 /// A part's partition value, as delta-rs takes it: the date column's name and value.
 pub type PartitionValues = IndexMap<String, Scalar>;
+
+/// The timestamp columns of `schema` (for [`writer_properties`]).
+pub fn timestamp_columns(schema: &Schema) -> Vec<&str> {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| matches!(f.data_type(), DataType::Timestamp(..)))
+        .map(|f| f.name().as_str())
+        .collect()
+}
 
 /// `rows` split by event date, each part with its partition value. Rows of a batch mostly share a date,
 /// and where each date's rows are contiguous the parts are slices of `rows` — no copy, where delta-rs'
@@ -152,6 +164,40 @@ mod tests {
                 (value, n.values().to_vec())
             })
             .collect()
+    }
+
+    #[test]
+    fn times_and_offsets_are_deltas_without_a_dictionary_and_the_rest_keeps_one() {
+        use datafusion::arrow::datatypes::{Field, TimeUnit};
+        let schema = Schema::new(vec![
+            Field::new(
+                "event_time",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+            Field::new("image", DataType::Utf8, true),
+            Field::new(
+                "logged",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                true,
+            ),
+        ]);
+        let timestamps = timestamp_columns(&schema);
+        assert_eq!(timestamps, ["event_time", "logged"]);
+        let properties = writer_properties(&timestamps);
+        for column in ["event_time", "logged", OFFSET, TIME_NS] {
+            let path = ColumnPath::from(column);
+            assert!(!properties.dictionary_enabled(&path), "{column}");
+            assert_eq!(
+                properties.encoding(&path),
+                Some(Encoding::DELTA_BINARY_PACKED),
+                "{column}"
+            );
+        }
+        let image = ColumnPath::from("image");
+        assert!(properties.dictionary_enabled(&image));
+        assert_eq!(properties.encoding(&image), None);
+        assert!(!properties.dictionary_enabled(&ColumnPath::from(RAW)));
     }
 
     #[test]

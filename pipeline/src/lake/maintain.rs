@@ -36,12 +36,19 @@ pub async fn optimize(
     let mut report = Vec::new();
     for name in [EVENTS, ALERTS] {
         let table = open(settings, name).await?;
+        let schema = table
+            .snapshot()
+            .map_err(|e| LakeError::delta(name, e))?
+            .snapshot()
+            .arrow_schema();
+        let properties =
+            super::layout::writer_properties(&super::layout::timestamp_columns(&schema));
         let (_, metrics) = table
             .optimize()
             .with_target_size(
                 std::num::NonZeroU64::new(target_bytes.max(1)).expect("at least one byte"),
             )
-            .with_writer_properties(super::layout::writer_properties())
+            .with_writer_properties(properties)
             .await
             .map_err(|e| LakeError::delta(name, e))?;
         report.push(Compacted {

@@ -29,7 +29,7 @@ use deltalake_core::kernel::transaction::CommitProperties;
 use deltalake_core::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use tokio::sync::{mpsc, oneshot};
 
-use super::layout::{by_date, writer_properties};
+use super::layout::{by_date, timestamp_columns, writer_properties};
 use super::table::{self, ALERTS, EVENTS};
 use super::{LakeError, LakeSettings};
 use crate::alert::Alert;
@@ -56,7 +56,7 @@ impl TableWriter {
             None => self.writer.insert(
                 RecordBatchWriter::for_table(&self.table)
                     .map_err(|e| LakeError::delta(self.name, e))?
-                    .with_writer_properties(writer_properties()),
+                    .with_writer_properties(writer_properties(&timestamp_columns(&rows.schema()))),
             ),
         };
         for (rows, date) in by_date(self.name, rows)? {
