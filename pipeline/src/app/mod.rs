@@ -691,6 +691,6 @@ pub fn lake_read_mode(
     // A hunt without a row filter needs every row.
     let filters: Option<Vec<datafusion::logical_expr::Expr>> =
         planned.iter().map(|p| p.row_filter().cloned()).collect();
-    let filter = filters.and_then(|f| crate::lake::read::scan_filter(&f));
+    let filter = filters.and_then(|f| crate::lake::scan::scan_filter(&f));
     Ok(ReadMode::Columns { columns, filter })
 }

@@ -18,6 +18,7 @@
 pub mod layout;
 pub mod maintain;
 pub mod read;
+pub mod scan;
 pub mod sink;
 pub mod storage;
 pub mod table;

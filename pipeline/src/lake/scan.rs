@@ -1,0 +1,283 @@
+//! The retro-hunt's scan of one date of the events table: the rows some hunt can use (the hunts' row
+//! filters OR-ed, shared tests factored out), in event-time order.
+
+use std::sync::Arc;
+
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction};
+
+use super::LakeError;
+use super::table::{INPUT, OFFSET, TIME_NS};
+
+/// What a retro-hunt's scan of the events table keeps: the rows some hunt can use — the hunts' row
+/// filters OR-ed, with the conjuncts several hunts share taken out of the OR (`a AND b OR a AND c` is
+/// `a AND (b OR c)`, in SQL's three-valued logic too), the most shared first. Hunts over one kind of
+/// event repeat its test (the channel and event id of a process creation); in one plain OR the scan
+/// would evaluate it once per hunt over every row of the range. `None`: a hunt needs every row.
+pub fn scan_filter(filters: &[Expr]) -> Option<Expr> {
+    let conjuncts = filters
+        .iter()
+        .map(|f| split_conjunction(f).into_iter().cloned().collect())
+        .collect();
+    factored(conjuncts)
+}
+
+/// The OR of the conjunctions `filters`, shared conjuncts factored out (see [`scan_filter`]).
+fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
+    if filters.is_empty() || filters.iter().any(Vec::is_empty) {
+        return None;
+    }
+    // The conjunct in the most filters (the first seen among equals: the hunts' order).
+    let mut best: Option<(&Expr, usize)> = None;
+    for conjunct in filters.iter().flatten() {
+        let n = filters.iter().filter(|f| f.contains(conjunct)).count();
+        if best.is_none_or(|(_, m)| n > m) {
+            best = Some((conjunct, n));
+        }
+    }
+    let Some((shared, _)) = best.filter(|(_, n)| *n > 1) else {
+        return disjunction(filters.into_iter().filter_map(conjunction));
+    };
+    let shared = shared.clone();
+    let (with, without): (Vec<_>, Vec<_>) = filters.into_iter().partition(|f| f.contains(&shared));
+    let rest: Vec<Vec<Expr>> = with
+        .into_iter()
+        .map(|f| f.into_iter().filter(|c| *c != shared).collect())
+        .collect();
+    let with = match factored(rest) {
+        Some(rest) => shared.and(rest),
+        None => shared,
+    };
+    if without.is_empty() {
+        return Some(with);
+    }
+    Some(with.or(factored(without)?))
+}
+
+/// The rows of `frame` (a scan of the events table) that `filter` keeps, in event-time order.
+///
+/// The filter runs on the scan's batches, above the scan, not inside the Parquet reader (where delta-rs
+/// would push it, with late materialisation): the hunts' tests are on event kinds that interleave row by
+/// row, so the reader's selection of the rows to decode for the other columns is a run of a row or two
+/// at a time, which cost more than decoding those columns whole (retro-hunt over 1M events: 1.35 →
+/// 1.15 s, `benches/README.md`). The time range stays in the scan, pruning dates and row groups. A filter
+/// this table cannot take (a column stored differently) is left to the hunts.
+pub(super) async fn ordered_scan(
+    ctx: &SessionContext,
+    frame: datafusion::dataframe::DataFrame,
+    filter: Option<&Expr>,
+) -> Result<datafusion::physical_plan::SendableRecordBatchStream, LakeError> {
+    use datafusion::arrow::compute::SortOptions;
+    use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr, expressions};
+    use datafusion::physical_plan::filter::FilterExec;
+    use datafusion::physical_plan::sorts::sort::SortExec;
+    use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+    use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+
+    let schema = frame.schema().clone();
+    let mut plan: Arc<dyn ExecutionPlan> = frame.create_physical_plan().await?;
+    if let Some(filter) = filter {
+        tracing::debug!(%filter, "The hunts' row filter for the lake scan.");
+        match ctx
+            .state()
+            .create_physical_expr(filter.clone(), &schema)
+            .and_then(|predicate| FilterExec::try_new(predicate, Arc::clone(&plan)))
+        {
+            Ok(filtered) => plan = Arc::new(filtered),
+            Err(e) => {
+                tracing::debug!(error = %e, "The hunts' row filter is left to the hunts.")
+            }
+        }
+    }
+    let order = [TIME_NS, INPUT, OFFSET]
+        .iter()
+        .map(|c| {
+            Ok(PhysicalSortExpr::new(
+                expressions::col(c, &plan.schema())?,
+                SortOptions {
+                    descending: false,
+                    nulls_first: false,
+                },
+            ))
+        })
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    let order = LexOrdering::new(order).expect("three sort keys");
+    // Each partition of the scan sorted on its own, then merged.
+    let sorted = SortExec::new(order.clone(), plan).with_preserve_partitioning(true);
+    let merged = SortPreservingMergeExec::new(order, Arc::new(sorted));
+    Ok(execute_stream(Arc::new(merged), ctx.task_ctx())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::read::int64;
+    use super::*;
+    use datafusion::arrow::array::{ArrayRef, RecordBatch};
+    use futures::StreamExt;
+
+    #[test]
+    fn conjuncts_hunts_share_are_tested_once_in_the_scan_filter() {
+        use datafusion::prelude::{col, lit};
+        let (a, b, c, d, e) = (
+            col("channel").eq(lit("security")),
+            col("event_id").eq(lit(4688)),
+            col("command_line").like(lit("%-enc%")),
+            col("command_line").like(lit("%mimikatz%")),
+            col("event_id").eq(lit(4624)),
+        );
+        let hunts = [
+            a.clone().and(b.clone()).and(c.clone()),
+            a.clone().and(b.clone()).and(d.clone()),
+            a.clone().and(e.clone()),
+            d.clone(),
+        ];
+        assert_eq!(
+            scan_filter(&hunts),
+            Some(
+                a.clone()
+                    .and(b.clone().and(c.clone().or(d.clone())).or(e.clone()))
+                    .or(d.clone())
+            )
+        );
+        // A hunt whose filter is all shared: the shared part alone is its test.
+        assert_eq!(
+            scan_filter(&[a.clone().and(b.clone()), a.clone()]),
+            Some(a.clone())
+        );
+        // Nothing shared: the plain OR; no hunts, no filter.
+        assert_eq!(
+            scan_filter(&[c.clone(), e.clone()]),
+            Some(c.clone().or(e.clone()))
+        );
+        assert_eq!(scan_filter(&[]), None);
+    }
+
+    #[tokio::test]
+    async fn a_scan_gives_the_rows_the_filter_keeps_in_event_time_order() {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use datafusion::datasource::MemTable;
+        use datafusion::prelude::{col, lit};
+        // Two partitions, each out of order; times tie across inputs and offsets.
+        let part = |times: &[i64], inputs: &[&str], offsets: &[i64], ids: &[i64]| {
+            RecordBatch::try_from_iter([
+                (
+                    TIME_NS,
+                    Arc::new(Int64Array::from(times.to_vec())) as ArrayRef,
+                ),
+                (INPUT, Arc::new(StringArray::from(inputs.to_vec()))),
+                (OFFSET, Arc::new(Int64Array::from(offsets.to_vec()))),
+                ("event_id", Arc::new(Int64Array::from(ids.to_vec()))),
+            ])
+            .unwrap()
+        };
+        let a = part(
+            &[30, 10, 20, 10],
+            &["b", "a", "a", "a"],
+            &[1, 2, 3, 1],
+            &[1, 1, 2, 1],
+        );
+        let b = part(&[5, 30, 10], &["a", "a", "b"], &[9, 8, 7], &[1, 1, 1]);
+        let table = MemTable::try_new(a.schema(), vec![vec![a], vec![b]]).unwrap();
+        let ctx = SessionContext::new();
+        ctx.register_table("t", Arc::new(table)).unwrap();
+        let read = |filter: Option<Expr>| {
+            let ctx = ctx.clone();
+            async move {
+                let frame = ctx.table("t").await.unwrap();
+                let stream = ordered_scan(&ctx, frame, filter.as_ref()).await.unwrap();
+                let batches: Vec<RecordBatch> = stream.map(|b| b.unwrap()).collect().await;
+                let mut rows = Vec::new();
+                for batch in batches {
+                    let times = int64(&batch, TIME_NS).unwrap();
+                    let offsets = int64(&batch, OFFSET).unwrap();
+                    let inputs = batch.column_by_name(INPUT).unwrap();
+                    let inputs = inputs.as_any().downcast_ref::<StringArray>().unwrap();
+                    for i in 0..batch.num_rows() {
+                        rows.push((
+                            times.value(i),
+                            inputs.value(i).to_string(),
+                            offsets.value(i),
+                        ));
+                    }
+                }
+                rows
+            }
+        };
+        let row = |t: i64, i: &str, o: i64| (t, i.to_string(), o);
+        assert_eq!(
+            read(Some(col("event_id").eq(lit(1i64)))).await,
+            [
+                row(5, "a", 9),
+                row(10, "a", 1),
+                row(10, "a", 2),
+                row(10, "b", 7),
+                row(30, "a", 8),
+                row(30, "b", 1)
+            ]
+        );
+        assert_eq!(read(None).await.len(), 7);
+        // A filter over a column the scan lacks is left to the hunts: every row comes.
+        assert_eq!(read(Some(col("image").eq(lit("x")))).await.len(), 7);
+    }
+
+    /// The factored filter keeps exactly the rows the plain OR keeps, NULLs included.
+    #[tokio::test]
+    async fn the_factored_scan_filter_keeps_the_rows_the_plain_or_keeps() {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use datafusion::prelude::{col, lit};
+        let channels = [Some("security"), Some("sysmon"), None];
+        let ids = [Some(1), Some(4688), Some(4624), None];
+        let lines = [Some("x -enc y"), Some("mimikatz"), Some("none"), None];
+        let (mut c, mut i, mut l) = (vec![], vec![], vec![]);
+        for ch in channels {
+            for id in ids {
+                for line in lines {
+                    c.push(ch);
+                    i.push(id);
+                    l.push(line);
+                }
+            }
+        }
+        let batch = RecordBatch::try_from_iter([
+            ("channel", Arc::new(StringArray::from(c)) as ArrayRef),
+            ("event_id", Arc::new(Int64Array::from(i)) as ArrayRef),
+            ("command_line", Arc::new(StringArray::from(l)) as ArrayRef),
+        ])
+        .unwrap();
+        let (a, b) = (
+            col("channel").eq(lit("security")),
+            col("event_id").eq(lit(4688)),
+        );
+        let hunts = [
+            a.clone()
+                .and(b.clone())
+                .and(col("command_line").like(lit("%-enc%"))),
+            a.clone()
+                .and(b.clone())
+                .and(col("command_line").like(lit("%mimikatz%"))),
+            a.clone().and(col("event_id").not_eq(lit(1))),
+            col("channel").eq(lit("sysmon")).and(b.clone()),
+        ];
+        let ctx = SessionContext::new();
+        ctx.register_batch("t", batch).unwrap();
+        let count = |filter: Expr| {
+            let ctx = ctx.clone();
+            async move {
+                ctx.table("t")
+                    .await
+                    .unwrap()
+                    .filter(filter)
+                    .unwrap()
+                    .count()
+                    .await
+                    .unwrap()
+            }
+        };
+        let plain = count(disjunction(hunts.clone()).unwrap()).await;
+        let factored = count(scan_filter(&hunts).unwrap()).await;
+        // security with event id 4688 or 4624 (8 rows), sysmon with 4688 (4 rows).
+        assert_eq!((factored, plain), (plain, 12));
+        assert_ne!(scan_filter(&hunts), disjunction(hunts));
+    }
+}
