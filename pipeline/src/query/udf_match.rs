@@ -11,7 +11,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Signature, Volatility};
 
-use super::udf::{Prepared, TextFunction, constant, map_texts, test_texts, test_texts_ascii};
+use super::texts::{map_texts, test_texts, test_texts_ascii};
+use super::udf::{Prepared, TextFunction, constant};
 
 /// How `lower(value)` is compared with a constant (already lower case) by the `lower_*` functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
