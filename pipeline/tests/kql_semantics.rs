@@ -138,13 +138,15 @@ async fn has_matches_whole_terms_without_regard_to_case() {
 
 #[tokio::test]
 async fn has_any_and_has_all_test_whole_terms_of_a_list() {
-    let found = run(
-        "DeviceProcessEvents | where ProcessCommandLine has_any (\"NET\", \"ping\") | project ProcessCommandLine",
-        &commands(),
-    )
-    .await;
+    // The command lines a test keeps.
+    let kept = |test: &'static str| async move {
+        let query = format!(
+            "DeviceProcessEvents | where ProcessCommandLine {test} | project ProcessCommandLine"
+        );
+        column(&run(&query, &commands()).await, "ProcessCommandLine")
+    };
     assert_eq!(
-        column(&found, "ProcessCommandLine"),
+        kept("has_any (\"NET\", \"ping\")").await,
         [
             "C:\\Windows\\net.exe group",
             "cmd /c NET localgroup",
@@ -152,22 +154,12 @@ async fn has_any_and_has_all_test_whole_terms_of_a_list() {
             "ping internet.example"
         ]
     );
-    let found = run(
-        "DeviceProcessEvents | where ProcessCommandLine has_all (\"net\", \"localgroup\") | project ProcessCommandLine",
-        &commands(),
-    )
-    .await;
     assert_eq!(
-        column(&found, "ProcessCommandLine"),
+        kept("has_all (\"net\", \"localgroup\")").await,
         ["cmd /c NET localgroup"]
     );
-    let found = run(
-        "DeviceProcessEvents | where ProcessCommandLine has_any (\"user\", \"inter\", \"exe\") | project ProcessCommandLine",
-        &commands(),
-    )
-    .await;
     assert_eq!(
-        column(&found, "ProcessCommandLine"),
+        kept("has_any (\"user\", \"inter\", \"exe\")").await,
         [
             "C:\\Windows\\net.exe group",
             "net user admin /add",
