@@ -299,9 +299,18 @@ const KQL_TERMS: [(Term, bool, &str); 6] = {
 
 /// The finder for a needle (see [`Prepared`]).
 fn term_finder(needle: &str, case_sensitive: bool, term: Term) -> Result<Arc<TermFinder>> {
-    static FINDERS: Prepared<(String, bool, Term), TermFinder> = Prepared::new();
-    FINDERS.get((needle.to_string(), case_sensitive, term), || {
-        Ok(TermFinder::new(needle, case_sensitive, term))
+    any_term_finder(vec![needle.to_string()], case_sensitive, term)
+}
+
+/// The finder for any of `needles` (see [`Prepared`]).
+fn any_term_finder(
+    needles: Vec<String>,
+    case_sensitive: bool,
+    term: Term,
+) -> Result<Arc<TermFinder>> {
+    static FINDERS: Prepared<(Vec<String>, bool, Term), TermFinder> = Prepared::new();
+    FINDERS.get((needles.clone(), case_sensitive, term), || {
+        Ok(TermFinder::any(&needles, case_sensitive, term))
     })
 }
 
@@ -362,10 +371,7 @@ pub fn kql_has_any() -> ScalarUDF {
                 }
             }
         }
-        static FINDERS: Prepared<Vec<String>, TermFinder> = Prepared::new();
-        let finder = FINDERS.get(needles.clone(), || {
-            Ok(TermFinder::any(&needles, false, Term::Whole))
-        })?;
+        let finder = any_term_finder(needles, false, Term::Whole)?;
         let hay = args[0].to_array(rows)?;
         let result = test_texts(&hay, Some(finder.matches("")), |h| finder.matches(h))?;
         let result = if null {
