@@ -82,6 +82,7 @@ pub(super) async fn ordered_scan(
         match ctx
             .state()
             .create_physical_expr(filter.clone(), &schema)
+            .and_then(crate::query::selective::selective)
             .and_then(|predicate| FilterExec::try_new(predicate, Arc::clone(&plan)))
         {
             Ok(filtered) => plan = Arc::new(filtered),

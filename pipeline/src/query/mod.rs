@@ -11,6 +11,7 @@ pub mod partition;
 pub mod plan;
 pub mod rewrite;
 pub mod run;
+pub mod selective;
 pub mod texts;
 pub mod udf;
 pub mod udf_chain;

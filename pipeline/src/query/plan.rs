@@ -346,19 +346,18 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
     let row_filter = filters.clone().map(unqualified);
     let prefilter = match filters {
         Some(expr) => {
-            // Over the columns the hunt reads only: evaluating AND/OR, DataFusion filters the whole input
-            // batch for the right-hand side, so a filter over all event columns would cost in proportion
-            // to the schema's width (which grows with the Sigma rule set).
+            // Over the columns the hunt reads only, so that nothing in it costs in proportion to the
+            // schema's width (which grows with the Sigma rule set); its AND / OR evaluate their right
+            // side on the rows the left side leaves open (`selective`).
             let used_schema = event_schema
                 .project(&used_columns)
                 .map_err(|e| located(e.into()))?;
             let df_schema = DFSchema::try_from_qualified_schema(input.table(), &used_schema)
                 .map_err(located)?;
-            Some(
-                state
-                    .create_physical_expr(expr, &df_schema)
-                    .map_err(located)?,
-            )
+            let expr = state
+                .create_physical_expr(expr, &df_schema)
+                .map_err(located)?;
+            Some(super::selective::selective(expr).map_err(located)?)
         }
         None => None,
     };
