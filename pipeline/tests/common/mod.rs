@@ -115,10 +115,9 @@ pub fn test_settings() -> Settings {
     s.window.idle_timeout = Duration::from_secs(30);
     s.window.allowed_lateness = Duration::ZERO;
     s.metrics_listen = None;
-    // Incidents (the built-in rules run) to a file, not into the test output.
-    s.incidents.output = ghosthunt::settings::OutputSettings::File(std::env::temp_dir().join(
-        format!("ghosthunt-test-incidents-{}.jsonl", std::process::id()),
-    ));
+    // Incidents (the built-in rules run) are written, but neither into the test output nor into a file
+    // left behind; tests that read incidents set a file of their own.
+    s.incidents.output = ghosthunt::settings::OutputSettings::File("/dev/null".into());
     s
 }
 
