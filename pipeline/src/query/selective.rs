@@ -27,6 +27,7 @@ use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::expressions::{BinaryExpr, CaseExpr, Column, LikeExpr};
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 
 /// The largest share of a batch's rows the right side is evaluated on alone (filtered out of the
@@ -69,13 +70,10 @@ pub struct Selective {
 
 impl Selective {
     fn new(and: bool, left: Arc<dyn PhysicalExpr>, right: Arc<dyn PhysicalExpr>) -> Result<Self> {
-        let mut right_columns: Vec<usize> = Vec::new();
-        let mut costly = false;
-        right.apply(|e| {
-            if let Some(c) = e.downcast_ref::<Column>() {
-                right_columns.push(c.index());
-            }
-            costly |= e.is::<ScalarFunctionExpr>()
+        let mut right_columns: Vec<usize> =
+            collect_columns(&right).iter().map(Column::index).collect();
+        let costly = right.exists(|e| {
+            Ok(e.is::<ScalarFunctionExpr>()
                 || e.is::<CaseExpr>()
                 || e.is::<LikeExpr>()
                 || e.downcast_ref::<BinaryExpr>().is_some_and(|b| {
@@ -86,8 +84,7 @@ impl Selective {
                             | Operator::RegexNotMatch
                             | Operator::RegexNotIMatch
                     )
-                });
-            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+                }))
         })?;
         right_columns.sort_unstable();
         right_columns.dedup();
@@ -130,32 +127,27 @@ impl Selective {
         let rows = filter_record_batch(&narrow, &BooleanArray::new(open.clone(), None))?;
         let answers = boolean(self.right_alone.evaluate(&rows)?.into_array(count)?)?;
         let n = batch.num_rows();
-        let mut values = BooleanBufferBuilder::new(n);
-        let mut valid = answers.nulls().map(|_| BooleanBufferBuilder::new(n));
-        let (bits, bits_offset) = (answers.values().values(), answers.values().offset());
-        let nulls = answers.nulls().map(|v| (v.validity(), v.offset()));
-        let mut at = 0;
-        let mut done = 0;
-        for (start, end) in open.set_slices() {
-            let len = end - start;
-            values.append_n(start - done, false);
-            values.append_packed_range(bits_offset + at..bits_offset + at + len, bits);
-            if let (Some(valid), Some((validity, offset))) = (&mut valid, nulls) {
-                valid.append_n(start - done, true);
-                valid.append_packed_range(offset + at..offset + at + len, validity);
-            }
-            at += len;
-            done = end;
-        }
-        values.append_n(n - done, false);
-        if let Some(valid) = &mut valid {
-            valid.append_n(n - done, true);
-        }
         Ok(BooleanArray::new(
-            values.finish(),
-            valid.map(|mut v| NullBuffer::new(v.finish())),
+            scatter(answers.values(), open, n, false),
+            answers
+                .nulls()
+                .map(|valid| NullBuffer::new(scatter(valid.inner(), open, n, true))),
         ))
     }
+}
+
+/// `bits` (one per set bit of `open`, in order) placed at `open`'s set bits of `n` bits; `fill` elsewhere.
+fn scatter(bits: &BooleanBuffer, open: &BooleanBuffer, n: usize, fill: bool) -> BooleanBuffer {
+    let mut out = BooleanBufferBuilder::new(n);
+    let (from, offset) = (bits.values(), bits.offset());
+    let mut at = offset;
+    for (start, end) in open.set_slices() {
+        out.append_n(start - out.len(), fill);
+        out.append_packed_range(at..at + end - start, from);
+        at += end - start;
+    }
+    out.append_n(n - out.len(), fill);
+    out.finish()
 }
 
 fn boolean(array: ArrayRef) -> Result<BooleanArray> {
