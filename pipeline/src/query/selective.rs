@@ -137,16 +137,15 @@ impl Selective {
 }
 
 /// `bits` (one per set bit of `open`, in order) placed at `open`'s set bits of `n` bits; `fill` elsewhere.
+///
+/// The open rows of a hunt's filter are mostly single rows between others (event kinds interleave),
+/// so the bits are placed one by one, not as ranges.
 fn scatter(bits: &BooleanBuffer, open: &BooleanBuffer, n: usize, fill: bool) -> BooleanBuffer {
     let mut out = BooleanBufferBuilder::new(n);
-    let (from, offset) = (bits.values(), bits.offset());
-    let mut at = offset;
-    for (start, end) in open.set_slices() {
-        out.append_n(start - out.len(), fill);
-        out.append_packed_range(at..at + end - start, from);
-        at += end - start;
+    out.append_n(n, fill);
+    for (k, i) in open.set_indices().enumerate() {
+        out.set_bit(i, bits.value(k));
     }
-    out.append_n(n - out.len(), fill);
     out.finish()
 }
 
