@@ -15,8 +15,10 @@
 //! (where the record came from: the record key), `_raw` (the record as received) and `event_date`
 //! (`YYYY-MM-DD` of the event time, UTC: the partition).
 
+mod kept;
 pub mod layout;
 pub mod maintain;
+mod order;
 pub mod read;
 pub mod scan;
 pub mod sink;

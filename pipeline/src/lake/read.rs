@@ -225,7 +225,11 @@ impl LakeSource {
             let sql =
                 format!("SELECT {select} FROM lake_events WHERE {predicate} AND {DATE} = '{date}'");
             let frame = ctx.sql(&sql).await?;
-            let mut stream = ordered_scan(&ctx, frame, filter.as_ref()).await?;
+            let wanted = match self.mode {
+                ReadMode::Columns { .. } => Some(self.schema.arrow().as_ref()),
+                ReadMode::Raw => None,
+            };
+            let mut stream = ordered_scan(&ctx, frame, filter.as_ref(), wanted).await?;
             while let Some(batch) = stream.next().await {
                 if shutdown.is_cancelled() {
                     progress.stopped();

@@ -1,0 +1,254 @@
+//! The rows a retro-hunt's scan keeps, gathered into batches of the types the hunts read, copying each
+//! kept value once.
+//!
+//! The table's text comes out of Parquet as views into the decoded pages, and the hunts read plain
+//! strings. Filtering with DataFusion's `FilterExec` copied the kept rows once into its coalesced
+//! batches and the cast to strings copied them again: together about a quarter of the scan's CPU
+//! (`benches/README.md`). Here the kept values go from the views straight into the strings, into
+//! batches of about `batch_size` rows.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, StringBuilder,
+};
+use datafusion::arrow::compute::{cast, concat, filter, prep_null_mask_filter};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
+
+/// `schema` with the types `wanted` gives for the columns it names.
+pub(super) fn with_types(schema: &Schema, wanted: Option<&Schema>) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(
+            |f| match wanted.and_then(|w| w.field_with_name(f.name()).ok()) {
+                Some(w) => f.as_ref().clone().with_data_type(w.data_type().clone()),
+                None => f.as_ref().clone(),
+            },
+        )
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// The rows of `input` that `predicate` keeps (all of them without one; NULL does not keep a row), as
+/// batches of `output` (the input's columns, some of other types) of at least `batch_size` rows but
+/// the last.
+pub(super) fn kept(
+    input: SendableRecordBatchStream,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
+    output: SchemaRef,
+    batch_size: usize,
+) -> SendableRecordBatchStream {
+    let schema = Arc::clone(&output);
+    let stream = futures::stream::try_unfold(
+        (input, Some(Pending::default())),
+        move |(mut input, pending)| {
+            let (predicate, output) = (predicate.clone(), Arc::clone(&output));
+            async move {
+                let Some(mut pending) = pending else {
+                    return Ok(None);
+                };
+                while let Some(batch) = input.next().await {
+                    let batch = batch?;
+                    let mask = match &predicate {
+                        Some(p) => mask(p.evaluate(&batch)?.into_array(batch.num_rows())?)?,
+                        None => BooleanArray::from(vec![true; batch.num_rows()]),
+                    };
+                    let rows = mask.true_count();
+                    if rows > 0 {
+                        pending.rows += rows;
+                        pending.pieces.push((batch, mask));
+                    }
+                    if pending.rows >= batch_size {
+                        let out = gather(&pending.pieces, pending.rows, &output)?;
+                        return Ok(Some((out, (input, Some(Pending::default())))));
+                    }
+                }
+                if pending.rows == 0 {
+                    return Ok(None);
+                }
+                let out = gather(&pending.pieces, pending.rows, &output)?;
+                Ok(Some((out, (input, None))))
+            }
+        },
+    );
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+}
+
+/// Batches read and which of their rows are kept, not gathered yet.
+#[derive(Default)]
+struct Pending {
+    pieces: Vec<(RecordBatch, BooleanArray)>,
+    rows: usize,
+}
+
+/// A predicate's answer as the rows to keep: true, not NULL.
+fn mask(answer: ArrayRef) -> Result<BooleanArray> {
+    let answer = answer.as_boolean_opt().ok_or_else(|| {
+        DataFusionError::Internal(format!(
+            "the scan filter gave {}, not booleans",
+            answer.data_type()
+        ))
+    })?;
+    Ok(match answer.null_count() {
+        0 => answer.clone(),
+        _ => prep_null_mask_filter(answer),
+    })
+}
+
+/// The kept rows of `pieces` (`rows` in all) as one batch of `output`.
+fn gather(
+    pieces: &[(RecordBatch, BooleanArray)],
+    rows: usize,
+    output: &SchemaRef,
+) -> Result<RecordBatch> {
+    let columns = output
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(c, field)| column(pieces, c, rows, field.data_type()))
+        .collect::<Result<Vec<_>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(output),
+        columns,
+        &options,
+    )?)
+}
+
+/// Column `c`'s kept values as `to`.
+fn column(
+    pieces: &[(RecordBatch, BooleanArray)],
+    c: usize,
+    rows: usize,
+    to: &DataType,
+) -> Result<ArrayRef> {
+    let from = pieces[0].0.column(c).data_type();
+    if *from == DataType::Utf8View && *to == DataType::Utf8 {
+        let bytes: usize = pieces
+            .iter()
+            .map(|(b, _)| b.column(c).as_string_view().total_buffer_bytes_used())
+            .sum();
+        let mut out = StringBuilder::with_capacity(rows, bytes.min(rows * 64));
+        for (batch, keep) in pieces {
+            let values = batch.column(c).as_string_view();
+            for i in keep.values().set_indices() {
+                if values.is_null(i) {
+                    out.append_null();
+                } else {
+                    out.append_value(values.value(i));
+                }
+            }
+        }
+        return Ok(Arc::new(out.finish()));
+    }
+    let kept = pieces
+        .iter()
+        .map(|(batch, keep)| filter(batch.column(c), keep))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let one = match kept.as_slice() {
+        [only] => Arc::clone(only),
+        _ => concat(&kept.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?,
+    };
+    Ok(match one.data_type() == to {
+        true => one,
+        false => cast(&one, to)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringArray, StringViewArray};
+    use datafusion::physical_expr::expressions::{BinaryExpr, col, lit};
+    use datafusion::physical_plan::common::collect;
+
+    fn batch(texts: Vec<Option<&str>>, ids: Vec<Option<i64>>) -> RecordBatch {
+        RecordBatch::try_from_iter([
+            ("text", Arc::new(StringViewArray::from(texts)) as ArrayRef),
+            ("id", Arc::new(Int64Array::from(ids))),
+        ])
+        .unwrap()
+    }
+
+    /// The kept rows, gathered across batches, equal DataFusion's filter and then cast.
+    #[tokio::test]
+    async fn kept_rows_are_the_filtered_rows_cast_and_gathered() {
+        let long = "a text longer than twelve bytes, kept out of line";
+        let batches = vec![
+            batch(
+                vec![Some("x"), None, Some(long)],
+                vec![Some(1), Some(2), None],
+            ),
+            batch(vec![Some("y"), Some(long)], vec![Some(5), Some(6)]),
+            batch(vec![], vec![]),
+            batch(
+                vec![None, Some("z"), Some("w")],
+                vec![Some(7), Some(8), Some(9)],
+            ),
+        ];
+        let schema = batches[0].schema();
+        let wanted = Schema::new(vec![Field::new("text", DataType::Utf8, true)]);
+        let output = with_types(&schema, Some(&wanted));
+        assert_eq!(output.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(output.field(1).data_type(), &DataType::Int64);
+        // id <> 2 and id <> 8: NULL ids are dropped, as a filter drops them.
+        let predicate: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+            Arc::new(BinaryExpr::new(
+                col("id", &schema).unwrap(),
+                datafusion::logical_expr::Operator::NotEq,
+                lit(2i64),
+            )),
+            datafusion::logical_expr::Operator::And,
+            Arc::new(BinaryExpr::new(
+                col("id", &schema).unwrap(),
+                datafusion::logical_expr::Operator::NotEq,
+                lit(8i64),
+            )),
+        ));
+        for batch_size in [1, 2, 4, 100] {
+            let input = Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&schema),
+                futures::stream::iter(batches.clone().into_iter().map(Ok)),
+            ));
+            let out = collect(kept(
+                input,
+                Some(Arc::clone(&predicate)),
+                Arc::clone(&output),
+                batch_size,
+            ))
+            .await
+            .unwrap();
+            // Every batch but the last has at least batch_size rows.
+            for b in &out[..out.len() - 1] {
+                assert!(b.num_rows() >= batch_size, "{batch_size}");
+            }
+            let all = datafusion::arrow::compute::concat_batches(&output, &out).unwrap();
+            let texts = all.column(0).as_string::<i32>();
+            let expected =
+                StringArray::from(vec![Some("x"), Some("y"), Some(long), None, Some("w")]);
+            assert_eq!(texts, &expected, "{batch_size}");
+            let ids = all
+                .column(1)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            assert_eq!(ids, &Int64Array::from(vec![1, 5, 6, 7, 9]));
+        }
+        // Without a predicate every row comes; with nothing kept, no batch.
+        let all = |predicate| {
+            let input = Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&schema),
+                futures::stream::iter(batches.clone().into_iter().map(Ok)),
+            ));
+            collect(kept(input, predicate, Arc::clone(&output), 3))
+        };
+        let rows: usize = all(None).await.unwrap().iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 8);
+        let none: Arc<dyn PhysicalExpr> = lit(false);
+        assert!(all(Some(none)).await.unwrap().is_empty());
+    }
+}
