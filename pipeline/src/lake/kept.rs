@@ -130,11 +130,19 @@ fn column(
 ) -> Result<ArrayRef> {
     let from = pieces[0].0.column(c).data_type();
     if *from == DataType::Utf8View && *to == DataType::Utf8 {
+        // The kept values' bytes, from the views' lengths (their low 32 bits): the strings are
+        // allocated once, not grown.
         let bytes: usize = pieces
             .iter()
-            .map(|(b, _)| b.column(c).as_string_view().total_buffer_bytes_used())
+            .map(|(b, keep)| {
+                let views = b.column(c).as_string_view().views();
+                keep.values()
+                    .set_indices()
+                    .map(|i| views[i] as u32 as usize)
+                    .sum::<usize>()
+            })
             .sum();
-        let mut out = StringBuilder::with_capacity(rows, bytes.min(rows * 64));
+        let mut out = StringBuilder::with_capacity(rows, bytes);
         for (batch, keep) in pieces {
             let values = batch.column(c).as_string_view();
             for i in keep.values().set_indices() {
