@@ -12,6 +12,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, StringBuilder,
 };
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{cast, concat, filter, prep_null_mask_filter};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
@@ -57,7 +58,7 @@ pub(super) fn kept(
                     let batch = batch?;
                     let mask = match &predicate {
                         Some(p) => mask(p.evaluate(&batch)?.into_array(batch.num_rows())?)?,
-                        None => BooleanArray::from(vec![true; batch.num_rows()]),
+                        None => BooleanArray::new(BooleanBuffer::new_set(batch.num_rows()), None),
                     };
                     let rows = mask.true_count();
                     if rows > 0 {
