@@ -132,13 +132,16 @@ fn column(
     let from = pieces[0].0.column(c).data_type();
     if *from == DataType::Utf8View && *to == DataType::Utf8 {
         // The kept values' bytes, from the views' lengths (their low 32 bits): the strings are
-        // allocated once, not grown.
+        // allocated once, not grown. A NULL's view is skipped: Parquet's reader leaves another row's
+        // view there.
         let bytes: usize = pieces
             .iter()
             .map(|(b, keep)| {
-                let views = b.column(c).as_string_view().views();
+                let values = b.column(c).as_string_view();
+                let views = values.views();
                 keep.values()
                     .set_indices()
+                    .filter(|&i| values.is_valid(i))
                     .map(|i| views[i] as u32 as usize)
                     .sum::<usize>()
             })
