@@ -221,14 +221,15 @@ impl LakeSource {
         let span = span(&ctx, &self.range).await?;
         let mut progress = Progress::new(self.progress_every);
         let mut rows = 0u64;
+        // Read columns come from the scan already in the event schema's types.
+        let wanted = match self.mode {
+            ReadMode::Columns { .. } => Some(self.schema.arrow().as_ref()),
+            ReadMode::Raw => None,
+        };
         for (done, date) in dates.iter().enumerate() {
             let sql =
                 format!("SELECT {select} FROM lake_events WHERE {predicate} AND {DATE} = '{date}'");
             let frame = ctx.sql(&sql).await?;
-            let wanted = match self.mode {
-                ReadMode::Columns { .. } => Some(self.schema.arrow().as_ref()),
-                ReadMode::Raw => None,
-            };
             let mut stream = ordered_scan(&ctx, frame, filter.as_ref(), wanted).await?;
             while let Some(batch) = stream.next().await {
                 if shutdown.is_cancelled() {
@@ -337,7 +338,8 @@ pub(super) fn int64<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int64A
         })
 }
 
-/// A batch read from the table as rows of the event schema (the columns not read left empty).
+/// A batch read from the table (its columns already in the event schema's types: see `ordered_scan`) as
+/// rows of the event schema, the columns not read left empty.
 fn decoded(
     schema: &EventSchema,
     input: &Arc<Input>,
@@ -357,8 +359,7 @@ fn decoded(
             Arc::clone(&time)
         } else {
             match batch.column_by_name(&column.name) {
-                Some(c) if c.data_type() == &ty => Arc::clone(c),
-                Some(c) => cast(c, &ty)?,
+                Some(c) => Arc::clone(c),
                 None => new_null_array(&ty, n),
             }
         });

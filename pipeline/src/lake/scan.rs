@@ -78,13 +78,13 @@ pub(super) async fn ordered_scan(
     use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
     let schema = frame.schema().clone();
+    let state = ctx.state();
     let plan: Arc<dyn ExecutionPlan> = frame.create_physical_plan().await?;
     let predicate = match filter {
         None => None,
         Some(filter) => {
             tracing::debug!(%filter, "The hunts' row filter for the lake scan.");
-            match ctx
-                .state()
+            match state
                 .create_physical_expr(filter.clone(), &schema)
                 .and_then(crate::query::selective::selective)
             {
@@ -97,7 +97,7 @@ pub(super) async fn ordered_scan(
         }
     };
     let output = super::kept::with_types(&plan.schema(), wanted);
-    let batch_size = ctx.state().config().batch_size();
+    let batch_size = state.config().batch_size();
     let partitions = (0..plan.output_partitioning().partition_count())
         .map(|p| {
             Ok(super::kept::kept(
