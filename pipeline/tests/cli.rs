@@ -202,8 +202,12 @@ fn stdin_source_reads_events_piped_in_and_prints_alerts() {
 
 #[test]
 fn sigterm_closes_open_windows_flushes_alerts_and_exits_cleanly() {
+    use std::io::BufRead;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
     let dir = tempfile::tempdir().unwrap();
-    let child = ghosthunt()
+    let mut child = ghosthunt()
         .arg("run")
         .env("GHOSTHUNT__SOURCE__GENERATOR__RATE", "5000")
         .env("GHOSTHUNT__SOURCE__GENERATOR__SPEED", "60")
@@ -217,36 +221,58 @@ fn sigterm_closes_open_windows_flushes_alerts_and_exits_cleanly() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(5));
+    let (tx, lines) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let is_windowed = |a: &serde_json::Value| {
+        a["unmapped"]["window"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("hopping"))
+    };
+    // Signal once the stream is well under way, however slow this machine starts: every 5 s of event time one of
+    // eight attack scenarios is injected and six of them raise per-batch alerts, so 50 of those are five or more
+    // rounds (over three minutes of event time), and the password bursts of the last minutes sit in hopping
+    // windows (5m every 1m, 10m every 5m) that are still open.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut before: Vec<serde_json::Value> = Vec::new();
+    while before.iter().filter(|a| !is_windowed(a)).count() < 50 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => before.push(serde_json::from_str(&line).unwrap()),
+            Err(e) => panic!(
+                "{e:?} before 50 per-batch alerts ({} lines so far)",
+                before.len()
+            ),
+        }
+    }
     let killed = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status()
         .unwrap();
     assert!(killed.success());
+    let after: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect();
+    reader.join().unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("Shutting down"), "{stderr}");
-    let alerts: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    // 5 s at 60x is 5 minutes of event time: hopping windows are still open at SIGTERM and must be closed
-    // and their alerts printed before exit.
-    let windowed = alerts
-        .iter()
-        .filter(|a| {
-            a["unmapped"]["window"]
-                .as_str()
-                .is_some_and(|w| w.starts_with("hopping"))
-        })
-        .count();
+    // The open windows are closed and their alerts printed before exit, after the signal.
+    let windowed = after.iter().filter(|a| is_windowed(a)).count();
     assert!(
         windowed > 0,
-        "no windowed alert flushed at shutdown ({} alerts)",
-        alerts.len()
+        "no windowed alert flushed at shutdown ({} lines before the signal, {} after)",
+        before.len(),
+        after.len()
     );
 }
 
