@@ -271,6 +271,67 @@ async fn a_retro_hunt_over_a_time_range_reads_only_that_range() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retro_hunt_reads_the_dates_its_range_reaches_and_only_those() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ten logons an hour apart (06:00 to 15:00) on each of three dates.
+    let lines: Vec<String> = ["2026-11-01", "2026-11-02", "2026-11-03"]
+        .iter()
+        .flat_map(|date| {
+            (6..16).map(move |hour| {
+                common::event(
+                    &format!("{date}T{hour:02}:00:00Z"),
+                    4624,
+                    &[("TargetUserName", "alice"), ("LogonType", "3")],
+                )
+            })
+        })
+        .collect();
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    let lake = dir.path().join("lake");
+    run(from_file(
+        lake_settings(&lake, &dir.path().join("live.jsonl")),
+        &events,
+    ))
+    .await;
+    let hunts = dir.path().join("hunts");
+    std::fs::create_dir(&hunts).unwrap();
+    std::fs::write(
+        hunts.join("every_event.sql"),
+        common::hunt(
+            "every_event",
+            "none",
+            "",
+            "SELECT host, event_time FROM events",
+        ),
+    )
+    .unwrap();
+    let time = |t: &str| ghosthunt::lake::read::parse_time(t).unwrap();
+    for (from, to, expected) in [
+        (None, None, 30),
+        (Some("2026-11-02"), Some("2026-11-03"), 10),
+        // Within dates at both ends: 12:00 to 15:00 of the first, 06:00 to 08:00 of the last.
+        (
+            Some("2026-11-01T12:00:00Z"),
+            Some("2026-11-03T08:30:00Z"),
+            17,
+        ),
+        (Some("2026-11-03T15:00:00.000000001Z"), None, 0),
+        (None, Some("2026-11-01T06:00:00Z"), 0),
+    ] {
+        let mut retro = lake_settings(&lake, &dir.path().join("retro.jsonl"));
+        retro.hunts.builtin = false;
+        retro.hunts.directories = vec![hunts.clone()];
+        retro.source = SourceSettings::Lake(Range {
+            from: from.map(time),
+            to: to.map(time),
+        });
+        let summary = run(retro).await;
+        assert_eq!(summary.records, expected, "from {from:?} to {to:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_the_same_file_again_adds_nothing_to_the_events_table() {
     let dir = tempfile::tempdir().unwrap();
     let events = generated(dir.path(), 12_000, 2_000);

@@ -20,6 +20,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionConfig;
+use deltalake_core::DeltaTable;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
@@ -77,10 +78,20 @@ pub async fn session(
     schema: &EventSchema,
     range: &Range,
 ) -> Result<SessionContext, LakeError> {
+    Ok(session_and_events(settings, schema, range).await?.0)
+}
+
+/// [`session`], and the events table as opened for it.
+async fn session_and_events(
+    settings: &LakeSettings,
+    schema: &EventSchema,
+    range: &Range,
+) -> Result<(SessionContext, DeltaTable), LakeError> {
     // DataFusion's own settings may be tuned from the environment (DATAFUSION_EXECUTION_…).
     let config = SessionConfig::from_env()?.with_information_schema(false);
     let ctx = SessionContext::new_with_config(config);
     crate::query::plan::register_functions(&ctx);
+    let mut events = None;
     for (name, registered) in [(EVENTS, "lake_events"), (ALERTS, "lake_alerts")] {
         let table = super::maintain::open(settings, name).await?;
         table
@@ -88,7 +99,11 @@ pub async fn session(
             .map_err(|e| LakeError::delta(name, e))?;
         let provider = table.table_provider().await.map_err(LakeError::from)?;
         ctx.register_table(registered, provider)?;
+        if name == EVENTS {
+            events = Some(table);
+        }
     }
+    let events = events.expect("the events table is opened first");
     let time = schema.time_column();
     // The table's columns: a schema extended since the table was made (Sigma rules add the fields they
     // read) has columns the table lacks; those stay in `_raw`.
@@ -124,7 +139,7 @@ pub async fn session(
         "CREATE VIEW alerts AS SELECT id, arrow_cast({TIME_NS}, 'Timestamp(Nanosecond, Some(\"{UTC}\"))') AS time, hunt_id, title, severity, json FROM lake_alerts WHERE {predicate}"
     ))
     .await?;
-    Ok(ctx)
+    Ok((ctx, events))
 }
 
 /// How a retro-hunt reads the events.
@@ -193,8 +208,11 @@ impl Source for LakeSource {
 
 impl LakeSource {
     async fn read(self, tx: RecordSender, shutdown: CancellationToken) -> Result<(), LakeError> {
-        let ctx = session(&self.settings, &self.schema, &self.range).await?;
-        let dates = dates(&ctx, &self.range).await?;
+        let (ctx, events) = session_and_events(&self.settings, &self.schema, &self.range).await?;
+        let dates = dates(&events, &self.range)?;
+        // The range's first and last event time only serve the progress line: asked while the first
+        // date is read.
+        let span = tokio::spawn(span(ctx.clone(), self.range));
         let input = Input::new("lake", InputKind::Lake);
         if tx
             .send(SourceMessage::Started(Arc::clone(&input)))
@@ -218,7 +236,8 @@ impl LakeSource {
         let predicate = predicate(&self.range);
         // The rows come in event-time order: the share of the range's time span reached is the share
         // of the work done.
-        let span = span(&ctx, &self.range).await?;
+        let mut span = Some(span);
+        let mut known_span = None;
         let mut progress = Progress::new(self.progress_every);
         let mut rows = 0u64;
         // Read columns come from the scan already in the event schema's types.
@@ -246,7 +265,13 @@ impl LakeSource {
                 if tx.send(message).await.is_err() {
                     return Ok(());
                 }
-                let share = span
+                if let Some(task) = span.take() {
+                    known_span = task.await.map_err(|e| LakeError::Invalid {
+                        table: EVENTS.to_string(),
+                        reason: format!("the range's span was not read: {e}"),
+                    })??;
+                }
+                let share = known_span
                     .zip(newest)
                     .map(|((lo, hi), t)| (t - lo) as f64 / (hi - lo).max(1) as f64);
                 let mut fields = serde_json::Map::new();
@@ -280,11 +305,11 @@ impl LakeSource {
 }
 
 /// The first and last event time of the range (from the files' statistics where they answer).
-async fn span(ctx: &SessionContext, range: &Range) -> Result<Option<(i64, i64)>, LakeError> {
+async fn span(ctx: SessionContext, range: Range) -> Result<Option<(i64, i64)>, LakeError> {
     let batches = ctx
         .sql(&format!(
             "SELECT min({TIME_NS}), max({TIME_NS}) FROM lake_events WHERE {}",
-            predicate(range)
+            predicate(&range)
         ))
         .await?
         .collect()
@@ -303,29 +328,20 @@ async fn span(ctx: &SessionContext, range: &Range) -> Result<Option<(i64, i64)>,
     Ok(value(0).zip(value(1)))
 }
 
-/// The date partitions holding events of the range, in order.
-async fn dates(ctx: &SessionContext, range: &Range) -> Result<Vec<String>, LakeError> {
-    let batches = ctx
-        .sql(&format!(
-            "SELECT DISTINCT {DATE} FROM lake_events WHERE {} AND {DATE} IS NOT NULL ORDER BY {DATE}",
-            predicate(range)
-        ))
-        .await?
-        .collect()
-        .await?;
-    let mut dates = Vec::new();
-    for batch in &batches {
-        let column = cast(
-            batch.column(0),
-            &datafusion::arrow::datatypes::DataType::Utf8,
-        )?;
-        let column = column
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("cast to Utf8");
-        dates.extend(column.iter().flatten().map(str::to_string));
-    }
-    Ok(dates)
+/// The date partitions of the events table that the range reaches, in order: from the files the table's
+/// log lists, without reading them. (A range that starts or ends within a date may find no row there.)
+fn dates(events: &DeltaTable, range: &Range) -> Result<Vec<String>, LakeError> {
+    let snapshot = events.snapshot().map_err(|e| LakeError::delta(EVENTS, e))?;
+    let first = range.from.map(table::date_of);
+    let last = range.to.map(|to| table::date_of(to - 1));
+    let dates: std::collections::BTreeSet<String> = snapshot
+        .log_data()
+        .iter()
+        .filter_map(|file| file.partition_values_map().remove(DATE).flatten())
+        .filter(|date| first.as_ref().is_none_or(|f| date >= f))
+        .filter(|date| last.as_ref().is_none_or(|l| date <= l))
+        .collect();
+    Ok(dates.into_iter().collect())
 }
 
 pub(super) fn int64<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int64Array, LakeError> {
