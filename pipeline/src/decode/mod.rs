@@ -11,6 +11,7 @@ pub mod json;
 pub mod schema;
 mod walk;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -270,6 +271,8 @@ pub type Decoders = tokio::sync::watch::Receiver<(u64, DecodeFn)>;
 /// What woke the batcher.
 enum Wake {
     Message(Option<SourceMessage>),
+    /// The oldest batch being decoded is done.
+    Decoded(Result<DecodedBatch, tokio::task::JoinError>),
     Timeout,
     /// The hunts took a decoded batch: there is room for the next (adaptive batching).
     Room,
@@ -296,7 +299,8 @@ pub struct Batching {
 }
 
 /// Cuts the record stream into micro-batches and decodes them, until the source channel closes.
-/// Decoding runs on a blocking thread so that it overlaps with the hunts of the previous batch. Input
+/// Decoding runs on blocking threads, a batch per core at once, overlapping with the hunts of the batches
+/// before; decoded batches go on in the order they were cut. Input
 /// announcements cut the batch where they arrive, so that they keep their place among the records. A new
 /// decoder cuts the batch too (records received before it are decoded by the old one) and is announced by
 /// an empty batch of its generation.
@@ -324,12 +328,18 @@ pub async fn run_batcher(
     // Bytes of the records in `pending`: a batch is also cut at `batch_bytes`.
     let mut pending_bytes = 0usize;
     let mut deadline: Option<tokio::time::Instant> = None;
+    // Batches being decoded (each on a blocking thread), oldest first, with their decoder's generation:
+    // they are sent on in this order, whichever finishes first.
+    let mut decoding: VecDeque<(tokio::task::JoinHandle<DecodedBatch>, u64)> = VecDeque::new();
+    let parallel = decoders_in_flight();
     loop {
+        // Room downstream, counting the batches still being decoded.
+        let room = tx.capacity().saturating_sub(decoding.len());
         // With records pending, adaptive batching may cut them as early as `adaptive_interval` after the
         // last cut (if the source has nothing more by then). Without room downstream the Room branch
         // wakes us instead (a past instant here would spin).
-        let early = (adaptive && !pending.is_empty() && tx.capacity() > 0)
-            .then(|| last_cut + adaptive_interval);
+        let early =
+            (adaptive && !pending.is_empty() && room > 0).then(|| last_cut + adaptive_interval);
         let wake_at = match (deadline, early) {
             (Some(d), Some(e)) => Some(d.min(e)),
             (d, e) => d.or(e),
@@ -340,6 +350,8 @@ pub async fn run_batcher(
         let wake = tokio::select! {
             biased;
             changed = decoders.changed(), if watching => Wake::Decoder(changed.is_ok()),
+            done = async { (&mut decoding.front_mut().expect("guarded").0).await },
+                if !decoding.is_empty() => Wake::Decoded(done),
             message = rx.recv() => Wake::Message(message),
             // The permit is dropped at once: it only tells that a slot is free.
             _ = tx.reserve(), if wait_for_room => Wake::Room,
@@ -361,6 +373,13 @@ pub async fn run_batcher(
                 false
             }
             Wake::Message(None) => true,
+            Wake::Decoded(done) => {
+                let (_, made_by) = decoding.pop_front().expect("the batch just decoded");
+                if !send_decoded(done, made_by, &tx).await {
+                    return;
+                }
+                false
+            }
             Wake::Timeout | Wake::Room => false, // flush below
             Wake::Decoder(true) => {
                 switch = true;
@@ -374,9 +393,10 @@ pub async fn run_batcher(
         let timed_out = deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
         // Nothing more is ready and there is room downstream: waiting would only delay. While the hunts
         // are behind (no room), records gather into one batch, so batches grow with the load.
+        let room = tx.capacity().saturating_sub(decoding.len());
         let idle = adaptive
             && rx.is_empty()
-            && tx.capacity() > 0
+            && room > 0
             && tokio::time::Instant::now() >= last_cut + adaptive_interval;
         let cut = timed_out || closed || switch || announcement.is_some() || idle;
         while pending.len() >= batch_size
@@ -390,14 +410,23 @@ pub async fn run_batcher(
             let step = Arc::clone(&decode);
             let s = seq;
             seq += 1;
-            let mut decoded = match tokio::task::spawn_blocking(move || step(s, records)).await {
-                Ok(decoded) => decoded,
-                // A decoder panic ends the batcher with it: the pipeline reports it and exits non-zero.
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            };
-            decoded.generation = generation;
-            if tx.send(decoded).await.is_err() {
-                return;
+            decoding.push_back((
+                tokio::task::spawn_blocking(move || step(s, records)),
+                generation,
+            ));
+            while decoding.len() >= parallel {
+                let (oldest, made_by) = decoding.pop_front().expect("at least one");
+                if !send_decoded(oldest.await, made_by, &tx).await {
+                    return;
+                }
+            }
+        }
+        // An announcement, a new decoder or the end comes after every batch cut before it.
+        if announcement.is_some() || switch || closed {
+            while let Some((oldest, made_by)) = decoding.pop_front() {
+                if !send_decoded(oldest.await, made_by, &tx).await {
+                    return;
+                }
             }
         }
         if switch {
@@ -461,6 +490,27 @@ pub async fn run_batcher(
             return;
         }
     }
+}
+
+/// Sends a batch decoded with decoder `generation` on; false when the hunts are gone.
+async fn send_decoded(
+    done: Result<DecodedBatch, tokio::task::JoinError>,
+    generation: u64,
+    tx: &mpsc::Sender<DecodedBatch>,
+) -> bool {
+    let mut decoded = match done {
+        Ok(decoded) => decoded,
+        // A decoder panic ends the batcher with it: the pipeline reports it and exits non-zero.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    decoded.generation = generation;
+    tx.send(decoded).await.is_ok()
+}
+
+/// How many batches are decoded at once: one per core (decoding is most of the JSON path's work, and one
+/// batch at a time kept a second core half idle), at most four.
+fn decoders_in_flight() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 #[cfg(test)]

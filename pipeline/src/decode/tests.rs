@@ -410,3 +410,54 @@ async fn adaptive_batching_fills_batches_while_the_hunts_are_behind() {
     assert!(rows.len() <= 3 && rows.iter().any(|&n| n >= 30), "{got:?}");
     assert!(got.iter().all(|&(ms, _)| ms < LINGER_MS / 2), "{got:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_decoded_at_once_come_out_in_the_order_they_were_cut() {
+    // Four batches of ten cut at once; the first takes longest to decode, the others 150 ms each.
+    let d = Arc::new(decoder(EventSchema::windows()));
+    let decode: DecodeFn = Arc::new(move |seq, records| {
+        std::thread::sleep(std::time::Duration::from_millis(if seq == 0 {
+            300
+        } else {
+            150
+        }));
+        d.decode(seq, records)
+    });
+    let (_decoders, decoder_rx) = tokio::sync::watch::channel((0, decode));
+    let (record_tx, record_rx) = mpsc::channel(8);
+    let (batch_tx, mut batch_rx) = mpsc::channel(8);
+    let batching = Batching {
+        size: 10,
+        bytes: 8 << 20,
+        timeout: std::time::Duration::from_millis(LINGER_MS as u64),
+        adaptive: true,
+        adaptive_interval: std::time::Duration::from_millis(1),
+    };
+    let started = std::time::Instant::now();
+    tokio::spawn(run_batcher(decoder_rx, record_rx, batch_tx, batching));
+    record_tx
+        .send(SourceMessage::Records(chunk(40)))
+        .await
+        .unwrap();
+    drop(record_tx);
+    let mut got = Vec::new();
+    while let Some(b) = batch_rx.recv().await {
+        if b.batch.num_rows() > 0 {
+            let first = b.records[0].offset;
+            got.push((b.seq, first, b.batch.num_rows()));
+        }
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(
+        got,
+        [(0, 1, 10), (1, 11, 10), (2, 21, 10), (3, 31, 10)],
+        "in the order cut, each with its own records"
+    );
+    // One at a time they take 750 ms; with two cores, two at a time.
+    if decoders_in_flight() >= 2 {
+        assert!(
+            elapsed < std::time::Duration::from_millis(700),
+            "decoded one at a time: {elapsed:?}"
+        );
+    }
+}
