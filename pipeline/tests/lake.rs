@@ -40,6 +40,23 @@ fn from_file(mut s: Settings, file: &Path) -> Settings {
     s
 }
 
+/// A hunt directory under `dir` with one hunt that reads every event.
+fn every_event_hunt(dir: &Path) -> PathBuf {
+    let hunts = dir.join("hunts");
+    std::fs::create_dir(&hunts).unwrap();
+    std::fs::write(
+        hunts.join("every_event.sql"),
+        common::hunt(
+            "every_event",
+            "none",
+            "",
+            "SELECT host, event_time FROM events",
+        ),
+    )
+    .unwrap();
+    hunts
+}
+
 async fn run(settings: Settings) -> ghosthunt::pipeline::Summary {
     app::run(settings, Handles::default(), CancellationToken::new())
         .await
@@ -235,18 +252,7 @@ async fn a_retro_hunt_over_a_time_range_reads_only_that_range() {
     .await;
     let lo = ghosthunt::lake::read::parse_time(all[0]["lo"].as_str().unwrap()).unwrap();
     // The first ten minutes of event time (5 events/s), for a hunt that reads every event.
-    let hunts = dir.path().join("hunts");
-    std::fs::create_dir(&hunts).unwrap();
-    std::fs::write(
-        hunts.join("every_event.sql"),
-        common::hunt(
-            "every_event",
-            "none",
-            "",
-            "SELECT host, event_time FROM events",
-        ),
-    )
-    .unwrap();
+    let hunts = every_event_hunt(dir.path());
     let mut retro = lake_settings(&lake, &dir.path().join("retro.jsonl"));
     retro.hunts.builtin = false;
     retro.hunts.directories = vec![hunts];
@@ -294,18 +300,7 @@ async fn a_retro_hunt_reads_the_dates_its_range_reaches_and_only_those() {
         &events,
     ))
     .await;
-    let hunts = dir.path().join("hunts");
-    std::fs::create_dir(&hunts).unwrap();
-    std::fs::write(
-        hunts.join("every_event.sql"),
-        common::hunt(
-            "every_event",
-            "none",
-            "",
-            "SELECT host, event_time FROM events",
-        ),
-    )
-    .unwrap();
+    let hunts = every_event_hunt(dir.path());
     let time = |t: &str| ghosthunt::lake::read::parse_time(t).unwrap();
     for (from, to, expected) in [
         (None, None, 30),
