@@ -51,6 +51,8 @@ fn lake_settings(addr: SocketAddr, alerts: &Path) -> Settings {
         ("aws_region".into(), "us-east-1".into()),
         ("aws_secret_access_key".into(), SECRET_KEY.into()),
     ];
+    // Several batches of events, and a commit every 5,000 rows: several commits per run.
+    s.decode.batch_size = 2_000;
     s.lake.flush_rows = 5_000;
     s.alerts = OutputSettings::File(alerts.to_path_buf());
     s.dead_letters = OutputSettings::File(alerts.with_extension("dead.jsonl"));
