@@ -113,6 +113,15 @@ async fn follow_reads_appended_lines_new_files_and_replaced_files() {
     std::fs::rename(&rotated, &a).unwrap();
     assert_eq!(wait_for(&alerts, 4).await, 4);
 
+    // Truncation: the same file (same inode) cut shorter than what was read of it is read from its start.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&a).unwrap();
+    f.write_all(format!("{}{}", process(5, "A2"), process(6, "A2")).as_bytes())
+        .unwrap();
+    drop(f);
+    assert_eq!(wait_for(&alerts, 6).await, 6);
+    std::fs::write(&a, process(7, "A3")).unwrap();
+    assert_eq!(wait_for(&alerts, 7).await, 7);
+
     running.stop().await;
     let hosts: Vec<String> = alerts
         .snapshot()
@@ -124,5 +133,5 @@ async fn follow_reads_appended_lines_new_files_and_replaced_files() {
                 .to_string()
         })
         .collect();
-    assert_eq!(hosts, vec!["A", "A", "B", "A2"]);
+    assert_eq!(hosts, vec!["A", "A", "B", "A2", "A2", "A2", "A3"]);
 }

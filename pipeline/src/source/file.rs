@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::io::AsyncSeekExt;
 use tokio_util::sync::CancellationToken;
 
 use super::lines::{LineSplitter, Read};
@@ -96,7 +95,6 @@ async fn read_file(
         .map_err(io_error(&path))?;
     let mut inode = file.metadata().await.map_err(io_error(&path))?.ino();
     let mut reader = file;
-    let mut position: u64 = 0;
     loop {
         let read = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -104,9 +102,7 @@ async fn read_file(
         };
         match read {
             Read::Closed => return Ok(()),
-            Read::Data => {
-                position = reader.stream_position().await.map_err(io_error(&path))?;
-            }
+            Read::Data => {}
             Read::End if !follow => {
                 // Read to its end: the file no longer holds the watermark back (the next one may be older).
                 if splitter.finish(&tx).await {
@@ -121,14 +117,13 @@ async fn read_file(
                 }
                 // Rotated (a new file under the name) or truncated: start again from the top.
                 if let Ok(meta) = tokio::fs::metadata(&path).await
-                    && (meta.ino() != inode || meta.len() < position)
+                    && (meta.ino() != inode || meta.len() < splitter.position)
                 {
                     tracing::info!(path = %path.display(), "File was replaced or truncated; reading it from the start.");
                     let file = tokio::fs::File::open(&path)
                         .await
                         .map_err(io_error(&path))?;
                     inode = meta.ino();
-                    position = 0;
                     splitter.restart();
                     reader = file;
                 }

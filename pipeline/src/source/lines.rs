@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::{CHUNK_BYTES, CHUNK_RECORDS, Input, RawRecord, RecordSender, SourceMessage};
 
 /// Bytes asked of the reader at a time.
-const READ_BYTES: usize = 256 * 1024;
+const READ_BYTES: usize = 1024 * 1024;
 
 /// Splits a byte stream into records, one per non-empty line. The reader's bytes land in one buffer and
 /// each record is a slice of it: no allocation or copy per line.
@@ -29,6 +29,8 @@ pub struct LineSplitter {
     chunk: Vec<RawRecord>,
     /// Bytes of the records in `chunk`.
     chunk_bytes: usize,
+    /// Bytes read since the start (or the last [`LineSplitter::restart`]): where the reader stands.
+    pub position: u64,
 }
 
 /// What one read did.
@@ -52,6 +54,7 @@ impl LineSplitter {
             overflow: None,
             chunk: Vec::with_capacity(CHUNK_RECORDS),
             chunk_bytes: 0,
+            position: 0,
         }
     }
 
@@ -66,7 +69,9 @@ impl LineSplitter {
         if self.buf.capacity() - self.buf.len() < READ_BYTES / 4 {
             self.buf.reserve(READ_BYTES);
         }
-        if reader.read_buf(&mut self.buf).await? == 0 {
+        let n = reader.read_buf(&mut self.buf).await?;
+        self.position += n as u64;
+        if n == 0 {
             if !self.flush(tx).await {
                 return Ok(Read::Closed);
             }
@@ -99,6 +104,7 @@ impl LineSplitter {
         self.searched = 0;
         self.overflow = None;
         self.next_line = 1;
+        self.position = 0;
     }
 
     /// Cuts the complete lines out of `buf`; bounds the partial one.
