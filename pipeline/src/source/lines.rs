@@ -77,11 +77,12 @@ impl LineSplitter {
             }
             return Ok(Read::End);
         }
-        self.split(Instant::now());
-        if (self.chunk.len() >= CHUNK_RECORDS || self.chunk_bytes >= CHUNK_BYTES)
-            && !self.flush(tx).await
-        {
-            return Ok(Read::Closed);
+        let received = Instant::now();
+        // A read holds several chunks' worth: each is sent as it fills.
+        while self.split(received) {
+            if !self.flush(tx).await {
+                return Ok(Read::Closed);
+            }
         }
         Ok(Read::Data)
     }
@@ -107,8 +108,9 @@ impl LineSplitter {
         self.position = 0;
     }
 
-    /// Cuts the complete lines out of `buf`; bounds the partial one.
-    fn split(&mut self, received: Instant) {
+    /// Cuts the complete lines out of `buf`; bounds the partial one. Stops at a full chunk: true when it
+    /// did (the chunk is to be sent, then the rest cut).
+    fn split(&mut self, received: Instant) -> bool {
         while let Some(pos) = memchr::memchr(b'\n', &self.buf[self.searched..]) {
             let end = self.searched + pos;
             let line = self.buf.split_to(end + 1).freeze().slice(..end);
@@ -116,6 +118,9 @@ impl LineSplitter {
             match self.overflow.take() {
                 Some(head) => self.finish_line(head, true, received),
                 None => self.finish_line(line, false, received),
+            }
+            if self.chunk.len() >= CHUNK_RECORDS || self.chunk_bytes >= CHUNK_BYTES {
+                return true;
             }
         }
         self.searched = self.buf.len();
@@ -126,6 +131,7 @@ impl LineSplitter {
             self.buf.clear();
             self.searched = 0;
         }
+        false
     }
 
     /// A line (without its `\n`) as a record; `cut`: only the line's first bytes, past the bound.
