@@ -175,6 +175,9 @@ pub(crate) async fn run_with_decoder(
             timeout: settings.decode.batch_timeout,
             adaptive: settings.decode.adaptive,
             adaptive_interval: settings.decode.adaptive_interval,
+            decoders: crate::decode::decoders_in_flight(
+                c.evaluators.iter().map(|e| e.threads()).max().unwrap_or(1),
+            ),
         },
     ));
 

@@ -180,6 +180,12 @@ pub trait Evaluator: Send + 'static {
         None
     }
 
+    /// Cores one step keeps busy: a rule set that splits each batch's rows over threads says how many (the
+    /// batcher decodes fewer batches at once beside it).
+    fn threads(&self) -> usize {
+        1
+    }
+
     /// Identity of what it evaluates: two evaluators with the same fingerprint run the same hunts the same
     /// way over the same columns, so the state of one is valid for the other (hot reload keeps it).
     fn fingerprint(&self) -> String;

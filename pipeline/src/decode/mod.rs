@@ -296,11 +296,13 @@ pub struct Batching {
     /// An early cut comes at least this long after the previous cut: at a low rate records gather for
     /// this long instead of `timeout`, so the hunts run a bounded number of times per second.
     pub adaptive_interval: Duration,
+    /// Batches decoded at once, at least 1 (see [`decoders_in_flight`]).
+    pub decoders: usize,
 }
 
 /// Cuts the record stream into micro-batches and decodes them, until the source channel closes.
-/// Decoding runs on blocking threads, a batch per core at once, overlapping with the hunts of the batches
-/// before; decoded batches go on in the order they were cut. Input
+/// Decoding runs on blocking threads, `batching.decoders` batches at once, overlapping with the hunts of the
+/// batches before; decoded batches go on in the order they were cut. Input
 /// announcements cut the batch where they arrive, so that they keep their place among the records. A new
 /// decoder cuts the batch too (records received before it are decoded by the old one) and is announced by
 /// an empty batch of its generation.
@@ -316,7 +318,9 @@ pub async fn run_batcher(
         timeout: batch_timeout,
         adaptive,
         adaptive_interval,
+        decoders: parallel,
     } = batching;
+    let parallel = parallel.max(1);
     // When the last batch was cut: an early cut waits until `adaptive_interval` after it.
     let mut last_cut = tokio::time::Instant::now()
         .checked_sub(adaptive_interval)
@@ -331,7 +335,6 @@ pub async fn run_batcher(
     // Batches being decoded (each on a blocking thread), oldest first, with their decoder's generation:
     // they are sent on in this order, whichever finishes first.
     let mut decoding: VecDeque<(tokio::task::JoinHandle<DecodedBatch>, u64)> = VecDeque::new();
-    let parallel = decoders_in_flight();
     loop {
         // Room downstream, counting the batches still being decoded.
         let room = tx.capacity().saturating_sub(decoding.len());
@@ -507,10 +510,14 @@ async fn send_decoded(
     tx.send(decoded).await.is_ok()
 }
 
-/// How many batches are decoded at once: one per core (decoding is most of the JSON path's work, and one
-/// batch at a time kept a second core half idle), at most four.
-fn decoders_in_flight() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+/// How many batches to decode at once beside hunts whose step keeps up to `step_threads` cores busy: a
+/// batch per core the hunts leave to it, at most four. The SQL hunts run one per task: two batches at once on
+/// two cores (one at a time kept a second core half idle: +9 % events/s). A Sigma rule set splitting each
+/// batch over both cores already keeps them busy: one batch, since a second one only held a batch more in
+/// memory (OTRF, all rules: 367 against 334 MiB peak RSS, no faster; benches/README.md).
+pub fn decoders_in_flight(step_threads: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / step_threads.max(1)).clamp(1, 4)
 }
 
 #[cfg(test)]

@@ -324,6 +324,7 @@ async fn batches(
         timeout: ms(LINGER_MS as u64),
         adaptive: interval.is_some(),
         adaptive_interval: ms(interval.unwrap_or(0)),
+        decoders: decoders_in_flight(1),
     };
     tokio::spawn(run_batcher(decoder_rx, record_rx, batch_tx, batching));
     let start = std::time::Instant::now();
@@ -432,6 +433,7 @@ async fn batches_decoded_at_once_come_out_in_the_order_they_were_cut() {
         timeout: std::time::Duration::from_millis(LINGER_MS as u64),
         adaptive: true,
         adaptive_interval: std::time::Duration::from_millis(1),
+        decoders: decoders_in_flight(1),
     };
     let started = std::time::Instant::now();
     tokio::spawn(run_batcher(decoder_rx, record_rx, batch_tx, batching));
@@ -454,10 +456,20 @@ async fn batches_decoded_at_once_come_out_in_the_order_they_were_cut() {
         "in the order cut, each with its own records"
     );
     // One at a time they take 750 ms; with two cores, two at a time.
-    if decoders_in_flight() >= 2 {
+    if decoders_in_flight(1) >= 2 {
         assert!(
             elapsed < std::time::Duration::from_millis(700),
             "decoded one at a time: {elapsed:?}"
         );
     }
+}
+
+#[test]
+fn decoders_take_the_cores_the_hunts_leave() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(decoders_in_flight(1), cores.min(4));
+    // A rule set splitting every batch over all cores: one batch decoded at a time.
+    assert_eq!(decoders_in_flight(cores), 1);
+    assert_eq!(decoders_in_flight(0), cores.min(4));
+    assert_eq!(decoders_in_flight(64), 1);
 }

@@ -228,6 +228,10 @@ impl Evaluator for SigmaEngine {
         "sigma"
     }
 
+    fn threads(&self) -> usize {
+        self.set.threads()
+    }
+
     fn hunts(&self) -> Vec<Arc<Hunt>> {
         SigmaEngine::hunts(self).cloned().collect()
     }

@@ -390,6 +390,11 @@ impl RuleSet {
         self
     }
 
+    /// The threads each batch's rows are split over.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// The rows of `batch` each rule matches: (rule index, rows ascending), rules without matches left
     /// out. With more than one thread (and enough rows to pay for it) the rows are cut into that many
     /// consecutive parts, evaluated at once, and the parts' matches joined in row order.
