@@ -425,7 +425,9 @@ async fn optimize_compacts_small_files_and_vacuum_deletes_the_replaced_ones() {
     let events = generated(dir.path(), 10_000, 2_000);
     let lake = dir.path().join("lake");
     let mut s = lake_settings(&lake, &dir.path().join("live.jsonl"));
-    s.lake.flush_rows = 1_000;
+    // A commit, so a file, after every batch, and batches of at most 500 rows: 20 files at least, however
+    // the batches are cut (adaptive batching cuts smaller ones when the reader is between reads).
+    s.lake.flush_rows = 1;
     s.decode.batch_size = 500;
     run(from_file(s.clone(), &events)).await;
     let before = parquet_files(&lake.join("events"));
