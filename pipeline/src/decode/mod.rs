@@ -334,7 +334,7 @@ pub async fn run_batcher(
     let mut deadline: Option<tokio::time::Instant> = None;
     // Batches being decoded (each on a blocking thread), oldest first, with their decoder's generation:
     // they are sent on in this order, whichever finishes first.
-    let mut decoding: VecDeque<(tokio::task::JoinHandle<DecodedBatch>, u64)> = VecDeque::new();
+    let mut decoding: Decoding = VecDeque::new();
     loop {
         // Room downstream, counting the batches still being decoded.
         let room = tx.capacity().saturating_sub(decoding.len());
@@ -417,20 +417,14 @@ pub async fn run_batcher(
                 tokio::task::spawn_blocking(move || step(s, records)),
                 generation,
             ));
-            while decoding.len() >= parallel {
-                let (oldest, made_by) = decoding.pop_front().expect("at least one");
-                if !send_decoded(oldest.await, made_by, &tx).await {
-                    return;
-                }
+            if !send_oldest(&mut decoding, parallel - 1, &tx).await {
+                return;
             }
         }
         // An announcement, a new decoder or the end comes after every batch cut before it.
-        if announcement.is_some() || switch || closed {
-            while let Some((oldest, made_by)) = decoding.pop_front() {
-                if !send_decoded(oldest.await, made_by, &tx).await {
-                    return;
-                }
-            }
+        if (announcement.is_some() || switch || closed) && !send_oldest(&mut decoding, 0, &tx).await
+        {
+            return;
         }
         if switch {
             (generation, decode) = decoders.borrow_and_update().clone();
@@ -493,6 +487,25 @@ pub async fn run_batcher(
             return;
         }
     }
+}
+
+/// Batches being decoded, oldest first, with their decoder's generation.
+type Decoding = VecDeque<(tokio::task::JoinHandle<DecodedBatch>, u64)>;
+
+/// Waits for the oldest batches being decoded and sends them on until at most `keep` are left; false when
+/// the hunts are gone.
+async fn send_oldest(
+    decoding: &mut Decoding,
+    keep: usize,
+    tx: &mpsc::Sender<DecodedBatch>,
+) -> bool {
+    while decoding.len() > keep {
+        let (oldest, made_by) = decoding.pop_front().expect("more than `keep`");
+        if !send_decoded(oldest.await, made_by, tx).await {
+            return false;
+        }
+    }
+    true
 }
 
 /// Sends a batch decoded with decoder `generation` on; false when the hunts are gone.
