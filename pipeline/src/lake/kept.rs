@@ -176,7 +176,7 @@ fn column(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int64Array, StringArray, StringViewArray};
+    use datafusion::arrow::array::{ByteView, Int64Array, StringArray, StringViewArray};
     use datafusion::physical_expr::expressions::{BinaryExpr, col, lit};
     use datafusion::physical_plan::common::collect;
 
@@ -186,6 +186,50 @@ mod tests {
             ("id", Arc::new(Int64Array::from(ids))),
         ])
         .unwrap()
+    }
+
+    /// Text views become plain strings: short values (in the view), long ones (in a data buffer, of
+    /// several buffers), and NULLs whose view is another row's, as Parquet's reader leaves them.
+    #[test]
+    fn text_views_are_copied_into_strings_nulls_with_stale_views_included() {
+        let long = "a value longer than twelve bytes";
+        let other = "another long value, in the second buffer";
+        let built = StringViewArray::from(vec![Some("short"), Some(long), Some("")]);
+        let second = StringViewArray::from(vec![Some(other)]);
+        // Row 3 is NULL with the view of row 1 (long, buffer 0); row 4 holds `other` from buffer 1.
+        let mut views = built.views().to_vec();
+        views.push(views[1]);
+        let mut moved = ByteView::from(second.views()[0]);
+        moved.buffer_index = 1;
+        views.push(moved.as_u128());
+        let buffers = vec![
+            built.data_buffers()[0].clone(),
+            second.data_buffers()[0].clone(),
+        ];
+        let nulls =
+            datafusion::arrow::buffer::NullBuffer::from(vec![true, true, true, false, true]);
+        let array = StringViewArray::try_new(views.into(), buffers, Some(nulls)).unwrap();
+        let one = RecordBatch::try_from_iter([("text", Arc::new(array) as ArrayRef)]).unwrap();
+        let two = RecordBatch::try_from_iter([(
+            "text",
+            Arc::new(StringViewArray::from(vec![None, Some("twelve bytes")])) as ArrayRef,
+        )])
+        .unwrap();
+        let pieces = vec![
+            (one, BooleanArray::from(vec![true, true, false, true, true])),
+            (two, BooleanArray::from(vec![true, true])),
+        ];
+        let strings = column(&pieces, 0, 6, &DataType::Utf8).unwrap();
+        let expected = StringArray::from(vec![
+            Some("short"),
+            Some(long),
+            None,
+            Some(other),
+            None,
+            Some("twelve bytes"),
+        ]);
+        assert_eq!(strings.as_string::<i32>(), &expected);
+        strings.to_data().validate_full().unwrap();
     }
 
     /// The kept rows, gathered across batches, equal DataFusion's filter and then cast.
