@@ -165,6 +165,8 @@ pub(crate) async fn run_with_decoder(
     let source_stop = shutdown.child_token();
     let source_task = tokio::spawn(c.source.run(record_tx, source_stop.clone()));
     let (decoders, decoder_rx) = tokio::sync::watch::channel((0, decode));
+    let (in_flight, in_flight_rx) =
+        tokio::sync::watch::channel(decoders_beside(c.evaluators.iter().map(|e| e.as_ref())));
     let batcher = tokio::spawn(crate::decode::run_batcher(
         decoder_rx,
         record_rx,
@@ -175,9 +177,7 @@ pub(crate) async fn run_with_decoder(
             timeout: settings.decode.batch_timeout,
             adaptive: settings.decode.adaptive,
             adaptive_interval: settings.decode.adaptive_interval,
-            decoders: crate::decode::decoders_in_flight(
-                c.evaluators.iter().map(|e| e.threads()).max().unwrap_or(1),
-            ),
+            decoders: in_flight_rx,
         },
     ));
 
@@ -191,6 +191,7 @@ pub(crate) async fn run_with_decoder(
     );
     engine.schema = Arc::clone(&c.schema);
     engine.decoders = Some(decoders);
+    engine.in_flight = Some(in_flight);
     engine.lake = c.lake.take();
     engine.incidents = c.incidents.take();
     match c.stage {
@@ -281,6 +282,8 @@ struct Engine {
     /// The schema batches are decoded with, and where a new decoder goes when a reload changes it.
     schema: Arc<EventSchema>,
     decoders: Option<tokio::sync::watch::Sender<(u64, DecodeFn)>>,
+    /// How many batches the batcher decodes at once (see [`decoders_beside`]).
+    in_flight: Option<tokio::sync::watch::Sender<usize>>,
     max_record_bytes: usize,
     /// Generation of the newest decoder sent.
     generation: u64,
@@ -321,6 +324,7 @@ impl Engine {
             summary: Summary::default(),
             schema: Arc::new(EventSchema::windows()),
             decoders: None,
+            in_flight: None,
             max_record_bytes: settings.decode.max_record_bytes,
             generation: 0,
             pending: None,
@@ -733,6 +737,12 @@ impl Engine {
                 .set(self.unacknowledged.len() as i64);
         }
     }
+}
+
+/// Batches to decode at once beside `evaluators`: by the cores the busiest one's step keeps busy
+/// ([`crate::decode::decoders_in_flight`]).
+fn decoders_beside<'a>(evaluators: impl Iterator<Item = &'a dyn Evaluator>) -> usize {
+    crate::decode::decoders_in_flight(evaluators.map(|e| e.threads()).max().unwrap_or(1))
 }
 
 /// Steps `slots` concurrently (see [`Engine::step_all`]); returns the outputs and, for each evaluator

@@ -281,7 +281,7 @@ enum Wake {
 }
 
 /// When [`run_batcher`] cuts a batch.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Batching {
     /// Records per batch at most.
     pub size: usize,
@@ -296,13 +296,15 @@ pub struct Batching {
     /// An early cut comes at least this long after the previous cut: at a low rate records gather for
     /// this long instead of `timeout`, so the hunts run a bounded number of times per second.
     pub adaptive_interval: Duration,
-    /// Batches decoded at once, at least 1 (see [`decoders_in_flight`]).
-    pub decoders: usize,
+    /// Batches decoded at once, at least 1 (see [`decoders_in_flight`]); the pipeline changes it when a
+    /// reload changes how many cores the hunts' steps keep busy.
+    pub decoders: tokio::sync::watch::Receiver<usize>,
 }
 
 /// Cuts the record stream into micro-batches and decodes them, until the source channel closes.
-/// Decoding runs on blocking threads, `batching.decoders` batches at once, overlapping with the hunts of the
-/// batches before; decoded batches go on in the order they were cut. Input
+/// Decoding runs on blocking threads, `batching.decoders` batches at once (its value when a batch is
+/// cut), overlapping with the hunts of the batches before; decoded batches go on in the order they were
+/// cut. Input
 /// announcements cut the batch where they arrive, so that they keep their place among the records. A new
 /// decoder cuts the batch too (records received before it are decoded by the old one) and is announced by
 /// an empty batch of its generation.
@@ -320,7 +322,6 @@ pub async fn run_batcher(
         adaptive_interval,
         decoders: parallel,
     } = batching;
-    let parallel = parallel.max(1);
     // When the last batch was cut: an early cut waits until `adaptive_interval` after it.
     let mut last_cut = tokio::time::Instant::now()
         .checked_sub(adaptive_interval)
@@ -417,6 +418,7 @@ pub async fn run_batcher(
                 tokio::task::spawn_blocking(move || step(s, records)),
                 generation,
             ));
+            let parallel = (*parallel.borrow()).max(1);
             if !send_oldest(&mut decoding, parallel - 1, &tx).await {
                 return;
             }
@@ -528,6 +530,8 @@ async fn send_decoded(
 /// two cores (one at a time kept a second core half idle: +9 % events/s). A Sigma rule set splitting each
 /// batch over both cores already keeps them busy: one batch, since a second one only held a batch more in
 /// memory (OTRF, all rules: 367 against 334 MiB peak RSS, no faster; benches/README.md).
+///
+/// `step_threads` is the most any one evaluator's step keeps busy ([`crate::runtime::Evaluator::threads`]).
 pub fn decoders_in_flight(step_threads: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     (cores / step_threads.max(1)).clamp(1, 4)

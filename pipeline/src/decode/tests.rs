@@ -324,7 +324,7 @@ async fn batches(
         timeout: ms(LINGER_MS as u64),
         adaptive: interval.is_some(),
         adaptive_interval: ms(interval.unwrap_or(0)),
-        decoders: decoders_in_flight(1),
+        decoders: tokio::sync::watch::channel(decoders_in_flight(1)).1,
     };
     tokio::spawn(run_batcher(decoder_rx, record_rx, batch_tx, batching));
     let start = std::time::Instant::now();
@@ -412,9 +412,13 @@ async fn adaptive_batching_fills_batches_while_the_hunts_are_behind() {
     assert!(got.iter().all(|&(ms, _)| ms < LINGER_MS / 2), "{got:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batches_decoded_at_once_come_out_in_the_order_they_were_cut() {
-    // Four batches of ten cut at once; the first takes longest to decode, the others 150 ms each.
+/// Four batches of ten cut at once, the first slowest to decode (300 ms, the others 150 ms each), with
+/// `in_flight` batches decoded at once — lowered to `lowered` once the batcher runs, if given. Returns
+/// (seq, first offset, rows) of each batch as it came out and how long all four took.
+async fn four_slow_batches(
+    in_flight: usize,
+    lowered: Option<usize>,
+) -> (Vec<(u64, u64, usize)>, std::time::Duration) {
     let d = Arc::new(decoder(EventSchema::windows()));
     let decode: DecodeFn = Arc::new(move |seq, records| {
         std::thread::sleep(std::time::Duration::from_millis(if seq == 0 {
@@ -427,16 +431,22 @@ async fn batches_decoded_at_once_come_out_in_the_order_they_were_cut() {
     let (_decoders, decoder_rx) = tokio::sync::watch::channel((0, decode));
     let (record_tx, record_rx) = mpsc::channel(8);
     let (batch_tx, mut batch_rx) = mpsc::channel(8);
+    let (in_flight_tx, in_flight_rx) = tokio::sync::watch::channel(in_flight);
     let batching = Batching {
         size: 10,
         bytes: 8 << 20,
         timeout: std::time::Duration::from_millis(LINGER_MS as u64),
         adaptive: true,
         adaptive_interval: std::time::Duration::from_millis(1),
-        decoders: decoders_in_flight(1),
+        decoders: in_flight_rx,
     };
     let started = std::time::Instant::now();
     tokio::spawn(run_batcher(decoder_rx, record_rx, batch_tx, batching));
+    if let Some(n) = lowered {
+        // The batcher is running (waiting for records) when the count changes.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        in_flight_tx.send_replace(n);
+    }
     record_tx
         .send(SourceMessage::Records(chunk(40)))
         .await
@@ -449,7 +459,12 @@ async fn batches_decoded_at_once_come_out_in_the_order_they_were_cut() {
             got.push((b.seq, first, b.batch.num_rows()));
         }
     }
-    let elapsed = started.elapsed();
+    (got, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_decoded_at_once_come_out_in_the_order_they_were_cut() {
+    let (got, elapsed) = four_slow_batches(decoders_in_flight(1), None).await;
     assert_eq!(
         got,
         [(0, 1, 10), (1, 11, 10), (2, 21, 10), (3, 31, 10)],
@@ -462,6 +477,18 @@ async fn batches_decoded_at_once_come_out_in_the_order_they_were_cut() {
             "decoded one at a time: {elapsed:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fewer_decoders_in_flight_take_effect_while_the_batcher_runs() {
+    // Started with four at once, lowered to one (a reload brought hunts that keep every core busy):
+    // the four batches are decoded one after another, 750 ms in all at least.
+    let (got, elapsed) = four_slow_batches(4, Some(1)).await;
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(
+        elapsed >= std::time::Duration::from_millis(740),
+        "decoded more than one at a time: {elapsed:?}"
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Engine, HuntSet, PipelineError, Slot, decoder_for, step_slots};
+use super::{Engine, HuntSet, PipelineError, Slot, decoder_for, decoders_beside, step_slots};
 use crate::decode::EventSchema;
 use crate::runtime::StepInput;
 
@@ -79,6 +79,15 @@ impl Engine {
                 .await?;
         }
         self.count_hunts();
+        if let Some(in_flight) = &self.in_flight {
+            let n = decoders_beside(self.slots.iter().filter_map(|s| s.evaluator.as_deref()));
+            if in_flight.send_replace(n) != n {
+                tracing::debug!(
+                    batches = n,
+                    "Batches decoded at once, for the reloaded hunts."
+                );
+            }
+        }
         // Hunts disabled after a panic are back if the set has them (they start empty).
         self.metrics.hunts_disabled.set(0);
         self.health.ready("running");

@@ -1,10 +1,12 @@
-//! The pipeline's own failures and the decoder switch of a reload.
+//! The pipeline's own failures, and what a reload changes beside the hunts: the decoder, and how many
+//! batches are decoded at once.
 
 use std::time::Duration;
 
 use super::reload::same_columns;
 use super::*;
 use crate::alert::{Alert, MemorySink};
+use crate::decode::decoders_in_flight;
 use crate::settings::FileSettings;
 
 /// A run over one file whose decoding panics on records (not on the empty batches of announcements).
@@ -69,4 +71,71 @@ fn schemas_with_the_same_columns_need_no_new_decoder() {
         )])
         .unwrap();
     assert!(!same_columns(&a, &b));
+}
+
+/// An evaluator of no hunts whose step keeps `threads` cores busy.
+struct Busy {
+    label: String,
+    threads: usize,
+}
+
+impl Evaluator for Busy {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn hunts(&self) -> Vec<Arc<crate::hunt::Hunt>> {
+        Vec::new()
+    }
+
+    fn step(self: Box<Self>, _input: StepInput) -> crate::runtime::Stepping {
+        Box::pin(async move { (self as Box<dyn Evaluator>, StepOutput::default()) })
+    }
+
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn fingerprint(&self) -> String {
+        format!("{}/{}", self.label, self.threads)
+    }
+}
+
+fn busy(label: &str, threads: usize) -> Box<dyn Evaluator> {
+    Box::new(Busy {
+        label: label.to_string(),
+        threads,
+    })
+}
+
+#[tokio::test]
+async fn a_reload_sets_the_batches_decoded_at_once_by_its_hunts() {
+    let settings = Settings::load(None, Vec::new()).unwrap();
+    let mut engine = Engine::new(
+        &settings,
+        vec![busy("sql", 1)],
+        (
+            Box::new(MemorySink::<Alert>::default()),
+            Box::new(MemorySink::<DeadLetter>::default()),
+        ),
+        Arc::new(crate::source::NoAcknowledge),
+        Metrics::new(),
+        Health::default(),
+    );
+    let (in_flight, batcher_sees) = tokio::sync::watch::channel(decoders_in_flight(1));
+    engine.in_flight = Some(in_flight);
+    let schema = Arc::new(EventSchema::windows());
+    // A rule set that splits each batch over 64 cores joins: one batch decoded at a time.
+    let set = |evaluators| HuntSet {
+        schema: Arc::clone(&schema),
+        evaluators,
+    };
+    engine
+        .apply(set(vec![busy("sql", 1), busy("sigma", 64)]))
+        .await
+        .unwrap();
+    assert_eq!(*batcher_sees.borrow(), 1);
+    // It leaves again: a batch per core, as at the start.
+    engine.apply(set(vec![busy("sql", 1)])).await.unwrap();
+    assert_eq!(*batcher_sees.borrow(), decoders_in_flight(1));
 }
