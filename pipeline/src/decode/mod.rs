@@ -304,10 +304,9 @@ pub struct Batching {
 /// Cuts the record stream into micro-batches and decodes them, until the source channel closes.
 /// Decoding runs on blocking threads, `batching.decoders` batches at once (its value when a batch is
 /// cut), overlapping with the hunts of the batches before; decoded batches go on in the order they were
-/// cut. Input
-/// announcements cut the batch where they arrive, so that they keep their place among the records. A new
-/// decoder cuts the batch too (records received before it are decoded by the old one) and is announced by
-/// an empty batch of its generation.
+/// cut. Input announcements cut the batch where they arrive, so that they keep their place among the
+/// records. A new decoder cuts the batch too (records received before it are decoded by the old one) and
+/// is announced by an empty batch of its generation.
 pub async fn run_batcher(
     mut decoders: Decoders,
     mut rx: mpsc::Receiver<SourceMessage>,
@@ -320,7 +319,7 @@ pub async fn run_batcher(
         timeout: batch_timeout,
         adaptive,
         adaptive_interval,
-        decoders: parallel,
+        decoders: in_flight,
     } = batching;
     // When the last batch was cut: an early cut waits until `adaptive_interval` after it.
     let mut last_cut = tokio::time::Instant::now()
@@ -418,8 +417,8 @@ pub async fn run_batcher(
                 tokio::task::spawn_blocking(move || step(s, records)),
                 generation,
             ));
-            let parallel = (*parallel.borrow()).max(1);
-            if !send_oldest(&mut decoding, parallel - 1, &tx).await {
+            let in_flight = (*in_flight.borrow()).max(1);
+            if !send_oldest(&mut decoding, in_flight - 1, &tx).await {
                 return;
             }
         }
