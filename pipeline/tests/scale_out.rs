@@ -979,6 +979,17 @@ async fn instances_killed_stopped_and_added_mid_stream_lose_no_alert_and_add_non
             .or_default() += 1;
         m
     });
+    // No instance failed on its own (a debug build's checks, such as the repartition decoder's record
+    // order, panic): the alerts being complete would hide it, the others having taken its partitions.
+    assert!(
+        !logs.contains("panicked at"),
+        "an instance panicked:\n{}",
+        logs.lines()
+            .skip_while(|l| !l.contains("panicked at"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let missing: Vec<&String> = expected.difference(&got).map(|id| &reference[id]).collect();
     // An alert not in the reference, as delivered (its hunt, window and row say which evaluation
     // differed from one instance's).
