@@ -165,8 +165,16 @@ pub(crate) async fn run_with_decoder(
     let source_stop = shutdown.child_token();
     let source_task = tokio::spawn(c.source.run(record_tx, source_stop.clone()));
     let (decoders, decoder_rx) = tokio::sync::watch::channel((0, decode));
-    let (in_flight, in_flight_rx) =
-        tokio::sync::watch::channel(decoders_beside(c.evaluators.iter().map(|e| e.as_ref())));
+    // The repartition topic's records are decoded one batch at a time, in order: its decoder keeps each
+    // partition's progress from the reports among the records, and a batch decoded beside the one
+    // before it could take a watermark from reports that follow rows that batch has not seen (rows
+    // then late, a window judged without them).
+    let repartitioned = matches!(c.stage, Stage::Repartitioned);
+    let (in_flight, in_flight_rx) = tokio::sync::watch::channel(if repartitioned {
+        1
+    } else {
+        decoders_beside(c.evaluators.iter().map(|e| e.as_ref()))
+    });
     let batcher = tokio::spawn(crate::decode::run_batcher(
         decoder_rx,
         record_rx,
@@ -191,7 +199,7 @@ pub(crate) async fn run_with_decoder(
     );
     engine.schema = Arc::clone(&c.schema);
     engine.decoders = Some(decoders);
-    engine.in_flight = Some(in_flight);
+    engine.in_flight = (!repartitioned).then_some(in_flight);
     engine.lake = c.lake.take();
     engine.incidents = c.incidents.take();
     match c.stage {

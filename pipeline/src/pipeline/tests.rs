@@ -139,3 +139,68 @@ async fn a_reload_sets_the_batches_decoded_at_once_by_its_hunts() {
     engine.apply(set(vec![busy("sql", 1)])).await.unwrap();
     assert_eq!(*batcher_sees.borrow(), decoders_in_flight(1));
 }
+
+/// The most batches `stage` decodes at once beside a SQL hunt, over a file of eight events cut one per
+/// batch, each decode taking 30 ms.
+async fn most_decoded_at_once(stage: Stage) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    std::fs::write(&path, "{\"EventID\": 1}\n".repeat(8)).unwrap();
+    let mut settings = Settings::load(None, Vec::new()).unwrap();
+    settings.decode.batch_size = 1;
+    let source = crate::source::FileSource::new(
+        FileSettings {
+            paths: vec![path.display().to_string()],
+            follow: false,
+            poll_interval: Duration::from_millis(50),
+        },
+        1 << 20,
+    )
+    .unwrap();
+    let schema = Arc::new(EventSchema::windows());
+    let metrics = Metrics::new();
+    let real = decoder_for(&schema, 1 << 20, &metrics);
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let decode: DecodeFn = {
+        let (now, most) = (Arc::clone(&now), Arc::clone(&most));
+        Arc::new(move |seq, records| {
+            let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(at_once, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(30));
+            now.fetch_sub(1, Ordering::SeqCst);
+            real(seq, records)
+        })
+    };
+    let c = Components {
+        settings,
+        schema,
+        evaluators: vec![busy("sql", 1)],
+        source: Box::new(source),
+        alerts: Box::new(MemorySink::<Alert>::default()),
+        dead_letters: Box::new(MemorySink::<DeadLetter>::default()),
+        metrics,
+        health: Health::default(),
+        reloads: None,
+        lake: None,
+        incidents: None,
+        stage,
+    };
+    run_with_decoder(c, CancellationToken::new(), decode)
+        .await
+        .unwrap();
+    most.load(Ordering::SeqCst)
+}
+
+/// The repartition topic's decoder applies the senders' reports in record order: a batch decoded beside
+/// the one before it would take its watermark from reports that follow rows it has not seen (issue #13's
+/// kill test lost a window to this: its rows came late).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repartitioned_side_decodes_one_batch_at_a_time_beside_hunts_the_events_side_decodes_more_beside()
+ {
+    assert_eq!(most_decoded_at_once(Stage::Repartitioned).await, 1);
+    assert_eq!(
+        most_decoded_at_once(Stage::Events(None)).await,
+        decoders_in_flight(1).min(8)
+    );
+}

@@ -56,6 +56,9 @@ pub struct Inbox {
     /// reader reports it, as an assigned partition holds a single instance's until its first event.
     sources: Vec<String>,
     metrics: Metrics,
+    /// The last batch decoded: reports are applied in record order, one batch after the other (the
+    /// pipeline decodes this topic one batch at a time).
+    last_seq: Mutex<Option<u64>>,
 }
 
 impl Inbox {
@@ -74,6 +77,7 @@ impl Inbox {
             committed,
             sources,
             metrics: metrics.clone(),
+            last_seq: Mutex::default(),
         })
     }
 
@@ -92,6 +96,11 @@ impl Inbox {
         let mut received = now;
         let mut bytes = 0;
         let mut progress = self.progress.lock().expect("progress lock");
+        let before = self.last_seq.lock().expect("seq lock").replace(seq);
+        debug_assert!(
+            before.is_none_or(|b| b < seq),
+            "batch {seq} decoded after batch {before:?}: a watermark would come from reports after rows it has not seen"
+        );
         for record in records {
             received = received.min(record.received);
             bytes += record.bytes.len();
@@ -439,14 +448,14 @@ mod tests {
             Watermark::Unknown,
             "e[1] exists and nobody reported it yet"
         );
-        let d = at(&inbox, 0, vec![mark("b", &[("e[1]", Some(300), false)])]);
+        let d = at(&inbox, 1, vec![mark("b", &[("e[1]", Some(300), false)])]);
         assert_eq!(wm(&d), Watermark::At(300));
-        let d = at(&inbox, 1, vec![mark("b", &[("e[1]", Some(900), false)])]);
+        let d = at(&inbox, 2, vec![mark("b", &[("e[1]", Some(900), false)])]);
         assert_eq!(wm(&d), Watermark::At(500), "e[0] is now the one behind");
         // b is killed; e[1] goes to c, which re-reads it from an older offset.
         let d = at(
             &inbox,
-            2,
+            3,
             vec![
                 mark("c", &[("e[1]", None, false)]),
                 mark("a", &[("e[0]", Some(1000), false)]),
@@ -457,23 +466,23 @@ mod tests {
             Watermark::At(900),
             "e[1] holds where its last reader left it"
         );
-        let d = at(&inbox, 3, vec![mark("c", &[("e[1]", Some(700), false)])]);
+        let d = at(&inbox, 4, vec![mark("c", &[("e[1]", Some(700), false)])]);
         assert_eq!(wm(&d), Watermark::At(900), "never back");
-        let d = at(&inbox, 4, vec![mark("c", &[("e[1]", Some(1200), false)])]);
+        let d = at(&inbox, 5, vec![mark("c", &[("e[1]", Some(1200), false)])]);
         assert_eq!(wm(&d), Watermark::At(1000));
-        let d = at(&inbox, 5, vec![mark("a", &[("e[0]", Some(1000), true)])]);
+        let d = at(&inbox, 6, vec![mark("a", &[("e[0]", Some(1000), true)])]);
         assert_eq!(
             wm(&d),
             Watermark::At(1200),
             "an idle source partition holds no one back"
         );
-        let d = at(&inbox, 6, vec![mark("c", &[("e[1]", Some(1300), true)])]);
+        let d = at(&inbox, 7, vec![mark("c", &[("e[1]", Some(1300), true)])]);
         assert_eq!(
             wm(&d),
             Watermark::AllIdle(1300),
             "every source partition idle: the partition's windows close"
         );
-        assert_eq!(d.positions.0[0].1, 60);
+        assert_eq!(d.positions.0[0].1, 70);
     }
 
     /// A batch of one event-time column.
