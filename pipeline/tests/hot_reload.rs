@@ -1,7 +1,9 @@
 //! Hot reload through the real pipeline (issue #10): `ghosthunt run` following a JSON-lines file while the
 //! test edits the hunt and Sigma directories. A new hunt fires without a restart; a broken file is refused
 //! and the running set goes on; a windowed hunt edited mid-window does not disturb the others' windows; a
-//! new Sigma rule reading a new field is picked up (the decoder switches schema between two batches).
+//! new Sigma rule reading a new field is picked up (the decoder switches schema between two batches); a rule
+//! for another platform added beside it does not hold the reload back, an edit that would stop a running
+//! rule does.
 
 mod common;
 
@@ -359,4 +361,70 @@ async fn a_new_sigma_rule_reading_a_new_field_is_picked_up() {
             .any(|v| v.as_str() == Some("another haystack-needle")),
         "the new column is decoded after the reload: {evidence:?}"
     );
+}
+
+/// A web server rule: valid Sigma whose logsource the Windows mapping does not have.
+const RULE_WEB: &str = "title: Command in a URL (test)
+id: 6a3f0c2e-1f7b-4f43-9a51-5b0c7f0e0003
+status: test
+logsource:
+  category: webserver
+detection:
+  selection:
+    cs-uri-query|contains: cmd.exe
+  condition: selection
+level: high
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_for_another_platform_do_not_hold_a_reload_back_but_a_running_rule_that_would_stop_does()
+ {
+    let live = Live::start(
+        &[("failed_logon", on_event("failed_logon", 4625))],
+        &[("failed.yml", RULE_4625)],
+    );
+    let rule_4625 = "6a3f0c2e-1f7b-4f43-9a51-5b0c7f0e0001";
+    let needle = "6a3f0c2e-1f7b-4f43-9a51-5b0c7f0e0002";
+    live.append(&[event("2026-11-30T10:00:00Z", 4625, &[])]);
+    live.wait_for("the Sigma alert", |l| l.alerts_of(rule_4625).len() == 1)
+        .await;
+    // A rule repository pulled: a web server rule beside a new Windows rule. The web rule is left out
+    // (as it would be at start); the Windows rule runs.
+    write(&live.path("sigma/web.yml"), RULE_WEB);
+    write(&live.path("sigma/needle.yml"), RULE_NEEDLE);
+    live.wait_for("the reload", |l| {
+        l.reloads("ok") >= 1 && l.reloads("failed") == 0
+    })
+    .await;
+    live.append(&[event(
+        "2026-11-30T10:00:01Z",
+        4624,
+        &[("HuntingNeedle", "a haystack-needle")],
+    )]);
+    live.wait_for("the new Windows rule's alert", |l| {
+        l.alerts_of(needle).len() == 1
+    })
+    .await;
+    assert_eq!(
+        live.reloads("failed"),
+        0,
+        "the web rule held the reload back"
+    );
+    // The running 4625 rule edited to a logsource the mapping does not have: it would stop running, so
+    // the reload is refused and it goes on.
+    write(
+        &live.path("sigma/failed.yml"),
+        &RULE_4625.replace(
+            "  product: windows\n  service: security\n",
+            "  category: webserver\n",
+        ),
+    );
+    live.wait_for("the refused reload", |l| l.reloads("failed") == 1)
+        .await;
+    live.append(&[event("2026-11-30T10:00:02Z", 4625, &[])]);
+    live.wait_for("the running rule still alerting", |l| {
+        l.alerts_of(rule_4625).len() == 2
+    })
+    .await;
+    live.stop().await;
 }

@@ -329,6 +329,16 @@ pub async fn run(
         tracing::info!(hunt = %p.hunt.id, window = %p.hunt.window, severity = p.hunt.severity.as_str(), "Hunt planned.");
     }
     let refusals = reload::refusals(&errors, &setup.refusals);
+    let running_hunts: std::collections::BTreeSet<String> = planned
+        .iter()
+        .map(|p| p.hunt.id.clone())
+        .chain(
+            setup
+                .engine
+                .iter()
+                .flat_map(|e| e.hunts().map(|h| h.id.clone())),
+        )
+        .collect();
     let server_stop = CancellationToken::new();
     let server = match settings.metrics_listen {
         Some(addr) => {
@@ -401,7 +411,7 @@ pub async fn run(
         let reloader = reload::spawn(
             settings.clone(),
             handles.metrics.clone(),
-            refusals,
+            (refusals, running_hunts),
             sets_tx,
             reload_stop.clone(),
         );

@@ -3,10 +3,13 @@
 //! and hand it to the running pipeline, which switches between two batches (see `pipeline::HuntSet`).
 //!
 //! A reload that makes things worse is refused and the running set goes on: a hunt file or Sigma rule
-//! refused now that was not refused by the running set, a mapping that does not load, or nothing left to
-//! run. Refusals the running set already had (a Sigma rule for another platform, a file broken at start)
-//! do not block a reload. `ghosthunt_reloads_total{result}` counts `failed` here and `ok`/`unchanged` where
-//! the pipeline applies a set.
+//! broken now that was not broken in the running set, a rule the running set runs that would stop
+//! running, a mapping that does not load, or nothing left to run. A rule that is valid but not for this
+//! deployment — its logsource or fields not in the mapping, a placeholder without values, Sigma that
+//! ghosthunt does not run — does not hold the others back: it is logged and left out, as at start (a
+//! checkout of the Sigma repository holds web, Linux and cloud rules beside the Windows ones). Refusals
+//! the running set already had do not block a reload either. `ghosthunt_reloads_total{result}` counts
+//! `failed` here and `ok`/`unchanged` where the pipeline applies a set.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -35,23 +38,66 @@ pub enum ReloadError {
     Empty,
 }
 
-/// What was refused when a set was loaded: each refusal as `file:line: reason` text.
-pub(super) type Refusals = BTreeSet<String>;
+/// A hunt file or Sigma rule a set did not load, as a reload weighs it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Refusal {
+    /// `file:line: reason`.
+    text: String,
+    /// The Sigma rule it is (its id).
+    rule: Option<String>,
+    /// The file or rule is broken (its author's move, or the file system's), rather than valid but
+    /// not for this deployment (the mapping's, the settings' or ghosthunt's move).
+    broken: bool,
+}
 
-/// A set's refusals, SQL hunts' and Sigma rules', as the text a reload compares.
+/// What was refused when a set was loaded.
+pub(super) type Refusals = BTreeSet<Refusal>;
+
+/// A set's refusals, SQL hunts' and Sigma rules'.
 pub(super) fn refusals(
     hunts: &[crate::hunt::HuntError],
     sigma: &[crate::sigma::load::SigmaRefusal],
 ) -> Refusals {
+    use crate::sigma::error::Fault;
     hunts
         .iter()
-        .map(ToString::to_string)
-        .chain(sigma.iter().map(ToString::to_string))
+        .map(|e| Refusal {
+            text: e.to_string(),
+            rule: None,
+            broken: true,
+        })
+        .chain(sigma.iter().map(|r| Refusal {
+            text: r.to_string(),
+            rule: r.id.clone(),
+            broken: matches!(r.kind().fault(), Fault::Author | Fault::Environment),
+        }))
         .collect()
 }
 
+/// The ids of the hunts a set runs (a Sigma rule's hunt has the rule's id).
+pub(super) fn hunt_ids(set: &HuntSet) -> BTreeSet<String> {
+    set.evaluators
+        .iter()
+        .flat_map(|e| e.hunts())
+        .map(|h| h.id.clone())
+        .collect()
+}
+
+/// The refusals of a new set that hold a reload back: not refused by the running set, and either broken
+/// or a rule the running set runs (`running_hunts`). The others are returned second: rules left out.
+fn weigh<'a>(
+    refusals: &'a Refusals,
+    running: &Refusals,
+    running_hunts: &BTreeSet<String>,
+) -> (Vec<&'a Refusal>, Vec<&'a Refusal>) {
+    refusals
+        .iter()
+        .filter(|r| !running.contains(*r))
+        .partition(|r| r.broken || r.rule.as_ref().is_some_and(|id| running_hunts.contains(id)))
+}
+
 /// Loads and plans the configured hunts as a complete set, with its refusals.
-pub(super) async fn load_set(settings: &Settings) -> Result<(HuntSet, Refusals), AppError> {
+async fn load_set(settings: &Settings) -> Result<(HuntSet, Refusals), AppError> {
     let setup = sigma(settings, schema(settings)?)?;
     let (planned, errors) = hunts(settings, &setup.schema).await;
     let refusals = refusals(&errors, &setup.refusals);
@@ -92,12 +138,12 @@ fn watched(settings: &Settings) -> Vec<(PathBuf, RecursiveMode)> {
     paths
 }
 
-/// Starts watching; runs until `shutdown`. `running` are the refusals of the set the pipeline started
-/// with. A folder that cannot be watched is logged (SIGHUP still reloads).
+/// Starts watching; runs until `shutdown`. `running` are the refusals and the hunt ids of the set the
+/// pipeline started with. A folder that cannot be watched is logged (SIGHUP still reloads).
 pub(super) fn spawn(
     settings: Settings,
     metrics: Metrics,
-    running: Refusals,
+    running: (Refusals, BTreeSet<String>),
     sets: mpsc::Sender<HuntSet>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
@@ -153,12 +199,13 @@ pub(super) fn spawn(
                     tracing::info!("SIGHUP: reloading hunts.");
                 }
             }
-            match reload(&settings, &running).await {
+            match reload(&settings, &running.0, &running.1).await {
                 Ok((set, refusals)) => {
+                    let hunts = hunt_ids(&set);
                     if sets.send(set).await.is_err() {
                         return; // the pipeline has stopped
                     }
-                    running = refusals;
+                    running = (refusals, hunts);
                 }
                 Err(e) => {
                     metrics.reloads.with_label_values(&["failed"]).inc();
@@ -169,18 +216,86 @@ pub(super) fn spawn(
     })
 }
 
-/// Loads the set again; refuses it if it has refusals the running set did not have, or nothing to run.
+/// Loads the set again; refuses it if a new refusal holds it back ([`weigh`]), or nothing is left to run.
 async fn reload(
     settings: &Settings,
     running: &Refusals,
+    running_hunts: &BTreeSet<String>,
 ) -> Result<(HuntSet, Refusals), ReloadError> {
     let (set, refusals) = load_set(settings).await?;
-    let new: Vec<String> = refusals.difference(running).cloned().collect();
-    if !new.is_empty() {
-        return Err(ReloadError::Refused(new));
+    let (blocking, left_out) = weigh(&refusals, running, running_hunts);
+    if !blocking.is_empty() {
+        return Err(ReloadError::Refused(
+            blocking.into_iter().map(|r| r.text.clone()).collect(),
+        ));
+    }
+    for r in left_out {
+        tracing::warn!(refusal = %r.text, "Sigma rule refused; the others keep running.");
     }
     if set.evaluators.is_empty() {
         return Err(ReloadError::Empty);
     }
     Ok((set, refusals))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigma::error::RefusalKind;
+    use crate::sigma::load::SigmaRefusal;
+
+    fn refused(file: &str, id: &str, kind: RefusalKind) -> SigmaRefusal {
+        SigmaRefusal {
+            file: file.into(),
+            title: Some(file.to_string()),
+            id: Some(id.to_string()),
+            reason: kind.error("a reason"),
+        }
+    }
+
+    #[test]
+    fn rules_not_for_this_deployment_are_left_out_and_broken_ones_or_running_ones_hold_a_reload_back()
+     {
+        let running = refusals(&[], &[refused("old_web.yml", "w0", RefusalKind::Logsource)]);
+        let running_hunts: BTreeSet<String> = ["r1".to_string()].into();
+        let new = refusals(
+            &[],
+            &[
+                // Already refused by the running set.
+                refused("old_web.yml", "w0", RefusalKind::Logsource),
+                // New, valid, not for this deployment.
+                refused("web.yml", "w1", RefusalKind::Logsource),
+                refused("cloud.yml", "c1", RefusalKind::Field),
+                refused("cdc.yml", "p1", RefusalKind::Placeholder),
+                refused("filter.yml", "f1", RefusalKind::Unsupported),
+                // New and broken.
+                refused("typo.yml", "t1", RefusalKind::Condition),
+                // Running now, and no longer loadable here: it would stop.
+                refused("edited.yml", "r1", RefusalKind::Logsource),
+            ],
+        );
+        let (blocking, left_out) = weigh(&new, &running, &running_hunts);
+        let files = |rs: Vec<&Refusal>| {
+            let mut v: Vec<String> = rs
+                .iter()
+                .map(|r| r.text.split(':').next().unwrap().to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(files(blocking), ["edited.yml", "typo.yml"]);
+        assert_eq!(
+            files(left_out),
+            ["cdc.yml", "cloud.yml", "filter.yml", "web.yml"]
+        );
+        // A broken SQL hunt file always holds it back.
+        let sql = crate::hunt::HuntError {
+            origin: "hunts/x.sql".into(),
+            line: 3,
+            reason: "a syntax error".into(),
+        };
+        let broken = refusals(&[sql], &[]);
+        let (blocking, _) = weigh(&broken, &running, &running_hunts);
+        assert_eq!(blocking.len(), 1);
+    }
 }
