@@ -329,16 +329,6 @@ pub async fn run(
         tracing::info!(hunt = %p.hunt.id, window = %p.hunt.window, severity = p.hunt.severity.as_str(), "Hunt planned.");
     }
     let refusals = reload::refusals(&errors, &setup.refusals);
-    let running_hunts: std::collections::BTreeSet<String> = planned
-        .iter()
-        .map(|p| p.hunt.id.clone())
-        .chain(
-            setup
-                .engine
-                .iter()
-                .flat_map(|e| e.hunts().map(|h| h.id.clone())),
-        )
-        .collect();
     let server_stop = CancellationToken::new();
     let server = match settings.metrics_listen {
         Some(addr) => {
@@ -411,7 +401,7 @@ pub async fn run(
         let reloader = reload::spawn(
             settings.clone(),
             handles.metrics.clone(),
-            (refusals, running_hunts),
+            (refusals, reload::hunt_ids(&evaluators)),
             sets_tx,
             reload_stop.clone(),
         );

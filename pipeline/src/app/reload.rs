@@ -74,9 +74,9 @@ pub(super) fn refusals(
         .collect()
 }
 
-/// The ids of the hunts a set runs (a Sigma rule's hunt has the rule's id).
-pub(super) fn hunt_ids(set: &HuntSet) -> BTreeSet<String> {
-    set.evaluators
+/// The ids of the hunts `evaluators` run (a Sigma rule's hunt has the rule's id).
+pub(super) fn hunt_ids(evaluators: &[Box<dyn crate::runtime::Evaluator>]) -> BTreeSet<String> {
+    evaluators
         .iter()
         .flat_map(|e| e.hunts())
         .map(|h| h.id.clone())
@@ -201,7 +201,7 @@ pub(super) fn spawn(
             }
             match reload(&settings, &running.0, &running.1).await {
                 Ok((set, refusals)) => {
-                    let hunts = hunt_ids(&set);
+                    let hunts = hunt_ids(&set.evaluators);
                     if sets.send(set).await.is_err() {
                         return; // the pipeline has stopped
                     }

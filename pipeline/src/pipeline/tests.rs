@@ -9,12 +9,16 @@ use crate::alert::{Alert, MemorySink};
 use crate::decode::decoders_in_flight;
 use crate::settings::FileSettings;
 
-/// A run over one file whose decoding panics on records (not on the empty batches of announcements).
-async fn run_with_broken_decoder() -> Result<Summary, PipelineError> {
+/// A run over a file holding `text`, decoded by the pipeline's decoder as `wrap` wraps it.
+async fn run_over_file(
+    text: &str,
+    settings: Settings,
+    (evaluators, stage): (Vec<Box<dyn Evaluator>>, Stage),
+    wrap: impl FnOnce(DecodeFn) -> DecodeFn,
+) -> Result<Summary, PipelineError> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.jsonl");
-    std::fs::write(&path, "{\"EventID\": 1}\n").unwrap();
-    let settings = Settings::load(None, Vec::new()).unwrap();
+    std::fs::write(&path, text).unwrap();
     let source = crate::source::FileSource::new(
         FileSettings {
             paths: vec![path.display().to_string()],
@@ -26,15 +30,11 @@ async fn run_with_broken_decoder() -> Result<Summary, PipelineError> {
     .unwrap();
     let schema = Arc::new(EventSchema::windows());
     let metrics = Metrics::new();
-    let real = decoder_for(&schema, 1 << 20, &metrics);
-    let decode: DecodeFn = Arc::new(move |seq, records| {
-        assert!(records.is_empty(), "a bug in the decoder");
-        real(seq, records)
-    });
+    let decode = wrap(decoder_for(&schema, 1 << 20, &metrics));
     let c = Components {
         settings,
         schema,
-        evaluators: Vec::new(),
+        evaluators,
         source: Box::new(source),
         alerts: Box::new(MemorySink::<Alert>::default()),
         dead_letters: Box::new(MemorySink::<DeadLetter>::default()),
@@ -43,9 +43,25 @@ async fn run_with_broken_decoder() -> Result<Summary, PipelineError> {
         reloads: None,
         lake: None,
         incidents: None,
-        stage: crate::pipeline::Stage::Events(None),
+        stage,
     };
     run_with_decoder(c, CancellationToken::new(), decode).await
+}
+
+/// A run over one file whose decoding panics on records (not on the empty batches of announcements).
+async fn run_with_broken_decoder() -> Result<Summary, PipelineError> {
+    run_over_file(
+        "{\"EventID\": 1}\n",
+        Settings::load(None, Vec::new()).unwrap(),
+        (Vec::new(), Stage::Events(None)),
+        |real| {
+            Arc::new(move |seq, records| {
+                assert!(records.is_empty(), "a bug in the decoder");
+                real(seq, records)
+            })
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,51 +160,29 @@ async fn a_reload_sets_the_batches_decoded_at_once_by_its_hunts() {
 /// batch, each decode taking 30 ms.
 async fn most_decoded_at_once(stage: Stage) -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("events.jsonl");
-    std::fs::write(&path, "{\"EventID\": 1}\n".repeat(8)).unwrap();
     let mut settings = Settings::load(None, Vec::new()).unwrap();
     settings.decode.batch_size = 1;
-    let source = crate::source::FileSource::new(
-        FileSettings {
-            paths: vec![path.display().to_string()],
-            follow: false,
-            poll_interval: Duration::from_millis(50),
-        },
-        1 << 20,
-    )
-    .unwrap();
-    let schema = Arc::new(EventSchema::windows());
-    let metrics = Metrics::new();
-    let real = decoder_for(&schema, 1 << 20, &metrics);
     let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let decode: DecodeFn = {
+    let counted = {
         let (now, most) = (Arc::clone(&now), Arc::clone(&most));
-        Arc::new(move |seq, records| {
-            let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
-            most.fetch_max(at_once, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(30));
-            now.fetch_sub(1, Ordering::SeqCst);
-            real(seq, records)
-        })
+        move |real: DecodeFn| -> DecodeFn {
+            Arc::new(move |seq, records| {
+                let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(at_once, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(30));
+                now.fetch_sub(1, Ordering::SeqCst);
+                real(seq, records)
+            })
+        }
     };
-    let c = Components {
+    run_over_file(
+        &"{\"EventID\": 1}\n".repeat(8),
         settings,
-        schema,
-        evaluators: vec![busy("sql", 1)],
-        source: Box::new(source),
-        alerts: Box::new(MemorySink::<Alert>::default()),
-        dead_letters: Box::new(MemorySink::<DeadLetter>::default()),
-        metrics,
-        health: Health::default(),
-        reloads: None,
-        lake: None,
-        incidents: None,
-        stage,
-    };
-    run_with_decoder(c, CancellationToken::new(), decode)
-        .await
-        .unwrap();
+        (vec![busy("sql", 1)], stage),
+        counted,
+    )
+    .await
+    .unwrap();
     most.load(Ordering::SeqCst)
 }
 
