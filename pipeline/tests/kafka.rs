@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::kafka::{Broker, ConsumedRecord};
 use ghosthunt::app::{self, Handles};
-use ghosthunt::settings::{FileSettings, OutputSettings, Settings};
+use ghosthunt::settings::{FileSettings, OutputSettings, Settings, SourceSettings};
 use ghosthunt::source::FileSource;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -253,8 +253,9 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_good_events_still_alert
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_in_one_group_share_the_partitions_and_produce_every_alert() {
+/// Two instances in group `group`, with `options` for their consumers, read 600 events between them;
+/// every expected alert comes out, and both read.
+async fn two_instances_share(group: &str, options: &[(&str, &str)]) {
     let Some(broker) = Broker::start() else {
         return;
     };
@@ -266,16 +267,16 @@ async fn two_instances_in_one_group_share_the_partitions_and_produce_every_alert
         .await;
     let shutdown = CancellationToken::new();
     let (one, two) = (Handles::default(), Handles::default());
-    let a = tokio::spawn(app::run(
-        kafka_settings(&broker, "pair"),
-        one.clone(),
-        shutdown.clone(),
-    ));
-    let b = tokio::spawn(app::run(
-        kafka_settings(&broker, "pair"),
-        two.clone(),
-        shutdown.clone(),
-    ));
+    let settings = || {
+        let mut s = kafka_settings(&broker, group);
+        if let SourceSettings::Kafka(k) = &mut s.source {
+            k.options
+                .extend(options.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        }
+        s
+    };
+    let a = tokio::spawn(app::run(settings(), one.clone(), shutdown.clone()));
+    let b = tokio::spawn(app::run(settings(), two.clone(), shutdown.clone()));
     let bootstrap = broker.bootstrap.clone();
     let n = expected.len();
     let records = tokio::task::spawn_blocking(move || {
@@ -297,6 +298,22 @@ async fn two_instances_in_one_group_share_the_partitions_and_produce_every_alert
         read(&one),
         read(&two)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_in_one_group_share_the_partitions_and_produce_every_alert() {
+    two_instances_share("pair", &[]).await;
+}
+
+/// The cooperative protocol: partitions assigned and revoked incrementally (the rebalance callback
+/// takes the protocol from this setting).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_partitions_with_the_cooperative_rebalance_protocol() {
+    two_instances_share(
+        "pair-cooperative",
+        &[("partition.assignment.strategy", "cooperative-sticky")],
+    )
+    .await;
 }
 
 /// The partitions of `EVENTS` an instance exports consumer lag for.

@@ -44,6 +44,9 @@ pub struct SourceContext {
     revoked: std::sync::Mutex<HashSet<(String, i32)>>,
     /// The input of each partition's current assignment (see [`Assigned`]).
     assigned: Assigned,
+    /// The group uses the cooperative rebalance protocol (`partition.assignment.strategy` set to
+    /// `cooperative-sticky`), known from the configuration: see [`SourceContext::rebalance`].
+    cooperative: bool,
 }
 
 /// Each assigned partition's input, a new one per assignment: the records of one assignment carry its
@@ -112,6 +115,42 @@ impl ClientContext for SourceContext {
 }
 
 impl ConsumerContext for SourceContext {
+    /// rdkafka's own rebalance, with the protocol taken from the configuration instead of asked of
+    /// librdkafka: `rd_kafka_rebalance_protocol` called from this callback can wait for ever while the
+    /// consumer closes (librdkafka issue 4041; seen here as an instance hanging in `BaseConsumer::drop`
+    /// at shutdown, its revocation never finishing).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        use rdkafka::types::RDKafkaRespErr::{
+            RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS as ASSIGN,
+            RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS as REVOKE,
+        };
+        let rebalance = match err {
+            ASSIGN => Rebalance::Assign(partitions),
+            REVOKE => Rebalance::Revoke(partitions),
+            other => {
+                let code = rdkafka::types::RDKafkaErrorCode::from(other);
+                tracing::error!(error = %code, group = %self.group, "Rebalance failed; the partitions are given up.");
+                Rebalance::Error(rdkafka::error::KafkaError::Rebalance(code))
+            }
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let done = match (err == ASSIGN, self.cooperative) {
+            (true, true) => consumer.incremental_assign(partitions),
+            (true, false) => consumer.assign(partitions),
+            (false, true) => consumer.incremental_unassign(partitions),
+            (false, false) => consumer.unassign(),
+        };
+        if let Err(error) = done {
+            tracing::warn!(%error, group = %self.group, "Applying a rebalance failed.");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             let elements = partitions.elements();
@@ -240,6 +279,9 @@ impl KafkaSource {
             generation: AtomicU64::new(0),
             revoked: Default::default(),
             assigned: Assigned::default(),
+            cooperative: config
+                .get("partition.assignment.strategy")
+                .is_some_and(|s| s.split(',').all(|s| s.trim() == "cooperative-sticky")),
         };
         let consumer: KafkaConsumer = config
             .create_with_context(context)
