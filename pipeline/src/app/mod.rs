@@ -401,7 +401,7 @@ pub async fn run(
         let reloader = reload::spawn(
             settings.clone(),
             handles.metrics.clone(),
-            (refusals, reload::hunt_ids(&evaluators)),
+            reload::Running::new(refusals, &evaluators),
             sets_tx,
             reload_stop.clone(),
         );

@@ -74,26 +74,34 @@ pub(super) fn refusals(
         .collect()
 }
 
-/// The ids of the hunts `evaluators` run (a Sigma rule's hunt has the rule's id).
-pub(super) fn hunt_ids(evaluators: &[Box<dyn crate::runtime::Evaluator>]) -> BTreeSet<String> {
-    evaluators
-        .iter()
-        .flat_map(|e| e.hunts())
-        .map(|h| h.id.clone())
-        .collect()
+/// The running set, as a reload is weighed against it: what it refused, and the ids of the hunts it
+/// runs (a Sigma rule's hunt has the rule's id).
+pub(super) struct Running {
+    refusals: Refusals,
+    hunts: BTreeSet<String>,
+}
+
+impl Running {
+    pub(super) fn new(
+        refusals: Refusals,
+        evaluators: &[Box<dyn crate::runtime::Evaluator>],
+    ) -> Running {
+        let hunts = evaluators
+            .iter()
+            .flat_map(|e| e.hunts())
+            .map(|h| h.id.clone())
+            .collect();
+        Running { refusals, hunts }
+    }
 }
 
 /// The refusals of a new set that hold a reload back: not refused by the running set, and either broken
-/// or a rule the running set runs (`running_hunts`). The others are returned second: rules left out.
-fn weigh<'a>(
-    refusals: &'a Refusals,
-    running: &Refusals,
-    running_hunts: &BTreeSet<String>,
-) -> (Vec<&'a Refusal>, Vec<&'a Refusal>) {
+/// or a rule the running set runs. The others are returned second: rules left out.
+fn weigh<'a>(refusals: &'a Refusals, running: &Running) -> (Vec<&'a Refusal>, Vec<&'a Refusal>) {
     refusals
         .iter()
-        .filter(|r| !running.contains(*r))
-        .partition(|r| r.broken || r.rule.as_ref().is_some_and(|id| running_hunts.contains(id)))
+        .filter(|r| !running.refusals.contains(*r))
+        .partition(|r| r.broken || r.rule.as_ref().is_some_and(|id| running.hunts.contains(id)))
 }
 
 /// Loads and plans the configured hunts as a complete set, with its refusals.
@@ -138,12 +146,11 @@ fn watched(settings: &Settings) -> Vec<(PathBuf, RecursiveMode)> {
     paths
 }
 
-/// Starts watching; runs until `shutdown`. `running` are the refusals and the hunt ids of the set the
-/// pipeline started with. A folder that cannot be watched is logged (SIGHUP still reloads).
+/// Starts watching; runs until `shutdown`. `running` is the set the pipeline started with. A folder that cannot be watched is logged (SIGHUP still reloads).
 pub(super) fn spawn(
     settings: Settings,
     metrics: Metrics,
-    running: (Refusals, BTreeSet<String>),
+    running: Running,
     sets: mpsc::Sender<HuntSet>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
@@ -199,13 +206,13 @@ pub(super) fn spawn(
                     tracing::info!("SIGHUP: reloading hunts.");
                 }
             }
-            match reload(&settings, &running.0, &running.1).await {
+            match reload(&settings, &running).await {
                 Ok((set, refusals)) => {
-                    let hunts = hunt_ids(&set.evaluators);
+                    let next = Running::new(refusals, &set.evaluators);
                     if sets.send(set).await.is_err() {
                         return; // the pipeline has stopped
                     }
-                    running = (refusals, hunts);
+                    running = next;
                 }
                 Err(e) => {
                     metrics.reloads.with_label_values(&["failed"]).inc();
@@ -219,11 +226,10 @@ pub(super) fn spawn(
 /// Loads the set again; refuses it if a new refusal holds it back ([`weigh`]), or nothing is left to run.
 async fn reload(
     settings: &Settings,
-    running: &Refusals,
-    running_hunts: &BTreeSet<String>,
+    running: &Running,
 ) -> Result<(HuntSet, Refusals), ReloadError> {
     let (set, refusals) = load_set(settings).await?;
-    let (blocking, left_out) = weigh(&refusals, running, running_hunts);
+    let (blocking, left_out) = weigh(&refusals, running);
     if !blocking.is_empty() {
         return Err(ReloadError::Refused(
             blocking.into_iter().map(|r| r.text.clone()).collect(),
@@ -256,8 +262,10 @@ mod tests {
     #[test]
     fn rules_not_for_this_deployment_are_left_out_and_broken_ones_or_running_ones_hold_a_reload_back()
      {
-        let running = refusals(&[], &[refused("old_web.yml", "w0", RefusalKind::Logsource)]);
-        let running_hunts: BTreeSet<String> = ["r1".to_string()].into();
+        let running = Running {
+            refusals: refusals(&[], &[refused("old_web.yml", "w0", RefusalKind::Logsource)]),
+            hunts: ["r1".to_string()].into(),
+        };
         let new = refusals(
             &[],
             &[
@@ -274,7 +282,7 @@ mod tests {
                 refused("edited.yml", "r1", RefusalKind::Logsource),
             ],
         );
-        let (blocking, left_out) = weigh(&new, &running, &running_hunts);
+        let (blocking, left_out) = weigh(&new, &running);
         let files = |rs: Vec<&Refusal>| {
             let mut v: Vec<String> = rs
                 .iter()
@@ -295,7 +303,7 @@ mod tests {
             reason: "a syntax error".into(),
         };
         let broken = refusals(&[sql], &[]);
-        let (blocking, _) = weigh(&broken, &running, &running_hunts);
+        let (blocking, _) = weigh(&broken, &running);
         assert_eq!(blocking.len(), 1);
     }
 }
