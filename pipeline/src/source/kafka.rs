@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -47,6 +47,8 @@ pub struct SourceContext {
     /// The group uses the cooperative rebalance protocol (`partition.assignment.strategy` set to
     /// `cooperative-sticky`), known from the configuration: see [`SourceContext::rebalance`].
     cooperative: bool,
+    /// The consumer is being dropped (see [`Closing`]): the final revocation commits nothing itself.
+    closing: AtomicBool,
 }
 
 /// Each assigned partition's input, a new one per assignment: the records of one assignment carry its
@@ -164,7 +166,15 @@ impl ConsumerContext for SourceContext {
             }
             self.lag
                 .revoked(elements.iter().map(|e| (e.topic(), e.partition())));
-            // Commit what was acknowledged; the rest is left for the new owner to read again.
+            // Commit what was acknowledged; the rest is left for the new owner to read again. Not while
+            // the consumer closes: the pipeline committed at its end (`Acknowledge::close`), librdkafka
+            // commits the stored offsets of the partitions it revokes itself (auto-commit), and a
+            // synchronous commit from this callback can wait for ever then (seen: a scale-out test's
+            // shutdown hung here, librdkafka's main thread idle; see [`Closing`]).
+            if self.closing.load(Ordering::SeqCst) {
+                tracing::info!(group = %self.group, partitions = %list(partitions), "Partitions revoked at close.");
+                return;
+            }
             match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(())
                 | Err(rdkafka::error::KafkaError::ConsumerCommit(
@@ -242,9 +252,65 @@ pub(super) fn consumer_config(
 /// `poll`, and a blocked `send` into a full channel simply stops polling (backpressure).
 pub(super) type KafkaConsumer = BaseConsumer<SourceContext>;
 
+/// How long dropping the consumer may take before the pipeline goes on without it.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// The consumer the source and its acknowledger share, closed on a thread of its own when the last of
+/// them lets go, and waited for at most [`CLOSE_WAIT`]. Dropping a consumer closes it: it leaves the
+/// group and serves the final revocation through [`SourceContext::rebalance`], and librdkafka can block
+/// for ever in calls made from that callback while it closes (`rd_kafka_rebalance_protocol`, commits,
+/// assignments: librdkafka issues 4041 and 4884). Seen here twice at a scale-out test's shutdown, a tokio
+/// worker stuck in the drop and the pipeline never returning. What the pipeline acknowledged was committed
+/// before ([`Acknowledge::close`]), so a close given up on loses nothing: its partitions are read again
+/// from that commit by their next owner.
+pub(super) struct Closing(Option<KafkaConsumer>);
+
+impl Closing {
+    fn new(consumer: KafkaConsumer) -> Closing {
+        Closing(Some(consumer))
+    }
+}
+
+impl std::ops::Deref for Closing {
+    type Target = KafkaConsumer;
+
+    fn deref(&self) -> &KafkaConsumer {
+        self.0
+            .as_ref()
+            .expect("the consumer is there until dropped")
+    }
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        let Some(consumer) = self.0.take() else {
+            return;
+        };
+        consumer.context().closing.store(true, Ordering::SeqCst);
+        let group = consumer.context().group.clone();
+        if !drop_within(consumer, CLOSE_WAIT) {
+            tracing::warn!(%group, wait = ?CLOSE_WAIT, "The Kafka consumer did not close in time; going on without it (its partitions are read again from the last commit).");
+        }
+    }
+}
+
+/// Drops `value` on a thread of its own and waits at most `wait` for it: whether it was dropped in time.
+/// A drop that takes longer goes on on that thread.
+fn drop_within<T: Send + 'static>(value: T, wait: Duration) -> bool {
+    let (done, dropped) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("kafka-close".into())
+        .spawn(move || {
+            drop(value);
+            let _ = done.send(());
+        });
+    // Without a thread (the spawn failed and dropped the value here), the drop is done.
+    spawned.is_err() || dropped.recv_timeout(wait).is_ok()
+}
+
 /// The Kafka source.
 pub struct KafkaSource {
-    consumer: Arc<KafkaConsumer>,
+    consumer: Arc<Closing>,
     settings: KafkaSourceSettings,
     brokers: String,
     health: Health,
@@ -282,12 +348,13 @@ impl KafkaSource {
             cooperative: config
                 .get("partition.assignment.strategy")
                 .is_some_and(|s| s.split(',').all(|s| s.trim() == "cooperative-sticky")),
+            closing: AtomicBool::new(false),
         };
         let consumer: KafkaConsumer = config
             .create_with_context(context)
             .map_err(|e| KafkaFailure::new("creating the consumer", e))?;
         Ok(KafkaSource {
-            consumer: Arc::new(consumer),
+            consumer: Arc::new(Closing::new(consumer)),
             settings,
             brokers: kafka.brokers.clone(),
             health: health.clone(),
@@ -481,7 +548,7 @@ fn poll_loop(
 
 /// Stores acknowledged offsets; commits them on close.
 struct KafkaAcknowledge {
-    consumer: Arc<KafkaConsumer>,
+    consumer: Arc<Closing>,
     /// Where floors are recorded before offsets are stored with them (the repartition topic's reader).
     floors: Option<Arc<Floors>>,
 }
@@ -593,6 +660,31 @@ impl Source for KafkaSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A consumer's close that hangs (librdkafka) does not hang the pipeline dropping it.
+    #[test]
+    fn a_drop_that_hangs_is_left_on_its_own_thread_after_the_wait() {
+        // Blocks until released (at most 10 s, so that a drop made in place fails the test).
+        struct Hangs(std::sync::mpsc::Receiver<()>);
+        impl Drop for Hangs {
+            fn drop(&mut self) {
+                let _ = self.0.recv_timeout(Duration::from_secs(10));
+            }
+        }
+        let (release, hold) = std::sync::mpsc::channel();
+        let started = Instant::now();
+        assert!(!drop_within(Hangs(hold), Duration::from_millis(200)));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(200) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+        release.send(()).unwrap();
+        // A drop that finishes in time is waited for.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        drop(tx);
+        assert!(drop_within(Hangs(rx), Duration::from_secs(5)));
+    }
 
     #[test]
     fn only_positions_of_a_partitions_current_assignment_are_stored() {
