@@ -396,6 +396,7 @@ impl Engine {
                 .iter()
                 .map(|i| Arc::from(i.name.as_str()))
                 .collect(),
+            masks: decoded.masks,
         });
         let input = StepInput {
             batch: Some(Arc::clone(&view)),

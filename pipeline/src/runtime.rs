@@ -17,6 +17,12 @@ use serde_json::{Map, Value};
 use crate::hunt::Hunt;
 use crate::window::Watermark;
 
+/// Hunts' row filters already answered for a batch's rows, by hunt id: a retro-hunt's scan answers them
+/// while the table's text is still in its Parquet dictionaries, where each distinct value is tested once
+/// (`lake::kept`). A hunt not named here evaluates its own filter.
+pub type HuntMasks =
+    Option<Arc<std::collections::HashMap<String, datafusion::arrow::array::BooleanArray>>>;
+
 /// One decoded batch as every evaluator sees it.
 pub struct BatchView {
     /// Sequence number of the batch (acknowledgement order).
@@ -32,6 +38,15 @@ pub struct BatchView {
     /// Scaled out: repartition partitions this instance no longer owns (their next owner reads them
     /// again from the last commit).
     pub revoked: Vec<Arc<str>>,
+    /// The hunts' row filters, where already answered for `batch` (see [`HuntMasks`]).
+    pub masks: HuntMasks,
+}
+
+impl BatchView {
+    /// Hunt `id`'s row filter over `batch`, if already answered.
+    pub fn mask(&self, id: &str) -> Option<&datafusion::arrow::array::BooleanArray> {
+        self.masks.as_ref().and_then(|m| m.get(id))
+    }
 }
 
 /// A repartition partition's event time: its own watermark, so that a partition taken over from another

@@ -99,6 +99,8 @@ pub struct DecodedBatch {
     pub stopped: Vec<Arc<Input>>,
     /// Which decoder made it (see [`Decoders`]).
     pub generation: u64,
+    /// The hunts' row filters, where the source answered them (see [`crate::runtime::HuntMasks`]).
+    pub masks: crate::runtime::HuntMasks,
 }
 
 /// Decodes raw records with one schema.
@@ -203,6 +205,7 @@ impl Decoder {
             generation: 0,
             parts: Vec::new(),
             partitions: Vec::new(),
+            masks: None,
         }
     }
 }
@@ -242,6 +245,8 @@ pub fn keep_time_range(
     .expect("a mask of the batch's length");
     let mut k = keep.into_iter();
     decoded.records.retain(|_| k.next().unwrap_or(false));
+    // Answers for the rows before the cut: the hunts evaluate their own.
+    decoded.masks = None;
     decoded
 }
 
@@ -436,6 +441,7 @@ pub async fn run_batcher(
                     batch,
                     records,
                     newest,
+                    masks,
                 }) => {
                     let input_times = records
                         .first()
@@ -459,6 +465,7 @@ pub async fn run_batcher(
                         generation,
                         parts: Vec::new(),
                         partitions: Vec::new(),
+                        masks,
                     }
                 }
                 Some(SourceMessage::Started(input)) => {

@@ -276,6 +276,7 @@ impl IncidentStage {
                     parts: Vec::new(),
                     partitions: Vec::new(),
                     revoked: Vec::new(),
+                    masks: None,
                 }))
             }
         };

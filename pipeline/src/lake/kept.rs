@@ -7,16 +7,19 @@
 //! (`benches/README.md`). Here the kept values go from the views straight into the strings, into
 //! batches of about `batch_size` rows.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, StringBuilder,
+    new_null_array,
 };
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{cast, concat, filter, prep_null_mask_filter};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
@@ -37,19 +40,36 @@ pub(super) fn with_types(schema: &Schema, wanted: Option<&Schema>) -> SchemaRef 
 }
 
 /// The rows of `input` that `predicate` keeps (all of them without one; NULL does not keep a row), as
-/// batches of `output` (the input's columns, some of other types) of at least `batch_size` rows but
-/// the last.
+/// batches of `output` (the input's columns, some of other types, then one boolean column per `answers`)
+/// of at least `batch_size` rows but the last. The `answers` predicates are answered for the kept rows
+/// while their text is still the scan's views (each distinct value of a dictionary-encoded page tested
+/// once: `query::texts`), NULL as false.
 pub(super) fn kept(
     input: SendableRecordBatchStream,
     predicate: Option<Arc<dyn PhysicalExpr>>,
+    answers: Vec<Arc<dyn PhysicalExpr>>,
     output: SchemaRef,
     batch_size: usize,
 ) -> SendableRecordBatchStream {
     let schema = Arc::clone(&output);
+    // The columns the answers read.
+    let read: Arc<HashSet<usize>> = Arc::new(
+        answers
+            .iter()
+            .flat_map(collect_columns)
+            .map(|c| c.index())
+            .collect(),
+    );
+    let answers = Arc::new(answers);
     let stream = futures::stream::try_unfold(
         (input, Some(Pending::default())),
         move |(mut input, pending)| {
-            let (predicate, output) = (predicate.clone(), Arc::clone(&output));
+            let (predicate, answers, read, output) = (
+                predicate.clone(),
+                Arc::clone(&answers),
+                Arc::clone(&read),
+                Arc::clone(&output),
+            );
             async move {
                 let Some(mut pending) = pending else {
                     return Ok(None);
@@ -62,18 +82,29 @@ pub(super) fn kept(
                     };
                     let rows = mask.true_count();
                     if rows > 0 {
+                        let answered = match answers.is_empty() {
+                            true => Vec::new(),
+                            false => {
+                                let kept = kept_for_answers(&batch, &mask, rows, &read)?;
+                                answers
+                                    .iter()
+                                    .map(|a| self::mask(a.evaluate(&kept)?.into_array(rows)?))
+                                    .collect::<Result<Vec<_>>>()?
+                            }
+                        };
                         pending.rows += rows;
                         pending.pieces.push((batch, mask));
+                        pending.answers.push(answered);
                     }
                     if pending.rows >= batch_size {
-                        let out = gather(&pending.pieces, pending.rows, &output)?;
+                        let out = gather(&pending, &output)?;
                         return Ok(Some((out, (input, Some(Pending::default())))));
                     }
                 }
                 if pending.rows == 0 {
                     return Ok(None);
                 }
-                let out = gather(&pending.pieces, pending.rows, &output)?;
+                let out = gather(&pending, &output)?;
                 Ok(Some((out, (input, None))))
             }
         },
@@ -81,10 +112,38 @@ pub(super) fn kept(
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }
 
+/// The kept rows of `batch` to answer the hunts' filters on: the columns they `read` filtered, the
+/// others NULL (a copy of every column's kept rows was a twelfth of a retro-hunt's CPU).
+fn kept_for_answers(
+    batch: &RecordBatch,
+    mask: &BooleanArray,
+    rows: usize,
+    read: &HashSet<usize>,
+) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let columns = batch
+        .columns()
+        .iter()
+        .enumerate()
+        .map(
+            |(i, c)| match read.contains(&i) || !schema.field(i).is_nullable() {
+                true => filter(c, mask),
+                false => Ok(new_null_array(c.data_type(), rows)),
+            },
+        )
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        schema, columns, &options,
+    )?)
+}
+
 /// Batches read and which of their rows are kept, not gathered yet.
 #[derive(Default)]
 struct Pending {
     pieces: Vec<(RecordBatch, BooleanArray)>,
+    /// Per piece, the answers for its kept rows.
+    answers: Vec<Vec<BooleanArray>>,
     rows: usize,
 }
 
@@ -102,18 +161,28 @@ fn mask(answer: ArrayRef) -> Result<BooleanArray> {
     })
 }
 
-/// The kept rows of `pieces` (`rows` in all) as one batch of `output`.
-fn gather(
-    pieces: &[(RecordBatch, BooleanArray)],
-    rows: usize,
-    output: &SchemaRef,
-) -> Result<RecordBatch> {
-    let columns = output
+/// The kept rows of the pending pieces as one batch of `output`: their columns, then the answers.
+fn gather(pending: &Pending, output: &SchemaRef) -> Result<RecordBatch> {
+    let (pieces, rows) = (&pending.pieces, pending.rows);
+    let width = pieces[0].0.num_columns();
+    let mut columns = output
         .fields()
         .iter()
+        .take(width)
         .enumerate()
         .map(|(c, field)| column(pieces, c, rows, field.data_type()))
         .collect::<Result<Vec<_>>>()?;
+    for a in 0..output.fields().len() - width {
+        let answers: Vec<&dyn Array> = pending
+            .answers
+            .iter()
+            .map(|p| &p[a] as &dyn Array)
+            .collect();
+        columns.push(match answers.as_slice() {
+            [only] => Arc::new((*only).as_boolean().clone()) as ArrayRef,
+            _ => concat(&answers)?,
+        });
+    }
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
     Ok(RecordBatch::try_new_with_options(
         Arc::clone(output),
@@ -267,6 +336,23 @@ mod tests {
                 lit(8i64),
             )),
         ));
+        // A hunt's filter answered for the kept rows: text = 'w' OR id = 5 (NULL OR false is false).
+        let answer: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+            Arc::new(BinaryExpr::new(
+                col("text", &schema).unwrap(),
+                datafusion::logical_expr::Operator::Eq,
+                lit(datafusion::scalar::ScalarValue::Utf8View(Some("w".into()))),
+            )),
+            datafusion::logical_expr::Operator::Or,
+            Arc::new(BinaryExpr::new(
+                col("id", &schema).unwrap(),
+                datafusion::logical_expr::Operator::Eq,
+                lit(5i64),
+            )),
+        ));
+        let mut fields: Vec<Field> = output.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("answer", DataType::Boolean, false));
+        let answered = Arc::new(Schema::new(fields));
         for batch_size in [1, 2, 4, 100] {
             let input = Box::pin(RecordBatchStreamAdapter::new(
                 Arc::clone(&schema),
@@ -275,7 +361,8 @@ mod tests {
             let out = collect(kept(
                 input,
                 Some(Arc::clone(&predicate)),
-                Arc::clone(&output),
+                vec![Arc::clone(&answer)],
+                Arc::clone(&answered),
                 batch_size,
             ))
             .await
@@ -284,7 +371,12 @@ mod tests {
             for b in &out[..out.len() - 1] {
                 assert!(b.num_rows() >= batch_size, "{batch_size}");
             }
-            let all = datafusion::arrow::compute::concat_batches(&output, &out).unwrap();
+            let all = datafusion::arrow::compute::concat_batches(&answered, &out).unwrap();
+            assert_eq!(
+                all.column(2).as_boolean(),
+                &BooleanArray::from(vec![false, true, false, false, true]),
+                "{batch_size}"
+            );
             let texts = all.column(0).as_string::<i32>();
             let expected =
                 StringArray::from(vec![Some("x"), Some("y"), Some(long), None, Some("w")]);
@@ -300,7 +392,7 @@ mod tests {
                 Arc::clone(&schema),
                 futures::stream::iter(batches.clone().into_iter().map(Ok)),
             ));
-            collect(kept(input, predicate, Arc::clone(&output), 3))
+            collect(kept(input, predicate, Vec::new(), Arc::clone(&output), 3))
         };
         let rows: usize = all(None).await.unwrap().iter().map(|b| b.num_rows()).sum();
         assert_eq!(rows, 8);

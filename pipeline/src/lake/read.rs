@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use datafusion::arrow::array::{
-    Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray,
+    TimestampNanosecondArray, new_null_array,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::execution::context::SessionContext;
@@ -150,6 +151,9 @@ pub enum ReadMode {
     Columns {
         columns: Vec<String>,
         filter: Option<Expr>,
+        /// Each hunt's row filter, by hunt id: answered in the scan for the rows it keeps, and passed
+        /// on with them (see [`crate::runtime::HuntMasks`]).
+        hunts: Vec<(String, Expr)>,
     },
     /// The records as received, decoded again.
     Raw,
@@ -221,17 +225,25 @@ impl LakeSource {
         {
             return Ok(());
         }
-        let (select, filter) = match &self.mode {
-            ReadMode::Columns { columns, filter } => {
+        let (select, filter, hunts) = match &self.mode {
+            ReadMode::Columns {
+                columns,
+                filter,
+                hunts,
+            } => {
                 let mut list: Vec<String> = columns
                     .iter()
                     .filter(|c| c.as_str() != self.schema.time_column())
                     .cloned()
                     .collect();
                 list.extend([TIME_NS.to_string(), INPUT.to_string(), OFFSET.to_string()]);
-                (list.join(", "), filter.clone())
+                (list.join(", "), filter.clone(), hunts.as_slice())
             }
-            ReadMode::Raw => (format!("{RAW}, {TIME_NS}, {INPUT}, {OFFSET}"), None),
+            ReadMode::Raw => (
+                format!("{RAW}, {TIME_NS}, {INPUT}, {OFFSET}"),
+                None,
+                &[][..],
+            ),
         };
         let predicate = predicate(&self.range);
         // The rows come in event-time order: the share of the range's time span reached is the share
@@ -249,7 +261,8 @@ impl LakeSource {
             let sql =
                 format!("SELECT {select} FROM lake_events WHERE {predicate} AND {DATE} = '{date}'");
             let frame = ctx.sql(&sql).await?;
-            let mut stream = ordered_scan(&ctx, frame, filter.as_ref(), wanted).await?;
+            let (mut stream, answered) =
+                ordered_scan(&ctx, frame, filter.as_ref(), hunts, wanted).await?;
             while let Some(batch) = stream.next().await {
                 if shutdown.is_cancelled() {
                     progress.stopped();
@@ -259,7 +272,7 @@ impl LakeSource {
                 rows += batch.num_rows() as u64;
                 let newest = int64(&batch, TIME_NS)?.iter().flatten().max();
                 let message = match &self.mode {
-                    ReadMode::Columns { .. } => decoded(&self.schema, &input, &batch)?,
+                    ReadMode::Columns { .. } => decoded(&self.schema, &input, &batch, &answered)?,
                     ReadMode::Raw => SourceMessage::Records(raw_records(&input, &batch)?),
                 };
                 if tx.send(message).await.is_err() {
@@ -360,10 +373,19 @@ fn decoded(
     schema: &EventSchema,
     input: &Arc<Input>,
     batch: &RecordBatch,
+    answered: &[(String, String)],
 ) -> Result<SourceMessage, LakeError> {
     let n = batch.num_rows();
     let times = int64(batch, TIME_NS)?;
     let offsets = int64(batch, OFFSET)?;
+    // The hunts' row filters the scan answered, each a column of the scan's batch.
+    let masks: std::collections::HashMap<String, BooleanArray> = answered
+        .iter()
+        .filter_map(|(hunt, column)| {
+            let mask = batch.column_by_name(column)?.as_boolean_opt()?.clone();
+            Some((hunt.clone(), mask))
+        })
+        .collect();
     let time = Arc::new(
         TimestampNanosecondArray::new(times.values().clone(), times.nulls().cloned())
             .with_timezone(UTC),
@@ -397,6 +419,7 @@ fn decoded(
         batch,
         records,
         newest: times.iter().flatten().max(),
+        masks: (!masks.is_empty()).then(|| Arc::new(masks)),
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction};
@@ -67,12 +67,24 @@ fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
 ///
 /// The columns `wanted` names come cast to its types (text is read as views), on the scan's tasks, one
 /// per partition, before the rows are put in order.
+///
+/// Each of `hunts` (hunt id, its row filter) is answered there for the kept rows, while their text is
+/// still views into the decoded pages, where a value repeated on a page is tested once: the answers
+/// come as boolean columns after the others, named as the list returned says (hunt id, column). A
+/// hunt's filter the table cannot take is left out of it (the hunt evaluates its own).
 pub(super) async fn ordered_scan(
     ctx: &SessionContext,
     frame: datafusion::dataframe::DataFrame,
     filter: Option<&Expr>,
+    hunts: &[(String, Expr)],
     wanted: Option<&Schema>,
-) -> Result<datafusion::physical_plan::SendableRecordBatchStream, LakeError> {
+) -> Result<
+    (
+        datafusion::physical_plan::SendableRecordBatchStream,
+        Vec<(String, String)>,
+    ),
+    LakeError,
+> {
     use datafusion::arrow::compute::SortOptions;
     use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr, expressions};
     use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
@@ -96,13 +108,44 @@ pub(super) async fn ordered_scan(
             }
         }
     };
+    let mut answers = Vec::new();
+    let mut answered = Vec::new();
+    if predicate.is_some() {
+        for (hunt, filter) in hunts {
+            match state
+                .create_physical_expr(filter.clone(), &schema)
+                .and_then(crate::query::selective::selective)
+            {
+                Ok(answer) => {
+                    answers.push(answer);
+                    answered.push((hunt.clone(), format!("{ANSWER_PREFIX}{}", answered.len())));
+                }
+                Err(e) => {
+                    tracing::debug!(%hunt, error = %e, "A hunt's row filter is left to the hunt.")
+                }
+            }
+        }
+    }
     let output = super::kept::with_types(&plan.schema(), wanted);
+    let output = match answered.is_empty() {
+        true => output,
+        false => {
+            let mut fields: Vec<_> = output.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.extend(
+                answered
+                    .iter()
+                    .map(|(_, column)| Field::new(column, DataType::Boolean, false)),
+            );
+            Arc::new(Schema::new_with_metadata(fields, output.metadata().clone()))
+        }
+    };
     let batch_size = state.config().batch_size();
     let partitions = (0..plan.output_partitioning().partition_count())
         .map(|p| {
             Ok(super::kept::kept(
                 plan.execute(p, ctx.task_ctx())?,
                 predicate.clone(),
+                answers.clone(),
                 Arc::clone(&output),
                 batch_size,
             ))
@@ -121,8 +164,12 @@ pub(super) async fn ordered_scan(
         })
         .collect::<datafusion::error::Result<Vec<_>>>()?;
     let order = LexOrdering::new(order).expect("three sort keys");
-    Ok(super::order::in_order(partitions, output, order, ctx.task_ctx()).await?)
+    let stream = super::order::in_order(partitions, output, order, ctx.task_ctx()).await?;
+    Ok((stream, answered))
 }
+
+/// The names of the scan's columns of hunts' answers: `{ANSWER_PREFIX}0`, `…1`, ….
+const ANSWER_PREFIX: &str = "_hunt_answer_";
 
 #[cfg(test)]
 mod tests {
@@ -200,7 +247,7 @@ mod tests {
             let ctx = ctx.clone();
             async move {
                 let frame = ctx.table("t").await.unwrap();
-                let stream = ordered_scan(&ctx, frame, filter.as_ref(), None)
+                let (stream, _) = ordered_scan(&ctx, frame, filter.as_ref(), &[], None)
                     .await
                     .unwrap();
                 let batches: Vec<RecordBatch> = stream.map(|b| b.unwrap()).collect().await;

@@ -499,14 +499,19 @@ impl PlannedHunt {
         columns
     }
 
-    /// Which rows of a decoded batch can matter to this hunt; `None` when every row can.
+    /// Which rows of a decoded batch can matter to this hunt; `None` when every row can. `known`: the
+    /// hunt's row filter already answered for the batch (see [`crate::runtime::HuntMasks`]).
     pub fn prefilter_mask(
         &self,
         batch: &RecordBatch,
+        known: Option<&BooleanArray>,
     ) -> Result<Option<BooleanArray>, DataFusionError> {
         let Some(expr) = &self.prefilter else {
             return Ok(None);
         };
+        if let Some(mask) = known.filter(|m| m.len() == batch.num_rows()) {
+            return Ok(Some(mask.clone()));
+        }
         let used = batch.project(&self.used_columns)?;
         let mask = expr.evaluate(&used)?.into_array(batch.num_rows())?;
         let mask = mask
@@ -524,10 +529,11 @@ impl PlannedHunt {
         &self,
         batch: &RecordBatch,
         time_index: usize,
+        known: Option<&BooleanArray>,
     ) -> Result<Option<UnwindowedInput>, DataFusionError> {
         let columns = self.routed_columns(time_index);
         let projected = batch.project(&columns)?;
-        let rows = match self.prefilter_mask(batch)? {
+        let rows = match self.prefilter_mask(batch, known)? {
             None => projected,
             Some(mask) => filter_record_batch(&projected, &mask)?,
         };

@@ -169,7 +169,9 @@ impl SqlEvaluator {
             let Some(view) = &input.batch else {
                 return Ok(());
             };
-            let Some(selected) = planned.unwindowed_input(&view.batch, time_index)? else {
+            let Some(selected) =
+                planned.unwindowed_input(&view.batch, time_index, view.mask(&planned.hunt.id))?
+            else {
                 return Ok(());
             };
             let results = evaluate(&planned, vec![selected.table], out).await?;
@@ -192,7 +194,7 @@ impl SqlEvaluator {
             let times = batch
                 .column(time_index)
                 .as_primitive::<TimestampNanosecondType>();
-            let mask = planned.prefilter_mask(batch)?;
+            let mask = planned.prefilter_mask(batch, view.mask(&planned.hunt.id))?;
             let mut by_pane: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
             for row in 0..batch.num_rows() {
                 if mask
@@ -442,6 +444,7 @@ mod tests {
                 }],
                 parts,
                 revoked: Vec::new(),
+                masks: None,
             })),
             watermark: Watermark::Unknown,
             flush: false,

@@ -269,6 +269,7 @@ impl Inbox {
             stopped: Vec::new(),
             generation: 0,
             partitions,
+            masks: None,
         }
     }
 

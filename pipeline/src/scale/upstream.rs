@@ -172,7 +172,7 @@ impl Repartitioner {
         sources: &[RawRecord],
     ) -> Result<Vec<(i32, String, Vec<u8>)>, datafusion::error::DataFusionError> {
         let id = &hunt.planned.hunt.id;
-        let mask = hunt.planned.prefilter_mask(batch)?;
+        let mask = hunt.planned.prefilter_mask(batch, None)?;
         let passing: Vec<u32> = (0..batch.num_rows())
             .filter(|&row| {
                 mask.as_ref()

@@ -181,6 +181,8 @@ pub enum SourceMessage {
         batch: datafusion::arrow::array::RecordBatch,
         records: Vec<RawRecord>,
         newest: Option<i64>,
+        /// The hunts' row filters, answered for `batch` (see [`crate::runtime::HuntMasks`]).
+        masks: crate::runtime::HuntMasks,
     },
 }
 
