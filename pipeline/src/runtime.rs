@@ -17,11 +17,7 @@ use serde_json::{Map, Value};
 use crate::hunt::Hunt;
 use crate::window::Watermark;
 
-/// Hunts' row filters already answered for a batch's rows, by hunt id: a retro-hunt's scan answers them
-/// while the table's text is still in its Parquet dictionaries, where each distinct value is tested once
-/// (`lake::kept`). A hunt not named here evaluates its own filter.
-pub type HuntMasks =
-    Option<Arc<std::collections::HashMap<String, datafusion::arrow::array::BooleanArray>>>;
+pub use crate::source::HuntMasks;
 
 /// One decoded batch as every evaluator sees it.
 pub struct BatchView {

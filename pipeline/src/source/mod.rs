@@ -181,10 +181,16 @@ pub enum SourceMessage {
         batch: datafusion::arrow::array::RecordBatch,
         records: Vec<RawRecord>,
         newest: Option<i64>,
-        /// The hunts' row filters, answered for `batch` (see [`crate::runtime::HuntMasks`]).
-        masks: crate::runtime::HuntMasks,
+        /// The hunts' row filters, answered for `batch` (see [`HuntMasks`]).
+        masks: HuntMasks,
     },
 }
+
+/// Hunts' row filters already answered for a batch's rows, by hunt id: a retro-hunt's scan answers them
+/// while the table's text is still in its Parquet dictionaries, where each distinct value is tested once
+/// (`lake::kept`). A hunt not named here evaluates its own filter.
+pub type HuntMasks =
+    Option<Arc<std::collections::HashMap<String, datafusion::arrow::array::BooleanArray>>>;
 
 /// Source messages flow to the decoder through this bounded channel.
 pub type RecordSender = mpsc::Sender<SourceMessage>;
