@@ -692,7 +692,7 @@ pub fn lake_read_mode(
     let filters: Option<Vec<datafusion::logical_expr::Expr>> =
         planned.iter().map(|p| p.row_filter().cloned()).collect();
     let filter = filters.and_then(|f| crate::lake::scan::scan_filter(&f));
-    // Each SQL hunt's own filter, answered in the scan for the rows it keeps.
+    // Each SQL and KQL hunt's own filter, answered in the scan for the rows it keeps.
     let hunts = planned
         .iter()
         .filter_map(|p| Some((p.hunt.id.clone(), p.row_filter()?.clone())))

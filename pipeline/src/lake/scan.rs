@@ -71,7 +71,8 @@ fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
 /// Each of `hunts` (hunt id, its row filter) is answered there for the kept rows, while their text is
 /// still views into the decoded pages, where a value repeated on a page is tested once: the answers
 /// come as boolean columns after the others, named as the list returned says (hunt id, column). A
-/// hunt's filter the table cannot take is left out of it (the hunt evaluates its own).
+/// hunt's filter the table cannot take is left out of it (the hunt evaluates its own), and so are all
+/// when the scan has no filter (it keeps every row).
 pub(super) async fn ordered_scan(
     ctx: &SessionContext,
     frame: datafusion::dataframe::DataFrame,
