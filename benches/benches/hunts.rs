@@ -37,7 +37,7 @@ async fn copies(id: &str, n: usize, schema: &EventSchema) -> Vec<PlannedHunt> {
 /// The pipeline's unwindowed step without the alert encoding: filter, table, plan (event time is column 0).
 async fn evaluate(hunt: &PlannedHunt, batch: &RecordBatch) -> usize {
     let Some(selected) = hunt
-        .unwindowed_input(batch, 0)
+        .unwindowed_input(batch, 0, None)
         .expect("the filter evaluates")
     else {
         return 0;
