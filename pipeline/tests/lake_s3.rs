@@ -107,6 +107,17 @@ async fn the_lake_on_s3_takes_the_live_stream_and_gives_retro_hunts_the_live_ids
     let (live_ids, retro_ids) = (alert_ids(&live_alerts), alert_ids(&retro_alerts));
     assert!(!live_ids.is_empty());
     assert_eq!(live_ids, retro_ids, "live and retro alert ids differ");
+    // Read an object at a time (each file of the date its own slice): the same.
+    let sliced_alerts = dir.path().join("sliced.jsonl");
+    let mut sliced = lake_settings(addr, &sliced_alerts);
+    sliced.source = SourceSettings::Lake(Range::default());
+    sliced.lake.read_rows = 1;
+    run(sliced).await;
+    assert_eq!(
+        live_ids,
+        alert_ids(&sliced_alerts),
+        "a retro-hunt in slices differs"
+    );
 
     // The same file again: the table already holds every record (its application transaction).
     run(from_file(lake_settings(

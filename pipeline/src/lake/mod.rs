@@ -22,6 +22,7 @@ mod order;
 pub mod read;
 pub mod scan;
 pub mod sink;
+mod slices;
 pub mod storage;
 pub mod table;
 

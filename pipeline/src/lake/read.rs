@@ -18,15 +18,18 @@ use datafusion::arrow::array::{
     TimestampNanosecondArray, new_null_array,
 };
 use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionConfig;
 use deltalake_core::DeltaTable;
-use futures::StreamExt;
+use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use super::scan::ordered_scan;
+use super::scan::{merged, ordered_scan};
+use super::slices::{Slice, cut, date_files, slices};
 use super::table::{self, ALERTS, DATE, EVENTS, INPUT, OFFSET, RAW, TIME_NS};
 use super::{LakeError, LakeSettings};
 use crate::decode::EventSchema;
@@ -237,12 +240,12 @@ impl LakeSource {
                     .cloned()
                     .collect();
                 list.extend([TIME_NS.to_string(), INPUT.to_string(), OFFSET.to_string()]);
-                (list.join(", "), filter.clone(), hunts.as_slice())
+                (list.join(", "), filter.clone(), hunts.clone())
             }
             ReadMode::Raw => (
                 format!("{RAW}, {TIME_NS}, {INPUT}, {OFFSET}"),
                 None,
-                &[][..],
+                Vec::new(),
             ),
         };
         let predicate = predicate(&self.range);
@@ -254,58 +257,102 @@ impl LakeSource {
         let mut rows = 0u64;
         // Read columns come from the scan already in the event schema's types.
         let wanted = match self.mode {
-            ReadMode::Columns { .. } => Some(self.schema.arrow().as_ref()),
+            ReadMode::Columns { .. } => Some(Arc::clone(self.schema.arrow())),
             ReadMode::Raw => None,
         };
+        let scan = Scan {
+            ctx: ctx.clone(),
+            select,
+            predicate,
+            filter,
+            hunts,
+            wanted,
+        };
+        let mut answered: Option<Vec<(String, String)>> = None;
+        // As many slices scanned at once as the session has partitions (cores): a slice of one small
+        // file is one partition.
+        let ahead = ctx.state().config().target_partitions().max(1);
         for (done, date) in dates.iter().enumerate() {
-            let sql =
-                format!("SELECT {select} FROM lake_events WHERE {predicate} AND {DATE} = '{date}'");
-            let frame = ctx.sql(&sql).await?;
-            let (mut stream, answered) =
-                ordered_scan(&ctx, frame, filter.as_ref(), hunts, wanted).await?;
-            while let Some(batch) = stream.next().await {
-                if shutdown.is_cancelled() {
-                    progress.stopped();
-                    return Ok(());
+            let slices = slices(
+                date_files(&events, date)?,
+                &self.range,
+                self.settings.read_rows,
+            );
+            // The slices are scanned `ahead` at a time, each on tasks of its own, while the rows of the
+            // earliest go to the hunts.
+            let mut scans = std::collections::VecDeque::new();
+            let mut started = 0;
+            let mut carried: Vec<RecordBatch> = Vec::new();
+            for i in 0..slices.len() {
+                while started < slices.len() && started < i + ahead {
+                    scans.push_back(scan.start(&events, date, &slices[started]).await?);
+                    started += 1;
                 }
-                let batch = batch?;
-                rows += batch.num_rows() as u64;
-                let newest = int64(&batch, TIME_NS)?.iter().flatten().max();
-                let message = match &self.mode {
-                    ReadMode::Columns { .. } => decoded(&self.schema, &input, &batch, &answered)?,
-                    ReadMode::Raw => SourceMessage::Records(raw_records(&input, &batch)?),
-                };
-                if tx.send(message).await.is_err() {
-                    return Ok(());
-                }
-                if let Some(task) = span.take() {
-                    known_span = task.await.map_err(|e| LakeError::Invalid {
+                let task = scans
+                    .pop_front()
+                    .expect("each slice's scan is started before it is read");
+                let (batches, columns) = task.join().await.map_err(|e| LakeError::Invalid {
+                    table: EVENTS.to_string(),
+                    reason: format!("a scan of the table failed: {e}"),
+                })??;
+                if answered.as_ref().is_some_and(|a| *a != columns) {
+                    return Err(LakeError::Invalid {
                         table: EVENTS.to_string(),
-                        reason: format!("the range's span was not read: {e}"),
-                    })??;
+                        reason: "the hunts' filters were answered differently in two scans".into(),
+                    });
                 }
-                let share = known_span
-                    .zip(newest)
-                    .map(|((lo, hi), t)| (t - lo) as f64 / (hi - lo).max(1) as f64);
-                let mut fields = serde_json::Map::new();
-                fields.insert("dates_done".into(), done.into());
-                fields.insert("dates".into(), dates.len().into());
-                fields.insert("date".into(), date.as_str().into());
-                let message = || {
-                    let reached = newest
-                        .map(|t| {
-                            chrono::DateTime::from_timestamp_nanos(t)
-                                .format("%Y-%m-%d %H:%M:%S")
-                                .to_string()
-                        })
-                        .unwrap_or_default();
-                    format!(
-                        "event time {reached} · date {}/{}",
-                        (done + 1).min(dates.len()),
-                        dates.len()
-                    )
+                let answered = answered.get_or_insert(columns);
+                let batches = match carried.is_empty() {
+                    true => batches,
+                    false => merged(&ctx, vec![std::mem::take(&mut carried), batches]).await?,
                 };
-                progress.update(rows, share, message, fields);
+                let (ready, rest) = cut(batches, slices.get(i + 1).and_then(|s| s.first))?;
+                carried = rest;
+                for batch in ready {
+                    if shutdown.is_cancelled() {
+                        progress.stopped();
+                        return Ok(());
+                    }
+                    rows += batch.num_rows() as u64;
+                    let newest = int64(&batch, TIME_NS)?.iter().flatten().max();
+                    let message = match &self.mode {
+                        ReadMode::Columns { .. } => {
+                            decoded(&self.schema, &input, &batch, answered)?
+                        }
+                        ReadMode::Raw => SourceMessage::Records(raw_records(&input, &batch)?),
+                    };
+                    if tx.send(message).await.is_err() {
+                        return Ok(());
+                    }
+                    if let Some(task) = span.take() {
+                        known_span = task.await.map_err(|e| LakeError::Invalid {
+                            table: EVENTS.to_string(),
+                            reason: format!("the range's span was not read: {e}"),
+                        })??;
+                    }
+                    let share = known_span
+                        .zip(newest)
+                        .map(|((lo, hi), t)| (t - lo) as f64 / (hi - lo).max(1) as f64);
+                    let mut fields = serde_json::Map::new();
+                    fields.insert("dates_done".into(), done.into());
+                    fields.insert("dates".into(), dates.len().into());
+                    fields.insert("date".into(), date.as_str().into());
+                    let message = || {
+                        let reached = newest
+                            .map(|t| {
+                                chrono::DateTime::from_timestamp_nanos(t)
+                                    .format("%Y-%m-%d %H:%M:%S")
+                                    .to_string()
+                            })
+                            .unwrap_or_default();
+                        format!(
+                            "event time {reached} · date {}/{}",
+                            (done + 1).min(dates.len()),
+                            dates.len()
+                        )
+                    };
+                    progress.update(rows, share, message, fields);
+                }
             }
         }
         let mut fields = serde_json::Map::new();
@@ -314,6 +361,66 @@ impl LakeSource {
         progress.finish(Some(fields));
         let _ = tx.send(SourceMessage::Stopped(input)).await;
         Ok(())
+    }
+}
+
+/// What the scans of a retro-hunt's slices share: the session, the columns and rows they read.
+struct Scan {
+    ctx: SessionContext,
+    select: String,
+    /// The time range, in SQL.
+    predicate: String,
+    filter: Option<Expr>,
+    hunts: Vec<(String, Expr)>,
+    wanted: Option<SchemaRef>,
+}
+
+/// A slice's rows in event-time order, and the columns of the hunts' answers (see [`ordered_scan`]).
+type Scanned = Result<(Vec<RecordBatch>, Vec<(String, String)>), LakeError>;
+
+impl Scan {
+    /// Starts the scan of `slice` of `date` on a task of its own.
+    async fn start(
+        &self,
+        events: &DeltaTable,
+        date: &str,
+        slice: &Slice,
+    ) -> Result<SpawnedTask<Scanned>, LakeError> {
+        const SLICE_TABLE: &str = "lake_events_slice";
+        let table = match &slice.paths {
+            None => "lake_events",
+            Some(paths) => {
+                let provider = events
+                    .table_provider()
+                    .with_file_paths(paths.iter().cloned())
+                    .await
+                    .map_err(LakeError::from)?;
+                self.ctx.register_table(SLICE_TABLE, provider)?;
+                SLICE_TABLE
+            }
+        };
+        let sql = format!(
+            "SELECT {} FROM {table} WHERE {} AND {DATE} = '{date}'",
+            self.select, self.predicate
+        );
+        let frame = self.ctx.sql(&sql).await;
+        // The plan holds the table it reads.
+        if table == SLICE_TABLE {
+            self.ctx.deregister_table(SLICE_TABLE)?;
+        }
+        let frame = frame?;
+        let (ctx, filter, hunts, wanted) = (
+            self.ctx.clone(),
+            self.filter.clone(),
+            self.hunts.clone(),
+            self.wanted.clone(),
+        );
+        Ok(SpawnedTask::spawn(async move {
+            let (stream, answered) =
+                ordered_scan(&ctx, frame, filter.as_ref(), &hunts, wanted.as_deref()).await?;
+            let batches: Vec<RecordBatch> = stream.try_collect().await?;
+            Ok((batches, answered))
+        }))
     }
 }
 

@@ -3,10 +3,16 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction};
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr, expressions};
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::TryStreamExt;
 
 use super::LakeError;
 use super::table::{INPUT, OFFSET, TIME_NS};
@@ -86,8 +92,6 @@ pub(super) async fn ordered_scan(
     ),
     LakeError,
 > {
-    use datafusion::arrow::compute::SortOptions;
-    use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr, expressions};
     use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
     let schema = frame.schema().clone();
@@ -151,12 +155,19 @@ pub(super) async fn ordered_scan(
                 batch_size,
             ))
         })
-        .collect::<datafusion::error::Result<Vec<_>>>()?;
+        .collect::<datafusion::error::Result<Vec<SendableRecordBatchStream>>>()?;
+    let order = event_order(&output)?;
+    let stream = super::order::in_order(partitions, output, order, ctx.task_ctx()).await?;
+    Ok((stream, answered))
+}
+
+/// (time, input, offset), ascending: the order a retro-hunt's rows are read in.
+fn event_order(schema: &SchemaRef) -> Result<LexOrdering, LakeError> {
     let order = [TIME_NS, INPUT, OFFSET]
         .iter()
         .map(|c| {
             Ok(PhysicalSortExpr::new(
-                expressions::col(c, &output)?,
+                expressions::col(c, schema)?,
                 SortOptions {
                     descending: false,
                     nulls_first: false,
@@ -164,9 +175,30 @@ pub(super) async fn ordered_scan(
             ))
         })
         .collect::<datafusion::error::Result<Vec<_>>>()?;
-    let order = LexOrdering::new(order).expect("three sort keys");
-    let stream = super::order::in_order(partitions, output, order, ctx.task_ctx()).await?;
-    Ok((stream, answered))
+    Ok(LexOrdering::new(order).expect("three sort keys"))
+}
+
+/// The rows of `runs` (each in event-time order, batches of one schema, as [`ordered_scan`] gives
+/// them) in event-time order.
+pub(super) async fn merged(
+    ctx: &SessionContext,
+    runs: Vec<Vec<RecordBatch>>,
+) -> Result<Vec<RecordBatch>, LakeError> {
+    let Some(schema) = runs.iter().flatten().next().map(|b| b.schema()) else {
+        return Ok(Vec::new());
+    };
+    let streams: Vec<SendableRecordBatchStream> = runs
+        .into_iter()
+        .map(|run| {
+            Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&schema),
+                futures::stream::iter(run.into_iter().map(Ok)),
+            )) as SendableRecordBatchStream
+        })
+        .collect();
+    let order = event_order(&schema)?;
+    let stream = super::order::in_order(streams, schema, order, ctx.task_ctx()).await?;
+    Ok(stream.try_collect().await?)
 }
 
 /// The names of the scan's columns of hunts' answers: `{ANSWER_PREFIX}0`, `…1`, ….

@@ -446,12 +446,16 @@ impl Settings {
         if l.flush_interval.is_zero() {
             return Err(invalid("lake.flush_interval", "must be above zero"));
         }
+        if l.read_rows == 0 {
+            return Err(invalid("lake.read_rows", "must be at least 1"));
+        }
         let lake = LakeSettings {
             path: l.path.trim().to_string(),
             storage: storage_options(&l.storage)?,
             flush_rows: l.flush_rows,
             flush_interval: l.flush_interval,
             retention: (!l.retention.is_zero()).then_some(l.retention),
+            read_rows: l.read_rows,
         };
 
         let scale = ScaleSettings {
@@ -547,6 +551,9 @@ pub struct LakeSettings {
     pub flush_interval: Duration,
     /// `ghosthunt lake vacuum` first deletes event dates older than this (None: keep everything).
     pub retention: Option<Duration>,
+    /// A retro-hunt reads a date a slice of files at a time, each slice's files holding about this many
+    /// rows: the hunts start on one slice while the next is read, and about two slices are held.
+    pub read_rows: usize,
 }
 
 impl std::fmt::Debug for LakeSettings {
@@ -560,6 +567,7 @@ impl std::fmt::Debug for LakeSettings {
             .field("flush_rows", &self.flush_rows)
             .field("flush_interval", &self.flush_interval)
             .field("retention", &self.retention)
+            .field("read_rows", &self.read_rows)
             .finish()
     }
 }
@@ -572,6 +580,7 @@ impl Default for LakeSettings {
             flush_rows: 500_000,
             flush_interval: Duration::from_secs(30),
             retention: None,
+            read_rows: 262_144,
         }
     }
 }

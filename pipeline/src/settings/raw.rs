@@ -48,6 +48,7 @@ pub struct RawLake {
     pub flush_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+    pub read_rows: usize,
 }
 
 /// `[source]`
