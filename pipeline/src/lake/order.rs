@@ -55,7 +55,13 @@ pub(super) async fn in_order(
             runs.push(run);
         }
     }
-    if let Some(chain) = chained(&mut runs, &order)? {
+    let chain = chained(&mut runs, &order)?;
+    tracing::debug!(
+        runs = runs.len(),
+        chained = chain.is_some(),
+        "The scan's partitions put in order."
+    );
+    if let Some(chain) = chain {
         let batches = futures::stream::iter(chain.into_iter().map(Ok));
         return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)));
     }
@@ -76,6 +82,10 @@ fn sorted_run(
     if is_sorted(&batches, order)? {
         return Ok(batches);
     }
+    tracing::debug!(
+        rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        "A partition of the scan is out of order: sorted."
+    );
     let all = concat_batches(&batches[0].schema(), &batches)?;
     drop(batches);
     sort_batch_chunked(&all, order, batch_size.max(1))

@@ -386,38 +386,38 @@ impl Scan {
         date: &str,
         slice: &Slice,
     ) -> Result<SpawnedTask<Scanned>, LakeError> {
-        const SLICE_TABLE: &str = "lake_events_slice";
-        let table = match &slice.paths {
-            None => "lake_events",
-            Some(paths) => {
-                let provider = events
-                    .table_provider()
-                    .with_file_paths(paths.iter().cloned())
-                    .await
-                    .map_err(LakeError::from)?;
-                self.ctx.register_table(SLICE_TABLE, provider)?;
-                SLICE_TABLE
-            }
+        const FILE_TABLE: &str = "lake_events_file";
+        let query = |table: &str| {
+            format!(
+                "SELECT {} FROM {table} WHERE {} AND {DATE} = '{date}'",
+                self.select, self.predicate
+            )
         };
-        let sql = format!(
-            "SELECT {} FROM {table} WHERE {} AND {DATE} = '{date}'",
-            self.select, self.predicate
-        );
-        let frame = self.ctx.sql(&sql).await;
-        // The plan holds the table it reads.
-        if table == SLICE_TABLE {
-            self.ctx.deregister_table(SLICE_TABLE)?;
+        let mut frames = Vec::new();
+        match &slice.paths {
+            None => frames.push(self.ctx.sql(&query("lake_events")).await?),
+            // A scan of each file: one file read in order gives its rows in order.
+            Some(paths) => {
+                for path in paths {
+                    let provider = events
+                        .table_provider()
+                        .with_file_paths([path.clone()])
+                        .await
+                        .map_err(LakeError::from)?;
+                    self.ctx.register_table(FILE_TABLE, provider)?;
+                    let frame = self.ctx.sql(&query(FILE_TABLE)).await;
+                    // The plan holds the table it reads.
+                    self.ctx.deregister_table(FILE_TABLE)?;
+                    frames.push(frame?);
+                }
+            }
         }
-        let frame = frame?;
-        let (ctx, filter, hunts, wanted) = (
-            self.ctx.clone(),
-            self.filter.clone(),
-            self.hunts.clone(),
-            self.wanted.clone(),
-        );
+        let ctx = self.ctx.clone();
+        let (filter, hunts, wanted) =
+            (self.filter.clone(), self.hunts.clone(), self.wanted.clone());
         Ok(SpawnedTask::spawn(async move {
             let (stream, answered) =
-                ordered_scan(&ctx, frame, filter.as_ref(), &hunts, wanted.as_deref()).await?;
+                ordered_scan(&ctx, frames, filter.as_ref(), &hunts, wanted.as_deref()).await?;
             let batches: Vec<RecordBatch> = stream.try_collect().await?;
             Ok((batches, answered))
         }))

@@ -62,7 +62,8 @@ fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
     Some(with.or(factored(without)?))
 }
 
-/// The rows of `frame` (a scan of the events table) that `filter` keeps, in event-time order.
+/// The rows of `frames` (scans of the events table, of one schema: one per file, or one of several
+/// files) that `filter` keeps, in event-time order.
 ///
 /// The filter runs on the scan's batches, above the scan, not inside the Parquet reader (where delta-rs
 /// would push it, with late materialisation): the hunts' tests are on event kinds that interleave row by
@@ -72,7 +73,9 @@ fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
 /// this table cannot take (a column stored differently) is left to the hunts.
 ///
 /// The columns `wanted` names come cast to its types (text is read as views), on the scan's tasks, one
-/// per partition, before the rows are put in order.
+/// per partition of each frame, before the rows are put in order. A frame of one file has partitions in
+/// order (its row groups split in ranges); several files in one frame may come in one partition in the
+/// order of their names, which then is sorted.
 ///
 /// Each of `hunts` (hunt id, its row filter) is answered there for the kept rows, while their text is
 /// still views into the decoded pages, where a value repeated on a page is tested once: the answers
@@ -81,7 +84,7 @@ fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
 /// when the scan has no filter (it keeps every row).
 pub(super) async fn ordered_scan(
     ctx: &SessionContext,
-    frame: datafusion::dataframe::DataFrame,
+    frames: Vec<datafusion::dataframe::DataFrame>,
     filter: Option<&Expr>,
     hunts: &[(String, Expr)],
     wanted: Option<&Schema>,
@@ -94,9 +97,17 @@ pub(super) async fn ordered_scan(
 > {
     use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
-    let schema = frame.schema().clone();
+    let Some(schema) = frames.first().map(|f| f.schema().clone()) else {
+        return Err(LakeError::Invalid {
+            table: super::table::EVENTS.to_string(),
+            reason: "a scan of no files".into(),
+        });
+    };
     let state = ctx.state();
-    let plan: Arc<dyn ExecutionPlan> = frame.create_physical_plan().await?;
+    let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::with_capacity(frames.len());
+    for frame in frames {
+        plans.push(frame.create_physical_plan().await?);
+    }
     let predicate = match filter {
         None => None,
         Some(filter) => {
@@ -131,7 +142,7 @@ pub(super) async fn ordered_scan(
             }
         }
     }
-    let output = super::kept::with_types(&plan.schema(), wanted);
+    let output = super::kept::with_types(&plans[0].schema(), wanted);
     let output = match answered.is_empty() {
         true => output,
         false => {
@@ -145,8 +156,10 @@ pub(super) async fn ordered_scan(
         }
     };
     let batch_size = state.config().batch_size();
-    let partitions = (0..plan.output_partitioning().partition_count())
-        .map(|p| {
+    let partitions = plans
+        .iter()
+        .flat_map(|plan| (0..plan.output_partitioning().partition_count()).map(move |p| (plan, p)))
+        .map(|(plan, p)| {
             Ok(super::kept::kept(
                 plan.execute(p, ctx.task_ctx())?,
                 predicate.clone(),
@@ -280,7 +293,7 @@ mod tests {
             let ctx = ctx.clone();
             async move {
                 let frame = ctx.table("t").await.unwrap();
-                let (stream, _) = ordered_scan(&ctx, frame, filter.as_ref(), &[], None)
+                let (stream, _) = ordered_scan(&ctx, vec![frame], filter.as_ref(), &[], None)
                     .await
                     .unwrap();
                 let batches: Vec<RecordBatch> = stream.map(|b| b.unwrap()).collect().await;
