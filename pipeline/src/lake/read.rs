@@ -249,12 +249,13 @@ impl LakeSource {
             ),
         };
         let predicate = predicate(&self.range);
-        // The rows come in event-time order: the share of the range's time span reached is the share
-        // of the work done.
-        let mut span = Some(span);
-        let mut known_span = None;
-        let mut progress = Progress::new(self.progress_every);
-        let mut rows = 0u64;
+        let mut progress = ReadProgress {
+            progress: Progress::new(self.progress_every),
+            rows: 0,
+            span: Some(span),
+            known_span: None,
+            dates: dates.len(),
+        };
         // Read columns come from the scan already in the event schema's types.
         let wanted = match self.mode {
             ReadMode::Columns { .. } => Some(Arc::clone(self.schema.arrow())),
@@ -310,11 +311,11 @@ impl LakeSource {
                 carried = rest;
                 for batch in ready {
                     if shutdown.is_cancelled() {
-                        progress.stopped();
+                        progress.progress.stopped();
                         return Ok(());
                     }
-                    rows += batch.num_rows() as u64;
                     let newest = int64(&batch, TIME_NS)?.iter().flatten().max();
+                    let rows = batch.num_rows();
                     let message = match &self.mode {
                         ReadMode::Columns { .. } => {
                             decoded(&self.schema, &input, &batch, answered)?
@@ -324,42 +325,69 @@ impl LakeSource {
                     if tx.send(message).await.is_err() {
                         return Ok(());
                     }
-                    if let Some(task) = span.take() {
-                        known_span = task.await.map_err(|e| LakeError::Invalid {
-                            table: EVENTS.to_string(),
-                            reason: format!("the range's span was not read: {e}"),
-                        })??;
-                    }
-                    let share = known_span
-                        .zip(newest)
-                        .map(|((lo, hi), t)| (t - lo) as f64 / (hi - lo).max(1) as f64);
-                    let mut fields = serde_json::Map::new();
-                    fields.insert("dates_done".into(), done.into());
-                    fields.insert("dates".into(), dates.len().into());
-                    fields.insert("date".into(), date.as_str().into());
-                    let message = || {
-                        let reached = newest
-                            .map(|t| {
-                                chrono::DateTime::from_timestamp_nanos(t)
-                                    .format("%Y-%m-%d %H:%M:%S")
-                                    .to_string()
-                            })
-                            .unwrap_or_default();
-                        format!(
-                            "event time {reached} · date {}/{}",
-                            (done + 1).min(dates.len()),
-                            dates.len()
-                        )
-                    };
-                    progress.update(rows, share, message, fields);
+                    progress.sent(rows, newest, done, date).await?;
                 }
             }
         }
         let mut fields = serde_json::Map::new();
         fields.insert("dates_done".into(), dates.len().into());
         fields.insert("dates".into(), dates.len().into());
-        progress.finish(Some(fields));
+        progress.progress.finish(Some(fields));
         let _ = tx.send(SourceMessage::Stopped(input)).await;
+        Ok(())
+    }
+}
+
+/// A retro-hunt's progress: the rows come in event-time order, so the share of the range's time span
+/// reached is the share of the work done.
+struct ReadProgress {
+    progress: Progress,
+    rows: u64,
+    /// The range's first and last event time, being read (see [`span`]).
+    span: Option<tokio::task::JoinHandle<Result<Option<(i64, i64)>, LakeError>>>,
+    known_span: Option<(i64, i64)>,
+    dates: usize,
+}
+
+impl ReadProgress {
+    /// `rows` more were sent, up to event time `newest`, while reading `date` (after `done` dates).
+    async fn sent(
+        &mut self,
+        rows: usize,
+        newest: Option<i64>,
+        done: usize,
+        date: &str,
+    ) -> Result<(), LakeError> {
+        self.rows += rows as u64;
+        if let Some(task) = self.span.take() {
+            self.known_span = task.await.map_err(|e| LakeError::Invalid {
+                table: EVENTS.to_string(),
+                reason: format!("the range's span was not read: {e}"),
+            })??;
+        }
+        let share = self
+            .known_span
+            .zip(newest)
+            .map(|((lo, hi), t)| (t - lo) as f64 / (hi - lo).max(1) as f64);
+        let mut fields = serde_json::Map::new();
+        fields.insert("dates_done".into(), done.into());
+        fields.insert("dates".into(), self.dates.into());
+        fields.insert("date".into(), date.into());
+        let dates = self.dates;
+        let message = || {
+            let reached = newest
+                .map(|t| {
+                    chrono::DateTime::from_timestamp_nanos(t)
+                        .format("%Y-%m-%d %H:%M:%S")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            format!(
+                "event time {reached} · date {}/{dates}",
+                (done + 1).min(dates)
+            )
+        };
+        self.progress.update(self.rows, share, message, fields);
         Ok(())
     }
 }
