@@ -19,16 +19,18 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::DFSchema;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 use deltalake_core::DeltaTable;
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use super::scan::{merged, ordered_scan};
+use super::scan::{for_files, merged, ordered_scan};
 use super::slices::{Slice, cut, date_files, slices};
 use super::table::{self, ALERTS, DATE, EVENTS, INPUT, OFFSET, RAW, TIME_NS};
 use super::{LakeError, LakeSettings};
@@ -274,11 +276,26 @@ impl LakeSource {
         // file is one partition.
         let ahead = ctx.state().config().target_partitions().max(1);
         for (done, date) in dates.iter().enumerate() {
-            let slices = slices(
+            // The date is planned once; each slice reads its files through a copy of the plan.
+            let frame = ctx
+                .sql(&format!(
+                    "SELECT {} FROM lake_events WHERE {} AND {DATE} = '{date}'",
+                    scan.select, scan.predicate
+                ))
+                .await?;
+            let schema = Arc::new(frame.schema().clone());
+            let plan = frame.create_physical_plan().await?;
+            let mut slices = slices(
                 date_files(&events, date)?,
                 &self.range,
                 self.settings.read_rows,
             );
+            if for_files(&plan, &[])?.is_none() {
+                slices = vec![Slice {
+                    paths: None,
+                    first: None,
+                }];
+            }
             // The slices are scanned `ahead` at a time, each on tasks of its own, while the rows of the
             // earliest go to the hunts.
             let mut scans = std::collections::VecDeque::new();
@@ -286,7 +303,7 @@ impl LakeSource {
             let mut carried: Vec<RecordBatch> = Vec::new();
             for i in 0..slices.len() {
                 while started < slices.len() && started < i + ahead {
-                    scans.push_back(scan.start(&events, date, &slices[started]).await?);
+                    scans.push_back(scan.start(&schema, &plan, &slices[started])?);
                     started += 1;
                 }
                 let task = scans
@@ -338,13 +355,16 @@ impl LakeSource {
     }
 }
 
+/// The task reading the range's first and last event time.
+type SpanTask = tokio::task::JoinHandle<Result<Option<(i64, i64)>, LakeError>>;
+
 /// A retro-hunt's progress: the rows come in event-time order, so the share of the range's time span
 /// reached is the share of the work done.
 struct ReadProgress {
     progress: Progress,
     rows: u64,
     /// The range's first and last event time, being read (see [`span`]).
-    span: Option<tokio::task::JoinHandle<Result<Option<(i64, i64)>, LakeError>>>,
+    span: Option<SpanTask>,
     known_span: Option<(i64, i64)>,
     dates: usize,
 }
@@ -407,45 +427,34 @@ struct Scan {
 type Scanned = Result<(Vec<RecordBatch>, Vec<(String, String)>), LakeError>;
 
 impl Scan {
-    /// Starts the scan of `slice` of `date` on a task of its own.
-    async fn start(
+    /// Starts the scan of `slice` on a task of its own: `plan` (the date's scan, whose columns
+    /// `schema` names) reading the slice's files.
+    fn start(
         &self,
-        events: &DeltaTable,
-        date: &str,
+        schema: &Arc<DFSchema>,
+        plan: &Arc<dyn ExecutionPlan>,
         slice: &Slice,
     ) -> Result<SpawnedTask<Scanned>, LakeError> {
-        const FILE_TABLE: &str = "lake_events_file";
-        let query = |table: &str| {
-            format!(
-                "SELECT {} FROM {table} WHERE {} AND {DATE} = '{date}'",
-                self.select, self.predicate
-            )
+        let plan = match &slice.paths {
+            None => Arc::clone(plan),
+            Some(paths) => for_files(plan, paths)?.ok_or_else(|| LakeError::Invalid {
+                table: EVENTS.to_string(),
+                reason: "the date's plan is not a scan of files".into(),
+            })?,
         };
-        let mut frames = Vec::new();
-        match &slice.paths {
-            None => frames.push(self.ctx.sql(&query("lake_events")).await?),
-            // A scan of each file: one file read in order gives its rows in order.
-            Some(paths) => {
-                for path in paths {
-                    let provider = events
-                        .table_provider()
-                        .with_file_paths([path.clone()])
-                        .await
-                        .map_err(LakeError::from)?;
-                    self.ctx.register_table(FILE_TABLE, provider)?;
-                    let frame = self.ctx.sql(&query(FILE_TABLE)).await;
-                    // The plan holds the table it reads.
-                    self.ctx.deregister_table(FILE_TABLE)?;
-                    frames.push(frame?);
-                }
-            }
-        }
-        let ctx = self.ctx.clone();
+        let (ctx, schema) = (self.ctx.clone(), Arc::clone(schema));
         let (filter, hunts, wanted) =
             (self.filter.clone(), self.hunts.clone(), self.wanted.clone());
         Ok(SpawnedTask::spawn(async move {
-            let (stream, answered) =
-                ordered_scan(&ctx, frames, filter.as_ref(), &hunts, wanted.as_deref()).await?;
+            let (stream, answered) = ordered_scan(
+                &ctx,
+                &schema,
+                vec![plan],
+                filter.as_ref(),
+                &hunts,
+                wanted.as_deref(),
+            )
+            .await?;
             let batches: Vec<RecordBatch> = stream.try_collect().await?;
             Ok((batches, answered))
         }))

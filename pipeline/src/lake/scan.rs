@@ -6,12 +6,19 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction};
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr, expressions};
-use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    ExecutionPlan, ExecutionPlanProperties, SendableRecordBatchStream,
+};
 use futures::TryStreamExt;
 
 use super::LakeError;
@@ -62,8 +69,8 @@ fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
     Some(with.or(factored(without)?))
 }
 
-/// The rows of `frames` (scans of the events table, of one schema: one per file, or one of several
-/// files) that `filter` keeps, in event-time order.
+/// The rows of `plans` (scans of the events table whose columns `schema` names) that `filter` keeps, in
+/// event-time order.
 ///
 /// The filter runs on the scan's batches, above the scan, not inside the Parquet reader (where delta-rs
 /// would push it, with late materialisation): the hunts' tests are on event kinds that interleave row by
@@ -73,9 +80,7 @@ fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
 /// this table cannot take (a column stored differently) is left to the hunts.
 ///
 /// The columns `wanted` names come cast to its types (text is read as views), on the scan's tasks, one
-/// per partition of each frame, before the rows are put in order. A frame of one file has partitions in
-/// order (its row groups split in ranges); several files in one frame may come in one partition in the
-/// order of their names, which then is sorted.
+/// per partition of each plan, before the rows are put in order (see [`for_files`]).
 ///
 /// Each of `hunts` (hunt id, its row filter) is answered there for the kept rows, while their text is
 /// still views into the decoded pages, where a value repeated on a page is tested once: the answers
@@ -84,7 +89,8 @@ fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
 /// when the scan has no filter (it keeps every row).
 pub(super) async fn ordered_scan(
     ctx: &SessionContext,
-    frames: Vec<datafusion::dataframe::DataFrame>,
+    schema: &DFSchema,
+    plans: Vec<Arc<dyn ExecutionPlan>>,
     filter: Option<&Expr>,
     hunts: &[(String, Expr)],
     wanted: Option<&Schema>,
@@ -95,25 +101,20 @@ pub(super) async fn ordered_scan(
     ),
     LakeError,
 > {
-    use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
-
-    let Some(schema) = frames.first().map(|f| f.schema().clone()) else {
+    let Some(first) = plans.first() else {
         return Err(LakeError::Invalid {
             table: super::table::EVENTS.to_string(),
-            reason: "a scan of no files".into(),
+            reason: "a scan of nothing".into(),
         });
     };
+    let first_schema = first.schema();
     let state = ctx.state();
-    let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::with_capacity(frames.len());
-    for frame in frames {
-        plans.push(frame.create_physical_plan().await?);
-    }
     let predicate = match filter {
         None => None,
         Some(filter) => {
             tracing::debug!(%filter, "The hunts' row filter for the lake scan.");
             match state
-                .create_physical_expr(filter.clone(), &schema)
+                .create_physical_expr(filter.clone(), schema)
                 .and_then(crate::query::selective::selective)
             {
                 Ok(predicate) => Some(predicate),
@@ -129,7 +130,7 @@ pub(super) async fn ordered_scan(
     if predicate.is_some() {
         for (hunt, filter) in hunts {
             match state
-                .create_physical_expr(filter.clone(), &schema)
+                .create_physical_expr(filter.clone(), schema)
                 .and_then(crate::query::selective::selective)
             {
                 Ok(answer) => {
@@ -142,7 +143,7 @@ pub(super) async fn ordered_scan(
             }
         }
     }
-    let output = super::kept::with_types(&plans[0].schema(), wanted);
+    let output = super::kept::with_types(&first_schema, wanted);
     let output = match answered.is_empty() {
         true => output,
         false => {
@@ -172,6 +173,48 @@ pub(super) async fn ordered_scan(
     let order = event_order(&output)?;
     let stream = super::order::in_order(partitions, output, order, ctx.task_ctx()).await?;
     Ok((stream, answered))
+}
+
+/// `plan`, a scan of the events table, reading only `files` (paths relative to the table), each piece
+/// of a file (the byte ranges the plan split it into) a partition of its own, in the order of `files`:
+/// a partition then gives one file's rows as the file holds them (in order when the sink wrote them
+/// from an ordered input), where the scan's own partitions read several files one after another in an
+/// order of delta-rs' choosing, which the retro-hunt had to sort. A file the plan does not read (its
+/// statistics put it outside the range) is left out. `None` when `plan` is not one scan of files.
+pub(super) fn for_files(
+    plan: &Arc<dyn ExecutionPlan>,
+    files: &[String],
+) -> Result<Option<Arc<dyn ExecutionPlan>>, LakeError> {
+    let mut scans = 0;
+    let rewritten = Arc::clone(plan).transform_up(|node| {
+        let Some(config) = node
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
+        else {
+            return Ok(Transformed::no(node));
+        };
+        scans += 1;
+        let read: Vec<&PartitionedFile> =
+            config.file_groups.iter().flat_map(|g| g.iter()).collect();
+        let mut groups = Vec::new();
+        for path in files {
+            let mut pieces: Vec<PartitionedFile> = read
+                .iter()
+                .filter(|f| f.object_meta.location.as_ref().ends_with(path.as_str()))
+                .map(|f| (*f).clone())
+                .collect();
+            pieces.sort_by_key(|f| f.range.as_ref().map(|r| r.start));
+            groups.extend(pieces.into_iter().map(|f| FileGroup::new(vec![f])));
+        }
+        let config = FileScanConfigBuilder::from(config.clone())
+            .with_file_groups(groups)
+            .with_output_partitioning(None)
+            .build();
+        Ok(Transformed::yes(
+            DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>
+        ))
+    })?;
+    Ok((scans == 1).then_some(rewritten.data))
 }
 
 /// (time, input, offset), ascending: the order a retro-hunt's rows are read in.
@@ -293,9 +336,12 @@ mod tests {
             let ctx = ctx.clone();
             async move {
                 let frame = ctx.table("t").await.unwrap();
-                let (stream, _) = ordered_scan(&ctx, vec![frame], filter.as_ref(), &[], None)
-                    .await
-                    .unwrap();
+                let schema = frame.schema().clone();
+                let plan = frame.create_physical_plan().await.unwrap();
+                let (stream, _) =
+                    ordered_scan(&ctx, &schema, vec![plan], filter.as_ref(), &[], None)
+                        .await
+                        .unwrap();
                 let batches: Vec<RecordBatch> = stream.map(|b| b.unwrap()).collect().await;
                 let mut rows = Vec::new();
                 for batch in batches {
