@@ -449,7 +449,7 @@ impl Scan {
             let (stream, answered) = ordered_scan(
                 &ctx,
                 &schema,
-                vec![plan],
+                plan,
                 filter.as_ref(),
                 &hunts,
                 wanted.as_deref(),

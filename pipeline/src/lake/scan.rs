@@ -69,7 +69,7 @@ fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
     Some(with.or(factored(without)?))
 }
 
-/// The rows of `plans` (scans of the events table whose columns `schema` names) that `filter` keeps, in
+/// The rows of `plan` (a scan of the events table whose columns `schema` names) that `filter` keeps, in
 /// event-time order.
 ///
 /// The filter runs on the scan's batches, above the scan, not inside the Parquet reader (where delta-rs
@@ -80,7 +80,7 @@ fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
 /// this table cannot take (a column stored differently) is left to the hunts.
 ///
 /// The columns `wanted` names come cast to its types (text is read as views), on the scan's tasks, one
-/// per partition of each plan, before the rows are put in order (see [`for_files`]).
+/// per partition, before the rows are put in order (see [`for_files`]).
 ///
 /// Each of `hunts` (hunt id, its row filter) is answered there for the kept rows, while their text is
 /// still views into the decoded pages, where a value repeated on a page is tested once: the answers
@@ -90,7 +90,7 @@ fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
 pub(super) async fn ordered_scan(
     ctx: &SessionContext,
     schema: &DFSchema,
-    plans: Vec<Arc<dyn ExecutionPlan>>,
+    plan: Arc<dyn ExecutionPlan>,
     filter: Option<&Expr>,
     hunts: &[(String, Expr)],
     wanted: Option<&Schema>,
@@ -101,13 +101,6 @@ pub(super) async fn ordered_scan(
     ),
     LakeError,
 > {
-    let Some(first) = plans.first() else {
-        return Err(LakeError::Invalid {
-            table: super::table::EVENTS.to_string(),
-            reason: "a scan of nothing".into(),
-        });
-    };
-    let first_schema = first.schema();
     let state = ctx.state();
     let predicate = match filter {
         None => None,
@@ -143,7 +136,7 @@ pub(super) async fn ordered_scan(
             }
         }
     }
-    let output = super::kept::with_types(&first_schema, wanted);
+    let output = super::kept::with_types(&plan.schema(), wanted);
     let output = match answered.is_empty() {
         true => output,
         false => {
@@ -157,10 +150,8 @@ pub(super) async fn ordered_scan(
         }
     };
     let batch_size = state.config().batch_size();
-    let partitions = plans
-        .iter()
-        .flat_map(|plan| (0..plan.output_partitioning().partition_count()).map(move |p| (plan, p)))
-        .map(|(plan, p)| {
+    let partitions = (0..plan.output_partitioning().partition_count())
+        .map(|p| {
             Ok(super::kept::kept(
                 plan.execute(p, ctx.task_ctx())?,
                 predicate.clone(),
@@ -338,10 +329,9 @@ mod tests {
                 let frame = ctx.table("t").await.unwrap();
                 let schema = frame.schema().clone();
                 let plan = frame.create_physical_plan().await.unwrap();
-                let (stream, _) =
-                    ordered_scan(&ctx, &schema, vec![plan], filter.as_ref(), &[], None)
-                        .await
-                        .unwrap();
+                let (stream, _) = ordered_scan(&ctx, &schema, plan, filter.as_ref(), &[], None)
+                    .await
+                    .unwrap();
                 let batches: Vec<RecordBatch> = stream.map(|b| b.unwrap()).collect().await;
                 let mut rows = Vec::new();
                 for batch in batches {
