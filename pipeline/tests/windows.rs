@@ -58,6 +58,25 @@ async fn tumbling_windows_split_exactly_at_their_boundary() {
     );
 }
 
+/// A hunt that reads no event column (every event counted per window) keeps its rows as a count; it
+/// failed on every batch ("must either specify a row count or at least one column") before.
+#[tokio::test]
+async fn a_windowed_hunt_that_reads_no_event_column_counts_every_row() {
+    let sql = "SELECT window_start, count(*) AS n FROM events GROUP BY window_start";
+    let hunts = plan_hunts(&[("t", &hunt("t", "tumbling 1m", "", sql))]).await;
+    let mut lines = failures(&["2024-05-01T10:00:00Z", "2024-05-01T10:00:30Z"]);
+    lines.push(event("2024-05-01T10:01:10Z", 4688, &[]));
+    let run = run_script(test_settings(), hunts, vec![Step::Lines("a", lines)]).await;
+    assert_eq!(run.summary.dead_letters, 0);
+    assert_eq!(
+        sorted(run.rows()),
+        vec![
+            json!({"window_start": "2024-05-01T10:00:00Z", "n": 2}),
+            json!({"window_start": "2024-05-01T10:01:00Z", "n": 1}),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn hopping_windows_count_a_row_in_every_window_that_covers_it() {
     let hunts = plan_hunts(&[("h", &hunt("h", "hopping 2m every 1m", "", COUNT_SQL))]).await;

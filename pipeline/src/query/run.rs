@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{Array, AsArray, UInt32Array};
-use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::TimestampNanosecondType;
 use datafusion::arrow::record_batch::RecordBatch;
 
@@ -16,6 +15,7 @@ use crate::hunt::Hunt;
 use crate::runtime::{
     AlertTime, Detection, EvaluationError, Evaluator, Rows, StepInput, StepOutput, Stepping,
 };
+use crate::window::state::take_rows;
 use crate::window::{ClosedWindow, Origin, Watermark, WindowState};
 
 /// A planned SQL hunt with its window state.
@@ -216,7 +216,7 @@ impl SqlEvaluator {
             if !by_pane.is_empty() {
                 let projected = batch.project(planned.used_columns())?;
                 for (pane, rows) in by_pane {
-                    let rows = take_record_batch(&projected, &UInt32Array::from(rows))?;
+                    let rows = take_rows(&projected, rows)?;
                     out.dropped += window.insert(pane, rows, view.seq, view.received).dropped;
                 }
             }
@@ -347,14 +347,14 @@ fn insert_parts(
         let projected = part.batch.project(&keep)?;
         for (pane, rows) in by_pane {
             let inserted = if part.origins.is_empty() {
-                let rows = take_record_batch(&projected, &UInt32Array::from(rows))?;
+                let rows = take_rows(&projected, rows)?;
                 state.insert(pane, rows, view.seq, view.received)
             } else {
                 let origins: Vec<Origin> = rows
                     .iter()
                     .map(|&r| part.origins[r as usize].clone())
                     .collect();
-                let rows = take_record_batch(&projected, &UInt32Array::from(rows))?;
+                let rows = take_rows(&projected, rows)?;
                 state.insert_once(pane, rows, &origins, view.seq, view.received)?
             };
             out.dropped += inserted.dropped;

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::array::UInt32Array;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 #[derive(Debug)]
 struct Pane {
@@ -242,10 +244,7 @@ impl WindowState {
         let duplicates = origins.len() - keep.len();
         let batch = match duplicates {
             0 => batch,
-            _ => datafusion::arrow::compute::take_record_batch(
-                &batch,
-                &datafusion::arrow::array::UInt32Array::from(keep.clone()),
-            )?,
+            _ => take_rows(&batch, keep.clone())?,
         };
         let mut inserted = self.insert(pane, batch, seq, received);
         if let Some(p) = self.panes.get_mut(&pane) {
@@ -333,6 +332,19 @@ impl WindowState {
     pub fn watermark(&self) -> i64 {
         self.watermark
     }
+}
+
+/// Rows `rows` of `batch`, in that order. A batch without columns keeps its row count: a hunt that reads
+/// no event column (`SELECT window_start, count(*) … GROUP BY window_start`) stores its rows as a count.
+pub fn take_rows(batch: &RecordBatch, rows: Vec<u32>) -> Result<RecordBatch, ArrowError> {
+    if batch.num_columns() == 0 {
+        return RecordBatch::try_new_with_options(
+            batch.schema(),
+            Vec::new(),
+            &RecordBatchOptions::new().with_row_count(Some(rows.len())),
+        );
+    }
+    datafusion::arrow::compute::take_record_batch(batch, &UInt32Array::from(rows))
 }
 
 #[cfg(test)]
