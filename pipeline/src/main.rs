@@ -483,7 +483,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
                     settings.source = SourceSettings::File(ghosthunt::settings::FileSettings {
                         paths: files,
                         follow: false,
-                        poll_interval: std::time::Duration::from_millis(250),
+                        ..settings.file.clone()
                     });
                     settings.decode.time_range = Some(range);
                     // History read from files is not written to the lake again.

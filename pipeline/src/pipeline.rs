@@ -26,7 +26,7 @@ use crate::runtime::{BatchView, Evaluator, StepInput, StepOutput};
 use crate::scale::Repartitioner;
 use crate::scale::downstream::EvaluatedThrough;
 use crate::settings::Settings;
-use crate::source::{Acknowledge, Positions, Source, SourceError};
+use crate::source::{Acknowledge, EventTimes, Positions, Source, SourceError};
 use crate::telemetry::{Health, Metrics};
 use crate::window::{Watermark, WatermarkTracker};
 
@@ -157,6 +157,7 @@ pub(crate) async fn run_with_decoder(
 ) -> Result<Summary, PipelineError> {
     let settings = &c.settings;
     let acker = c.source.acknowledger();
+    let event_times = c.source.event_times();
     let (record_tx, record_rx) = mpsc::channel(8);
     let (batch_tx, mut batch_rx) = mpsc::channel::<DecodedBatch>(2);
     // Before the source starts: a source that has to wait (for a broker) then says so itself.
@@ -198,6 +199,7 @@ pub(crate) async fn run_with_decoder(
         c.health.clone(),
     );
     engine.schema = Arc::clone(&c.schema);
+    engine.event_times = event_times;
     engine.decoders = Some(decoders);
     engine.in_flight = (!repartitioned).then_some(in_flight);
     engine.lake = c.lake.take();
@@ -281,6 +283,8 @@ struct Engine {
     alerts: Box<dyn AlertSink>,
     dead_letters: Box<dyn DeadLetterSink>,
     acker: Arc<dyn Acknowledge>,
+    /// Where the inputs' newest event times go back to the source (files read at once keep in step).
+    event_times: Option<Arc<dyn EventTimes>>,
     metrics: Metrics,
     health: Health,
     limit: Arc<Semaphore>,
@@ -325,6 +329,7 @@ impl Engine {
             alerts,
             dead_letters,
             acker,
+            event_times: None,
             metrics,
             health,
             limit: Arc::new(Semaphore::new(settings.hunts.concurrency)),
@@ -377,6 +382,9 @@ impl Engine {
         }
         for (input, newest) in &decoded.input_times {
             self.tracker.observe(input, *newest, now);
+            if let (Some(times), Some(newest)) = (&self.event_times, newest) {
+                times.observed(input, *newest);
+            }
         }
         for input in &decoded.stopped {
             self.tracker.stop(input);

@@ -1,13 +1,20 @@
-//! The file source: globs read in order, and following growing, new and replaced files like `tail -F`.
+//! The file source: globs read in order, files read at once in step by event time (one file per host
+//! finds what one file of all their events finds), and following growing, new and replaced files like
+//! `tail -F`.
 
 mod common;
 
 use std::io::Write;
 use std::time::Duration;
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
 use ghosthunt::alert::{Alert, MemorySink};
-use ghosthunt::settings::FileSettings;
+use ghosthunt::app::{self, Handles};
+use ghosthunt::settings::{FileSettings, OutputSettings, Settings, SourceSettings};
 use ghosthunt::source::FileSource;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 const SQL: &str = "SELECT event_time, host, command_line FROM events WHERE event_id = 1";
@@ -29,7 +36,7 @@ async fn wait_for(alerts: &MemorySink<Alert>, n: usize) -> usize {
 }
 
 #[tokio::test]
-async fn glob_reads_every_matching_file_in_name_order() {
+async fn glob_reads_every_matching_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("b.jsonl"), process(2, "B")).unwrap();
     std::fs::write(dir.path().join("a.jsonl"), process(1, "A")).unwrap();
@@ -40,6 +47,8 @@ async fn glob_reads_every_matching_file_in_name_order() {
             paths: vec![format!("{}/*.jsonl", dir.path().display())],
             follow: false,
             poll_interval: Duration::from_millis(50),
+            max_lead: std::time::Duration::from_secs(60),
+            max_open: 64,
         },
         1 << 20,
     )
@@ -51,12 +60,13 @@ async fn glob_reads_every_matching_file_in_name_order() {
         CancellationToken::new(),
     )
     .await;
-    let hosts: Vec<String> = run
+    let mut hosts: Vec<String> = run
         .rows()
         .iter()
         .map(|r| r["host"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(hosts, vec!["A", "B"]);
+    hosts.sort();
+    assert_eq!(hosts, vec!["A", "B"], "c.txt does not match the glob");
 }
 
 #[test]
@@ -66,6 +76,8 @@ fn a_pattern_that_matches_nothing_is_an_error_at_start() {
             paths: vec!["/nonexistent/*.jsonl".into()],
             follow: false,
             poll_interval: Duration::from_millis(50),
+            max_lead: std::time::Duration::from_secs(60),
+            max_open: 64,
         },
         1 << 20,
     )
@@ -85,6 +97,8 @@ async fn follow_reads_appended_lines_new_files_and_replaced_files() {
             paths: vec![format!("{}/*.jsonl", dir.path().display())],
             follow: true,
             poll_interval: Duration::from_millis(40),
+            max_lead: std::time::Duration::from_secs(60),
+            max_open: 64,
         },
         1 << 20,
     )
@@ -134,4 +148,170 @@ async fn follow_reads_appended_lines_new_files_and_replaced_files() {
         })
         .collect();
     assert_eq!(hosts, vec!["A", "A", "B", "A2", "A2", "A2", "A3"]);
+}
+
+/// Settings that read `paths` once with the bundled hunts, alerts and dead letters to files in `dir`.
+fn reading(dir: &Path, name: &str, paths: Vec<String>) -> (Settings, PathBuf) {
+    let mut s = common::test_settings();
+    let alerts = dir.join(format!("{name}.alerts.jsonl"));
+    s.alerts = OutputSettings::File(alerts.clone());
+    s.dead_letters = OutputSettings::File(dir.join(format!("{name}.dead.jsonl")));
+    s.source = SourceSettings::File(FileSettings {
+        paths,
+        follow: false,
+        poll_interval: Duration::from_millis(100),
+        ..s.file.clone()
+    });
+    (s, alerts)
+}
+
+async fn run(settings: Settings) -> ghosthunt::pipeline::Summary {
+    app::run(settings, Handles::default(), CancellationToken::new())
+        .await
+        .expect("the run finishes")
+}
+
+/// (alert id, hunt id) of every alert in a JSON-lines alerts file.
+fn alert_ids(path: &Path) -> BTreeSet<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let info = &v["finding_info"];
+            (
+                info["uid"].as_str().unwrap().to_string(),
+                info["analytic"]["uid"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Generated events (attack scenarios included, 25 per second of event time), in time order.
+fn generated(dir: &Path, n: u64) -> (PathBuf, Vec<String>) {
+    let path = dir.join("all.jsonl");
+    common::generated_events(&path, n, 25);
+    let lines = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    (path, lines)
+}
+
+/// The way hosts' logs are collected: a file per host, each in time order, all covering the same hours.
+/// Read before files were read at once, each file after the first was late against the windows the
+/// first had closed (dead letters, and the windowed hunts' alerts missed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_per_host_finds_what_one_file_of_all_their_events_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (all, lines) = generated(dir.path(), 30_000);
+    let mut by_host: BTreeMap<String, String> = BTreeMap::new();
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let host = v["Hostname"].as_str().unwrap_or("none").to_string();
+        let text = by_host.entry(host).or_default();
+        text.push_str(line);
+        text.push('\n');
+    }
+    let hosts = dir.path().join("hosts");
+    std::fs::create_dir(&hosts).unwrap();
+    for (i, text) in by_host.values().enumerate() {
+        std::fs::write(hosts.join(format!("{i:03}.jsonl")), text).unwrap();
+    }
+    let (one, one_alerts) = reading(dir.path(), "one", vec![all.display().to_string()]);
+    let (per_host, per_host_alerts) = reading(
+        dir.path(),
+        "per_host",
+        vec![format!("{}/*.jsonl", hosts.display())],
+    );
+    let SourceSettings::File(f) = &per_host.source else {
+        unreachable!()
+    };
+    assert!(
+        by_host.len() > 20 && by_host.len() <= f.max_open,
+        "{} hosts",
+        by_host.len()
+    );
+
+    let whole = run(one).await;
+    let split = run(per_host).await;
+    assert_eq!(whole.dead_letters, 0);
+    assert_eq!(
+        split.dead_letters, 0,
+        "an event of a host's file was late (or bad)"
+    );
+    assert_eq!(split.records, whole.records);
+    let (expected, found) = (alert_ids(&one_alerts), alert_ids(&per_host_alerts));
+    let hunts: BTreeSet<&str> = expected.iter().map(|(_, h)| h.as_str()).collect();
+    for windowed in ["password_spray", "password_guessing", "brute_force_success"] {
+        assert!(
+            hunts.contains(windowed),
+            "{windowed} did not fire: {hunts:?}"
+        );
+    }
+    assert_eq!(
+        found, expected,
+        "a file per host found other alerts than one file of the same events"
+    );
+}
+
+/// Files given newest first (`b` holds the first half of event time, `a` the second): `a` is read up to
+/// the lead past `b` (and what the pipeline holds before its event time is known) and then waits for it.
+/// Without the wait the whole of `a` (50,000 rows) would wait in the windows for `b`; with room for
+/// fewer rows than that in a window (`window.max_rows_per_hunt`), rows would be dropped and the counts
+/// differ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_ahead_in_event_time_waits_for_the_others_instead_of_filling_the_windows() {
+    common::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let (all, lines) = generated(dir.path(), 100_000);
+    let (first, second) = lines.split_at(lines.len() / 2);
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    std::fs::write(&a, second.join("\n") + "\n").unwrap();
+    std::fs::write(&b, first.join("\n") + "\n").unwrap();
+    let hunts = dir.path().join("hunts");
+    std::fs::create_dir(&hunts).unwrap();
+    std::fs::write(
+        hunts.join("per_minute.sql"),
+        common::hunt(
+            "per_minute",
+            "tumbling 1m",
+            "",
+            "SELECT window_start, count(*) AS n FROM events GROUP BY window_start",
+        ),
+    )
+    .unwrap();
+    let settings = |name: &str, paths: Vec<String>| {
+        let (mut s, alerts) = reading(dir.path(), name, paths);
+        s.hunts.builtin = false;
+        s.hunts.directories = vec![hunts.clone()];
+        // 1,500 events a minute: room for 20 minutes of them, far from half of the events.
+        s.window.max_rows_per_hunt = 30_000;
+        if let SourceSettings::File(f) = &mut s.source {
+            f.max_lead = Duration::from_secs(60);
+        }
+        (s, alerts)
+    };
+    let (one, one_alerts) = settings("one", vec![all.display().to_string()]);
+    let (two, two_alerts) = settings(
+        "two",
+        vec![a.display().to_string(), b.display().to_string()],
+    );
+    let whole = run(one).await;
+    let split = run(two).await;
+    assert_eq!((whole.dead_letters, split.dead_letters), (0, 0));
+    let expected = alert_ids(&one_alerts);
+    assert!(
+        expected.len() >= 20,
+        "{} windows, {} alerts, {} records",
+        expected.len(),
+        whole.alerts,
+        whole.records
+    );
+    assert_eq!(
+        alert_ids(&two_alerts),
+        expected,
+        "the windows' counts differ: rows were dropped or late"
+    );
 }

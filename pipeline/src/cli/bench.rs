@@ -13,7 +13,7 @@ mod measure;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
@@ -148,7 +148,7 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
             let file = FileSettings {
                 paths,
                 follow: false,
-                poll_interval: Duration::from_millis(250),
+                ..settings.file.clone()
             };
             Box::new(
                 FileSource::new(file, settings.decode.max_record_bytes)
@@ -310,6 +310,10 @@ impl Source for UpTo {
     /// end as it does at a file's end.
     fn acknowledger(&self) -> Arc<dyn Acknowledge> {
         Arc::new(NoReplay(self.inner.acknowledger()))
+    }
+
+    fn event_times(&self) -> Option<Arc<dyn crate::source::EventTimes>> {
+        self.inner.event_times()
     }
 }
 

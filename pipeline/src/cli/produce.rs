@@ -64,7 +64,7 @@ pub async fn produce(
             FileSettings {
                 paths: options.files.clone(),
                 follow: false,
-                poll_interval: Duration::from_millis(250),
+                ..settings.file.clone()
             },
             settings.decode.max_record_bytes,
         )?)

@@ -40,6 +40,9 @@ pub struct Settings {
     pub source: SourceSettings,
     /// The generator's settings, whatever the source (`ghosthunt produce` uses them).
     pub generator: GeneratorSettings,
+    /// The file source's settings, whatever the source (`ghosthunt hunt --source files` and `bench --file`
+    /// read their files with them).
+    pub file: FileSettings,
     pub decode: DecodeSettings,
     pub hunts: HuntSettings,
     pub sigma: SigmaSettings,
@@ -92,6 +95,11 @@ pub struct FileSettings {
     pub paths: Vec<String>,
     pub follow: bool,
     pub poll_interval: Duration,
+    /// Files read once are read at once, each at most this far (in event time, as decoded) ahead of the
+    /// oldest before it waits for the others (`source::align`).
+    pub max_lead: Duration,
+    /// At most this many files read at once; the next starts as one ends.
+    pub max_open: usize,
 }
 
 /// Most record bytes one batch may hold (`decode.batch_bytes` is at most this). A string column of a batch
@@ -211,6 +219,20 @@ impl Settings {
                 "hosts and users must be at least 1",
             ));
         }
+        let f = raw.source.file;
+        if f.poll_interval.is_zero() {
+            return Err(invalid("source.file.poll_interval", "must be above zero"));
+        }
+        if f.max_open == 0 {
+            return Err(invalid("source.file.max_open", "must be at least 1"));
+        }
+        let file = FileSettings {
+            paths: f.paths,
+            follow: f.follow,
+            poll_interval: f.poll_interval,
+            max_lead: f.max_lead,
+            max_open: f.max_open,
+        };
         let generator = GeneratorSettings {
             rate: g.rate,
             hosts: g.hosts,
@@ -224,21 +246,13 @@ impl Settings {
         let source = match raw.source.kind.as_str() {
             "generator" => SourceSettings::Generator(generator.clone()),
             "file" => {
-                let f = raw.source.file;
-                if f.paths.is_empty() {
+                if file.paths.is_empty() {
                     return Err(invalid(
                         "source.file.paths",
                         "the file source needs at least one path or glob",
                     ));
                 }
-                if f.poll_interval.is_zero() {
-                    return Err(invalid("source.file.poll_interval", "must be above zero"));
-                }
-                SourceSettings::File(FileSettings {
-                    paths: f.paths,
-                    follow: f.follow,
-                    poll_interval: f.poll_interval,
-                })
+                SourceSettings::File(file.clone())
             }
             "stdin" => SourceSettings::Stdin,
             "kafka" => {
@@ -500,6 +514,7 @@ impl Settings {
         Ok(Settings {
             source,
             generator,
+            file,
             decode,
             hunts,
             sigma,

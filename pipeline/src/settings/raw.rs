@@ -116,6 +116,9 @@ pub struct RawFile {
     pub follow: bool,
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_lead: Duration,
+    pub max_open: usize,
 }
 
 /// `[decode]`

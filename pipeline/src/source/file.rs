@@ -1,9 +1,13 @@
 //! JSON-lines files: one or more paths or globs, read in order, or followed as they grow (like `tail -F`).
 //!
-//! Each file is its own input (its own line numbers and event-time progress). Read once, files are read one
-//! after the other in the order given (each glob's matches sorted). Followed, every matching file is read
-//! concurrently and kept open; a file that shrinks or is replaced is read again from its start, and globs
-//! are expanded again at every poll so that new files are picked up.
+//! Each file is its own input (its own line numbers and event-time progress), and files are read at once.
+//! Read once, up to `max_open` files are read at the same time, in the order given (each glob's matches
+//! sorted), the next starting as one ends; the watermark is the oldest file's progress, so files that
+//! cover the same hours (one per host) give what one file of all their events in time order would, and
+//! a file whose events are newer than the others' waits for them to catch up (`super::align`) instead of
+//! filling the windows. Followed, every matching file is read concurrently and kept open (a quiet file
+//! must not hold the others, so nothing waits); a file that shrinks or is replaced is read again from its
+//! start, and globs are expanded again at every poll so that new files are picked up.
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -14,22 +18,27 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+use super::align::{Alignment, Registration};
 use super::lines::{LineSplitter, Read};
-use super::{Input, InputKind, RecordSender, Source, SourceError, SourceMessage};
+use super::{EventTimes, Input, InputKind, RecordSender, Source, SourceError, SourceMessage};
 use crate::settings::FileSettings;
 
 pub struct FileSource {
     settings: FileSettings,
     max_record_bytes: usize,
+    /// Files read once keep near one another in event time.
+    alignment: Arc<Alignment>,
 }
 
 impl FileSource {
     /// Checks the patterns now, so that a typo fails at start rather than reading nothing.
     pub fn new(settings: FileSettings, max_record_bytes: usize) -> Result<FileSource, SourceError> {
         expand(&settings.paths, !settings.follow)?;
+        let alignment = Alignment::new(settings.max_lead);
         Ok(FileSource {
             settings,
             max_record_bytes,
+            alignment,
         })
     }
 }
@@ -69,7 +78,17 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SourceError + '_ {
     }
 }
 
-/// Reads one file to its end (or, following, forever).
+fn input_of(path: &Path) -> Arc<Input> {
+    Input::new(
+        path.display().to_string(),
+        InputKind::File {
+            path: path.to_path_buf(),
+        },
+    )
+}
+
+/// Reads one file to its end (or, following, forever). `aligned`: the file's place among the files read
+/// at once, whose start the caller has announced; it reads on only while it is not too far ahead of them.
 async fn read_file(
     path: PathBuf,
     follow: bool,
@@ -77,16 +96,15 @@ async fn read_file(
     max_record_bytes: usize,
     tx: RecordSender,
     shutdown: CancellationToken,
+    aligned: Option<Registration>,
 ) -> Result<(), SourceError> {
-    let input = Input::new(
-        path.display().to_string(),
-        InputKind::File { path: path.clone() },
-    );
+    let input = input_of(&path);
     let mut splitter = LineSplitter::new(Arc::clone(&input), max_record_bytes);
-    if tx
-        .send(SourceMessage::Started(Arc::clone(&input)))
-        .await
-        .is_err()
+    if aligned.is_none()
+        && tx
+            .send(SourceMessage::Started(Arc::clone(&input)))
+            .await
+            .is_err()
     {
         return Ok(());
     }
@@ -96,6 +114,12 @@ async fn read_file(
     let mut inode = file.metadata().await.map_err(io_error(&path))?.ino();
     let mut reader = file;
     loop {
+        if let Some(aligned) = &aligned {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                () = aligned.wait_turn() => {}
+            }
+        }
         let read = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             read = splitter.read(&mut reader, &tx) => read.map_err(io_error(&path))?,
@@ -141,20 +165,46 @@ impl Source for FileSource {
         Box::pin(async move {
             let s = self.settings;
             if !s.follow {
-                for path in expand(&s.paths, true)? {
-                    tracing::debug!(path = %path.display(), "Reading file.");
-                    read_file(
-                        path,
-                        false,
-                        s.poll_interval,
-                        self.max_record_bytes,
-                        tx.clone(),
-                        shutdown.clone(),
-                    )
-                    .await?;
+                let mut paths = expand(&s.paths, true)?.into_iter();
+                let mut reading = tokio::task::JoinSet::new();
+                loop {
+                    // Every file that starts now is announced before any is read: an input the
+                    // pipeline does not know yet would not hold the watermark back, and windows its
+                    // first events belong to could close on another file's events.
+                    let starting: Vec<PathBuf> =
+                        paths.by_ref().take(s.max_open - reading.len()).collect();
+                    for path in &starting {
+                        if tx
+                            .send(SourceMessage::Started(input_of(path)))
+                            .await
+                            .is_err()
+                        {
+                            return Ok(());
+                        }
+                    }
+                    for path in starting {
+                        tracing::debug!(path = %path.display(), "Reading file.");
+                        let aligned = self.alignment.register(&path.display().to_string());
+                        reading.spawn(read_file(
+                            path,
+                            false,
+                            s.poll_interval,
+                            self.max_record_bytes,
+                            tx.clone(),
+                            shutdown.clone(),
+                            Some(aligned),
+                        ));
+                    }
+                    let Some(done) = reading.join_next().await else {
+                        return Ok(());
+                    };
+                    done.expect("a file reader does not panic")?;
                     if shutdown.is_cancelled() {
                         break;
                     }
+                }
+                while let Some(done) = reading.join_next().await {
+                    done.expect("a file reader does not panic")?;
                 }
                 return Ok(());
             }
@@ -171,6 +221,7 @@ impl Source for FileSource {
                             self.max_record_bytes,
                             tx.clone(),
                             shutdown.clone(),
+                            None,
                         ));
                     }
                 }
@@ -187,5 +238,9 @@ impl Source for FileSource {
             }
             Ok(())
         })
+    }
+
+    fn event_times(&self) -> Option<Arc<dyn EventTimes>> {
+        (!self.settings.follow).then(|| Arc::clone(&self.alignment) as Arc<dyn EventTimes>)
     }
 }

@@ -6,6 +6,7 @@
 //! every alert acknowledged by the sink — the pipeline hands the batch's [`Positions`] to the source's
 //! [`Acknowledge`], oldest batch first. Sources with nothing to acknowledge keep the default no-op.
 
+mod align;
 pub mod file;
 pub mod kafka;
 mod kafka_floors;
@@ -137,6 +138,12 @@ pub trait Acknowledge: Send + Sync {
     }
 }
 
+/// Told the newest event time of each input as the pipeline decodes it. A source that reads several
+/// inputs at once uses it to keep them near one another in event time (files read once: `align`).
+pub trait EventTimes: Send + Sync {
+    fn observed(&self, input: &Input, newest: i64);
+}
+
 /// For sources whose records need no acknowledgement (the generator, a file read once).
 pub struct NoAcknowledge;
 impl Acknowledge for NoAcknowledge {}
@@ -208,6 +215,11 @@ pub trait Source: Send {
     /// Where acknowledgements go; the default ignores them.
     fn acknowledger(&self) -> Arc<dyn Acknowledge> {
         Arc::new(NoAcknowledge)
+    }
+
+    /// Where the inputs' event times go, if the source wants them; the default does not.
+    fn event_times(&self) -> Option<Arc<dyn EventTimes>> {
+        None
     }
 }
 

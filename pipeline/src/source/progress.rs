@@ -258,4 +258,8 @@ impl Source for WithProgress {
     fn acknowledger(&self) -> Arc<dyn Acknowledge> {
         self.inner.acknowledger()
     }
+
+    fn event_times(&self) -> Option<Arc<dyn super::EventTimes>> {
+        self.inner.event_times()
+    }
 }
