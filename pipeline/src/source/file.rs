@@ -19,7 +19,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::align::{Alignment, Registration};
-use super::lines::{LineSplitter, Read};
+use super::lines::{LineSplitter, READ_BYTES, Read};
 use super::{EventTimes, Input, InputKind, RecordSender, Source, SourceError, SourceMessage};
 use crate::settings::FileSettings;
 
@@ -87,19 +87,34 @@ fn input_of(path: &Path) -> Arc<Input> {
     )
 }
 
+/// How a file is read.
+#[derive(Clone, Copy)]
+struct Reading {
+    follow: bool,
+    poll: Duration,
+    max_record_bytes: usize,
+    /// Bytes asked of the file at a time.
+    read_bytes: usize,
+}
+
 /// Reads one file to its end (or, following, forever). `aligned`: the file's place among the files read
 /// at once, whose start the caller has announced; it reads on only while it is not too far ahead of them.
 async fn read_file(
     path: PathBuf,
-    follow: bool,
-    poll: Duration,
-    max_record_bytes: usize,
+    how: Reading,
     tx: RecordSender,
     shutdown: CancellationToken,
     aligned: Option<Registration>,
 ) -> Result<(), SourceError> {
+    let Reading {
+        follow,
+        poll,
+        max_record_bytes,
+        read_bytes,
+    } = how;
     let input = input_of(&path);
-    let mut splitter = LineSplitter::new(Arc::clone(&input), max_record_bytes);
+    let mut splitter =
+        LineSplitter::new(Arc::clone(&input), max_record_bytes).read_bytes(read_bytes);
     if aligned.is_none()
         && tx
             .send(SourceMessage::Started(Arc::clone(&input)))
@@ -113,6 +128,8 @@ async fn read_file(
         .map_err(io_error(&path))?;
     let mut inode = file.metadata().await.map_err(io_error(&path))?.ino();
     let mut reader = file;
+    // tokio reads through a buffer of its own, kept between reads: no larger than ours.
+    reader.set_max_buf_size(read_bytes);
     loop {
         if let Some(aligned) = &aligned {
             tokio::select! {
@@ -150,6 +167,7 @@ async fn read_file(
                     inode = meta.ino();
                     splitter.restart();
                     reader = file;
+                    reader.set_max_buf_size(read_bytes);
                 }
             }
         }
@@ -165,7 +183,18 @@ impl Source for FileSource {
         Box::pin(async move {
             let s = self.settings;
             if !s.follow {
-                let mut paths = expand(&s.paths, true)?.into_iter();
+                let paths = expand(&s.paths, true)?;
+                // The records in flight keep their reads' buffers alive: files read at once share
+                // about two reads' worth (a 1 MiB read each made 50 files' peak RSS 360 MiB against
+                // 190 for one file of the same events).
+                let at_once = paths.len().min(s.max_open).max(1);
+                let how = Reading {
+                    follow: false,
+                    poll: s.poll_interval,
+                    max_record_bytes: self.max_record_bytes,
+                    read_bytes: (2 * READ_BYTES / at_once).clamp(64 << 10, READ_BYTES),
+                };
+                let mut paths = paths.into_iter();
                 let mut reading = tokio::task::JoinSet::new();
                 loop {
                     // Every file that starts now is announced before any is read: an input the
@@ -187,9 +216,7 @@ impl Source for FileSource {
                         let aligned = self.alignment.register(&path.display().to_string());
                         reading.spawn(read_file(
                             path,
-                            false,
-                            s.poll_interval,
-                            self.max_record_bytes,
+                            how,
                             tx.clone(),
                             shutdown.clone(),
                             Some(aligned),
@@ -216,9 +243,12 @@ impl Source for FileSource {
                         tracing::info!(path = %path.display(), "Following file.");
                         tasks.spawn(read_file(
                             path,
-                            true,
-                            s.poll_interval,
-                            self.max_record_bytes,
+                            Reading {
+                                follow: true,
+                                poll: s.poll_interval,
+                                max_record_bytes: self.max_record_bytes,
+                                read_bytes: READ_BYTES,
+                            },
                             tx.clone(),
                             shutdown.clone(),
                             None,

@@ -9,8 +9,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{CHUNK_BYTES, CHUNK_RECORDS, Input, RawRecord, RecordSender, SourceMessage};
 
-/// Bytes asked of the reader at a time.
-const READ_BYTES: usize = 1024 * 1024;
+/// Bytes asked of the reader at a time (unless said otherwise: [`LineSplitter::read_bytes`]).
+pub const READ_BYTES: usize = 1024 * 1024;
 
 /// Splits a byte stream into records, one per non-empty line. The reader's bytes land in one buffer and
 /// each record is a slice of it: no allocation or copy per line.
@@ -31,6 +31,8 @@ pub struct LineSplitter {
     chunk_bytes: usize,
     /// Bytes read since the start (or the last [`LineSplitter::restart`]): where the reader stands.
     pub position: u64,
+    /// Bytes asked of the reader at a time. Each read's buffer lives as long as a record cut from it.
+    read_bytes: usize,
 }
 
 /// What one read did.
@@ -55,7 +57,15 @@ impl LineSplitter {
             chunk: Vec::with_capacity(CHUNK_RECORDS),
             chunk_bytes: 0,
             position: 0,
+            read_bytes: READ_BYTES,
         }
+    }
+
+    /// Reads `bytes` at a time instead of [`READ_BYTES`]: many inputs read at once each read less, so
+    /// that the buffers their records in flight keep alive stay about as large in all.
+    pub fn read_bytes(mut self, bytes: usize) -> LineSplitter {
+        self.read_bytes = bytes.max(1);
+        self
     }
 
     /// Reads what the reader has, splitting lines; sends full chunks. At the end of data, sends what is
@@ -66,8 +76,8 @@ impl LineSplitter {
         reader: &mut R,
         tx: &RecordSender,
     ) -> std::io::Result<Read> {
-        if self.buf.capacity() - self.buf.len() < READ_BYTES / 4 {
-            self.buf.reserve(READ_BYTES);
+        if self.buf.capacity() - self.buf.len() < self.read_bytes / 4 {
+            self.buf.reserve(self.read_bytes);
         }
         let n = reader.read_buf(&mut self.buf).await?;
         self.position += n as u64;
@@ -287,6 +297,33 @@ mod tests {
                 (4, b"ab".to_vec())
             ]
         );
+    }
+
+    /// Many files read at once each read less at a time: lines longer than a read are still whole.
+    #[tokio::test]
+    async fn reads_smaller_than_a_line_still_give_whole_records() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let mut s = LineSplitter::new(Input::new("t", InputKind::Stdin), 100).read_bytes(4);
+        let mut reader: &[u8] = b"{\"first\":1}\n{\"second\":22}\n{\"x\":3}";
+        let mut reads = 0;
+        while let Read::Data = s.read(&mut reader, &tx).await.unwrap() {
+            reads += 1;
+        }
+        assert!(s.finish(&tx).await);
+        drop(tx);
+        let mut records = Vec::new();
+        while let Some(SourceMessage::Records(chunk)) = rx.recv().await {
+            records.extend(chunk.into_iter().map(|r| (r.offset, r.bytes.to_vec())));
+        }
+        assert_eq!(
+            records,
+            vec![
+                (1, b"{\"first\":1}".to_vec()),
+                (2, b"{\"second\":22}".to_vec()),
+                (3, b"{\"x\":3}".to_vec()),
+            ]
+        );
+        assert!(reads >= 4, "{reads} reads of at most a few bytes each");
     }
 
     #[tokio::test]
