@@ -100,7 +100,7 @@ enum Command {
         /// end when the hunt starts (nothing committed).
         #[arg(long, value_enum, default_value = "lake")]
         source: HuntSourceArg,
-        /// JSON-lines files or globs for `--source files`, read once in the order given.
+        /// JSON-lines files or globs for `--source files`, read once: at once, in step by event time (a file per host is fine).
         #[arg(long = "file", value_name = "PATH")]
         files: Vec<String>,
         /// How alerts and incidents on stdout look (see `run --format`).
