@@ -193,3 +193,122 @@ async fn a_retro_hunt_over_kafka_finds_what_the_files_give_and_commits_nothing()
     assert!(String::from_utf8_lossy(&out.stderr).contains("Pipeline finished."));
     assert!(alert_ids(&dir.path().join("none.jsonl")).is_empty());
 }
+
+/// A partition whose records are all newer than another's (each partition a different time of the
+/// events) is paused once it leads by more than `window.max_lead`, instead of being read alongside the
+/// older one: its rows would pile up in the windows until the older partition ended. With room for
+/// fewer rows than half of the events in a window (`window.max_rows_per_hunt`), rows would be dropped
+/// and the windows' counts differ from the files'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_ahead_in_event_time_is_paused_until_the_others_catch_up() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("skewed", 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    // 100,000 events over 66 minutes of event time: the first half to partition 0, the second to 1.
+    let file = dir.path().join("events.jsonl");
+    common::generated_events(&file, 100_000, 25);
+    let lines: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let time = |l: &str| {
+        let v: Value = serde_json::from_str(l).unwrap();
+        v["@timestamp"].as_str().unwrap().to_string()
+    };
+    let producer: FutureProducer = broker
+        .client_config()
+        .set("enable.idempotence", "false")
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "200000")
+        .create()
+        .unwrap();
+    let half = lines.len() / 2;
+    let sends = lines.iter().enumerate().map(|(i, line)| {
+        let partition = i32::from(i >= half);
+        let stamp = millis(&time(line));
+        let producer = &producer;
+        async move {
+            producer
+                .send(
+                    FutureRecord::<str, str>::to("skewed")
+                        .partition(partition)
+                        .payload(line.as_str())
+                        .timestamp(stamp),
+                    Duration::from_secs(30),
+                )
+                .await
+        }
+    });
+    for r in futures::future::join_all(sends).await {
+        r.map_err(|(e, _)| e).expect("produced");
+    }
+    // The sentinels of the test above: each partition's end past its events (tansu's ListOffsets).
+    let sentinel = r#"{"@timestamp":"2029-01-01T00:00:00Z","EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"sentinel"}"#;
+    for partition in 0..2 {
+        producer
+            .send(
+                FutureRecord::<str, str>::to("skewed")
+                    .partition(partition)
+                    .payload(sentinel)
+                    .timestamp(millis("2029-01-01T00:00:00Z")),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produced");
+    }
+    let hunts = dir.path().join("hunts");
+    std::fs::create_dir(&hunts).unwrap();
+    std::fs::write(
+        hunts.join("per_minute.sql"),
+        common::hunt(
+            "per_minute",
+            "tumbling 1m",
+            "",
+            "SELECT window_start, count(*) AS n FROM events GROUP BY window_start",
+        ),
+    )
+    .unwrap();
+    let hunts_dir = hunts.display().to_string();
+    let (from, to) = (time(&lines[0]), "2028-01-01T00:00:00Z".to_string());
+    let range = ["--from", from.as_str(), "--to", to.as_str()];
+    let common_env = [
+        ("GHOSTHUNT__HUNTS__BUILTIN", "false"),
+        ("GHOSTHUNT__HUNTS__DIRECTORIES", hunts_dir.as_str()),
+        // 1,500 events a minute: room for about 16 minutes of them, far from half of the events.
+        ("GHOSTHUNT__WINDOW__MAX_ROWS_PER_HUNT", "25000"),
+        ("GHOSTHUNT__DECODE__BATCH_SIZE", "1024"),
+    ];
+
+    let from_files = dir.path().join("files.jsonl");
+    let file_arg = file.display().to_string();
+    let mut args = vec!["--source", "files", "--file", &file_arg];
+    args.extend(range);
+    hunt(&args, &from_files, &common_env);
+
+    let from_kafka = dir.path().join("kafka.jsonl");
+    let mut args = vec!["--source", "kafka"];
+    args.extend(range);
+    let mut kafka_env = vec![
+        ("GHOSTHUNT__SOURCE__KIND", "kafka"),
+        ("GHOSTHUNT__SOURCE__KAFKA__TOPICS", "skewed"),
+        ("GHOSTHUNT__SOURCE__KAFKA__GROUP_ID", "skewed-history"),
+        ("GHOSTHUNT__KAFKA__BROKERS", broker.bootstrap.as_str()),
+    ];
+    kafka_env.extend(common_env);
+    let out = hunt(&args, &from_kafka, &kafka_env);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let (a, b) = (alert_ids(&from_files), alert_ids(&from_kafka));
+    assert!(a.len() >= 60, "{} windows from the files", a.len());
+    assert!(
+        log.contains("Partition paused or resumed"),
+        "partition 1 was never paused:\n{log}"
+    );
+    assert_eq!(
+        a, b,
+        "the windows' counts differ between Kafka and the files: rows were dropped or late"
+    );
+}

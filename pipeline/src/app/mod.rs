@@ -245,6 +245,7 @@ pub fn build_source(
                 &settings.kafka,
                 k.clone(),
                 *range,
+                settings.window.max_lead,
             )?;
             if settings.progress {
                 let size = source.size();

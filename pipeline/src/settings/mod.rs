@@ -96,7 +96,7 @@ pub struct FileSettings {
     pub follow: bool,
     pub poll_interval: Duration,
     /// Files read once are read at once, each at most this far (in event time, as decoded) ahead of the
-    /// oldest before it waits for the others (`source::align`).
+    /// oldest before it waits for the others (`source::align`): `window.max_lead`.
     pub max_lead: Duration,
     /// At most this many files read at once; the next starts as one ends.
     pub max_open: usize,
@@ -157,6 +157,9 @@ pub struct WindowSettings {
     pub allowed_lateness: Duration,
     pub idle_timeout: Duration,
     pub max_rows_per_hunt: usize,
+    /// Inputs read from history at once (files read once, Kafka partitions by time) keep within this
+    /// much event time of the oldest: one further ahead waits (`source::align`).
+    pub max_lead: Duration,
 }
 
 /// `[incidents]`: rules over the alerts, and where their Incident Findings go.
@@ -230,7 +233,7 @@ impl Settings {
             paths: f.paths,
             follow: f.follow,
             poll_interval: f.poll_interval,
-            max_lead: f.max_lead,
+            max_lead: raw.window.max_lead,
             max_open: f.max_open,
         };
         let generator = GeneratorSettings {
@@ -390,6 +393,7 @@ impl Settings {
             allowed_lateness: w.allowed_lateness,
             idle_timeout: w.idle_timeout,
             max_rows_per_hunt: w.max_rows_per_hunt,
+            max_lead: w.max_lead,
         };
 
         let alerts = output(

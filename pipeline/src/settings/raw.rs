@@ -116,8 +116,6 @@ pub struct RawFile {
     pub follow: bool,
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
-    #[serde(with = "humantime_serde")]
-    pub max_lead: Duration,
     pub max_open: usize,
 }
 
@@ -167,6 +165,8 @@ pub struct RawWindow {
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     pub max_rows_per_hunt: usize,
+    #[serde(with = "humantime_serde")]
+    pub max_lead: Duration,
 }
 
 /// `[alerts]`

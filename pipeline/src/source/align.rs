@@ -91,6 +91,12 @@ impl Registration {
     pub async fn wait_turn(&self) {
         self.alignment.wait_turn(&self.name).await
     }
+
+    /// Whether this input is ahead of the others by more than the lead now (for a reader that pauses
+    /// and resumes its inputs instead of waiting).
+    pub fn ahead(&self) -> bool {
+        self.alignment.ahead(&self.name)
+    }
 }
 
 impl Drop for Registration {

@@ -2,6 +2,10 @@
 //! topics is read from the first record whose timestamp is at or after `from` (Kafka's ListOffsets by
 //! time, `offsets_for_times`) up to the end it had when the hunt started, then the source ends.
 //!
+//! The partitions are read at once, each its own input; one more than `window.max_lead` of event time
+//! ahead of the oldest (as decoded) is paused until the others catch up (`super::align`), so that a
+//! partition of sparse or newer records does not fill the windows while a busy one is read.
+//!
 //! Nothing is committed: the consumer assigns partitions itself (no group membership, so a live
 //! pipeline in the group is not disturbed) and the retro-hunt is repeatable. The range is event time,
 //! like the lake's: rows outside it are dropped after decoding (`decode.time_range`); the seek by record
@@ -19,8 +23,9 @@ use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use super::align::{Alignment, Registration};
 use super::{CHUNK_BYTES, CHUNK_RECORDS, Input, RawRecord, RecordSender, Source, SourceError};
-use super::{NoAcknowledge, SourceMessage};
+use super::{EventTimes, NoAcknowledge, SourceMessage};
 use crate::kafka::{KafkaFailure, forward_log};
 use crate::settings::{KafkaSettings, KafkaSourceSettings, TimeRange};
 
@@ -57,6 +62,8 @@ pub struct KafkaRangeSource {
     brokers: String,
     /// The records of the range, once the spans are known (for the retro-hunt's progress).
     size: Arc<super::progress::Size>,
+    /// The partitions keep near one another in event time.
+    alignment: Arc<Alignment>,
 }
 
 impl KafkaRangeSource {
@@ -64,6 +71,7 @@ impl KafkaRangeSource {
         kafka: &KafkaSettings,
         settings: KafkaSourceSettings,
         range: TimeRange,
+        max_lead: Duration,
     ) -> Result<KafkaRangeSource, SourceError> {
         let mut config = super::kafka::consumer_config(kafka, &settings);
         // A group id only names the client to the brokers: partitions are assigned, never committed.
@@ -80,6 +88,7 @@ impl KafkaRangeSource {
             range,
             brokers: kafka.brokers.clone(),
             size: Arc::default(),
+            alignment: Alignment::new(max_lead),
         })
     }
 
@@ -214,15 +223,52 @@ fn spans(
         .collect())
 }
 
+/// A partition being read.
+struct Open {
+    input: Arc<Input>,
+    /// The offset it is read up to (exclusive).
+    end: i64,
+    aligned: Registration,
+    paused: bool,
+}
+
+/// Pauses the partitions too far ahead of the others in event time and resumes those no longer ahead.
+fn realign(consumer: &RangeConsumer, open: &mut HashMap<(String, i32), Open>) {
+    let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+    let mut changed = Vec::new();
+    for ((topic, partition), p) in open.iter() {
+        let ahead = p.aligned.ahead();
+        if ahead != p.paused {
+            let list = if ahead { &mut pause } else { &mut resume };
+            list.add_partition(topic, *partition);
+            changed.push(((topic.clone(), *partition), ahead));
+        }
+    }
+    if changed.is_empty() {
+        return;
+    }
+    let paused = pause.count() == 0 || consumer.pause(&pause).is_ok();
+    let resumed = resume.count() == 0 || consumer.resume(&resume).is_ok();
+    for (key, ahead) in changed {
+        if (ahead && paused) || (!ahead && resumed) {
+            tracing::debug!(topic = %key.0, partition = key.1, ahead, "Partition paused or resumed to keep in step by event time.");
+            if let Some(p) = open.get_mut(&key) {
+                p.paused = ahead;
+            }
+        }
+    }
+}
+
 /// Reads the spans to their ends (or until shutdown / the pipeline is gone).
 fn read(
     consumer: &RangeConsumer,
     spans: &[Span],
+    alignment: &Arc<Alignment>,
     tx: &RecordSender,
     shutdown: &CancellationToken,
 ) -> Result<(), SourceError> {
     let mut assignment = TopicPartitionList::new();
-    let mut open: HashMap<(String, i32), (Arc<Input>, i64)> = HashMap::new();
+    let mut open: HashMap<(String, i32), Open> = HashMap::new();
     for s in spans {
         assignment
             .add_partition_offset(&s.topic, s.partition, Offset::Offset(s.start))
@@ -234,7 +280,16 @@ fn read(
         {
             return Ok(());
         }
-        open.insert((s.topic.clone(), s.partition), (input, s.end));
+        let aligned = alignment.register(&input.name);
+        open.insert(
+            (s.topic.clone(), s.partition),
+            Open {
+                input,
+                end: s.end,
+                aligned,
+                paused: false,
+            },
+        );
     }
     consumer
         .assign(&assignment)
@@ -247,7 +302,7 @@ fn read(
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 let key = (message.topic().to_string(), message.partition());
-                if let Some((input, end)) = open.get(&key) {
+                if let Some(Open { input, end, .. }) = open.get(&key) {
                     let offset = message.offset();
                     if offset < *end {
                         let bytes = message.payload().map(<[u8]>::to_vec).unwrap_or_default();
@@ -278,7 +333,8 @@ fn read(
                 if let Ok(positions) = consumer.position() {
                     for e in positions.elements() {
                         let key = (e.topic().to_string(), e.partition());
-                        if let (Offset::Offset(p), Some((_, end))) = (e.offset(), open.get(&key))
+                        if let (Offset::Offset(p), Some(Open { end, .. })) =
+                            (e.offset(), open.get(&key))
                             && p >= *end
                         {
                             tracing::debug!(topic = %key.0, partition = key.1, position = p, end, "Partition read to its end.");
@@ -297,9 +353,13 @@ fn read(
             if tx.blocking_send(SourceMessage::Records(full)).is_err() {
                 return Ok(());
             }
+            realign(consumer, &mut open);
+        } else if chunk.is_empty() {
+            // Nothing read lately: the others may have caught up with a paused partition.
+            realign(consumer, &mut open);
         }
         for key in done {
-            if let Some((input, _)) = open.remove(&key) {
+            if let Some(Open { input, .. }) = open.remove(&key) {
                 let mut rest = TopicPartitionList::new();
                 rest.add_partition(&key.0, key.1);
                 let _ = consumer.pause(&rest);
@@ -320,6 +380,10 @@ impl Source for KafkaRangeSource {
         Arc::new(NoAcknowledge)
     }
 
+    fn event_times(&self) -> Option<Arc<dyn EventTimes>> {
+        Some(Arc::clone(&self.alignment) as Arc<dyn EventTimes>)
+    }
+
     fn run(
         self: Box<Self>,
         tx: RecordSender,
@@ -338,7 +402,7 @@ impl Source for KafkaRangeSource {
                     "Reading Kafka history."
                 );
                 self.size.set_records(records.max(0) as u64);
-                read(&consumer, &spans, &tx, &shutdown)
+                read(&consumer, &spans, &self.alignment, &tx, &shutdown)
             })
             .await
             .expect("the Kafka history reader does not panic")

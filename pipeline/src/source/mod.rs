@@ -6,7 +6,7 @@
 //! every alert acknowledged by the sink — the pipeline hands the batch's [`Positions`] to the source's
 //! [`Acknowledge`], oldest batch first. Sources with nothing to acknowledge keep the default no-op.
 
-mod align;
+pub(crate) mod align;
 pub mod file;
 pub mod kafka;
 mod kafka_floors;
