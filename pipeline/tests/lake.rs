@@ -499,24 +499,55 @@ async fn ad_hoc_queries_read_the_lake_in_sql_and_kql_and_refuse_writes() {
 }
 
 /// Data files of a Delta table (not its log).
-fn parquet_files(table: &Path) -> usize {
-    fn walk(dir: &Path, n: &mut usize) {
+fn parquet_paths(table: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             let p = entry.path();
             if p.is_dir() && !p.ends_with("_delta_log") {
-                walk(&p, n);
+                walk(&p, out);
             } else if p.extension().is_some_and(|e| e == "parquet") {
-                *n += 1;
+                out.push(p);
             }
         }
     }
-    let mut n = 0;
-    walk(table, &mut n);
-    n
+    let mut out = Vec::new();
+    walk(table, &mut out);
+    out
+}
+
+fn parquet_files(table: &Path) -> usize {
+    parquet_paths(table).len()
+}
+
+/// The event times (`_time_ns`) of a Parquet file of the events table, in the file's row order.
+fn file_times(path: &Path) -> Vec<i64> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    use datafusion::parquet::arrow::ProjectionMask;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
+    let at = builder
+        .schema()
+        .index_of("_time_ns")
+        .expect("a _time_ns column");
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [at]);
+    builder
+        .with_projection(mask)
+        .build()
+        .unwrap()
+        .flat_map(|b| {
+            b.unwrap()
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn optimize_compacts_small_files_and_vacuum_deletes_the_replaced_ones() {
+async fn optimize_compacts_small_files_in_event_time_order_and_vacuum_deletes_the_replaced_ones() {
     let dir = tempfile::tempdir().unwrap();
     let events = generated(dir.path(), 10_000, 2_000);
     let lake = dir.path().join("lake");
@@ -528,7 +559,7 @@ async fn optimize_compacts_small_files_and_vacuum_deletes_the_replaced_ones() {
     run(from_file(s.clone(), &events)).await;
     let before = parquet_files(&lake.join("events"));
     assert!(before >= 10, "one file per commit at least: {before}");
-    let report = ghosthunt::lake::maintain::optimize(&s.lake, 256 << 20)
+    let report = ghosthunt::lake::maintain::optimize(&s.lake, 256 << 20, true)
         .await
         .unwrap();
     assert!(
@@ -546,6 +577,20 @@ async fn optimize_compacts_small_files_and_vacuum_deletes_the_replaced_ones() {
     );
     let rows = count(&lake, "SELECT count(*) AS n FROM events").await;
     assert_eq!(rows[0]["n"], 10_000);
+    // Compacted in event-time order (`--in-time-order`).
+    for file in parquet_paths(&lake.join("events")) {
+        let times = file_times(&file);
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "{} is not in event-time order",
+            file.display()
+        );
+    }
+    // A date already in one file is not rewritten again.
+    let again = ghosthunt::lake::maintain::optimize(&s.lake, 256 << 20, true)
+        .await
+        .unwrap();
+    assert_eq!((again[0].files_removed, again[0].files_added), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -139,7 +139,7 @@ async fn the_lake_on_s3_takes_the_live_stream_and_gives_retro_hunts_the_live_ids
     assert_eq!(a["n"], live_ids.len());
 
     // Maintenance on S3: compaction rewrites the small files into fewer.
-    let compacted = ghosthunt::lake::maintain::optimize(&settings.lake, 256 << 20)
+    let compacted = ghosthunt::lake::maintain::optimize(&settings.lake, 256 << 20, false)
         .await
         .unwrap();
     assert!(
