@@ -4,18 +4,18 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-
 use ghosthunt::alert::{Alert, MemorySink};
-use ghosthunt::app::{self, Handles};
 use ghosthunt::settings::{FileSettings, OutputSettings, Settings, SourceSettings};
 use ghosthunt::source::FileSource;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+
+use common::{alert_and_hunt_ids as alert_ids, run_app as run};
 
 const SQL: &str = "SELECT event_time, host, command_line FROM events WHERE event_id = 1";
 
@@ -165,28 +165,6 @@ fn reading(dir: &Path, name: &str, paths: Vec<String>) -> (Settings, PathBuf) {
     (s, alerts)
 }
 
-async fn run(settings: Settings) -> ghosthunt::pipeline::Summary {
-    app::run(settings, Handles::default(), CancellationToken::new())
-        .await
-        .expect("the run finishes")
-}
-
-/// (alert id, hunt id) of every alert in a JSON-lines alerts file.
-fn alert_ids(path: &Path) -> BTreeSet<(String, String)> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            let info = &v["finding_info"];
-            (
-                info["uid"].as_str().unwrap().to_string(),
-                info["analytic"]["uid"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// Generated events (attack scenarios included, 25 per second of event time), in time order.
 fn generated(dir: &Path, n: u64) -> (PathBuf, Vec<String>) {
     let path = dir.join("all.jsonl");
@@ -270,18 +248,7 @@ async fn a_file_ahead_in_event_time_waits_for_the_others_instead_of_filling_the_
     let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
     std::fs::write(&a, second.join("\n") + "\n").unwrap();
     std::fs::write(&b, first.join("\n") + "\n").unwrap();
-    let hunts = dir.path().join("hunts");
-    std::fs::create_dir(&hunts).unwrap();
-    std::fs::write(
-        hunts.join("per_minute.sql"),
-        common::hunt(
-            "per_minute",
-            "tumbling 1m",
-            "",
-            "SELECT window_start, count(*) AS n FROM events GROUP BY window_start",
-        ),
-    )
-    .unwrap();
+    let hunts = common::per_minute_hunt(dir.path());
     let settings = |name: &str, paths: Vec<String>| {
         let (mut s, alerts) = reading(dir.path(), name, paths);
         s.hunts.builtin = false;

@@ -8,11 +8,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use ghosthunt::app::{self, Handles};
 use ghosthunt::lake::read::Range;
 use ghosthunt::settings::{FileSettings, OutputSettings, Settings, SourceSettings};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
+
+use common::{alert_and_hunt_ids as alert_ids, run_app as run};
 
 /// `n` generated events (the seeded generator, attack scenarios included) in a JSON-lines file.
 fn generated(dir: &Path, n: u64, event_rate: u64) -> PathBuf {
@@ -57,30 +57,6 @@ fn every_event_hunt(dir: &Path) -> PathBuf {
     )
     .unwrap();
     hunts
-}
-
-async fn run(settings: Settings) -> ghosthunt::pipeline::Summary {
-    app::run(settings, Handles::default(), CancellationToken::new())
-        .await
-        .expect("the run finishes")
-}
-
-/// (alert id, hunt id) of every alert in a JSON-lines alerts file.
-fn alert_ids(path: &Path) -> BTreeSet<(String, String)> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (
-                v["finding_info"]["uid"].as_str().unwrap().to_string(),
-                v["finding_info"]["analytic"]["uid"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
-        })
-        .collect()
 }
 
 /// (incident id, activity, its alert ids) of every Incident Finding in a JSON-lines file.

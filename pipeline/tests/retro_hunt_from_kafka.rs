@@ -43,6 +43,26 @@ fn hunt(args: &[&str], alerts: &Path, env: &[(&str, &str)]) -> Output {
 
 use common::alert_ids_in as alert_ids;
 
+/// tansu 0.6 answers ListOffsets at record-batch granularity: a partition's end is the base offset of
+/// its last batch (a real broker answers per record). A last batch of one record per partition, long
+/// after every event, puts that end past them.
+async fn send_sentinels(producer: &FutureProducer, topic: &str, partitions: i32) {
+    let sentinel = r#"{"@timestamp":"2029-01-01T00:00:00Z","EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"sentinel"}"#;
+    for partition in 0..partitions {
+        producer
+            .send(
+                FutureRecord::<str, str>::to(topic)
+                    .partition(partition)
+                    .payload(sentinel)
+                    .timestamp(millis("2029-01-01T00:00:00Z")),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produced");
+    }
+}
+
 fn millis(rfc3339: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
         .unwrap()
@@ -92,23 +112,7 @@ async fn a_retro_hunt_over_kafka_finds_what_the_files_give_and_commits_nothing()
     for r in futures::future::join_all(sends).await {
         r.map_err(|(e, _)| e).expect("produced");
     }
-    // tansu 0.6 answers ListOffsets at record-batch granularity: a partition's end is the base offset of
-    // its last batch (a real broker answers per record). A last batch of one record per partition, long
-    // after the range, puts that end past every event above.
-    let sentinel = r#"{"@timestamp":"2029-01-01T00:00:00Z","EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"sentinel"}"#;
-    for partition in 0..2 {
-        producer
-            .send(
-                FutureRecord::<str, str>::to("events")
-                    .partition(partition)
-                    .payload(sentinel)
-                    .timestamp(millis("2029-01-01T00:00:00Z")),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .expect("produced");
-    }
+    send_sentinels(&producer, "events", 2).await;
 
     // The second half of the events, less its last 5 minutes.
     let from = times[3_000].clone();
@@ -245,34 +249,8 @@ async fn a_partition_ahead_in_event_time_is_paused_until_the_others_catch_up() {
     for r in futures::future::join_all(sends).await {
         r.map_err(|(e, _)| e).expect("produced");
     }
-    // The sentinels of the test above: each partition's end past its events (tansu's ListOffsets).
-    let sentinel = r#"{"@timestamp":"2029-01-01T00:00:00Z","EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"sentinel"}"#;
-    for partition in 0..2 {
-        producer
-            .send(
-                FutureRecord::<str, str>::to("skewed")
-                    .partition(partition)
-                    .payload(sentinel)
-                    .timestamp(millis("2029-01-01T00:00:00Z")),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .expect("produced");
-    }
-    let hunts = dir.path().join("hunts");
-    std::fs::create_dir(&hunts).unwrap();
-    std::fs::write(
-        hunts.join("per_minute.sql"),
-        common::hunt(
-            "per_minute",
-            "tumbling 1m",
-            "",
-            "SELECT window_start, count(*) AS n FROM events GROUP BY window_start",
-        ),
-    )
-    .unwrap();
-    let hunts_dir = hunts.display().to_string();
+    send_sentinels(&producer, "skewed", 2).await;
+    let hunts_dir = common::per_minute_hunt(dir.path()).display().to_string();
     let (from, to) = (time(&lines[0]), "2028-01-01T00:00:00Z".to_string());
     let range = ["--from", from.as_str(), "--to", to.as_str()];
     let common_env = [

@@ -1,4 +1,4 @@
-//! JSON-lines files: one or more paths or globs, read in order, or followed as they grow (like `tail -F`).
+//! JSON-lines files: one or more paths or globs, read once or followed as they grow (like `tail -F`).
 //!
 //! Each file is its own input (its own line numbers and event-time progress), and files are read at once.
 //! Read once, up to `max_open` files are read at the same time, in the order given (each glob's matches

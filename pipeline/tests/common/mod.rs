@@ -355,6 +355,51 @@ pub fn generated_events(path: &Path, n: u64, rate: u64) {
     ghosthunt::cli::bench::generate_file(&settings.generator, &options, path).unwrap();
 }
 
+/// Runs the whole application (`ghosthunt run`) with `settings` to its end.
+pub async fn run_app(settings: Settings) -> Summary {
+    ghosthunt::app::run(
+        settings,
+        ghosthunt::app::Handles::default(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("the run finishes")
+}
+
+/// (alert id, hunt id) of every alert in a JSON-lines alerts file; none when it does not exist.
+pub fn alert_and_hunt_ids(path: &Path) -> std::collections::BTreeSet<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let info = &v["finding_info"];
+            (
+                info["uid"].as_str().unwrap().to_string(),
+                info["analytic"]["uid"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A hunt directory under `dir` with one hunt, `per_minute`: every event counted per minute of event
+/// time (any row dropped or late changes a count, so an alert id).
+pub fn per_minute_hunt(dir: &Path) -> PathBuf {
+    let hunts = dir.join("hunts");
+    std::fs::create_dir(&hunts).unwrap();
+    std::fs::write(
+        hunts.join("per_minute.sql"),
+        hunt(
+            "per_minute",
+            "tumbling 1m",
+            "",
+            "SELECT window_start, count(*) AS n FROM events GROUP BY window_start",
+        ),
+    )
+    .unwrap();
+    hunts
+}
+
 /// The alert ids (OCSF `finding_info.uid`) of a JSON-lines alerts file; none when it does not exist.
 pub fn alert_ids_in(path: &Path) -> std::collections::BTreeSet<String> {
     std::fs::read_to_string(path)
