@@ -148,6 +148,9 @@ impl LineSplitter {
     fn finish_line(&mut self, mut bytes: Bytes, cut: bool, received: Instant) {
         let line = self.next_line;
         self.next_line += 1;
+        if line == 1 {
+            bytes = self.without_byte_order_mark(bytes);
+        }
         if !cut && bytes.last() == Some(&b'\r') {
             bytes.truncate(bytes.len() - 1);
         }
@@ -164,6 +167,23 @@ impl LineSplitter {
             received,
             source_timestamp: None,
         });
+    }
+
+    /// The first line without a UTF-8 byte-order mark, which Windows tools write at the start of a file
+    /// (PowerShell's `Out-File -Encoding utf8`): the record behind it is JSON. A UTF-16 mark is left, and
+    /// said once: every record of such an input is a dead letter until it is converted to UTF-8.
+    fn without_byte_order_mark(&self, bytes: Bytes) -> Bytes {
+        const UTF8: &[u8] = b"\xEF\xBB\xBF";
+        if bytes.starts_with(UTF8) {
+            return bytes.slice(UTF8.len()..);
+        }
+        if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+            tracing::warn!(
+                input = %self.input.name,
+                "The input starts with a UTF-16 byte-order mark: its records are read as UTF-8 and will be dead letters. Convert it first (iconv -f UTF-16 -t UTF-8)."
+            );
+        }
+        bytes
     }
 
     /// Cancel-safe: the chunk leaves `self` only once the channel has room for it.
@@ -296,6 +316,24 @@ mod tests {
                 (2, b"01234".to_vec()),
                 (4, b"ab".to_vec())
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_utf8_byte_order_mark_before_the_first_record_is_not_part_of_it() {
+        let got = split(b"\xEF\xBB\xBF{\"a\":1}\r\n\xEF\xBB\xBF{\"b\":2}\n", 100).await;
+        assert_eq!(
+            got,
+            vec![
+                (1, b"{\"a\":1}".to_vec()),
+                // Only the input's start: a mark inside it is the record's own bytes (a dead letter).
+                (2, b"\xEF\xBB\xBF{\"b\":2}".to_vec())
+            ]
+        );
+        // A first line that is only the mark is blank.
+        assert_eq!(
+            split(b"\xEF\xBB\xBF\n{}\n", 100).await,
+            vec![(2, b"{}".to_vec())]
         );
     }
 
