@@ -33,6 +33,20 @@ pub struct LineSplitter {
     pub position: u64,
     /// Bytes asked of the reader at a time. Each read's buffer lives as long as a record cut from it.
     read_bytes: usize,
+    /// What the input's first bytes said of its encoding.
+    encoding: Encoding,
+    /// UTF-16 input: bytes read and not transcoded into `buf` yet (half a code unit, or a surrogate).
+    raw: BytesMut,
+}
+
+/// The encoding of an input, from its byte-order mark.
+enum Encoding {
+    /// Fewer than two bytes read yet.
+    Unknown,
+    /// UTF-8 (a UTF-8 mark is left out of the first record: [`LineSplitter::finish_line`]).
+    Utf8,
+    /// UTF-16 with its mark (Windows PowerShell 5.1's `Out-File` default): transcoded to UTF-8 as read.
+    Utf16(Box<encoding_rs::Decoder>),
 }
 
 /// What one read did.
@@ -58,6 +72,8 @@ impl LineSplitter {
             chunk_bytes: 0,
             position: 0,
             read_bytes: READ_BYTES,
+            encoding: Encoding::Unknown,
+            raw: BytesMut::new(),
         }
     }
 
@@ -76,11 +92,27 @@ impl LineSplitter {
         reader: &mut R,
         tx: &RecordSender,
     ) -> std::io::Result<Read> {
-        if self.buf.capacity() - self.buf.len() < self.read_bytes / 4 {
-            self.buf.reserve(self.read_bytes);
-        }
-        let n = reader.read_buf(&mut self.buf).await?;
+        let n = if let Encoding::Utf16(_) = self.encoding {
+            if self.raw.capacity() - self.raw.len() < self.read_bytes / 4 {
+                self.raw.reserve(self.read_bytes);
+            }
+            let n = reader.read_buf(&mut self.raw).await?;
+            self.transcode(n == 0);
+            n
+        } else {
+            if self.buf.capacity() - self.buf.len() < self.read_bytes / 4 {
+                self.buf.reserve(self.read_bytes);
+            }
+            reader.read_buf(&mut self.buf).await?
+        };
         self.position += n as u64;
+        if let Encoding::Unknown = self.encoding {
+            self.sniff(n == 0);
+            if let Encoding::Unknown = self.encoding {
+                // One byte so far: nothing is cut before the encoding is known.
+                return Ok(Read::Data);
+            }
+        }
         if n == 0 {
             if !self.flush(tx).await {
                 return Ok(Read::Closed);
@@ -109,8 +141,46 @@ impl LineSplitter {
         self.flush(tx).await
     }
 
+    /// Takes the encoding from the input's first bytes (at its `end`, whatever they are).
+    fn sniff(&mut self, end: bool) {
+        let utf16 = match self.buf.get(..2) {
+            Some(b"\xFF\xFE") => Some(encoding_rs::UTF_16LE),
+            Some(b"\xFE\xFF") => Some(encoding_rs::UTF_16BE),
+            Some(_) => None,
+            None if end => None,
+            None => return,
+        };
+        self.encoding = match utf16 {
+            Some(encoding) => {
+                tracing::info!(input = %self.input.name, encoding = encoding.name(), "Input is UTF-16: transcoded to UTF-8 as read.");
+                self.raw = self.buf.split();
+                Encoding::Utf16(Box::new(encoding.new_decoder_with_bom_removal()))
+            }
+            None => Encoding::Utf8,
+        };
+        self.transcode(end);
+    }
+
+    /// UTF-16 input: what `raw` holds, as UTF-8 onto `buf` (`last`: the input ended; a lone half is
+    /// U+FFFD).
+    fn transcode(&mut self, last: bool) {
+        let Encoding::Utf16(decoder) = &mut self.encoding else {
+            return;
+        };
+        let most = decoder
+            .max_utf8_buffer_length(self.raw.len())
+            .unwrap_or(self.raw.len() * 3 + 16);
+        let start = self.buf.len();
+        self.buf.resize(start + most, 0);
+        let (_, read, written, _) = decoder.decode_to_utf8(&self.raw, &mut self.buf[start..], last);
+        self.buf.truncate(start + written);
+        let _ = self.raw.split_to(read);
+    }
+
     /// Forgets a partial line (the file was truncated or replaced) and restarts line numbers.
     pub fn restart(&mut self) {
+        self.encoding = Encoding::Unknown;
+        self.raw.clear();
         self.buf.clear();
         self.searched = 0;
         self.overflow = None;
@@ -149,7 +219,7 @@ impl LineSplitter {
         let line = self.next_line;
         self.next_line += 1;
         if line == 1 {
-            bytes = self.without_byte_order_mark(bytes);
+            bytes = Self::without_byte_order_mark(bytes);
         }
         if !cut && bytes.last() == Some(&b'\r') {
             bytes.truncate(bytes.len() - 1);
@@ -170,20 +240,13 @@ impl LineSplitter {
     }
 
     /// The first line without a UTF-8 byte-order mark, which Windows tools write at the start of a file
-    /// (PowerShell's `Out-File -Encoding utf8`): the record behind it is JSON. A UTF-16 mark is left, and
-    /// said once: every record of such an input is a dead letter until it is converted to UTF-8.
-    fn without_byte_order_mark(&self, bytes: Bytes) -> Bytes {
+    /// (PowerShell's `Out-File -Encoding utf8`): the record behind it is JSON.
+    fn without_byte_order_mark(bytes: Bytes) -> Bytes {
         const UTF8: &[u8] = b"\xEF\xBB\xBF";
-        if bytes.starts_with(UTF8) {
-            return bytes.slice(UTF8.len()..);
+        match bytes.starts_with(UTF8) {
+            true => bytes.slice(UTF8.len()..),
+            false => bytes,
         }
-        if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
-            tracing::warn!(
-                input = %self.input.name,
-                "The input starts with a UTF-16 byte-order mark: its records are read as UTF-8 and will be dead letters. Convert it first (iconv -f UTF-16 -t UTF-8)."
-            );
-        }
-        bytes
     }
 
     /// Cancel-safe: the chunk leaves `self` only once the channel has room for it.
@@ -334,6 +397,33 @@ mod tests {
         assert_eq!(
             split(b"\xEF\xBB\xBF\n{}\n", 100).await,
             vec![(2, b"{}".to_vec())]
+        );
+    }
+
+    /// Windows PowerShell 5.1 writes UTF-16 with a mark by default: its records come out as UTF-8, in
+    /// whatever pieces the reads cut the code units into (a surrogate pair included).
+    #[tokio::test]
+    async fn utf16_input_with_its_mark_is_read_as_utf8() {
+        let text = "{\"a\":\"é\"}\r\n\n{\"b\":\"𝄞\"}\n{\"c\":3}";
+        let expected = vec![
+            (1, "{\"a\":\"é\"}".as_bytes().to_vec()),
+            (3, "{\"b\":\"𝄞\"}".as_bytes().to_vec()),
+            (4, b"{\"c\":3}".to_vec()),
+        ];
+        let le: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let be: Vec<u8> = [0xFE, 0xFF]
+            .into_iter()
+            .chain(text.encode_utf16().flat_map(u16::to_be_bytes))
+            .collect();
+        assert_eq!(split(&le, 100).await, expected);
+        assert_eq!(split(&be, 100).await, expected);
+        // Without a mark the bytes are taken as they are (UTF-8), and a lone 0xFF is no mark.
+        assert_eq!(
+            split(b"\xFF\n{}", 100).await,
+            vec![(1, b"\xFF".to_vec()), (2, b"{}".to_vec())]
         );
     }
 
