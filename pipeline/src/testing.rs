@@ -94,11 +94,14 @@ pub async fn run_on_file(
         paths: vec![events.display().to_string()],
         follow: false,
         poll_interval: std::time::Duration::from_millis(100),
-        max_lead: std::time::Duration::from_secs(60),
         max_open: 64,
     };
     settings.source = SourceSettings::File(file.clone());
-    let source = FileSource::new(file, settings.decode.max_record_bytes)?;
+    let source = FileSource::new(
+        file,
+        settings.decode.max_record_bytes,
+        settings.window.max_lead,
+    )?;
     let alerts = MemorySink::<Alert>::default();
     let dead = MemorySink::<DeadLetter>::default();
     let evaluators = crate::app::evaluators(&settings, &schema, vec![planned], None);

@@ -42,10 +42,10 @@ async fn bench_counts_every_event_and_the_alerts_of_a_normal_run() {
             paths: vec![path.display().to_string()],
             follow: false,
             poll_interval: Duration::from_millis(50),
-            max_lead: std::time::Duration::from_secs(60),
             max_open: 64,
         },
         1 << 20,
+        std::time::Duration::from_secs(60),
     )
     .unwrap();
     let normal = common::run_pipeline(

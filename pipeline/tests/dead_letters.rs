@@ -56,10 +56,10 @@ async fn malformed_lines_are_dead_lettered_while_the_rest_pass() {
             paths: vec![path.display().to_string()],
             follow: false,
             poll_interval: std::time::Duration::from_millis(50),
-            max_lead: std::time::Duration::from_secs(60),
             max_open: 64,
         },
         settings.decode.max_record_bytes,
+        settings.window.max_lead,
     )
     .unwrap();
     let run =
@@ -137,7 +137,6 @@ async fn dead_letter_file_keeps_reason_position_and_original_bytes() {
         paths: vec![input.display().to_string()],
         follow: false,
         poll_interval: std::time::Duration::from_millis(50),
-        max_lead: std::time::Duration::from_secs(60),
         max_open: 64,
     });
     settings.dead_letters = OutputSettings::File(letters.clone());

@@ -47,10 +47,10 @@ async fn glob_reads_every_matching_file() {
             paths: vec![format!("{}/*.jsonl", dir.path().display())],
             follow: false,
             poll_interval: Duration::from_millis(50),
-            max_lead: std::time::Duration::from_secs(60),
             max_open: 64,
         },
         1 << 20,
+        std::time::Duration::from_secs(60),
     )
     .unwrap();
     let run = common::run_pipeline(
@@ -76,10 +76,10 @@ fn a_pattern_that_matches_nothing_is_an_error_at_start() {
             paths: vec!["/nonexistent/*.jsonl".into()],
             follow: false,
             poll_interval: Duration::from_millis(50),
-            max_lead: std::time::Duration::from_secs(60),
             max_open: 64,
         },
         1 << 20,
+        std::time::Duration::from_secs(60),
     )
     .err()
     .expect("refused");
@@ -97,10 +97,10 @@ async fn follow_reads_appended_lines_new_files_and_replaced_files() {
             paths: vec![format!("{}/*.jsonl", dir.path().display())],
             follow: true,
             poll_interval: Duration::from_millis(40),
-            max_lead: std::time::Duration::from_secs(60),
             max_open: 64,
         },
         1 << 20,
+        std::time::Duration::from_secs(60),
     )
     .unwrap();
     let running = common::spawn_pipeline(common::test_settings(), hunts, Box::new(source));
@@ -255,9 +255,7 @@ async fn a_file_ahead_in_event_time_waits_for_the_others_instead_of_filling_the_
         s.hunts.directories = vec![hunts.clone()];
         // 1,500 events a minute: room for 20 minutes of them, far from half of the events.
         s.window.max_rows_per_hunt = 30_000;
-        if let SourceSettings::File(f) = &mut s.source {
-            f.max_lead = Duration::from_secs(60);
-        }
+        s.window.max_lead = Duration::from_secs(60);
         (s, alerts)
     };
     let (one, one_alerts) = settings("one", vec![all.display().to_string()]);

@@ -55,7 +55,6 @@ impl Live {
             paths: vec![dir.path().join("events.jsonl").display().to_string()],
             follow: true,
             poll_interval: Duration::from_millis(20),
-            max_lead: std::time::Duration::from_secs(60),
             max_open: 64,
         });
         settings.alerts = OutputSettings::File(dir.path().join("alerts.jsonl"));

@@ -21,7 +21,6 @@ fn settings(events: &Path, out: &Path) -> Settings {
         paths: vec![events.display().to_string()],
         follow: false,
         poll_interval: Duration::from_millis(100),
-        max_lead: std::time::Duration::from_secs(60),
         max_open: 64,
     });
     s.alerts = OutputSettings::File(out.join("alerts.jsonl"));

@@ -43,10 +43,10 @@ async fn expected_ids(lines: &[String]) -> BTreeSet<String> {
             paths: vec![path.display().to_string()],
             follow: false,
             poll_interval: Duration::from_millis(50),
-            max_lead: std::time::Duration::from_secs(60),
             max_open: 64,
         },
         settings.decode.max_record_bytes,
+        settings.window.max_lead,
     )
     .unwrap();
     let run =

@@ -36,7 +36,6 @@ fn from_file(mut s: Settings, file: &Path) -> Settings {
         paths: vec![file.display().to_string()],
         follow: false,
         poll_interval: std::time::Duration::from_millis(100),
-        max_lead: std::time::Duration::from_secs(60),
         max_open: 64,
     });
     s
@@ -273,7 +272,6 @@ async fn a_retro_hunt_in_slices_of_overlapping_files_finds_what_the_whole_date_f
         paths: halves.iter().map(|p| p.display().to_string()).collect(),
         follow: false,
         poll_interval: std::time::Duration::from_millis(100),
-        max_lead: std::time::Duration::from_secs(60),
         max_open: 64,
     });
     run(live).await;

@@ -86,7 +86,6 @@ async fn the_lake_on_s3_takes_the_live_stream_and_gives_retro_hunts_the_live_ids
             paths: vec![events.display().to_string()],
             follow: false,
             poll_interval: std::time::Duration::from_millis(100),
-            max_lead: std::time::Duration::from_secs(60),
             max_open: 64,
         });
         s

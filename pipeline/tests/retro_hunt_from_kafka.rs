@@ -43,6 +43,18 @@ fn hunt(args: &[&str], alerts: &Path, env: &[(&str, &str)]) -> Output {
 
 use common::alert_ids_in as alert_ids;
 
+/// A producer for the tests' events (100,000 may wait in its queue). Not idempotent: tansu 0.6 then
+/// answers ListOffsets (the partitions' ends) short of the records it holds.
+fn producer(broker: &Broker) -> FutureProducer {
+    broker
+        .client_config()
+        .set("enable.idempotence", "false")
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "200000")
+        .create()
+        .unwrap()
+}
+
 /// tansu 0.6 answers ListOffsets at record-batch granularity: a partition's end is the base offset of
 /// its last batch (a real broker answers per record). A last batch of one record per partition, long
 /// after every event, puts that end past them.
@@ -91,14 +103,7 @@ async fn a_retro_hunt_over_kafka_finds_what_the_files_give_and_commits_nothing()
             v["@timestamp"].as_str().unwrap().to_string()
         })
         .collect();
-    // Not idempotent: tansu 0.6 then answers ListOffsets (the partitions' ends) short of the records
-    // it holds.
-    let producer: FutureProducer = broker
-        .client_config()
-        .set("enable.idempotence", "false")
-        .set("linger.ms", "5")
-        .create()
-        .unwrap();
+    let producer = producer(&broker);
     let keys: Vec<String> = (0..lines.len()).map(|i| format!("k{}", i % 7)).collect();
     let sends = lines.iter().zip(&times).zip(&keys).map(|((line, t), key)| {
         producer.send(
@@ -222,13 +227,7 @@ async fn a_partition_ahead_in_event_time_is_paused_until_the_others_catch_up() {
         let v: Value = serde_json::from_str(l).unwrap();
         v["@timestamp"].as_str().unwrap().to_string()
     };
-    let producer: FutureProducer = broker
-        .client_config()
-        .set("enable.idempotence", "false")
-        .set("linger.ms", "20")
-        .set("queue.buffering.max.messages", "200000")
-        .create()
-        .unwrap();
+    let producer = producer(&broker);
     let half = lines.len() / 2;
     let sends = lines.iter().enumerate().map(|(i, line)| {
         let partition = i32::from(i >= half);

@@ -212,10 +212,10 @@ async fn reference(lines: &[String], dir: &Path) -> BTreeMap<String, String> {
             paths: vec![path.display().to_string()],
             follow: false,
             poll_interval: Duration::from_millis(50),
-            max_lead: std::time::Duration::from_secs(60),
             max_open: 64,
         },
         settings.decode.max_record_bytes,
+        settings.window.max_lead,
     )
     .unwrap();
     let run = common::run_pipeline_with(

@@ -224,7 +224,11 @@ pub fn build_source(
     Ok(match &settings.source {
         SourceSettings::Generator(g) => Box::new(GeneratorSource::new(g.clone())),
         SourceSettings::File(f) if settings.progress => {
-            let source = Box::new(FileSource::new(f.clone(), max_record_bytes)?);
+            let source = Box::new(FileSource::new(
+                f.clone(),
+                max_record_bytes,
+                settings.window.max_lead,
+            )?);
             let bytes = crate::source::file::expand(&f.paths, !f.follow)?
                 .iter()
                 .filter_map(|p| std::fs::metadata(p).ok())
@@ -232,7 +236,11 @@ pub fn build_source(
                 .sum();
             Box::new(WithProgress::new(source, Some(bytes), Arc::default()))
         }
-        SourceSettings::File(f) => Box::new(FileSource::new(f.clone(), max_record_bytes)?),
+        SourceSettings::File(f) => Box::new(FileSource::new(
+            f.clone(),
+            max_record_bytes,
+            settings.window.max_lead,
+        )?),
         SourceSettings::Stdin => Box::new(StdinSource::new(max_record_bytes)),
         SourceSettings::Kafka(k) => Box::new(KafkaSource::new(
             &settings.kafka,

@@ -151,8 +151,12 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
                 ..settings.file.clone()
             };
             Box::new(
-                FileSource::new(file, settings.decode.max_record_bytes)
-                    .map_err(|e| BenchError::App(e.into()))?,
+                FileSource::new(
+                    file,
+                    settings.decode.max_record_bytes,
+                    settings.window.max_lead,
+                )
+                .map_err(|e| BenchError::App(e.into()))?,
             )
         }
         BenchSource::Lake => {

@@ -67,6 +67,7 @@ pub async fn produce(
                 ..settings.file.clone()
             },
             settings.decode.max_record_bytes,
+            settings.window.max_lead,
         )?)
     };
     let (tx, mut rx) = mpsc::channel::<SourceMessage>(4);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use deltalake_core::operations::optimize::OptimizeType;
 use deltalake_core::{DeltaTable, FilterOp, FilterValue};
 
@@ -53,14 +53,31 @@ pub async fn optimize(
     let target = std::num::NonZeroU64::new(target_bytes.max(1)).expect("at least one byte");
     for name in [EVENTS, ALERTS] {
         let table = open(settings, name).await?;
-        let snapshot = table.snapshot().map_err(|e| LakeError::delta(name, e))?;
-        let schema = snapshot.snapshot().arrow_schema();
+        let schema = table
+            .snapshot()
+            .map_err(|e| LakeError::delta(name, e))?
+            .snapshot()
+            .arrow_schema();
         let properties =
             super::layout::writer_properties(&super::layout::timestamp_columns(&schema));
-        let dates = dates_of_several_files(&table)?;
-        let optimize = table.optimize().with_target_size(target);
-        let metrics = if name == EVENTS && in_time_order {
-            if dates.is_empty() {
+        // Sorted: the dates held in several files (a Z-order rewrites every file it is given).
+        let sorted: Option<Vec<String>> = match name == EVENTS && in_time_order {
+            true => Some(
+                table::files_per_date(&table, name)?
+                    .into_iter()
+                    .filter(|(_, files)| *files > 1)
+                    .map(|(date, _)| date)
+                    .collect(),
+            ),
+            false => None,
+        };
+        let optimize = table
+            .optimize()
+            .with_target_size(target)
+            .with_writer_properties(properties);
+        let metrics = match sorted {
+            None => optimize.await,
+            Some(dates) if dates.is_empty() => {
                 report.push(Compacted {
                     table: name,
                     files_removed: 0,
@@ -68,27 +85,18 @@ pub async fn optimize(
                 });
                 continue;
             }
-            let filters = [(
-                DATE,
-                FilterOp::In,
-                FilterValue::Set(dates.iter().map(String::as_str).collect()),
-            )];
-            let runtime = RuntimeEnvBuilder::new()
-                .with_memory_limit(SORT_MEMORY, 1.0)
-                .build_arc()
-                .map_err(|e| LakeError::Query(Box::new(e)))?;
-            let session = SessionStateBuilder::new()
-                .with_default_features()
-                .with_runtime_env(runtime)
-                .build();
-            optimize
-                .with_type(OptimizeType::ZOrder(vec![TIME_NS.to_string()]))
-                .with_filters(&filters)
-                .with_session_state(Arc::new(session))
-                .with_writer_properties(properties)
-                .await
-        } else {
-            optimize.with_writer_properties(properties).await
+            Some(dates) => {
+                let filters = [(
+                    DATE,
+                    FilterOp::In,
+                    FilterValue::Set(dates.iter().map(String::as_str).collect()),
+                )];
+                optimize
+                    .with_type(OptimizeType::ZOrder(vec![TIME_NS.to_string()]))
+                    .with_filters(&filters)
+                    .with_session_state(Arc::new(spilling_session()?))
+                    .await
+            }
         }
         .map_err(|e| LakeError::delta(name, e))?
         .1;
@@ -101,20 +109,16 @@ pub async fn optimize(
     Ok(report)
 }
 
-/// The dates of the events table held in more than one file.
-fn dates_of_several_files(events: &DeltaTable) -> Result<Vec<String>, LakeError> {
-    let snapshot = events.snapshot().map_err(|e| LakeError::delta(EVENTS, e))?;
-    let mut files: std::collections::BTreeMap<String, usize> = Default::default();
-    for file in snapshot.log_data().iter() {
-        if let Some(date) = file.partition_values_map().remove(DATE).flatten() {
-            *files.entry(date).or_default() += 1;
-        }
-    }
-    Ok(files
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(date, _)| date)
-        .collect())
+/// A session whose sorts spill to disk past [`SORT_MEMORY`].
+fn spilling_session() -> Result<SessionState, LakeError> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(SORT_MEMORY, 1.0)
+        .build_arc()
+        .map_err(|e| LakeError::Query(Box::new(e)))?;
+    Ok(SessionStateBuilder::new()
+        .with_default_features()
+        .with_runtime_env(runtime)
+        .build())
 }
 
 /// What `vacuum` did to one table.

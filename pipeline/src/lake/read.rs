@@ -488,17 +488,13 @@ async fn span(ctx: SessionContext, range: Range) -> Result<Option<(i64, i64)>, L
 /// The date partitions of the events table that the range reaches, in order: from the files the table's
 /// log lists, without reading them. (A range that starts or ends within a date may find no row there.)
 fn dates(events: &DeltaTable, range: &Range) -> Result<Vec<String>, LakeError> {
-    let snapshot = events.snapshot().map_err(|e| LakeError::delta(EVENTS, e))?;
     let first = range.from.map(table::date_of);
     let last = range.to.map(|to| table::date_of(to - 1));
-    let dates: std::collections::BTreeSet<String> = snapshot
-        .log_data()
-        .iter()
-        .filter_map(|file| file.partition_values_map().remove(DATE).flatten())
+    Ok(table::files_per_date(events, EVENTS)?
+        .into_keys()
         .filter(|date| first.as_ref().is_none_or(|f| date >= f))
         .filter(|date| last.as_ref().is_none_or(|l| date <= l))
-        .collect();
-    Ok(dates.into_iter().collect())
+        .collect())
 }
 
 pub(super) fn int64<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int64Array, LakeError> {

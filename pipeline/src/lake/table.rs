@@ -187,6 +187,21 @@ pub fn date_of(nanos: i64) -> String {
         .to_string()
 }
 
+/// How many files of `table` each date partition holds, from the table's log (no file is read).
+pub(super) fn files_per_date(
+    table: &DeltaTable,
+    name: &str,
+) -> Result<std::collections::BTreeMap<String, usize>, LakeError> {
+    let snapshot = table.snapshot().map_err(|e| LakeError::delta(name, e))?;
+    let mut files = std::collections::BTreeMap::new();
+    for file in snapshot.log_data().iter() {
+        if let Some(date) = file.partition_values_map().remove(DATE).flatten() {
+            *files.entry(date).or_default() += 1;
+        }
+    }
+    Ok(files)
+}
+
 /// The rows of `batch` (decoded with `schema`) as events-table rows; `records` are the rows' records.
 pub fn events_rows(
     lake: &SchemaRef,

@@ -24,10 +24,10 @@ async fn run_over_file(
             paths: vec![path.display().to_string()],
             follow: false,
             poll_interval: Duration::from_millis(50),
-            max_lead: std::time::Duration::from_secs(60),
             max_open: 64,
         },
         1 << 20,
+        std::time::Duration::from_secs(60),
     )
     .unwrap();
     let schema = Arc::new(EventSchema::windows());

@@ -95,9 +95,6 @@ pub struct FileSettings {
     pub paths: Vec<String>,
     pub follow: bool,
     pub poll_interval: Duration,
-    /// Files read once are read at once, each at most this far (in event time, as decoded) ahead of the
-    /// oldest before it waits for the others (`source::align`): `window.max_lead`.
-    pub max_lead: Duration,
     /// At most this many files read at once; the next starts as one ends.
     pub max_open: usize,
 }
@@ -233,7 +230,6 @@ impl Settings {
             paths: f.paths,
             follow: f.follow,
             poll_interval: f.poll_interval,
-            max_lead: raw.window.max_lead,
             max_open: f.max_open,
         };
         let generator = GeneratorSettings {

@@ -31,10 +31,15 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    /// Checks the patterns now, so that a typo fails at start rather than reading nothing.
-    pub fn new(settings: FileSettings, max_record_bytes: usize) -> Result<FileSource, SourceError> {
+    /// Checks the patterns now, so that a typo fails at start rather than reading nothing. Files read
+    /// once keep within `max_lead` of event time of the oldest (`window.max_lead`).
+    pub fn new(
+        settings: FileSettings,
+        max_record_bytes: usize,
+        max_lead: Duration,
+    ) -> Result<FileSource, SourceError> {
         expand(&settings.paths, !settings.follow)?;
-        let alignment = Alignment::new(settings.max_lead);
+        let alignment = Alignment::new(max_lead);
         Ok(FileSource {
             settings,
             max_record_bytes,

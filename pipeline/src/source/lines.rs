@@ -92,19 +92,16 @@ impl LineSplitter {
         reader: &mut R,
         tx: &RecordSender,
     ) -> std::io::Result<Read> {
-        let n = if let Encoding::Utf16(_) = self.encoding {
-            if self.raw.capacity() - self.raw.len() < self.read_bytes / 4 {
-                self.raw.reserve(self.read_bytes);
-            }
-            let n = reader.read_buf(&mut self.raw).await?;
-            self.transcode(n == 0);
-            n
-        } else {
-            if self.buf.capacity() - self.buf.len() < self.read_bytes / 4 {
-                self.buf.reserve(self.read_bytes);
-            }
-            reader.read_buf(&mut self.buf).await?
+        // UTF-16 is read aside and transcoded into `buf`; anything else is read into it.
+        let into = match self.encoding {
+            Encoding::Utf16(_) => &mut self.raw,
+            _ => &mut self.buf,
         };
+        if into.capacity() - into.len() < self.read_bytes / 4 {
+            into.reserve(self.read_bytes);
+        }
+        let n = reader.read_buf(into).await?;
+        self.transcode(n == 0);
         self.position += n as u64;
         if let Encoding::Unknown = self.encoding {
             self.sniff(n == 0);
@@ -315,10 +312,22 @@ mod tests {
 
     /// The chunks the splitter sends for `text` read `step` bytes at a time.
     async fn chunks(text: &[u8], max: usize, step: usize) -> Vec<Vec<RawRecord>> {
+        let splitter = LineSplitter::new(Input::new("t", InputKind::Stdin), max);
+        chunks_of(splitter, text, step).await.0
+    }
+
+    /// The chunks `splitter` sends for `text` read `step` bytes at a time, and how many reads gave data.
+    async fn chunks_of(
+        mut s: LineSplitter,
+        text: &[u8],
+        step: usize,
+    ) -> (Vec<Vec<RawRecord>>, usize) {
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-        let mut s = LineSplitter::new(Input::new("t", InputKind::Stdin), max);
         let mut reader = Trickle { data: text, step };
-        while let Read::Data = s.read(&mut reader, &tx).await.unwrap() {}
+        let mut reads = 0;
+        while let Read::Data = s.read(&mut reader, &tx).await.unwrap() {
+            reads += 1;
+        }
         assert!(s.finish(&tx).await);
         drop(tx);
         let mut out = Vec::new();
@@ -327,7 +336,7 @@ mod tests {
                 out.push(chunk);
             }
         }
-        out
+        (out, reads)
     }
 
     #[tokio::test]
@@ -430,19 +439,14 @@ mod tests {
     /// Many files read at once each read less at a time: lines longer than a read are still whole.
     #[tokio::test]
     async fn reads_smaller_than_a_line_still_give_whole_records() {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-        let mut s = LineSplitter::new(Input::new("t", InputKind::Stdin), 100).read_bytes(4);
-        let mut reader: &[u8] = b"{\"first\":1}\n{\"second\":22}\n{\"x\":3}";
-        let mut reads = 0;
-        while let Read::Data = s.read(&mut reader, &tx).await.unwrap() {
-            reads += 1;
-        }
-        assert!(s.finish(&tx).await);
-        drop(tx);
-        let mut records = Vec::new();
-        while let Some(SourceMessage::Records(chunk)) = rx.recv().await {
-            records.extend(chunk.into_iter().map(|r| (r.offset, r.bytes.to_vec())));
-        }
+        let splitter = LineSplitter::new(Input::new("t", InputKind::Stdin), 100).read_bytes(4);
+        let text = b"{\"first\":1}\n{\"second\":22}\n{\"x\":3}";
+        let (chunks, reads) = chunks_of(splitter, text, usize::MAX).await;
+        let records: Vec<(u64, Vec<u8>)> = chunks
+            .into_iter()
+            .flatten()
+            .map(|r| (r.offset, r.bytes.to_vec()))
+            .collect();
         assert_eq!(
             records,
             vec![
