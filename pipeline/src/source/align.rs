@@ -4,8 +4,11 @@
 //! (one per host) and no event is late. But an input whose events are newer than the others' would run
 //! ahead: its rows wait in the windows until the others catch up, as many as it can read. So an input
 //! waits, before each read, while its newest event time (as the pipeline has decoded it) is more than
-//! `lead` past the oldest of the other inputs'. The oldest input never waits, and an input whose event
-//! time is not known yet neither waits nor holds another back: reading always goes on.
+//! `lead` past the oldest of the other inputs'. The oldest input never waits. An input whose event time
+//! is not known yet never waits either, and holds back every input whose time is known: it may be the
+//! oldest, and one input's first reads can come well before another's (a Kafka partition fetched
+//! late). Reading always goes on, as every input taking part ends (a file read once, a range of
+//! offsets): one that never yields an event time holds the others until it ends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -71,18 +74,16 @@ impl Alignment {
         }
     }
 
-    /// Whether `name` is more than the lead past the oldest other input.
+    /// Whether `name` is more than the lead past the oldest other input (or another's time is unknown).
     fn ahead(&self, name: &str) -> bool {
         let newest = self.newest.lock().expect("not poisoned");
         let Some(Some(mine)) = newest.get(name) else {
             return false;
         };
-        let oldest = newest
+        newest
             .iter()
             .filter(|(other, _)| *other != name)
-            .filter_map(|(_, t)| *t)
-            .min();
-        oldest.is_some_and(|o| *mine > o.saturating_add(self.lead))
+            .any(|(_, t)| t.is_none_or(|o| *mine > o.saturating_add(self.lead)))
     }
 }
 
@@ -182,7 +183,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_input_without_a_known_event_time_neither_waits_nor_holds_back() {
+    async fn an_input_without_a_known_event_time_never_waits_and_holds_back_the_others() {
         let align = Alignment::new(Duration::ZERO);
         let (quiet, new, fresh) = (
             align.register("quiet"),
@@ -190,14 +191,27 @@ mod tests {
             align.register("fresh"),
         );
         align.observed(&input("new"), MINUTE);
-        assert!(goes_on(&new).await, "no other input's time is known");
-        assert!(goes_on(&fresh).await);
-        align.observed(&input("quiet"), 0);
-        assert!(!goes_on(&new).await);
+        assert!(!goes_on(&new).await, "the others' times are unknown");
+        assert!(goes_on(&fresh).await, "an unknown time never waits");
+        assert!(goes_on(&quiet).await);
+        align.observed(&input("quiet"), MINUTE);
+        assert!(!goes_on(&new).await, "fresh's time is still unknown");
+        // Woken when the last unknown input ends.
+        let waiting = tokio::spawn({
+            let align = Arc::clone(&align);
+            async move { align.wait_turn("new").await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        drop(fresh);
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("woken when the unknown input ended")
+            .unwrap();
         // A time older than the newest seen changes nothing; an unregistered input is ignored.
-        align.observed(&input("new"), 0);
+        align.observed(&input("quiet"), 0);
         align.observed(&input("gone"), -MINUTE);
-        assert!(!goes_on(&new).await);
+        assert!(goes_on(&new).await);
         assert!(goes_on(&quiet).await);
     }
 }
