@@ -280,3 +280,62 @@ async fn a_file_ahead_in_event_time_waits_for_the_others_instead_of_filling_the_
         "the windows' counts differ: rows were dropped or late"
     );
 }
+
+/// `ghosthunt hunt --source files --file FILE`, alerts and dead letters to files beside `alerts`.
+fn hunt_file(file: &Path, alerts: &Path) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ghosthunt"))
+        .args(["hunt", "--source", "files", "--file"])
+        .arg(file)
+        .env_remove("RUST_LOG")
+        .env("GHOSTHUNT__ALERTS__SINK", "file")
+        .env("GHOSTHUNT__ALERTS__PATH", alerts)
+        .env(
+            "GHOSTHUNT__DEAD_LETTERS__PATH",
+            alerts.with_extension("dead"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A file as Windows PowerShell 5.1's `Out-File` writes it (UTF-16LE with its mark, CRLF line ends) gives
+/// the alerts of the same events in UTF-8, and its progress counts the file's own bytes: counted as the
+/// records' UTF-8 bytes, it showed about half done until the end.
+#[test]
+fn a_utf16_file_gives_the_alerts_of_its_utf8_events_and_its_progress_counts_its_own_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (utf8, lines) = generated(dir.path(), 20_000);
+    let utf16 = dir.path().join("all.utf16.jsonl");
+    let mut bytes = vec![0xFF, 0xFE];
+    for line in &lines {
+        for unit in line.encode_utf16().chain("\r\n".encode_utf16()) {
+            bytes.extend(unit.to_le_bytes());
+        }
+    }
+    std::fs::write(&utf16, &bytes).unwrap();
+
+    let (a, b) = (
+        dir.path().join("utf8.jsonl"),
+        dir.path().join("utf16.jsonl"),
+    );
+    hunt_file(&utf8, &a);
+    let out = hunt_file(&utf16, &b);
+    let (from_utf8, from_utf16) = (common::alert_ids_in(&a), common::alert_ids_in(&b));
+    assert!(!from_utf8.is_empty());
+    assert_eq!(from_utf8, from_utf16);
+    assert_eq!(
+        std::fs::read_to_string(b.with_extension("dead")).unwrap_or_default(),
+        ""
+    );
+    let progress = common::last_progress(&out.stderr);
+    assert_eq!(progress["finished"], true, "{progress}");
+    assert_eq!(progress["events"], lines.len(), "{progress}");
+    assert_eq!(progress["bytes_total"], bytes.len(), "{progress}");
+    assert_eq!(progress["bytes"], bytes.len(), "{progress}");
+    assert_eq!(progress["done_percent"], 100.0, "{progress}");
+}

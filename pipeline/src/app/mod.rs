@@ -224,17 +224,14 @@ pub fn build_source(
     Ok(match &settings.source {
         SourceSettings::Generator(g) => Box::new(GeneratorSource::new(g.clone())),
         SourceSettings::File(f) if settings.progress => {
-            let source = Box::new(FileSource::new(
-                f.clone(),
-                max_record_bytes,
-                settings.window.max_lead,
-            )?);
+            let source = FileSource::new(f.clone(), max_record_bytes, settings.window.max_lead)?;
             let bytes = crate::source::file::expand(&f.paths, !f.follow)?
                 .iter()
                 .filter_map(|p| std::fs::metadata(p).ok())
                 .map(|m| m.len())
                 .sum();
-            Box::new(WithProgress::new(source, Some(bytes), Arc::default()))
+            let size = source.size();
+            Box::new(WithProgress::new(Box::new(source), Some(bytes), size))
         }
         SourceSettings::File(f) => Box::new(FileSource::new(
             f.clone(),

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::align::{Alignment, Registration};
 use super::lines::{LineSplitter, READ_BYTES, Read};
+use super::progress::Size;
 use super::{EventTimes, Input, InputKind, RecordSender, Source, SourceError, SourceMessage};
 use crate::settings::FileSettings;
 
@@ -28,6 +29,8 @@ pub struct FileSource {
     max_record_bytes: usize,
     /// Files read once keep near one another in event time.
     alignment: Arc<Alignment>,
+    /// The bytes read of the files, for the progress of history read once.
+    size: Arc<Size>,
 }
 
 impl FileSource {
@@ -44,7 +47,13 @@ impl FileSource {
             settings,
             max_record_bytes,
             alignment,
+            size: Arc::default(),
         })
+    }
+
+    /// Where the bytes read of the files are counted.
+    pub fn size(&self) -> Arc<Size> {
+        Arc::clone(&self.size)
     }
 }
 
@@ -93,13 +102,15 @@ fn input_of(path: &Path) -> Arc<Input> {
 }
 
 /// How a file is read.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Reading {
     follow: bool,
     poll: Duration,
     max_record_bytes: usize,
     /// Bytes asked of the file at a time.
     read_bytes: usize,
+    /// Where the bytes read are counted.
+    size: Arc<Size>,
 }
 
 /// Reads one file to its end (or, following, forever). `aligned`: the file's place among the files read
@@ -116,6 +127,7 @@ async fn read_file(
         poll,
         max_record_bytes,
         read_bytes,
+        size,
     } = how;
     let input = input_of(&path);
     let mut splitter =
@@ -142,10 +154,12 @@ async fn read_file(
                 () = aligned.wait_turn() => {}
             }
         }
+        let before = splitter.position;
         let read = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             read = splitter.read(&mut reader, &tx) => read.map_err(io_error(&path))?,
         };
+        size.add_bytes_read(splitter.position - before);
         match read {
             Read::Closed => return Ok(()),
             Read::Data => {}
@@ -205,6 +219,7 @@ impl Source for FileSource {
                     poll: s.poll_interval,
                     max_record_bytes: self.max_record_bytes,
                     read_bytes: (2 * READ_BYTES / at_once).clamp(64 << 10, READ_BYTES),
+                    size: Arc::clone(&self.size),
                 };
                 let mut paths = paths.into_iter();
                 let mut reading = tokio::task::JoinSet::new();
@@ -228,7 +243,7 @@ impl Source for FileSource {
                         let aligned = self.alignment.register(&path.display().to_string());
                         reading.spawn(read_file(
                             path,
-                            how,
+                            how.clone(),
                             tx.clone(),
                             shutdown.clone(),
                             Some(aligned),
@@ -260,6 +275,7 @@ impl Source for FileSource {
                                 poll: s.poll_interval,
                                 max_record_bytes: self.max_record_bytes,
                                 read_bytes: READ_BYTES,
+                                size: Arc::clone(&self.size),
                             },
                             tx.clone(),
                             shutdown.clone(),

@@ -143,11 +143,13 @@ impl Progress {
     }
 }
 
-/// What a wrapped source may say of its size once it knows it (Kafka: the records between the start
-/// offsets and the ends seen at start).
+/// What a wrapped source says of its size and how far it has read: Kafka the records between the start
+/// offsets and the ends seen at start, files the bytes read of them (as stored: a UTF-16 file's, not its
+/// records' once transcoded).
 #[derive(Debug, Default)]
 pub struct Size {
     records: AtomicU64,
+    bytes_read: AtomicU64,
 }
 
 impl Size {
@@ -157,12 +159,18 @@ impl Size {
     fn records(&self) -> Option<u64> {
         Some(self.records.load(Ordering::Relaxed)).filter(|&r| r > 0)
     }
+    pub fn add_bytes_read(&self, bytes: u64) {
+        self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+    }
+    fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
 }
 
 /// A history source with progress: counts what passes from `inner` to the pipeline.
 pub struct WithProgress {
     inner: Box<dyn Source>,
-    /// The bytes of the input files, when the source reads files.
+    /// The bytes of the input files, when the source reads files (and counts what it reads in `size`).
     total_bytes: Option<u64>,
     size: Arc<Size>,
     every: Duration,
@@ -195,18 +203,11 @@ impl Source for WithProgress {
             let (inner_tx, mut rx) = mpsc::channel(tx.max_capacity());
             let reading = tokio::spawn(inner.run(inner_tx, shutdown.clone()));
             let mut progress = Progress::new(every);
-            let (mut events, mut bytes) = (0u64, 0u64);
+            let mut events = 0u64;
             let mut pipeline_gone = false;
             while let Some(message) = rx.recv().await {
                 match &message {
-                    SourceMessage::Records(records) => {
-                        events += records.len() as u64;
-                        // Each record was a line: its bytes and the newline.
-                        bytes += records
-                            .iter()
-                            .map(|r| r.bytes.len() as u64 + 1)
-                            .sum::<u64>();
-                    }
+                    SourceMessage::Records(records) => events += records.len() as u64,
                     SourceMessage::Decoded { records, .. } => events += records.len() as u64,
                     SourceMessage::Started(_) | SourceMessage::Stopped(_) => {}
                 }
@@ -214,6 +215,9 @@ impl Source for WithProgress {
                     pipeline_gone = true;
                     break;
                 }
+                // Read a little ahead of the records passed on (the reads in flight): what the files
+                // hold is what counts (line ends, byte-order marks, UTF-16), not the records' bytes.
+                let bytes = size.bytes_read();
                 let mut fields = serde_json::Map::new();
                 let share = match (total_bytes, size.records()) {
                     (Some(total), _) => {
