@@ -246,9 +246,30 @@ fn file_spans(lake: &Path) -> Vec<(i64, i64)> {
     spans
 }
 
+/// The row groups of each data file of the events table.
+fn row_groups(lake: &Path) -> Vec<usize> {
+    use deltalake_core::parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut counts = Vec::new();
+    let mut dirs = vec![lake.join("events")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let reader =
+                    SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+                counts.push(reader.metadata().num_row_groups());
+            }
+        }
+    }
+    counts
+}
+
 /// Two inputs written into the lake make files whose spans of event time overlap: a retro-hunt that reads the
 /// date a file at a time carries each file's rows past the next file's first event into the next
-/// slice's ordering, and finds what the date read whole finds.
+/// slice's ordering, and finds what the date read whole finds. So does one that reads the files a row
+/// group at a time (files larger than a slice; the spans of their row groups overlap too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retro_hunt_in_slices_of_overlapping_files_finds_what_the_whole_date_finds() {
     let dir = tempfile::tempdir().unwrap();
@@ -268,6 +289,7 @@ async fn a_retro_hunt_in_slices_of_overlapping_files_finds_what_the_whole_date_f
     let live_alerts = dir.path().join("live.jsonl");
     let mut live = lake_settings(&lake, &live_alerts);
     live.lake.flush_rows = 3_000;
+    live.lake.row_group_rows = 1_000;
     live.source = SourceSettings::File(FileSettings {
         paths: halves.iter().map(|p| p.display().to_string()).collect(),
         follow: false,
@@ -293,16 +315,26 @@ async fn a_retro_hunt_in_slices_of_overlapping_files_finds_what_the_whole_date_f
             alert_ids(&alerts)
         }
     };
+    let groups = row_groups(&lake);
+    assert!(groups.iter().any(|g| *g >= 3), "{groups:?}");
     let whole = retro("whole.jsonl", usize::MAX).await;
-    let sliced = retro("sliced.jsonl", 1).await;
+    let by_file = retro("by-file.jsonl", 10_000).await;
+    let by_two_groups = retro("by-two-groups.jsonl", 2_000).await;
+    let by_group = retro("by-group.jsonl", 1).await;
     let hunts = hunts_of(&whole);
     for hunt in ["password_spray", "lsass_memory_access"] {
         assert!(hunts.contains(hunt), "{hunt} did not fire: {hunts:?}");
     }
-    assert_eq!(
-        whole, sliced,
-        "a retro-hunt in slices differs from one over the whole date"
-    );
+    for (sliced, how) in [
+        (by_file, "files"),
+        (by_two_groups, "two row groups"),
+        (by_group, "row groups"),
+    ] {
+        assert_eq!(
+            whole, sliced,
+            "a retro-hunt in slices of {how} differs from one over the whole date"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

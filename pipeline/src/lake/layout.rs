@@ -16,15 +16,15 @@ use indexmap::IndexMap;
 use super::LakeError;
 use super::table::{DATE, OFFSET, RAW, TIME_NS};
 
-/// zstd Parquet; row groups of up to 128 Ki rows. The records and the alerts' JSON (unique, long) get
+/// zstd Parquet; row groups of up to `row_group_rows` rows (`lake.row_group_rows`). The records and the alerts' JSON (unique, long) get
 /// neither a dictionary nor statistics: both would cost time and hold nothing a reader can use. The
 /// offsets and the exact times, unique or nearly so and rising, are stored as deltas, and so are the
 /// table's `timestamps` (its timestamp columns): a dictionary of 8-byte values this nearly unique is
 /// hashed value by value and ends up as large as the values (128 Ki of them fit its 1 MiB page).
-pub fn writer_properties(timestamps: &[&str]) -> WriterProperties {
+pub fn writer_properties(timestamps: &[&str], row_group_rows: usize) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(128 * 1024));
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)));
     for column in [RAW, "json"] {
         let path = ColumnPath::from(column);
         builder = builder
@@ -184,7 +184,7 @@ mod tests {
         ]);
         let timestamps = timestamp_columns(&schema);
         assert_eq!(timestamps, ["event_time", "logged"]);
-        let properties = writer_properties(&timestamps);
+        let properties = writer_properties(&timestamps, 1000);
         for column in ["event_time", "logged", OFFSET, TIME_NS] {
             let path = ColumnPath::from(column);
             assert!(!properties.dictionary_enabled(&path), "{column}");

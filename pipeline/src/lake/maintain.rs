@@ -58,8 +58,10 @@ pub async fn optimize(
             .map_err(|e| LakeError::delta(name, e))?
             .snapshot()
             .arrow_schema();
-        let properties =
-            super::layout::writer_properties(&super::layout::timestamp_columns(&schema));
+        let properties = super::layout::writer_properties(
+            &super::layout::timestamp_columns(&schema),
+            settings.row_group_rows,
+        );
         // Sorted: the dates held in several files (a Z-order rewrites every file it is given).
         let sorted: Option<Vec<String>> = match name == EVENTS && in_time_order {
             true => Some(

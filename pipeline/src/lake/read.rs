@@ -285,14 +285,15 @@ impl LakeSource {
                 .await?;
             let schema = Arc::new(frame.schema().clone());
             let plan = frame.create_physical_plan().await?;
-            let mut slices = slices(
-                date_files(&events, date)?,
-                &self.range,
-                self.settings.read_rows,
-            );
-            if for_files(&plan, &[])?.is_none() {
+            let mut slices = if for_files(&plan, &[])?.is_some() {
+                let files = date_files(&events, date, self.settings.read_rows).await?;
+                slices(files, &self.range, self.settings.read_rows)
+            } else {
+                Vec::new()
+            };
+            if slices.is_empty() {
                 slices = vec![Slice {
-                    paths: None,
+                    parts: None,
                     first: None,
                 }];
             }
@@ -435,9 +436,9 @@ impl Scan {
         plan: &Arc<dyn ExecutionPlan>,
         slice: &Slice,
     ) -> Result<SpawnedTask<Scanned>, LakeError> {
-        let plan = match &slice.paths {
+        let plan = match &slice.parts {
             None => Arc::clone(plan),
-            Some(paths) => for_files(plan, paths)?.ok_or_else(|| LakeError::Invalid {
+            Some(parts) => for_files(plan, parts)?.ok_or_else(|| LakeError::Invalid {
                 table: EVENTS.to_string(),
                 reason: "the date's plan is not a scan of files".into(),
             })?,

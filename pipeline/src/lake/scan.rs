@@ -9,8 +9,10 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::{ParquetAccessPlan, ParquetRowSelection};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction};
@@ -22,6 +24,7 @@ use datafusion::physical_plan::{
 use futures::TryStreamExt;
 
 use super::LakeError;
+use super::slices::Part;
 use super::table::{INPUT, OFFSET, TIME_NS};
 
 /// What a retro-hunt's scan of the events table keeps: the rows some hunt can use — the hunts' row
@@ -167,14 +170,15 @@ pub(super) async fn ordered_scan(
 }
 
 /// `plan`, a scan of the events table, reading only `files` (paths relative to the table), each piece
-/// of a file (the byte ranges the plan split it into) a partition of its own, in the order of `files`:
+/// of a file (the byte ranges the plan split it into, or the one row group asked) a partition of its
+/// own, in the order of `files`:
 /// a partition then gives one file's rows as the file holds them (in order when the sink wrote them
 /// from an ordered input), where the scan's own partitions read several files one after another in an
 /// order of delta-rs' choosing, which the retro-hunt had to sort. A file the plan does not read (its
 /// statistics put it outside the range) is left out. `None` when `plan` is not one scan of files.
 pub(super) fn for_files(
     plan: &Arc<dyn ExecutionPlan>,
-    files: &[String],
+    files: &[Part],
 ) -> Result<Option<Arc<dyn ExecutionPlan>>, LakeError> {
     let mut scans = 0;
     let rewritten = Arc::clone(plan).transform_up(|node| {
@@ -188,12 +192,41 @@ pub(super) fn for_files(
         let read: Vec<&PartitionedFile> =
             config.file_groups.iter().flat_map(|g| g.iter()).collect();
         let mut groups = Vec::new();
-        for path in files {
+        for part in files {
             let mut pieces: Vec<PartitionedFile> = read
                 .iter()
-                .filter(|f| f.object_meta.location.as_ref().ends_with(path.as_str()))
+                .filter(|f| {
+                    f.object_meta
+                        .location
+                        .as_ref()
+                        .ends_with(part.path.as_str())
+                })
                 .map(|f| (*f).clone())
                 .collect();
+            if let Some((group, count)) = part.row_group {
+                // One row group: the file whole (not a byte range of it), told which to read.
+                let Some(mut file) = pieces.into_iter().next() else {
+                    continue;
+                };
+                file.range = None;
+                if file.extensions.get::<ParquetRowSelection>().is_some() {
+                    return Err(DataFusionError::NotImplemented(format!(
+                        "a row group of {}, read with a row selection",
+                        part.path
+                    )));
+                }
+                // Any plan the table gave (e.g. rows deleted) still applies to the row group.
+                let mut access = match file.extensions.get::<ParquetAccessPlan>() {
+                    Some(given) if given.len() == count => given.clone(),
+                    _ => ParquetAccessPlan::new_all(count),
+                };
+                for other in (0..count).filter(|i| *i != group) {
+                    access.skip(other);
+                }
+                file.extensions.insert(access);
+                groups.push(FileGroup::new(vec![file]));
+                continue;
+            }
             pieces.sort_by_key(|f| f.range.as_ref().map(|r| r.start));
             groups.extend(pieces.into_iter().map(|f| FileGroup::new(vec![f])));
         }

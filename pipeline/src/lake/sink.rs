@@ -44,6 +44,7 @@ struct TableWriter {
     name: &'static str,
     table: DeltaTable,
     writer: Option<RecordBatchWriter>,
+    row_group_rows: usize,
 }
 
 impl TableWriter {
@@ -56,7 +57,10 @@ impl TableWriter {
             None => self.writer.insert(
                 RecordBatchWriter::for_table(&self.table)
                     .map_err(|e| LakeError::delta(self.name, e))?
-                    .with_writer_properties(writer_properties(&timestamp_columns(&rows.schema()))),
+                    .with_writer_properties(writer_properties(
+                        &timestamp_columns(&rows.schema()),
+                        self.row_group_rows,
+                    )),
             ),
         };
         for (rows, date) in by_date(self.name, rows)? {
@@ -205,11 +209,13 @@ impl LakeSink {
                 name: EVENTS,
                 table: events,
                 writer: None,
+                row_group_rows: settings.row_group_rows,
             },
             alerts: TableWriter {
                 name: ALERTS,
                 table: alerts,
                 writer: None,
+                row_group_rows: settings.row_group_rows,
             },
             failed: None,
         };

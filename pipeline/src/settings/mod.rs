@@ -463,6 +463,9 @@ impl Settings {
         if l.read_rows == 0 {
             return Err(invalid("lake.read_rows", "must be at least 1"));
         }
+        if l.row_group_rows == 0 {
+            return Err(invalid("lake.row_group_rows", "must be at least 1"));
+        }
         let lake = LakeSettings {
             path: l.path.trim().to_string(),
             storage: storage_options(&l.storage)?,
@@ -470,6 +473,7 @@ impl Settings {
             flush_interval: l.flush_interval,
             retention: (!l.retention.is_zero()).then_some(l.retention),
             read_rows: l.read_rows,
+            row_group_rows: l.row_group_rows,
         };
 
         let scale = ScaleSettings {
@@ -567,8 +571,12 @@ pub struct LakeSettings {
     /// `ghosthunt lake vacuum` first deletes event dates older than this (None: keep everything).
     pub retention: Option<Duration>,
     /// A retro-hunt reads a date a slice of files at a time, each slice's files holding about this many
-    /// rows: the hunts start on one slice while the next is read, and about two slices are held.
+    /// rows: the hunts start on one slice while the next is read, and about two slices are held. A file
+    /// of more rows is read a row group at a time.
     pub read_rows: usize,
+    /// Rows per Parquet row group in the files written (the live sink's and `lake optimize`'s): the
+    /// unit a reader skips by statistics and a retro-hunt's smallest slice.
+    pub row_group_rows: usize,
 }
 
 impl std::fmt::Debug for LakeSettings {
@@ -583,6 +591,7 @@ impl std::fmt::Debug for LakeSettings {
             .field("flush_interval", &self.flush_interval)
             .field("retention", &self.retention)
             .field("read_rows", &self.read_rows)
+            .field("row_group_rows", &self.row_group_rows)
             .finish()
     }
 }
@@ -596,6 +605,7 @@ impl Default for LakeSettings {
             flush_interval: Duration::from_secs(30),
             retention: None,
             read_rows: 262_144,
+            row_group_rows: 131_072,
         }
     }
 }

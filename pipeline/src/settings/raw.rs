@@ -49,6 +49,7 @@ pub struct RawLake {
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
     pub read_rows: usize,
+    pub row_group_rows: usize,
 }
 
 /// `[source]`
