@@ -150,6 +150,37 @@ async fn follow_reads_appended_lines_new_files_and_replaced_files() {
     assert_eq!(hosts, vec!["A", "A", "B", "A2", "A2", "A2", "A3"]);
 }
 
+/// Followed, a compressed file is read to its end once: it does not grow, and its decompressed length
+/// is no measure of the file's (taken as a truncation, it was read again at every poll).
+#[tokio::test]
+async fn follow_reads_a_compressed_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for second in 1..=3 {
+        gzip.write_all(process(second, "Z").as_bytes()).unwrap();
+    }
+    std::fs::write(dir.path().join("z.jsonl.gz"), gzip.finish().unwrap()).unwrap();
+    let hunts = common::plan_hunts(&[("p", &common::hunt("p", "none", "", SQL))]).await;
+    let source = FileSource::new(
+        FileSettings {
+            paths: vec![format!("{}/*.gz", dir.path().display())],
+            follow: true,
+            poll_interval: Duration::from_millis(20),
+            max_open: 64,
+        },
+        1 << 20,
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    let running = common::spawn_pipeline(common::test_settings(), hunts, Box::new(source));
+    let alerts = running.alerts.clone();
+    assert_eq!(wait_for(&alerts, 3).await, 3);
+    // Many polls later, nothing was read again.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    running.stop().await;
+    assert_eq!(alerts.snapshot().len(), 3);
+}
+
 /// Settings that read `paths` once with the bundled hunts, alerts and dead letters to files in `dir`.
 fn reading(dir: &Path, name: &str, paths: Vec<String>) -> (Settings, PathBuf) {
     let mut s = common::test_settings();
@@ -338,4 +369,58 @@ fn a_utf16_file_gives_the_alerts_of_its_utf8_events_and_its_progress_counts_its_
     assert_eq!(progress["bytes_total"], bytes.len(), "{progress}");
     assert_eq!(progress["bytes"], bytes.len(), "{progress}");
     assert_eq!(progress["done_percent"], 100.0, "{progress}");
+}
+
+/// Collected logs are often compressed: a `*.gz` file (here two gzip members concatenated, as `cat a.gz
+/// b.gz` makes) and a `*.zst` file give the alerts of their lines, and the progress counts the bytes
+/// read of the compressed files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_and_zstd_files_give_the_alerts_of_their_lines() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, lines) = generated(dir.path(), 20_000);
+    let text = std::fs::read(&plain).unwrap();
+    let cut = text[..text.len() / 2]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .unwrap()
+        + 1;
+    let mut gzip = Vec::new();
+    for part in [&text[..cut], &text[cut..]] {
+        let mut member = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        member.write_all(part).unwrap();
+        gzip.extend(member.finish().unwrap());
+    }
+    let mut zstd = async_compression::tokio::write::ZstdEncoder::new(Vec::new());
+    zstd.write_all(&text).await.unwrap();
+    zstd.shutdown().await.unwrap();
+    let zstd = zstd.into_inner();
+    let gz_path = dir.path().join("all.jsonl.gz");
+    let zst_path = dir.path().join("all.jsonl.ZST");
+    std::fs::write(&gz_path, &gzip).unwrap();
+    std::fs::write(&zst_path, &zstd).unwrap();
+
+    let expected = {
+        let alerts = dir.path().join("plain.jsonl");
+        hunt_file(&plain, &alerts);
+        common::alert_ids_in(&alerts)
+    };
+    assert!(!expected.is_empty());
+    for (file, bytes) in [(&gz_path, gzip.len()), (&zst_path, zstd.len())] {
+        let alerts = dir.path().join(format!(
+            "{}.alerts.jsonl",
+            file.file_name().unwrap().to_string_lossy()
+        ));
+        let out = hunt_file(file, &alerts);
+        assert_eq!(common::alert_ids_in(&alerts), expected, "{file:?}");
+        assert_eq!(
+            std::fs::read_to_string(alerts.with_extension("dead")).unwrap_or_default(),
+            "",
+            "{file:?}"
+        );
+        let progress = common::last_progress(&out.stderr);
+        assert_eq!(progress["events"], lines.len(), "{progress}");
+        assert_eq!(progress["bytes_total"], bytes, "{progress}");
+        assert_eq!(progress["bytes"], bytes, "{progress}");
+    }
 }

@@ -8,6 +8,9 @@
 //! filling the windows. Followed, every matching file is read concurrently and kept open (a quiet file
 //! must not hold the others, so nothing waits); a file that shrinks or is replaced is read again from its
 //! start, and globs are expanded again at every poll so that new files are picked up.
+//!
+//! A file named `*.gz` (gzip, members concatenated too) or `*.zst` (zstd) is decompressed as it is read,
+//! to its end once even when following: a compressed file is written whole, it does not grow.
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -15,7 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use futures::future::BoxFuture;
+use tokio::io::{AsyncRead, BufReader, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::align::{Alignment, Registration};
@@ -92,6 +100,78 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SourceError + '_ {
     }
 }
 
+/// How a file's bytes are stored, from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    fn of(path: &Path) -> Compression {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("gz") => Compression::Gzip,
+            Some(e) if e.eq_ignore_ascii_case("zst") => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+}
+
+/// A file's bytes as read from the disk, counted into `size` (the progress of files read once is the
+/// bytes read of their total, compressed or not).
+struct Counted {
+    file: tokio::fs::File,
+    size: Arc<Size>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.file).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = read {
+            self.size
+                .add_bytes_read((buf.filled().len() - before) as u64);
+        }
+        read
+    }
+}
+
+/// A file opened for reading (decompressed as read when its name says so), and its inode.
+async fn open(
+    path: &Path,
+    compression: Compression,
+    read_bytes: usize,
+    size: &Arc<Size>,
+) -> Result<(Box<dyn AsyncRead + Send + Unpin>, u64), SourceError> {
+    let mut file = tokio::fs::File::open(path).await.map_err(io_error(path))?;
+    let inode = file.metadata().await.map_err(io_error(path))?.ino();
+    // tokio reads through a buffer of its own, kept between reads: no larger than ours.
+    file.set_max_buf_size(read_bytes);
+    let counted = Counted {
+        file,
+        size: Arc::clone(size),
+    };
+    let reader: Box<dyn AsyncRead + Send + Unpin> = match compression {
+        Compression::None => Box::new(counted),
+        Compression::Gzip => {
+            let mut gzip = GzipDecoder::new(BufReader::with_capacity(read_bytes, counted));
+            gzip.multiple_members(true);
+            Box::new(gzip)
+        }
+        Compression::Zstd => {
+            let mut zstd = ZstdDecoder::new(BufReader::with_capacity(read_bytes, counted));
+            zstd.multiple_members(true);
+            Box::new(zstd)
+        }
+    };
+    Ok((reader, inode))
+}
+
 fn input_of(path: &Path) -> Arc<Input> {
     Input::new(
         path.display().to_string(),
@@ -140,13 +220,8 @@ async fn read_file(
     {
         return Ok(());
     }
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(io_error(&path))?;
-    let mut inode = file.metadata().await.map_err(io_error(&path))?.ino();
-    let mut reader = file;
-    // tokio reads through a buffer of its own, kept between reads: no larger than ours.
-    reader.set_max_buf_size(read_bytes);
+    let compression = Compression::of(&path);
+    let (mut reader, mut inode) = open(&path, compression, read_bytes, &size).await?;
     loop {
         if let Some(aligned) = &aligned {
             tokio::select! {
@@ -154,16 +229,14 @@ async fn read_file(
                 () = aligned.wait_turn() => {}
             }
         }
-        let before = splitter.position;
         let read = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             read = splitter.read(&mut reader, &tx) => read.map_err(io_error(&path))?,
         };
-        size.add_bytes_read(splitter.position - before);
         match read {
             Read::Closed => return Ok(()),
             Read::Data => {}
-            Read::End if !follow => {
+            Read::End if !follow || compression != Compression::None => {
                 // Read to its end: the file no longer holds the watermark back (the next one may be older).
                 if splitter.finish(&tx).await {
                     let _ = tx.send(SourceMessage::Stopped(input)).await;
@@ -180,13 +253,8 @@ async fn read_file(
                     && (meta.ino() != inode || meta.len() < splitter.position)
                 {
                     tracing::info!(path = %path.display(), "File was replaced or truncated; reading it from the start.");
-                    let file = tokio::fs::File::open(&path)
-                        .await
-                        .map_err(io_error(&path))?;
-                    inode = meta.ino();
+                    (reader, inode) = open(&path, compression, read_bytes, &size).await?;
                     splitter.restart();
-                    reader = file;
-                    reader.set_max_buf_size(read_bytes);
                 }
             }
         }
