@@ -86,23 +86,28 @@ fn a_pattern_that_matches_nothing_is_an_error_at_start() {
     assert!(err.to_string().contains("/nonexistent/*.jsonl"), "{err}");
 }
 
+/// A source following the files `pattern` matches, polled every `poll_ms`.
+fn following(pattern: String, poll_ms: u64) -> FileSource {
+    FileSource::new(
+        FileSettings {
+            paths: vec![pattern],
+            follow: true,
+            poll_interval: Duration::from_millis(poll_ms),
+            max_open: 64,
+        },
+        1 << 20,
+        Duration::from_secs(60),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn follow_reads_appended_lines_new_files_and_replaced_files() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.jsonl");
     std::fs::write(&a, process(1, "A")).unwrap();
     let hunts = common::plan_hunts(&[("p", &common::hunt("p", "none", "", SQL))]).await;
-    let source = FileSource::new(
-        FileSettings {
-            paths: vec![format!("{}/*.jsonl", dir.path().display())],
-            follow: true,
-            poll_interval: Duration::from_millis(40),
-            max_open: 64,
-        },
-        1 << 20,
-        std::time::Duration::from_secs(60),
-    )
-    .unwrap();
+    let source = following(format!("{}/*.jsonl", dir.path().display()), 40);
     let running = common::spawn_pipeline(common::test_settings(), hunts, Box::new(source));
     let alerts = running.alerts.clone();
     assert_eq!(wait_for(&alerts, 1).await, 1);
@@ -161,17 +166,7 @@ async fn follow_reads_a_compressed_file_once() {
     }
     std::fs::write(dir.path().join("z.jsonl.gz"), gzip.finish().unwrap()).unwrap();
     let hunts = common::plan_hunts(&[("p", &common::hunt("p", "none", "", SQL))]).await;
-    let source = FileSource::new(
-        FileSettings {
-            paths: vec![format!("{}/*.gz", dir.path().display())],
-            follow: true,
-            poll_interval: Duration::from_millis(20),
-            max_open: 64,
-        },
-        1 << 20,
-        std::time::Duration::from_secs(60),
-    )
-    .unwrap();
+    let source = following(format!("{}/*.gz", dir.path().display()), 20);
     let running = common::spawn_pipeline(common::test_settings(), hunts, Box::new(source));
     let alerts = running.alerts.clone();
     assert_eq!(wait_for(&alerts, 3).await, 3);

@@ -14,15 +14,16 @@
 //! date with a file without time statistics is read whole.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use delta_kernel::expressions::Scalar;
 use deltalake_core::DeltaTable;
+use deltalake_core::kernel::LogicalFileView;
 use deltalake_core::logstore::object_store::{ObjectStore, ObjectStoreExt, path::Path};
 use deltalake_core::parquet::file::FOOTER_SIZE;
 use deltalake_core::parquet::file::metadata::{FooterTail, ParquetMetaData, ParquetMetaDataReader};
 use deltalake_core::parquet::file::statistics::Statistics;
-use std::sync::Arc;
 
 use super::LakeError;
 use super::read::{Range, int64};
@@ -70,30 +71,7 @@ pub(super) async fn date_files(
             .get(DATE)
             .is_some_and(|d| d.as_deref() == Some(date))
     }) {
-        let time = |values: Option<Scalar>| match values {
-            Some(Scalar::Struct(data)) => data
-                .fields()
-                .iter()
-                .zip(data.values())
-                .find(|(f, _)| f.name() == TIME_NS)
-                .and_then(|(_, v)| match v {
-                    Scalar::Long(t) => Some(*t),
-                    _ => None,
-                }),
-            _ => None,
-        };
-        let whole = (|| {
-            Some(DataFile {
-                part: Part {
-                    path: file.path().into_owned(),
-                    row_group: None,
-                },
-                rows: file.num_records()?,
-                first: time(file.min_values())?,
-                last: time(file.max_values())?,
-            })
-        })();
-        match whole {
+        match logged_file(&file) {
             Some(f) if f.rows > split_above => {
                 large.push((f, file.object_store_path(), u64::try_from(file.size()).ok()))
             }
@@ -115,6 +93,35 @@ pub(super) async fn date_files(
         }
     }
     Ok(files)
+}
+
+/// A file as the Delta log gives it: its rows and span of event time, `None` without them.
+fn logged_file(file: &LogicalFileView) -> Option<DataFile> {
+    Some(DataFile {
+        part: Part {
+            path: file.path().into_owned(),
+            row_group: None,
+        },
+        rows: file.num_records()?,
+        first: time_ns(file.min_values())?,
+        last: time_ns(file.max_values())?,
+    })
+}
+
+/// `_time_ns` among a file's minimum or maximum values.
+fn time_ns(values: Option<Scalar>) -> Option<i64> {
+    match values {
+        Some(Scalar::Struct(data)) => data
+            .fields()
+            .iter()
+            .zip(data.values())
+            .find(|(f, _)| f.name() == TIME_NS)
+            .and_then(|(_, v)| match v {
+                Scalar::Long(t) => Some(*t),
+                _ => None,
+            }),
+        _ => None,
+    }
 }
 
 /// A data file's footer: its last 64 KiB read, and the rest of the metadata when it is larger.
