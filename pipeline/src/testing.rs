@@ -199,11 +199,12 @@ fn read_expected(path: &Path) -> Result<Vec<Value>, TestError> {
 /// (expected but not produced, produced but not expected), counting duplicates.
 pub fn multiset_difference(expected: &[Value], produced: &[Value]) -> (Vec<Value>, Vec<Value>) {
     let mut counts: BTreeMap<String, (i64, Value)> = BTreeMap::new();
+    let text = |v: &Value| crate::decode::json::canonical_text(v.clone());
     for v in expected {
-        counts.entry(v.to_string()).or_insert((0, v.clone())).0 += 1;
+        counts.entry(text(v)).or_insert((0, v.clone())).0 += 1;
     }
     for v in produced {
-        counts.entry(v.to_string()).or_insert((0, v.clone())).0 -= 1;
+        counts.entry(text(v)).or_insert((0, v.clone())).0 -= 1;
     }
     let mut missing = Vec::new();
     let mut unexpected = Vec::new();

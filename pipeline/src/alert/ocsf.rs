@@ -16,6 +16,8 @@ use datafusion::common::ScalarValue;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::decode::json::canonical_text;
+
 pub use crate::decode::json::format_time;
 use crate::hunt::Hunt;
 use crate::runtime::{AlertTime, Detection, Rows};
@@ -232,8 +234,7 @@ fn event_times(batch: &RecordBatch) -> Option<&datafusion::arrow::array::Timesta
 
 /// The deterministic alert id: SHA-256 over hunt id, window and row, shown as a UUID-shaped string.
 pub fn alert_id(hunt_id: &str, window: Option<(i64, i64)>, row: &Map<String, Value>) -> String {
-    // serde_json maps are sorted by key, so this is canonical for the same values.
-    alert_id_of_text(hunt_id, window, &Value::Object(row.clone()).to_string())
+    alert_id_of_text(hunt_id, window, &canonical_text(Value::Object(row.clone())))
 }
 
 /// [`alert_id`] of a row already serialised.
@@ -345,7 +346,7 @@ fn alert_from_row(
     });
     let subject = Arc::new(Subject::of_row(hunt, &row));
     // The row is serialised once: for its id and, spliced in below, as the alert's evidence.
-    let evidence = Value::Object(row).to_string();
+    let evidence = canonical_text(Value::Object(row));
     let id = alert_id_of_text(&hunt.id, time.window, &evidence);
     let key = match &entity {
         Some(e) => format!("{}|{e}", hunt.id),
@@ -444,6 +445,21 @@ fn technique_url(t: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alert_id_does_not_depend_on_the_order_the_row_was_built_in() {
+        let mut a = Map::new();
+        a.insert("b".into(), json!({"y": 1, "x": [{"d": 2, "c": 3}]}));
+        a.insert("a".into(), json!("text"));
+        let mut b = Map::new();
+        b.insert("a".into(), json!("text"));
+        b.insert("b".into(), json!({"x": [{"c": 3, "d": 2}], "y": 1}));
+        assert_eq!(alert_id("h", None, &a), alert_id("h", None, &b));
+        assert_eq!(
+            canonical_text(Value::Object(a)),
+            r#"{"a":"text","b":{"x":[{"c":3,"d":2}],"y":1}}"#
+        );
+    }
 
     #[test]
     fn alert_id_is_deterministic_and_depends_on_window_and_row() {

@@ -13,6 +13,15 @@ use serde_json::{Map, Value};
 use super::DeadLetterReason;
 use super::schema::{Column, ColumnType};
 
+/// `value` as JSON text with every object's keys sorted: the same text for the same values whatever
+/// order they were written or built in. Texts that are compared or hashed are built with it (a lenient
+/// column's object, an alert's evidence and id): serde_json keeps insertion order once a crate in the
+/// build enables its `preserve_order`, as the `evtx` crate does.
+pub fn canonical_text(mut value: Value) -> String {
+    value.sort_all_objects();
+    value.to_string()
+}
+
 /// One decoded value, borrowing strings from the parsed JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell<'a> {

@@ -277,14 +277,14 @@ impl<'s> ValueSeed<'s> {
         }
     }
 
-    /// Lenient columns take the object or array as JSON text: build it (rare: the cold path), offer it,
-    /// then walk the object's children from the built value.
+    /// Lenient columns take the object or array as JSON text (keys sorted): build it (rare: the cold
+    /// path), offer it, then walk the object's children from the built value.
     fn capture<E: de::Error>(self, value: Value) -> Result<Kind, E> {
         let (array, kind) = match value {
             Value::Array(_) => (true, Kind::Array),
             _ => (false, Kind::Object),
         };
-        let (a, b) = self.st.push(&value.to_string());
+        let (a, b) = self.st.push(&super::json::canonical_text(value.clone()));
         let state = self.map.state(self.state);
         let strict = if array { Raw::Array } else { Raw::Object };
         self.st
