@@ -10,7 +10,9 @@
 //! start, and globs are expanded again at every poll so that new files are picked up.
 //!
 //! A file named `*.gz` (gzip, members concatenated too) or `*.zst` (zstd) is decompressed as it is read,
-//! to its end once even when following: a compressed file is written whole, it does not grow.
+//! to its end once even when following: a compressed file is written whole, it does not grow. A file
+//! named `*.evtx` (Windows' binary event log, as exported or collected from a host) is read once too,
+//! each record rendered as JSON by the evtx crate (see [`read_evtx`]).
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use futures::future::BoxFuture;
@@ -28,7 +30,10 @@ use tokio_util::sync::CancellationToken;
 use super::align::{Alignment, Registration};
 use super::lines::{LineSplitter, READ_BYTES, Read};
 use super::progress::Size;
-use super::{EventTimes, Input, InputKind, RecordSender, Source, SourceError, SourceMessage};
+use super::{
+    CHUNK_BYTES, CHUNK_RECORDS, EventTimes, Input, InputKind, RawRecord, RecordSender, Source,
+    SourceError, SourceMessage,
+};
 use crate::settings::FileSettings;
 
 pub struct FileSource {
@@ -201,6 +206,13 @@ async fn read_file(
     shutdown: CancellationToken,
     aligned: Option<Registration>,
 ) -> Result<(), SourceError> {
+    if path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("evtx"))
+    {
+        return read_evtx(path, how, tx, shutdown, aligned).await;
+    }
     let Reading {
         follow,
         poll,
@@ -258,6 +270,102 @@ async fn read_file(
             }
         }
     }
+}
+
+/// Reads an EVTX file to its end: each record rendered by the evtx crate as JSON in the nested
+/// `Event.System` / `Event.EventData` shape (what `evtx_dump` writes and the decoder reads), its offset
+/// its place in the file from 1 (rising, as the lake's exactly-once bookkeeping needs; the record's own
+/// `EventRecordID` is in it). Parsed on a blocking thread, a chunk of records at a time, each chunk
+/// waiting its turn among the files read at once. A record the parser cannot read is skipped with a
+/// warning (there is nothing of it to keep); a file that is not EVTX is an error naming it.
+async fn read_evtx(
+    path: PathBuf,
+    how: Reading,
+    tx: RecordSender,
+    shutdown: CancellationToken,
+    aligned: Option<Registration>,
+) -> Result<(), SourceError> {
+    let input = input_of(&path);
+    if aligned.is_none()
+        && tx
+            .send(SourceMessage::Started(Arc::clone(&input)))
+            .await
+            .is_err()
+    {
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Handle::current();
+    let (reading, sender) = (Arc::clone(&input), tx.clone());
+    let read = tokio::task::spawn_blocking(move || -> Result<bool, SourceError> {
+        let failed = |e: evtx::err::EvtxError| SourceError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        let bytes = std::fs::metadata(&path).map_err(io_error(&path))?.len();
+        let mut parser = evtx::EvtxParser::from_path(&path)
+            .map_err(failed)?
+            .with_configuration(evtx::ParserSettings::new().num_threads(1));
+        let (mut chunk, mut chunk_bytes) = (Vec::with_capacity(CHUNK_RECORDS), 0usize);
+        let (mut offset, mut skipped) = (0u64, 0u64);
+        let send = |chunk: Vec<RawRecord>| {
+            if let Some(aligned) = &aligned {
+                runtime.block_on(async {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        () = aligned.wait_turn() => {}
+                    }
+                });
+            }
+            !shutdown.is_cancelled()
+                && sender
+                    .blocking_send(SourceMessage::Records(chunk))
+                    .is_ok()
+        };
+        for record in parser.records_json() {
+            offset += 1;
+            match record {
+                Ok(record) => {
+                    let mut json = record.data.into_bytes();
+                    // Too long: cut one byte past the bound, so the decoder dead-letters it as oversized.
+                    json.truncate(how.max_record_bytes + 1);
+                    chunk_bytes += json.len();
+                    chunk.push(RawRecord {
+                        input: Arc::clone(&reading),
+                        offset,
+                        bytes: json.into(),
+                        received: Instant::now(),
+                        source_timestamp: None,
+                    });
+                }
+                Err(error) => {
+                    skipped += 1;
+                    if skipped <= 3 {
+                        tracing::warn!(path = %path.display(), record = offset, %error, "An EVTX record could not be read; it is skipped.");
+                    }
+                }
+            }
+            if (chunk.len() >= CHUNK_RECORDS || chunk_bytes >= CHUNK_BYTES)
+                && !send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS)))
+            {
+                return Ok(false);
+            }
+            chunk_bytes = if chunk.is_empty() { 0 } else { chunk_bytes };
+        }
+        if !chunk.is_empty() && !send(chunk) {
+            return Ok(false);
+        }
+        if skipped > 0 {
+            tracing::warn!(path = %path.display(), skipped, "EVTX records that could not be read were skipped.");
+        }
+        how.size.add_bytes_read(bytes);
+        Ok(true)
+    })
+    .await
+    .expect("reading an EVTX file does not panic")?;
+    if read {
+        let _ = tx.send(SourceMessage::Stopped(input)).await;
+    }
+    Ok(())
 }
 
 impl Source for FileSource {
