@@ -4,37 +4,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/evtx")
-}
-
-/// `ghosthunt hunt --source files --file PATTERN`, alerts and dead letters beside `alerts`.
-fn hunt(pattern: &Path, alerts: &Path, env: &[(&str, &Path)]) -> Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ghosthunt"));
-    cmd.args(["hunt", "--source", "files", "--file"])
-        .arg(pattern)
-        .env_remove("RUST_LOG")
-        .env("GHOSTHUNT__HUNTS__BUILTIN", "false")
-        .env("GHOSTHUNT__ALERTS__SINK", "file")
-        .env("GHOSTHUNT__ALERTS__PATH", alerts)
-        .env(
-            "GHOSTHUNT__DEAD_LETTERS__PATH",
-            alerts.with_extension("dead"),
-        );
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn alerts(path: &Path) -> Vec<Value> {
@@ -81,10 +55,14 @@ fn evtx_files_give_the_alerts_of_their_records_as_json_lines() {
     }
     assert_eq!(records, 11);
 
-    let env = [("GHOSTHUNT__HUNTS__DIRECTORIES", hunts.as_path())];
+    let hunts = hunts.display().to_string();
+    let env = [
+        ("GHOSTHUNT__HUNTS__BUILTIN", "false"),
+        ("GHOSTHUNT__HUNTS__DIRECTORIES", hunts.as_str()),
+    ];
     let (from_evtx, from_json) = (dir.path().join("evtx.jsonl"), dir.path().join("json.jsonl"));
-    let out = hunt(&fixtures().join("*.evtx"), &from_evtx, &env);
-    hunt(&rendered.join("*.jsonl"), &from_json, &env);
+    let out = common::hunt_files(&fixtures().join("*.evtx"), &from_evtx, &env);
+    common::hunt_files(&rendered.join("*.jsonl"), &from_json, &env);
     let ids = common::alert_ids_in(&from_evtx);
     assert_eq!(ids.len(), records, "an alert per record");
     assert_eq!(ids, common::alert_ids_in(&from_json));
@@ -125,10 +103,14 @@ fn sigma_rules_fire_on_an_evtx_file() {
     )
     .unwrap();
     let alerts_path = dir.path().join("alerts.jsonl");
-    hunt(
+    let rules = rules.display().to_string();
+    common::hunt_files(
         &fixtures().join("new-user-security.evtx"),
         &alerts_path,
-        &[("GHOSTHUNT__SIGMA__DIRECTORIES", rules.as_path())],
+        &[
+            ("GHOSTHUNT__HUNTS__BUILTIN", "false"),
+            ("GHOSTHUNT__SIGMA__DIRECTORIES", rules.as_str()),
+        ],
     );
     let found = alerts(&alerts_path);
     assert_eq!(found.len(), 1, "{found:?}");

@@ -15,7 +15,7 @@ use ghosthunt::source::FileSource;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use common::{alert_and_hunt_ids as alert_ids, run_app as run};
+use common::{alert_and_hunt_ids as alert_ids, hunt_files as hunt_file, run_app as run};
 
 const SQL: &str = "SELECT event_time, host, command_line FROM events WHERE event_id = 1";
 
@@ -307,28 +307,6 @@ async fn a_file_ahead_in_event_time_waits_for_the_others_instead_of_filling_the_
     );
 }
 
-/// `ghosthunt hunt --source files --file FILE`, alerts and dead letters to files beside `alerts`.
-fn hunt_file(file: &Path, alerts: &Path) -> std::process::Output {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ghosthunt"))
-        .args(["hunt", "--source", "files", "--file"])
-        .arg(file)
-        .env_remove("RUST_LOG")
-        .env("GHOSTHUNT__ALERTS__SINK", "file")
-        .env("GHOSTHUNT__ALERTS__PATH", alerts)
-        .env(
-            "GHOSTHUNT__DEAD_LETTERS__PATH",
-            alerts.with_extension("dead"),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// A file as Windows PowerShell 5.1's `Out-File` writes it (UTF-16LE with its mark, CRLF line ends) gives
 /// the alerts of the same events in UTF-8, and its progress counts the file's own bytes: counted as the
 /// records' UTF-8 bytes, it showed about half done until the end.
@@ -349,8 +327,8 @@ fn a_utf16_file_gives_the_alerts_of_its_utf8_events_and_its_progress_counts_its_
         dir.path().join("utf8.jsonl"),
         dir.path().join("utf16.jsonl"),
     );
-    hunt_file(&utf8, &a);
-    let out = hunt_file(&utf16, &b);
+    hunt_file(&utf8, &a, &[]);
+    let out = hunt_file(&utf16, &b, &[]);
     let (from_utf8, from_utf16) = (common::alert_ids_in(&a), common::alert_ids_in(&b));
     assert!(!from_utf8.is_empty());
     assert_eq!(from_utf8, from_utf16);
@@ -397,7 +375,7 @@ async fn gzip_and_zstd_files_give_the_alerts_of_their_lines() {
 
     let expected = {
         let alerts = dir.path().join("plain.jsonl");
-        hunt_file(&plain, &alerts);
+        hunt_file(&plain, &alerts, &[]);
         common::alert_ids_in(&alerts)
     };
     assert!(!expected.is_empty());
@@ -406,7 +384,7 @@ async fn gzip_and_zstd_files_give_the_alerts_of_their_lines() {
             "{}.alerts.jsonl",
             file.file_name().unwrap().to_string_lossy()
         ));
-        let out = hunt_file(file, &alerts);
+        let out = hunt_file(file, &alerts, &[]);
         assert_eq!(common::alert_ids_in(&alerts), expected, "{file:?}");
         assert_eq!(
             std::fs::read_to_string(alerts.with_extension("dead")).unwrap_or_default(),

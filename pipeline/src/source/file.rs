@@ -206,23 +206,7 @@ async fn read_file(
     shutdown: CancellationToken,
     aligned: Option<Registration>,
 ) -> Result<(), SourceError> {
-    if path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("evtx"))
-    {
-        return read_evtx(path, how, tx, shutdown, aligned).await;
-    }
-    let Reading {
-        follow,
-        poll,
-        max_record_bytes,
-        read_bytes,
-        size,
-    } = how;
     let input = input_of(&path);
-    let mut splitter =
-        LineSplitter::new(Arc::clone(&input), max_record_bytes).read_bytes(read_bytes);
     if aligned.is_none()
         && tx
             .send(SourceMessage::Started(Arc::clone(&input)))
@@ -231,6 +215,22 @@ async fn read_file(
     {
         return Ok(());
     }
+    if path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("evtx"))
+    {
+        return read_evtx(path, input, how, tx, shutdown, aligned).await;
+    }
+    let Reading {
+        follow,
+        poll,
+        max_record_bytes,
+        read_bytes,
+        size,
+    } = how;
+    let mut splitter =
+        LineSplitter::new(Arc::clone(&input), max_record_bytes).read_bytes(read_bytes);
     let compression = Compression::of(&path);
     let (mut reader, mut inode) = open(&path, compression, read_bytes, &size).await?;
     loop {
@@ -280,20 +280,12 @@ async fn read_file(
 /// warning (there is nothing of it to keep); a file that is not EVTX is an error naming it.
 async fn read_evtx(
     path: PathBuf,
+    input: Arc<Input>,
     how: Reading,
     tx: RecordSender,
     shutdown: CancellationToken,
     aligned: Option<Registration>,
 ) -> Result<(), SourceError> {
-    let input = input_of(&path);
-    if aligned.is_none()
-        && tx
-            .send(SourceMessage::Started(Arc::clone(&input)))
-            .await
-            .is_err()
-    {
-        return Ok(());
-    }
     let runtime = tokio::runtime::Handle::current();
     let (reading, sender) = (Arc::clone(&input), tx.clone());
     let read = tokio::task::spawn_blocking(move || -> Result<bool, SourceError> {
@@ -344,12 +336,12 @@ async fn read_evtx(
                     }
                 }
             }
-            if (chunk.len() >= CHUNK_RECORDS || chunk_bytes >= CHUNK_BYTES)
-                && !send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS)))
-            {
-                return Ok(false);
+            if chunk.len() >= CHUNK_RECORDS || chunk_bytes >= CHUNK_BYTES {
+                chunk_bytes = 0;
+                if !send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS))) {
+                    return Ok(false);
+                }
             }
-            chunk_bytes = if chunk.is_empty() { 0 } else { chunk_bytes };
         }
         if !chunk.is_empty() && !send(chunk) {
             return Ok(false);

@@ -483,3 +483,26 @@ pub fn incident_digest(finding: &Value) -> (String, u64, Vec<String>) {
             .collect(),
     )
 }
+
+/// `ghosthunt hunt --source files --file PATTERN` with `env` over the defaults, alerts to `alerts` and dead
+/// letters beside it (`.dead`); asserts that it succeeded.
+pub fn hunt_files(pattern: &Path, alerts: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ghosthunt"));
+    cmd.args(["hunt", "--source", "files", "--file"])
+        .arg(pattern)
+        .env_remove("RUST_LOG")
+        .env("GHOSTHUNT__ALERTS__SINK", "file")
+        .env("GHOSTHUNT__ALERTS__PATH", alerts)
+        .env(
+            "GHOSTHUNT__DEAD_LETTERS__PATH",
+            alerts.with_extension("dead"),
+        )
+        .envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
