@@ -275,6 +275,8 @@ struct Slot {
     evaluator: Option<Box<dyn Evaluator>>,
     /// Its state is full (for logging the transition once).
     full: bool,
+    /// Rows its windows held after its last step.
+    held: usize,
 }
 
 struct Engine {
@@ -297,6 +299,8 @@ struct Engine {
     /// How many batches the batcher decodes at once (see [`decoders_beside`]).
     in_flight: Option<tokio::sync::watch::Sender<usize>>,
     max_record_bytes: usize,
+    /// `window.max_rows_per_hunt`.
+    max_window_rows: usize,
     /// Generation of the newest decoder sent.
     generation: u64,
     /// A reloaded set that waits for the first batch decoded with its schema.
@@ -339,6 +343,7 @@ impl Engine {
             decoders: None,
             in_flight: None,
             max_record_bytes: settings.decode.max_record_bytes,
+            max_window_rows: settings.window.max_rows_per_hunt,
             generation: 0,
             pending: None,
             suppressor: Suppressor::default(),
@@ -540,6 +545,10 @@ impl Engine {
             self.observe_step(&label, &out);
             detections.extend(out.detections);
         }
+        if let Some(times) = &self.event_times {
+            let held = self.slots.iter().map(|s| s.held).max().unwrap_or(0);
+            times.window_rows(held, self.max_window_rows);
+        }
         let mut admitted = self.suppressor.admit(crate::alert::build(detections));
         let event_time = match watermark {
             _ if flush => None,
@@ -700,6 +709,7 @@ impl Engine {
             .window_rows
             .with_label_values(&[label])
             .set(held as i64);
+        slot.held = held;
         if out.dropped > 0 {
             if !slot.full {
                 tracing::warn!(hunt = %label, dropped = out.dropped, held, "Window state is full; rows are dropped until windows close (window.max_rows_per_hunt).");
@@ -809,6 +819,7 @@ impl Slot {
             label: evaluator.label().to_string(),
             evaluator: Some(evaluator),
             full: false,
+            held: 0,
         }
     }
 }

@@ -10,7 +10,8 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::kafka::Broker;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use common::kafka::skewed::{millis, produce_halves, producer, send_sentinels};
+use rdkafka::producer::FutureRecord;
 use serde_json::Value;
 
 fn hunt(args: &[&str], alerts: &Path, env: &[(&str, &str)]) -> Output {
@@ -20,7 +21,7 @@ fn hunt(args: &[&str], alerts: &Path, env: &[(&str, &str)]) -> Output {
         .env_remove("RUST_LOG")
         .env(
             "GHOSTHUNT__LOG__FILTER",
-            "info,ghosthunt::source::kafka_range=debug",
+            "info,ghosthunt::source::kafka_range=debug,ghosthunt::source::align=debug",
         )
         .env("GHOSTHUNT__ALERTS__SINK", "file")
         .env("GHOSTHUNT__ALERTS__PATH", alerts)
@@ -42,44 +43,6 @@ fn hunt(args: &[&str], alerts: &Path, env: &[(&str, &str)]) -> Output {
 }
 
 use common::alert_ids_in as alert_ids;
-
-/// A producer for the tests' events (100,000 may wait in its queue). Not idempotent: tansu 0.6 then
-/// answers ListOffsets (the partitions' ends) short of the records it holds.
-fn producer(broker: &Broker) -> FutureProducer {
-    broker
-        .client_config()
-        .set("enable.idempotence", "false")
-        .set("linger.ms", "20")
-        .set("queue.buffering.max.messages", "200000")
-        .create()
-        .unwrap()
-}
-
-/// tansu 0.6 answers ListOffsets at record-batch granularity: a partition's end is the base offset of
-/// its last batch (a real broker answers per record). A last batch of one record per partition, long
-/// after every event, puts that end past them.
-async fn send_sentinels(producer: &FutureProducer, topic: &str, partitions: i32) {
-    let sentinel = r#"{"@timestamp":"2029-01-01T00:00:00Z","EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"sentinel"}"#;
-    for partition in 0..partitions {
-        producer
-            .send(
-                FutureRecord::<str, str>::to(topic)
-                    .partition(partition)
-                    .payload(sentinel)
-                    .timestamp(millis("2029-01-01T00:00:00Z")),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .expect("produced");
-    }
-}
-
-fn millis(rfc3339: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .unwrap()
-        .timestamp_millis()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retro_hunt_over_kafka_finds_what_the_files_give_and_commits_nothing() {
@@ -201,47 +164,6 @@ async fn a_retro_hunt_over_kafka_finds_what_the_files_give_and_commits_nothing()
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("Pipeline finished."));
     assert!(alert_ids(&dir.path().join("none.jsonl")).is_empty());
-}
-
-/// 100,000 generated events over 66 minutes of event time in `dir/events.jsonl`, the first half sent
-/// to partition 0 of `topic` and the second to partition 1. Returns the file and the first event's time.
-async fn produce_halves(
-    producer: &FutureProducer,
-    topic: &str,
-    dir: &Path,
-) -> (std::path::PathBuf, String) {
-    let file = dir.join("events.jsonl");
-    common::generated_events(&file, 100_000, 25);
-    let lines: Vec<String> = std::fs::read_to_string(&file)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let time = |l: &str| {
-        let v: Value = serde_json::from_str(l).unwrap();
-        v["@timestamp"].as_str().unwrap().to_string()
-    };
-    let half = lines.len() / 2;
-    let sends = lines.iter().enumerate().map(|(i, line)| {
-        let partition = i32::from(i >= half);
-        let stamp = millis(&time(line));
-        async move {
-            producer
-                .send(
-                    FutureRecord::<str, str>::to(topic)
-                        .partition(partition)
-                        .payload(line.as_str())
-                        .timestamp(stamp),
-                    Duration::from_secs(30),
-                )
-                .await
-        }
-    });
-    for r in futures::future::join_all(sends).await {
-        r.map_err(|(e, _)| e).expect("produced");
-    }
-    send_sentinels(producer, topic, 2).await;
-    (file, time(&lines[0]))
 }
 
 /// Runs a per-minute count over the events of [`produce_halves`] from the file and from Kafka, with

@@ -239,12 +239,10 @@ pub fn build_source(
             settings.window.max_lead,
         )?),
         SourceSettings::Stdin => Box::new(StdinSource::new(max_record_bytes)),
-        SourceSettings::Kafka(k) => Box::new(KafkaSource::new(
-            &settings.kafka,
-            k.clone(),
-            metrics,
-            health,
-        )?),
+        SourceSettings::Kafka(k) => Box::new(
+            KafkaSource::new(&settings.kafka, k.clone(), metrics, health)?
+                .with_alignment(settings.window.max_lead, settings.window.idle_timeout),
+        ),
         SourceSettings::KafkaHistory(k, range) => {
             let source = crate::source::kafka_range::KafkaRangeSource::new(
                 &settings.kafka,

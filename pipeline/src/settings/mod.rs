@@ -155,7 +155,8 @@ pub struct WindowSettings {
     pub idle_timeout: Duration,
     pub max_rows_per_hunt: usize,
     /// Inputs read from history at once (files read once, Kafka partitions by time) keep within this
-    /// much event time of the oldest: one further ahead waits (`source::align`).
+    /// much event time of the oldest: one further ahead waits (`source::align`). A live consumer's
+    /// partitions too, while the windows fill.
     pub max_lead: Duration,
 }
 

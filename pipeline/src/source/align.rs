@@ -9,11 +9,22 @@
 //! oldest, and one input's first reads can come well before another's (a Kafka partition fetched
 //! late). Reading always goes on, as every input taking part ends (a file read once, a range of
 //! offsets): one that never yields an event time holds the others until it ends.
+//!
+//! A live Kafka consumer's partitions never end, and most of the time they are read as they are written,
+//! in step by themselves. There the alignment is gated ([`Alignment::under_pressure`]): it holds inputs
+//! back only while a windowed hunt's state is filling (half of `window.max_rows_per_hunt`, until it is
+//! back under a quarter) — a consumer catching up on a backlog whose partitions run apart in event
+//! time pauses the ones ahead instead of dropping rows, and an unwindowed hunt's alerts never wait on
+//! another partition otherwise. Its inputs can also be idle (marked by the reader: caught up, or their
+//! leader unreachable): an idle input holds no one back, as it no longer holds the watermark.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use tokio::sync::Notify;
 
 use super::{EventTimes, Input};
@@ -21,8 +32,17 @@ use super::{EventTimes, Input};
 /// The inputs being read and the newest event time the pipeline has seen from each.
 pub struct Alignment {
     lead: i64,
-    newest: Mutex<HashMap<String, Option<i64>>>,
+    inputs: Mutex<HashMap<String, Progress>>,
     changed: Notify,
+    /// `Some` for a gated alignment: whether the windows are filling now.
+    pressure: Option<AtomicBool>,
+}
+
+/// One input's newest event time (as decoded) and whether its reader has marked it idle.
+#[derive(Default)]
+struct Progress {
+    newest: Option<i64>,
+    idle: bool,
 }
 
 /// An input taking part, until dropped.
@@ -33,19 +53,29 @@ pub struct Registration {
 
 impl Alignment {
     pub fn new(lead: Duration) -> Arc<Alignment> {
+        Self::build(lead, None)
+    }
+
+    /// An alignment that holds inputs back only while the windows are filling (see the module docs).
+    pub fn under_pressure(lead: Duration) -> Arc<Alignment> {
+        Self::build(lead, Some(AtomicBool::new(false)))
+    }
+
+    fn build(lead: Duration, pressure: Option<AtomicBool>) -> Arc<Alignment> {
         Arc::new(Alignment {
             lead: i64::try_from(lead.as_nanos()).unwrap_or(i64::MAX),
-            newest: Mutex::new(HashMap::new()),
+            inputs: Mutex::new(HashMap::new()),
             changed: Notify::new(),
+            pressure,
         })
     }
 
     /// `name` is read from now on, until the registration is dropped.
     pub fn register(self: &Arc<Self>, name: &str) -> Registration {
-        self.newest
+        self.inputs
             .lock()
             .expect("not poisoned")
-            .insert(name.to_string(), None);
+            .insert(name.to_string(), Progress::default());
         Registration {
             alignment: Arc::clone(self),
             name: name.to_string(),
@@ -74,16 +104,38 @@ impl Alignment {
         }
     }
 
-    /// Whether `name` is more than the lead past the oldest other input (or another's time is unknown).
+    /// Whether `name` is more than the lead past the oldest other input that is not idle (or such an
+    /// input's time is unknown). A gated alignment holds no one back while the windows have room.
     fn ahead(&self, name: &str) -> bool {
-        let newest = self.newest.lock().expect("not poisoned");
-        let Some(Some(mine)) = newest.get(name) else {
+        if self
+            .pressure
+            .as_ref()
+            .is_some_and(|p| !p.load(Ordering::SeqCst))
+        {
+            return false;
+        }
+        let inputs = self.inputs.lock().expect("not poisoned");
+        let Some(Progress {
+            newest: Some(mine), ..
+        }) = inputs.get(name)
+        else {
             return false;
         };
-        newest
+        inputs
             .iter()
-            .filter(|(other, _)| *other != name)
-            .any(|(_, t)| t.is_none_or(|o| *mine > o.saturating_add(self.lead)))
+            .filter(|(other, p)| *other != name && !p.idle)
+            .any(|(_, p)| p.newest.is_none_or(|o| *mine > o.saturating_add(self.lead)))
+    }
+
+    fn set_idle(&self, name: &str, idle: bool) {
+        let mut inputs = self.inputs.lock().expect("not poisoned");
+        if let Some(p) = inputs.get_mut(name)
+            && p.idle != idle
+        {
+            p.idle = idle;
+            drop(inputs);
+            self.changed.notify_waiters();
+        }
     }
 }
 
@@ -98,12 +150,17 @@ impl Registration {
     pub fn ahead(&self) -> bool {
         self.alignment.ahead(&self.name)
     }
+
+    /// Marks this input idle (it holds no one back) or not (its reader heard from it again).
+    pub fn set_idle(&self, idle: bool) {
+        self.alignment.set_idle(&self.name, idle)
+    }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         self.alignment
-            .newest
+            .inputs
             .lock()
             .expect("not poisoned")
             .remove(&self.name);
@@ -113,14 +170,80 @@ impl Drop for Registration {
 
 impl EventTimes for Alignment {
     fn observed(&self, input: &Input, newest: i64) {
-        let mut times = self.newest.lock().expect("not poisoned");
-        let Some(known) = times.get_mut(&input.name) else {
+        let mut inputs = self.inputs.lock().expect("not poisoned");
+        let Some(known) = inputs.get_mut(&input.name) else {
             return;
         };
-        if known.is_none_or(|k| newest > k) {
-            *known = Some(newest);
-            drop(times);
+        if known.newest.is_none_or(|k| newest > k) {
+            known.newest = Some(newest);
+            drop(inputs);
             self.changed.notify_waiters();
+        }
+    }
+
+    /// The windows are filling from half of the limit on, and have room again under a quarter of it.
+    fn window_rows(&self, held: usize, limit: usize) {
+        let Some(pressure) = &self.pressure else {
+            return;
+        };
+        let was = pressure.load(Ordering::SeqCst);
+        let now = if was {
+            held >= limit / 4
+        } else {
+            held >= limit / 2
+        };
+        if now != was {
+            pressure.store(now, Ordering::SeqCst);
+            tracing::debug!(
+                held,
+                limit,
+                filling = now,
+                "Windows filling or with room again: inputs ahead in event time are held back only while they fill."
+            );
+            self.changed.notify_waiters();
+        }
+    }
+}
+
+/// A Kafka partition taking part in an alignment, and whether it is paused for it.
+pub struct InStep {
+    pub aligned: Registration,
+    pub paused: bool,
+}
+
+impl InStep {
+    pub fn new(aligned: Registration) -> InStep {
+        InStep {
+            aligned,
+            paused: false,
+        }
+    }
+}
+
+/// Pauses the partitions too far ahead of the others in event time and resumes those no longer ahead.
+pub fn realign<'a, C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: impl Iterator<Item = (&'a (String, i32), &'a mut InStep)>,
+) {
+    let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+    let mut changed = Vec::new();
+    for (key, p) in partitions {
+        let ahead = p.aligned.ahead();
+        if ahead != p.paused {
+            let list = if ahead { &mut pause } else { &mut resume };
+            list.add_partition(&key.0, key.1);
+            changed.push((key, p, ahead));
+        }
+    }
+    if changed.is_empty() {
+        return;
+    }
+    let paused = pause.count() == 0 || consumer.pause(&pause).is_ok();
+    let resumed = resume.count() == 0 || consumer.resume(&resume).is_ok();
+    for (key, p, ahead) in changed {
+        if (ahead && paused) || (!ahead && resumed) {
+            tracing::debug!(topic = %key.0, partition = key.1, ahead, "Partition paused or resumed to keep in step by event time.");
+            p.paused = ahead;
         }
     }
 }
@@ -213,5 +336,59 @@ mod tests {
         align.observed(&input("gone"), -MINUTE);
         assert!(goes_on(&new).await);
         assert!(goes_on(&quiet).await);
+    }
+
+    #[test]
+    fn a_gated_alignment_holds_inputs_back_only_while_the_windows_fill() {
+        let align = Alignment::under_pressure(Duration::ZERO);
+        let (old, new) = (align.register("old"), align.register("new"));
+        align.observed(&input("old"), 0);
+        align.observed(&input("new"), MINUTE);
+        assert!(!new.ahead(), "the windows have room");
+        align.window_rows(499, 1000);
+        assert!(!new.ahead(), "under half of the limit");
+        align.window_rows(500, 1000);
+        assert!(new.ahead(), "half of the limit held");
+        assert!(!old.ahead(), "the oldest never waits");
+        align.window_rows(250, 1000);
+        assert!(new.ahead(), "still filling until under a quarter");
+        align.window_rows(249, 1000);
+        assert!(!new.ahead(), "room again");
+        align.window_rows(400, 1000);
+        assert!(!new.ahead(), "not filling again before half");
+        // An ungated alignment ignores the windows.
+        let plain = Alignment::new(Duration::ZERO);
+        let (_old, new) = (plain.register("old"), plain.register("new"));
+        plain.observed(&input("old"), 0);
+        plain.observed(&input("new"), MINUTE);
+        plain.window_rows(0, 1000);
+        assert!(new.ahead());
+        drop(old);
+    }
+
+    #[test]
+    fn an_idle_input_holds_no_one_back_until_heard_from_again() {
+        let align = Alignment::under_pressure(Duration::ZERO);
+        align.window_rows(1000, 1000);
+        let (old, new, unknown) = (
+            align.register("old"),
+            align.register("new"),
+            align.register("unknown"),
+        );
+        align.observed(&input("old"), 0);
+        align.observed(&input("new"), MINUTE);
+        unknown.set_idle(true);
+        assert!(new.ahead(), "behind the old input");
+        old.set_idle(true);
+        assert!(!new.ahead(), "the old input and the unknown one are idle");
+        old.set_idle(false);
+        assert!(new.ahead(), "the old input was heard from again");
+        align.observed(&input("old"), 2 * MINUTE);
+        assert!(!new.ahead(), "the oldest now");
+        unknown.set_idle(false);
+        assert!(
+            new.ahead(),
+            "an unknown time that is not idle holds it back"
+        );
     }
 }

@@ -20,11 +20,12 @@ use rdkafka::message::Message;
 use rdkafka::{ClientContext, Statistics, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use super::align::{Alignment, InStep, realign};
 pub use super::kafka_floors::{Assignment, Assignments, Floors};
 use super::kafka_floors::{WATERMARK_METADATA, read_committed_watermarks};
 use super::{
-    Acknowledge, CHUNK_BYTES, CHUNK_RECORDS, Input, InputKind, Positions, RawRecord, RecordSender,
-    Source, SourceError, SourceMessage,
+    Acknowledge, CHUNK_BYTES, CHUNK_RECORDS, EventTimes, Input, InputKind, Positions, RawRecord,
+    RecordSender, Source, SourceError, SourceMessage,
 };
 use crate::kafka::{KafkaFailure, client_config, forward_log};
 use crate::settings::{KafkaSettings, KafkaSourceSettings};
@@ -317,6 +318,9 @@ pub struct KafkaSource {
     /// Where the committed watermarks of assigned partitions go, and where they are recorded besides the
     /// commits (`None`: neither).
     watermarks: Option<(Assignments, Arc<Floors>)>,
+    /// The partitions kept in step by event time while the windows fill, and how long a partition
+    /// polled without a record is idle (`None`: not kept in step).
+    alignment: Option<(Arc<Alignment>, Duration)>,
 }
 
 impl KafkaSource {
@@ -359,7 +363,16 @@ impl KafkaSource {
             brokers: kafka.brokers.clone(),
             health: health.clone(),
             watermarks: None,
+            alignment: None,
         })
+    }
+
+    /// Keeps the partitions in step by event time while a windowed hunt's state fills: one more than
+    /// `max_lead` ahead of the oldest is paused (`super::align`, gated). A partition polled for
+    /// `idle_timeout` without a record (caught up, or its leader unreachable) holds no one back.
+    pub fn with_alignment(mut self, max_lead: Duration, idle_timeout: Duration) -> KafkaSource {
+        self.alignment = Some((Alignment::under_pressure(max_lead), idle_timeout));
+        self
     }
 
     /// Reads, for each partition it is assigned, the watermark its last commit was made through, into
@@ -428,8 +441,10 @@ fn poll_loop(
     tx: &RecordSender,
     shutdown: &CancellationToken,
     watermarks: Option<(&Assignments, &Floors)>,
+    alignment: Option<(&Arc<Alignment>, Duration)>,
 ) {
     let mut inputs: HashMap<(String, i32), Arc<Input>> = HashMap::new();
+    let mut in_step = InStepPartitions::default();
     let mut chunk: Vec<RawRecord> = Vec::with_capacity(CHUNK_RECORDS);
     let mut chunk_bytes = 0usize;
     let mut last_error: Option<Instant> = None;
@@ -465,6 +480,7 @@ fn poll_loop(
                     .filter(|k| assigned.contains(k) && now.contains(k))
                     .collect();
             for key in &renewed {
+                in_step.end(key);
                 if let Some(input) = inputs.get(key)
                     && tx
                         .blocking_send(SourceMessage::Stopped(Arc::clone(input)))
@@ -483,14 +499,26 @@ fn poll_loop(
             {
                 read_committed_watermarks(consumer, &started, into);
             }
+            if alignment.is_some() && !started.is_empty() {
+                // Not paused by an earlier assignment's alignment.
+                let mut list = TopicPartitionList::new();
+                for (topic, partition) in &started {
+                    list.add_partition(topic, *partition);
+                }
+                let _ = consumer.resume(&list);
+            }
             for key in &started {
                 let input = consumer.context().assigned.begin(&key.0, key.1);
+                if let Some((alignment, _)) = alignment {
+                    in_step.begin(key, alignment.register(&input.name));
+                }
                 inputs.insert(key.clone(), Arc::clone(&input));
                 if tx.blocking_send(SourceMessage::Started(input)).is_err() {
                     return;
                 }
             }
             for key in assigned.difference(&now) {
+                in_step.end(key);
                 if let Some(input) = inputs.get(key)
                     && tx
                         .blocking_send(SourceMessage::Stopped(Arc::clone(input)))
@@ -510,6 +538,7 @@ fn poll_loop(
         match consumer.poll(wait) {
             Some(Ok(message)) => {
                 let (topic, partition) = (message.topic(), message.partition());
+                in_step.heard(topic, partition);
                 let input = inputs
                     .entry((topic.to_string(), partition))
                     .or_insert_with(|| partition_input(topic, partition));
@@ -539,10 +568,108 @@ fn poll_loop(
             // A full channel blocks this thread: no polling until the pipeline catches up.
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS));
             chunk_bytes = 0;
+            let sending = Instant::now();
             if tx.blocking_send(SourceMessage::Records(full)).is_err() {
                 return;
             }
+            in_step.blocked += sending.elapsed();
         }
+        if let Some((_, idle_timeout)) = alignment {
+            in_step.realign(consumer, idle_timeout);
+        }
+    }
+}
+
+/// The assigned partitions kept in step by event time (see [`KafkaSource::with_alignment`]).
+struct InStepPartitions {
+    partitions: HashMap<(String, i32), Heard>,
+    /// Time spent reading, not blocked sending to the pipeline (as of the last [`Self::realign`]): a
+    /// partition is idle after `idle_timeout` of it without a record, so a pipeline that is behind
+    /// idles no partition.
+    clock: Duration,
+    started: Instant,
+    blocked: Duration,
+    realigned: Option<Instant>,
+}
+
+impl Default for InStepPartitions {
+    fn default() -> Self {
+        InStepPartitions {
+            partitions: HashMap::new(),
+            clock: Duration::ZERO,
+            started: Instant::now(),
+            blocked: Duration::ZERO,
+            realigned: None,
+        }
+    }
+}
+
+struct Heard {
+    step: InStep,
+    /// [`InStepPartitions::clock`] at its last record, at its assignment before any, or while it was
+    /// paused.
+    last: Duration,
+}
+
+/// How often the partitions' pauses are looked at.
+const REALIGN_EVERY: Duration = Duration::from_millis(50);
+
+impl InStepPartitions {
+    fn begin(&mut self, key: &(String, i32), aligned: super::align::Registration) {
+        // A new assignment starts unpaused, whatever the partition's state under an earlier one.
+        self.partitions.remove(key);
+        self.partitions.insert(
+            key.clone(),
+            Heard {
+                step: InStep::new(aligned),
+                last: self.clock,
+            },
+        );
+    }
+
+    fn end(&mut self, key: &(String, i32)) {
+        self.partitions.remove(key);
+    }
+
+    fn heard(&mut self, topic: &str, partition: i32) {
+        // Found without building a key: this runs for every record.
+        if let Some((_, h)) = self
+            .partitions
+            .iter_mut()
+            .find(|((t, p), _)| *p == partition && t == topic)
+        {
+            h.last = self.clock;
+        }
+    }
+
+    /// After each chunk and each empty poll: marks the partitions idle or not, then pauses those ahead
+    /// and resumes the others (at most every [`REALIGN_EVERY`]). As with the watermark, a partition with no record yet holds the others back
+    /// until it is idle (it may be the oldest, or stay empty). A paused one is not idle; its wait does
+    /// not count towards it.
+    fn realign(&mut self, consumer: &KafkaConsumer, idle_timeout: Duration) {
+        let now = Instant::now();
+        self.clock = now
+            .saturating_duration_since(self.started)
+            .saturating_sub(self.blocked);
+        if self.partitions.is_empty()
+            || self
+                .realigned
+                .is_some_and(|t| now.saturating_duration_since(t) < REALIGN_EVERY)
+        {
+            return;
+        }
+        self.realigned = Some(now);
+        for h in self.partitions.values_mut() {
+            if h.step.paused {
+                h.last = self.clock;
+            }
+            let idle = self.clock.saturating_sub(h.last) >= idle_timeout;
+            h.step.aligned.set_idle(idle);
+        }
+        realign(
+            consumer,
+            self.partitions.iter_mut().map(|(k, h)| (k, &mut h.step)),
+        );
     }
 }
 
@@ -611,6 +738,12 @@ impl Acknowledge for KafkaAcknowledge {
 }
 
 impl Source for KafkaSource {
+    fn event_times(&self) -> Option<Arc<dyn EventTimes>> {
+        self.alignment
+            .as_ref()
+            .map(|(a, _)| Arc::clone(a) as Arc<dyn EventTimes>)
+    }
+
     fn acknowledger(&self) -> Arc<dyn Acknowledge> {
         Arc::new(KafkaAcknowledge {
             consumer: Arc::clone(&self.consumer),
@@ -642,12 +775,14 @@ impl Source for KafkaSource {
             let consumer = Arc::clone(&self.consumer);
             let stop = shutdown.clone();
             let watermarks = self.watermarks.clone();
+            let alignment = self.alignment.clone();
             tokio::task::spawn_blocking(move || {
                 poll_loop(
                     &consumer,
                     &tx,
                     &stop,
                     watermarks.as_ref().map(|(a, f)| (a, &**f)),
+                    alignment.as_ref().map(|(a, idle)| (a, *idle)),
                 )
             })
             .await

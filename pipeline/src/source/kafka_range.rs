@@ -23,7 +23,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::align::{Alignment, Registration};
+use super::align::{Alignment, InStep, realign};
 use super::{CHUNK_BYTES, CHUNK_RECORDS, Input, RawRecord, RecordSender, Source, SourceError};
 use super::{EventTimes, NoAcknowledge, SourceMessage};
 use crate::kafka::{KafkaFailure, forward_log};
@@ -228,35 +228,7 @@ struct Open {
     input: Arc<Input>,
     /// The offset it is read up to (exclusive).
     end: i64,
-    aligned: Registration,
-    paused: bool,
-}
-
-/// Pauses the partitions too far ahead of the others in event time and resumes those no longer ahead.
-fn realign(consumer: &RangeConsumer, open: &mut HashMap<(String, i32), Open>) {
-    let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
-    let mut changed = Vec::new();
-    for ((topic, partition), p) in open.iter() {
-        let ahead = p.aligned.ahead();
-        if ahead != p.paused {
-            let list = if ahead { &mut pause } else { &mut resume };
-            list.add_partition(topic, *partition);
-            changed.push(((topic.clone(), *partition), ahead));
-        }
-    }
-    if changed.is_empty() {
-        return;
-    }
-    let paused = pause.count() == 0 || consumer.pause(&pause).is_ok();
-    let resumed = resume.count() == 0 || consumer.resume(&resume).is_ok();
-    for (key, ahead) in changed {
-        if (ahead && paused) || (!ahead && resumed) {
-            tracing::debug!(topic = %key.0, partition = key.1, ahead, "Partition paused or resumed to keep in step by event time.");
-            if let Some(p) = open.get_mut(&key) {
-                p.paused = ahead;
-            }
-        }
-    }
+    step: InStep,
 }
 
 /// Reads the spans to their ends (or until shutdown / the pipeline is gone).
@@ -286,8 +258,7 @@ fn read(
             Open {
                 input,
                 end: s.end,
-                aligned,
-                paused: false,
+                step: InStep::new(aligned),
             },
         );
     }
@@ -353,10 +324,10 @@ fn read(
             if tx.blocking_send(SourceMessage::Records(full)).is_err() {
                 return Ok(());
             }
-            realign(consumer, &mut open);
+            realign(consumer, open.iter_mut().map(|(k, p)| (k, &mut p.step)));
         } else if chunk.is_empty() {
             // Nothing read lately: the others may have caught up with a paused partition.
-            realign(consumer, &mut open);
+            realign(consumer, open.iter_mut().map(|(k, p)| (k, &mut p.step)));
         }
         for key in done {
             if let Some(Open { input, .. }) = open.remove(&key) {

@@ -142,6 +142,10 @@ pub trait Acknowledge: Send + Sync {
 /// inputs at once uses it to keep them near one another in event time (files read once: `align`).
 pub trait EventTimes: Send + Sync {
     fn observed(&self, input: &Input, newest: i64);
+
+    /// After each step: the most rows a windowed hunt holds, and the most it may
+    /// (`window.max_rows_per_hunt`).
+    fn window_rows(&self, _held: usize, _limit: usize) {}
 }
 
 /// For sources whose records need no acknowledgement (the generator, a file read once).

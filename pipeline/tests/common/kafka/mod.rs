@@ -499,6 +499,7 @@ impl Drop for Broker {
 
 /// Polls metadata until `topic` shows `partitions` partitions without error.
 mod clients;
+pub mod skewed;
 use clients::wait_for_partitions;
 pub use clients::*;
 
