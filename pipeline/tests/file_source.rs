@@ -397,3 +397,111 @@ async fn gzip_and_zstd_files_give_the_alerts_of_their_lines() {
         assert_eq!(progress["bytes"], bytes, "{progress}");
     }
 }
+
+/// Followed files that run apart in event time — the first half of 100,000 events (33 minutes) in one,
+/// the second in another, both there when the pipeline starts, as after a while away — keep in step
+/// while a windowed hunt's state fills: the windows have room for 40,000 rows, and the newer file's
+/// 50,000 read beside the older one's overflowed them (rows dropped, other counts; checked). A last
+/// line far in the future in both closes every window of the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followed_files_apart_in_event_time_keep_in_step_while_the_windows_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = dir.path().join("all.jsonl");
+    common::generated_events(&all, 100_000, 25);
+    let text = std::fs::read_to_string(&all).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let followed = dir.path().join("followed");
+    std::fs::create_dir(&followed).unwrap();
+    let sentinel = r#"{"@timestamp":"2029-01-01T00:00:00Z","EventID":1,"Computer":"sentinel"}"#;
+    for (name, half) in [
+        ("old.jsonl", &lines[..50_000]),
+        ("new.jsonl", &lines[50_000..]),
+    ] {
+        let mut body = half.join("\n");
+        body.push('\n');
+        body.push_str(sentinel);
+        body.push('\n');
+        std::fs::write(followed.join(name), body).unwrap();
+    }
+    let hunts = common::per_minute_hunt(dir.path()).display().to_string();
+    let env = [
+        ("GHOSTHUNT__HUNTS__BUILTIN", "false"),
+        ("GHOSTHUNT__HUNTS__DIRECTORIES", hunts.as_str()),
+        ("GHOSTHUNT__WINDOW__ALLOWED_LATENESS", "0s"),
+        ("GHOSTHUNT__WINDOW__MAX_ROWS_PER_HUNT", "40000"),
+        ("GHOSTHUNT__DECODE__BATCH_SIZE", "1024"),
+    ];
+    let from_file = dir.path().join("file.jsonl");
+    hunt_file(&all, &from_file, &env);
+    // The alert ids, without the sentinels' window (closed when the followed run is stopped).
+    let ids = |path: &Path| -> BTreeSet<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.contains("2029-01-01"))
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["finding_info"]["uid"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let expected = ids(&from_file);
+    assert!(expected.len() >= 60, "{} windows", expected.len());
+
+    let from_followed = dir.path().join("followed.jsonl");
+    let log = dir.path().join("run.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ghosthunt"))
+        .arg("run")
+        .env_remove("RUST_LOG")
+        .env(
+            "GHOSTHUNT__LOG__FILTER",
+            "info,ghosthunt::source::align=debug",
+        )
+        .env("GHOSTHUNT__SOURCE__KIND", "file")
+        .env(
+            "GHOSTHUNT__SOURCE__FILE__PATHS",
+            format!("{}/*.jsonl", followed.display()),
+        )
+        .env("GHOSTHUNT__SOURCE__FILE__FOLLOW", "true")
+        .env("GHOSTHUNT__ALERTS__SINK", "file")
+        .env("GHOSTHUNT__ALERTS__PATH", &from_followed)
+        .env(
+            "GHOSTHUNT__DEAD_LETTERS__PATH",
+            dir.path().join("followed.dead"),
+        )
+        .env("GHOSTHUNT__METRICS__LISTEN", "")
+        .envs(env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while ids(&from_followed).len() < expected.len() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    child.wait().unwrap();
+    let log = std::fs::read_to_string(&log).unwrap();
+    let notes: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("filling"))
+        .take(40)
+        .collect();
+    let got = ids(&from_followed);
+    assert_eq!(
+        got,
+        expected,
+        "the windows' counts differ between the followed files and the file ({} and {} windows): rows were dropped or late; log:\n{}",
+        got.len(),
+        expected.len(),
+        notes.join("\n")
+    );
+    assert!(
+        log.contains("filling=true"),
+        "the windows never filled, so nothing was held back:\n{}",
+        notes.join("\n")
+    );
+}

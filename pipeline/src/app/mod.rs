@@ -224,7 +224,8 @@ pub fn build_source(
     Ok(match &settings.source {
         SourceSettings::Generator(g) => Box::new(GeneratorSource::new(g.clone())),
         SourceSettings::File(f) if settings.progress => {
-            let source = FileSource::new(f.clone(), max_record_bytes, settings.window.max_lead)?;
+            let source = FileSource::new(f.clone(), max_record_bytes, settings.window.max_lead)?
+                .with_idle_timeout(settings.window.idle_timeout);
             let bytes = crate::source::file::expand(&f.paths, !f.follow)?
                 .iter()
                 .filter_map(|p| std::fs::metadata(p).ok())
@@ -233,11 +234,10 @@ pub fn build_source(
             let size = source.size();
             Box::new(WithProgress::new(Box::new(source), Some(bytes), size))
         }
-        SourceSettings::File(f) => Box::new(FileSource::new(
-            f.clone(),
-            max_record_bytes,
-            settings.window.max_lead,
-        )?),
+        SourceSettings::File(f) => Box::new(
+            FileSource::new(f.clone(), max_record_bytes, settings.window.max_lead)?
+                .with_idle_timeout(settings.window.idle_timeout),
+        ),
         SourceSettings::Stdin => Box::new(StdinSource::new(max_record_bytes)),
         SourceSettings::Kafka(k) => Box::new(
             KafkaSource::new(&settings.kafka, k.clone(), metrics, health)?

@@ -156,7 +156,7 @@ pub struct WindowSettings {
     pub max_rows_per_hunt: usize,
     /// Inputs read from history at once (files read once, Kafka partitions by time) keep within this
     /// much event time of the oldest: one further ahead waits (`source::align`). A live consumer's
-    /// partitions too, while the windows fill.
+    /// partitions and followed files too, while the windows fill.
     pub max_lead: Duration,
 }
 

@@ -10,13 +10,14 @@
 //! late). Reading always goes on, as every input taking part ends (a file read once, a range of
 //! offsets): one that never yields an event time holds the others until it ends.
 //!
-//! A live Kafka consumer's partitions never end, and most of the time they are read as they are written,
-//! in step by themselves. There the alignment is gated ([`Alignment::under_pressure`]): it holds inputs
-//! back only while a windowed hunt's state is filling (half of `window.max_rows_per_hunt`, until it is
-//! back under a quarter) — a consumer catching up on a backlog whose partitions run apart in event
-//! time pauses the ones ahead instead of dropping rows, and an unwindowed hunt's alerts never wait on
-//! another partition otherwise. Its inputs can also be idle (marked by the reader: caught up, or their
-//! leader unreachable): an idle input holds no one back, as it no longer holds the watermark.
+//! A live Kafka consumer's partitions and followed files never end, and most of the time they are read
+//! as they are written, in step by themselves. There the alignment is gated
+//! ([`Alignment::under_pressure`]): it holds inputs back only while a windowed hunt's state is filling
+//! (half of `window.max_rows_per_hunt`, until it is back under a quarter) — a consumer catching up on a
+//! backlog whose partitions run apart in event time pauses the ones ahead instead of dropping rows, and
+//! an unwindowed hunt's alerts never wait on another input otherwise. Their inputs can also be idle
+//! (marked by the reader: a partition caught up or its leader unreachable, a file waiting at its end):
+//! an idle input holds no one back, as it no longer holds the watermark.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,9 +5,11 @@
 //! sorted), the next starting as one ends; the watermark is the oldest file's progress, so files that
 //! cover the same hours (one per host) give what one file of all their events in time order would, and
 //! a file whose events are newer than the others' waits for them to catch up (`super::align`) instead of
-//! filling the windows. Followed, every matching file is read concurrently and kept open (a quiet file
-//! must not hold the others, so nothing waits); a file that shrinks or is replaced is read again from its
-//! start, and globs are expanded again at every poll so that new files are picked up.
+//! filling the windows. Followed, every matching file is read concurrently and kept open; a file that
+//! shrinks or is replaced is read again from its start, and globs are expanded again at every poll so
+//! that new files are picked up. Followed files keep in step too, but only while a windowed hunt's state
+//! fills (`Alignment::under_pressure`: files followed from their start after a while away run apart in
+//! event time), and a file read to its end, waiting for more, holds no one back.
 //!
 //! A file named `*.gz` (gzip, members concatenated too) or `*.zst` (zstd) is decompressed as it is read,
 //! to its end once even when following: a compressed file is written whole, it does not grow. A file
@@ -39,28 +41,43 @@ use crate::settings::FileSettings;
 pub struct FileSource {
     settings: FileSettings,
     max_record_bytes: usize,
-    /// Files read once keep near one another in event time.
+    /// Files keep near one another in event time (followed ones only while the windows fill).
     alignment: Arc<Alignment>,
     /// The bytes read of the files, for the progress of history read once.
     size: Arc<Size>,
+    /// How long a followed file waits at its end before it holds no other back.
+    idle_timeout: Duration,
 }
 
 impl FileSource {
-    /// Checks the patterns now, so that a typo fails at start rather than reading nothing. Files read
-    /// once keep within `max_lead` of event time of the oldest (`window.max_lead`).
+    /// Checks the patterns now, so that a typo fails at start rather than reading nothing. Files keep
+    /// within `max_lead` of event time of the oldest (`window.max_lead`); followed files only while
+    /// the windows fill.
     pub fn new(
         settings: FileSettings,
         max_record_bytes: usize,
         max_lead: Duration,
     ) -> Result<FileSource, SourceError> {
         expand(&settings.paths, !settings.follow)?;
-        let alignment = Alignment::new(max_lead);
+        let alignment = if settings.follow {
+            Alignment::under_pressure(max_lead)
+        } else {
+            Alignment::new(max_lead)
+        };
         Ok(FileSource {
             settings,
             max_record_bytes,
             alignment,
             size: Arc::default(),
+            idle_timeout: Duration::ZERO,
         })
+    }
+
+    /// A followed file that has waited at its end this long holds no other back (`window.idle_timeout`,
+    /// when it stops holding the watermark back too); until set, as soon as it is at its end.
+    pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> FileSource {
+        self.idle_timeout = idle_timeout;
+        self
     }
 
     /// Where the bytes read of the files are counted.
@@ -195,6 +212,8 @@ struct Reading {
     read_bytes: usize,
     /// Where the bytes read are counted.
     size: Arc<Size>,
+    /// Followed: how long at its end before the file is idle (holds no other back).
+    idle_after: Duration,
 }
 
 /// Reads one file to its end (or, following, forever). `aligned`: the file's place among the files read
@@ -204,17 +223,9 @@ async fn read_file(
     how: Reading,
     tx: RecordSender,
     shutdown: CancellationToken,
-    aligned: Option<Registration>,
+    aligned: Registration,
 ) -> Result<(), SourceError> {
     let input = input_of(&path);
-    if aligned.is_none()
-        && tx
-            .send(SourceMessage::Started(Arc::clone(&input)))
-            .await
-            .is_err()
-    {
-        return Ok(());
-    }
     if path
         .extension()
         .and_then(|e| e.to_str())
@@ -228,17 +239,17 @@ async fn read_file(
         max_record_bytes,
         read_bytes,
         size,
+        idle_after,
     } = how;
     let mut splitter =
         LineSplitter::new(Arc::clone(&input), max_record_bytes).read_bytes(read_bytes);
     let compression = Compression::of(&path);
     let (mut reader, mut inode) = open(&path, compression, read_bytes, &size).await?;
+    let mut at_end: Option<Instant> = None;
     loop {
-        if let Some(aligned) = &aligned {
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                () = aligned.wait_turn() => {}
-            }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            () = aligned.wait_turn() => {}
         }
         let read = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -246,6 +257,10 @@ async fn read_file(
         };
         match read {
             Read::Closed => return Ok(()),
+            Read::Data if follow => {
+                at_end = None;
+                aligned.set_idle(false);
+            }
             Read::Data => {}
             Read::End if !follow || compression != Compression::None => {
                 // Read to its end: the file no longer holds the watermark back (the next one may be older).
@@ -255,6 +270,10 @@ async fn read_file(
                 return Ok(());
             }
             Read::End => {
+                // Waiting for more: a followed file at its end for a while holds no other back.
+                if at_end.get_or_insert_with(Instant::now).elapsed() >= idle_after {
+                    aligned.set_idle(true);
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(poll) => {}
@@ -284,7 +303,7 @@ async fn read_evtx(
     how: Reading,
     tx: RecordSender,
     shutdown: CancellationToken,
-    aligned: Option<Registration>,
+    aligned: Registration,
 ) -> Result<(), SourceError> {
     let runtime = tokio::runtime::Handle::current();
     let (reading, sender) = (Arc::clone(&input), tx.clone());
@@ -300,14 +319,12 @@ async fn read_evtx(
         let (mut chunk, mut chunk_bytes) = (Vec::with_capacity(CHUNK_RECORDS), 0usize);
         let (mut offset, mut skipped) = (0u64, 0u64);
         let send = |chunk: Vec<RawRecord>| {
-            if let Some(aligned) = &aligned {
-                runtime.block_on(async {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => {}
-                        () = aligned.wait_turn() => {}
-                    }
-                });
-            }
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    () = aligned.wait_turn() => {}
+                }
+            });
             !shutdown.is_cancelled()
                 && sender
                     .blocking_send(SourceMessage::Records(chunk))
@@ -387,6 +404,7 @@ impl Source for FileSource {
                     max_record_bytes: self.max_record_bytes,
                     read_bytes: (2 * READ_BYTES / at_once).clamp(64 << 10, READ_BYTES),
                     size: Arc::clone(&self.size),
+                    idle_after: self.idle_timeout,
                 };
                 let mut paths = paths.into_iter();
                 let mut reading = tokio::task::JoinSet::new();
@@ -413,7 +431,7 @@ impl Source for FileSource {
                             how.clone(),
                             tx.clone(),
                             shutdown.clone(),
-                            Some(aligned),
+                            aligned,
                         ));
                     }
                     let Some(done) = reading.join_next().await else {
@@ -435,6 +453,14 @@ impl Source for FileSource {
                 for path in expand(&s.paths, false)? {
                     if started.insert(path.clone()) {
                         tracing::info!(path = %path.display(), "Following file.");
+                        if tx
+                            .send(SourceMessage::Started(input_of(&path)))
+                            .await
+                            .is_err()
+                        {
+                            return Ok(());
+                        }
+                        let aligned = self.alignment.register(&path.display().to_string());
                         tasks.spawn(read_file(
                             path,
                             Reading {
@@ -443,10 +469,11 @@ impl Source for FileSource {
                                 max_record_bytes: self.max_record_bytes,
                                 read_bytes: READ_BYTES,
                                 size: Arc::clone(&self.size),
+                                idle_after: self.idle_timeout,
                             },
                             tx.clone(),
                             shutdown.clone(),
-                            None,
+                            aligned,
                         ));
                     }
                 }
@@ -466,6 +493,6 @@ impl Source for FileSource {
     }
 
     fn event_times(&self) -> Option<Arc<dyn EventTimes>> {
-        (!self.settings.follow).then(|| Arc::clone(&self.alignment) as Arc<dyn EventTimes>)
+        Some(Arc::clone(&self.alignment) as Arc<dyn EventTimes>)
     }
 }
