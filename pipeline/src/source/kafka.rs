@@ -444,6 +444,9 @@ fn poll_loop(
     alignment: Option<(&Arc<Alignment>, Duration)>,
 ) {
     let mut inputs: HashMap<(String, i32), Arc<Input>> = HashMap::new();
+    // The input of the chunk's latest record: records come in runs of one partition, and a run's
+    // records need no lookup (until the chunk is sent: see `InStepPartitions::heard`).
+    let mut current: Option<Arc<Input>> = None;
     let mut in_step = InStepPartitions::default();
     let mut chunk: Vec<RawRecord> = Vec::with_capacity(CHUNK_RECORDS);
     let mut chunk_bytes = 0usize;
@@ -453,9 +456,10 @@ fn poll_loop(
     while !shutdown.is_cancelled() {
         // After a rebalance, tell the pipeline which partitions are inputs now: an assigned partition
         // holds the watermark back until its first event; a revoked one no longer does.
-        let current = consumer.context().generation.load(Ordering::SeqCst);
-        if current != generation {
-            generation = current;
+        let now_generation = consumer.context().generation.load(Ordering::SeqCst);
+        if now_generation != generation {
+            generation = now_generation;
+            current = None;
             if !chunk.is_empty()
                 && tx
                     .blocking_send(SourceMessage::Records(std::mem::take(&mut chunk)))
@@ -538,10 +542,17 @@ fn poll_loop(
         match consumer.poll(wait) {
             Some(Ok(message)) => {
                 let (topic, partition) = (message.topic(), message.partition());
-                in_step.heard(topic, partition);
-                let input = inputs
-                    .entry((topic.to_string(), partition))
-                    .or_insert_with(|| partition_input(topic, partition));
+                let input = match &current {
+                    Some(input) if is_partition(input, topic, partition) => input,
+                    _ => {
+                        in_step.heard(topic, partition);
+                        current.insert(Arc::clone(
+                            inputs
+                                .entry((topic.to_string(), partition))
+                                .or_insert_with(|| partition_input(topic, partition)),
+                        ))
+                    }
+                };
                 let bytes = message.payload().map(<[u8]>::to_vec).unwrap_or_default();
                 chunk_bytes += bytes.len();
                 chunk.push(RawRecord {
@@ -573,6 +584,7 @@ fn poll_loop(
                 return;
             }
             in_step.blocked += sending.elapsed();
+            current = None;
         }
         if let Some((_, idle_timeout)) = alignment {
             in_step.realign(consumer, idle_timeout);
@@ -611,6 +623,11 @@ struct Heard {
     last: Duration,
 }
 
+/// Whether `input` is the assignment of (`topic`, `partition`) the poll loop reads now.
+fn is_partition(input: &Input, topic: &str, partition: i32) -> bool {
+    matches!(&input.kind, InputKind::Kafka { topic: t, partition: p } if *p == partition && t == topic)
+}
+
 /// How often the partitions' pauses are looked at.
 const REALIGN_EVERY: Duration = Duration::from_millis(50);
 
@@ -631,6 +648,8 @@ impl InStepPartitions {
         self.partitions.remove(key);
     }
 
+    /// A record of the partition came (called for the first record of each run of one partition in a
+    /// chunk: [`Self::clock`] moves only between chunks).
     fn heard(&mut self, topic: &str, partition: i32) {
         // Found without building a key: this runs for every record.
         if let Some((_, h)) = self
