@@ -268,13 +268,18 @@ pub(crate) async fn run_with_decoder(
     Ok(engine.summary)
 }
 
+/// How often a hunt whose window state stays full is warned of (with the rows dropped since).
+const FULL_WARN_EVERY: Duration = Duration::from_secs(10);
+
 /// An evaluator between steps, with what the pipeline tracks about it.
 struct Slot {
     label: String,
     /// Home between steps; taken by the step that runs it.
     evaluator: Option<Box<dyn Evaluator>>,
-    /// Its state is full (for logging the transition once).
-    full: bool,
+    /// Rows it dropped since the last warning, and when that was: a state that stays full while its
+    /// windows close and fill again is warned of every [`FULL_WARN_EVERY`], not at every batch.
+    dropped: u64,
+    warned: Option<Instant>,
     /// Rows its windows held after its last step.
     held: usize,
 }
@@ -711,12 +716,12 @@ impl Engine {
             .set(held as i64);
         slot.held = held;
         if out.dropped > 0 {
-            if !slot.full {
-                tracing::warn!(hunt = %label, dropped = out.dropped, held, "Window state is full; rows are dropped until windows close (window.max_rows_per_hunt).");
+            slot.dropped += out.dropped as u64;
+            if slot.warned.is_none_or(|t| t.elapsed() >= FULL_WARN_EVERY) {
+                tracing::warn!(hunt = %label, dropped = slot.dropped, held, "Window state is full; rows are dropped until windows close (window.max_rows_per_hunt).");
+                slot.dropped = 0;
+                slot.warned = Some(Instant::now());
             }
-            slot.full = true;
-        } else if out.windows_closed > 0 {
-            slot.full = false;
         }
     }
 
@@ -818,7 +823,8 @@ impl Slot {
         Slot {
             label: evaluator.label().to_string(),
             evaluator: Some(evaluator),
-            full: false,
+            dropped: 0,
+            warned: None,
             held: 0,
         }
     }

@@ -195,12 +195,21 @@ impl EventTimes for Alignment {
         };
         if now != was {
             pressure.store(now, Ordering::SeqCst);
-            tracing::debug!(
-                held,
-                limit,
-                filling = now,
-                "Windows filling or with room again: inputs ahead in event time are held back only while they fill."
-            );
+            if now {
+                tracing::info!(
+                    held,
+                    limit,
+                    filling = now,
+                    "Windows filling: inputs ahead in event time are held back until the others catch up."
+                );
+            } else {
+                tracing::info!(
+                    held,
+                    limit,
+                    filling = now,
+                    "Windows have room again: no input is held back."
+                );
+            }
             self.changed.notify_waiters();
         }
     }
