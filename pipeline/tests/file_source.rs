@@ -423,85 +423,17 @@ async fn followed_files_apart_in_event_time_keep_in_step_while_the_windows_fill(
         body.push('\n');
         std::fs::write(followed.join(name), body).unwrap();
     }
-    let hunts = common::per_minute_hunt(dir.path()).display().to_string();
-    let env = [
-        ("GHOSTHUNT__HUNTS__BUILTIN", "false"),
-        ("GHOSTHUNT__HUNTS__DIRECTORIES", hunts.as_str()),
-        ("GHOSTHUNT__WINDOW__ALLOWED_LATENESS", "0s"),
-        ("GHOSTHUNT__WINDOW__MAX_ROWS_PER_HUNT", "40000"),
-        ("GHOSTHUNT__DECODE__BATCH_SIZE", "1024"),
-    ];
-    let from_file = dir.path().join("file.jsonl");
-    hunt_file(&all, &from_file, &env);
-    // The alert ids, without the sentinels' window (closed when the followed run is stopped).
-    let ids = |path: &Path| -> BTreeSet<String> {
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| !l.contains("2029-01-01"))
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).unwrap();
-                v["finding_info"]["uid"].as_str().unwrap().to_string()
-            })
-            .collect()
-    };
-    let expected = ids(&from_file);
-    assert!(expected.len() >= 60, "{} windows", expected.len());
-
-    let from_followed = dir.path().join("followed.jsonl");
-    let log = dir.path().join("run.log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ghosthunt"))
-        .arg("run")
-        .env_remove("RUST_LOG")
-        .env(
-            "GHOSTHUNT__LOG__FILTER",
-            "info,ghosthunt::source::align=debug",
-        )
-        .env("GHOSTHUNT__SOURCE__KIND", "file")
-        .env(
+    let source = [
+        ("GHOSTHUNT__SOURCE__KIND", "file".to_string()),
+        (
             "GHOSTHUNT__SOURCE__FILE__PATHS",
             format!("{}/*.jsonl", followed.display()),
-        )
-        .env("GHOSTHUNT__SOURCE__FILE__FOLLOW", "true")
-        .env("GHOSTHUNT__ALERTS__SINK", "file")
-        .env("GHOSTHUNT__ALERTS__PATH", &from_followed)
-        .env(
-            "GHOSTHUNT__DEAD_LETTERS__PATH",
-            dir.path().join("followed.dead"),
-        )
-        .env("GHOSTHUNT__METRICS__LISTEN", "")
-        .envs(env)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while ids(&from_followed).len() < expected.len() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    child.wait().unwrap();
-    let log = std::fs::read_to_string(&log).unwrap();
-    let notes: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("WARN") || l.contains("filling"))
-        .take(40)
-        .collect();
-    let got = ids(&from_followed);
-    assert_eq!(
-        got,
-        expected,
-        "the windows' counts differ between the followed files and the file ({} and {} windows): rows were dropped or late; log:\n{}",
-        got.len(),
-        expected.len(),
-        notes.join("\n")
-    );
+        ),
+        ("GHOSTHUNT__SOURCE__FILE__FOLLOW", "true".into()),
+    ];
+    let log = common::assert_live_windows_count_as_the_file(dir.path(), &all, &source).await;
     assert!(
         log.contains("filling=true"),
-        "the windows never filled, so nothing was held back:\n{}",
-        notes.join("\n")
+        "the windows never filled, so nothing was held back:\n{log}"
     );
 }

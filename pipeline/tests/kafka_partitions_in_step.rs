@@ -5,27 +5,8 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use common::kafka::Broker;
 use common::kafka::skewed::{produce_halves, producer};
-
-/// The alert ids in `path`, leaving out the window of the sentinels (2029, see `send_sentinels`): the
-/// live pipeline closes it when it is stopped, the file has no such events.
-fn ids_before_the_sentinels(path: &Path) -> BTreeSet<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.contains("2029-01-01"))
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["finding_info"]["uid"].as_str().unwrap().to_string()
-        })
-        .collect()
-}
 
 /// The first half of 100,000 events (33 minutes of event time) is on partition 0, the second on
 /// partition 1, and the consumer reads the topic's `partitions` from the start. The windows have room
@@ -53,80 +34,19 @@ async fn live_windows_count_as_the_file(partitions: i32) {
     broker.create_topic("live-skewed", partitions).await;
     let dir = tempfile::tempdir().unwrap();
     let (file, _) = produce_halves(&producer(&broker), "live-skewed", dir.path()).await;
-    let hunts = common::per_minute_hunt(dir.path()).display().to_string();
-    let env = [
-        ("GHOSTHUNT__HUNTS__BUILTIN", "false"),
-        ("GHOSTHUNT__HUNTS__DIRECTORIES", hunts.as_str()),
-        ("GHOSTHUNT__WINDOW__ALLOWED_LATENESS", "0s"),
-        ("GHOSTHUNT__WINDOW__MAX_ROWS_PER_HUNT", "40000"),
-        ("GHOSTHUNT__DECODE__BATCH_SIZE", "1024"),
-    ];
-
-    let from_file = dir.path().join("file.jsonl");
-    common::hunt_files(&file, &from_file, &env);
-    let expected = ids_before_the_sentinels(&from_file);
-    assert!(expected.len() >= 60, "{} windows", expected.len());
-
-    let from_kafka = dir.path().join("kafka.jsonl");
-    let log = dir.path().join("run.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ghosthunt"))
-        .arg("run")
-        .env_remove("RUST_LOG")
-        .env(
-            "GHOSTHUNT__LOG__FILTER",
-            "info,ghosthunt::source::align=debug",
-        )
-        .env("GHOSTHUNT__SOURCE__KIND", "kafka")
-        .env("GHOSTHUNT__SOURCE__KAFKA__TOPICS", "live-skewed")
-        .env("GHOSTHUNT__SOURCE__KAFKA__GROUP_ID", "live-skewed")
-        .env(
+    let source = [
+        ("GHOSTHUNT__SOURCE__KIND", "kafka".to_string()),
+        ("GHOSTHUNT__SOURCE__KAFKA__TOPICS", "live-skewed".into()),
+        ("GHOSTHUNT__SOURCE__KAFKA__GROUP_ID", "live-skewed".into()),
+        (
             "GHOSTHUNT__SOURCE__KAFKA__OPTIONS__SESSION_TIMEOUT_MS",
             common::kafka::TEST_SESSION_TIMEOUT_MS.to_string(),
-        )
-        .env("GHOSTHUNT__KAFKA__BROKERS", &broker.bootstrap)
-        .env("GHOSTHUNT__ALERTS__SINK", "file")
-        .env("GHOSTHUNT__ALERTS__PATH", &from_kafka)
-        .env(
-            "GHOSTHUNT__DEAD_LETTERS__PATH",
-            dir.path().join("kafka.dead"),
-        )
-        .env("GHOSTHUNT__METRICS__LISTEN", "")
-        .envs(env)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(150);
-    while ids_before_the_sentinels(&from_kafka).len() < expected.len() && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    child.wait().unwrap();
-    let log = std::fs::read_to_string(&log).unwrap();
-    let got = ids_before_the_sentinels(&from_kafka);
-    if got != expected {
-        eprintln!("kept: {}", dir.keep().display());
-    }
-    let notes: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("WARN") || l.contains("paused or resumed") || l.contains("filling"))
-        .take(40)
-        .collect();
-    assert_eq!(
-        got,
-        expected,
-        "the windows' counts differ between Kafka and the file ({} and {} windows): rows were dropped or late; log:\n{}",
-        got.len(),
-        expected.len(),
-        notes.join("\n")
-    );
+        ),
+        ("GHOSTHUNT__KAFKA__BROKERS", broker.bootstrap.clone()),
+    ];
+    let log = common::assert_live_windows_count_as_the_file(dir.path(), &file, &source).await;
     assert!(
         log.contains("Partition paused or resumed"),
-        "partition 1 was never paused:\n{}",
-        notes.join("\n")
+        "partition 1 was never paused:\n{log}"
     );
 }

@@ -506,3 +506,86 @@ pub fn hunt_files(pattern: &Path, alerts: &Path, env: &[(&str, &str)]) -> std::p
     );
     out
 }
+
+/// The alert ids of a JSON-lines alerts file without the window of the sentinel events stamped
+/// 2029-01-01 (they close every window of the events before them; a live run closes theirs when it is
+/// stopped, a file without them has none).
+fn ids_before_the_sentinels(path: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.contains("2029-01-01"))
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["finding_info"]["uid"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// Counts `events` (one file in time order) per minute with `hunt --source files`, then runs `ghosthunt
+/// run` on a source that does not end (`source_env`), with windows that have room for 40,000 rows, until
+/// it has given as many windows (or 150 s passed), stops it with SIGTERM, and asserts the same counts
+/// (the sentinels' window left out). Returns the run's log (`ghosthunt::source::align` at debug).
+pub async fn assert_live_windows_count_as_the_file(
+    dir: &Path,
+    events: &Path,
+    source_env: &[(&str, String)],
+) -> String {
+    let hunts = per_minute_hunt(dir).display().to_string();
+    let env = [
+        ("GHOSTHUNT__HUNTS__BUILTIN", "false"),
+        ("GHOSTHUNT__HUNTS__DIRECTORIES", hunts.as_str()),
+        ("GHOSTHUNT__WINDOW__ALLOWED_LATENESS", "0s"),
+        ("GHOSTHUNT__WINDOW__MAX_ROWS_PER_HUNT", "40000"),
+        ("GHOSTHUNT__DECODE__BATCH_SIZE", "1024"),
+    ];
+    let from_file = dir.join("file.jsonl");
+    hunt_files(events, &from_file, &env);
+    let expected = ids_before_the_sentinels(&from_file);
+    assert!(expected.len() >= 60, "{} windows", expected.len());
+
+    let live = dir.join("live.jsonl");
+    let log = dir.join("live.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ghosthunt"))
+        .arg("run")
+        .env_remove("RUST_LOG")
+        .env(
+            "GHOSTHUNT__LOG__FILTER",
+            "info,ghosthunt::source::align=debug",
+        )
+        .env("GHOSTHUNT__ALERTS__SINK", "file")
+        .env("GHOSTHUNT__ALERTS__PATH", &live)
+        .env("GHOSTHUNT__DEAD_LETTERS__PATH", dir.join("live.dead"))
+        .env("GHOSTHUNT__METRICS__LISTEN", "")
+        .envs(env)
+        .envs(source_env.iter().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while ids_before_the_sentinels(&live).len() < expected.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    child.wait().unwrap();
+    let log = std::fs::read_to_string(&log).unwrap();
+    let got = ids_before_the_sentinels(&live);
+    let notes: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("paused or resumed") || l.contains("filling"))
+        .take(40)
+        .collect();
+    assert_eq!(
+        got,
+        expected,
+        "the windows' counts differ between the live run and the file ({} and {} windows): rows were dropped or late; log:\n{}",
+        got.len(),
+        expected.len(),
+        notes.join("\n")
+    );
+    log
+}
