@@ -199,6 +199,7 @@ pub(crate) async fn run_with_decoder(
         c.health.clone(),
     );
     engine.schema = Arc::clone(&c.schema);
+    engine.tracker.held_back_by(event_times.clone());
     engine.event_times = event_times;
     engine.decoders = Some(decoders);
     engine.in_flight = (!repartitioned).then_some(in_flight);

@@ -156,6 +156,16 @@ impl Registration {
     pub fn set_idle(&self, idle: bool) {
         self.alignment.set_idle(&self.name, idle)
     }
+
+    /// Whether an event time of this input has been decoded yet.
+    pub fn time_known(&self) -> bool {
+        self.alignment
+            .inputs
+            .lock()
+            .expect("not poisoned")
+            .get(&self.name)
+            .is_some_and(|p| p.newest.is_some())
+    }
 }
 
 impl Drop for Registration {
@@ -182,17 +192,23 @@ impl EventTimes for Alignment {
         }
     }
 
+    fn holds_back(&self, input: &str) -> bool {
+        self.ahead(input)
+    }
+
     /// The windows are filling from half of the limit on, and have room again under a quarter of it.
     fn window_rows(&self, held: usize, limit: usize) {
         let Some(pressure) = &self.pressure else {
             return;
         };
         let was = pressure.load(Ordering::SeqCst);
-        let now = if was {
-            held >= limit / 4
-        } else {
-            held >= limit / 2
-        };
+        // Empty windows are never filling, whatever the limit (a quarter of 1 is 0).
+        let now = held > 0
+            && if was {
+                held.saturating_mul(4) >= limit
+            } else {
+                held.saturating_mul(2) >= limit
+            };
         if now != was {
             pressure.store(now, Ordering::SeqCst);
             if now {
@@ -218,14 +234,16 @@ impl EventTimes for Alignment {
 /// A Kafka partition taking part in an alignment, and whether it is paused for it.
 pub struct InStep {
     pub aligned: Registration,
-    pub paused: bool,
+    /// Whether it is paused (`None`: not known, as for a new assignment of a partition librdkafka may
+    /// still hold paused: the next [`realign`] pauses or resumes it either way).
+    pub paused: Option<bool>,
 }
 
 impl InStep {
     pub fn new(aligned: Registration) -> InStep {
         InStep {
             aligned,
-            paused: false,
+            paused: Some(false),
         }
     }
 }
@@ -239,7 +257,7 @@ pub fn realign<'a, C: ConsumerContext>(
     let mut changed = Vec::new();
     for (key, p) in partitions {
         let ahead = p.aligned.ahead();
-        if ahead != p.paused {
+        if p.paused != Some(ahead) {
             let list = if ahead { &mut pause } else { &mut resume };
             list.add_partition(&key.0, key.1);
             changed.push((key, p, ahead));
@@ -253,7 +271,7 @@ pub fn realign<'a, C: ConsumerContext>(
     for (key, p, ahead) in changed {
         if (ahead && paused) || (!ahead && resumed) {
             tracing::debug!(topic = %key.0, partition = key.1, ahead, "Partition paused or resumed to keep in step by event time.");
-            p.paused = ahead;
+            p.paused = Some(ahead);
         }
     }
 }
@@ -366,6 +384,21 @@ mod tests {
         assert!(!new.ahead(), "room again");
         align.window_rows(400, 1000);
         assert!(!new.ahead(), "not filling again before half");
+        // Small limits: empty windows never fill, a quarter of 1 row is not 0.
+        align.window_rows(0, 1);
+        assert!(!new.ahead(), "empty windows with a limit of 1");
+        align.window_rows(1, 1);
+        assert!(new.ahead(), "the one row a hunt may hold");
+        align.window_rows(0, 1);
+        assert!(!new.ahead(), "empty again");
+        align.window_rows(1, 3);
+        assert!(!new.ahead(), "1 of 3 is under half");
+        align.window_rows(2, 3);
+        assert!(new.ahead(), "2 of 3");
+        align.window_rows(1, 3);
+        assert!(new.ahead(), "1 of 3 is not under a quarter");
+        align.window_rows(0, 3);
+        assert!(!new.ahead());
         // An ungated alignment ignores the windows.
         let plain = Alignment::new(Duration::ZERO);
         let (_old, new) = (plain.register("old"), plain.register("new"));

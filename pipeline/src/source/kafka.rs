@@ -20,7 +20,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientContext, Statistics, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::align::{Alignment, InStep, realign};
+use super::align::{Alignment, InStep, Registration, realign};
 pub use super::kafka_floors::{Assignment, Assignments, Floors};
 use super::kafka_floors::{WATERMARK_METADATA, read_committed_watermarks};
 use super::{
@@ -503,18 +503,10 @@ fn poll_loop(
             {
                 read_committed_watermarks(consumer, &started, into);
             }
-            if alignment.is_some() && !started.is_empty() {
-                // Not paused by an earlier assignment's alignment.
-                let mut list = TopicPartitionList::new();
-                for (topic, partition) in &started {
-                    list.add_partition(topic, *partition);
-                }
-                let _ = consumer.resume(&list);
-            }
             for key in &started {
                 let input = consumer.context().assigned.begin(&key.0, key.1);
                 if let Some((alignment, _)) = alignment {
-                    in_step.begin(key, alignment.register(&input.name));
+                    in_step.begin(key, || alignment.register(&input.name));
                 }
                 inputs.insert(key.clone(), Arc::clone(&input));
                 if tx.blocking_send(SourceMessage::Started(input)).is_err() {
@@ -621,6 +613,8 @@ struct Heard {
     /// [`InStepPartitions::clock`] at its last record, at its assignment before any, or while it was
     /// paused.
     last: Duration,
+    /// [`InStepPartitions::clock`] at its assignment.
+    assigned: Duration,
 }
 
 /// Whether `input` is the assignment of (`topic`, `partition`) the poll loop reads now.
@@ -632,14 +626,19 @@ fn is_partition(input: &Input, topic: &str, partition: i32) -> bool {
 const REALIGN_EVERY: Duration = Duration::from_millis(50);
 
 impl InStepPartitions {
-    fn begin(&mut self, key: &(String, i32), aligned: super::align::Registration) {
-        // A new assignment starts unpaused, whatever the partition's state under an earlier one.
+    /// A new assignment of the partition. The earlier one's registration goes first (registrations are
+    /// by name). Whether it is paused is not known (librdkafka may keep an earlier assignment's pause):
+    /// [`Self::realign`] pauses or resumes it, and tries again if that fails.
+    fn begin(&mut self, key: &(String, i32), register: impl FnOnce() -> Registration) {
         self.partitions.remove(key);
+        let mut step = InStep::new(register());
+        step.paused = None;
         self.partitions.insert(
             key.clone(),
             Heard {
-                step: InStep::new(aligned),
+                step,
                 last: self.clock,
+                assigned: self.clock,
             },
         );
     }
@@ -662,9 +661,11 @@ impl InStepPartitions {
     }
 
     /// After each chunk and each empty poll: marks the partitions idle or not, then pauses those ahead
-    /// and resumes the others (at most every [`REALIGN_EVERY`]). As with the watermark, a partition with no record yet holds the others back
-    /// until it is idle (it may be the oldest, or stay empty). A paused one is not idle; its wait does
-    /// not count towards it.
+    /// and resumes the others (at most every [`REALIGN_EVERY`]). As with the watermark, a partition
+    /// with no record yet holds the others back until it is idle (it may be the oldest, or stay
+    /// empty); one whose records give no event time (none decodes) holds them no longer than that
+    /// after its assignment, or its junk would stop the others for good. A paused one is not idle;
+    /// its wait does not count towards it.
     fn realign(&mut self, consumer: &KafkaConsumer, idle_timeout: Duration) {
         let now = Instant::now();
         self.clock = now
@@ -679,10 +680,12 @@ impl InStepPartitions {
         }
         self.realigned = Some(now);
         for h in self.partitions.values_mut() {
-            if h.step.paused {
+            if h.step.paused == Some(true) {
                 h.last = self.clock;
             }
-            let idle = self.clock.saturating_sub(h.last) >= idle_timeout;
+            let idle = self.clock.saturating_sub(h.last) >= idle_timeout
+                || (!h.step.aligned.time_known()
+                    && self.clock.saturating_sub(h.assigned) >= idle_timeout);
             h.step.aligned.set_idle(idle);
         }
         realign(

@@ -146,6 +146,12 @@ pub trait EventTimes: Send + Sync {
     /// After each step: the most rows a windowed hunt holds, and the most it may
     /// (`window.max_rows_per_hunt`).
     fn window_rows(&self, _held: usize, _limit: usize) {}
+
+    /// Whether the source is holding `input` back now (ahead of the others in event time): quiet, but
+    /// not idle.
+    fn holds_back(&self, _input: &str) -> bool {
+        false
+    }
 }
 
 /// For sources whose records need no acknowledgement (the generator, a file read once).

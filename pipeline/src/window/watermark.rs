@@ -5,13 +5,16 @@
 //! seen plus the time since the last record, so the last window of a quiet stream closes once the quiet
 //! has lasted as long as the event time it still lacked, and the events that end the quiet of a live
 //! stream (stamped about now) find their windows still open. The watermark never goes backwards. Each
-//! hunt subtracts its own allowed lateness from it.
+//! hunt subtracts its own allowed lateness from it. An input the source holds back, ahead of the others in
+//! event time (`source::align`), sends nothing while it waits, yet it is not idle: it keeps holding the
+//! watermark at its newest event time, or the watermark could pass rows it has not sent yet.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::state::nanos;
-use crate::source::Input;
+use crate::source::{EventTimes, Input};
 
 #[derive(Debug, Clone, Copy)]
 struct Progress {
@@ -41,10 +44,11 @@ pub struct InputProgress {
 }
 
 /// Tracks per-input progress.
-#[derive(Debug)]
 pub struct WatermarkTracker {
     inputs: HashMap<String, Progress>,
     idle_timeout: Duration,
+    /// The source's alignment, asked whether a quiet input is only being held back.
+    holding: Option<Arc<dyn EventTimes>>,
     current: Option<i64>,
     /// When the last record of any input came, and the newest event time of any (inputs that stopped
     /// included).
@@ -57,10 +61,22 @@ impl WatermarkTracker {
         WatermarkTracker {
             inputs: HashMap::new(),
             idle_timeout,
+            holding: None,
             current: None,
             last_record: None,
             newest_any: None,
         }
+    }
+
+    /// Asks `times` whether a quiet input is held back by the source rather than idle.
+    pub fn held_back_by(&mut self, times: Option<Arc<dyn EventTimes>>) {
+        self.holding = times;
+    }
+
+    /// Whether `name`, quiet since `last_seen`, is idle at `now`.
+    fn idle(&self, name: &str, last_seen: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(last_seen) >= self.idle_timeout
+            && !self.holding.as_ref().is_some_and(|h| h.holds_back(name))
     }
 
     /// Records that `input` sent records at `now`, the newest with event time `newest` (if any decoded).
@@ -101,7 +117,7 @@ impl WatermarkTracker {
                 InputProgress {
                     input: name.clone(),
                     newest: p.newest,
-                    quiet: (quiet >= self.idle_timeout).then_some(quiet),
+                    quiet: self.idle(name, p.last_seen, now).then_some(quiet),
                 }
             })
             .collect();
@@ -111,12 +127,13 @@ impl WatermarkTracker {
 
     /// The watermark at `now`.
     pub fn watermark(&mut self, now: Instant) -> Watermark {
-        let active = self
-            .inputs
-            .values()
-            .filter(|p| now.saturating_duration_since(p.last_seen) < self.idle_timeout);
         let mut any_active = false;
         let mut min: Option<i64> = None;
+        let active = self
+            .inputs
+            .iter()
+            .filter(|(name, p)| !self.idle(name, p.last_seen, now))
+            .map(|(_, p)| p);
         for p in active {
             any_active = true;
             if let Some(t) = p.newest {
@@ -227,6 +244,43 @@ mod tests {
             w.watermark(quiet + Duration::from_secs(8)),
             Watermark::At(600 + 18_000_000_000),
             "never back"
+        );
+    }
+
+    /// Holds back the inputs named.
+    struct Holds(&'static [&'static str]);
+
+    impl EventTimes for Holds {
+        fn observed(&self, _input: &Input, _newest: i64) {}
+        fn holds_back(&self, input: &str) -> bool {
+            self.0.contains(&input)
+        }
+    }
+
+    #[test]
+    fn an_input_the_source_holds_back_is_not_idle_however_long_it_is_quiet() {
+        let t0 = Instant::now();
+        let mut w = WatermarkTracker::new(Duration::from_secs(10));
+        w.held_back_by(Some(Arc::new(Holds(&["ahead"]))));
+        w.observe(&input("oldest"), Some(100), t0);
+        w.observe(&input("ahead"), Some(200), t0);
+        w.observe(&input("quiet"), Some(50), t0);
+        let later = t0 + Duration::from_secs(11);
+        // The oldest jumps past the input held back, which has not been let go yet.
+        w.observe(&input("oldest"), Some(1_000), later);
+        assert_eq!(
+            w.watermark(later),
+            Watermark::At(200),
+            "held at the held-back input's newest time; the quiet one is idle"
+        );
+        let progress = w.inputs(later);
+        assert_eq!(progress[0].input, "ahead");
+        assert_eq!(progress[0].quiet, None, "held back, so not reported idle");
+        assert!(progress[2].quiet.is_some());
+        // Every input quiet, one of them held back: not all idle.
+        assert_eq!(
+            w.watermark(later + Duration::from_secs(11)),
+            Watermark::At(200)
         );
     }
 }

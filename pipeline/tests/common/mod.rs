@@ -526,6 +526,8 @@ fn ids_before_the_sentinels(path: &Path) -> std::collections::BTreeSet<String> {
 /// run` on a source that does not end (`source_env`), with windows that have room for 40,000 rows, until
 /// it has given as many windows (or 150 s passed), stops it with SIGTERM, and asserts the same counts
 /// (the sentinels' window left out). Returns the run's log (`ghosthunt::source::align` at debug).
+/// `window.idle_timeout` is 2 s: an input held back longer than that must still hold the watermark
+/// (not idle), or rows it sends once let go are late.
 pub async fn assert_live_windows_count_as_the_file(
     dir: &Path,
     events: &Path,
@@ -538,6 +540,7 @@ pub async fn assert_live_windows_count_as_the_file(
         ("GHOSTHUNT__WINDOW__ALLOWED_LATENESS", "0s"),
         ("GHOSTHUNT__WINDOW__MAX_ROWS_PER_HUNT", "40000"),
         ("GHOSTHUNT__DECODE__BATCH_SIZE", "1024"),
+        ("GHOSTHUNT__WINDOW__IDLE_TIMEOUT", "2s"),
     ];
     let from_file = dir.join("file.jsonl");
     hunt_files(events, &from_file, &env);
