@@ -10,6 +10,7 @@ pub(crate) mod align;
 pub mod file;
 pub mod kafka;
 mod kafka_floors;
+mod kafka_in_step;
 pub mod kafka_range;
 mod lines;
 pub mod progress;
