@@ -269,9 +269,22 @@ pub fn realign<'a, C: ConsumerContext>(
     let paused = pause.count() == 0 || consumer.pause(&pause).is_ok();
     let resumed = resume.count() == 0 || consumer.resume(&resume).is_ok();
     for (key, p, ahead) in changed {
-        if (ahead && paused) || (!ahead && resumed) {
+        // librdkafka reports a partition it could not pause or resume in the list, not in the call's
+        // result: such a partition keeps its state and is tried again at the next realign.
+        let (list, call) = if ahead {
+            (&pause, paused)
+        } else {
+            (&resume, resumed)
+        };
+        let done = call
+            && list
+                .find_partition(&key.0, key.1)
+                .is_none_or(|e| e.error().is_ok());
+        if done {
             tracing::debug!(topic = %key.0, partition = key.1, ahead, "Partition paused or resumed to keep in step by event time.");
             p.paused = Some(ahead);
+        } else {
+            tracing::debug!(topic = %key.0, partition = key.1, ahead, "Partition could not be paused or resumed; tried again.");
         }
     }
 }

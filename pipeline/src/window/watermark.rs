@@ -20,6 +20,8 @@ use crate::source::{EventTimes, Input};
 struct Progress {
     newest: Option<i64>,
     last_seen: Instant,
+    /// The source held it back when last asked (see [`WatermarkTracker::held`]).
+    held: bool,
 }
 
 /// Where event time stands.
@@ -73,10 +75,33 @@ impl WatermarkTracker {
         self.holding = times;
     }
 
-    /// Whether `name`, quiet since `last_seen`, is idle at `now`.
-    fn idle(&self, name: &str, last_seen: Instant, now: Instant) -> bool {
-        now.saturating_duration_since(last_seen) >= self.idle_timeout
-            && !self.holding.as_ref().is_some_and(|h| h.holds_back(name))
+    /// Asks the source which quiet inputs it holds back. One let go since it was last asked starts its
+    /// idle timeout afresh, as if it had just sent something: it may not have sent a record yet, and the
+    /// time it was held is no quiet of its own (else the watermark could pass its first rows at once).
+    fn held(&mut self, now: Instant) {
+        let Some(holding) = &self.holding else {
+            return;
+        };
+        let mut released = false;
+        for (name, p) in &mut self.inputs {
+            if !p.held && now.saturating_duration_since(p.last_seen) < self.idle_timeout {
+                continue;
+            }
+            let held = holding.holds_back(name);
+            if p.held && !held {
+                p.last_seen = now;
+                released = true;
+            }
+            p.held = held;
+        }
+        if released {
+            self.last_record = Some(self.last_record.map_or(now, |l| l.max(now)));
+        }
+    }
+
+    /// Whether `p` is idle at `now` (as of the last [`Self::held`]).
+    fn idle(&self, p: &Progress, now: Instant) -> bool {
+        !p.held && now.saturating_duration_since(p.last_seen) >= self.idle_timeout
     }
 
     /// Records that `input` sent records at `now`, the newest with event time `newest` (if any decoded).
@@ -84,6 +109,7 @@ impl WatermarkTracker {
         let p = self.inputs.entry(input.name.clone()).or_insert(Progress {
             newest: None,
             last_seen: now,
+            held: false,
         });
         p.last_seen = p.last_seen.max(now);
         self.last_record = Some(self.last_record.map_or(now, |l| l.max(now)));
@@ -98,6 +124,7 @@ impl WatermarkTracker {
         self.inputs.entry(input.name.clone()).or_insert(Progress {
             newest: None,
             last_seen: now,
+            held: false,
         });
     }
 
@@ -107,7 +134,8 @@ impl WatermarkTracker {
     }
 
     /// Each input's newest event time and, when it is idle at `now`, how long it has been quiet (what a
-    /// scaled-out instance tells the instances evaluating its windowed hunts' rows).
+    /// scaled-out instance tells the instances evaluating its windowed hunts' rows). Inputs held back
+    /// are as the last [`Self::watermark`] found them.
     pub fn inputs(&self, now: Instant) -> Vec<InputProgress> {
         let mut inputs: Vec<InputProgress> = self
             .inputs
@@ -117,7 +145,7 @@ impl WatermarkTracker {
                 InputProgress {
                     input: name.clone(),
                     newest: p.newest,
-                    quiet: self.idle(name, p.last_seen, now).then_some(quiet),
+                    quiet: self.idle(p, now).then_some(quiet),
                 }
             })
             .collect();
@@ -127,13 +155,10 @@ impl WatermarkTracker {
 
     /// The watermark at `now`.
     pub fn watermark(&mut self, now: Instant) -> Watermark {
+        self.held(now);
         let mut any_active = false;
         let mut min: Option<i64> = None;
-        let active = self
-            .inputs
-            .iter()
-            .filter(|(name, p)| !self.idle(name, p.last_seen, now))
-            .map(|(_, p)| p);
+        let active = self.inputs.values().filter(|p| !self.idle(p, now));
         for p in active {
             any_active = true;
             if let Some(t) = p.newest {
@@ -247,13 +272,19 @@ mod tests {
         );
     }
 
-    /// Holds back the inputs named.
-    struct Holds(&'static [&'static str]);
+    /// Holds back the inputs named (changed by the test).
+    struct Holds(std::sync::Mutex<Vec<&'static str>>);
+
+    impl Holds {
+        fn new(names: &[&'static str]) -> Arc<Holds> {
+            Arc::new(Holds(std::sync::Mutex::new(names.to_vec())))
+        }
+    }
 
     impl EventTimes for Holds {
         fn observed(&self, _input: &Input, _newest: i64) {}
         fn holds_back(&self, input: &str) -> bool {
-            self.0.contains(&input)
+            self.0.lock().unwrap().contains(&input)
         }
     }
 
@@ -261,7 +292,8 @@ mod tests {
     fn an_input_the_source_holds_back_is_not_idle_however_long_it_is_quiet() {
         let t0 = Instant::now();
         let mut w = WatermarkTracker::new(Duration::from_secs(10));
-        w.held_back_by(Some(Arc::new(Holds(&["ahead"]))));
+        let holds = Holds::new(&["ahead"]);
+        w.held_back_by(Some(holds.clone()));
         w.observe(&input("oldest"), Some(100), t0);
         w.observe(&input("ahead"), Some(200), t0);
         w.observe(&input("quiet"), Some(50), t0);
@@ -278,9 +310,21 @@ mod tests {
         assert_eq!(progress[0].quiet, None, "held back, so not reported idle");
         assert!(progress[2].quiet.is_some());
         // Every input quiet, one of them held back: not all idle.
+        let quiet = later + Duration::from_secs(11);
+        assert_eq!(w.watermark(quiet), Watermark::At(200));
+        // Let go with every other input quiet: its wait was no quiet of its own, so it holds the
+        // watermark a whole idle timeout more (its first rows are on their way), then all are idle.
+        holds.0.lock().unwrap().clear();
+        assert_eq!(w.watermark(quiet), Watermark::At(200));
+        assert_eq!(w.inputs(quiet)[0].quiet, None);
         assert_eq!(
-            w.watermark(later + Duration::from_secs(11)),
+            w.watermark(quiet + Duration::from_secs(9)),
             Watermark::At(200)
+        );
+        assert_eq!(
+            w.watermark(quiet + Duration::from_secs(10)),
+            Watermark::AllIdle(1_000 + 10_000_000_000),
+            "paced from the newest event since it was let go"
         );
     }
 }
