@@ -450,6 +450,9 @@ impl Engine {
 
     async fn on_tick(&mut self) -> Result<(), PipelineError> {
         let watermark = self.tracker.watermark(Instant::now());
+        if let Some(times) = &self.event_times {
+            self.metrics.inputs_held_back.set(times.held_back() as i64);
+        }
         if let Some(r) = &mut self.repartition {
             // Inputs go idle without input, and receivers whose partitions carry no rows still hear
             // from this instance at least every heartbeat.

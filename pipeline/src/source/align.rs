@@ -108,14 +108,17 @@ impl Alignment {
     /// Whether `name` is more than the lead past the oldest other input that is not idle (or such an
     /// input's time is unknown). A gated alignment holds no one back while the windows have room.
     fn ahead(&self, name: &str) -> bool {
-        if self
-            .pressure
+        !self.open() && self.ahead_among(&self.inputs.lock().expect("not poisoned"), name)
+    }
+
+    /// A gated alignment while the windows have room: no input is held back.
+    fn open(&self) -> bool {
+        self.pressure
             .as_ref()
             .is_some_and(|p| !p.load(Ordering::SeqCst))
-        {
-            return false;
-        }
-        let inputs = self.inputs.lock().expect("not poisoned");
+    }
+
+    fn ahead_among(&self, inputs: &HashMap<String, Progress>, name: &str) -> bool {
         let Some(Progress {
             newest: Some(mine), ..
         }) = inputs.get(name)
@@ -194,6 +197,17 @@ impl EventTimes for Alignment {
 
     fn holds_back(&self, input: &str) -> bool {
         self.ahead(input)
+    }
+
+    fn held_back(&self) -> usize {
+        if self.open() {
+            return 0;
+        }
+        let inputs = self.inputs.lock().expect("not poisoned");
+        inputs
+            .keys()
+            .filter(|name| self.ahead_among(&inputs, name))
+            .count()
     }
 
     /// The windows are filling from half of the limit on, and have room again under a quarter of it.
@@ -391,10 +405,12 @@ mod tests {
         align.window_rows(500, 1000);
         assert!(new.ahead(), "half of the limit held");
         assert!(!old.ahead(), "the oldest never waits");
+        assert_eq!(align.held_back(), 1);
         align.window_rows(250, 1000);
         assert!(new.ahead(), "still filling until under a quarter");
         align.window_rows(249, 1000);
         assert!(!new.ahead(), "room again");
+        assert_eq!(align.held_back(), 0);
         align.window_rows(400, 1000);
         assert!(!new.ahead(), "not filling again before half");
         // Small limits: empty windows never fill, a quarter of 1 row is not 0.

@@ -153,6 +153,11 @@ pub trait EventTimes: Send + Sync {
     fn holds_back(&self, _input: &str) -> bool {
         false
     }
+
+    /// How many inputs the source holds back now.
+    fn held_back(&self) -> usize {
+        0
+    }
 }
 
 /// For sources whose records need no acknowledgement (the generator, a file read once).

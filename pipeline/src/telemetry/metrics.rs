@@ -33,6 +33,7 @@ pub mod names {
     pub const WATERMARK_LAG: &str = "ghosthunt_watermark_lag_seconds";
     pub const WINDOW_ROWS: &str = "ghosthunt_window_rows";
     pub const WINDOW_ROWS_LIMIT: &str = "ghosthunt_window_rows_limit";
+    pub const INPUTS_HELD_BACK: &str = "ghosthunt_inputs_held_back";
     pub const WINDOW_ROWS_DROPPED: &str = "ghosthunt_window_rows_dropped_total";
     pub const WINDOWS_CLOSED: &str = "ghosthunt_windows_closed_total";
     pub const UNACKNOWLEDGED_BATCHES: &str = "ghosthunt_unacknowledged_batches";
@@ -76,6 +77,7 @@ pub mod names {
         WATERMARK_LAG,
         WINDOW_ROWS,
         WINDOW_ROWS_LIMIT,
+        INPUTS_HELD_BACK,
         WINDOW_ROWS_DROPPED,
         WINDOWS_CLOSED,
         UNACKNOWLEDGED_BATCHES,
@@ -138,6 +140,7 @@ pub struct Metrics {
     pub watermark_lag: Gauge,
     pub window_rows: IntGaugeVec,
     pub window_rows_limit: IntGauge,
+    pub inputs_held_back: IntGauge,
     pub window_rows_dropped: IntCounterVec,
     pub windows_closed: IntCounterVec,
     pub unacknowledged_batches: IntGauge,
@@ -369,6 +372,11 @@ impl Metrics {
                 &r,
                 WINDOW_ROWS_LIMIT,
                 "Most rows one windowed hunt may hold (window.max_rows_per_hunt).",
+            ),
+            inputs_held_back: int_gauge(
+                &r,
+                INPUTS_HELD_BACK,
+                "Inputs held back now, ahead of the others in event time (Kafka partitions paused, files waiting their turn).",
             ),
             window_rows_dropped: counter_vec(
                 &r,
