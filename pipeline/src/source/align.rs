@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -44,6 +44,8 @@ pub struct Alignment {
 struct Progress {
     newest: Option<i64>,
     idle: bool,
+    /// The last time it was found ahead (held back), by its reader or by the watermark.
+    held: Option<Instant>,
 }
 
 /// An input taking part, until dropped.
@@ -108,7 +110,15 @@ impl Alignment {
     /// Whether `name` is more than the lead past the oldest other input that is not idle (or such an
     /// input's time is unknown). A gated alignment holds no one back while the windows have room.
     fn ahead(&self, name: &str) -> bool {
-        !self.open() && self.ahead_among(&self.inputs.lock().expect("not poisoned"), name)
+        if self.open() {
+            return false;
+        }
+        let mut inputs = self.inputs.lock().expect("not poisoned");
+        let ahead = self.ahead_among(&inputs, name);
+        if ahead && let Some(p) = inputs.get_mut(name) {
+            p.held = Some(Instant::now());
+        }
+        ahead
     }
 
     /// A gated alignment while the windows have room: no input is held back.
@@ -195,8 +205,13 @@ impl EventTimes for Alignment {
         }
     }
 
-    fn holds_back(&self, input: &str) -> bool {
-        self.ahead(input)
+    fn last_held(&self, input: &str) -> Option<Instant> {
+        self.ahead(input);
+        self.inputs
+            .lock()
+            .expect("not poisoned")
+            .get(input)
+            .and_then(|p| p.held)
     }
 
     fn held_back(&self) -> usize {

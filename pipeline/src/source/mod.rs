@@ -148,10 +148,10 @@ pub trait EventTimes: Send + Sync {
     /// (`window.max_rows_per_hunt`).
     fn window_rows(&self, _held: usize, _limit: usize) {}
 
-    /// Whether the source is holding `input` back now (ahead of the others in event time): quiet, but
-    /// not idle.
-    fn holds_back(&self, _input: &str) -> bool {
-        false
+    /// When the source last held `input` back (ahead of the others in event time; now, if it is held
+    /// now): a held input is quiet but not idle, and its quiet starts when it is let go.
+    fn last_held(&self, _input: &str) -> Option<std::time::Instant> {
+        None
     }
 
     /// How many inputs the source holds back now.

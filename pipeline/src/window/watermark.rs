@@ -20,8 +20,6 @@ use crate::source::{EventTimes, Input};
 struct Progress {
     newest: Option<i64>,
     last_seen: Instant,
-    /// The source held it back when last asked (see [`WatermarkTracker::held`]).
-    held: bool,
 }
 
 /// Where event time stands.
@@ -75,33 +73,20 @@ impl WatermarkTracker {
         self.holding = times;
     }
 
-    /// Asks the source which quiet inputs it holds back. One let go since it was last asked starts its
-    /// idle timeout afresh, as if it had just sent something: it may not have sent a record yet, and the
-    /// time it was held is no quiet of its own (else the watermark could pass its first rows at once).
-    fn held(&mut self, now: Instant) {
-        let Some(holding) = &self.holding else {
-            return;
-        };
-        let mut released = false;
-        for (name, p) in &mut self.inputs {
-            if !p.held && now.saturating_duration_since(p.last_seen) < self.idle_timeout {
-                continue;
-            }
-            let held = holding.holds_back(name);
-            if p.held && !held {
-                p.last_seen = now;
-                released = true;
-            }
-            p.held = held;
+    /// Whether `name`, whose last record came at `last_seen`, is idle at `now`: quiet for the idle
+    /// timeout, not counting the time the source held it back (it is not idle while held, nor until a
+    /// whole idle timeout after it was let go: its first rows may be on their way, and a hold that
+    /// began and ended between two looks must not count as quiet).
+    fn idle(&self, name: &str, last_seen: Instant, now: Instant) -> bool {
+        if now.saturating_duration_since(last_seen) < self.idle_timeout {
+            return false;
         }
-        if released {
-            self.last_record = Some(self.last_record.map_or(now, |l| l.max(now)));
-        }
-    }
-
-    /// Whether `p` is idle at `now` (as of the last [`Self::held`]).
-    fn idle(&self, p: &Progress, now: Instant) -> bool {
-        !p.held && now.saturating_duration_since(p.last_seen) >= self.idle_timeout
+        let since = self
+            .holding
+            .as_ref()
+            .and_then(|h| h.last_held(name))
+            .map_or(last_seen, |held| held.max(last_seen));
+        now.saturating_duration_since(since) >= self.idle_timeout
     }
 
     /// Records that `input` sent records at `now`, the newest with event time `newest` (if any decoded).
@@ -109,7 +94,6 @@ impl WatermarkTracker {
         let p = self.inputs.entry(input.name.clone()).or_insert(Progress {
             newest: None,
             last_seen: now,
-            held: false,
         });
         p.last_seen = p.last_seen.max(now);
         self.last_record = Some(self.last_record.map_or(now, |l| l.max(now)));
@@ -124,7 +108,6 @@ impl WatermarkTracker {
         self.inputs.entry(input.name.clone()).or_insert(Progress {
             newest: None,
             last_seen: now,
-            held: false,
         });
     }
 
@@ -134,8 +117,7 @@ impl WatermarkTracker {
     }
 
     /// Each input's newest event time and, when it is idle at `now`, how long it has been quiet (what a
-    /// scaled-out instance tells the instances evaluating its windowed hunts' rows). Inputs held back
-    /// are as the last [`Self::watermark`] found them.
+    /// scaled-out instance tells the instances evaluating its windowed hunts' rows).
     pub fn inputs(&self, now: Instant) -> Vec<InputProgress> {
         let mut inputs: Vec<InputProgress> = self
             .inputs
@@ -145,7 +127,7 @@ impl WatermarkTracker {
                 InputProgress {
                     input: name.clone(),
                     newest: p.newest,
-                    quiet: self.idle(p, now).then_some(quiet),
+                    quiet: self.idle(name, p.last_seen, now).then_some(quiet),
                 }
             })
             .collect();
@@ -155,10 +137,13 @@ impl WatermarkTracker {
 
     /// The watermark at `now`.
     pub fn watermark(&mut self, now: Instant) -> Watermark {
-        self.held(now);
         let mut any_active = false;
         let mut min: Option<i64> = None;
-        let active = self.inputs.values().filter(|p| !self.idle(p, now));
+        let active = self
+            .inputs
+            .iter()
+            .filter(|(name, p)| !self.idle(name, p.last_seen, now))
+            .map(|(_, p)| p);
         for p in active {
             any_active = true;
             if let Some(t) = p.newest {
@@ -170,11 +155,16 @@ impl WatermarkTracker {
         }
         if !any_active {
             // Event time goes on at the wall clock's pace from the newest event time seen, since the
-            // last record.
+            // last record (or since an input was last held back: its wait was no quiet).
+            let held = self.holding.as_ref().and_then(|h| {
+                self.inputs
+                    .keys()
+                    .filter_map(|name| h.last_held(name))
+                    .max()
+            });
+            let since = self.last_record.max(held);
             let paced = self.newest_any.map(|n| {
-                let quiet = self
-                    .last_record
-                    .map_or(Duration::ZERO, |l| now.saturating_duration_since(l));
+                let quiet = since.map_or(Duration::ZERO, |l| now.saturating_duration_since(l));
                 n.saturating_add(nanos(quiet))
             });
             return match paced.max(self.current) {
@@ -272,57 +262,52 @@ mod tests {
         );
     }
 
-    /// Holds back the inputs named (changed by the test).
-    struct Holds(std::sync::Mutex<Vec<&'static str>>);
+    /// When each input was last held back, as the source's alignment tells it (set by the test).
+    struct Holds(std::sync::Mutex<HashMap<&'static str, Instant>>);
 
     impl Holds {
-        fn new(names: &[&'static str]) -> Arc<Holds> {
-            Arc::new(Holds(std::sync::Mutex::new(names.to_vec())))
+        fn held(&self, input: &'static str, at: Instant) {
+            self.0.lock().unwrap().insert(input, at);
         }
     }
 
     impl EventTimes for Holds {
         fn observed(&self, _input: &Input, _newest: i64) {}
-        fn holds_back(&self, input: &str) -> bool {
-            self.0.lock().unwrap().contains(&input)
+        fn last_held(&self, input: &str) -> Option<Instant> {
+            self.0.lock().unwrap().get(input).copied()
         }
     }
 
     #[test]
-    fn an_input_the_source_holds_back_is_not_idle_however_long_it_is_quiet() {
+    fn an_input_the_source_holds_back_is_not_idle_until_an_idle_timeout_after_it_was_let_go() {
         let t0 = Instant::now();
-        let mut w = WatermarkTracker::new(Duration::from_secs(10));
-        let holds = Holds::new(&["ahead"]);
+        let s = Duration::from_secs;
+        let mut w = WatermarkTracker::new(s(10));
+        let holds = Arc::new(Holds(std::sync::Mutex::new(HashMap::new())));
         w.held_back_by(Some(holds.clone()));
         w.observe(&input("oldest"), Some(100), t0);
         w.observe(&input("ahead"), Some(200), t0);
         w.observe(&input("quiet"), Some(50), t0);
-        let later = t0 + Duration::from_secs(11);
-        // The oldest jumps past the input held back, which has not been let go yet.
-        w.observe(&input("oldest"), Some(1_000), later);
+        // Held back from t0 on; the oldest jumps past it 11 s later.
+        holds.held("ahead", t0 + s(11));
+        w.observe(&input("oldest"), Some(1_000), t0 + s(11));
         assert_eq!(
-            w.watermark(later),
+            w.watermark(t0 + s(11)),
             Watermark::At(200),
             "held at the held-back input's newest time; the quiet one is idle"
         );
-        let progress = w.inputs(later);
+        let progress = w.inputs(t0 + s(11));
         assert_eq!(progress[0].input, "ahead");
         assert_eq!(progress[0].quiet, None, "held back, so not reported idle");
         assert!(progress[2].quiet.is_some());
-        // Every input quiet, one of them held back: not all idle.
-        let quiet = later + Duration::from_secs(11);
-        assert_eq!(w.watermark(quiet), Watermark::At(200));
-        // Let go with every other input quiet: its wait was no quiet of its own, so it holds the
-        // watermark a whole idle timeout more (its first rows are on their way), then all are idle.
-        holds.0.lock().unwrap().clear();
-        assert_eq!(w.watermark(quiet), Watermark::At(200));
-        assert_eq!(w.inputs(quiet)[0].quiet, None);
+        // Let go at 12 s, between two looks: its wait was no quiet of its own, so it holds the
+        // watermark until an idle timeout after that (its first rows are on their way), even with
+        // every other input quiet; then all are idle, paced from when it was let go.
+        holds.held("ahead", t0 + s(12));
+        assert_eq!(w.watermark(t0 + s(21)), Watermark::At(200));
+        assert_eq!(w.inputs(t0 + s(21))[0].quiet, None);
         assert_eq!(
-            w.watermark(quiet + Duration::from_secs(9)),
-            Watermark::At(200)
-        );
-        assert_eq!(
-            w.watermark(quiet + Duration::from_secs(10)),
+            w.watermark(t0 + s(22)),
             Watermark::AllIdle(1_000 + 10_000_000_000),
             "paced from the newest event since it was let go"
         );
