@@ -14,32 +14,17 @@ use common::kafka::skewed::{millis, produce_halves, producer, send_sentinels};
 use rdkafka::producer::FutureRecord;
 use serde_json::Value;
 
+/// `ghosthunt hunt ARGS` with the Kafka readers' debug lines and no allowed lateness, `env` over them.
 fn hunt(args: &[&str], alerts: &Path, env: &[(&str, &str)]) -> Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ghosthunt"));
-    cmd.arg("hunt")
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env(
+    let mut all = vec![
+        (
             "GHOSTHUNT__LOG__FILTER",
             "info,ghosthunt::source::kafka_range=debug,ghosthunt::source::align=debug",
-        )
-        .env("GHOSTHUNT__ALERTS__SINK", "file")
-        .env("GHOSTHUNT__ALERTS__PATH", alerts)
-        .env(
-            "GHOSTHUNT__DEAD_LETTERS__PATH",
-            alerts.with_extension("dead"),
-        )
-        .env("GHOSTHUNT__WINDOW__ALLOWED_LATENESS", "0s");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+        ),
+        ("GHOSTHUNT__WINDOW__ALLOWED_LATENESS", "0s"),
+    ];
+    all.extend_from_slice(env);
+    common::run_hunt(args, alerts, &all)
 }
 
 use common::alert_ids_in as alert_ids;

@@ -484,12 +484,12 @@ pub fn incident_digest(finding: &Value) -> (String, u64, Vec<String>) {
     )
 }
 
-/// `ghosthunt hunt --source files --file PATTERN` with `env` over the defaults, alerts to `alerts` and dead
-/// letters beside it (`.dead`); asserts that it succeeded.
-pub fn hunt_files(pattern: &Path, alerts: &Path, env: &[(&str, &str)]) -> std::process::Output {
+/// `ghosthunt hunt ARGS` with `env` over the defaults, alerts to `alerts` and dead letters beside it
+/// (`.dead`); asserts that it succeeded.
+pub fn run_hunt(args: &[&str], alerts: &Path, env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ghosthunt"));
-    cmd.args(["hunt", "--source", "files", "--file"])
-        .arg(pattern)
+    cmd.arg("hunt")
+        .args(args)
         .env_remove("RUST_LOG")
         .env("GHOSTHUNT__ALERTS__SINK", "file")
         .env("GHOSTHUNT__ALERTS__PATH", alerts)
@@ -505,6 +505,12 @@ pub fn hunt_files(pattern: &Path, alerts: &Path, env: &[(&str, &str)]) -> std::p
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// `ghosthunt hunt --source files --file PATTERN` (see [`run_hunt`]).
+pub fn hunt_files(pattern: &Path, alerts: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    let pattern = pattern.to_str().expect("a UTF-8 path");
+    run_hunt(&["--source", "files", "--file", pattern], alerts, env)
 }
 
 /// The alert ids of a JSON-lines alerts file without the window of the sentinel events stamped
