@@ -24,6 +24,7 @@ use super::align::Alignment;
 pub use super::kafka_floors::{Assignment, Assignments, Floors};
 use super::kafka_floors::{WATERMARK_METADATA, read_committed_watermarks};
 use super::kafka_in_step::{InStepPartitions, is_partition};
+use super::reuse::Reused;
 use super::{
     Acknowledge, CHUNK_BYTES, CHUNK_RECORDS, EventTimes, Input, InputKind, Positions, RawRecord,
     RecordSender, Source, SourceError, SourceMessage,
@@ -451,6 +452,8 @@ fn poll_loop(
     let mut in_step = InStepPartitions::default();
     let mut chunk: Vec<RawRecord> = Vec::with_capacity(CHUNK_RECORDS);
     let mut chunk_bytes = 0usize;
+    // The payloads are copied into shared buffers, used again once their records are gone.
+    let mut payloads = Reused::default();
     let mut last_error: Option<Instant> = None;
     let mut generation = 0;
     let mut assigned: HashSet<(String, i32)> = HashSet::new();
@@ -546,12 +549,12 @@ fn poll_loop(
                         ))
                     }
                 };
-                let bytes = message.payload().map(<[u8]>::to_vec).unwrap_or_default();
+                let bytes = payloads.copy(message.payload().unwrap_or_default(), CHUNK_BYTES);
                 chunk_bytes += bytes.len();
                 chunk.push(RawRecord {
                     input: Arc::clone(input),
                     offset: message.offset() as u64,
-                    bytes: bytes.into(),
+                    bytes,
                     received: Instant::now(),
                     source_timestamp: message.timestamp().to_millis(),
                 });
@@ -566,6 +569,8 @@ fn poll_loop(
                 tracing::warn!(%error, "Kafka consumer error; retrying.");
                 last_error = Some(Instant::now());
             }
+            // A quiet consumer keeps no spare buffers.
+            None if chunk.is_empty() => payloads.release(),
             Some(Err(_)) | None => {}
         }
         if !chunk.is_empty() {

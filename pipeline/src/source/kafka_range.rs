@@ -24,6 +24,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::align::{Alignment, InStep, realign};
+use super::reuse::Reused;
 use super::{CHUNK_BYTES, CHUNK_RECORDS, Input, RawRecord, RecordSender, Source, SourceError};
 use super::{EventTimes, NoAcknowledge, SourceMessage};
 use crate::kafka::{KafkaFailure, forward_log};
@@ -267,6 +268,8 @@ fn read(
         .map_err(|e| KafkaFailure::new("assigning partitions", e))?;
     let mut chunk: Vec<RawRecord> = Vec::with_capacity(CHUNK_RECORDS);
     let mut chunk_bytes = 0usize;
+    // The payloads are copied into shared buffers, used again once their records are gone.
+    let mut payloads = Reused::default();
     let mut last_error: Option<Instant> = None;
     while !open.is_empty() && !shutdown.is_cancelled() {
         let mut done: Vec<(String, i32)> = Vec::new();
@@ -276,12 +279,13 @@ fn read(
                 if let Some(Open { input, end, .. }) = open.get(&key) {
                     let offset = message.offset();
                     if offset < *end {
-                        let bytes = message.payload().map(<[u8]>::to_vec).unwrap_or_default();
+                        let bytes =
+                            payloads.copy(message.payload().unwrap_or_default(), CHUNK_BYTES);
                         chunk_bytes += bytes.len();
                         chunk.push(RawRecord {
                             input: Arc::clone(input),
                             offset: offset as u64,
-                            bytes: bytes.into(),
+                            bytes,
                             received: Instant::now(),
                             source_timestamp: message.timestamp().to_millis(),
                         });

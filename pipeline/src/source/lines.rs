@@ -7,20 +7,22 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::reuse::Reused;
 use super::{CHUNK_BYTES, CHUNK_RECORDS, Input, RawRecord, RecordSender, SourceMessage};
 
 /// Bytes asked of the reader at a time (unless said otherwise: [`LineSplitter::read_bytes`]).
 pub const READ_BYTES: usize = 1024 * 1024;
 
 /// Splits a byte stream into records, one per non-empty line. The reader's bytes land in one buffer and
-/// each record is a slice of it: no allocation or copy per line.
+/// each record is a slice of it: no allocation or copy per line; a buffer is used again once its records
+/// are gone ([`Reused`]).
 pub struct LineSplitter {
     input: Arc<Input>,
     max_record_bytes: usize,
     /// Line number of the next line (from 1).
     pub next_line: u64,
     /// Bytes read and not cut into records yet: the start of the current line.
-    buf: BytesMut,
+    buf: Reused,
     /// How much of `buf` holds no line end.
     searched: usize,
     /// The current line outgrew the bound: its first `max_record_bytes + 1` bytes (the rest is dropped
@@ -65,7 +67,7 @@ impl LineSplitter {
             input,
             max_record_bytes,
             next_line: 1,
-            buf: BytesMut::new(),
+            buf: Reused::default(),
             searched: 0,
             overflow: None,
             chunk: Vec::with_capacity(CHUNK_RECORDS),
@@ -94,12 +96,17 @@ impl LineSplitter {
     ) -> std::io::Result<Read> {
         // UTF-16 is read aside and transcoded into `buf`; anything else is read into it.
         let into = match self.encoding {
-            Encoding::Utf16(_) => &mut self.raw,
-            _ => &mut self.buf,
+            Encoding::Utf16(_) => {
+                if self.raw.capacity() - self.raw.len() < self.read_bytes / 4 {
+                    self.raw.reserve(self.read_bytes);
+                }
+                &mut self.raw
+            }
+            _ => {
+                self.buf.room(self.read_bytes, self.read_bytes / 4);
+                &mut *self.buf
+            }
         };
-        if into.capacity() - into.len() < self.read_bytes / 4 {
-            into.reserve(self.read_bytes);
-        }
         let n = reader.read_buf(into).await?;
         self.transcode(n == 0);
         self.position += n as u64;
@@ -111,6 +118,7 @@ impl LineSplitter {
             }
         }
         if n == 0 {
+            self.buf.release();
             if !self.flush(tx).await {
                 return Ok(Read::Closed);
             }

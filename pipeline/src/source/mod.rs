@@ -14,6 +14,7 @@ mod kafka_in_step;
 pub mod kafka_range;
 mod lines;
 pub mod progress;
+mod reuse;
 pub mod stdin;
 
 use std::path::PathBuf;
