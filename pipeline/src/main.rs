@@ -316,11 +316,11 @@ fn main() -> ExitCode {
 /// the SQL hunts). With a lake configured the threshold is 4 MiB instead: the lake writer's Parquet pages,
 /// compression buffers and per-partition copies (256 KiB to a few MiB each, made for every batch) would
 /// otherwise be fresh pages every time — the sink ran 21–27 % faster with it (`benches/README.md`, the
-/// lake), for 30–60 MiB more peak RSS on the Sigma path. With a lake, freed memory at the top of a heap
-/// is also kept up to 16 MiB instead of glibc's 128 KiB (a fixed mmap threshold leaves the trim threshold
-/// there): the writer's column chunks and the `_raw` column (MiBs, made and freed for every batch) were
-/// otherwise given back and faulted in again — 250k page faults per million events, 10 % of the sink's
-/// throughput (`benches/README.md`). A threshold the user set (`MALLOC_MMAP_THRESHOLD_`,
+/// lake), for 30–60 MiB more peak RSS on the Sigma path. With a lake, freed memory at the top of each of
+/// glibc's heaps is also kept up to 16 MiB instead of 128 KiB (a fixed mmap threshold leaves the trim
+/// threshold there): the writer's column chunks and the `_raw` column (MiBs, made and freed for every
+/// batch) were otherwise given back and faulted in again — 206–214k page faults per million events
+/// against 100–121k, 6 % of the sink's throughput, for about 30 MiB of peak RSS (`benches/README.md`). A threshold the user set (`MALLOC_MMAP_THRESHOLD_`,
 /// `MALLOC_TRIM_THRESHOLD_`, `GLIBC_TUNABLES`) is kept.
 fn fix_mmap_threshold(lake: bool) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
