@@ -179,6 +179,7 @@ fn dashboard_is_well_formed_for_grafana() {
         ("Hunt evaluation time p99 by hunt", names::HUNT_EVALUATION),
         ("Alerts by hunt and severity", "by (hunt, severity)"),
         ("Window state rows", names::WINDOW_ROWS_LIMIT),
+        ("Inputs held back", names::INPUTS_HELD_BACK),
         ("CPU", "process_cpu_seconds_total"),
         ("Memory", "process_resident_memory_bytes"),
     ] {
