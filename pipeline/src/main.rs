@@ -320,8 +320,9 @@ fn main() -> ExitCode {
 /// glibc's heaps is also kept up to 16 MiB instead of 128 KiB (a fixed mmap threshold leaves the trim
 /// threshold there): the writer's column chunks and the `_raw` column (MiBs, made and freed for every
 /// batch) were otherwise given back and faulted in again — 206–214k page faults per million events
-/// against 100–121k, 6 % of the sink's throughput, for about 30 MiB of peak RSS (`benches/README.md`). A threshold the user set (`MALLOC_MMAP_THRESHOLD_`,
-/// `MALLOC_TRIM_THRESHOLD_`, `GLIBC_TUNABLES`) is kept.
+/// against 100–121k, 6 % of the sink's throughput, for about 30 MiB of peak RSS (`benches/README.md`).
+/// A threshold the user set (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`, `GLIBC_TUNABLES`) is
+/// kept.
 fn fix_mmap_threshold(lake: bool) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
