@@ -191,25 +191,13 @@ fn reading(dir: &Path, name: &str, paths: Vec<String>) -> (Settings, PathBuf) {
     (s, alerts)
 }
 
-/// Generated events (attack scenarios included, 25 per second of event time), in time order.
-fn generated(dir: &Path, n: u64) -> (PathBuf, Vec<String>) {
-    let path = dir.join("all.jsonl");
-    common::generated_events(&path, n, 25);
-    let lines = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    (path, lines)
-}
-
 /// The way hosts' logs are collected: a file per host, each in time order, all covering the same hours.
 /// Read before files were read at once, each file after the first was late against the windows the
 /// first had closed (dead letters, and the windowed hunts' alerts missed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_per_host_finds_what_one_file_of_all_their_events_finds() {
     let dir = tempfile::tempdir().unwrap();
-    let (all, lines) = generated(dir.path(), 30_000);
+    let (all, lines) = common::generated_lines(dir.path(), 30_000);
     let mut by_host: BTreeMap<String, String> = BTreeMap::new();
     for line in &lines {
         let v: Value = serde_json::from_str(line).unwrap();
@@ -269,7 +257,7 @@ async fn a_file_per_host_finds_what_one_file_of_all_their_events_finds() {
 async fn a_file_ahead_in_event_time_waits_for_the_others_instead_of_filling_the_windows() {
     common::init_logs();
     let dir = tempfile::tempdir().unwrap();
-    let (all, lines) = generated(dir.path(), 100_000);
+    let (all, lines) = common::generated_lines(dir.path(), 100_000);
     let (first, second) = lines.split_at(lines.len() / 2);
     let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
     std::fs::write(&a, second.join("\n") + "\n").unwrap();
@@ -313,7 +301,7 @@ async fn a_file_ahead_in_event_time_waits_for_the_others_instead_of_filling_the_
 #[test]
 fn a_utf16_file_gives_the_alerts_of_its_utf8_events_and_its_progress_counts_its_own_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let (utf8, lines) = generated(dir.path(), 20_000);
+    let (utf8, lines) = common::generated_lines(dir.path(), 20_000);
     let utf16 = dir.path().join("all.utf16.jsonl");
     let mut bytes = vec![0xFF, 0xFE];
     for line in &lines {
@@ -351,7 +339,7 @@ fn a_utf16_file_gives_the_alerts_of_its_utf8_events_and_its_progress_counts_its_
 async fn gzip_and_zstd_files_give_the_alerts_of_their_lines() {
     use tokio::io::AsyncWriteExt;
     let dir = tempfile::tempdir().unwrap();
-    let (plain, lines) = generated(dir.path(), 20_000);
+    let (plain, lines) = common::generated_lines(dir.path(), 20_000);
     let text = std::fs::read(&plain).unwrap();
     let cut = text[..text.len() / 2]
         .iter()
@@ -406,10 +394,7 @@ async fn gzip_and_zstd_files_give_the_alerts_of_their_lines() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followed_files_apart_in_event_time_keep_in_step_while_the_windows_fill() {
     let dir = tempfile::tempdir().unwrap();
-    let all = dir.path().join("all.jsonl");
-    common::generated_events(&all, 100_000, 25);
-    let text = std::fs::read_to_string(&all).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
+    let (all, lines) = common::generated_lines(dir.path(), 100_000);
     let followed = dir.path().join("followed");
     std::fs::create_dir(&followed).unwrap();
     let sentinel = r#"{"@timestamp":"2029-01-01T00:00:00Z","EventID":1,"Computer":"sentinel"}"#;

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ghosthunt::app::{self, Handles};
-use ghosthunt::settings::{FileSettings, GeneratorSettings, OutputSettings, SourceSettings};
+use ghosthunt::settings::{GeneratorSettings, OutputSettings, SourceSettings};
 use tokio_util::sync::CancellationToken;
 
 async fn get(url: &str) -> (u16, String) {
@@ -129,62 +129,4 @@ async fn generator_scenarios_are_detected_and_metrics_are_served() {
             "{hunt} did not fire; fired: {fired:?}"
         );
     }
-}
-
-/// Files read once are kept in step by event time: a file whose events are newer than the other's by
-/// more than `window.max_lead` waits while the older one is read. `ghosthunt_inputs_held_back` counts it
-/// meanwhile (set by the pipeline at each tick), and nothing is lost.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_waiting_for_an_older_one_is_counted_as_held_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let all = dir.path().join("all.jsonl");
-    // 25 events per second of event time: the second file starts 20 minutes after the first. Each is
-    // larger than the record channel holds, so the newer one is still being read once the pipeline has
-    // decoded the older one's first events.
-    common::generated_events(&all, 60_000, 25);
-    let text = std::fs::read_to_string(&all).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let (old, new) = (dir.path().join("old.jsonl"), dir.path().join("new.jsonl"));
-    std::fs::write(&old, lines[..30_000].join("\n") + "\n").unwrap();
-    std::fs::write(&new, lines[30_000..].join("\n") + "\n").unwrap();
-    let mut settings = common::test_settings();
-    settings.source = SourceSettings::File(FileSettings {
-        paths: vec![new.display().to_string(), old.display().to_string()],
-        follow: false,
-        poll_interval: Duration::from_millis(100),
-        ..settings.file.clone()
-    });
-    // A tick every 50 ms.
-    settings.window.idle_timeout = Duration::from_millis(200);
-    settings.alerts = OutputSettings::File(dir.path().join("alerts.jsonl"));
-    settings.dead_letters = OutputSettings::File(dir.path().join("dead.jsonl"));
-    settings.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
-    let handles = Handles::default();
-    let task = tokio::spawn(app::run(
-        settings,
-        handles.clone(),
-        CancellationToken::new(),
-    ));
-
-    let mut held = Vec::new();
-    while !task.is_finished() {
-        let addr = *handles.metrics_addr.lock().unwrap();
-        if let Some(addr) = addr
-            && let Ok(response) = reqwest::get(format!("http://{addr}/metrics")).await
-            && let Ok(text) = response.text().await
-            && let Some(value) = common::metric(&text, "ghosthunt_inputs_held_back")
-        {
-            held.push(value);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let summary = task.await.unwrap().unwrap();
-    assert_eq!((summary.records, summary.dead_letters), (60_000, 0));
-    assert!(
-        held.contains(&1.0),
-        "the newer file was never counted as held back: {} scrapes, values {:?}",
-        held.len(),
-        held.iter().map(|v| v.to_string()).collect::<BTreeSet<_>>()
-    );
-    assert!(held.iter().all(|&v| v <= 1.0), "{held:?}");
 }

@@ -355,6 +355,19 @@ pub fn generated_events(path: &Path, n: u64, rate: u64) {
     ghosthunt::cli::bench::generate_file(&settings.generator, &options, path).unwrap();
 }
 
+/// Generated events (attack scenarios included, 25 per second of event time), in time order, as
+/// `all.jsonl` in `dir`, and its lines.
+pub fn generated_lines(dir: &Path, n: u64) -> (PathBuf, Vec<String>) {
+    let path = dir.join("all.jsonl");
+    generated_events(&path, n, 25);
+    let lines = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    (path, lines)
+}
+
 /// Runs the whole application (`ghosthunt run`) with `settings` to its end.
 pub async fn run_app(settings: Settings) -> Summary {
     ghosthunt::app::run(
