@@ -223,11 +223,14 @@ pub(crate) async fn run_with_decoder(
         loop {
             tokio::select! {
                 biased;
+                // The tick first: with batches always ready (a backlog), it would never run otherwise, and
+                // what it keeps up to date (idle inputs, the repartition heartbeat, the held-back gauge)
+                // would wait for the backlog's end. It is due once per `tick_every` at most.
+                _ = tick.tick() => engine.on_tick().await?,
                 batch = batch_rx.recv() => match batch {
                     Some(batch) => engine.on_batch(batch).await?,
                     None => break,
                 },
-                _ = tick.tick() => engine.on_tick().await?,
                 set = async { reloads.as_mut().expect("guarded").recv().await }, if reloads.is_some() => match set {
                     Some(set) => engine.on_reload(set).await?,
                     None => reloads = None,

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ghosthunt::app::{self, Handles};
-use ghosthunt::settings::{GeneratorSettings, OutputSettings, SourceSettings};
+use ghosthunt::settings::{FileSettings, GeneratorSettings, OutputSettings, SourceSettings};
 use tokio_util::sync::CancellationToken;
 
 async fn get(url: &str) -> (u16, String) {
@@ -129,4 +129,70 @@ async fn generator_scenarios_are_detected_and_metrics_are_served() {
             "{hunt} did not fire; fired: {fired:?}"
         );
     }
+}
+
+/// Files read once are kept in step by event time: a file whose events are newer than the other's by
+/// more than `window.max_lead` waits while the older one is read. `ghosthunt_inputs_held_back` counts it
+/// meanwhile (set by the pipeline at each tick, which batches always ready must not starve), and nothing
+/// is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_waiting_for_an_older_one_is_counted_as_held_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // 25 events per second of event time: the newer file starts 33 minutes after the older one, and
+    // waits while the pipeline decodes the older one's 50,000 events (0.35 s in a debug build).
+    let (_, lines) = common::generated_lines(dir.path(), 100_000);
+    let (first, second) = lines.split_at(50_000);
+    let (old, new) = (dir.path().join("old.jsonl"), dir.path().join("new.jsonl"));
+    std::fs::write(&old, first.join("\n") + "\n").unwrap();
+    std::fs::write(&new, second.join("\n") + "\n").unwrap();
+    let mut settings = common::test_settings();
+    settings.source = SourceSettings::File(FileSettings {
+        paths: vec![new.display().to_string(), old.display().to_string()],
+        follow: false,
+        poll_interval: Duration::from_millis(100),
+        ..settings.file.clone()
+    });
+    // A tick every 100 ms (a quarter of it); the older file is read without a pause that long.
+    settings.window.idle_timeout = Duration::from_millis(400);
+    settings.alerts = OutputSettings::File(dir.path().join("alerts.jsonl"));
+    settings.dead_letters = OutputSettings::File(dir.path().join("dead.jsonl"));
+    settings.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let handles = Handles::default();
+    let task = tokio::spawn(app::run(
+        settings,
+        handles.clone(),
+        CancellationToken::new(),
+    ));
+
+    let mut held = Vec::new();
+    while !task.is_finished() {
+        let addr = *handles.metrics_addr.lock().unwrap();
+        if let Some(addr) = addr
+            && let Ok(response) = reqwest::get(format!("http://{addr}/metrics")).await
+            && let Ok(text) = response.text().await
+            && let Some(value) = common::metric(&text, "ghosthunt_inputs_held_back")
+        {
+            let received = common::metric(&text, "ghosthunt_events_received_total").unwrap_or(0.0);
+            held.push((value, received));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let summary = task.await.unwrap().unwrap();
+    assert_eq!((summary.records, summary.dead_letters), (100_000, 0));
+    let Some(first) = held.iter().position(|&(v, _)| v == 1.0) else {
+        panic!(
+            "the newer file was never counted as held back: {} scrapes, all 0",
+            held.len()
+        );
+    };
+    // Let go, it is read on (about 0.35 s): the gauge says so at the next tick, before the last events
+    // are received. With the ticks starved by batches always ready, it stayed at 1 to the end.
+    assert!(
+        held[first..]
+            .iter()
+            .any(|&(v, received)| v == 0.0 && received < 100_000.0),
+        "the gauge stayed at 1 while the newer file was read: {:?}",
+        &held[first..]
+    );
+    assert!(held.iter().all(|&(v, _)| v <= 1.0), "{held:?}");
 }
