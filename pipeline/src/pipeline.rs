@@ -223,14 +223,13 @@ pub(crate) async fn run_with_decoder(
         loop {
             tokio::select! {
                 biased;
-                // The tick first: with batches always ready (a backlog), it would never run otherwise, and
-                // what it keeps up to date (idle inputs, the repartition heartbeat, the held-back gauge)
-                // would wait for the backlog's end. It is due once per `tick_every` at most.
-                _ = tick.tick() => engine.on_tick().await?,
+                // Batches first: while a backlog waits in the channel, the tick (which could find an input
+                // quiet whose records are queued) runs only once it is empty.
                 batch = batch_rx.recv() => match batch {
                     Some(batch) => engine.on_batch(batch).await?,
                     None => break,
                 },
+                _ = tick.tick() => engine.on_tick().await?,
                 set = async { reloads.as_mut().expect("guarded").recv().await }, if reloads.is_some() => match set {
                     Some(set) => engine.on_reload(set).await?,
                     None => reloads = None,
@@ -451,11 +450,17 @@ impl Engine {
             .await
     }
 
-    async fn on_tick(&mut self) -> Result<(), PipelineError> {
-        let watermark = self.tracker.watermark(Instant::now());
+    /// The inputs the source holds back now, on the gauge: after each step (a backlog's batches leave no
+    /// room for ticks) and at each tick.
+    fn report_held_back(&self) {
         if let Some(times) = &self.event_times {
             self.metrics.inputs_held_back.set(times.held_back() as i64);
         }
+    }
+
+    async fn on_tick(&mut self) -> Result<(), PipelineError> {
+        let watermark = self.tracker.watermark(Instant::now());
+        self.report_held_back();
         if let Some(r) = &mut self.repartition {
             // Inputs go idle without input, and receivers whose partitions carry no rows still hear
             // from this instance at least every heartbeat.
@@ -561,6 +566,7 @@ impl Engine {
             let held = self.slots.iter().map(|s| s.held).max().unwrap_or(0);
             times.window_rows(held, self.max_window_rows);
         }
+        self.report_held_back();
         let mut admitted = self.suppressor.admit(crate::alert::build(detections));
         let event_time = match watermark {
             _ if flush => None,

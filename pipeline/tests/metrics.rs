@@ -133,8 +133,8 @@ async fn generator_scenarios_are_detected_and_metrics_are_served() {
 
 /// Files read once are kept in step by event time: a file whose events are newer than the other's by
 /// more than `window.max_lead` waits while the older one is read. `ghosthunt_inputs_held_back` counts it
-/// meanwhile (set by the pipeline at each tick, which batches always ready must not starve), and nothing
-/// is lost.
+/// meanwhile (set by the pipeline after each step: while batches are always ready, ticks do not run),
+/// and nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_waiting_for_an_older_one_is_counted_as_held_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -185,8 +185,9 @@ async fn a_file_waiting_for_an_older_one_is_counted_as_held_back() {
             held.len()
         );
     };
-    // Let go, it is read on (about 0.35 s): the gauge says so at the next tick, before the last events
-    // are received. With the ticks starved by batches always ready, it stayed at 1 to the end.
+    // Let go, it is read on (about 0.35 s in a debug build): the gauge says so at the next step, before
+    // the last events are received. Set only at ticks, which wait while batches are ready, it stayed at
+    // 1 to the end or was never set.
     assert!(
         held[first..]
             .iter()
