@@ -12,6 +12,33 @@ use ghosthunt::cli::{self, bench};
 use ghosthunt::settings::{Settings, SourceSettings};
 use ghosthunt::testing;
 
+/// The allocator, for Rust and for the C libraries linked in (librdkafka, zstd) alike: jemalloc. glibc's
+/// malloc either lets the heap fragment (its mmap threshold grows with every large block freed, and the
+/// Sigma path's peak RSS doubled) or, with the threshold fixed, maps every large block afresh and faults
+/// each page in: read buffers, the lake writer's pages and librdkafka's fetch responses. jemalloc reuses
+/// freed extents for a while instead. Measured against glibc with the threshold fixed (`benches/README.md`,
+/// "The allocator"): the Kafka path's CPU per event −11 %, the Sigma path's time −16 to −23 % at 332–340
+/// MiB of peak RSS against 323–333; only the lake sink runs 1–6 % slower (its growing Parquet chunks are
+/// copied, not remapped).
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read when it starts (before `main`); `MALLOC_CONF` in the environment overrides them.
+/// One arena for all threads. Its default is four per CPU: Debian's jemalloc with its defaults, preloaded
+/// under the glibc build, held 475–483 MiB at the Sigma path's peak; this build held 353–367 with one arena
+/// per CPU and 335–342 with one, no slower (`benches/README.md`, "The allocator"). Threads still allocate
+/// small blocks from their own caches; only large ones (column buffers, a few thousand a second) take the
+/// arena's lock. Freed pages are given back after about a second (`dirty_decay_ms`, 10 s by default; the
+/// time passes as the program allocates: there is no background thread), straight away rather than
+/// kept as lazily freed pages first (`muzzy_decay_ms` is 0 by default). jemalloc declares this symbol weak
+/// for the program to define.
+#[cfg(target_os = "linux")]
+#[unsafe(no_mangle)]
+pub static malloc_conf: Option<&'static std::ffi::c_char> =
+    // SAFETY: the pointer is to a C string literal, valid for the whole program.
+    Some(unsafe { &*c"narenas:1,dirty_decay_ms:1000".as_ptr() });
+
 /// Continuous threat hunts over security event streams.
 ///
 /// With no configuration, `ghosthunt run` hunts over its built-in event generator and prints alerts
@@ -286,7 +313,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    fix_mmap_threshold(!settings.lake.path.is_empty());
     if let Command::Healthcheck { url, timeout } = &cli.command {
         // Runs every few seconds in a container: no runtime, no logging, one request.
         return healthcheck(url.clone(), *timeout, &settings);
@@ -306,42 +332,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// glibc's malloc raises its mmap threshold each time a large block is freed (up to 32 MiB); past that,
-/// the batches' column buffers (KiBs to MiBs, freed after every batch) come from the heap instead and fragment
-/// it, so RSS drifts up while the live bytes do not. Measured (SigmaHQ Windows set over 6.5 M OTRF events,
-/// `benches/README.md`): live bytes 180–400 MiB throughout, peak RSS 1,154–1,290 MiB with the default and
-/// 614–667 MiB with the threshold fixed at 256 KiB, for 5–10 % of Sigma throughput (nothing measurable on
-/// the SQL hunts). With a lake configured the threshold is 4 MiB instead: the lake writer's Parquet pages,
-/// compression buffers and per-partition copies (256 KiB to a few MiB each, made for every batch) would
-/// otherwise be fresh pages every time — the sink ran 21–27 % faster with it (`benches/README.md`, the
-/// lake), for 30–60 MiB more peak RSS on the Sigma path. With a lake, freed memory at the top of each of
-/// glibc's heaps is also kept up to 16 MiB instead of 128 KiB (a fixed mmap threshold leaves the trim
-/// threshold there): the writer's column chunks and the `_raw` column (MiBs, made and freed for every
-/// batch) were otherwise given back and faulted in again — 206–214k page faults per million events
-/// against 100–121k, 6 % of the sink's throughput, for about 30 MiB of peak RSS (`benches/README.md`).
-/// A threshold the user set (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`, `GLIBC_TUNABLES`) is
-/// kept.
-fn fix_mmap_threshold(lake: bool) {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let tuned = |variable: &str, tunable: &str| {
-            std::env::var_os(variable).is_some()
-                || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains(tunable))
-        };
-        if !tuned("MALLOC_MMAP_THRESHOLD_", "mmap_threshold") {
-            let threshold = if lake { 4 << 20 } else { 256 << 10 };
-            // SAFETY: mallopt only sets a parameter of the allocator; no other thread exists yet.
-            unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, threshold) };
-        }
-        if lake && !tuned("MALLOC_TRIM_THRESHOLD_", "trim_threshold") {
-            // SAFETY: as above.
-            unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20) };
-        }
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    let _ = lake;
 }
 
 fn init_logging(filter: &str) {

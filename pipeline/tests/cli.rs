@@ -463,3 +463,38 @@ fn strip_ansi(text: &str) -> String {
     }
     out
 }
+
+/// The binary allocates with jemalloc, started with its own options (one arena, freed pages given back
+/// after about a second), and a user's `MALLOC_CONF` still comes after them and wins. jemalloc's
+/// `confirm_conf` prints each source of options it read and every value it set.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_binary_allocates_with_jemalloc_and_its_options_yield_to_malloc_conf() {
+    let (code, out, err) = output(
+        ghosthunt()
+            .env("MALLOC_CONF", "confirm_conf:true,narenas:3")
+            .arg("--version"),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let set: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("<jemalloc>: -- Set conf value: "))
+        .collect();
+    // The binary's options, then the environment's, last (a string compiled into jemalloc would come
+    // before them).
+    assert!(
+        set.ends_with(&[
+            "narenas:1",
+            "dirty_decay_ms:1000",
+            "confirm_conf:true",
+            "narenas:3"
+        ]),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l
+            == "<jemalloc>: malloc_conf #2 (string pointed to by the global variable malloc_conf): \
+                \"narenas:1,dirty_decay_ms:1000\""),
+        "{err}"
+    );
+}

@@ -21,10 +21,10 @@ use rdkafka::{ClientContext, Statistics, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::align::Alignment;
+use super::cut::CutBuffer;
 pub use super::kafka_floors::{Assignment, Assignments, Floors};
 use super::kafka_floors::{WATERMARK_METADATA, read_committed_watermarks};
 use super::kafka_in_step::{InStepPartitions, is_partition};
-use super::reuse::Reused;
 use super::{
     Acknowledge, CHUNK_BYTES, CHUNK_RECORDS, EventTimes, Input, InputKind, Positions, RawRecord,
     RecordSender, Source, SourceError, SourceMessage,
@@ -452,8 +452,8 @@ fn poll_loop(
     let mut in_step = InStepPartitions::default();
     let mut chunk: Vec<RawRecord> = Vec::with_capacity(CHUNK_RECORDS);
     let mut chunk_bytes = 0usize;
-    // The payloads are copied into shared buffers, used again once their records are gone.
-    let mut payloads = Reused::default();
+    // The payloads are copied into shared blocks, one allocation for many records.
+    let mut payloads = CutBuffer::default();
     let mut last_error: Option<Instant> = None;
     let mut generation = 0;
     let mut assigned: HashSet<(String, i32)> = HashSet::new();
@@ -569,8 +569,6 @@ fn poll_loop(
                 tracing::warn!(%error, "Kafka consumer error; retrying.");
                 last_error = Some(Instant::now());
             }
-            // A quiet consumer keeps no spare buffers.
-            None if chunk.is_empty() => payloads.release(),
             Some(Err(_)) | None => {}
         }
         if !chunk.is_empty() {

@@ -24,7 +24,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::align::{Alignment, InStep, realign};
-use super::reuse::Reused;
+use super::cut::CutBuffer;
 use super::{CHUNK_BYTES, CHUNK_RECORDS, Input, RawRecord, RecordSender, Source, SourceError};
 use super::{EventTimes, NoAcknowledge, SourceMessage};
 use crate::kafka::{KafkaFailure, forward_log};
@@ -268,8 +268,8 @@ fn read(
         .map_err(|e| KafkaFailure::new("assigning partitions", e))?;
     let mut chunk: Vec<RawRecord> = Vec::with_capacity(CHUNK_RECORDS);
     let mut chunk_bytes = 0usize;
-    // The payloads are copied into shared buffers, used again once their records are gone.
-    let mut payloads = Reused::default();
+    // The payloads are copied into shared blocks, one allocation for many records.
+    let mut payloads = CutBuffer::default();
     let mut last_error: Option<Instant> = None;
     while !open.is_empty() && !shutdown.is_cancelled() {
         let mut done: Vec<(String, i32)> = Vec::new();

@@ -7,22 +7,21 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::reuse::Reused;
+use super::cut::CutBuffer;
 use super::{CHUNK_BYTES, CHUNK_RECORDS, Input, RawRecord, RecordSender, SourceMessage};
 
 /// Bytes asked of the reader at a time (unless said otherwise: [`LineSplitter::read_bytes`]).
 pub const READ_BYTES: usize = 1024 * 1024;
 
 /// Splits a byte stream into records, one per non-empty line. The reader's bytes land in one buffer and
-/// each record is a slice of it: no allocation or copy per line; a buffer is used again once its records
-/// are gone ([`Reused`]).
+/// each record is a slice of it ([`CutBuffer`]): no allocation or copy per line.
 pub struct LineSplitter {
     input: Arc<Input>,
     max_record_bytes: usize,
     /// Line number of the next line (from 1).
     pub next_line: u64,
     /// Bytes read and not cut into records yet: the start of the current line.
-    buf: Reused,
+    buf: CutBuffer,
     /// How much of `buf` holds no line end.
     searched: usize,
     /// The current line outgrew the bound: its first `max_record_bytes + 1` bytes (the rest is dropped
@@ -67,7 +66,7 @@ impl LineSplitter {
             input,
             max_record_bytes,
             next_line: 1,
-            buf: Reused::default(),
+            buf: CutBuffer::default(),
             searched: 0,
             overflow: None,
             chunk: Vec::with_capacity(CHUNK_RECORDS),
@@ -118,7 +117,6 @@ impl LineSplitter {
             }
         }
         if n == 0 {
-            self.buf.release();
             if !self.flush(tx).await {
                 return Ok(Read::Closed);
             }

@@ -7,6 +7,7 @@
 //! [`Acknowledge`], oldest batch first. Sources with nothing to acknowledge keep the default no-op.
 
 pub(crate) mod align;
+mod cut;
 pub mod file;
 pub mod kafka;
 mod kafka_floors;
@@ -14,7 +15,6 @@ mod kafka_in_step;
 pub mod kafka_range;
 mod lines;
 pub mod progress;
-mod reuse;
 pub mod stdin;
 
 use std::path::PathBuf;
