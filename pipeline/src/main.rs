@@ -17,7 +17,7 @@ use ghosthunt::testing;
 /// Sigma path's peak RSS doubled) or, with the threshold fixed, maps every large block afresh and faults
 /// each page in: read buffers, the lake writer's pages and librdkafka's fetch responses. jemalloc reuses
 /// freed extents for a while instead. Measured against glibc with the threshold fixed (`benches/README.md`,
-/// "The allocator"): the Kafka path's CPU per event −11 %, the Sigma path's time −16 to −23 % at 332–340
+/// "The allocator"): the Kafka path's CPU per event −14 %, the Sigma path's time −16 to −23 % at 332–340
 /// MiB of peak RSS against 323–333; only the lake sink runs 1–6 % slower (its growing Parquet chunks are
 /// copied, not remapped).
 #[cfg(target_os = "linux")]
