@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::cut::CutBuffer;
@@ -37,7 +37,7 @@ pub struct LineSplitter {
     /// What the input's first bytes said of its encoding.
     encoding: Encoding,
     /// UTF-16 input: bytes read and not transcoded into `buf` yet (half a code unit, or a surrogate).
-    raw: BytesMut,
+    raw: CutBuffer,
 }
 
 /// The encoding of an input, from its byte-order mark.
@@ -74,7 +74,7 @@ impl LineSplitter {
             position: 0,
             read_bytes: READ_BYTES,
             encoding: Encoding::Unknown,
-            raw: BytesMut::new(),
+            raw: CutBuffer::default(),
         }
     }
 
@@ -95,18 +95,11 @@ impl LineSplitter {
     ) -> std::io::Result<Read> {
         // UTF-16 is read aside and transcoded into `buf`; anything else is read into it.
         let into = match self.encoding {
-            Encoding::Utf16(_) => {
-                if self.raw.capacity() - self.raw.len() < self.read_bytes / 4 {
-                    self.raw.reserve(self.read_bytes);
-                }
-                &mut self.raw
-            }
-            _ => {
-                self.buf.room(self.read_bytes, self.read_bytes / 4);
-                &mut *self.buf
-            }
+            Encoding::Utf16(_) => &mut self.raw,
+            _ => &mut self.buf,
         };
-        let n = reader.read_buf(into).await?;
+        into.room(self.read_bytes, self.read_bytes / 4);
+        let n = reader.read_buf(&mut **into).await?;
         self.transcode(n == 0);
         self.position += n as u64;
         if let Encoding::Unknown = self.encoding {
@@ -156,7 +149,7 @@ impl LineSplitter {
         self.encoding = match utf16 {
             Some(encoding) => {
                 tracing::info!(input = %self.input.name, encoding = encoding.name(), "Input is UTF-16: transcoded to UTF-8 as read.");
-                self.raw = self.buf.split();
+                *self.raw = self.buf.split();
                 Encoding::Utf16(Box::new(encoding.new_decoder_with_bom_removal()))
             }
             None => Encoding::Utf8,
