@@ -1,23 +1,31 @@
 //! Many Sigma rules over one Arrow batch, sharing the work.
 //!
 //! Compilation collects, per column, every literal the rules look for (equals, contains, starts with, ends
-//! with; windash and base64 variants are literals too) into one Aho-Corasick automaton (ASCII
-//! case-insensitive, plus a case-sensitive one for `cased`). Evaluating a batch scans each column's values
-//! once with its automaton and sets one bit per (literal, position kind) and row. Each rule is then a boolean
-//! expression over those bitmaps, evaluated on candidate rows only: its logsource condition (shared by every
-//! rule of that logsource and computed once per batch) gives the first candidates, `and` narrows them child
-//! by child, cheapest first, and the per-row tests (regular expressions, globs, CIDR, numbers, field
-//! references) run only on the rows still in play. A rule whose logsource has no row in the batch costs one
-//! check.
+//! with; windash and base64 variants are literals too) into Aho-Corasick automata (ASCII
+//! case-insensitive, plus case-sensitive ones for `cased`). Evaluating a batch scans each column's values
+//! with them and sets one bit per (literal, position kind) and row.
+//!
+//! A literal's bits are read only on the rows of the logsource conditions of the rules that test it, so
+//! each column and case has up to two automata: one over the literals read on every row (those the
+//! logsource conditions test, and those of rules without a condition), scanned first; then the
+//! conditions are evaluated; then one over the column's other literals, scanned on the union of their
+//! rules' conditions. A `Message` tested only by two `service: application` rules is not scanned in
+//! Sysmon events. A group of a few long literals is also tested for with SIMD first (see [`presence`]).
+//!
+//! Each rule is then a boolean expression over those bitmaps, evaluated on candidate rows only: its
+//! logsource condition (shared by every rule of that logsource and computed once per batch) gives the first
+//! candidates, `and` narrows them child by child, cheapest first, and the per-row tests (regular
+//! expressions, globs, CIDR, numbers, field references) run only on the rows still in play. A rule whose
+//! logsource has no row in the batch costs one check.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use crate::query::udf::in_network;
 use crate::sigma::error::{RefusalKind, RuleError};
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind, packed};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -91,7 +99,27 @@ struct Literals {
     index: HashMap<String, usize>,
     /// Per literal and kind, the slot its bits go to.
     slots: Vec<[Option<usize>; 4]>,
-    automaton: Option<AhoCorasick>,
+    /// Per literal, the logsource conditions (`RuleSet::whens`) of the rules that test it; `None`: a
+    /// condition tests it. A literal whose conditions include one that is always true (a rule without
+    /// a condition) is read on every row too: see `RuleSet::compile`.
+    scopes: Vec<Option<BTreeSet<usize>>>,
+    /// The automata over the literals, built once every rule is compiled.
+    groups: Vec<Group>,
+}
+
+/// An automaton over some of a column's literals, and the rows it scans.
+struct Group {
+    automaton: AhoCorasick,
+    /// Whether a value holds any of the literals, found with SIMD (see [`presence`]): a value without
+    /// any is not scanned by the automaton. ASCII-lower-cased values are asked for a case-insensitive
+    /// group.
+    presence: Option<packed::Searcher>,
+    /// The automaton matches ASCII letters in any case.
+    insensitive: bool,
+    /// Per pattern of the automaton, its literal's slots.
+    slots: Vec<[Option<usize>; 4]>,
+    /// The rows of these logsource conditions are scanned; `None`: every row.
+    whens: Option<Vec<usize>>,
 }
 
 struct ColumnPlan {
@@ -103,10 +131,10 @@ struct ColumnPlan {
 /// The rows each rule matches: (rule index, rows ascending), rules without matches left out.
 pub type Matches = Vec<(usize, Vec<u32>)>;
 
-/// The most memory a column's literal automaton may take as a full DFA; a larger one is built as a
+/// The most memory a literal automaton (one [`Group`]) may take as a full DFA; a larger one is built as a
 /// contiguous NFA instead. SigmaHQ Windows set over the OTRF events (`sigma bench`, 2 threads, medians of
-/// 3 rounds): DFAs everywhere 252k events/s; budget 16 MB 261k (74 MB less); 4 MB 243k (114 MB less);
-/// 1 MB 236k (136 MB less).
+/// 3 rounds), measured when a column had one automaton per case: DFAs everywhere 252k events/s; budget 16
+/// MB 261k (74 MB less); 4 MB 243k (114 MB less); 1 MB 236k (136 MB less).
 const DFA_BUDGET: usize = 4 << 20;
 
 /// Fewer rows than this per thread are not worth starting a thread for (a low-rate batch of a few rows is
@@ -160,6 +188,8 @@ struct Compiler {
     slot_count: usize,
     whens: Vec<Node>,
     when_index: HashMap<String, usize>,
+    /// The logsource condition of the detection being compiled; `None` while compiling a condition.
+    under: Option<usize>,
 }
 
 impl Compiler {
@@ -192,8 +222,16 @@ impl Compiler {
         let id = *lits.index.entry(key.clone()).or_insert_with(|| {
             lits.texts.push(key);
             lits.slots.push([None; 4]);
+            lits.scopes.push(Some(BTreeSet::new()));
             lits.texts.len() - 1
         });
+        match (self.under, &mut lits.scopes[id]) {
+            (Some(when), Some(whens)) => {
+                whens.insert(when);
+            }
+            (None, scope) => *scope = None,
+            (Some(_), None) => {}
+        }
         let slot = *lits.slots[id][kind as usize].get_or_insert_with(|| {
             self.slot_count += 1;
             self.slot_count - 1
@@ -297,6 +335,7 @@ impl RuleSet {
             slot_count: 0,
             whens: Vec::new(),
             when_index: HashMap::new(),
+            under: None,
         };
         let mut compiled = Vec::with_capacity(rules.len());
         let mut errors = Vec::with_capacity(rules.len());
@@ -305,6 +344,7 @@ impl RuleSet {
             let mut error = None;
             for (when, detection) in &rule.variants {
                 let key = format!("{when:?}");
+                c.under = None;
                 let when = match c.when_index.get(&key) {
                     Some(&i) => i,
                     None => match c.expr(when) {
@@ -319,6 +359,7 @@ impl RuleSet {
                         }
                     },
                 };
+                c.under = Some(when);
                 match c.expr(detection) {
                     Ok(node) => variants.push((when, node)),
                     Err(e) => {
@@ -333,42 +374,52 @@ impl RuleSet {
             compiled.push(variants);
             errors.push(error);
         }
+        // A literal of a rule without a logsource condition is read on every row.
+        let unconditional: Vec<bool> = c.whens.iter().map(|w| matches!(w, Node::True)).collect();
         for plan in &mut c.columns {
             for (lits, insensitive) in [(&mut plan.insensitive, true), (&mut plan.sensitive, false)]
             {
-                if lits.texts.is_empty() {
-                    continue;
+                // The literals read on every row, and the others with the union of their conditions.
+                let mut everywhere = Vec::new();
+                let mut scoped = Vec::new();
+                let mut scoped_whens = BTreeSet::new();
+                for (id, scope) in lits.scopes.iter().enumerate() {
+                    match scope {
+                        Some(whens) if !whens.iter().any(|&w| unconditional[w]) => {
+                            scoped.push(id);
+                            scoped_whens.extend(whens);
+                        }
+                        _ => everywhere.push(id),
+                    }
                 }
-                // A full DFA where it is small: measured on the SigmaHQ Windows set over OTRF events,
-                // evaluation runs at 175k events/s with DFAs everywhere against 131k with contiguous NFAs
-                // everywhere; but most of the DFAs' memory is in a few columns with thousands of literals
-                // (command_line alone: 80 MB of 166), where an NFA costs little: see `DFA_BUDGET`.
-                let build = |kind| {
-                    AhoCorasickBuilder::new()
-                        .ascii_case_insensitive(insensitive)
-                        .match_kind(MatchKind::Standard)
-                        .kind(Some(kind))
-                        .build(&lits.texts)
-                        .expect("literal automata are built from plain strings")
-                };
-                let bytes: usize = lits.texts.iter().map(String::len).sum();
-                let mut automaton = if bytes <= 256 * 1024 {
-                    build(AhoCorasickKind::DFA)
-                } else {
-                    build(AhoCorasickKind::ContiguousNFA)
-                };
-                if automaton.memory_usage() > DFA_BUDGET {
-                    automaton = build(AhoCorasickKind::ContiguousNFA);
+                for (ids, whens) in [
+                    (everywhere, None),
+                    (scoped, Some(scoped_whens.into_iter().collect::<Vec<_>>())),
+                ] {
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    let texts: Vec<&str> = ids.iter().map(|&id| lits.texts[id].as_str()).collect();
+                    let automaton = literal_automaton(&texts, insensitive);
+                    let presence = presence(&texts);
+                    tracing::debug!(
+                        column = %plan.name,
+                        insensitive,
+                        literals = texts.len(),
+                        conditions = whens.as_ref().map(Vec::len),
+                        kind = ?automaton.kind(),
+                        presence = presence.is_some(),
+                        bytes = automaton.memory_usage(),
+                        "Sigma literal automaton built."
+                    );
+                    lits.groups.push(Group {
+                        presence,
+                        insensitive,
+                        automaton,
+                        slots: ids.iter().map(|&id| lits.slots[id]).collect(),
+                        whens,
+                    });
                 }
-                tracing::debug!(
-                    column = %plan.name,
-                    insensitive,
-                    literals = lits.texts.len(),
-                    kind = ?automaton.kind(),
-                    bytes = automaton.memory_usage(),
-                    "Sigma literal automaton built."
-                );
-                lits.automaton = Some(automaton);
             }
         }
         (
@@ -437,16 +488,12 @@ impl RuleSet {
     }
 
     fn evaluate_part(&self, batch: &RecordBatch) -> Matches {
-        let rows = batch.num_rows();
         let ctx = self.scan(batch);
-        let all = Bits::ones(rows);
-        let mut when_bits: Vec<Option<Bits>> = vec![None; self.whens.len()];
         let mut out = Vec::new();
         for (rule, variants) in self.rules.iter().enumerate() {
             let mut matched: Option<Bits> = None;
             for (when, detection) in variants {
-                let candidates =
-                    when_bits[*when].get_or_insert_with(|| eval(&self.whens[*when], &all, &ctx));
+                let candidates = &ctx.whens[*when];
                 if !candidates.any() {
                     continue;
                 }
@@ -463,30 +510,52 @@ impl RuleSet {
         out
     }
 
-    /// Reads the columns and runs every automaton once over its column.
+    /// Reads the columns, scans them with the automata read on every row, evaluates the logsource
+    /// conditions, then scans with each other automaton the rows of its conditions.
     fn scan(&self, batch: &RecordBatch) -> BatchCtx {
         let rows = batch.num_rows();
-        // Most literals are absent from a batch: a slot's bits exist only once one of its rows is set.
-        let mut slots = vec![None; self.slot_count];
-        let mut values = Vec::with_capacity(self.columns.len());
-        for plan in &self.columns {
-            let array = batch
-                .column_by_name(&plan.name)
-                .and_then(|a| as_strings(a).ok());
-            if let Some(strings) = &array {
-                for lits in [&plan.insensitive, &plan.sensitive] {
-                    if let Some(ac) = &lits.automaton {
-                        scan_column(strings, ac, &lits.slots, &mut slots);
-                    }
-                }
-            }
-            values.push(array);
-        }
-        BatchCtx {
-            values,
-            slots,
+        let mut ctx = BatchCtx {
+            values: self
+                .columns
+                .iter()
+                .map(|plan| {
+                    batch
+                        .column_by_name(&plan.name)
+                        .and_then(|a| as_strings(a).ok())
+                })
+                .collect(),
+            // Most literals are absent from a batch: a slot's bits exist only once one of its rows is set.
+            slots: vec![None; self.slot_count],
+            whens: Vec::new(),
             rows,
+        };
+        let groups = || {
+            self.columns.iter().enumerate().flat_map(|(c, plan)| {
+                [&plan.insensitive, &plan.sensitive]
+                    .into_iter()
+                    .flat_map(move |lits| lits.groups.iter().map(move |g| (c, g)))
+            })
+        };
+        for (c, group) in groups().filter(|(_, g)| g.whens.is_none()) {
+            if let Some(strings) = &ctx.values[c] {
+                scan_column(strings, group, &mut ctx.slots, None);
+            }
         }
+        let all = Bits::ones(rows);
+        ctx.whens = self.whens.iter().map(|w| eval(w, &all, &ctx)).collect();
+        for (c, group) in groups() {
+            let (Some(whens), Some(strings)) = (&group.whens, &ctx.values[c]) else {
+                continue;
+            };
+            let mut scope = Bits::zeros(rows);
+            for &w in whens {
+                scope.or_assign(&ctx.whens[w]);
+            }
+            if scope.any() {
+                scan_column(strings, group, &mut ctx.slots, Some(&scope));
+            }
+        }
+        ctx
     }
 
     /// The index of a column by name (tests).
@@ -494,6 +563,56 @@ impl RuleSet {
     fn has_column(&self, name: &str) -> bool {
         self.columns.iter().any(|c| c.name == name)
     }
+}
+
+/// One automaton over `texts`. A full DFA where it is small: measured on the SigmaHQ Windows set over
+/// OTRF events, evaluation runs at 175k events/s with DFAs everywhere against 131k with contiguous NFAs
+/// everywhere; but most of the DFAs' memory is in a few columns with thousands of literals (command_line
+/// alone: 80 MB of 166), where an NFA costs little: see `DFA_BUDGET`.
+fn literal_automaton(texts: &[&str], insensitive: bool) -> AhoCorasick {
+    let build = |kind| {
+        AhoCorasickBuilder::new()
+            .ascii_case_insensitive(insensitive)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(kind))
+            .build(texts)
+            .expect("literal automata are built from plain strings")
+    };
+    let bytes: usize = texts.iter().map(|t| t.len()).sum();
+    let automaton = if bytes <= 256 * 1024 {
+        build(AhoCorasickKind::DFA)
+    } else {
+        build(AhoCorasickKind::ContiguousNFA)
+    };
+    match automaton.memory_usage() > DFA_BUDGET {
+        true => build(AhoCorasickKind::ContiguousNFA),
+        false => automaton,
+    }
+}
+
+/// The most literals, and the shortest, a group gets a [`presence`] test for: the SIMD searcher
+/// (Teddy) takes up to 64, and short ones would make it stop too often.
+const PRESENCE_AT_MOST: usize = 64;
+const PRESENCE_SHORTEST: usize = 3;
+
+/// A SIMD test of whether a value holds any of `texts` (lower-cased already for a case-insensitive
+/// group), where `aho-corasick` builds one (Teddy, on x86-64 with SSSE3 or AVX2, and aarch64).
+///
+/// `aho-corasick` gives an ASCII-case-insensitive automaton no Teddy prefilter, only one that looks for
+/// up to three distinct bytes, which literals as varied as a rule's keywords exceed or meet only with
+/// frequent bytes. `Mimikatz Use`, 20 keywords searched in every value of every Windows event, was half
+/// of the evaluation's time over the OTRF events (1.68 s of 3.44, one thread): its automaton walked every
+/// byte at 0.7 GB/s, and built case-sensitive to scan lower-cased values it took 1.92 s. With this test
+/// first, 0.23 s: a value that holds none of the literals is not walked at all.
+fn presence(texts: &[&str]) -> Option<packed::Searcher> {
+    if texts.len() > PRESENCE_AT_MOST || texts.iter().any(|t| t.len() < PRESENCE_SHORTEST) {
+        return None;
+    }
+    packed::Config::new()
+        .match_kind(packed::MatchKind::LeftmostFirst)
+        .builder()
+        .extend(texts)
+        .build()
 }
 
 /// A column as strings: Utf8 as is, anything else cast (numbers as their decimal text).
@@ -505,41 +624,62 @@ fn as_strings(array: &ArrayRef) -> Result<Arc<StringArray>, ArrowError> {
     Ok(Arc::new(cast.as_string::<i32>().clone()))
 }
 
+/// Scans the values of `strings` with `group`'s automaton, on the rows of `scope` (`None`: every row),
+/// setting the bits of the slots its literals match.
 fn scan_column(
     strings: &StringArray,
-    ac: &AhoCorasick,
-    slots: &[[Option<usize>; 4]],
+    group: &Group,
     out: &mut [Option<Bits>],
+    scope: Option<&Bits>,
 ) {
     let rows = strings.len();
-    let mut set = |slot: usize, row: usize| {
-        out[slot].get_or_insert_with(|| Bits::zeros(rows)).set(row);
-    };
-    for row in 0..rows {
+    let mut lower = Vec::new();
+    let mut scan_row = |row: usize| {
         if strings.is_null(row) {
-            continue;
+            return;
         }
         let value = strings.value(row);
+        if let Some(presence) = &group.presence {
+            let asked = match group.insensitive {
+                true => {
+                    lower.clear();
+                    lower.extend_from_slice(value.as_bytes());
+                    lower.make_ascii_lowercase();
+                    lower.as_slice()
+                }
+                false => value.as_bytes(),
+            };
+            if presence.find(asked).is_none() {
+                return;
+            }
+        }
         let len = value.len();
-        for m in ac.find_overlapping_iter(value) {
-            let s = &slots[m.pattern().as_usize()];
+        let mut set = |slot: usize| {
+            out[slot].get_or_insert_with(|| Bits::zeros(rows)).set(row);
+        };
+        for m in group.automaton.find_overlapping_iter(value) {
+            let s = &group.slots[m.pattern().as_usize()];
             if let Some(slot) = s[Kind::Contains as usize] {
-                set(slot, row);
+                set(slot);
             }
             let (start, end) = (m.start() == 0, m.end() == len);
             if start && let Some(slot) = s[Kind::StartsWith as usize] {
-                set(slot, row);
+                set(slot);
             }
             if end && let Some(slot) = s[Kind::EndsWith as usize] {
-                set(slot, row);
+                set(slot);
             }
             if start
                 && end
                 && let Some(slot) = s[Kind::Equals as usize]
             {
-                set(slot, row);
+                set(slot);
             }
         }
+    };
+    match scope {
+        None => (0..rows).for_each(&mut scan_row),
+        Some(scope) => scope.ones_iter().for_each(&mut scan_row),
     }
 }
 
@@ -547,6 +687,8 @@ struct BatchCtx {
     values: Vec<Option<Arc<StringArray>>>,
     /// `None`: no row has the literal.
     slots: Vec<Option<Bits>>,
+    /// Per logsource condition, the rows it holds for.
+    whens: Vec<Bits>,
     rows: usize,
 }
 

@@ -299,3 +299,232 @@ fn rows_split_over_threads_match_as_on_one_thread() {
     assert_eq!(single.evaluate(&big), expected);
     assert_eq!(split.evaluate(&big), expected);
 }
+
+/// The bits of `column`'s case-insensitive literal `text` (kind `Contains`) after scanning `batch()`.
+fn contains_bits(set: &RuleSet, column: &str, text: &str) -> Option<Vec<usize>> {
+    let plan = set.columns.iter().find(|c| c.name == column).unwrap();
+    let id = plan.insensitive.index[text];
+    let slot = plan.insensitive.slots[id][Kind::Contains as usize].unwrap();
+    set.scan(&batch()).slots[slot]
+        .as_ref()
+        .map(|bits| bits.ones_iter().collect())
+}
+
+#[test]
+fn a_columns_literals_are_scanned_only_on_the_rows_of_their_rules_conditions() {
+    use Piece::AnyMany;
+    let sysmon = field("event_id", s(vec![lit("1")]));
+    let security = field("event_id", s(vec![lit("4688")]));
+    let whoami = field("command_line", s(vec![AnyMany, lit("whoami"), AnyMany]));
+    let cmd = field("image", s(vec![AnyMany, lit(r"\cmd.exe")]));
+    // Rows 1 (event 1) and 2 (event 4688) hold `whoami` and end in `\cmd.exe`.
+    let (set, _) = RuleSet::compile(&[
+        RuleInput {
+            variants: vec![(&sysmon, &whoami)],
+        },
+        RuleInput {
+            variants: vec![(&security, &cmd)],
+        },
+    ]);
+    assert_eq!(
+        contains_bits(&set, "command_line", "whoami"),
+        Some(vec![1]),
+        "row 2 is not a Sysmon event: its command line is not scanned"
+    );
+    assert_eq!(set.evaluate(&batch()), vec![(0, vec![1]), (1, vec![2])]);
+
+    // The same literal in a rule of the other condition too: both rows are scanned, each rule still
+    // matches only its own.
+    let (set, _) = RuleSet::compile(&[
+        RuleInput {
+            variants: vec![(&sysmon, &whoami)],
+        },
+        RuleInput {
+            variants: vec![(&security, &whoami)],
+        },
+    ]);
+    assert_eq!(
+        contains_bits(&set, "command_line", "whoami"),
+        Some(vec![1, 2])
+    );
+    assert_eq!(set.evaluate(&batch()), vec![(0, vec![1]), (1, vec![2])]);
+
+    // A column's scoped literals share one automaton: another literal's rule widens the rows scanned
+    // for all of them, and each rule still matches only its own.
+    let foo = field("command_line", s(vec![AnyMany, lit("foo"), AnyMany]));
+    let (set, _) = RuleSet::compile(&[
+        RuleInput {
+            variants: vec![(&sysmon, &whoami)],
+        },
+        RuleInput {
+            variants: vec![(&security, &foo)],
+        },
+    ]);
+    assert_eq!(
+        contains_bits(&set, "command_line", "whoami"),
+        Some(vec![1, 2])
+    );
+    assert_eq!(set.evaluate(&batch()), vec![(0, vec![1])]);
+
+    // A rule without a condition reads the literal on every row.
+    let (set, _) = RuleSet::compile(&[
+        RuleInput {
+            variants: vec![(&sysmon, &whoami)],
+        },
+        RuleInput {
+            variants: vec![(&Expr::True, &whoami)],
+        },
+    ]);
+    assert_eq!(
+        contains_bits(&set, "command_line", "whoami"),
+        Some(vec![1, 2])
+    );
+    assert_eq!(set.evaluate(&batch()), vec![(0, vec![1]), (1, vec![1, 2])]);
+
+    // A literal the conditions test is scanned on every row, whatever the detections.
+    let (set, _) = RuleSet::compile(&[RuleInput {
+        variants: vec![(&sysmon, &field("event_id", s(vec![lit("4688")])))],
+    }]);
+    let plan = set.columns.iter().find(|c| c.name == "event_id").unwrap();
+    let scoped: Vec<Option<usize>> = plan
+        .insensitive
+        .groups
+        .iter()
+        .map(|g| g.whens.as_ref().map(Vec::len))
+        .collect();
+    assert_eq!(scoped, vec![None, Some(1)], "`1` everywhere, `4688` scoped");
+    assert!(set.evaluate(&batch()).is_empty());
+}
+
+#[test]
+fn a_negated_literal_is_judged_only_where_it_was_scanned() {
+    use Piece::AnyMany;
+    let sysmon = field("event_id", s(vec![lit("1")]));
+    let security = field("event_id", s(vec![lit("4688")]));
+    let cmd = field("image", s(vec![AnyMany, lit(r"\cmd.exe")]));
+    let not_cmd = Expr::Not(Box::new(cmd.clone()));
+    // `\cmd.exe` is scanned on rows 0–1 only (the Sysmon rules'); row 2 (4688) ends in `\CMD.EXE` but
+    // its bits stay unset. No rule may read them there as "absent".
+    let (set, _) = RuleSet::compile(&[
+        RuleInput {
+            variants: vec![(&sysmon, &not_cmd)],
+        },
+        RuleInput {
+            variants: vec![(&sysmon, &cmd)],
+        },
+    ]);
+    assert_eq!(set.evaluate(&batch()), vec![(0, vec![0]), (1, vec![1])]);
+    // With a rule of the other condition negating it too, row 2 is scanned and judged.
+    let (set, _) = RuleSet::compile(&[
+        RuleInput {
+            variants: vec![(&sysmon, &not_cmd)],
+        },
+        RuleInput {
+            variants: vec![(&security, &not_cmd)],
+        },
+    ]);
+    assert_eq!(set.evaluate(&batch()), vec![(0, vec![0])]);
+}
+
+#[test]
+fn the_simd_presence_test_changes_no_match() {
+    use Piece::AnyMany;
+    let exprs = [
+        field("command_line", s(vec![AnyMany, lit("WHOAMI"), AnyMany])),
+        field("command_line", s(vec![lit("cmd.exe"), AnyMany])),
+        field("command_line", s(vec![AnyMany, lit("/all")])),
+        field("image", s(vec![lit(r"c:\windows\system32\cmd.exe")])),
+        field("image", s(vec![AnyMany, lit("system32"), AnyMany])),
+        field(
+            "command_line",
+            Test::Str {
+                pattern: Pattern::new([AnyMany, lit("WhoAmI"), AnyMany]),
+                cased: true,
+            },
+        ),
+        // Too short for the SIMD test: its group is scanned by the automaton alone.
+        field("parent_image", s(vec![AnyMany, lit("ex"), AnyMany])),
+        // A scoped group with its own test, beside the column's every-row group.
+        field(
+            "command_line",
+            s(vec![AnyMany, lit("whoami /all"), AnyMany]),
+        ),
+    ];
+    let sysmon = field("event_id", s(vec![lit("1")]));
+    let inputs: Vec<RuleInput> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| RuleInput {
+            variants: vec![(
+                if i == exprs.len() - 1 {
+                    &sysmon
+                } else {
+                    &Expr::True
+                },
+                e,
+            )],
+        })
+        .collect();
+    let (with, _) = RuleSet::compile(&inputs);
+    let (mut without, _) = RuleSet::compile(&inputs);
+    let mut tested = 0;
+    for plan in &mut without.columns {
+        for group in plan
+            .insensitive
+            .groups
+            .iter_mut()
+            .chain(plan.sensitive.groups.iter_mut())
+        {
+            tested += usize::from(group.presence.take().is_some());
+        }
+    }
+    // Teddy needs SSSE3 on x86-64, found at run time.
+    #[cfg(target_arch = "x86_64")]
+    let simd = std::arch::is_x86_feature_detected!("ssse3");
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = cfg!(target_arch = "aarch64");
+    if simd {
+        assert_eq!(
+            tested, 4,
+            "command_line's every-row and scoped groups, its cased group and image have the test"
+        );
+    }
+    // Upper case in a value short enough for the test's Rabin-Karp path (`WHOAMI /ALL`) and in a long
+    // one (Teddy's path); non-ASCII text, which no automaton folds (`İ` is not `i`).
+    let rows = datafusion::arrow::compute::concat_batches(
+        &batch().schema(),
+        &[
+            batch(),
+            RecordBatch::try_new(
+                batch().schema(),
+                vec![
+                    Arc::new(Int64Array::from(vec![Some(1), Some(1)])),
+                    Arc::new(StringArray::from(vec![
+                        Some(r"C:\WINDOWS\SYSTEM32\CMD.EXE"),
+                        None,
+                    ])),
+                    Arc::new(StringArray::from(vec![
+                        Some("CMD.EXE /c WHOAMİ /ALL"),
+                        Some("WHOAMI /ALL"),
+                    ])),
+                    Arc::new(StringArray::from(vec![Some("EXPLORER.EXE"), None])),
+                    Arc::new(StringArray::from(vec![None::<&str>, None])),
+                ],
+            )
+            .unwrap(),
+        ],
+    )
+    .unwrap();
+    let expected = vec![
+        (0, vec![1, 2, 6]),
+        (1, vec![2, 5]),
+        (2, vec![2, 5, 6]),
+        (3, vec![1, 2, 5]),
+        (4, vec![0, 1, 2, 5]),
+        (5, vec![2]),
+        (6, vec![0, 1, 2, 5]),
+        (7, vec![6]),
+    ];
+    assert_eq!(without.evaluate(&rows), expected);
+    assert_eq!(with.evaluate(&rows), expected);
+}

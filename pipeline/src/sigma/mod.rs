@@ -4,10 +4,11 @@
 //! [`ir::SigmaRule`] whose detection is an [`ir::Expr`] ([`condition`] is the condition grammar);
 //! [`mapping`] binds it to columns through the logsource and field mapping (`sigma/windows.yml`);
 //! `hunts` gives each rule its hunt metadata; [`compile`] decides the columns the rule set adds and
-//! compiles every bound rule into one [`eval::RuleSet`] (one automaton per column, one scan per batch for
-//! all rules); [`engine`] is the set at run time, an evaluator of the hunt runtime, feeding matches of
-//! correlated rules to [`correlate`] ([`correlation`] parses correlation rules). [`sql`] renders a rule as
-//! SQL for `ghosthunt sigma convert` (the `cidr_match` function it uses is `query::udf`).
+//! compiles every bound rule into one [`eval::RuleSet`] (per column, automata shared by all rules, each
+//! scanning its rows once per batch); [`engine`] is the set at run time, an evaluator of the hunt
+//! runtime, feeding matches of correlated rules to [`correlate`] ([`correlation`] parses correlation
+//! rules). [`sql`] renders a rule as SQL for `ghosthunt sigma convert` (the `cidr_match` function it uses
+//! is `query::udf`).
 
 mod bits;
 pub mod compile;
