@@ -578,16 +578,45 @@ fn literal_automaton(texts: &[&str], insensitive: bool) -> AhoCorasick {
             .build(texts)
             .expect("literal automata are built from plain strings")
     };
-    let bytes: usize = texts.iter().map(|t| t.len()).sum();
-    let automaton = if bytes <= 256 * 1024 {
-        build(AhoCorasickKind::DFA)
-    } else {
-        build(AhoCorasickKind::ContiguousNFA)
-    };
+    if dfa_at_least(texts, insensitive) > DFA_BUDGET {
+        return build(AhoCorasickKind::ContiguousNFA);
+    }
+    let automaton = build(AhoCorasickKind::DFA);
     match automaton.memory_usage() > DFA_BUDGET {
         true => build(AhoCorasickKind::ContiguousNFA),
         false => automaton,
     }
+}
+
+/// At least the memory a full DFA over `texts` takes, found without building it: a state per distinct
+/// prefix of the literals (the trie's nodes), each a row of 4-byte state ids, one per byte class rounded
+/// up to a power of two (a byte a literal holds, in both cases when `insensitive`, is a class of its own,
+/// and every other byte at least one more). A DFA over the large columns' literals (hashes, images) took
+/// tens of MB to build only to be dropped for exceeding `DFA_BUDGET`: a third of the time to load the
+/// SigmaHQ Windows rules.
+fn dfa_at_least(texts: &[&str], insensitive: bool) -> usize {
+    let mut sorted: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
+    sorted.sort_unstable();
+    let mut states = 1;
+    let mut previous: &[u8] = &[];
+    for text in sorted {
+        let shared = previous
+            .iter()
+            .zip(text)
+            .take_while(|(a, b)| a == b)
+            .count();
+        states += text.len() - shared;
+        previous = text;
+    }
+    let mut used = [false; 256];
+    for &b in texts.iter().flat_map(|t| t.as_bytes()) {
+        used[usize::from(b)] = true;
+        if insensitive {
+            used[usize::from(b.to_ascii_uppercase())] = true;
+        }
+    }
+    let classes = used.iter().filter(|&&u| u).count() + 1;
+    states * classes.next_power_of_two() * 4
 }
 
 /// The most literals, and the shortest, a group gets a [`presence`] test for: the SIMD searcher

@@ -528,3 +528,59 @@ fn the_simd_presence_test_changes_no_match() {
     assert_eq!(without.evaluate(&rows), expected);
     assert_eq!(with.evaluate(&rows), expected);
 }
+
+#[test]
+fn the_dfa_estimate_stays_below_the_built_dfa_and_spares_building_what_the_budget_refuses() {
+    // Hex digests, as the `Hashes` rules hold: pseudo-random, deterministic.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let hashes: Vec<String> = (0..600)
+        .map(|_| {
+            (0..4)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{x:016x}")
+                })
+                .collect()
+        })
+        .collect();
+    let sets: Vec<Vec<&str>> = vec![
+        vec!["whoami", "cmd.exe", "/all"],
+        vec![
+            r"\powershell.exe",
+            r"\pwsh.exe",
+            "-enc",
+            "-encodedcommand",
+            "Invoke-Expression",
+        ],
+        hashes.iter().map(String::as_str).collect(),
+    ];
+    for texts in &sets {
+        for insensitive in [true, false] {
+            let built = AhoCorasickBuilder::new()
+                .ascii_case_insensitive(insensitive)
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(texts)
+                .unwrap();
+            let estimate = dfa_at_least(texts, insensitive);
+            assert!(
+                estimate <= built.memory_usage(),
+                "{} literals, insensitive {insensitive}: estimate {estimate} > built {}",
+                texts.len(),
+                built.memory_usage()
+            );
+        }
+    }
+    let hashes = &sets[2];
+    assert!(dfa_at_least(hashes, true) > DFA_BUDGET);
+    assert_eq!(
+        literal_automaton(hashes, true).kind(),
+        AhoCorasickKind::ContiguousNFA
+    );
+    assert_eq!(
+        literal_automaton(&sets[0], true).kind(),
+        AhoCorasickKind::DFA
+    );
+}
