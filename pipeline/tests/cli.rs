@@ -486,6 +486,7 @@ fn the_binary_allocates_with_jemalloc_and_its_options_yield_to_malloc_conf() {
         set.ends_with(&[
             "narenas:1",
             "dirty_decay_ms:1000",
+            "oversize_threshold:33554432",
             "confirm_conf:true",
             "narenas:3"
         ]),
@@ -494,7 +495,7 @@ fn the_binary_allocates_with_jemalloc_and_its_options_yield_to_malloc_conf() {
     assert!(
         err.lines().any(|l| l
             == "<jemalloc>: malloc_conf #2 (string pointed to by the global variable malloc_conf): \
-                \"narenas:1,dirty_decay_ms:1000\""),
+                \"narenas:1,dirty_decay_ms:1000,oversize_threshold:33554432\""),
         "{err}"
     );
 }
