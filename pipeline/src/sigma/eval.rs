@@ -1,7 +1,7 @@
 //! Many Sigma rules over one Arrow batch, sharing the work.
 //!
 //! Compilation collects, per column, every literal the rules look for (equals, contains, starts with, ends
-//! with; windash and base64 variants are literals too) into Aho-Corasick automata (ASCII
+//! with; windash and base64 variants are literals too) into Aho-Corasick automata (`super::literals`; ASCII
 //! case-insensitive, plus case-sensitive ones for `cased`). Evaluating a batch scans each column's values
 //! with them and sets one bit per (literal, position kind) and row.
 //!
@@ -10,7 +10,7 @@
 //! logsource conditions test, and those of rules without a condition), scanned first; then the
 //! conditions are evaluated; then one over the column's other literals, scanned on the union of their
 //! rules' conditions. A `Message` tested only by two `service: application` rules is not scanned in
-//! Sysmon events. A group of a few long literals is also tested for with SIMD first (see [`presence`]).
+//! Sysmon events. A group of a few long literals is also tested for with SIMD first (`super::literals::presence`).
 //!
 //! Each rule is then a boolean expression over those bitmaps, evaluated on candidate rows only: its
 //! logsource condition (shared by every rule of that logsource and computed once per batch) gives the first
@@ -25,7 +25,6 @@ use crate::query::udf::in_network;
 use crate::sigma::error::{RefusalKind, RuleError};
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind, packed};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -35,19 +34,11 @@ use regex::{Regex, RegexBuilder};
 
 use super::bits::Bits;
 use super::ir::{Cmp, Expr, Pattern, Piece, Position, Test};
+use super::literals::{Kind, Literals};
 
 /// One rule to compile: OR over its variants of (`when` AND `detection`), over column names.
 pub struct RuleInput<'a> {
     pub variants: Vec<(&'a Expr, &'a Expr)>,
-}
-
-/// What a literal must do relative to the value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    Equals = 0,
-    Contains = 1,
-    StartsWith = 2,
-    EndsWith = 3,
 }
 
 #[derive(Debug)]
@@ -91,37 +82,6 @@ impl Node {
     }
 }
 
-/// The literals of one column, for one case mode.
-#[derive(Default)]
-struct Literals {
-    /// Distinct literal texts (lower-cased for the case-insensitive automaton).
-    texts: Vec<String>,
-    index: HashMap<String, usize>,
-    /// Per literal and kind, the slot its bits go to.
-    slots: Vec<[Option<usize>; 4]>,
-    /// Per literal, the logsource conditions (`RuleSet::whens`) of the rules that test it; `None`: a
-    /// condition tests it. A literal whose conditions include one that is always true (a rule without
-    /// a condition) is read on every row too: see `RuleSet::compile`.
-    scopes: Vec<Option<BTreeSet<usize>>>,
-    /// The automata over the literals, built once every rule is compiled.
-    groups: Vec<Group>,
-}
-
-/// An automaton over some of a column's literals, and the rows it scans.
-struct Group {
-    automaton: AhoCorasick,
-    /// Whether a value holds any of the literals, found with SIMD (see [`presence`]): a value without
-    /// any is not scanned by the automaton. ASCII-lower-cased values are asked for a case-insensitive
-    /// group.
-    presence: Option<packed::Searcher>,
-    /// The automaton matches ASCII letters in any case.
-    insensitive: bool,
-    /// Per pattern of the automaton, its literal's slots.
-    slots: Vec<[Option<usize>; 4]>,
-    /// The rows of these logsource conditions are scanned; `None`: every row.
-    whens: Option<Vec<usize>>,
-}
-
 struct ColumnPlan {
     name: String,
     insensitive: Literals,
@@ -130,12 +90,6 @@ struct ColumnPlan {
 
 /// The rows each rule matches: (rule index, rows ascending), rules without matches left out.
 pub type Matches = Vec<(usize, Vec<u32>)>;
-
-/// The most memory a literal automaton (one [`Group`]) may take as a full DFA; a larger one is built as a
-/// contiguous NFA instead. SigmaHQ Windows set over the OTRF events (`sigma bench`, 2 threads, medians of
-/// 3 rounds), measured when a column had one automaton per case: DFAs everywhere 252k events/s; budget 16
-/// MB 261k (74 MB less); 4 MB 243k (114 MB less); 1 MB 236k (136 MB less).
-const DFA_BUDGET: usize = 4 << 20;
 
 /// Fewer rows than this per thread are not worth starting a thread for (a low-rate batch of a few rows is
 /// evaluated on the calling thread).
@@ -377,50 +331,8 @@ impl RuleSet {
         // A literal of a rule without a logsource condition is read on every row.
         let unconditional: Vec<bool> = c.whens.iter().map(|w| matches!(w, Node::True)).collect();
         for plan in &mut c.columns {
-            for (lits, insensitive) in [(&mut plan.insensitive, true), (&mut plan.sensitive, false)]
-            {
-                // The literals read on every row, and the others with the union of their conditions.
-                let mut everywhere = Vec::new();
-                let mut scoped = Vec::new();
-                let mut scoped_whens = BTreeSet::new();
-                for (id, scope) in lits.scopes.iter().enumerate() {
-                    match scope {
-                        Some(whens) if !whens.iter().any(|&w| unconditional[w]) => {
-                            scoped.push(id);
-                            scoped_whens.extend(whens);
-                        }
-                        _ => everywhere.push(id),
-                    }
-                }
-                for (ids, whens) in [
-                    (everywhere, None),
-                    (scoped, Some(scoped_whens.into_iter().collect::<Vec<_>>())),
-                ] {
-                    if ids.is_empty() {
-                        continue;
-                    }
-                    let texts: Vec<&str> = ids.iter().map(|&id| lits.texts[id].as_str()).collect();
-                    let automaton = literal_automaton(&texts, insensitive);
-                    let presence = presence(&texts);
-                    tracing::debug!(
-                        column = %plan.name,
-                        insensitive,
-                        literals = texts.len(),
-                        conditions = whens.as_ref().map(Vec::len),
-                        kind = ?automaton.kind(),
-                        presence = presence.is_some(),
-                        bytes = automaton.memory_usage(),
-                        "Sigma literal automaton built."
-                    );
-                    lits.groups.push(Group {
-                        presence,
-                        insensitive,
-                        automaton,
-                        slots: ids.iter().map(|&id| lits.slots[id]).collect(),
-                        whens,
-                    });
-                }
-            }
+            plan.insensitive.build(&plan.name, true, &unconditional);
+            plan.sensitive.build(&plan.name, false, &unconditional);
         }
         (
             RuleSet {
@@ -538,7 +450,7 @@ impl RuleSet {
         };
         for (c, group) in groups().filter(|(_, g)| g.whens.is_none()) {
             if let Some(strings) = &ctx.values[c] {
-                scan_column(strings, group, &mut ctx.slots, None);
+                group.scan(strings, &mut ctx.slots, None);
             }
         }
         let all = Bits::ones(rows);
@@ -552,7 +464,7 @@ impl RuleSet {
                 scope.or_assign(&ctx.whens[w]);
             }
             if scope.any() {
-                scan_column(strings, group, &mut ctx.slots, Some(&scope));
+                group.scan(strings, &mut ctx.slots, Some(&scope));
             }
         }
         ctx
@@ -565,85 +477,6 @@ impl RuleSet {
     }
 }
 
-/// One automaton over `texts`. A full DFA where it is small: measured on the SigmaHQ Windows set over
-/// OTRF events, evaluation runs at 175k events/s with DFAs everywhere against 131k with contiguous NFAs
-/// everywhere; but most of the DFAs' memory is in a few columns with thousands of literals (command_line
-/// alone: 80 MB of 166), where an NFA costs little: see `DFA_BUDGET`.
-fn literal_automaton(texts: &[&str], insensitive: bool) -> AhoCorasick {
-    let build = |kind| {
-        AhoCorasickBuilder::new()
-            .ascii_case_insensitive(insensitive)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(kind))
-            .build(texts)
-            .expect("literal automata are built from plain strings")
-    };
-    if dfa_at_least(texts, insensitive) > DFA_BUDGET {
-        return build(AhoCorasickKind::ContiguousNFA);
-    }
-    let automaton = build(AhoCorasickKind::DFA);
-    match automaton.memory_usage() > DFA_BUDGET {
-        true => build(AhoCorasickKind::ContiguousNFA),
-        false => automaton,
-    }
-}
-
-/// At least the memory a full DFA over `texts` takes, found without building it: a state per distinct
-/// prefix of the literals (the trie's nodes), each a row of 4-byte state ids, one per byte class rounded
-/// up to a power of two (a byte a literal holds, in both cases when `insensitive`, is a class of its own,
-/// and every other byte at least one more). A DFA over the large columns' literals (hashes, images) took
-/// tens of MB to build only to be dropped for exceeding `DFA_BUDGET`: a third of the time to load the
-/// SigmaHQ Windows rules.
-fn dfa_at_least(texts: &[&str], insensitive: bool) -> usize {
-    let mut sorted: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
-    sorted.sort_unstable();
-    let mut states = 1;
-    let mut previous: &[u8] = &[];
-    for text in sorted {
-        let shared = previous
-            .iter()
-            .zip(text)
-            .take_while(|(a, b)| a == b)
-            .count();
-        states += text.len() - shared;
-        previous = text;
-    }
-    let mut used = [false; 256];
-    for &b in texts.iter().flat_map(|t| t.as_bytes()) {
-        used[usize::from(b)] = true;
-        if insensitive {
-            used[usize::from(b.to_ascii_uppercase())] = true;
-        }
-    }
-    let classes = used.iter().filter(|&&u| u).count() + 1;
-    states * classes.next_power_of_two() * 4
-}
-
-/// The most literals, and the shortest, a group gets a [`presence`] test for: the SIMD searcher
-/// (Teddy) takes up to 64, and short ones would make it stop too often.
-const PRESENCE_AT_MOST: usize = 64;
-const PRESENCE_SHORTEST: usize = 3;
-
-/// A SIMD test of whether a value holds any of `texts` (lower-cased already for a case-insensitive
-/// group), where `aho-corasick` builds one (Teddy, on x86-64 with SSSE3 or AVX2, and aarch64).
-///
-/// `aho-corasick` gives an ASCII-case-insensitive automaton no Teddy prefilter, only one that looks for
-/// up to three distinct bytes, which literals as varied as a rule's keywords exceed or meet only with
-/// frequent bytes. `Mimikatz Use`, 20 keywords searched in every value of every Windows event, was half
-/// of the evaluation's time over the OTRF events (1.68 s of 3.44, one thread): its automaton walked every
-/// byte at 0.7 GB/s, and built case-sensitive to scan lower-cased values it took 1.92 s. With this test
-/// first, 0.23 s: a value that holds none of the literals is not walked at all.
-fn presence(texts: &[&str]) -> Option<packed::Searcher> {
-    if texts.len() > PRESENCE_AT_MOST || texts.iter().any(|t| t.len() < PRESENCE_SHORTEST) {
-        return None;
-    }
-    packed::Config::new()
-        .match_kind(packed::MatchKind::LeftmostFirst)
-        .builder()
-        .extend(texts)
-        .build()
-}
-
 /// A column as strings: Utf8 as is, anything else cast (numbers as their decimal text).
 fn as_strings(array: &ArrayRef) -> Result<Arc<StringArray>, ArrowError> {
     if let Some(s) = array.as_any().downcast_ref::<StringArray>() {
@@ -651,65 +484,6 @@ fn as_strings(array: &ArrayRef) -> Result<Arc<StringArray>, ArrowError> {
     }
     let cast = cast(array, &DataType::Utf8)?;
     Ok(Arc::new(cast.as_string::<i32>().clone()))
-}
-
-/// Scans the values of `strings` with `group`'s automaton, on the rows of `scope` (`None`: every row),
-/// setting the bits of the slots its literals match.
-fn scan_column(
-    strings: &StringArray,
-    group: &Group,
-    out: &mut [Option<Bits>],
-    scope: Option<&Bits>,
-) {
-    let rows = strings.len();
-    let mut lower = Vec::new();
-    let mut scan_row = |row: usize| {
-        if strings.is_null(row) {
-            return;
-        }
-        let value = strings.value(row);
-        if let Some(presence) = &group.presence {
-            let asked = match group.insensitive {
-                true => {
-                    lower.clear();
-                    lower.extend_from_slice(value.as_bytes());
-                    lower.make_ascii_lowercase();
-                    lower.as_slice()
-                }
-                false => value.as_bytes(),
-            };
-            if presence.find(asked).is_none() {
-                return;
-            }
-        }
-        let len = value.len();
-        let mut set = |slot: usize| {
-            out[slot].get_or_insert_with(|| Bits::zeros(rows)).set(row);
-        };
-        for m in group.automaton.find_overlapping_iter(value) {
-            let s = &group.slots[m.pattern().as_usize()];
-            if let Some(slot) = s[Kind::Contains as usize] {
-                set(slot);
-            }
-            let (start, end) = (m.start() == 0, m.end() == len);
-            if start && let Some(slot) = s[Kind::StartsWith as usize] {
-                set(slot);
-            }
-            if end && let Some(slot) = s[Kind::EndsWith as usize] {
-                set(slot);
-            }
-            if start
-                && end
-                && let Some(slot) = s[Kind::Equals as usize]
-            {
-                set(slot);
-            }
-        }
-    };
-    match scope {
-        None => (0..rows).for_each(&mut scan_row),
-        Some(scope) => scope.ones_iter().for_each(&mut scan_row),
-    }
 }
 
 struct BatchCtx {

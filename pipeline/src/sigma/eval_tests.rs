@@ -300,6 +300,19 @@ fn rows_split_over_threads_match_as_on_one_thread() {
     assert_eq!(split.evaluate(&big), expected);
 }
 
+/// A rule set of one variant per rule: (logsource condition, detection).
+fn rule_set(rules: &[(&Expr, &Expr)]) -> RuleSet {
+    let inputs: Vec<RuleInput> = rules
+        .iter()
+        .map(|&(when, detection)| RuleInput {
+            variants: vec![(when, detection)],
+        })
+        .collect();
+    let (set, errors) = RuleSet::compile(&inputs);
+    assert!(errors.iter().all(Option::is_none), "{errors:?}");
+    set
+}
+
 /// The bits of `column`'s case-insensitive literal `text` (kind `Contains`) after scanning `batch()`.
 fn contains_bits(set: &RuleSet, column: &str, text: &str) -> Option<Vec<usize>> {
     let plan = set.columns.iter().find(|c| c.name == column).unwrap();
@@ -318,14 +331,7 @@ fn a_columns_literals_are_scanned_only_on_the_rows_of_their_rules_conditions() {
     let whoami = field("command_line", s(vec![AnyMany, lit("whoami"), AnyMany]));
     let cmd = field("image", s(vec![AnyMany, lit(r"\cmd.exe")]));
     // Rows 1 (event 1) and 2 (event 4688) hold `whoami` and end in `\cmd.exe`.
-    let (set, _) = RuleSet::compile(&[
-        RuleInput {
-            variants: vec![(&sysmon, &whoami)],
-        },
-        RuleInput {
-            variants: vec![(&security, &cmd)],
-        },
-    ]);
+    let set = rule_set(&[(&sysmon, &whoami), (&security, &cmd)]);
     assert_eq!(
         contains_bits(&set, "command_line", "whoami"),
         Some(vec![1]),
@@ -335,14 +341,7 @@ fn a_columns_literals_are_scanned_only_on_the_rows_of_their_rules_conditions() {
 
     // The same literal in a rule of the other condition too: both rows are scanned, each rule still
     // matches only its own.
-    let (set, _) = RuleSet::compile(&[
-        RuleInput {
-            variants: vec![(&sysmon, &whoami)],
-        },
-        RuleInput {
-            variants: vec![(&security, &whoami)],
-        },
-    ]);
+    let set = rule_set(&[(&sysmon, &whoami), (&security, &whoami)]);
     assert_eq!(
         contains_bits(&set, "command_line", "whoami"),
         Some(vec![1, 2])
@@ -352,14 +351,7 @@ fn a_columns_literals_are_scanned_only_on_the_rows_of_their_rules_conditions() {
     // A column's scoped literals share one automaton: another literal's rule widens the rows scanned
     // for all of them, and each rule still matches only its own.
     let foo = field("command_line", s(vec![AnyMany, lit("foo"), AnyMany]));
-    let (set, _) = RuleSet::compile(&[
-        RuleInput {
-            variants: vec![(&sysmon, &whoami)],
-        },
-        RuleInput {
-            variants: vec![(&security, &foo)],
-        },
-    ]);
+    let set = rule_set(&[(&sysmon, &whoami), (&security, &foo)]);
     assert_eq!(
         contains_bits(&set, "command_line", "whoami"),
         Some(vec![1, 2])
@@ -367,14 +359,7 @@ fn a_columns_literals_are_scanned_only_on_the_rows_of_their_rules_conditions() {
     assert_eq!(set.evaluate(&batch()), vec![(0, vec![1])]);
 
     // A rule without a condition reads the literal on every row.
-    let (set, _) = RuleSet::compile(&[
-        RuleInput {
-            variants: vec![(&sysmon, &whoami)],
-        },
-        RuleInput {
-            variants: vec![(&Expr::True, &whoami)],
-        },
-    ]);
+    let set = rule_set(&[(&sysmon, &whoami), (&Expr::True, &whoami)]);
     assert_eq!(
         contains_bits(&set, "command_line", "whoami"),
         Some(vec![1, 2])
@@ -405,24 +390,10 @@ fn a_negated_literal_is_judged_only_where_it_was_scanned() {
     let not_cmd = Expr::Not(Box::new(cmd.clone()));
     // `\cmd.exe` is scanned on rows 0–1 only (the Sysmon rules'); row 2 (4688) ends in `\CMD.EXE` but
     // its bits stay unset. No rule may read them there as "absent".
-    let (set, _) = RuleSet::compile(&[
-        RuleInput {
-            variants: vec![(&sysmon, &not_cmd)],
-        },
-        RuleInput {
-            variants: vec![(&sysmon, &cmd)],
-        },
-    ]);
+    let set = rule_set(&[(&sysmon, &not_cmd), (&sysmon, &cmd)]);
     assert_eq!(set.evaluate(&batch()), vec![(0, vec![0]), (1, vec![1])]);
     // With a rule of the other condition negating it too, row 2 is scanned and judged.
-    let (set, _) = RuleSet::compile(&[
-        RuleInput {
-            variants: vec![(&sysmon, &not_cmd)],
-        },
-        RuleInput {
-            variants: vec![(&security, &not_cmd)],
-        },
-    ]);
+    let set = rule_set(&[(&sysmon, &not_cmd), (&security, &not_cmd)]);
     assert_eq!(set.evaluate(&batch()), vec![(0, vec![0])]);
 }
 
@@ -527,60 +498,4 @@ fn the_simd_presence_test_changes_no_match() {
     ];
     assert_eq!(without.evaluate(&rows), expected);
     assert_eq!(with.evaluate(&rows), expected);
-}
-
-#[test]
-fn the_dfa_estimate_stays_below_the_built_dfa_and_spares_building_what_the_budget_refuses() {
-    // Hex digests, as the `Hashes` rules hold: pseudo-random, deterministic.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let hashes: Vec<String> = (0..600)
-        .map(|_| {
-            (0..4)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    format!("{x:016x}")
-                })
-                .collect()
-        })
-        .collect();
-    let sets: Vec<Vec<&str>> = vec![
-        vec!["whoami", "cmd.exe", "/all"],
-        vec![
-            r"\powershell.exe",
-            r"\pwsh.exe",
-            "-enc",
-            "-encodedcommand",
-            "Invoke-Expression",
-        ],
-        hashes.iter().map(String::as_str).collect(),
-    ];
-    for texts in &sets {
-        for insensitive in [true, false] {
-            let built = AhoCorasickBuilder::new()
-                .ascii_case_insensitive(insensitive)
-                .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(texts)
-                .unwrap();
-            let estimate = dfa_at_least(texts, insensitive);
-            assert!(
-                estimate <= built.memory_usage(),
-                "{} literals, insensitive {insensitive}: estimate {estimate} > built {}",
-                texts.len(),
-                built.memory_usage()
-            );
-        }
-    }
-    let hashes = &sets[2];
-    assert!(dfa_at_least(hashes, true) > DFA_BUDGET);
-    assert_eq!(
-        literal_automaton(hashes, true).kind(),
-        AhoCorasickKind::ContiguousNFA
-    );
-    assert_eq!(
-        literal_automaton(&sets[0], true).kind(),
-        AhoCorasickKind::DFA
-    );
 }

@@ -21,6 +21,7 @@ pub mod eval;
 mod hunts;
 pub mod ir;
 pub mod keywords;
+mod literals;
 pub mod load;
 pub mod mapping;
 pub mod parse;
