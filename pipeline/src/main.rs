@@ -18,8 +18,8 @@ use ghosthunt::testing;
 /// each page in: read buffers, the lake writer's pages and librdkafka's fetch responses. jemalloc reuses
 /// freed extents for a while instead. Measured against glibc with the threshold fixed (`benches/README.md`,
 /// "The allocator"): the Kafka path's CPU per event −14 %, the Sigma path's time −16 to −23 % at 332–340
-/// MiB of peak RSS against 323–333; only the lake sink runs 1–6 % slower (its growing Parquet chunks are
-/// copied, not remapped).
+/// MiB of peak RSS against 323–333; only the lake sink ran 1–6 % slower (its growing Parquet chunks are
+/// copied, not remapped), with jemalloc's default `oversize_threshold` (below).
 #[cfg(target_os = "linux")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -31,13 +31,14 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// small blocks from their own caches; only large ones (column buffers, a few thousand a second) take the
 /// arena's lock. Freed pages are given back after about a second (`dirty_decay_ms`, 10 s by default; the
 /// time passes as the program allocates: there is no background thread), straight away rather than
-/// kept as lazily freed pages first (`muzzy_decay_ms` is 0 by default). Blocks up to 32 MiB come from
+/// kept as lazily freed pages first (`muzzy_decay_ms` is 0 by default). Blocks under 32 MiB come from
 /// that arena too (`oversize_threshold`, 8 MiB by default): larger ones come from an arena that gives
-/// their pages back at once, and the Sigma path's column buffers of 8–32 MiB (a batch's values column,
-/// a Parquet column chunk growing) were faulted in afresh for every batch. Measured: Sigma −12 % wall
+/// their pages back at once, so blocks of 8–32 MiB (the Sigma path's values column, the lake writer's
+/// growing Parquet column chunks) were faulted in afresh for every batch. Measured: Sigma −10 % wall
 /// time (−16 % over ten times the backlog), the lake sink +4 %, the retro-hunt −19 % on the medians, for
-/// 20–45 MiB more peak RSS on the Sigma path (`benches/README.md`, "Blocks up to 32 MiB kept"). jemalloc
-/// declares this symbol weak for the program to define.
+/// 17–27 MiB more peak RSS on the Sigma path (46 over ten times the backlog; `benches/README.md`,
+/// "Blocks up to 32 MiB kept"). Those pages, too, go back only as the program allocates: a process that
+/// falls quiet after a burst keeps them. jemalloc declares this symbol weak for the program to define.
 #[cfg(target_os = "linux")]
 #[unsafe(no_mangle)]
 pub static malloc_conf: Option<&'static std::ffi::c_char> =

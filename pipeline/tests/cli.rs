@@ -465,7 +465,8 @@ fn strip_ansi(text: &str) -> String {
 }
 
 /// The binary allocates with jemalloc, started with its own options (one arena, freed pages given back
-/// after about a second), and a user's `MALLOC_CONF` still comes after them and wins. jemalloc's
+/// after about a second, blocks under 32 MiB kept in that arena), and a user's `MALLOC_CONF` still comes
+/// after them and wins. jemalloc's
 /// `confirm_conf` prints each source of options it read and every value it set.
 #[cfg(target_os = "linux")]
 #[test]

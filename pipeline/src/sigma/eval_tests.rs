@@ -367,9 +367,7 @@ fn a_columns_literals_are_scanned_only_on_the_rows_of_their_rules_conditions() {
     assert_eq!(set.evaluate(&batch()), vec![(0, vec![1]), (1, vec![1, 2])]);
 
     // A literal the conditions test is scanned on every row, whatever the detections.
-    let (set, _) = RuleSet::compile(&[RuleInput {
-        variants: vec![(&sysmon, &field("event_id", s(vec![lit("4688")])))],
-    }]);
+    let set = rule_set(&[(&sysmon, &field("event_id", s(vec![lit("4688")])))]);
     let plan = set.columns.iter().find(|c| c.name == "event_id").unwrap();
     let scoped: Vec<Option<usize>> = plan
         .insensitive

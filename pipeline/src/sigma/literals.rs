@@ -27,7 +27,7 @@ pub(super) struct Literals {
     pub(super) slots: Vec<[Option<usize>; 4]>,
     /// Per literal, the logsource conditions (`RuleSet::whens`) of the rules that test it; `None`: a
     /// condition tests it. A literal whose conditions include one that is always true (a rule without
-    /// a condition) is read on every row too: see `RuleSet::compile`.
+    /// a condition) is read on every row too: see [`Literals::build`].
     pub(super) scopes: Vec<Option<BTreeSet<usize>>>,
     /// The automata over the literals, built once every rule is compiled.
     pub(super) groups: Vec<Group>,
@@ -35,15 +35,15 @@ pub(super) struct Literals {
 
 /// An automaton over some of a column's literals, and the rows it scans.
 pub(super) struct Group {
-    pub(super) automaton: AhoCorasick,
+    automaton: AhoCorasick,
     /// Whether a value holds any of the literals, found with SIMD (see [`presence`]): a value without
     /// any is not scanned by the automaton. ASCII-lower-cased values are asked for a case-insensitive
     /// group.
     pub(super) presence: Option<packed::Searcher>,
     /// The automaton matches ASCII letters in any case.
-    pub(super) insensitive: bool,
+    insensitive: bool,
     /// Per pattern of the automaton, its literal's slots.
-    pub(super) slots: Vec<[Option<usize>; 4]>,
+    slots: Vec<[Option<usize>; 4]>,
     /// The rows of these logsource conditions are scanned; `None`: every row.
     pub(super) whens: Option<Vec<usize>>,
 }
@@ -162,13 +162,13 @@ impl Group {
 /// contiguous NFA instead. SigmaHQ Windows set over the OTRF events (`sigma bench`, 2 threads, medians of
 /// 3 rounds), measured when a column had one automaton per case: DFAs everywhere 252k events/s; budget 16
 /// MB 261k (74 MB less); 4 MB 243k (114 MB less); 1 MB 236k (136 MB less).
-pub(super) const DFA_BUDGET: usize = 4 << 20;
+const DFA_BUDGET: usize = 4 << 20;
 
 /// One automaton over `texts`. A full DFA where it is small: measured on the SigmaHQ Windows set over
 /// OTRF events, evaluation runs at 175k events/s with DFAs everywhere against 131k with contiguous NFAs
 /// everywhere; but most of the DFAs' memory is in a few columns with thousands of literals (command_line
 /// alone: 80 MB of 166), where an NFA costs little: see `DFA_BUDGET`.
-pub(super) fn literal_automaton(texts: &[&str], insensitive: bool) -> AhoCorasick {
+fn literal_automaton(texts: &[&str], insensitive: bool) -> AhoCorasick {
     let build = |kind| {
         AhoCorasickBuilder::new()
             .ascii_case_insensitive(insensitive)
@@ -190,15 +190,23 @@ pub(super) fn literal_automaton(texts: &[&str], insensitive: bool) -> AhoCorasic
 /// At least the memory a full DFA over `texts` takes, found without building it: a state per distinct
 /// prefix of the literals (the trie's nodes), each a row of 4-byte state ids, one per byte class rounded
 /// up to a power of two (a byte a literal holds, in both cases when `insensitive`, is a class of its own,
-/// and every other byte at least one more). A DFA over the large columns' literals (hashes, images) took
+/// and every other byte at least one more). Literals differing only in case share their trie states in a
+/// case-insensitive automaton, so they are counted once here, ASCII-lower-cased. A DFA over the large
+/// columns' literals (hashes, images) took
 /// tens of MB to build only to be dropped for exceeding `DFA_BUDGET`: a third of the time to load the
 /// SigmaHQ Windows rules.
-pub(super) fn dfa_at_least(texts: &[&str], insensitive: bool) -> usize {
-    let mut sorted: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
+fn dfa_at_least(texts: &[&str], insensitive: bool) -> usize {
+    let mut sorted: Vec<Vec<u8>> = texts
+        .iter()
+        .map(|t| match insensitive {
+            true => t.as_bytes().to_ascii_lowercase(),
+            false => t.as_bytes().to_vec(),
+        })
+        .collect();
     sorted.sort_unstable();
-    let mut states = 1;
+    let mut states = 1usize;
     let mut previous: &[u8] = &[];
-    for text in sorted {
+    for text in &sorted {
         let shared = previous
             .iter()
             .zip(text)
@@ -208,14 +216,16 @@ pub(super) fn dfa_at_least(texts: &[&str], insensitive: bool) -> usize {
         previous = text;
     }
     let mut used = [false; 256];
-    for &b in texts.iter().flat_map(|t| t.as_bytes()) {
+    for &b in sorted.iter().flatten() {
         used[usize::from(b)] = true;
         if insensitive {
             used[usize::from(b.to_ascii_uppercase())] = true;
         }
     }
     let classes = used.iter().filter(|&&u| u).count() + 1;
-    states * classes.next_power_of_two() * 4
+    states
+        .saturating_mul(classes.next_power_of_two())
+        .saturating_mul(4)
 }
 
 /// The most literals, and the shortest, a group gets a [`presence`] test for: the SIMD searcher
@@ -232,7 +242,7 @@ const PRESENCE_SHORTEST: usize = 3;
 /// of the evaluation's time over the OTRF events (1.68 s of 3.44, one thread): its automaton walked every
 /// byte at 0.7 GB/s, and built case-sensitive to scan lower-cased values it took 1.92 s. With this test
 /// first, 0.23 s: a value that holds none of the literals is not walked at all.
-pub(super) fn presence(texts: &[&str]) -> Option<packed::Searcher> {
+fn presence(texts: &[&str]) -> Option<packed::Searcher> {
     if texts.len() > PRESENCE_AT_MOST || texts.iter().any(|t| t.len() < PRESENCE_SHORTEST) {
         return None;
     }
@@ -272,6 +282,12 @@ mod tests {
                 "-encodedcommand",
                 "Invoke-Expression",
             ],
+            // Differing only in case: one trie path in a case-insensitive automaton.
+            vec![
+                "Invoke-Expression",
+                "INVOKE-EXPRESSION",
+                "invoke-expression",
+            ],
             hashes.iter().map(String::as_str).collect(),
         ];
         for texts in &sets {
@@ -291,7 +307,7 @@ mod tests {
                 );
             }
         }
-        let hashes = &sets[2];
+        let hashes = &sets[3];
         assert!(dfa_at_least(hashes, true) > DFA_BUDGET);
         assert_eq!(
             literal_automaton(hashes, true).kind(),
