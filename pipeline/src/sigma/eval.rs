@@ -19,7 +19,7 @@
 //! expressions, globs, CIDR, numbers, field references) run only on the rows still in play. A rule whose
 //! logsource has no row in the batch costs one check.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::query::udf::in_network;
@@ -143,7 +143,8 @@ struct Compiler {
     slot_count: usize,
     whens: Vec<Node>,
     when_index: HashMap<String, usize>,
-    /// The logsource condition of the detection being compiled; `None` while compiling a condition.
+    /// The logsource condition of the detection being compiled; `None` while compiling a condition or a
+    /// detection without one (its literals are read on every row).
     under: Option<usize>,
 }
 
@@ -174,24 +175,7 @@ impl Compiler {
         } else {
             text.to_ascii_lowercase()
         };
-        let id = *lits.index.entry(key.clone()).or_insert_with(|| {
-            lits.texts.push(key);
-            lits.slots.push([None; 4]);
-            lits.scopes.push(Some(BTreeSet::new()));
-            lits.texts.len() - 1
-        });
-        match (self.under, &mut lits.scopes[id]) {
-            (Some(when), Some(whens)) => {
-                whens.insert(when);
-            }
-            (None, scope) => *scope = None,
-            (Some(_), None) => {}
-        }
-        let slot = *lits.slots[id][kind as usize].get_or_insert_with(|| {
-            self.slot_count += 1;
-            self.slot_count - 1
-        });
-        Node::Slot(slot)
+        Node::Slot(lits.add(key, kind, self.under, &mut self.slot_count))
     }
 
     fn test(&mut self, field: &str, test: &Test) -> Result<Node, RuleError> {
@@ -314,7 +298,7 @@ impl RuleSet {
                         }
                     },
                 };
-                c.under = Some(when);
+                c.under = (!matches!(c.whens[when], Node::True)).then_some(when);
                 match c.expr(detection) {
                     Ok(node) => variants.push((when, node)),
                     Err(e) => {
@@ -329,11 +313,9 @@ impl RuleSet {
             compiled.push(variants);
             errors.push(error);
         }
-        // A literal of a rule without a logsource condition is read on every row.
-        let unconditional: Vec<bool> = c.whens.iter().map(|w| matches!(w, Node::True)).collect();
         for plan in &mut c.columns {
-            plan.insensitive.build(&plan.name, true, &unconditional);
-            plan.sensitive.build(&plan.name, false, &unconditional);
+            plan.insensitive.build(&plan.name, true);
+            plan.sensitive.build(&plan.name, false);
         }
         (
             RuleSet {

@@ -316,8 +316,7 @@ fn rule_set(rules: &[(&Expr, &Expr)]) -> RuleSet {
 /// The bits of `column`'s case-insensitive literal `text` (kind `Contains`) after scanning `batch()`.
 fn contains_bits(set: &RuleSet, column: &str, text: &str) -> Option<Vec<usize>> {
     let plan = set.columns.iter().find(|c| c.name == column).unwrap();
-    let id = plan.insensitive.index[text];
-    let slot = plan.insensitive.slots[id][Kind::Contains as usize].unwrap();
+    let slot = plan.insensitive.slot(text, Kind::Contains).unwrap();
     set.scan(&batch()).slots[slot]
         .as_ref()
         .map(|bits| bits.ones_iter().collect())

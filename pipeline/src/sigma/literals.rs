@@ -21,14 +21,13 @@ pub(super) enum Kind {
 #[derive(Default)]
 pub(super) struct Literals {
     /// Distinct literal texts (lower-cased for the case-insensitive automaton).
-    pub(super) texts: Vec<String>,
-    pub(super) index: HashMap<String, usize>,
+    texts: Vec<String>,
+    index: HashMap<String, usize>,
     /// Per literal and kind, the slot its bits go to.
-    pub(super) slots: Vec<[Option<usize>; 4]>,
-    /// Per literal, the logsource conditions (`RuleSet::whens`) of the rules that test it; `None`: a
-    /// condition tests it. A literal whose conditions include one that is always true (a rule without
-    /// a condition) is read on every row too: see [`Literals::build`].
-    pub(super) scopes: Vec<Option<BTreeSet<usize>>>,
+    slots: Vec<[Option<usize>; 4]>,
+    /// Per literal, the logsource conditions (`RuleSet::whens`) of the rules that test it; `None`: read
+    /// on every row (a condition tests it, or a rule without one).
+    scopes: Vec<Option<BTreeSet<usize>>>,
     /// The automata over the literals, built once every rule is compiled.
     pub(super) groups: Vec<Group>,
 }
@@ -49,21 +48,55 @@ pub(super) struct Group {
 }
 
 impl Literals {
-    /// Builds the automata over the literals, once every rule is compiled (`unconditional`: per logsource
-    /// condition, whether it always holds): one over those read on every row, one over the others,
-    /// scanning the union of their rules' conditions.
-    pub(super) fn build(&mut self, column: &str, insensitive: bool, unconditional: &[bool]) {
+    /// The slot of literal `text` (lower-cased already in a case-insensitive set) at position `kind`, a
+    /// new one counted in `slot_count` the first time; `under`: the logsource condition of the rule that
+    /// tests it, `None` for every row.
+    pub(super) fn add(
+        &mut self,
+        text: String,
+        kind: Kind,
+        under: Option<usize>,
+        slot_count: &mut usize,
+    ) -> usize {
+        let id = *self.index.entry(text.clone()).or_insert_with(|| {
+            self.texts.push(text);
+            self.slots.push([None; 4]);
+            self.scopes.push(Some(BTreeSet::new()));
+            self.texts.len() - 1
+        });
+        match (under, &mut self.scopes[id]) {
+            (Some(when), Some(whens)) => {
+                whens.insert(when);
+            }
+            (None, scope) => *scope = None,
+            (Some(_), None) => {}
+        }
+        *self.slots[id][kind as usize].get_or_insert_with(|| {
+            *slot_count += 1;
+            *slot_count - 1
+        })
+    }
+
+    /// The slot of literal `text` at position `kind`, if a rule tests it (tests).
+    #[cfg(test)]
+    pub(super) fn slot(&self, text: &str, kind: Kind) -> Option<usize> {
+        self.slots[*self.index.get(text)?][kind as usize]
+    }
+
+    /// Builds the automata over the literals, once every rule is compiled: one over those read on every
+    /// row, one over the others, scanning the union of their rules' conditions.
+    pub(super) fn build(&mut self, column: &str, insensitive: bool) {
         // The literals read on every row, and the others with the union of their conditions.
         let mut everywhere = Vec::new();
         let mut scoped = Vec::new();
         let mut scoped_whens = BTreeSet::new();
         for (id, scope) in self.scopes.iter().enumerate() {
             match scope {
-                Some(whens) if !whens.iter().any(|&w| unconditional[w]) => {
+                Some(whens) => {
                     scoped.push(id);
                     scoped_whens.extend(whens);
                 }
-                _ => everywhere.push(id),
+                None => everywhere.push(id),
             }
         }
         for (ids, whens) in [
