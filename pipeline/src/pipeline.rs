@@ -136,8 +136,13 @@ pub async fn run(c: Components, shutdown: CancellationToken) -> Result<Summary, 
     if let Some(range) = c.settings.decode.time_range {
         let time_index = c.schema.time_index;
         let inner = decode;
-        decode = Arc::new(move |seq, records| {
-            crate::decode::keep_time_range(inner(seq, records), time_index, range.from, range.to)
+        decode = Arc::new(move |seq, records, threads| {
+            crate::decode::keep_time_range(
+                inner(seq, records, threads),
+                time_index,
+                range.from,
+                range.to,
+            )
         });
     }
     run_with_decoder(c, shutdown, decode).await
@@ -146,7 +151,7 @@ pub async fn run(c: Components, shutdown: CancellationToken) -> Result<Summary, 
 /// The decoding step for a schema.
 fn decoder_for(schema: &Arc<EventSchema>, max_record_bytes: usize, metrics: &Metrics) -> DecodeFn {
     let decoder = Decoder::new(Arc::clone(schema), max_record_bytes, metrics);
-    Arc::new(move |seq, records| decoder.decode(seq, records))
+    Arc::new(move |seq, records, threads| decoder.decode_on(seq, records, threads))
 }
 
 /// [`run`] with the decoding step given (tests give one that fails).

@@ -108,6 +108,23 @@ impl ColumnBuilder {
         }
     }
 
+    /// Appends the values of `next`, a builder of the rows that follow this one's `rows` rows (its row 0
+    /// becomes row `rows` here): a batch decoded in parts is joined before it is finished.
+    pub fn extend(&mut self, next: ColumnBuilder, rows: u32) {
+        self.rows.extend(next.rows.iter().map(|r| r + rows));
+        match (&mut self.values, next.values) {
+            (Values::Str { data, ends }, Values::Str { data: d, ends: e }) => {
+                let base = data.len();
+                data.extend_from_slice(&d);
+                ends.extend(e.iter().map(|end| end + base));
+            }
+            (Values::Int(v), Values::Int(n)) | (Values::Time(v), Values::Time(n)) => v.extend(n),
+            (Values::Float(v), Values::Float(n)) => v.extend(n),
+            (Values::Bool(v), Values::Bool(n)) => v.extend(n),
+            _ => unreachable!("builders of one column have one type"),
+        }
+    }
+
     /// The Arrow array of a batch of `len` rows.
     pub fn finish(self, len: usize) -> ArrayRef {
         if self.rows.is_empty() {
@@ -185,6 +202,35 @@ fn scatter<T: ArrowNativeType>(rows: &[u32], values: Vec<T>, len: usize) -> Scal
 mod tests {
     use super::*;
     use datafusion::arrow::array::{Array, AsArray};
+
+    #[test]
+    fn builders_of_consecutive_rows_joined_finish_as_one() {
+        let cells = |rows: &[(u32, &str)]| {
+            let mut b = ColumnBuilder::new(ColumnType::String);
+            for (r, v) in rows {
+                b.append(*r, &Cell::Str((*v).into()));
+            }
+            b
+        };
+        let whole = cells(&[(0, "a"), (2, "bc"), (4, "d"), (5, "ef")]).finish(7);
+        let mut first = cells(&[(0, "a"), (2, "bc")]);
+        first.extend(cells(&[(0, "d"), (1, "ef")]), 4);
+        assert_eq!(first.finish(7).as_ref(), whole.as_ref());
+        let ints = |rows: &[(u32, i64)]| {
+            let mut b = ColumnBuilder::new(ColumnType::Int);
+            for (r, v) in rows {
+                b.append(*r, &Cell::Int(*v));
+            }
+            b
+        };
+        let mut first = ints(&[(1, 7)]);
+        first.extend(ints(&[]), 3);
+        first.extend(ints(&[(0, 9)]), 3);
+        assert_eq!(
+            first.finish(4).as_ref(),
+            ints(&[(1, 7), (3, 9)]).finish(4).as_ref()
+        );
+    }
 
     #[test]
     fn sparse_values_land_on_their_rows_and_the_rest_is_null() {

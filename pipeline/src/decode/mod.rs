@@ -12,7 +12,7 @@ pub mod schema;
 mod walk;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::ArrayRef;
@@ -122,8 +122,56 @@ impl Decoder {
         }
     }
 
-    /// Decodes one micro-batch. Bad records become dead letters; the others go on.
+    /// Decodes one micro-batch on the calling thread. Bad records become dead letters; the others go on.
     pub fn decode(&self, seq: u64, records: Vec<RawRecord>) -> DecodedBatch {
+        self.decode_on(seq, records, 1)
+    }
+
+    /// [`Decoder::decode`] on up to `threads` threads: the records are cut into consecutive parts of at
+    /// least [`MIN_PART_BYTES`] each (one part, on the calling thread, for a batch under twice that),
+    /// decoded at once and joined in their order, so the batch is the same as one decoded whole.
+    pub fn decode_on(&self, seq: u64, records: Vec<RawRecord>, threads: usize) -> DecodedBatch {
+        let mut parts = split(records, threads);
+        let first = parts.remove(0);
+        if parts.is_empty() {
+            return self.join(seq, vec![self.decode_part(first)]);
+        }
+        // Each part waits in a slot for its thread; one that gets no thread is decoded here.
+        let slots: Vec<Mutex<Option<Vec<RawRecord>>>> =
+            parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
+        let take = |slot: &Mutex<Option<Vec<RawRecord>>>| {
+            slot.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take()
+                .expect("a part is decoded once")
+        };
+        let decoded = std::thread::scope(|scope| {
+            let threads: Vec<_> = slots
+                .iter()
+                .map(|slot| {
+                    std::thread::Builder::new()
+                        .name("decode-part".to_string())
+                        .spawn_scoped(scope, || self.decode_part(take(slot)))
+                        .ok()
+                })
+                .collect();
+            let mut decoded = vec![self.decode_part(first)];
+            for (slot, thread) in slots.iter().zip(threads) {
+                decoded.push(match thread {
+                    // A panic goes on to the batcher's task, as a decoder panic does.
+                    Some(t) => t
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    None => self.decode_part(take(slot)),
+                });
+            }
+            decoded
+        });
+        self.join(seq, decoded)
+    }
+
+    /// Decodes consecutive records into rows of their own (rows counted from 0).
+    fn decode_part(&self, records: Vec<RawRecord>) -> Part {
         let mut builders: Vec<ColumnBuilder> = self
             .schema
             .columns
@@ -185,21 +233,68 @@ impl Decoder {
                 }
             }
         }
-        let rows = kept.len();
-        let arrays: Vec<ArrayRef> = builders.into_iter().map(|b| b.finish(rows)).collect();
-        let batch = RecordBatch::try_new(Arc::clone(self.schema.arrow()), arrays)
-            .expect("builders follow the schema");
-        self.metrics
-            .batch(kept.len() + dead_letters.len(), bytes, batch.num_rows());
-        DecodedBatch {
-            seq,
-            batch,
+        Part {
+            builders,
             records: kept,
             dead_letters,
             positions,
             input_times,
             received,
             bytes,
+        }
+    }
+
+    /// The batch of parts decoded from consecutive records, in their order: each column's builders are
+    /// joined and the column finished once, as a batch decoded whole.
+    fn join(&self, seq: u64, mut parts: Vec<Part>) -> DecodedBatch {
+        let mut all = parts.remove(0);
+        let mut rows = all.records.len();
+        for part in &mut parts {
+            let offset = u32::try_from(rows).expect("batches hold fewer than 2^32 rows");
+            for (builder, next) in all.builders.iter_mut().zip(part.builders.drain(..)) {
+                builder.extend(next, offset);
+            }
+            rows += part.records.len();
+        }
+        let columns: Vec<ArrayRef> = std::mem::take(&mut all.builders)
+            .into_iter()
+            .map(|b| b.finish(rows))
+            .collect();
+        for part in parts {
+            all.records.extend(part.records);
+            all.dead_letters.extend(part.dead_letters);
+            for (input, offset) in &part.positions.0 {
+                all.positions.note(input, *offset);
+            }
+            for (input, time) in part.input_times {
+                match all
+                    .input_times
+                    .iter_mut()
+                    .find(|(i, _)| Arc::ptr_eq(i, &input))
+                {
+                    Some((_, t)) => *t = (*t).max(time),
+                    None => all.input_times.push((input, time)),
+                }
+            }
+            all.received = all.received.min(part.received);
+            all.bytes += part.bytes;
+        }
+        let batch = RecordBatch::try_new(Arc::clone(self.schema.arrow()), columns)
+            .expect("builders follow the schema");
+        self.metrics.batch(
+            all.records.len() + all.dead_letters.len(),
+            all.bytes,
+            batch.num_rows(),
+        );
+        DecodedBatch {
+            seq,
+            batch,
+            records: all.records,
+            dead_letters: all.dead_letters,
+            positions: all.positions,
+            input_times: all.input_times,
+            received: all.received,
+            bytes: all.bytes,
             started: Vec::new(),
             stopped: Vec::new(),
             generation: 0,
@@ -208,6 +303,53 @@ impl Decoder {
             masks: None,
         }
     }
+}
+
+/// The smallest part of a batch decoded on a thread of its own: below it, starting a thread and joining
+/// the parts' columns would cost a large share of what the second thread saves.
+pub const MIN_PART_BYTES: usize = 1 << 20;
+
+/// What one part of a batch decoded into (its rows counted from 0).
+struct Part {
+    builders: Vec<ColumnBuilder>,
+    records: Vec<RawRecord>,
+    dead_letters: Vec<DeadLetter>,
+    positions: Positions,
+    input_times: Vec<(Arc<Input>, Option<i64>)>,
+    received: Instant,
+    bytes: usize,
+}
+
+/// `records` cut into at most `threads` consecutive parts of about the same bytes, each of at least
+/// [`MIN_PART_BYTES`] (one part, never none).
+fn split(mut records: Vec<RawRecord>, threads: usize) -> Vec<Vec<RawRecord>> {
+    let total: usize = records.iter().map(|r| r.bytes.len()).sum();
+    let parts = threads.min(total / MIN_PART_BYTES).max(1);
+    if parts == 1 {
+        return vec![records];
+    }
+    // A part ends once it holds its share of the bytes, if what is left makes a part too.
+    let share = total / parts;
+    let mut starts = Vec::with_capacity(parts - 1);
+    let (mut part, mut seen) = (0usize, 0usize);
+    for (i, r) in records.iter().enumerate() {
+        if starts.len() == parts - 1 {
+            break;
+        }
+        if part >= share && total - seen >= MIN_PART_BYTES {
+            starts.push(i);
+            part = 0;
+        }
+        part += r.bytes.len();
+        seen += r.bytes.len();
+    }
+    let mut out = Vec::with_capacity(starts.len() + 1);
+    for &start in starts.iter().rev() {
+        out.push(records.split_off(start));
+    }
+    out.push(records);
+    out.reverse();
+    out
 }
 
 /// Keeps the rows whose event time is in `[from, to)` (an open end is unbounded): a retro-hunt over
@@ -265,8 +407,9 @@ fn batch_len(pending: &[RawRecord], batch_size: usize, batch_bytes: usize) -> us
     n.max(1).min(pending.len())
 }
 
-/// A decoding step: records of one batch (with its sequence number) → the decoded batch.
-pub type DecodeFn = Arc<dyn Fn(u64, Vec<RawRecord>) -> DecodedBatch + Send + Sync>;
+/// A decoding step: records of one batch (with its sequence number) → the decoded batch. The last
+/// argument is how many threads the step may keep busy for it (see [`threads_per_decode`]).
+pub type DecodeFn = Arc<dyn Fn(u64, Vec<RawRecord>, usize) -> DecodedBatch + Send + Sync>;
 
 /// The decoder in force and its generation. A hot reload whose hunts read other columns sends a new one;
 /// batches say which generation decoded them, so the pipeline switches hunt sets at the first batch of the
@@ -308,10 +451,11 @@ pub struct Batching {
 
 /// Cuts the record stream into micro-batches and decodes them, until the source channel closes.
 /// Decoding runs on blocking threads, `batching.decoders` batches at once (its value when a batch is
-/// cut), overlapping with the hunts of the batches before; decoded batches go on in the order they were
-/// cut. Input announcements cut the batch where they arrive, so that they keep their place among the
-/// records. A new decoder cuts the batch too (records received before it are decoded by the old one) and
-/// is announced by an empty batch of its generation.
+/// cut; each may use the cores the others leave, [`threads_per_decode`]), overlapping with the hunts of
+/// the batches before; decoded batches go on in the order they were cut. Input announcements cut the
+/// batch where they arrive, so that they keep their place among the records. A new decoder cuts the batch
+/// too (records received before it are decoded by the old one) and is announced by an empty batch of its
+/// generation.
 pub async fn run_batcher(
     mut decoders: Decoders,
     mut rx: mpsc::Receiver<SourceMessage>,
@@ -418,11 +562,12 @@ pub async fn run_batcher(
             let step = Arc::clone(&decode);
             let s = seq;
             seq += 1;
+            let in_flight = (*in_flight.borrow()).max(1);
+            let threads = threads_per_decode(in_flight);
             decoding.push_back((
-                tokio::task::spawn_blocking(move || step(s, records)),
+                tokio::task::spawn_blocking(move || step(s, records, threads)),
                 generation,
             ));
-            let in_flight = (*in_flight.borrow()).max(1);
             if !send_oldest(&mut decoding, in_flight - 1, &tx).await {
                 return;
             }
@@ -469,17 +614,17 @@ pub async fn run_batcher(
                     }
                 }
                 Some(SourceMessage::Started(input)) => {
-                    let mut d = decode(seq, Vec::new());
+                    let mut d = decode(seq, Vec::new(), 1);
                     d.started.push(input);
                     d
                 }
                 Some(SourceMessage::Stopped(input)) => {
-                    let mut d = decode(seq, Vec::new());
+                    let mut d = decode(seq, Vec::new(), 1);
                     d.stopped.push(input);
                     d
                 }
                 Some(SourceMessage::Records(_)) => unreachable!("records are handled above"),
-                None => decode(seq, Vec::new()),
+                None => decode(seq, Vec::new(), 1),
             };
             decoded.seq = seq;
             decoded.generation = generation;
@@ -535,12 +680,24 @@ async fn send_decoded(
 /// batch per core the hunts leave to it, at most four. The SQL hunts run one per task: two batches at once on
 /// two cores (one at a time kept a second core half idle: +9 % events/s). A Sigma rule set splitting each
 /// batch over both cores already keeps them busy: one batch, since a second one only held a batch more in
-/// memory (OTRF, all rules: 367 against 334 MiB peak RSS, no faster; benches/README.md).
+/// memory (OTRF, all rules: 367 against 334 MiB peak RSS, no faster; benches/README.md); that batch is
+/// decoded on both cores instead ([`threads_per_decode`]).
 ///
 /// `step_threads` is the most any one evaluator's step keeps busy ([`crate::runtime::Evaluator::threads`]).
 pub fn decoders_in_flight(step_threads: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cores / step_threads.max(1)).clamp(1, 4)
+    (cores() / step_threads.max(1)).clamp(1, 4)
+}
+
+/// The threads one batch is decoded on while `in_flight` batches are decoded at once: the cores the other
+/// batches leave. Beside a Sigma rule set that splits each batch over every core (one batch in decoding)
+/// a batch is decoded on every core too; beside SQL hunts (a batch per core, up to four) on one, or on
+/// more where four batches leave cores idle (eight cores and up).
+pub fn threads_per_decode(in_flight: usize) -> usize {
+    (cores() / in_flight.max(1)).max(1)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[cfg(test)]

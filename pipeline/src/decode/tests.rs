@@ -313,7 +313,8 @@ async fn batches(
     keep_up: bool,
 ) -> Vec<(u128, usize)> {
     let d = Arc::new(decoder(EventSchema::windows()));
-    let decode: DecodeFn = Arc::new(move |seq, records| d.decode(seq, records));
+    let decode: DecodeFn =
+        Arc::new(move |seq, records, threads| d.decode_on(seq, records, threads));
     let (_decoders, decoder_rx) = tokio::sync::watch::channel((0, decode));
     let (record_tx, record_rx) = mpsc::channel(8);
     let (batch_tx, batch_rx) = mpsc::channel(2);
@@ -420,13 +421,13 @@ async fn four_slow_batches(
     lowered: Option<usize>,
 ) -> (Vec<(u64, u64, usize)>, std::time::Duration) {
     let d = Arc::new(decoder(EventSchema::windows()));
-    let decode: DecodeFn = Arc::new(move |seq, records| {
+    let decode: DecodeFn = Arc::new(move |seq, records, threads| {
         std::thread::sleep(std::time::Duration::from_millis(if seq == 0 {
             300
         } else {
             150
         }));
-        d.decode(seq, records)
+        d.decode_on(seq, records, threads)
     });
     let (_decoders, decoder_rx) = tokio::sync::watch::channel((0, decode));
     let (record_tx, record_rx) = mpsc::channel(8);
@@ -499,4 +500,143 @@ fn decoders_take_the_cores_the_hunts_leave() {
     assert_eq!(decoders_in_flight(cores), 1);
     assert_eq!(decoders_in_flight(0), cores.min(4));
     assert_eq!(decoders_in_flight(64), 1);
+}
+
+#[test]
+fn a_sigma_rule_set_on_every_core_has_each_batch_decoded_on_every_core() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(threads_per_decode(decoders_in_flight(cores)), cores);
+    // SQL hunts: a batch per core (up to four), each on one thread where they fill the cores.
+    assert_eq!(
+        threads_per_decode(decoders_in_flight(1)),
+        (cores / cores.min(4)).max(1)
+    );
+    assert_eq!(threads_per_decode(0), cores);
+}
+
+/// Records of two inputs taking turns, about 1 KB each: every 97th refused (its EventID is not a
+/// number), every 11th without an EventID (`-`), a logon type on every 5th, an IP address only from
+/// record 4,000 on (a column empty in all but the last part); event times wrap at the hour (record 3,600).
+fn interleaved(n: usize) -> Vec<RawRecord> {
+    let inputs = [
+        Input::new("a", crate::source::InputKind::Stdin),
+        Input::new("b", crate::source::InputKind::Stdin),
+    ];
+    let received = Instant::now();
+    let pad = "x".repeat(900);
+    (0..n)
+        .map(|i| {
+            let id = match i {
+                _ if i % 97 == 0 => "\"no\"".to_string(),
+                _ if i % 11 == 0 => "\"-\"".to_string(),
+                _ => (i % 7).to_string(),
+            };
+            let logon = if i % 5 == 0 { r#","LogonType":3"# } else { "" };
+            let ip = if i >= 4000 {
+                format!(r#","IpAddress":"10.0.0.{}""#, i % 250)
+            } else {
+                String::new()
+            };
+            let line = format!(
+                r#"{{"@timestamp":"2024-05-01T10:{:02}:{:02}Z","EventID":{id},"Hostname":"h{}"{logon}{ip},"CommandLine":"{pad} {i}"}}"#,
+                (i / 60) % 60,
+                i % 60,
+                i % 13
+            );
+            RawRecord {
+                input: Arc::clone(&inputs[i % 2]),
+                offset: i as u64 + 1,
+                bytes: line.into_bytes().into(),
+                received,
+                source_timestamp: None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_is_cut_into_parts_of_about_the_same_bytes_and_at_least_a_mebibyte_each() {
+    let offsets = |parts: &[Vec<RawRecord>]| -> Vec<Vec<u64>> {
+        parts
+            .iter()
+            .map(|p| p.iter().map(|r| r.offset).collect())
+            .collect()
+    };
+    let bytes = |p: &[RawRecord]| p.iter().map(|r| r.bytes.len()).sum::<usize>();
+    // About 1 KB a record: 1,000 records are under two parts' worth, 5,000 make four parts at most.
+    assert_eq!(split(interleaved(1000), 4).len(), 1);
+    assert_eq!(split(interleaved(5000), 1).len(), 1);
+    let parts = split(interleaved(5000), 4);
+    assert_eq!(parts.len(), 4);
+    let flat: Vec<u64> = offsets(&parts).concat();
+    assert_eq!(
+        flat,
+        (1..=5000).collect::<Vec<u64>>(),
+        "every record, in order"
+    );
+    let sizes: Vec<usize> = parts.iter().map(|p| bytes(p)).collect();
+    let (least, most) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+    assert!(*least >= MIN_PART_BYTES, "{sizes:?}");
+    // Each part ends within a record (about 1 KB) past its share; the last takes what is left.
+    assert!(most - least < 4 * 1024, "{sizes:?}");
+    // One record larger than the rest together is one part with whatever follows it.
+    let mut big = interleaved(3);
+    big[0].bytes = vec![b' '; 4 << 20].into();
+    assert_eq!(split(big, 4).len(), 1);
+}
+
+#[test]
+fn a_batch_decoded_in_parts_is_the_batch_decoded_whole() {
+    let metrics = Metrics::new();
+    let d = Decoder::new(Arc::new(EventSchema::windows()), 1 << 20, &metrics);
+    let whole = d.decode_on(7, interleaved(5000), 1);
+    assert_eq!(whole.dead_letters.len(), 52);
+    let column = |name: &str| whole.batch.column_by_name(name).unwrap().null_count();
+    // Of the 4,948 rows: 455 records are a multiple of 11, 5 of them refused; 989 of the 1,000 with a
+    // logon type kept; 3,958 of the 4,000 without an address (42 refused).
+    assert_eq!(column("event_id"), 450);
+    assert_eq!((column("logon_type"), column("ip_address")), (3959, 3958));
+    for threads in [2, 3, 4] {
+        assert_eq!(split(interleaved(5000), threads).len(), threads);
+        let parts = d.decode_on(7, interleaved(5000), threads);
+        assert_eq!(parts.seq, 7);
+        assert_eq!(parts.batch, whole.batch, "{threads} threads");
+        let offsets = |b: &DecodedBatch| -> Vec<(String, u64)> {
+            b.records
+                .iter()
+                .map(|r| (r.input.name.clone(), r.offset))
+                .collect()
+        };
+        assert_eq!(offsets(&parts), offsets(&whole));
+        let refused = |b: &DecodedBatch| -> Vec<(DeadLetterReason, u64)> {
+            b.dead_letters
+                .iter()
+                .map(|l| (l.reason, l.offset))
+                .collect()
+        };
+        assert_eq!(refused(&parts), refused(&whole));
+        let positions = |b: &DecodedBatch| -> Vec<(String, u64)> {
+            b.positions
+                .0
+                .iter()
+                .map(|(i, o)| (i.name.clone(), *o))
+                .collect()
+        };
+        assert_eq!(
+            positions(&parts),
+            vec![("a".into(), 4999), ("b".into(), 5000)]
+        );
+        assert_eq!(positions(&parts), positions(&whole));
+        let times = |b: &DecodedBatch| -> Vec<(String, Option<i64>)> {
+            b.input_times
+                .iter()
+                .map(|(i, t)| (i.name.clone(), *t))
+                .collect()
+        };
+        assert_eq!(times(&parts), times(&whole));
+        assert_eq!(parts.bytes, whole.bytes);
+    }
+    // Counted once per batch, however many parts it was decoded in.
+    assert_eq!(metrics.batches.get(), 4);
+    assert_eq!(metrics.events_received.get(), 4 * 5000);
 }

@@ -57,9 +57,9 @@ async fn run_with_broken_decoder() -> Result<Summary, PipelineError> {
         Settings::load(None, Vec::new()).unwrap(),
         (Vec::new(), Stage::Events(None)),
         |real| {
-            Arc::new(move |seq, records| {
+            Arc::new(move |seq, records, threads| {
                 assert!(records.is_empty(), "a bug in the decoder");
-                real(seq, records)
+                real(seq, records, threads)
             })
         },
     )
@@ -168,12 +168,12 @@ async fn most_decoded_at_once(stage: Stage) -> usize {
     let counted = {
         let (now, most) = (Arc::clone(&now), Arc::clone(&most));
         move |real: DecodeFn| -> DecodeFn {
-            Arc::new(move |seq, records| {
+            Arc::new(move |seq, records, threads| {
                 let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
                 most.fetch_max(at_once, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(30));
                 now.fetch_sub(1, Ordering::SeqCst);
-                real(seq, records)
+                real(seq, records, threads)
             })
         }
     };

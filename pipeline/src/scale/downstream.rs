@@ -84,7 +84,8 @@ impl Inbox {
     /// The pipeline's decoding step for the repartition topic.
     pub fn decoder(self: &Arc<Inbox>) -> DecodeFn {
         let inbox = Arc::clone(self);
-        Arc::new(move |seq, records| inbox.decode(seq, records, Instant::now()))
+        // One thread: the inbox keeps each partition's progress in record order.
+        Arc::new(move |seq, records, _threads| inbox.decode(seq, records, Instant::now()))
     }
 
     fn decode(&self, seq: u64, records: Vec<RawRecord>, now: Instant) -> DecodedBatch {
