@@ -89,6 +89,35 @@ struct ColumnPlan {
     sensitive: Literals,
 }
 
+/// Builds every column's literal automata, the columns shared out over the cores as threads free up,
+/// those with the most literals first (the columns are independent; building them is most of what
+/// compiling a large rule set costs).
+fn build_automata(columns: &mut [ColumnPlan]) {
+    let mut plans: Vec<&mut ColumnPlan> = columns.iter_mut().collect();
+    plans.sort_by_key(|p| std::cmp::Reverse(p.insensitive.len() + p.sensitive.len()));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(plans.len());
+    let queue = std::sync::Mutex::new(plans.into_iter());
+    let work = || {
+        loop {
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+            let Some(plan) = next else { break };
+            plan.insensitive.build(&plan.name, true);
+            plan.sensitive.build(&plan.name, false);
+        }
+    };
+    std::thread::scope(|scope| {
+        // A thread that cannot be started leaves its share to the others (the calling thread at least).
+        for _ in 1..threads {
+            let _ = std::thread::Builder::new()
+                .name("sigma-build".to_string())
+                .spawn_scoped(scope, work);
+        }
+        work();
+    });
+}
+
 /// The rows each rule matches: (rule index, rows ascending), rules without matches left out.
 pub type Matches = Vec<(usize, Vec<u32>)>;
 
@@ -313,10 +342,7 @@ impl RuleSet {
             compiled.push(variants);
             errors.push(error);
         }
-        for plan in &mut c.columns {
-            plan.insensitive.build(&plan.name, true);
-            plan.sensitive.build(&plan.name, false);
-        }
+        build_automata(&mut c.columns);
         (
             RuleSet {
                 columns: c.columns,

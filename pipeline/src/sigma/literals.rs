@@ -77,6 +77,11 @@ impl Literals {
         })
     }
 
+    /// How many distinct literals (the work of building its automata).
+    pub(super) fn len(&self) -> usize {
+        self.texts.len()
+    }
+
     /// The slot of literal `text` at position `kind`, if a rule tests it (tests).
     #[cfg(test)]
     pub(super) fn slot(&self, text: &str, kind: Kind) -> Option<usize> {

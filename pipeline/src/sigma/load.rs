@@ -107,39 +107,84 @@ pub fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Reads every rule file under `paths` and binds the rules.
+/// Reads every rule file under `paths` and binds the rules. The files are read and parsed on every core,
+/// each thread a run of consecutive files, and the runs joined in order: the result is the one reading
+/// them one by one gives.
 pub fn load(
     paths: &[PathBuf],
     mapping: &Mapping,
     placeholders: &HashMap<String, Vec<String>>,
     base_columns: &[&str],
 ) -> Loaded {
-    let mut loaded = Loaded::default();
+    // Every file, in order; a directory that cannot be read is a refusal in its place.
+    let mut items: Vec<Result<PathBuf, SigmaRefusal>> = Vec::new();
     for dir in paths {
         match rule_files(dir) {
-            Ok(files) => {
-                for file in files {
-                    match std::fs::read_to_string(&file) {
-                        Ok(text) => add_file(
-                            &mut loaded,
-                            &text,
-                            &file,
-                            mapping,
-                            placeholders,
-                            base_columns,
-                        ),
-                        Err(e) => loaded.refusals.push(file_refusal(
-                            &file,
-                            RefusalKind::Unreadable.error(e.to_string()),
-                        )),
-                    }
-                }
-            }
-            Err(e) => loaded.refusals.push(file_refusal(
+            Ok(files) => items.extend(files.into_iter().map(Ok)),
+            Err(e) => items.push(Err(file_refusal(
                 dir,
                 RefusalKind::Unreadable.error(format!("cannot read the directory: {e}")),
-            )),
+            ))),
         }
+    }
+    let read = |run: &[Result<PathBuf, SigmaRefusal>]| {
+        let mut loaded = Loaded::default();
+        for item in run {
+            match item {
+                Ok(file) => match std::fs::read_to_string(file) {
+                    Ok(text) => add_file(
+                        &mut loaded,
+                        &text,
+                        file,
+                        mapping,
+                        placeholders,
+                        base_columns,
+                    ),
+                    Err(e) => loaded.refusals.push(file_refusal(
+                        file,
+                        RefusalKind::Unreadable.error(e.to_string()),
+                    )),
+                },
+                Err(refusal) => loaded.refusals.push(refusal.clone()),
+            }
+        }
+        loaded
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let run = items.len().div_ceil(cores).max(1);
+    let runs: Vec<Loaded> = std::thread::scope(|scope| {
+        let mut chunks = items.chunks(run);
+        let first = chunks.next().unwrap_or(&[]);
+        // A run whose thread cannot be started is read here, after the first.
+        let others: Vec<_> = chunks
+            .map(|chunk| {
+                (
+                    chunk,
+                    std::thread::Builder::new()
+                        .name("sigma-load".to_string())
+                        .spawn_scoped(scope, move || read(chunk))
+                        .ok(),
+                )
+            })
+            .collect();
+        let mut runs = vec![read(first)];
+        for (chunk, thread) in others {
+            runs.push(match thread {
+                Some(t) => t
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                None => read(chunk),
+            });
+        }
+        runs
+    });
+    let mut loaded = Loaded::default();
+    for part in runs {
+        loaded.rules.extend(part.rules);
+        loaded.correlations.extend(part.correlations);
+        loaded.refusals.extend(part.refusals);
+        loaded.files += part.files;
+        loaded.documents += part.documents;
     }
     dedupe_ids(&mut loaded);
     loaded
@@ -257,6 +302,78 @@ mod tests {
         assert!(loaded.rules.is_empty(), "compiled: {text}");
         assert_eq!(loaded.refusals.len(), 1, "{:?}", loaded.refusals);
         loaded.refusals[0].kind()
+    }
+
+    #[test]
+    fn files_read_at_once_come_out_as_read_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let rule = |n: usize| {
+            format!(
+                "title: r{n}\nid: 3f0b2b5e-0000-4000-8000-{n:012}\n{PROCESS}detection:\n  s: {{Image|endswith: x{n}}}\n  condition: s\n"
+            )
+        };
+        // 40 files: a rule each, but file 7 is not YAML, file 23 repeats file 3's id, file 31 holds two rules.
+        for n in 0..40 {
+            let text = match n {
+                7 => "a: [unclosed".to_string(),
+                23 => rule(3).replace("title: r3", "title: again"),
+                31 => format!("{}---\n{}", rule(31), rule(131)),
+                _ => rule(n),
+            };
+            std::fs::write(dir.path().join(format!("{n:02}.yml")), text).unwrap();
+        }
+        let missing = dir.path().join("missing");
+        let schema = EventSchema::windows();
+        let base: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+        let (mapping, placeholders) = (Mapping::builtin(), HashMap::new());
+        let paths = [
+            dir.path().to_path_buf(),
+            missing.clone(),
+            dir.path().to_path_buf(),
+        ];
+        let loaded = load(&paths, &mapping, &placeholders, &base);
+
+        let mut one_by_one = Loaded::default();
+        for path in &paths {
+            let Ok(files) = rule_files(path) else {
+                one_by_one.refusals.push(file_refusal(
+                    path,
+                    RefusalKind::Unreadable.error("cannot read the directory".to_string()),
+                ));
+                continue;
+            };
+            for file in files {
+                let text = std::fs::read_to_string(&file).unwrap();
+                add_file(
+                    &mut one_by_one,
+                    &text,
+                    &file,
+                    &mapping,
+                    &placeholders,
+                    &base,
+                );
+            }
+        }
+        dedupe_ids(&mut one_by_one);
+        let rules = |l: &Loaded| -> Vec<(PathBuf, String)> {
+            l.rules
+                .iter()
+                .map(|r| (r.file.clone(), r.rule.title.clone()))
+                .collect()
+        };
+        let refusals = |l: &Loaded| -> Vec<(PathBuf, RefusalKind)> {
+            l.refusals
+                .iter()
+                .map(|r| (r.file.clone(), r.kind()))
+                .collect()
+        };
+        assert_eq!(rules(&loaded), rules(&one_by_one));
+        assert_eq!(refusals(&loaded), refusals(&one_by_one));
+        assert_eq!((loaded.files, loaded.documents), (80, 80));
+        // 39 rules and the second in file 31, less file 23's; then the second directory's all refused.
+        assert_eq!(loaded.rules.len(), 39);
+        assert_eq!(loaded.refusals[1].file, missing);
+        assert_eq!(loaded.refusals.len(), 1 + 1 + 1 + 1 + 40);
     }
 
     const HEAD: &str = "title: t\nid: 3f0b2b5e-0000-4000-8000-000000000001\n";
