@@ -109,12 +109,21 @@ fn build_automata(columns: &mut [ColumnPlan]) {
     };
     std::thread::scope(|scope| {
         // A thread that cannot be started leaves its share to the others (the calling thread at least).
-        for _ in 1..threads {
-            let _ = std::thread::Builder::new()
-                .name("sigma-build".to_string())
-                .spawn_scoped(scope, work);
-        }
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("sigma-build".to_string())
+                    .spawn_scoped(scope, work)
+                    .ok()
+            })
+            .collect();
         work();
+        for helper in helpers {
+            // A panic goes on with its own message.
+            helper
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        }
     });
 }
 

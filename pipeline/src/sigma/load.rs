@@ -116,6 +116,18 @@ pub fn load(
     placeholders: &HashMap<String, Vec<String>>,
     base_columns: &[&str],
 ) -> Loaded {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    load_on(paths, mapping, placeholders, base_columns, cores)
+}
+
+/// [`load`] on up to `threads` threads.
+fn load_on(
+    paths: &[PathBuf],
+    mapping: &Mapping,
+    placeholders: &HashMap<String, Vec<String>>,
+    base_columns: &[&str],
+    threads: usize,
+) -> Loaded {
     // Every file, in order; a directory that cannot be read is a refusal in its place.
     let mut items: Vec<Result<PathBuf, SigmaRefusal>> = Vec::new();
     for dir in paths {
@@ -150,8 +162,7 @@ pub fn load(
         }
         loaded
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let run = items.len().div_ceil(cores).max(1);
+    let run = items.len().div_ceil(threads.max(1)).max(1);
     let runs: Vec<Loaded> = std::thread::scope(|scope| {
         let mut chunks = items.chunks(run);
         let first = chunks.next().unwrap_or(&[]);
@@ -306,32 +317,34 @@ mod tests {
 
     #[test]
     fn files_read_at_once_come_out_as_read_one_by_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let rule = |n: usize| {
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let rule = |n: usize, title: &str| {
             format!(
-                "title: r{n}\nid: 3f0b2b5e-0000-4000-8000-{n:012}\n{PROCESS}detection:\n  s: {{Image|endswith: x{n}}}\n  condition: s\n"
+                "title: {title}{n}\nid: 3f0b2b5e-0000-4000-8000-{n:012}\n{PROCESS}detection:\n  s: {{Image|endswith: x{n}}}\n  condition: s\n"
             )
         };
-        // 40 files: a rule each, but file 7 is not YAML, file 23 repeats file 3's id, file 31 holds two rules.
-        for n in 0..40 {
-            let text = match n {
-                7 => "a: [unclosed".to_string(),
-                23 => rule(3).replace("title: r3", "title: again"),
-                31 => format!("{}---\n{}", rule(31), rule(131)),
-                _ => rule(n),
-            };
-            std::fs::write(dir.path().join(format!("{n:02}.yml")), text).unwrap();
+        // 40 files a directory, a rule each, but file 7 is not YAML, file 23 repeats file 3's id, file 31
+        // holds two rules. The second directory's rules have the first's ids and other titles.
+        for (dir, title) in [(&first, "r"), (&second, "s")] {
+            for n in 0..40 {
+                let text = match n {
+                    7 => "a: [unclosed".to_string(),
+                    23 => rule(3, title).replace(&format!("title: {title}3"), "title: again"),
+                    31 => format!("{}---\n{}", rule(31, title), rule(131, title)),
+                    _ => rule(n, title),
+                };
+                std::fs::write(dir.path().join(format!("{n:02}.yml")), text).unwrap();
+            }
         }
-        let missing = dir.path().join("missing");
+        let missing = first.path().join("missing");
         let schema = EventSchema::windows();
         let base: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
         let (mapping, placeholders) = (Mapping::builtin(), HashMap::new());
         let paths = [
-            dir.path().to_path_buf(),
+            first.path().to_path_buf(),
             missing.clone(),
-            dir.path().to_path_buf(),
+            second.path().to_path_buf(),
         ];
-        let loaded = load(&paths, &mapping, &placeholders, &base);
 
         let mut one_by_one = Loaded::default();
         for path in &paths {
@@ -367,13 +380,27 @@ mod tests {
                 .map(|r| (r.file.clone(), r.kind()))
                 .collect()
         };
-        assert_eq!(rules(&loaded), rules(&one_by_one));
-        assert_eq!(refusals(&loaded), refusals(&one_by_one));
-        assert_eq!((loaded.files, loaded.documents), (80, 80));
-        // 39 rules and the second in file 31, less file 23's; then the second directory's all refused.
-        assert_eq!(loaded.rules.len(), 39);
-        assert_eq!(loaded.refusals[1].file, missing);
-        assert_eq!(loaded.refusals.len(), 1 + 1 + 1 + 1 + 40);
+        // 39 rules of the first directory (file 31's two, less file 23's), none of the second's.
+        assert_eq!(one_by_one.rules.len(), 39);
+        assert!(
+            one_by_one
+                .rules
+                .iter()
+                .all(|r| r.rule.title.starts_with('r'))
+        );
+        for threads in 1..=8 {
+            let loaded = load_on(&paths, &mapping, &placeholders, &base, threads);
+            assert_eq!(rules(&loaded), rules(&one_by_one), "{threads} threads");
+            assert_eq!(
+                refusals(&loaded),
+                refusals(&one_by_one),
+                "{threads} threads"
+            );
+            assert_eq!((loaded.files, loaded.documents), (80, 80));
+            assert_eq!(loaded.refusals[1].file, missing);
+            // Files 7 twice, the missing directory; then file 23 and all 40 of the second directory.
+            assert_eq!(loaded.refusals.len(), 3 + 1 + 40);
+        }
     }
 
     const HEAD: &str = "title: t\nid: 3f0b2b5e-0000-4000-8000-000000000001\n";
