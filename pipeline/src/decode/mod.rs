@@ -8,14 +8,14 @@
 mod columns;
 pub mod fields;
 pub mod json;
+mod parts;
 pub mod schema;
 mod walk;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc;
 
@@ -23,6 +23,10 @@ use crate::source::{Input, Positions, RawRecord, SourceMessage};
 use crate::telemetry::metrics::{DecodeMetrics, Metrics};
 use columns::ColumnBuilder;
 use fields::FieldMap;
+pub use parts::MIN_PART_BYTES;
+use parts::Part;
+#[cfg(test)]
+use parts::split;
 pub use schema::{ColumnType, EventSchema};
 use walk::Staging;
 
@@ -127,49 +131,6 @@ impl Decoder {
         self.decode_on(seq, records, 1)
     }
 
-    /// [`Decoder::decode`] on up to `threads` threads: the records are cut into consecutive parts of at
-    /// least [`MIN_PART_BYTES`] each (one part, on the calling thread, for a batch under twice that),
-    /// decoded at once and joined in their order, so the batch is the same as one decoded whole.
-    pub fn decode_on(&self, seq: u64, records: Vec<RawRecord>, threads: usize) -> DecodedBatch {
-        let mut parts = split(records, threads);
-        let first = parts.remove(0);
-        if parts.is_empty() {
-            return self.join(seq, vec![self.decode_part(first)]);
-        }
-        // Each part waits in a slot for its thread; one that gets no thread is decoded here.
-        let slots: Vec<Mutex<Option<Vec<RawRecord>>>> =
-            parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
-        let take = |slot: &Mutex<Option<Vec<RawRecord>>>| {
-            slot.lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .take()
-                .expect("a part is decoded once")
-        };
-        let decoded = std::thread::scope(|scope| {
-            let threads: Vec<_> = slots
-                .iter()
-                .map(|slot| {
-                    std::thread::Builder::new()
-                        .name("decode-part".to_string())
-                        .spawn_scoped(scope, || self.decode_part(take(slot)))
-                        .ok()
-                })
-                .collect();
-            let mut decoded = vec![self.decode_part(first)];
-            for (slot, thread) in slots.iter().zip(threads) {
-                decoded.push(match thread {
-                    // A panic goes on to the batcher's task, as a decoder panic does.
-                    Some(t) => t
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                    None => self.decode_part(take(slot)),
-                });
-            }
-            decoded
-        });
-        self.join(seq, decoded)
-    }
-
     /// Decodes consecutive records into rows of their own (rows counted from 0).
     fn decode_part(&self, records: Vec<RawRecord>) -> Part {
         let mut builders: Vec<ColumnBuilder> = self
@@ -243,113 +204,6 @@ impl Decoder {
             bytes,
         }
     }
-
-    /// The batch of parts decoded from consecutive records, in their order: each column's builders are
-    /// joined and the column finished once, as a batch decoded whole.
-    fn join(&self, seq: u64, mut parts: Vec<Part>) -> DecodedBatch {
-        let mut all = parts.remove(0);
-        let mut rows = all.records.len();
-        for part in &mut parts {
-            let offset = u32::try_from(rows).expect("batches hold fewer than 2^32 rows");
-            for (builder, next) in all.builders.iter_mut().zip(part.builders.drain(..)) {
-                builder.extend(next, offset);
-            }
-            rows += part.records.len();
-        }
-        let columns: Vec<ArrayRef> = std::mem::take(&mut all.builders)
-            .into_iter()
-            .map(|b| b.finish(rows))
-            .collect();
-        for part in parts {
-            all.records.extend(part.records);
-            all.dead_letters.extend(part.dead_letters);
-            for (input, offset) in &part.positions.0 {
-                all.positions.note(input, *offset);
-            }
-            for (input, time) in part.input_times {
-                match all
-                    .input_times
-                    .iter_mut()
-                    .find(|(i, _)| Arc::ptr_eq(i, &input))
-                {
-                    Some((_, t)) => *t = (*t).max(time),
-                    None => all.input_times.push((input, time)),
-                }
-            }
-            all.received = all.received.min(part.received);
-            all.bytes += part.bytes;
-        }
-        let batch = RecordBatch::try_new(Arc::clone(self.schema.arrow()), columns)
-            .expect("builders follow the schema");
-        self.metrics.batch(
-            all.records.len() + all.dead_letters.len(),
-            all.bytes,
-            batch.num_rows(),
-        );
-        DecodedBatch {
-            seq,
-            batch,
-            records: all.records,
-            dead_letters: all.dead_letters,
-            positions: all.positions,
-            input_times: all.input_times,
-            received: all.received,
-            bytes: all.bytes,
-            started: Vec::new(),
-            stopped: Vec::new(),
-            generation: 0,
-            parts: Vec::new(),
-            partitions: Vec::new(),
-            masks: None,
-        }
-    }
-}
-
-/// The smallest part of a batch decoded on a thread of its own: below it, starting a thread and joining
-/// the parts' columns would cost a large share of what the second thread saves.
-pub const MIN_PART_BYTES: usize = 1 << 20;
-
-/// What one part of a batch decoded into (its rows counted from 0).
-struct Part {
-    builders: Vec<ColumnBuilder>,
-    records: Vec<RawRecord>,
-    dead_letters: Vec<DeadLetter>,
-    positions: Positions,
-    input_times: Vec<(Arc<Input>, Option<i64>)>,
-    received: Instant,
-    bytes: usize,
-}
-
-/// `records` cut into at most `threads` consecutive parts of about the same bytes, each of at least
-/// [`MIN_PART_BYTES`] (one part, never none).
-fn split(mut records: Vec<RawRecord>, threads: usize) -> Vec<Vec<RawRecord>> {
-    let total: usize = records.iter().map(|r| r.bytes.len()).sum();
-    let parts = threads.min(total / MIN_PART_BYTES).max(1);
-    if parts == 1 {
-        return vec![records];
-    }
-    // A part ends once it holds its share of the bytes, if what is left makes a part too.
-    let share = total / parts;
-    let mut starts = Vec::with_capacity(parts - 1);
-    let (mut part, mut seen) = (0usize, 0usize);
-    for (i, r) in records.iter().enumerate() {
-        if starts.len() == parts - 1 {
-            break;
-        }
-        if part >= share && total - seen >= MIN_PART_BYTES {
-            starts.push(i);
-            part = 0;
-        }
-        part += r.bytes.len();
-        seen += r.bytes.len();
-    }
-    let mut out = Vec::with_capacity(starts.len() + 1);
-    for &start in starts.iter().rev() {
-        out.push(records.split_off(start));
-    }
-    out.push(records);
-    out.reverse();
-    out
 }
 
 /// Keeps the rows whose event time is in `[from, to)` (an open end is unbounded): a retro-hunt over
