@@ -34,6 +34,7 @@ pub mod incident;
 pub mod kafka;
 pub mod kql;
 pub mod lake;
+pub mod parallel;
 pub mod pipeline;
 pub mod query;
 pub mod runtime;

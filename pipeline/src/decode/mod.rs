@@ -539,7 +539,7 @@ async fn send_decoded(
 ///
 /// `step_threads` is the most any one evaluator's step keeps busy ([`crate::runtime::Evaluator::threads`]).
 pub fn decoders_in_flight(step_threads: usize) -> usize {
-    (cores() / step_threads.max(1)).clamp(1, 4)
+    (crate::parallel::cores() / step_threads.max(1)).clamp(1, 4)
 }
 
 /// The threads one batch is decoded on while `in_flight` batches are decoded at once: the cores the other
@@ -547,11 +547,7 @@ pub fn decoders_in_flight(step_threads: usize) -> usize {
 /// a batch is decoded on every core too; beside SQL hunts (a batch per core, up to four) on one, or on
 /// more where four batches leave cores idle (eight cores and up).
 pub fn threads_per_decode(in_flight: usize) -> usize {
-    (cores() / in_flight.max(1)).max(1)
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    (crate::parallel::cores() / in_flight.max(1)).max(1)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! One batch decoded on several threads: its records cut into consecutive parts, each decoded on a thread
 //! of its own, and the parts joined in order into the batch one thread would have made.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::ArrayRef;
@@ -15,42 +15,8 @@ impl Decoder {
     /// least [`MIN_PART_BYTES`] each (one part, on the calling thread, for a batch under twice that),
     /// decoded at once and joined in their order, so the batch is the same as one decoded whole.
     pub fn decode_on(&self, seq: u64, records: Vec<RawRecord>, threads: usize) -> DecodedBatch {
-        let mut parts = split(records, threads);
-        let first = parts.remove(0);
-        if parts.is_empty() {
-            return self.join(seq, vec![self.decode_part(first)]);
-        }
-        // Each part waits in a slot for its thread; one that gets no thread is decoded here.
-        let slots: Vec<Mutex<Option<Vec<RawRecord>>>> =
-            parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
-        let take = |slot: &Mutex<Option<Vec<RawRecord>>>| {
-            slot.lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .take()
-                .expect("a part is decoded once")
-        };
-        let decoded = std::thread::scope(|scope| {
-            let threads: Vec<_> = slots
-                .iter()
-                .map(|slot| {
-                    std::thread::Builder::new()
-                        .name("decode-part".to_string())
-                        .spawn_scoped(scope, || self.decode_part(take(slot)))
-                        .ok()
-                })
-                .collect();
-            let mut decoded = vec![self.decode_part(first)];
-            for (slot, thread) in slots.iter().zip(threads) {
-                decoded.push(match thread {
-                    // A panic goes on to the batcher's task, as a decoder panic does.
-                    Some(t) => t
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                    None => self.decode_part(take(slot)),
-                });
-            }
-            decoded
-        });
+        let parts = split(records, threads);
+        let decoded = crate::parallel::in_order(parts, "decode-part", |p| self.decode_part(p));
         self.join(seq, decoded)
     }
 

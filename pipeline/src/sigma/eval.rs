@@ -95,9 +95,7 @@ struct ColumnPlan {
 fn build_automata(columns: &mut [ColumnPlan]) {
     let mut plans: Vec<&mut ColumnPlan> = columns.iter_mut().collect();
     plans.sort_by_key(|p| std::cmp::Reverse(p.insensitive.len() + p.sensitive.len()));
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(plans.len());
+    let threads = crate::parallel::cores().min(plans.len());
     let queue = std::sync::Mutex::new(plans.into_iter());
     let work = || {
         loop {
@@ -107,24 +105,9 @@ fn build_automata(columns: &mut [ColumnPlan]) {
             plan.sensitive.build(&plan.name, false);
         }
     };
-    std::thread::scope(|scope| {
-        // A thread that cannot be started leaves its share to the others (the calling thread at least).
-        let helpers: Vec<_> = (1..threads)
-            .filter_map(|_| {
-                std::thread::Builder::new()
-                    .name("sigma-build".to_string())
-                    .spawn_scoped(scope, work)
-                    .ok()
-            })
-            .collect();
-        work();
-        for helper in helpers {
-            // A panic goes on with its own message.
-            helper
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        }
-    });
+    // Each thread takes columns until none is left; one that cannot be started leaves its share to the
+    // others.
+    crate::parallel::in_order(vec![(); threads], "sigma-build", |()| work());
 }
 
 /// The rows each rule matches: (rule index, rows ascending), rules without matches left out.
@@ -387,23 +370,10 @@ impl RuleSet {
         }
         let per_part = rows.div_ceil(parts);
         // (first row of the part, its matches) per part.
-        let results: Vec<(usize, Matches)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (1..parts)
-                .map(|p| {
-                    let offset = p * per_part;
-                    let part = batch.slice(offset, per_part.min(rows - offset));
-                    scope.spawn(move || (offset, self.evaluate_part(&part)))
-                })
-                .collect();
-            let mut results = vec![(0, self.evaluate_part(&batch.slice(0, per_part)))];
-            for handle in handles {
-                match handle.join() {
-                    Ok(result) => results.push(result),
-                    // The rule set's panic on another thread is this evaluation's panic.
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            results
+        let offsets: Vec<usize> = (0..parts).map(|p| p * per_part).collect();
+        let results = crate::parallel::in_order(offsets, "sigma-eval", |offset| {
+            let part = batch.slice(offset, per_part.min(rows - offset));
+            (offset, self.evaluate_part(&part))
         });
         let mut by_rule: std::collections::BTreeMap<usize, Vec<u32>> = Default::default();
         for (offset, matches) in results {

@@ -116,8 +116,13 @@ pub fn load(
     placeholders: &HashMap<String, Vec<String>>,
     base_columns: &[&str],
 ) -> Loaded {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    load_on(paths, mapping, placeholders, base_columns, cores)
+    load_on(
+        paths,
+        mapping,
+        placeholders,
+        base_columns,
+        crate::parallel::cores(),
+    )
 }
 
 /// [`load`] on up to `threads` threads.
@@ -163,32 +168,7 @@ fn load_on(
         loaded
     };
     let run = items.len().div_ceil(threads.max(1)).max(1);
-    let runs: Vec<Loaded> = std::thread::scope(|scope| {
-        let mut chunks = items.chunks(run);
-        let first = chunks.next().unwrap_or(&[]);
-        // A run whose thread cannot be started is read here, after the first.
-        let others: Vec<_> = chunks
-            .map(|chunk| {
-                (
-                    chunk,
-                    std::thread::Builder::new()
-                        .name("sigma-load".to_string())
-                        .spawn_scoped(scope, move || read(chunk))
-                        .ok(),
-                )
-            })
-            .collect();
-        let mut runs = vec![read(first)];
-        for (chunk, thread) in others {
-            runs.push(match thread {
-                Some(t) => t
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                None => read(chunk),
-            });
-        }
-        runs
-    });
+    let runs = crate::parallel::in_order(items.chunks(run).collect(), "sigma-load", read);
     let mut loaded = Loaded::default();
     for part in runs {
         loaded.rules.extend(part.rules);
