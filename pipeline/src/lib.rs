@@ -36,6 +36,7 @@ pub mod kql;
 pub mod lake;
 pub mod parallel;
 pub mod pipeline;
+pub mod presence;
 pub mod query;
 pub mod runtime;
 pub mod scale;

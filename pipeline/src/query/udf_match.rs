@@ -13,6 +13,7 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Signature, Volatility};
 
 use super::texts::{map_texts, test_texts, test_texts_ascii};
 use super::udf::{Prepared, TextFunction, constant};
+use crate::presence::Presence;
 
 /// How `lower(value)` is compared with a constant (already lower case) by the `lower_*` functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,24 +85,35 @@ pub fn lower_test(test: LowerTest) -> ScalarUDF {
 pub struct LowerMatcher<'a> {
     test: LowerTest,
     constants: Vec<&'a str>,
-    /// `Contains` of ASCII values: the constant found ignoring ASCII case.
-    finder: Option<Arc<AhoCorasick>>,
+    /// `Contains` of ASCII values: the constants found ignoring ASCII case.
+    finder: Option<Arc<ContainsFinder>>,
+}
+
+/// `Contains` ignoring ASCII case: with SIMD where it can be (see [`Presence`]), else an automaton.
+enum ContainsFinder {
+    Simd(Presence),
+    Automaton(AhoCorasick),
 }
 
 impl<'a> LowerMatcher<'a> {
     /// `constants` must be lower case already (`c == c.to_lowercase()`): the rewrite only makes
     /// these calls for such constants.
     pub fn new(test: LowerTest, constants: &[&'a str]) -> LowerMatcher<'a> {
-        static FINDERS: Prepared<Vec<String>, AhoCorasick> = Prepared::new();
+        static FINDERS: Prepared<Vec<String>, ContainsFinder> = Prepared::new();
         let finder = (test == LowerTest::Contains).then(|| {
             let key = constants.iter().map(|c| c.to_string()).collect();
             FINDERS
                 .get(key, || {
-                    Ok(AhoCorasickBuilder::new()
-                        .ascii_case_insensitive(true)
-                        .match_kind(MatchKind::LeftmostFirst)
-                        .build(constants)
-                        .expect("literal needles build"))
+                    Ok(match Presence::new(constants, true) {
+                        Some(simd) => ContainsFinder::Simd(simd),
+                        None => ContainsFinder::Automaton(
+                            AhoCorasickBuilder::new()
+                                .ascii_case_insensitive(true)
+                                .match_kind(MatchKind::LeftmostFirst)
+                                .build(constants)
+                                .expect("literal needles build"),
+                        ),
+                    })
                 })
                 .expect("infallible")
         });
@@ -132,7 +144,11 @@ impl<'a> LowerMatcher<'a> {
                 LowerTest::EndsWith => self.constants.iter().any(|c| {
                     h.len() >= c.len() && h[h.len() - c.len()..].eq_ignore_ascii_case(c.as_bytes())
                 }),
-                LowerTest::Contains => self.finder.as_ref().is_some_and(|f| f.is_match(value)),
+                LowerTest::Contains => match self.finder.as_deref() {
+                    Some(ContainsFinder::Simd(simd)) => simd.holds(h),
+                    Some(ContainsFinder::Automaton(automaton)) => automaton.is_match(value),
+                    None => false,
+                },
             };
         }
         let lower = value.to_lowercase();
@@ -222,6 +238,9 @@ pub struct TermFinder {
     /// character (then that end needs a term boundary).
     needles: Vec<(usize, bool, bool)>,
     term: Term,
+    /// Whether a value holds some needle at all, found with SIMD before the automaton looks for terms:
+    /// most values hold none (see [`Presence`]).
+    presence: Option<Presence>,
 }
 
 fn word(b: u8) -> bool {
@@ -256,6 +275,7 @@ impl TermFinder {
                 })
                 .collect(),
             term,
+            presence: Presence::new(needles, !case_sensitive),
         }
     }
 
@@ -264,6 +284,9 @@ impl TermFinder {
             return true;
         };
         let h = hay.as_bytes();
+        if self.presence.as_ref().is_some_and(|p| !p.holds(h)) {
+            return false;
+        }
         finder.find_overlapping_iter(hay).any(|m| {
             let (len, first, last) = self.needles[m.pattern().as_usize()];
             let (i, end) = (m.start(), m.start() + len);

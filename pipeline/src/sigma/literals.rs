@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind, packed};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use datafusion::arrow::array::{Array, StringArray};
 
 use super::bits::Bits;
+use crate::presence::Presence;
 
 /// What a literal must do relative to the value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,12 +36,9 @@ pub(super) struct Literals {
 /// An automaton over some of a column's literals, and the rows it scans.
 pub(super) struct Group {
     automaton: AhoCorasick,
-    /// Whether a value holds any of the literals, found with SIMD (see [`presence`]): a value without
-    /// any is not scanned by the automaton. ASCII-lower-cased values are asked for a case-insensitive
-    /// group.
-    pub(super) presence: Option<packed::Searcher>,
-    /// The automaton matches ASCII letters in any case.
-    insensitive: bool,
+    /// Whether a value holds any of the literals, found with SIMD (see [`Presence`]): a value without
+    /// any is not scanned by the automaton.
+    pub(super) presence: Option<Presence>,
     /// Per pattern of the automaton, its literal's slots.
     slots: Vec<[Option<usize>; 4]>,
     /// The rows of these logsource conditions are scanned; `None`: every row.
@@ -113,7 +111,7 @@ impl Literals {
             }
             let texts: Vec<&str> = ids.iter().map(|&id| self.texts[id].as_str()).collect();
             let automaton = literal_automaton(&texts, insensitive);
-            let presence = presence(&texts);
+            let presence = Presence::new(&texts, insensitive);
             tracing::debug!(
                 column = %column,
                 insensitive,
@@ -126,7 +124,6 @@ impl Literals {
             );
             self.groups.push(Group {
                 presence,
-                insensitive,
                 automaton,
                 slots: ids.iter().map(|&id| self.slots[id]).collect(),
                 whens,
@@ -151,19 +148,10 @@ impl Group {
                 return;
             }
             let value = strings.value(row);
-            if let Some(presence) = &self.presence {
-                let asked = match self.insensitive {
-                    true => {
-                        lower.clear();
-                        lower.extend_from_slice(value.as_bytes());
-                        lower.make_ascii_lowercase();
-                        lower.as_slice()
-                    }
-                    false => value.as_bytes(),
-                };
-                if presence.find(asked).is_none() {
-                    return;
-                }
+            if let Some(presence) = &self.presence
+                && !presence.holds_with(value.as_bytes(), &mut lower)
+            {
+                return;
             }
             let len = value.len();
             let mut set = |slot: usize| {
@@ -264,31 +252,6 @@ fn dfa_at_least(texts: &[&str], insensitive: bool) -> usize {
     states
         .saturating_mul(classes.next_power_of_two())
         .saturating_mul(4)
-}
-
-/// The most literals, and the shortest, a group gets a [`presence`] test for: the SIMD searcher
-/// (Teddy) takes up to 64, and short ones would make it stop too often.
-const PRESENCE_AT_MOST: usize = 64;
-const PRESENCE_SHORTEST: usize = 3;
-
-/// A SIMD test of whether a value holds any of `texts` (lower-cased already for a case-insensitive
-/// group), where `aho-corasick` builds one (Teddy, on x86-64 with SSSE3 or AVX2, and aarch64).
-///
-/// `aho-corasick` gives an ASCII-case-insensitive automaton no Teddy prefilter, only one that looks for
-/// up to three distinct bytes, which literals as varied as a rule's keywords exceed or meet only with
-/// frequent bytes. `Mimikatz Use`, 20 keywords searched in every value of every Windows event, was half
-/// of the evaluation's time over the OTRF events (1.68 s of 3.44, one thread): its automaton walked every
-/// byte at 0.7 GB/s, and built case-sensitive to scan lower-cased values it took 1.92 s. With this test
-/// first, 0.23 s: a value that holds none of the literals is not walked at all.
-fn presence(texts: &[&str]) -> Option<packed::Searcher> {
-    if texts.len() > PRESENCE_AT_MOST || texts.iter().any(|t| t.len() < PRESENCE_SHORTEST) {
-        return None;
-    }
-    packed::Config::new()
-        .match_kind(packed::MatchKind::LeftmostFirst)
-        .builder()
-        .extend(texts)
-        .build()
 }
 
 #[cfg(test)]
