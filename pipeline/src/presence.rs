@@ -20,6 +20,15 @@ use aho_corasick::packed;
 const AT_MOST: usize = 64;
 const SHORTEST: usize = 3;
 
+/// The most scratch space a thread keeps for [`Presence::holds`]: a longer value's lower-cased copy is
+/// freed after use.
+const KEPT: usize = 64 * 1024;
+
+thread_local! {
+    /// Each thread's scratch space for [`Presence::holds`].
+    static LOWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// See the module documentation.
 #[derive(Debug, Clone)]
 pub struct Presence {
@@ -68,13 +77,19 @@ impl Presence {
         self.searcher.find(asked).is_some()
     }
 
-    /// [`Presence::holds_with`] with this thread's scratch space.
+    /// [`Presence::holds_with`] with this thread's scratch space for an insensitive test.
     pub fn holds(&self, value: &[u8]) -> bool {
-        thread_local! {
-            static LOWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        if !self.insensitive {
+            return self.searcher.find(value).is_some();
         }
         LOWER.with(|lower| match lower.try_borrow_mut() {
-            Ok(mut lower) => self.holds_with(value, &mut lower),
+            Ok(mut lower) => {
+                let found = self.holds_with(value, &mut lower);
+                if lower.capacity() > KEPT {
+                    *lower = Vec::new();
+                }
+                found
+            }
             // Asked again while this thread's space is in use (not done today): space of its own.
             Err(_) => self.holds_with(value, &mut Vec::new()),
         })
@@ -84,30 +99,48 @@ impl Presence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aho_corasick::{AhoCorasickBuilder, MatchKind};
 
-    /// What an ASCII-case-insensitive (or sensitive) search for any of `literals` answers: the
-    /// reference the SIMD test must agree with.
-    fn reference(value: &str, literals: &[&str], insensitive: bool) -> bool {
-        literals.iter().any(|l| match insensitive {
-            true => value
-                .as_bytes()
-                .windows(l.len())
-                .any(|w| w.eq_ignore_ascii_case(l.as_bytes())),
-            false => value.contains(l),
-        })
+    /// Whether this CPU has a SIMD searcher (Teddy): x86-64 with SSSE3 or AVX2, or aarch64.
+    fn simd() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return std::is_x86_feature_detected!("ssse3");
+        #[cfg(not(target_arch = "x86_64"))]
+        return cfg!(target_arch = "aarch64");
+    }
+
+    /// What the automaton the test stands in front of answers: any literal, ASCII letters in any case
+    /// when `insensitive`.
+    fn reference(literals: &[&str], insensitive: bool) -> impl Fn(&str) -> bool {
+        let automaton = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(insensitive)
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(literals)
+            .unwrap();
+        move |value| automaton.is_match(value)
     }
 
     #[test]
-    fn holds_answers_as_a_search_for_any_literal_in_either_case_mode() {
-        let sets: [&[&str]; 4] = [
+    fn holds_answers_as_the_automaton_does_in_either_case_mode() {
+        if !simd() {
+            eprintln!("no SIMD searcher on this CPU: Presence::new gives None, nothing to compare");
+            return;
+        }
+        // 40 literals: more than Slim Teddy's 32, so Fat Teddy searches.
+        let many: Vec<String> = (0..40).map(|i| format!("Needle{i:02}x")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let sets: Vec<&[&str]> = vec![
             &["lsass"],
             &["-enc", "-EncodedCommand", "FromBase64String"],
             &[
                 "procdump", "mimikatz", "sekurlsa", "lsadump", "MiniDump", "ÉTÉ",
             ],
             &["://", "http", "ftp"],
+            // Differing only in case, and prefixes of one another with the case kept.
+            &["ABC", "abc", "abcd", "ABCDE"],
+            &many,
         ];
-        let values = [
+        let mut values: Vec<String> = [
             "",
             "ls",
             "C:\\Windows\\System32\\LSASS.exe",
@@ -119,20 +152,60 @@ mod tests {
             "notepad.exe c:\\notes.txt",
             "sekurls",
             "a\u{0130}b lSaSs",
-        ];
+            "xAbCd",
+            "needle07X and NEEDLE39x",
+        ]
+        .map(String::from)
+        .to_vec();
+        // Each literal at every offset of a long value (the start, across 16- and 32-byte blocks, the
+        // last bytes), in its case and upper-cased, and the filler alone.
+        let filler = "the quick brown fox jumps over the lazy dog, 0123456789; ".repeat(4);
+        for literal in sets.iter().flat_map(|s| s.iter()) {
+            for at in [0, 1, 15, 16, 30, 31, 33, 63, 64, 100, filler.len()] {
+                let mut v = filler[..at].to_string();
+                v.push_str(literal);
+                v.push_str(&filler[at..]);
+                values.push(v);
+                values.push(format!("{}{}", &filler[..at], literal.to_uppercase()));
+            }
+        }
+        values.push(filler);
         for literals in sets {
             for insensitive in [true, false] {
-                let presence =
-                    Presence::new(literals, insensitive).expect("Teddy on the CI machine");
-                for value in values {
+                let presence = Presence::new(literals, insensitive).expect("a SIMD searcher");
+                let reference = reference(literals, insensitive);
+                let mut scratch = Vec::new();
+                for value in &values {
+                    let expected = reference(value);
                     assert_eq!(
                         presence.holds(value.as_bytes()),
-                        reference(value, literals, insensitive),
+                        expected,
                         "{value:?} against {literals:?}, insensitive {insensitive}"
+                    );
+                    assert_eq!(
+                        presence.holds_with(value.as_bytes(), &mut scratch),
+                        expected
                     );
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_thread_keeps_its_scratch_for_short_values_and_frees_it_after_a_long_one() {
+        let Some(presence) = Presence::new(&["needle"], true) else {
+            return;
+        };
+        let capacity = || LOWER.with(|l| l.borrow().capacity());
+        assert!(presence.holds(b"a NEEDLE in a short value"));
+        let short = capacity();
+        assert!(short > 0);
+        let mut long = "x".repeat(1 << 20);
+        long.push_str("Needle");
+        assert!(presence.holds(long.as_bytes()));
+        assert_eq!(capacity(), 0);
+        assert!(!presence.holds(b"nothing here"));
+        assert!((1..=KEPT).contains(&capacity()));
     }
 
     #[test]
@@ -141,6 +214,8 @@ mod tests {
         assert!(Presence::new::<&str>(&[], true).is_none());
         let many: Vec<String> = (0..65).map(|i| format!("literal{i}")).collect();
         assert!(Presence::new(&many, false).is_none());
-        assert!(Presence::new(&many[..64], false).is_some());
+        if simd() {
+            assert!(Presence::new(&many[..64], false).is_some());
+        }
     }
 }

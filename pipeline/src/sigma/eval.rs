@@ -11,7 +11,7 @@
 //! conditions are evaluated; then one over the column's other literals, scanned on the union of their
 //! rules' conditions. A `Message` tested only by two `service: application` rules is not scanned in
 //! Sysmon events. A group of a few long literals is also tested for with SIMD first
-//! (`super::literals::presence`).
+//! (`crate::presence::Presence`).
 //!
 //! Each rule is then a boolean expression over those bitmaps, evaluated on candidate rows only: its
 //! logsource condition (shared by every rule of that logsource and computed once per batch) gives the first
