@@ -80,7 +80,8 @@ impl Presence {
     /// [`Presence::holds_with`] with this thread's scratch space for an insensitive test.
     pub fn holds(&self, value: &[u8]) -> bool {
         if !self.insensitive {
-            return self.searcher.find(value).is_some();
+            // Nothing lower-cased: no scratch space (an empty `Vec` does not allocate).
+            return self.holds_with(value, &mut Vec::new());
         }
         LOWER.with(|lower| match lower.try_borrow_mut() {
             Ok(mut lower) => {
@@ -96,18 +97,20 @@ impl Presence {
     }
 }
 
+/// Whether this CPU has a SIMD searcher (Teddy: SSSE3 on x86-64, found at run time; aarch64), so that
+/// [`Presence::new`] builds one (tests).
+#[cfg(test)]
+pub(crate) fn simd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("ssse3");
+    #[cfg(not(target_arch = "x86_64"))]
+    return cfg!(target_arch = "aarch64");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use aho_corasick::{AhoCorasickBuilder, MatchKind};
-
-    /// Whether this CPU has a SIMD searcher (Teddy): x86-64 with SSSE3 or AVX2, or aarch64.
-    fn simd() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        return std::is_x86_feature_detected!("ssse3");
-        #[cfg(not(target_arch = "x86_64"))]
-        return cfg!(target_arch = "aarch64");
-    }
 
     /// What the automaton the test stands in front of answers: any literal, ASCII letters in any case
     /// when `insensitive`.

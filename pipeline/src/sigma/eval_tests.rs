@@ -446,12 +446,7 @@ fn the_simd_presence_test_changes_no_match() {
             tested += usize::from(group.presence.take().is_some());
         }
     }
-    // Teddy needs SSSE3 on x86-64, found at run time.
-    #[cfg(target_arch = "x86_64")]
-    let simd = std::arch::is_x86_feature_detected!("ssse3");
-    #[cfg(not(target_arch = "x86_64"))]
-    let simd = cfg!(target_arch = "aarch64");
-    if simd {
+    if crate::presence::simd() {
         assert_eq!(
             tested, 4,
             "command_line's every-row and scoped groups, its cased group and image have the test"
