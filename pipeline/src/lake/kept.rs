@@ -10,12 +10,15 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use datafusion::arrow::array::builder::NullBufferBuilder;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, StringBuilder,
-    new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, StringArray,
+    StringViewArray, new_null_array,
 };
-use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::compute::{cast, concat, filter, prep_null_mask_filter};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, OffsetBuffer};
+use datafusion::arrow::compute::{
+    FilterBuilder, FilterPredicate, cast, concat, prep_null_mask_filter,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
@@ -82,10 +85,11 @@ pub(super) fn kept(
                     };
                     let rows = mask.true_count();
                     if rows > 0 {
+                        let piece = Piece::new(batch, &mask);
                         let answered = match answers.is_empty() {
                             true => Vec::new(),
                             false => {
-                                let kept = kept_for_answers(&batch, &mask, rows, &read)?;
+                                let kept = kept_for_answers(&piece, rows, &read)?;
                                 answers
                                     .iter()
                                     .map(|a| self::mask(a.evaluate(&kept)?.into_array(rows)?))
@@ -93,7 +97,7 @@ pub(super) fn kept(
                             }
                         };
                         pending.rows += rows;
-                        pending.pieces.push((batch, mask));
+                        pending.pieces.push(piece);
                         pending.answers.push(answered);
                     }
                     if pending.rows >= batch_size {
@@ -114,20 +118,16 @@ pub(super) fn kept(
 
 /// The kept rows of `batch` to answer the hunts' filters on: the columns they `read` filtered, the
 /// others NULL (a copy of every column's kept rows was a twelfth of a retro-hunt's CPU).
-fn kept_for_answers(
-    batch: &RecordBatch,
-    mask: &BooleanArray,
-    rows: usize,
-    read: &HashSet<usize>,
-) -> Result<RecordBatch> {
-    let schema = batch.schema();
-    let columns = batch
+fn kept_for_answers(piece: &Piece, rows: usize, read: &HashSet<usize>) -> Result<RecordBatch> {
+    let schema = piece.batch.schema();
+    let columns = piece
+        .batch
         .columns()
         .iter()
         .enumerate()
         .map(
             |(i, c)| match read.contains(&i) || !schema.field(i).is_nullable() {
-                true => filter(c, mask),
+                true => piece.keep.filter(c),
                 false => Ok(new_null_array(c.data_type(), rows)),
             },
         )
@@ -138,10 +138,27 @@ fn kept_for_answers(
     )?)
 }
 
+/// A batch read and which of its rows are kept.
+struct Piece {
+    batch: RecordBatch,
+    /// The kept rows as a filter, prepared once for every column it copies.
+    keep: FilterPredicate,
+    /// The kept rows' indices, in order.
+    rows: Vec<u32>,
+}
+
+impl Piece {
+    fn new(batch: RecordBatch, mask: &BooleanArray) -> Self {
+        let rows = mask.values().set_indices().map(|i| i as u32).collect();
+        let keep = FilterBuilder::new(mask).optimize().build();
+        Piece { batch, keep, rows }
+    }
+}
+
 /// Batches read and which of their rows are kept, not gathered yet.
 #[derive(Default)]
 struct Pending {
-    pieces: Vec<(RecordBatch, BooleanArray)>,
+    pieces: Vec<Piece>,
     /// Per piece, the answers for its kept rows.
     answers: Vec<Vec<BooleanArray>>,
     rows: usize,
@@ -164,7 +181,7 @@ fn mask(answer: ArrayRef) -> Result<BooleanArray> {
 /// The kept rows of the pending pieces as one batch of `output`: their columns, then the answers.
 fn gather(pending: &Pending, output: &SchemaRef) -> Result<RecordBatch> {
     let (pieces, rows) = (&pending.pieces, pending.rows);
-    let width = pieces[0].0.num_columns();
+    let width = pieces[0].batch.num_columns();
     let mut columns = output
         .fields()
         .iter()
@@ -192,45 +209,18 @@ fn gather(pending: &Pending, output: &SchemaRef) -> Result<RecordBatch> {
 }
 
 /// Column `c`'s kept values as `to`.
-fn column(
-    pieces: &[(RecordBatch, BooleanArray)],
-    c: usize,
-    rows: usize,
-    to: &DataType,
-) -> Result<ArrayRef> {
-    let from = pieces[0].0.column(c).data_type();
+fn column(pieces: &[Piece], c: usize, rows: usize, to: &DataType) -> Result<ArrayRef> {
+    let from = pieces[0].batch.column(c).data_type();
     if *from == DataType::Utf8View && *to == DataType::Utf8 {
-        // The kept values' bytes, from the views' lengths (their low 32 bits): the strings are
-        // allocated once, not grown. A NULL's view is skipped: Parquet's reader leaves another row's
-        // view there.
-        let bytes: usize = pieces
+        let views: Vec<(&StringViewArray, &[u32])> = pieces
             .iter()
-            .map(|(b, keep)| {
-                let values = b.column(c).as_string_view();
-                let views = values.views();
-                keep.values()
-                    .set_indices()
-                    .filter(|&i| values.is_valid(i))
-                    .map(|i| views[i] as u32 as usize)
-                    .sum::<usize>()
-            })
-            .sum();
-        let mut out = StringBuilder::with_capacity(rows, bytes);
-        for (batch, keep) in pieces {
-            let values = batch.column(c).as_string_view();
-            for i in keep.values().set_indices() {
-                if values.is_null(i) {
-                    out.append_null();
-                } else {
-                    out.append_value(values.value(i));
-                }
-            }
-        }
-        return Ok(Arc::new(out.finish()));
+            .map(|p| (p.batch.column(c).as_string_view(), p.rows.as_slice()))
+            .collect();
+        return strings(&views, rows);
     }
     let kept = pieces
         .iter()
-        .map(|(batch, keep)| filter(batch.column(c), keep))
+        .map(|p| p.keep.filter(p.batch.column(c)))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let one = match kept.as_slice() {
         [only] => Arc::clone(only),
@@ -240,6 +230,65 @@ fn column(
         true => one,
         false => cast(&one, to)?,
     })
+}
+
+/// The values of text views at the given rows of each array, as one array of plain strings: each kept
+/// value copied once, into a buffer allocated once (its size summed from the views' lengths, their low 32
+/// bits). A NULL row's view is not read: Parquet's reader leaves another row's view there. Arrays whose
+/// every row is NULL (the columns of other kinds of events) only add NULLs.
+fn strings(pieces: &[(&StringViewArray, &[u32])], rows: usize) -> Result<ArrayRef> {
+    let empty = |values: &StringViewArray| values.null_count() == values.len();
+    let mut bytes = 0usize;
+    for (values, kept) in pieces {
+        if empty(values) {
+            continue;
+        }
+        let views = values.views();
+        bytes += match values.nulls() {
+            None => kept
+                .iter()
+                .map(|&i| views[i as usize] as u32 as usize)
+                .sum::<usize>(),
+            Some(nulls) => kept
+                .iter()
+                .filter(|&&i| nulls.is_valid(i as usize))
+                .map(|&i| views[i as usize] as u32 as usize)
+                .sum::<usize>(),
+        };
+    }
+    if i32::try_from(bytes).is_err() {
+        return Err(DataFusionError::Execution(format!(
+            "{bytes} bytes of text in one batch of {rows} rows: more than a string array holds"
+        )));
+    }
+    let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
+    offsets.push(0);
+    let mut data: Vec<u8> = Vec::with_capacity(bytes);
+    let mut valid = NullBufferBuilder::new(rows);
+    for (values, kept) in pieces {
+        if empty(values) {
+            offsets.extend(std::iter::repeat_n(data.len() as i32, kept.len()));
+            valid.append_n_nulls(kept.len());
+            continue;
+        }
+        let nulls = values.nulls();
+        for &i in kept.iter() {
+            let i = i as usize;
+            if nulls.is_some_and(|n| n.is_null(i)) {
+                valid.append_null();
+            } else {
+                data.extend_from_slice(values.value(i).as_bytes());
+                valid.append_non_null();
+            }
+            offsets.push(data.len() as i32);
+        }
+    }
+    let offsets = OffsetBuffer::new(offsets.into());
+    // SAFETY: `data` is the concatenation of `&str`s and the offsets are their boundaries, so every slice
+    // is valid UTF-8 (`OffsetBuffer::new` has checked the offsets are monotonic).
+    Ok(Arc::new(unsafe {
+        StringArray::new_unchecked(offsets, Buffer::from_vec(data), valid.finish())
+    }))
 }
 
 #[cfg(test)]
@@ -258,7 +307,8 @@ mod tests {
     }
 
     /// Text views become plain strings: short values (in the view), long ones (in a data buffer, of
-    /// several buffers), and NULLs whose view is another row's, as Parquet's reader leaves them.
+    /// several buffers), NULLs whose view is another row's, as Parquet's reader leaves them, and a batch
+    /// whose every row is NULL between two that are not.
     #[test]
     fn text_views_are_copied_into_strings_nulls_with_stale_views_included() {
         let long = "a value longer than twelve bytes";
@@ -284,16 +334,27 @@ mod tests {
             Arc::new(StringViewArray::from(vec![None, Some("twelve bytes")])) as ArrayRef,
         )])
         .unwrap();
+        let empty = RecordBatch::try_from_iter([(
+            "text",
+            Arc::new(StringViewArray::from(vec![None::<&str>, None, None])) as ArrayRef,
+        )])
+        .unwrap();
         let pieces = vec![
-            (one, BooleanArray::from(vec![true, true, false, true, true])),
-            (two, BooleanArray::from(vec![true, true])),
+            Piece::new(
+                one,
+                &BooleanArray::from(vec![true, true, false, true, true]),
+            ),
+            Piece::new(empty, &BooleanArray::from(vec![true, false, true])),
+            Piece::new(two, &BooleanArray::from(vec![true, true])),
         ];
-        let strings = column(&pieces, 0, 6, &DataType::Utf8).unwrap();
+        let strings = column(&pieces, 0, 8, &DataType::Utf8).unwrap();
         let expected = StringArray::from(vec![
             Some("short"),
             Some(long),
             None,
             Some(other),
+            None,
+            None,
             None,
             Some("twelve bytes"),
         ]);
