@@ -19,7 +19,6 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::DFSchema;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::Expr;
@@ -30,7 +29,7 @@ use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use super::scan::{for_files, merged, ordered_scan};
+use super::scan::{Tests, for_files, merged, ordered_scan};
 use super::slices::{Slice, cut, date_files, slices};
 use super::table::{self, ALERTS, DATE, EVENTS, INPUT, OFFSET, RAW, TIME_NS};
 use super::{LakeError, LakeSettings};
@@ -84,21 +83,25 @@ pub async fn session(
     schema: &EventSchema,
     range: &Range,
 ) -> Result<SessionContext, LakeError> {
-    Ok(session_and_events(settings, schema, range).await?.0)
+    let (ctx, _) = session_and_events(settings, true).await?;
+    register_views(&ctx, schema, range).await?;
+    Ok(ctx)
 }
 
-/// [`session`], and the events table as opened for it.
+/// A session with the lake's events table as `lake_events` (and with `alerts`, the alerts table as
+/// `lake_alerts`) and the functions hunts may call, and the events table as opened for it. A retro-hunt
+/// reads the events table alone, without the views of [`session`].
 async fn session_and_events(
     settings: &LakeSettings,
-    schema: &EventSchema,
-    range: &Range,
+    alerts: bool,
 ) -> Result<(SessionContext, DeltaTable), LakeError> {
     // DataFusion's own settings may be tuned from the environment (DATAFUSION_EXECUTION_…).
     let config = SessionConfig::from_env()?.with_information_schema(false);
     let ctx = SessionContext::new_with_config(config);
     crate::query::plan::register_functions(&ctx);
     let mut events = None;
-    for (name, registered) in [(EVENTS, "lake_events"), (ALERTS, "lake_alerts")] {
+    let tables = [(EVENTS, "lake_events"), (ALERTS, "lake_alerts")];
+    for &(name, registered) in &tables[..if alerts { 2 } else { 1 }] {
         let table = super::maintain::open(settings, name).await?;
         table
             .update_datafusion_session(&ctx.state())
@@ -110,6 +113,15 @@ async fn session_and_events(
         }
     }
     let events = events.expect("the events table is opened first");
+    Ok((ctx, events))
+}
+
+/// The views `events` (the range of the events table with the event schema's types) and `alerts`.
+async fn register_views(
+    ctx: &SessionContext,
+    schema: &EventSchema,
+    range: &Range,
+) -> Result<(), LakeError> {
     let time = schema.time_column();
     // The table's columns: a schema extended since the table was made (Sigma rules add the fields they
     // read) has columns the table lacks; those stay in `_raw`.
@@ -145,7 +157,7 @@ async fn session_and_events(
         "CREATE VIEW alerts AS SELECT id, arrow_cast({TIME_NS}, 'Timestamp(Nanosecond, Some(\"{UTC}\"))') AS time, hunt_id, title, severity, json FROM lake_alerts WHERE {predicate}"
     ))
     .await?;
-    Ok((ctx, events))
+    Ok(())
 }
 
 /// How a retro-hunt reads the events.
@@ -217,7 +229,7 @@ impl Source for LakeSource {
 
 impl LakeSource {
     async fn read(self, tx: RecordSender, shutdown: CancellationToken) -> Result<(), LakeError> {
-        let (ctx, events) = session_and_events(&self.settings, &self.schema, &self.range).await?;
+        let (ctx, events) = session_and_events(&self.settings, false).await?;
         let dates = dates(&events, &self.range)?;
         // The range's first and last event time only serve the progress line: asked while the first
         // date is read.
@@ -285,6 +297,15 @@ impl LakeSource {
                 .await?;
             let schema = Arc::new(frame.schema().clone());
             let plan = frame.create_physical_plan().await?;
+            // The scan's tests, compiled once for the date's slices.
+            let tests = Arc::new(Tests::new(&ctx, &schema, scan.filter.as_ref(), &scan.hunts));
+            if answered.as_ref().is_some_and(|a| *a != tests.answered) {
+                return Err(LakeError::Invalid {
+                    table: EVENTS.to_string(),
+                    reason: "the hunts' filters were answered differently on two dates".into(),
+                });
+            }
+            let answered = answered.get_or_insert_with(|| tests.answered.clone());
             let mut slices = if for_files(&plan, &[])?.is_some() {
                 let files = date_files(&events, date, self.settings.read_rows).await?;
                 slices(files, &self.range, self.settings.read_rows)
@@ -304,23 +325,16 @@ impl LakeSource {
             let mut carried: Vec<RecordBatch> = Vec::new();
             for i in 0..slices.len() {
                 while started < slices.len() && started < i + ahead {
-                    scans.push_back(scan.start(&schema, &plan, &slices[started])?);
+                    scans.push_back(scan.start(&tests, &plan, &slices[started])?);
                     started += 1;
                 }
                 let task = scans
                     .pop_front()
                     .expect("each slice's scan is started before it is read");
-                let (batches, columns) = task.join().await.map_err(|e| LakeError::Invalid {
+                let batches = task.join().await.map_err(|e| LakeError::Invalid {
                     table: EVENTS.to_string(),
                     reason: format!("a scan of the table failed: {e}"),
                 })??;
-                if answered.as_ref().is_some_and(|a| *a != columns) {
-                    return Err(LakeError::Invalid {
-                        table: EVENTS.to_string(),
-                        reason: "the hunts' filters were answered differently in two scans".into(),
-                    });
-                }
-                let answered = answered.get_or_insert(columns);
                 let batches = match carried.is_empty() {
                     true => batches,
                     false => merged(&ctx, vec![std::mem::take(&mut carried), batches]).await?,
@@ -424,15 +438,15 @@ struct Scan {
     wanted: Option<SchemaRef>,
 }
 
-/// A slice's rows in event-time order, and the columns of the hunts' answers (see [`ordered_scan`]).
-type Scanned = Result<(Vec<RecordBatch>, Vec<(String, String)>), LakeError>;
+/// A slice's rows in event-time order (see [`ordered_scan`]).
+type Scanned = Result<Vec<RecordBatch>, LakeError>;
 
 impl Scan {
-    /// Starts the scan of `slice` on a task of its own: `plan` (the date's scan, whose columns
-    /// `schema` names) reading the slice's files.
+    /// Starts the scan of `slice` on a task of its own: `plan` (the date's scan) reading the slice's
+    /// files, keeping the rows `tests` keep.
     fn start(
         &self,
-        schema: &Arc<DFSchema>,
+        tests: &Arc<Tests>,
         plan: &Arc<dyn ExecutionPlan>,
         slice: &Slice,
     ) -> Result<SpawnedTask<Scanned>, LakeError> {
@@ -443,21 +457,10 @@ impl Scan {
                 reason: "the date's plan is not a scan of files".into(),
             })?,
         };
-        let (ctx, schema) = (self.ctx.clone(), Arc::clone(schema));
-        let (filter, hunts, wanted) =
-            (self.filter.clone(), self.hunts.clone(), self.wanted.clone());
+        let (ctx, tests, wanted) = (self.ctx.clone(), Arc::clone(tests), self.wanted.clone());
         Ok(SpawnedTask::spawn(async move {
-            let (stream, answered) = ordered_scan(
-                &ctx,
-                &schema,
-                plan,
-                filter.as_ref(),
-                &hunts,
-                wanted.as_deref(),
-            )
-            .await?;
-            let batches: Vec<RecordBatch> = stream.try_collect().await?;
-            Ok((batches, answered))
+            let stream = ordered_scan(&ctx, plan, &tests, wanted.as_deref()).await?;
+            Ok(stream.try_collect().await?)
         }))
     }
 }

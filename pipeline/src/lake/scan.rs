@@ -16,7 +16,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction};
-use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr, expressions};
+use datafusion::physical_expr::{LexOrdering, PhysicalExpr, PhysicalSortExpr, expressions};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     ExecutionPlan, ExecutionPlanProperties, SendableRecordBatchStream,
@@ -72,73 +72,28 @@ fn factored(filters: Vec<Vec<Expr>>) -> Option<Expr> {
     Some(with.or(factored(without)?))
 }
 
-/// The rows of `plan` (a scan of the events table whose columns `schema` names) that `filter` keeps, in
-/// event-time order.
+/// The rows of `plan` (a scan of the events table) that `tests` keep, in event-time order.
 ///
 /// The filter runs on the scan's batches, above the scan, not inside the Parquet reader (where delta-rs
 /// would push it, with late materialisation): the hunts' tests are on event kinds that interleave row by
 /// row, so the reader's selection of the rows to decode for the other columns is a run of a row or two
 /// at a time, which cost more than decoding those columns whole (retro-hunt over 1M events: 1.35 →
-/// 1.15 s, `benches/README.md`). The time range stays in the scan, pruning dates and row groups. A filter
-/// this table cannot take (a column stored differently) is left to the hunts.
+/// 1.15 s, `benches/README.md`). The time range stays in the scan, pruning dates and row groups.
 ///
 /// The columns `wanted` names come cast to its types (text is read as views), on the scan's tasks, one
 /// per partition, before the rows are put in order (see [`for_files`]).
 ///
-/// Each of `hunts` (hunt id, its row filter) is answered there for the kept rows, while their text is
-/// still views into the decoded pages, where a value repeated on a page is tested once: the answers
-/// come as boolean columns after the others, named as the list returned says (hunt id, column). A
-/// hunt's filter the table cannot take is left out of it (the hunt evaluates its own), and so are all
-/// when the scan has no filter (it keeps every row).
+/// Each hunt's row filter in `tests` is answered there for the kept rows, while their text is still
+/// views into the decoded pages, where a value repeated on a page is tested once: the answers come as
+/// boolean columns after the others, named as [`Tests::answered`] says.
 pub(super) async fn ordered_scan(
     ctx: &SessionContext,
-    schema: &DFSchema,
     plan: Arc<dyn ExecutionPlan>,
-    filter: Option<&Expr>,
-    hunts: &[(String, Expr)],
+    tests: &Tests,
     wanted: Option<&Schema>,
-) -> Result<
-    (
-        datafusion::physical_plan::SendableRecordBatchStream,
-        Vec<(String, String)>,
-    ),
-    LakeError,
-> {
+) -> Result<datafusion::physical_plan::SendableRecordBatchStream, LakeError> {
     let state = ctx.state();
-    let predicate = match filter {
-        None => None,
-        Some(filter) => {
-            tracing::debug!(%filter, "The hunts' row filter for the lake scan.");
-            match state
-                .create_physical_expr(filter.clone(), schema)
-                .and_then(crate::query::selective::selective)
-            {
-                Ok(predicate) => Some(predicate),
-                Err(e) => {
-                    tracing::debug!(error = %e, "The hunts' row filter is left to the hunts.");
-                    None
-                }
-            }
-        }
-    };
-    let mut answers = Vec::new();
-    let mut answered = Vec::new();
-    if predicate.is_some() {
-        for (hunt, filter) in hunts {
-            match state
-                .create_physical_expr(filter.clone(), schema)
-                .and_then(crate::query::selective::selective)
-            {
-                Ok(answer) => {
-                    answers.push(answer);
-                    answered.push((hunt.clone(), format!("{ANSWER_PREFIX}{}", answered.len())));
-                }
-                Err(e) => {
-                    tracing::debug!(%hunt, error = %e, "A hunt's row filter is left to the hunt.")
-                }
-            }
-        }
-    }
+    let (predicate, answers, answered) = (&tests.predicate, &tests.answers, &tests.answered);
     let output = super::kept::with_types(&plan.schema(), wanted);
     let output = match answered.is_empty() {
         true => output,
@@ -165,8 +120,70 @@ pub(super) async fn ordered_scan(
         })
         .collect::<datafusion::error::Result<Vec<SendableRecordBatchStream>>>()?;
     let order = event_order(&output)?;
-    let stream = super::order::in_order(partitions, output, order, ctx.task_ctx()).await?;
-    Ok((stream, answered))
+    Ok(super::order::in_order(partitions, output, order, ctx.task_ctx()).await?)
+}
+
+/// What a retro-hunt's scan tests, compiled once for every slice of the range: the rows to keep and
+/// each hunt's row filter (see [`Tests::new`]).
+pub(super) struct Tests {
+    predicate: Option<Arc<dyn PhysicalExpr>>,
+    answers: Vec<Arc<dyn PhysicalExpr>>,
+    /// (hunt id, the column of its answer), in the order of the answers.
+    pub answered: Vec<(String, String)>,
+}
+
+impl Tests {
+    /// `filter` (the rows some hunt can use) and each of `hunts` (hunt id, its row filter) over the
+    /// columns `schema` names. A filter this table cannot take (a column stored differently) is left
+    /// to the hunts: every row is kept. A hunt's filter the table cannot take is left out (the hunt
+    /// evaluates its own), and so are all when the scan has no filter (it keeps every row).
+    pub(super) fn new(
+        ctx: &SessionContext,
+        schema: &DFSchema,
+        filter: Option<&Expr>,
+        hunts: &[(String, Expr)],
+    ) -> Tests {
+        let state = ctx.state();
+        let predicate = match filter {
+            None => None,
+            Some(filter) => {
+                tracing::debug!(%filter, "The hunts' row filter for the lake scan.");
+                match state
+                    .create_physical_expr(filter.clone(), schema)
+                    .and_then(crate::query::selective::selective)
+                {
+                    Ok(predicate) => Some(predicate),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "The hunts' row filter is left to the hunts.");
+                        None
+                    }
+                }
+            }
+        };
+        let mut answers = Vec::new();
+        let mut answered = Vec::new();
+        if predicate.is_some() {
+            for (hunt, filter) in hunts {
+                match state
+                    .create_physical_expr(filter.clone(), schema)
+                    .and_then(crate::query::selective::selective)
+                {
+                    Ok(answer) => {
+                        answers.push(answer);
+                        answered.push((hunt.clone(), format!("{ANSWER_PREFIX}{}", answered.len())));
+                    }
+                    Err(e) => {
+                        tracing::debug!(%hunt, error = %e, "A hunt's row filter is left to the hunt.")
+                    }
+                }
+            }
+        }
+        Tests {
+            predicate,
+            answers,
+            answered,
+        }
+    }
 }
 
 /// `plan`, a scan of the events table, reading only `files` (paths relative to the table), each piece
@@ -362,9 +379,8 @@ mod tests {
                 let frame = ctx.table("t").await.unwrap();
                 let schema = frame.schema().clone();
                 let plan = frame.create_physical_plan().await.unwrap();
-                let (stream, _) = ordered_scan(&ctx, &schema, plan, filter.as_ref(), &[], None)
-                    .await
-                    .unwrap();
+                let tests = Tests::new(&ctx, &schema, filter.as_ref(), &[]);
+                let stream = ordered_scan(&ctx, plan, &tests, None).await.unwrap();
                 let batches: Vec<RecordBatch> = stream.map(|b| b.unwrap()).collect().await;
                 let mut rows = Vec::new();
                 for batch in batches {
