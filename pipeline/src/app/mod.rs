@@ -106,6 +106,7 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
         &mapping,
         &settings.sigma.placeholders,
         &base,
+        settings.sigma.threads,
     );
     let files = loaded.files;
     let extended = Arc::new(crate::sigma::compile::schema_for(
@@ -118,7 +119,8 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
         .map(|r| (r.rule.id.clone(), r.bound.narrowed.clone()))
         .collect();
     let mut refusals = std::mem::take(&mut loaded.refusals);
-    let (engine, more) = SigmaEngine::build(loaded, &mapping, &base, &extended);
+    let (engine, more) =
+        SigmaEngine::build(loaded, &mapping, &base, &extended, settings.sigma.threads);
     let engine = engine
         .with_lateness(settings.window.allowed_lateness)
         .with_suppression(settings.sigma.suppress)

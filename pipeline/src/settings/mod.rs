@@ -145,7 +145,8 @@ pub struct SigmaSettings {
     pub placeholders: std::collections::HashMap<String, Vec<String>>,
     /// Suppression period of every rule's alerts per host (`None`: every match alerts).
     pub suppress: Option<Duration>,
-    /// Threads a batch's rows are split over for rule evaluation (at least 1).
+    /// Threads a batch's rows are split over for rule evaluation, and the most the rules are loaded and
+    /// compiled on (at least 1).
     pub threads: usize,
 }
 

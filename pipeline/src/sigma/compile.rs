@@ -96,11 +96,13 @@ impl SigmaEngine {
     /// Compiles the loaded rules for batches of `schema`: the base schema (`base_columns`, what the rules
     /// were bound against) with `loaded.extra_columns()` and the correlations' fields added.
     /// Rules that fail to compile and correlations that cannot be resolved are returned as refusals.
+    /// The rules are compiled on up to `threads` threads.
     pub fn build(
         loaded: Loaded,
         mapping: &Mapping,
         base_columns: &[&str],
         schema: &EventSchema,
+        threads: usize,
     ) -> (SigmaEngine, Vec<SigmaRefusal>) {
         let mut refusals = Vec::new();
         // Fields resolve against the base schema's columns, as when the rules were bound.
@@ -122,7 +124,7 @@ impl SigmaEngine {
                 variants: v.iter().map(|(w, d)| (w, d)).collect(),
             })
             .collect();
-        let (set, mut errors) = RuleSet::compile(&inputs);
+        let (set, mut errors) = RuleSet::compile_on(&inputs, threads);
         if schema.values_index.is_none() {
             for (r, error) in loaded.rules.iter().zip(errors.iter_mut()) {
                 if error.is_none() && r.bound.has_keywords() {

@@ -89,13 +89,13 @@ struct ColumnPlan {
     sensitive: Literals,
 }
 
-/// Builds every column's literal automata, the columns shared out over the cores as threads free up,
-/// those with the most literals first (the columns are independent; building them is most of what
-/// compiling a large rule set costs).
-fn build_automata(columns: &mut [ColumnPlan]) {
+/// Builds every column's literal automata, the columns shared out over up to `threads` threads as they
+/// free up, those with the most literals first (the columns are independent; building them is most of
+/// what compiling a large rule set costs).
+fn build_automata(columns: &mut [ColumnPlan], threads: usize) {
     let mut plans: Vec<&mut ColumnPlan> = columns.iter_mut().collect();
     plans.sort_by_key(|p| std::cmp::Reverse(p.insensitive.len() + p.sensitive.len()));
-    let threads = crate::parallel::cores().min(plans.len());
+    let threads = threads.max(1).min(plans.len());
     let queue = std::sync::Mutex::new(plans.into_iter());
     let work = || {
         loop {
@@ -286,9 +286,17 @@ impl Compiler {
 }
 
 impl RuleSet {
-    /// Compiles rules; the error of a rule that cannot be compiled is returned at its index (the others
-    /// still compile).
+    /// Compiles rules on every core (see [`RuleSet::compile_on`]).
     pub fn compile(rules: &[RuleInput<'_>]) -> (RuleSet, Vec<Option<RuleError>>) {
+        RuleSet::compile_on(rules, crate::parallel::cores())
+    }
+
+    /// Compiles rules, the literal automata built on up to `threads` threads; the error of a rule that
+    /// cannot be compiled is returned at its index (the others still compile).
+    pub fn compile_on(
+        rules: &[RuleInput<'_>],
+        threads: usize,
+    ) -> (RuleSet, Vec<Option<RuleError>>) {
         let mut c = Compiler {
             columns: Vec::new(),
             column_index: HashMap::new(),
@@ -334,7 +342,7 @@ impl RuleSet {
             compiled.push(variants);
             errors.push(error);
         }
-        build_automata(&mut c.columns);
+        build_automata(&mut c.columns, threads);
         (
             RuleSet {
                 columns: c.columns,

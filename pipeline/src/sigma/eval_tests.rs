@@ -264,6 +264,7 @@ fn a_bad_rule_is_refused_alone() {
     assert_eq!(set.evaluate(&batch()), vec![(1, vec![0, 1, 2])]);
 }
 
+/// Rows split over threads match as on one thread, and a set compiled on one thread as on several.
 #[test]
 fn rows_split_over_threads_match_as_on_one_thread() {
     use Piece::AnyMany;
@@ -284,8 +285,9 @@ fn rows_split_over_threads_match_as_on_one_thread() {
     let one = batch();
     let big =
         datafusion::arrow::compute::concat_batches(&one.schema(), &vec![one.clone(); 308]).unwrap();
-    let (single, _) = RuleSet::compile(&inputs);
-    let (split, _) = RuleSet::compile(&inputs);
+    // The one-thread set is also compiled on one thread (its automata built there).
+    let (single, _) = RuleSet::compile_on(&inputs, 1);
+    let (split, _) = RuleSet::compile_on(&inputs, 3);
     let split = split.with_threads(3);
     let expected: Vec<(usize, Vec<u32>)> = single
         .evaluate(&one)

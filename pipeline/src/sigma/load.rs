@@ -107,26 +107,10 @@ pub fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Reads every rule file under `paths` and binds the rules. The files are read and parsed on every core,
-/// each thread a run of consecutive files, and the runs joined in order: the result is the one reading
-/// them one by one gives.
+/// Reads every rule file under `paths` and binds the rules. The files are read and parsed on up to
+/// `threads` threads, each a run of consecutive files, and the runs joined in order: the result is the
+/// one reading them one by one gives.
 pub fn load(
-    paths: &[PathBuf],
-    mapping: &Mapping,
-    placeholders: &HashMap<String, Vec<String>>,
-    base_columns: &[&str],
-) -> Loaded {
-    load_on(
-        paths,
-        mapping,
-        placeholders,
-        base_columns,
-        crate::parallel::cores(),
-    )
-}
-
-/// [`load`] on up to `threads` threads.
-fn load_on(
     paths: &[PathBuf],
     mapping: &Mapping,
     placeholders: &HashMap<String, Vec<String>>,
@@ -369,7 +353,7 @@ mod tests {
                 .all(|r| r.rule.title.starts_with('r'))
         );
         for threads in 1..=8 {
-            let loaded = load_on(&paths, &mapping, &placeholders, &base, threads);
+            let loaded = load(&paths, &mapping, &placeholders, &base, threads);
             assert_eq!(rules(&loaded), rules(&one_by_one), "{threads} threads");
             assert_eq!(
                 refusals(&loaded),
