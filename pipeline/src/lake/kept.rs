@@ -144,14 +144,18 @@ struct Piece {
     /// The kept rows as a filter, prepared once for every column it copies.
     keep: FilterPredicate,
     /// The kept rows' indices, in order.
-    rows: Vec<u32>,
+    indices: Vec<u32>,
 }
 
 impl Piece {
     fn new(batch: RecordBatch, mask: &BooleanArray) -> Self {
-        let rows = mask.values().set_indices().map(|i| i as u32).collect();
+        let indices = mask.values().set_indices().map(|i| i as u32).collect();
         let keep = FilterBuilder::new(mask).optimize().build();
-        Piece { batch, keep, rows }
+        Piece {
+            batch,
+            keep,
+            indices,
+        }
     }
 }
 
@@ -214,7 +218,7 @@ fn column(pieces: &[Piece], c: usize, rows: usize, to: &DataType) -> Result<Arra
     if *from == DataType::Utf8View && *to == DataType::Utf8 {
         let views: Vec<(&StringViewArray, &[u32])> = pieces
             .iter()
-            .map(|p| (p.batch.column(c).as_string_view(), p.rows.as_slice()))
+            .map(|p| (p.batch.column(c).as_string_view(), p.indices.as_slice()))
             .collect();
         return strings(&views, rows);
     }

@@ -100,8 +100,11 @@ async fn session_and_events(
     let ctx = SessionContext::new_with_config(config);
     crate::query::plan::register_functions(&ctx);
     let mut events = None;
-    let tables = [(EVENTS, "lake_events"), (ALERTS, "lake_alerts")];
-    for &(name, registered) in &tables[..if alerts { 2 } else { 1 }] {
+    let mut tables = vec![(EVENTS, "lake_events")];
+    if alerts {
+        tables.push((ALERTS, "lake_alerts"));
+    }
+    for (name, registered) in tables {
         let table = super::maintain::open(settings, name).await?;
         table
             .update_datafusion_session(&ctx.state())
