@@ -116,7 +116,7 @@ pub(super) fn kept(
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }
 
-/// The kept rows of `batch` to answer the hunts' filters on: the columns they `read` filtered, the
+/// The kept rows of `piece` to answer the hunts' filters on: the columns they `read` filtered, the
 /// others NULL (a copy of every column's kept rows was a twelfth of a retro-hunt's CPU).
 fn kept_for_answers(piece: &Piece, rows: usize, read: &HashSet<usize>) -> Result<RecordBatch> {
     let schema = piece.batch.schema();

@@ -286,7 +286,8 @@ impl LakeSource {
             hunts,
             wanted,
         };
-        let mut answered: Option<Vec<(String, String)>> = None;
+        // The scan's tests, compiled on the first date for all (every date's scan has the same columns).
+        let mut tests: Option<Arc<Tests>> = None;
         // As many slices scanned at once as the session has partitions (cores): a slice of one small
         // file is one partition.
         let ahead = ctx.state().config().target_partitions().max(1);
@@ -300,15 +301,9 @@ impl LakeSource {
                 .await?;
             let schema = Arc::new(frame.schema().clone());
             let plan = frame.create_physical_plan().await?;
-            // The scan's tests, compiled once for the date's slices.
-            let tests = Arc::new(Tests::new(&ctx, &schema, scan.filter.as_ref(), &scan.hunts));
-            if answered.as_ref().is_some_and(|a| *a != tests.answered) {
-                return Err(LakeError::Invalid {
-                    table: EVENTS.to_string(),
-                    reason: "the hunts' filters were answered differently on two dates".into(),
-                });
-            }
-            let answered = answered.get_or_insert_with(|| tests.answered.clone());
+            let tests = Arc::clone(tests.get_or_insert_with(|| {
+                Arc::new(Tests::new(&ctx, &schema, scan.filter.as_ref(), &scan.hunts))
+            }));
             let mut slices = if for_files(&plan, &[])?.is_some() {
                 let files = date_files(&events, date, self.settings.read_rows).await?;
                 slices(files, &self.range, self.settings.read_rows)
@@ -353,7 +348,7 @@ impl LakeSource {
                     let rows = batch.num_rows();
                     let message = match &self.mode {
                         ReadMode::Columns { .. } => {
-                            decoded(&self.schema, &input, &batch, answered)?
+                            decoded(&self.schema, &input, &batch, &tests.answered)?
                         }
                         ReadMode::Raw => SourceMessage::Records(raw_records(&input, &batch)?),
                     };
