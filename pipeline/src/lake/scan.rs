@@ -144,37 +144,31 @@ impl Tests {
         hunts: &[(String, Expr)],
     ) -> Tests {
         let state = ctx.state();
-        let predicate = match filter {
-            None => None,
-            Some(filter) => {
-                tracing::debug!(%filter, "The hunts' row filter for the lake scan.");
-                match state
-                    .create_physical_expr(filter.clone(), schema)
-                    .and_then(crate::query::selective::selective)
-                {
-                    Ok(predicate) => Some(predicate),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "The hunts' row filter is left to the hunts.");
-                        None
-                    }
-                }
-            }
+        let compile = |e: &Expr| {
+            state
+                .create_physical_expr(e.clone(), schema)
+                .and_then(crate::query::selective::selective)
         };
+        let predicate = filter.and_then(|filter| {
+            tracing::debug!(%filter, "The hunts' row filter for the lake scan.");
+            compile(filter)
+                .inspect_err(
+                    |e| tracing::debug!(error = %e, "The hunts' row filter is left to the hunts."),
+                )
+                .ok()
+        });
         let mut answers = Vec::new();
         let mut answered = Vec::new();
-        if predicate.is_some() {
-            for (hunt, filter) in hunts {
-                match state
-                    .create_physical_expr(filter.clone(), schema)
-                    .and_then(crate::query::selective::selective)
-                {
-                    Ok(answer) => {
-                        answers.push(answer);
-                        answered.push((hunt.clone(), format!("{ANSWER_PREFIX}{}", answered.len())));
-                    }
-                    Err(e) => {
-                        tracing::debug!(%hunt, error = %e, "A hunt's row filter is left to the hunt.")
-                    }
+        // Without a scan filter every row is kept, and each hunt tests its own.
+        let hunts = if predicate.is_some() { hunts } else { &[] };
+        for (hunt, filter) in hunts {
+            match compile(filter) {
+                Ok(answer) => {
+                    answers.push(answer);
+                    answered.push((hunt.clone(), format!("{ANSWER_PREFIX}{}", answered.len())));
+                }
+                Err(e) => {
+                    tracing::debug!(%hunt, error = %e, "A hunt's row filter is left to the hunt.")
                 }
             }
         }
