@@ -6,6 +6,7 @@
 //! never one per (row × column).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampNanosecondArray,
@@ -34,21 +35,38 @@ pub struct ColumnBuilder {
 }
 
 impl ColumnBuilder {
+    #[cfg(test)]
     pub fn new(ty: ColumnType) -> ColumnBuilder {
+        ColumnBuilder::with_capacity(ty, Size::default())
+    }
+
+    /// A builder with room for `size` (nothing is allocated for an empty size).
+    pub fn with_capacity(ty: ColumnType, size: Size) -> ColumnBuilder {
         let values = match ty {
             ColumnType::String => Values::Str {
-                data: Vec::new(),
-                ends: Vec::new(),
+                data: Vec::with_capacity(size.bytes),
+                ends: Vec::with_capacity(size.rows),
             },
-            ColumnType::Int => Values::Int(Vec::new()),
-            ColumnType::Float => Values::Float(Vec::new()),
-            ColumnType::Bool => Values::Bool(Vec::new()),
-            ColumnType::Timestamp => Values::Time(Vec::new()),
+            ColumnType::Int => Values::Int(Vec::with_capacity(size.rows)),
+            ColumnType::Float => Values::Float(Vec::with_capacity(size.rows)),
+            ColumnType::Bool => Values::Bool(Vec::with_capacity(size.rows)),
+            ColumnType::Timestamp => Values::Time(Vec::with_capacity(size.rows)),
         };
         ColumnBuilder {
             ty,
-            rows: Vec::new(),
+            rows: Vec::with_capacity(size.rows),
             values,
+        }
+    }
+
+    /// What the builder holds: its rows, and for a string column the bytes of their text.
+    pub fn size(&self) -> Size {
+        Size {
+            rows: self.rows.len(),
+            bytes: match &self.values {
+                Values::Str { data, .. } => data.len(),
+                _ => 0,
+            },
         }
     }
 
@@ -187,6 +205,63 @@ impl ColumnBuilder {
     }
 }
 
+/// Rows, and bytes of text, of a column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Size {
+    pub rows: usize,
+    pub bytes: usize,
+}
+
+/// What each column held per byte of records in the batches decoded so far, so that the next batch's
+/// builders take the room they will need at once: a builder left to grow doubles its buffers, and each
+/// doubling copies what the column held (for the values column, as many bytes as the records). The
+/// figures are a guide, not a bound: a builder that needs more still grows. Shared by the threads that
+/// decode at once; a race only mixes two batches' figures.
+pub struct SizeHints {
+    /// Per column: rows and bytes per MiB of records, in [`SizeHints::SCALE`]ths, packed high/low.
+    per_mib: Vec<AtomicU64>,
+}
+
+impl SizeHints {
+    /// Figures are kept in 1/16ths of a row or byte per MiB of records.
+    const SCALE: u64 = 16;
+
+    pub fn new(columns: usize) -> SizeHints {
+        SizeHints {
+            per_mib: (0..columns).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// The room to take for column `c` in a part of `record_bytes` bytes of records: what the last
+    /// batch held at that rate, and an eighth more for a batch that holds a little more.
+    pub fn room(&self, c: usize, record_bytes: usize) -> Size {
+        let packed = self.per_mib[c].load(Ordering::Relaxed);
+        let at = |per_mib: u64| {
+            let n =
+                (per_mib as u128 * record_bytes as u128 / (u128::from(Self::SCALE) << 20)) as usize;
+            if n == 0 { 0 } else { n + n / 8 + 16 }
+        };
+        Size {
+            rows: at(packed >> 32),
+            bytes: at(packed & u64::from(u32::MAX)),
+        }
+    }
+
+    /// Notes what a batch of `record_bytes` bytes of records held, column by column.
+    pub fn note(&self, record_bytes: usize, sizes: impl Iterator<Item = Size>) {
+        if record_bytes == 0 {
+            return;
+        }
+        let rate = |n: usize| {
+            let per_mib = (n as u128 * (Self::SCALE as u128) << 20) / record_bytes as u128;
+            per_mib.min(u128::from(u32::MAX)) as u64
+        };
+        for (hint, size) in self.per_mib.iter().zip(sizes) {
+            hint.store(rate(size.rows) << 32 | rate(size.bytes), Ordering::Relaxed);
+        }
+    }
+}
+
 fn scatter<T: ArrowNativeType>(rows: &[u32], values: Vec<T>, len: usize) -> ScalarBuffer<T> {
     if rows.len() == len {
         return ScalarBuffer::from(values);
@@ -230,6 +305,40 @@ mod tests {
             first.finish(4).as_ref(),
             ints(&[(1, 7), (3, 9)]).finish(4).as_ref()
         );
+    }
+
+    #[test]
+    fn room_follows_what_the_last_batch_held_per_byte_of_records() {
+        let hints = SizeHints::new(3);
+        assert_eq!(hints.room(0, 1 << 20), Size::default(), "nothing noted yet");
+        let held = [
+            Size {
+                rows: 1000,
+                bytes: 50_000,
+            },
+            Size::default(),
+            Size { rows: 10, bytes: 0 },
+        ];
+        hints.note(1 << 20, held.into_iter());
+        // Twice the records: twice the room, and an eighth more.
+        let room = hints.room(0, 2 << 20);
+        assert!((2_250..=2_270).contains(&room.rows), "{room:?}");
+        assert!((112_500..=112_520).contains(&room.bytes), "{room:?}");
+        assert_eq!(hints.room(1, 2 << 20), Size::default(), "an unused column");
+        assert_eq!(hints.room(2, 2 << 20).bytes, 0);
+        assert_eq!(hints.room(0, 0), Size::default(), "no records");
+
+        // A builder given too little room still takes every value.
+        let values = [(0, "abc"), (2, "defgh"), (3, "i")];
+        let mut small =
+            ColumnBuilder::with_capacity(ColumnType::String, Size { rows: 1, bytes: 2 });
+        let mut plain = ColumnBuilder::new(ColumnType::String);
+        for (r, v) in values {
+            small.append(r, &Cell::Str(v.into()));
+            plain.append(r, &Cell::Str(v.into()));
+        }
+        assert_eq!(small.size(), Size { rows: 3, bytes: 9 });
+        assert_eq!(small.finish(5).as_ref(), plain.finish(5).as_ref());
     }
 
     #[test]

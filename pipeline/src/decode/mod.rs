@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::source::{Input, Positions, RawRecord, SourceMessage};
 use crate::telemetry::metrics::{DecodeMetrics, Metrics};
-use columns::ColumnBuilder;
+use columns::{ColumnBuilder, SizeHints};
 use fields::FieldMap;
 pub use parts::MIN_PART_BYTES;
 use parts::Part;
@@ -114,12 +114,15 @@ pub struct Decoder {
     fields: FieldMap,
     max_record_bytes: usize,
     metrics: DecodeMetrics,
+    /// How much each column held in the batches decoded so far (builders take that room at once).
+    sizes: SizeHints,
 }
 
 impl Decoder {
     pub fn new(schema: Arc<EventSchema>, max_record_bytes: usize, metrics: &Metrics) -> Decoder {
         Decoder {
             fields: FieldMap::new(&schema),
+            sizes: SizeHints::new(schema.columns.len()),
             schema,
             max_record_bytes,
             metrics: metrics.decode(),
@@ -131,13 +134,15 @@ impl Decoder {
         self.decode_on(seq, records, 1)
     }
 
-    /// Decodes consecutive records into rows of their own (rows counted from 0).
-    fn decode_part(&self, records: Vec<RawRecord>) -> Part {
+    /// Decodes consecutive records into rows of their own (rows counted from 0). The builders take room
+    /// for `room_bytes` bytes of records (the whole batch for the part the others are joined to).
+    fn decode_part(&self, records: Vec<RawRecord>, room_bytes: usize) -> Part {
         let mut builders: Vec<ColumnBuilder> = self
             .schema
             .columns
             .iter()
-            .map(|c| ColumnBuilder::new(c.ty))
+            .enumerate()
+            .map(|(i, c)| ColumnBuilder::with_capacity(c.ty, self.sizes.room(i, room_bytes)))
             .collect();
         let mut staging = Staging::new(builders.len());
         let mut kept = Vec::with_capacity(records.len());

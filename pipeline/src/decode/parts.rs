@@ -15,8 +15,14 @@ impl Decoder {
     /// least [`MIN_PART_BYTES`] each (one part, on the calling thread, for a batch under twice that),
     /// decoded at once and joined in their order, so the batch is the same as one decoded whole.
     pub fn decode_on(&self, seq: u64, records: Vec<RawRecord>, threads: usize) -> DecodedBatch {
-        let parts = split(records, threads);
-        let decoded = crate::parallel::in_order(parts, "decode-part", |p| self.decode_part(p));
+        let total = bytes(&records);
+        let parts: Vec<(usize, Vec<RawRecord>)> =
+            split(records, threads).into_iter().enumerate().collect();
+        let decoded = crate::parallel::in_order(parts, "decode-part", |(i, p)| {
+            // The first part's builders take in the others': room for the whole batch.
+            let room = if i == 0 { total } else { bytes(&p) };
+            self.decode_part(p, room)
+        });
         self.join(seq, decoded)
     }
 
@@ -32,6 +38,10 @@ impl Decoder {
             }
             rows += part.records.len();
         }
+        self.sizes.note(
+            all.bytes + parts.iter().map(|p| p.bytes).sum::<usize>(),
+            all.builders.iter().map(ColumnBuilder::size),
+        );
         let columns: Vec<ArrayRef> = std::mem::take(&mut all.builders)
             .into_iter()
             .map(|b| b.finish(rows))
@@ -94,6 +104,10 @@ pub(super) struct Part {
     pub(super) input_times: Vec<(Arc<Input>, Option<i64>)>,
     pub(super) received: Instant,
     pub(super) bytes: usize,
+}
+
+fn bytes(records: &[RawRecord]) -> usize {
+    records.iter().map(|r| r.bytes.len()).sum()
 }
 
 /// `records` cut into at most `threads` consecutive parts of about the same bytes, each of at least

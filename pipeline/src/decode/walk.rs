@@ -27,6 +27,8 @@ use super::schema::{EventSchema, VALUE_SEPARATOR};
 #[derive(Debug, Clone, Copy)]
 enum Raw {
     Str(u32, u32),
+    /// The values column's text (`Staging::values`).
+    Values,
     I64(i64),
     U64(u64),
     F64(f64),
@@ -128,16 +130,13 @@ impl Staging {
         if let Some(column) = map.values_column()
             && !self.values.is_empty()
         {
-            let values = std::mem::take(&mut self.values);
-            let (a, b) = self.push(&values);
-            self.values = values;
             let terminal = Terminal {
                 column,
                 priority: 0,
                 wildcard: false,
                 lenient: false,
             };
-            self.offer(&[terminal], Raw::Str(a, b), Raw::Str(a, b));
+            self.offer(&[terminal], Raw::Values, Raw::Values);
         }
         Ok(())
     }
@@ -193,6 +192,7 @@ impl Staging {
         let text = |a: u32, b: u32| &self.scratch[a as usize..b as usize];
         match raw {
             Raw::Str(a, b) => Found::Str(text(a, b)),
+            Raw::Values => Found::Str(&self.values),
             Raw::I64(i) => Found::I64(i),
             Raw::U64(u) => Found::U64(u),
             Raw::F64(f) => Found::F64(f),
