@@ -218,13 +218,14 @@ pub struct Size {
 /// figures are a guide, not a bound: a builder that needs more still grows. Shared by the threads that
 /// decode at once; a race only mixes two batches' figures.
 pub struct SizeHints {
-    /// Per column: rows and bytes per MiB of records, in [`SizeHints::SCALE`]ths, packed high/low.
+    /// Per column: rows and bytes per MiB of records, in 16ths ([`SizeHints::PER`]), packed high/low.
     per_mib: Vec<AtomicU64>,
 }
 
 impl SizeHints {
-    /// Figures are kept in 1/16ths of a row or byte per MiB of records.
-    const SCALE: u64 = 16;
+    /// Figures are rows or bytes per MiB of records, in 16ths: a figure `f` gives `f × bytes / PER`
+    /// for `bytes` bytes of records.
+    const PER: u128 = 16 << 20;
 
     pub fn new(columns: usize) -> SizeHints {
         SizeHints {
@@ -237,8 +238,7 @@ impl SizeHints {
     pub fn room(&self, c: usize, record_bytes: usize) -> Size {
         let packed = self.per_mib[c].load(Ordering::Relaxed);
         let at = |per_mib: u64| {
-            let n =
-                (per_mib as u128 * record_bytes as u128 / (u128::from(Self::SCALE) << 20)) as usize;
+            let n = (u128::from(per_mib) * record_bytes as u128 / Self::PER) as usize;
             if n == 0 { 0 } else { n + n / 8 + 16 }
         };
         Size {
@@ -253,11 +253,14 @@ impl SizeHints {
             return;
         }
         let rate = |n: usize| {
-            let per_mib = (n as u128 * (Self::SCALE as u128) << 20) / record_bytes as u128;
+            let per_mib = n as u128 * Self::PER / record_bytes as u128;
             per_mib.min(u128::from(u32::MAX)) as u64
         };
         for (hint, size) in self.per_mib.iter().zip(sizes) {
-            hint.store(rate(size.rows) << 32 | rate(size.bytes), Ordering::Relaxed);
+            hint.store(
+                (rate(size.rows) << 32) | rate(size.bytes),
+                Ordering::Relaxed,
+            );
         }
     }
 }
