@@ -37,11 +37,10 @@ impl Decoder {
                 builder.extend(next, offset);
             }
             rows += part.records.len();
+            all.bytes += part.bytes;
         }
-        self.sizes.note(
-            all.bytes + parts.iter().map(|p| p.bytes).sum::<usize>(),
-            all.builders.iter().map(ColumnBuilder::size),
-        );
+        self.sizes
+            .note(all.bytes, all.builders.iter().map(ColumnBuilder::size));
         let columns: Vec<ArrayRef> = std::mem::take(&mut all.builders)
             .into_iter()
             .map(|b| b.finish(rows))
@@ -63,7 +62,6 @@ impl Decoder {
                 }
             }
             all.received = all.received.min(part.received);
-            all.bytes += part.bytes;
         }
         let batch = RecordBatch::try_new(Arc::clone(self.schema.arrow()), columns)
             .expect("builders follow the schema");
@@ -113,7 +111,7 @@ fn bytes(records: &[RawRecord]) -> usize {
 /// `records` cut into at most `threads` consecutive parts of about the same bytes, each of at least
 /// [`MIN_PART_BYTES`] (one part, never none).
 pub(super) fn split(mut records: Vec<RawRecord>, threads: usize) -> Vec<Vec<RawRecord>> {
-    let total: usize = records.iter().map(|r| r.bytes.len()).sum();
+    let total = bytes(&records);
     let parts = threads.min(total / MIN_PART_BYTES).max(1);
     if parts == 1 {
         return vec![records];
