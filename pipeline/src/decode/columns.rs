@@ -177,6 +177,7 @@ impl ColumnBuilder {
                     }
                 }
                 let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+                let data = trimmed(data);
                 // SAFETY: `data` is the concatenation of `&str`s and the offsets are their boundaries, so every
                 // slice is valid UTF-8 (`OffsetBuffer::new` has checked the offsets are monotonic).
                 Arc::new(unsafe {
@@ -233,17 +234,19 @@ impl SizeHints {
         }
     }
 
-    /// The room to take for column `c` in a part of `record_bytes` bytes of records: what the last
-    /// batch held at that rate, and an eighth more for a batch that holds a little more.
-    pub fn room(&self, c: usize, record_bytes: usize) -> Size {
+    /// The room to take for column `c` in a part of `records` records of `record_bytes` bytes: what
+    /// the last batch held at that rate, and an eighth more for a batch that holds a little more. Never
+    /// more rows than records, nor more text than the records' bytes (a column's strings are parts of
+    /// them), whatever batch set the rate.
+    pub fn room(&self, c: usize, records: usize, record_bytes: usize) -> Size {
         let packed = self.per_mib[c].load(Ordering::Relaxed);
         let at = |per_mib: u64| {
             let n = (u128::from(per_mib) * record_bytes as u128 / Self::PER) as usize;
             if n == 0 { 0 } else { n + n / 8 + 16 }
         };
         Size {
-            rows: at(packed >> 32),
-            bytes: at(packed & u64::from(u32::MAX)),
+            rows: at(packed >> 32).min(records),
+            bytes: at(packed & u64::from(u32::MAX)).min(record_bytes),
         }
     }
 
@@ -265,9 +268,19 @@ impl SizeHints {
     }
 }
 
+/// `values` without room it will not use, when that room is more than a quarter of what it holds: a
+/// finished array keeps its buffer's whole allocation for as long as the batch lives, and a builder's
+/// room came from what earlier batches needed.
+fn trimmed<T>(mut values: Vec<T>) -> Vec<T> {
+    if values.capacity() - values.len() > values.len() / 4 + 64 {
+        values.shrink_to_fit();
+    }
+    values
+}
+
 fn scatter<T: ArrowNativeType>(rows: &[u32], values: Vec<T>, len: usize) -> ScalarBuffer<T> {
     if rows.len() == len {
-        return ScalarBuffer::from(values);
+        return ScalarBuffer::from(trimmed(values));
     }
     let mut all = vec![T::default(); len];
     for (&r, v) in rows.iter().zip(values) {
@@ -313,7 +326,11 @@ mod tests {
     #[test]
     fn room_follows_what_the_last_batch_held_per_byte_of_records() {
         let hints = SizeHints::new(3);
-        assert_eq!(hints.room(0, 1 << 20), Size::default(), "nothing noted yet");
+        assert_eq!(
+            hints.room(0, 1_000, 1 << 20),
+            Size::default(),
+            "nothing noted yet"
+        );
         let held = [
             Size {
                 rows: 1000,
@@ -324,12 +341,38 @@ mod tests {
         ];
         hints.note(1 << 20, held.into_iter());
         // Twice the records: twice the room, and an eighth more.
-        let room = hints.room(0, 2 << 20);
+        let room = hints.room(0, 2_000, 2 << 20);
+        assert_eq!(room.rows, 2_000, "never more rows than records");
+        let room = hints.room(0, 10_000, 2 << 20);
         assert!((2_250..=2_270).contains(&room.rows), "{room:?}");
         assert!((112_500..=112_520).contains(&room.bytes), "{room:?}");
-        assert_eq!(hints.room(1, 2 << 20), Size::default(), "an unused column");
-        assert_eq!(hints.room(2, 2 << 20).bytes, 0);
-        assert_eq!(hints.room(0, 0), Size::default(), "no records");
+        assert_eq!(
+            hints.room(1, 10_000, 2 << 20),
+            Size::default(),
+            "an unused column"
+        );
+        assert_eq!(hints.room(2, 10_000, 2 << 20).bytes, 0);
+        assert_eq!(hints.room(0, 0, 0), Size::default(), "no records");
+        // A few large records after many small ones: no more room than the records could fill.
+        hints.note(
+            1 << 10,
+            [
+                Size {
+                    rows: 10,
+                    bytes: 1 << 10,
+                },
+                Size::default(),
+                Size::default(),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            hints.room(0, 2, 8 << 20),
+            Size {
+                rows: 2,
+                bytes: 8 << 20
+            }
+        );
 
         // A builder given too little room still takes every value.
         let values = [(0, "abc"), (2, "defgh"), (3, "i")];
@@ -342,6 +385,27 @@ mod tests {
         }
         assert_eq!(small.size(), Size { rows: 3, bytes: 9 });
         assert_eq!(small.finish(5).as_ref(), plain.finish(5).as_ref());
+
+        // Room a batch did not use is not kept with its array.
+        let mut roomy = ColumnBuilder::with_capacity(
+            ColumnType::String,
+            Size {
+                rows: 100_000,
+                bytes: 1 << 20,
+            },
+        );
+        roomy.append(0, &Cell::Str("abc".into()));
+        let mut times = ColumnBuilder::with_capacity(
+            ColumnType::Int,
+            Size {
+                rows: 100_000,
+                bytes: 0,
+            },
+        );
+        times.append(0, &Cell::Int(7));
+        for array in [roomy.finish(1), times.finish(1)] {
+            assert!(array.get_array_memory_size() < 4 << 10, "{array:?}");
+        }
     }
 
     #[test]

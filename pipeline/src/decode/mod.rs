@@ -135,14 +135,14 @@ impl Decoder {
     }
 
     /// Decodes consecutive records into rows of their own (rows counted from 0). The builders take room
-    /// for `room_bytes` bytes of records (the whole batch for the part the others are joined to).
-    fn decode_part(&self, records: Vec<RawRecord>, room_bytes: usize) -> Part {
+    /// for `room`: records and their bytes (the whole batch's for the part the others are joined to).
+    fn decode_part(&self, records: Vec<RawRecord>, room: (usize, usize)) -> Part {
         let mut builders: Vec<ColumnBuilder> = self
             .schema
             .columns
             .iter()
             .enumerate()
-            .map(|(i, c)| ColumnBuilder::with_capacity(c.ty, self.sizes.room(i, room_bytes)))
+            .map(|(i, c)| ColumnBuilder::with_capacity(c.ty, self.sizes.room(i, room.0, room.1)))
             .collect();
         let mut staging = Staging::new(builders.len());
         let mut kept = Vec::with_capacity(records.len());

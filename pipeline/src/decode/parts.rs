@@ -15,12 +15,12 @@ impl Decoder {
     /// least [`MIN_PART_BYTES`] each (one part, on the calling thread, for a batch under twice that),
     /// decoded at once and joined in their order, so the batch is the same as one decoded whole.
     pub fn decode_on(&self, seq: u64, records: Vec<RawRecord>, threads: usize) -> DecodedBatch {
-        let total = bytes(&records);
+        let total = (records.len(), bytes(&records));
         let parts: Vec<(usize, Vec<RawRecord>)> =
             split(records, threads).into_iter().enumerate().collect();
         let decoded = crate::parallel::in_order(parts, "decode-part", |(i, p)| {
             // The first part's builders take in the others': room for the whole batch.
-            let room = if i == 0 { total } else { bytes(&p) };
+            let room = if i == 0 { total } else { (p.len(), bytes(&p)) };
             self.decode_part(p, room)
         });
         self.join(seq, decoded)

@@ -273,6 +273,26 @@ fn the_values_column_holds_every_value_of_the_record_and_no_key() {
 }
 
 #[test]
+fn each_row_of_the_values_column_holds_its_own_record_s_values_a_refused_record_between() {
+    use super::schema::VALUES_COLUMN;
+    let d = decoder(EventSchema::windows().with_values_column());
+    let lines = [
+        format!(r#"{{{T},"Hostname":"a","Note":"first"}}"#),
+        format!(r#"{{{T},"Hostname":"bad","LogonType":"no"}}"#),
+        format!(r#"{{{T},"Hostname":"b"}}"#),
+    ];
+    let out = d.decode(
+        0,
+        records(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    assert_eq!(out.dead_letters.len(), 1);
+    let values = out.batch.column_by_name(VALUES_COLUMN).unwrap();
+    let row = |i| ScalarValue::try_from_array(values, i).unwrap();
+    assert_eq!(row(0), text("2024-05-01T10:00:00Z\u{1f}a\u{1f}first\u{1f}"));
+    assert_eq!(row(1), text("2024-05-01T10:00:00Z\u{1f}b\u{1f}"));
+}
+
+#[test]
 fn the_values_column_sees_inside_values_a_lenient_column_takes_whole() {
     use super::schema::VALUES_COLUMN;
     let schema = EventSchema::windows()
