@@ -101,3 +101,38 @@ async fn one_bad_hunt_does_not_stop_the_others() {
     assert_eq!(planned.len(), 1);
     assert_eq!(errors.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hunts_planned_at_once_come_out_in_their_order_and_so_do_their_refusals() {
+    use ghosthunt::hunt::{Hunt, Origin};
+    let ids: Vec<String> = (0..12).map(|i| format!("hunt_{i:02}")).collect();
+    let hunts: Vec<Hunt> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            // Every third hunt reads a column the schema does not have.
+            let column = if i % 3 == 2 { "no_such_column" } else { "host" };
+            let text = common::hunt(id, "none", "", &format!("SELECT {column}\nFROM events"));
+            Hunt::parse(&text, id, Origin::File(format!("{id}.sql").into())).unwrap()
+        })
+        .collect();
+    let (planned, errors) = query::plan_all(hunts, &EventSchema::windows()).await;
+    let planned: Vec<&str> = planned.iter().map(|p| p.hunt.id.as_str()).collect();
+    let refused: Vec<&str> = errors.iter().map(|e| e.origin.as_str()).collect();
+    let (want_planned, want_refused): (Vec<_>, Vec<_>) =
+        ids.iter().enumerate().partition(|(i, _)| i % 3 != 2);
+    assert_eq!(
+        planned,
+        want_planned
+            .iter()
+            .map(|(_, id)| id.as_str())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        refused,
+        want_refused
+            .iter()
+            .map(|(_, id)| format!("{id}.sql"))
+            .collect::<Vec<_>>()
+    );
+}

@@ -25,17 +25,31 @@ pub use run::SqlEvaluator;
 use crate::decode::EventSchema;
 use crate::hunt::{Hunt, HuntError};
 
-/// Plans every hunt; a hunt that fails to plan is reported and left out.
+/// Plans every hunt; a hunt that fails to plan is reported and left out. The hunts are planned at once,
+/// each on a task of its own (the runtime's workers share them), and come out in their order.
 pub async fn plan_all(
     hunts: impl IntoIterator<Item = Hunt>,
     schema: &EventSchema,
 ) -> (Vec<PlannedHunt>, Vec<HuntError>) {
+    let schema = std::sync::Arc::new(schema.clone());
+    let tasks: Vec<_> = hunts
+        .into_iter()
+        .map(|hunt| {
+            let schema = std::sync::Arc::clone(&schema);
+            tokio::spawn(async move { plan::plan(hunt, &schema).await })
+        })
+        .collect();
     let mut planned = Vec::new();
     let mut errors = Vec::new();
-    for hunt in hunts {
-        match plan::plan(hunt, schema).await {
-            Ok(p) => planned.push(p),
-            Err(e) => errors.push(e),
+    for task in tasks {
+        match task.await {
+            Ok(Ok(p)) => planned.push(p),
+            Ok(Err(e)) => errors.push(e),
+            // A panic while planning goes on here, as it did when the hunts were planned in turn.
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("planning a hunt: {e}"),
+            },
         }
     }
     (planned, errors)
