@@ -22,6 +22,8 @@ pub use partition::Placement;
 pub use plan::PlannedHunt;
 pub use run::SqlEvaluator;
 
+use std::sync::Arc;
+
 use crate::decode::EventSchema;
 use crate::hunt::{Hunt, HuntError};
 
@@ -31,11 +33,11 @@ pub async fn plan_all(
     hunts: impl IntoIterator<Item = Hunt>,
     schema: &EventSchema,
 ) -> (Vec<PlannedHunt>, Vec<HuntError>) {
-    let schema = std::sync::Arc::new(schema.clone());
+    let schema = Arc::new(schema.clone());
     let tasks: Vec<_> = hunts
         .into_iter()
         .map(|hunt| {
-            let schema = std::sync::Arc::clone(&schema);
+            let schema = Arc::clone(&schema);
             tokio::spawn(async move { plan::plan(hunt, &schema).await })
         })
         .collect();
