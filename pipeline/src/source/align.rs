@@ -33,7 +33,7 @@ use super::{EventTimes, Input};
 /// The inputs being read and the newest event time the pipeline has seen from each.
 pub struct Alignment {
     lead: i64,
-    inputs: Mutex<HashMap<String, Progress>>,
+    inputs: Mutex<Inputs>,
     changed: Notify,
     /// `Some` for a gated alignment: whether the windows are filling now.
     pressure: Option<AtomicBool>,
@@ -46,6 +46,45 @@ struct Progress {
     idle: bool,
     /// The last time it was found ahead (held back), by its reader or by the watermark.
     held: Option<Instant>,
+}
+
+/// The inputs by name, and the oldest of those not idle, found once after each change: every input's
+/// check (each partition's at a realign, each quiet input's at a watermark) compares with it, so that
+/// a check of all inputs stays linear in their number.
+#[derive(Default)]
+struct Inputs {
+    by_name: HashMap<String, Progress>,
+    oldest: Option<Oldest>,
+}
+
+/// The inputs not idle: how many have no known event time, and the oldest known time. An input is
+/// ahead of this oldest time exactly when it is ahead of the oldest *other* input: when it is the oldest
+/// itself, it is ahead of neither.
+#[derive(Clone, Copy)]
+struct Oldest {
+    unknown: usize,
+    time: Option<i64>,
+}
+
+impl Inputs {
+    fn changed(&mut self) {
+        self.oldest = None;
+    }
+
+    fn oldest(&mut self) -> Oldest {
+        let by_name = &self.by_name;
+        *self.oldest.get_or_insert_with(|| {
+            let active = by_name.values().filter(|p| !p.idle);
+            let (mut unknown, mut time) = (0, None::<i64>);
+            for p in active {
+                match p.newest {
+                    None => unknown += 1,
+                    Some(t) => time = Some(time.map_or(t, |o| o.min(t))),
+                }
+            }
+            Oldest { unknown, time }
+        })
+    }
 }
 
 /// An input taking part, until dropped.
@@ -67,7 +106,7 @@ impl Alignment {
     fn build(lead: Duration, pressure: Option<AtomicBool>) -> Arc<Alignment> {
         Arc::new(Alignment {
             lead: i64::try_from(lead.as_nanos()).unwrap_or(i64::MAX),
-            inputs: Mutex::new(HashMap::new()),
+            inputs: Mutex::new(Inputs::default()),
             changed: Notify::new(),
             pressure,
         })
@@ -75,10 +114,10 @@ impl Alignment {
 
     /// `name` is read from now on, until the registration is dropped.
     pub fn register(self: &Arc<Self>, name: &str) -> Registration {
-        self.inputs
-            .lock()
-            .expect("not poisoned")
-            .insert(name.to_string(), Progress::default());
+        let mut inputs = self.inputs.lock().expect("not poisoned");
+        inputs.by_name.insert(name.to_string(), Progress::default());
+        inputs.changed();
+        drop(inputs);
         Registration {
             alignment: Arc::clone(self),
             name: name.to_string(),
@@ -114,8 +153,8 @@ impl Alignment {
             return false;
         }
         let mut inputs = self.inputs.lock().expect("not poisoned");
-        let ahead = self.ahead_among(&inputs, name);
-        if ahead && let Some(p) = inputs.get_mut(name) {
+        let ahead = self.ahead_among(&mut inputs, name);
+        if ahead && let Some(p) = inputs.by_name.get_mut(name) {
             p.held = Some(Instant::now());
         }
         ahead
@@ -128,25 +167,33 @@ impl Alignment {
             .is_some_and(|p| !p.load(Ordering::SeqCst))
     }
 
-    fn ahead_among(&self, inputs: &HashMap<String, Progress>, name: &str) -> bool {
-        let Some(Progress {
-            newest: Some(mine), ..
-        }) = inputs.get(name)
-        else {
+    fn ahead_among(&self, inputs: &mut Inputs, name: &str) -> bool {
+        let oldest = inputs.oldest();
+        inputs
+            .by_name
+            .get(name)
+            .is_some_and(|p| self.ahead_of(oldest, p))
+    }
+
+    /// Whether an input of progress `p` is more than the lead past the oldest of the others.
+    fn ahead_of(&self, oldest: Oldest, p: &Progress) -> bool {
+        let Some(mine) = p.newest else {
             return false;
         };
-        inputs
-            .iter()
-            .filter(|(other, p)| *other != name && !p.idle)
-            .any(|(_, p)| p.newest.is_none_or(|o| *mine > o.saturating_add(self.lead)))
+        // An input of unknown time holds every input of known time back.
+        oldest.unknown > 0
+            || oldest
+                .time
+                .is_some_and(|o| mine > o.saturating_add(self.lead))
     }
 
     fn set_idle(&self, name: &str, idle: bool) {
         let mut inputs = self.inputs.lock().expect("not poisoned");
-        if let Some(p) = inputs.get_mut(name)
+        if let Some(p) = inputs.by_name.get_mut(name)
             && p.idle != idle
         {
             p.idle = idle;
+            inputs.changed();
             drop(inputs);
             self.changed.notify_waiters();
         }
@@ -176,6 +223,7 @@ impl Registration {
             .inputs
             .lock()
             .expect("not poisoned")
+            .by_name
             .get(&self.name)
             .is_some_and(|p| p.newest.is_some())
     }
@@ -183,11 +231,10 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.alignment
-            .inputs
-            .lock()
-            .expect("not poisoned")
-            .remove(&self.name);
+        let mut inputs = self.alignment.inputs.lock().expect("not poisoned");
+        inputs.by_name.remove(&self.name);
+        inputs.changed();
+        drop(inputs);
         self.alignment.changed.notify_waiters();
     }
 }
@@ -195,11 +242,12 @@ impl Drop for Registration {
 impl EventTimes for Alignment {
     fn observed(&self, input: &Input, newest: i64) {
         let mut inputs = self.inputs.lock().expect("not poisoned");
-        let Some(known) = inputs.get_mut(&input.name) else {
+        let Some(known) = inputs.by_name.get_mut(&input.name) else {
             return;
         };
         if known.newest.is_none_or(|k| newest > k) {
             known.newest = Some(newest);
+            inputs.changed();
             drop(inputs);
             self.changed.notify_waiters();
         }
@@ -210,6 +258,7 @@ impl EventTimes for Alignment {
         self.inputs
             .lock()
             .expect("not poisoned")
+            .by_name
             .get(input)
             .and_then(|p| p.held)
     }
@@ -218,10 +267,12 @@ impl EventTimes for Alignment {
         if self.open() {
             return 0;
         }
-        let inputs = self.inputs.lock().expect("not poisoned");
+        let mut inputs = self.inputs.lock().expect("not poisoned");
+        let oldest = inputs.oldest();
         inputs
-            .keys()
-            .filter(|name| self.ahead_among(&inputs, name))
+            .by_name
+            .values()
+            .filter(|p| self.ahead_of(oldest, p))
             .count()
     }
 
@@ -477,5 +528,56 @@ mod tests {
             new.ahead(),
             "an unknown time that is not idle holds it back"
         );
+    }
+
+    /// Every input's check against the oldest found once agrees with comparing it with every other
+    /// input, through registrations, event times, idleness and ends in a pseudo-random order.
+    #[test]
+    fn each_input_s_check_agrees_with_comparing_it_with_every_other_input() {
+        let align = Alignment::new(Duration::from_nanos(5));
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % n
+        };
+        // name → (registration, newest, idle), as a reference kept beside the alignment.
+        let mut inputs: HashMap<String, (Registration, Option<i64>, bool)> = HashMap::new();
+        for step in 0..3_000 {
+            let name = format!("input-{}", next(12));
+            match (next(10), inputs.contains_key(&name)) {
+                (0, true) => {
+                    inputs.remove(&name);
+                }
+                (_, false) => {
+                    inputs.insert(name.clone(), (align.register(&name), None, false));
+                }
+                (1..=2, true) => {
+                    let idle = next(2) == 0;
+                    let entry = inputs.get_mut(&name).expect("present");
+                    entry.0.set_idle(idle);
+                    entry.2 = idle;
+                }
+                (_, true) => {
+                    let t = next(40) as i64;
+                    align.observed(&input(&name), t);
+                    let entry = inputs.get_mut(&name).expect("present");
+                    entry.1 = Some(entry.1.map_or(t, |n| n.max(t)));
+                }
+            }
+            let mut expected_held = 0;
+            for (name, (registration, newest, _)) in &inputs {
+                let expected = newest.is_some_and(|mine| {
+                    inputs
+                        .iter()
+                        .filter(|(other, (_, _, idle))| *other != name && !idle)
+                        .any(|(_, (_, o, _))| o.is_none_or(|o| mine > o + 5))
+                });
+                assert_eq!(registration.ahead(), expected, "{name} at step {step}");
+                expected_held += usize::from(expected);
+            }
+            assert_eq!(align.held_back(), expected_held, "step {step}");
+        }
     }
 }
