@@ -452,6 +452,35 @@ async fn reading_the_same_file_again_adds_nothing_to_the_events_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_replaced_under_the_same_path_is_written_whole_and_read_again_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let path = dir.path().join("events.jsonl");
+    // Other events under the same name, as after a rotation: their line numbers start from 1 again.
+    let (first, second) = (
+        dir.path().join("first.jsonl"),
+        dir.path().join("second.jsonl"),
+    );
+    common::generated_events(&first, 6_000, 2_000);
+    common::generated_events(&second, 4_001, 1_000);
+    // Both begin with the generator's first event: a file is known by its path and its first record.
+    let text = std::fs::read_to_string(&second).unwrap();
+    std::fs::write(&second, text.split_once('\n').unwrap().1).unwrap();
+    for (run_no, contents) in [&first, &second, &second, &first].into_iter().enumerate() {
+        std::fs::copy(contents, &path).unwrap();
+        let alerts = dir.path().join(format!("alerts-{run_no}.jsonl"));
+        run(from_file(lake_settings(&lake, &alerts), &path)).await;
+    }
+    let rows = count(
+        &lake,
+        "SELECT count(*) AS n, count(DISTINCT _raw) AS records FROM events",
+    )
+    .await;
+    assert_eq!(rows[0]["n"], 10_000, "each file's events once: {rows:?}");
+    assert_eq!(rows[0]["records"], 10_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ad_hoc_queries_read_the_lake_in_sql_and_kql_and_refuse_writes() {
     let dir = tempfile::tempdir().unwrap();
     let events = generated(dir.path(), 4_000, 2_000);

@@ -148,10 +148,15 @@ impl Writer {
     }
 }
 
-/// The application-transaction id of an input, or `None` for inputs that cannot be replayed.
+/// The application-transaction id of an input, or `None` for inputs that cannot be replayed. A file's
+/// names its first record too: a file rotated or replaced under the same path starts its offsets again.
 pub fn app_id(kind: &InputKind, name: &str) -> Option<String> {
     match kind {
-        InputKind::Kafka { .. } | InputKind::File { .. } => Some(format!("ghosthunt:{name}")),
+        InputKind::Kafka { .. } => Some(format!("ghosthunt:{name}")),
+        InputKind::File { first, .. } => Some(match first {
+            Some(first) => format!("ghosthunt:{name}#{first:016x}"),
+            None => format!("ghosthunt:{name}"),
+        }),
         InputKind::Generator | InputKind::Stdin | InputKind::Lake => None,
     }
 }

@@ -198,6 +198,7 @@ fn input_of(path: &Path) -> Arc<Input> {
         path.display().to_string(),
         InputKind::File {
             path: path.to_path_buf(),
+            first: None,
         },
     )
 }
@@ -306,7 +307,7 @@ async fn read_evtx(
     aligned: Registration,
 ) -> Result<(), SourceError> {
     let runtime = tokio::runtime::Handle::current();
-    let (reading, sender) = (Arc::clone(&input), tx.clone());
+    let (mut reading, sender) = (Arc::clone(&input), tx.clone());
     let read = tokio::task::spawn_blocking(move || -> Result<bool, SourceError> {
         let failed = |e: evtx::err::EvtxError| SourceError::Io {
             path: path.display().to_string(),
@@ -338,6 +339,10 @@ async fn read_evtx(
                     // Too long: cut one byte past the bound, so the decoder dead-letters it as oversized.
                     json.truncate(how.max_record_bytes + 1);
                     chunk_bytes += json.len();
+                    if offset == 1 + skipped {
+                        // The file's records carry the fingerprint of its first (`InputKind::File`).
+                        reading = reading.first_record(offset, &json);
+                    }
                     chunk.push(RawRecord {
                         input: Arc::clone(&reading),
                         offset,

@@ -771,6 +771,7 @@ mod tests {
             "a.jsonl",
             InputKind::File {
                 path: "a.jsonl".into(),
+                first: None,
             },
         );
         assert!(assigned.current(&positions(&file, 1)).is_empty());

@@ -38,6 +38,10 @@ pub struct LineSplitter {
     encoding: Encoding,
     /// UTF-16 input: bytes read and not transcoded into `buf` yet (half a code unit, or a surrogate).
     raw: CutBuffer,
+    /// Whether a record was cut since the start (or the last restart): `input` is `origin` with the
+    /// fingerprint of its first record.
+    first_seen: bool,
+    origin: Arc<Input>,
 }
 
 /// The encoding of an input, from its byte-order mark.
@@ -63,7 +67,7 @@ pub enum Read {
 impl LineSplitter {
     pub fn new(input: Arc<Input>, max_record_bytes: usize) -> LineSplitter {
         LineSplitter {
-            input,
+            input: Arc::clone(&input),
             max_record_bytes,
             next_line: 1,
             buf: CutBuffer::default(),
@@ -75,6 +79,8 @@ impl LineSplitter {
             read_bytes: READ_BYTES,
             encoding: Encoding::Unknown,
             raw: CutBuffer::default(),
+            first_seen: false,
+            origin: input,
         }
     }
 
@@ -182,6 +188,8 @@ impl LineSplitter {
         self.overflow = None;
         self.next_line = 1;
         self.position = 0;
+        // The file under the name now is another input to the lake: its first record says which.
+        self.first_seen = false;
     }
 
     /// Cuts the complete lines out of `buf`; bounds the partial one. Stops at a full chunk: true when it
@@ -226,6 +234,11 @@ impl LineSplitter {
             return;
         }
         self.chunk_bytes += bytes.len();
+        if !self.first_seen {
+            // A file's records carry the fingerprint of its first one (see `InputKind::File`).
+            self.first_seen = true;
+            self.input = self.origin.first_record(line, &bytes);
+        }
         self.chunk.push(RawRecord {
             input: Arc::clone(&self.input),
             offset: line,
@@ -336,6 +349,86 @@ mod tests {
             }
         }
         (out, reads)
+    }
+
+    /// The fingerprints of the file inputs `splitter`'s records carry, one per distinct input.
+    fn firsts(chunks: &[Vec<RawRecord>]) -> Vec<Option<u64>> {
+        let mut firsts: Vec<Option<u64>> = Vec::new();
+        for r in chunks.iter().flatten() {
+            let InputKind::File { first, .. } = r.input.kind else {
+                panic!("a file input");
+            };
+            if firsts.last() != Some(&first) {
+                firsts.push(first);
+            }
+        }
+        firsts
+    }
+
+    #[tokio::test]
+    async fn a_file_s_records_carry_its_first_record_s_fingerprint_and_a_restart_takes_the_new_one()
+    {
+        let file = || {
+            Input::new(
+                "a.jsonl",
+                InputKind::File {
+                    path: "a.jsonl".into(),
+                    first: None,
+                },
+            )
+        };
+        let read = |text: &'static [u8]| async move {
+            chunks_of(LineSplitter::new(file(), 100), text, 5).await.0
+        };
+        let (a, again, b) = (
+            read(b"\n{\"a\":1}\n{\"a\":2}\n").await,
+            read(b"\n{\"a\":1}\n{\"b\":9}\n").await,
+            read(b"{\"b\":1}\n{\"a\":2}\n").await,
+        );
+        let (a, again, b) = (firsts(&a), firsts(&again), firsts(&b));
+        assert_eq!(a.len(), 1, "every record of the file carries one input");
+        assert!(a[0].is_some());
+        assert_eq!(a, again, "the same first record (line 2): the same input");
+        assert_ne!(a, b, "another first record: another input");
+        // The same line first, at another line number: another input.
+        let shifted = firsts(&read(b"{\"a\":1}\n").await);
+        assert_ne!(a, shifted);
+
+        // Replaced under the same name while read: the records after the restart are another input.
+        let mut splitter = LineSplitter::new(file(), 100);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let mut old = Trickle {
+            data: b"{\"a\":1}\n",
+            step: 64,
+        };
+        while let Read::Data = splitter.read(&mut old, &tx).await.unwrap() {}
+        splitter.restart();
+        let mut new = Trickle {
+            data: b"{\"b\":1}\n{\"b\":2}\n",
+            step: 64,
+        };
+        while let Read::Data = splitter.read(&mut new, &tx).await.unwrap() {}
+        assert!(splitter.finish(&tx).await);
+        drop(tx);
+        let mut records = Vec::new();
+        while let Some(message) = rx.recv().await {
+            if let SourceMessage::Records(chunk) = message {
+                records.push(chunk);
+            }
+        }
+        assert_eq!(
+            firsts(&records),
+            vec![shifted[0], b[0]],
+            "the old file's first record, then the new one's"
+        );
+        assert_eq!(
+            records
+                .iter()
+                .flatten()
+                .map(|r| r.offset)
+                .collect::<Vec<_>>(),
+            vec![1, 1, 2]
+        );
     }
 
     #[tokio::test]

@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +44,11 @@ pub enum InputKind {
     Stdin,
     File {
         path: PathBuf,
+        /// What the file held first: a fingerprint of its first record (see [`Input::first_record`]),
+        /// `None` until it is read. The same path holding other contents — a file rotated, replaced
+        /// or truncated and written again — is another input to the lake's exactly-once bookkeeping,
+        /// whose offsets (line numbers) start again from 1.
+        first: Option<u64>,
     },
     Kafka {
         topic: String,
@@ -58,6 +64,27 @@ impl Input {
             name: name.into(),
             kind,
         })
+    }
+
+    /// A file input whose first record, at `offset`, is `bytes`: the same input with the fingerprint of
+    /// that record (the first 8 bytes of a SHA-256 of the offset and the bytes), as every later record
+    /// of the file carries it. Other inputs are returned as they are.
+    pub fn first_record(self: &Arc<Self>, offset: u64, bytes: &[u8]) -> Arc<Input> {
+        let InputKind::File { path, first: None } = &self.kind else {
+            return Arc::clone(self);
+        };
+        let digest = Sha256::new()
+            .chain_update(offset.to_le_bytes())
+            .chain_update(bytes)
+            .finalize();
+        let first = u64::from_le_bytes(digest[..8].try_into().expect("8 of 32 bytes"));
+        Input::new(
+            self.name.clone(),
+            InputKind::File {
+                path: path.clone(),
+                first: Some(first),
+            },
+        )
     }
 }
 
