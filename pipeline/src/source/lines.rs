@@ -2,6 +2,7 @@
 //! followed files) waiting for more data at the end.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -38,6 +39,8 @@ pub struct LineSplitter {
     encoding: Encoding,
     /// UTF-16 input: bytes read and not transcoded into `buf` yet (half a code unit, or a surrogate).
     raw: CutBuffer,
+    /// Sends the records cut as soon as the reader has nothing more ready (see [`LineSplitter::eager`]).
+    eager: bool,
     /// Whether a record was cut since the start (or the last restart): `input` is `origin` with the
     /// fingerprint of its first record.
     first_seen: bool,
@@ -79,6 +82,7 @@ impl LineSplitter {
             read_bytes: READ_BYTES,
             encoding: Encoding::Unknown,
             raw: CutBuffer::default(),
+            eager: false,
             first_seen: false,
             origin: input,
         }
@@ -88,6 +92,14 @@ impl LineSplitter {
     /// that the buffers their records in flight keep alive stay about as large in all.
     pub fn read_bytes(mut self, bytes: usize) -> LineSplitter {
         self.read_bytes = bytes.max(1);
+        self
+    }
+
+    /// Sends the records cut whenever the reader has nothing more ready, rather than when a chunk fills
+    /// or the reader is at its end: for a stream that stays open between records (standard input fed
+    /// by `tail -F`), whose reads never say "at the end" but wait.
+    pub fn eager(mut self) -> LineSplitter {
+        self.eager = true;
         self
     }
 
@@ -105,7 +117,24 @@ impl LineSplitter {
             _ => &mut self.buf,
         };
         into.room(self.read_bytes, self.read_bytes / 4);
-        let n = reader.read_buf(&mut **into).await?;
+        let mut read = std::pin::pin!(reader.read_buf(&mut **into));
+        let n = match futures::poll!(read.as_mut()) {
+            Poll::Ready(n) => n?,
+            // Nothing more ready of a stream that does not end (a pipe): the records cut go now, not
+            // when a chunk fills. Leaving the read gives up nothing: a read that is not ready has
+            // taken no bytes.
+            Poll::Pending if self.eager && !self.chunk.is_empty() => {
+                if !self.flush(tx).await {
+                    return Ok(Read::Closed);
+                }
+                let into = match self.encoding {
+                    Encoding::Utf16(_) => &mut self.raw,
+                    _ => &mut self.buf,
+                };
+                reader.read_buf(&mut **into).await?
+            }
+            Poll::Pending => read.await?,
+        };
         self.transcode(n == 0);
         self.position += n as u64;
         if let Encoding::Unknown = self.encoding {
@@ -429,6 +458,42 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![1, 1, 2]
         );
+    }
+
+    #[tokio::test]
+    async fn an_eager_splitter_sends_what_it_cut_once_the_stream_has_nothing_more_ready() {
+        for eager in [true, false] {
+            let (mut writer, mut reader) = tokio::io::duplex(1 << 16);
+            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+            let mut splitter = LineSplitter::new(Input::new("stdin", InputKind::Stdin), 100);
+            if eager {
+                splitter = splitter.eager();
+            }
+            let reading = tokio::spawn(async move {
+                while let Read::Data = splitter.read(&mut reader, &tx).await.unwrap() {}
+                splitter.finish(&tx).await;
+            });
+            // Three records, and the stream stays open.
+            tokio::io::AsyncWriteExt::write_all(&mut writer, b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n")
+                .await
+                .unwrap();
+            let sent = tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await;
+            match eager {
+                true => {
+                    let Ok(Some(SourceMessage::Records(chunk))) = sent else {
+                        panic!("the records wait for more");
+                    };
+                    assert_eq!(
+                        chunk.iter().map(|r| r.offset).collect::<Vec<_>>(),
+                        [1, 2, 3]
+                    );
+                }
+                // Not eager (a file read once): they wait for a full chunk or the end.
+                false => assert!(sent.is_err(), "sent before the end"),
+            }
+            drop(writer);
+            reading.await.unwrap();
+        }
     }
 
     #[tokio::test]

@@ -24,7 +24,8 @@ impl Source for StdinSource {
     ) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
             let mut splitter =
-                LineSplitter::new(Input::new("stdin", InputKind::Stdin), self.max_record_bytes);
+                LineSplitter::new(Input::new("stdin", InputKind::Stdin), self.max_record_bytes)
+                    .eager();
             let mut reader = tokio::io::stdin();
             loop {
                 let read = tokio::select! {
