@@ -423,3 +423,56 @@ async fn followed_files_apart_in_event_time_keep_in_step_while_the_windows_fill(
         "the newer file never waited:\n{log}"
     );
 }
+
+/// A pattern that matches the files the pipeline writes does not read them: followed, `*.jsonl` would
+/// read each dead letter back and dead-letter it again, escaped once more, without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pattern_matching_the_files_ghosthunt_writes_does_not_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("events.jsonl"),
+        format!("{}not json\n", process(1, "WS-1")),
+    )
+    .unwrap();
+    let pattern = dir.path().join("*.jsonl").display().to_string();
+    for follow in [false, true] {
+        let name = if follow { "followed" } else { "once" };
+        let (mut s, alerts) = reading(dir.path(), name, vec![pattern.clone()]);
+        if let SourceSettings::File(f) = &mut s.source {
+            f.follow = follow;
+        }
+        let hunts = dir.path().join(format!("{name}-hunts"));
+        std::fs::create_dir(&hunts).unwrap();
+        std::fs::write(hunts.join("p.sql"), common::hunt("p", "none", "", SQL)).unwrap();
+        s.hunts.builtin = false;
+        s.hunts.directories = vec![hunts];
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(ghosthunt::app::run(
+            s,
+            ghosthunt::app::Handles::default(),
+            stop.clone(),
+        ));
+        if follow {
+            // Polls every 100 ms: long enough for the written files to be read back, many times over.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            stop.cancel();
+        }
+        run.await.unwrap().expect("the run ends");
+        let dead = std::fs::read_to_string(dir.path().join(format!("{name}.dead.jsonl"))).unwrap();
+        assert_eq!(
+            dead.lines().count(),
+            1,
+            "{name}: the one bad line, once: {dead}"
+        );
+        let alerts = std::fs::read_to_string(&alerts).unwrap();
+        assert_eq!(
+            alerts.lines().count(),
+            1,
+            "{name}: the one event's alert, once"
+        );
+        // The next run's pattern would match these: files of another run are files like any other.
+        for written in ["alerts", "dead"] {
+            std::fs::remove_file(dir.path().join(format!("{name}.{written}.jsonl"))).unwrap();
+        }
+    }
+}

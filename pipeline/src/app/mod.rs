@@ -213,6 +213,21 @@ pub async fn incident_stage(
     Some(IncidentStage::new(rules, &hunts, settings, metrics))
 }
 
+/// The files the pipeline writes: its alerts, dead letters and incidents, when they go to files.
+fn written_files(settings: &Settings) -> Vec<std::path::PathBuf> {
+    [
+        &settings.alerts,
+        &settings.dead_letters,
+        &settings.incidents.output,
+    ]
+    .into_iter()
+    .filter_map(|o| match o {
+        crate::settings::OutputSettings::File(path) => Some(path.clone()),
+        _ => None,
+    })
+    .collect()
+}
+
 /// Builds the configured source. `decode.max_record_bytes` bounds line reading (longer lines are passed
 /// on truncated to that size plus one byte, so the decoder dead-letters them as oversized).
 pub fn build_source(
@@ -227,8 +242,10 @@ pub fn build_source(
         SourceSettings::Generator(g) => Box::new(GeneratorSource::new(g.clone())),
         SourceSettings::File(f) if settings.progress => {
             let source = FileSource::new(f.clone(), max_record_bytes, settings.window.max_lead)?
-                .with_idle_timeout(settings.window.idle_timeout);
-            let bytes = crate::source::file::expand(&f.paths, !f.follow)?
+                .with_idle_timeout(settings.window.idle_timeout)
+                .without(&written_files(settings));
+            let bytes = source
+                .matched(!f.follow)?
                 .iter()
                 .filter_map(|p| std::fs::metadata(p).ok())
                 .map(|m| m.len())
@@ -238,7 +255,8 @@ pub fn build_source(
         }
         SourceSettings::File(f) => Box::new(
             FileSource::new(f.clone(), max_record_bytes, settings.window.max_lead)?
-                .with_idle_timeout(settings.window.idle_timeout),
+                .with_idle_timeout(settings.window.idle_timeout)
+                .without(&written_files(settings)),
         ),
         SourceSettings::Stdin => Box::new(StdinSource::new(max_record_bytes)),
         SourceSettings::Kafka(k) => Box::new(

@@ -47,6 +47,10 @@ pub struct FileSource {
     size: Arc<Size>,
     /// How long a followed file waits at its end before it holds no other back.
     idle_timeout: Duration,
+    /// The files ghosthunt itself writes (alerts, dead letters, incidents), as their canonical paths:
+    /// never read, whatever a glob matches (a followed `*.jsonl` would read its own dead letters back
+    /// and write them again, without end).
+    written: Vec<PathBuf>,
 }
 
 impl FileSource {
@@ -70,7 +74,30 @@ impl FileSource {
             alignment,
             size: Arc::default(),
             idle_timeout: Duration::ZERO,
+            written: Vec::new(),
         })
+    }
+
+    /// Never reads `files` (the files the pipeline writes), whatever the patterns match.
+    pub fn without(mut self, files: &[PathBuf]) -> FileSource {
+        self.written = files.iter().map(|f| canonical(f)).collect();
+        self
+    }
+
+    /// The files the patterns match now, less the ones the pipeline writes (see [`FileSource::without`]).
+    pub fn matched(&self, require: bool) -> Result<Vec<PathBuf>, SourceError> {
+        let mut paths = expand(&self.settings.paths, require)?;
+        paths.retain(|p| !self.written.contains(&canonical(p)));
+        Ok(paths)
+    }
+
+    /// Whether the pipeline writes `path` (said once: a followed pattern is matched at every poll).
+    fn skipped(&self, path: &Path) -> bool {
+        let written = self.written.contains(&canonical(path));
+        if written {
+            tracing::warn!(path = %path.display(), "A source pattern matches a file ghosthunt writes (alerts, dead letters or incidents); it is not read. Narrow source.file.paths, or write those files elsewhere.");
+        }
+        written
     }
 
     /// A followed file that has waited at its end this long holds no other back (`window.idle_timeout`,
@@ -83,6 +110,25 @@ impl FileSource {
     /// Where the bytes read of the files are counted.
     pub fn size(&self) -> Arc<Size> {
         Arc::clone(&self.size)
+    }
+}
+
+/// `path` made absolute with its links resolved, as far as it exists (a file still to be written: its
+/// directory's, and its name).
+fn canonical(path: &Path) -> PathBuf {
+    if let Ok(path) = std::fs::canonicalize(path) {
+        return path;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            std::fs::canonicalize(dir).map_or_else(|_| path.to_path_buf(), |d| d.join(name))
+        }
+        _ => path.to_path_buf(),
     }
 }
 
@@ -389,9 +435,10 @@ impl Source for FileSource {
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
-            let s = self.settings;
+            let s = self.settings.clone();
             if !s.follow {
-                let paths = expand(&s.paths, true)?;
+                let mut paths = expand(&s.paths, true)?;
+                paths.retain(|p| !self.skipped(p));
                 if paths.len() > s.max_open {
                     tracing::warn!(
                         files = paths.len(),
@@ -456,7 +503,7 @@ impl Source for FileSource {
             let mut tasks = tokio::task::JoinSet::new();
             loop {
                 for path in expand(&s.paths, false)? {
-                    if started.insert(path.clone()) {
+                    if started.insert(path.clone()) && !self.skipped(&path) {
                         tracing::info!(path = %path.display(), "Following file.");
                         if tx
                             .send(SourceMessage::Started(input_of(&path)))
