@@ -520,6 +520,27 @@ async fn ad_hoc_queries_read_the_lake_in_sql_and_kql_and_refuse_writes() {
     assert_eq!(n.unwrap(), 1);
     let counted: Value = serde_json::from_str(json.trim()).unwrap();
     assert!(counted["Count"].as_i64().unwrap() > 0, "{counted}");
+    // Over stored events no window is evaluated: `bin` bins each row's own time (2 s of events).
+    let (n, csv) = query(
+        "DeviceProcessEvents | summarize n=count() by bin(Timestamp, 1s)",
+        true,
+        Format::Csv,
+    )
+    .await;
+    let (_, all) = query("DeviceProcessEvents | count", true, Format::Csv).await;
+    let bins: Vec<(&str, i64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split_once(',').unwrap())
+        .map(|(bin, n)| (bin, n.parse().unwrap()))
+        .collect();
+    assert!(n.unwrap() >= 2, "{csv}");
+    assert!(
+        bins.iter().all(|(bin, _)| !bin.is_empty()),
+        "a bin of no time: {csv}"
+    );
+    let total: i64 = all.lines().nth(1).unwrap().parse().unwrap();
+    assert_eq!(bins.iter().map(|(_, n)| n).sum::<i64>(), total, "{csv}");
     let (table, text) = query("SELECT count(*) AS n FROM alerts", false, Format::Table).await;
     assert_eq!(table.unwrap(), 1);
     assert!(text.contains("| n "), "{text}");

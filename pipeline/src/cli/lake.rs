@@ -54,7 +54,11 @@ pub async fn query(
         return Err(QueryError::NoLake);
     }
     let sql = if kql {
-        crate::kql::translate(text, crate::kql::Options::default())
+        let options = crate::kql::Options {
+            ad_hoc: true,
+            ..crate::kql::Options::default()
+        };
+        crate::kql::translate(text, options)
             .map(|t| t.sql)
             .map_err(|e| QueryError::Kql {
                 line: e.line(),

@@ -62,7 +62,14 @@ pub fn sql_hunt_text(text: &str, origin: &str) -> Result<String, HuntError> {
         _ => None,
     };
     let body = &text[offset..];
-    let translation = translate(body, Options { window: tumbling }).map_err(|e| {
+    let translation = translate(
+        body,
+        Options {
+            window: tumbling,
+            ad_hoc: false,
+        },
+    )
+    .map_err(|e| {
         let line = header_lines + e.line();
         match e {
             TranslateError::Parse(p) => at(

@@ -88,6 +88,9 @@ pub struct Options {
     /// The hunt's tumbling window size (ns), if its header gives one: `bin(Timestamp, <that size>)`
     /// then reads `window_start`.
     pub window: Option<i64>,
+    /// An ad-hoc query over stored events (`ghosthunt query --kql`), not a continuous hunt: no window
+    /// is evaluated, so `summarize … by bin(Timestamp, X)` bins each row's own time.
+    pub ad_hoc: bool,
 }
 
 /// Translates a KQL query to SQL over the built-in tables.
@@ -156,7 +159,10 @@ fn translate_query(
         tables,
         lets: HashMap::new(),
         alias: 0,
-        window: options.window.or(bin_window),
+        window: match options.ad_hoc {
+            true => None,
+            false => options.window.or(bin_window),
+        },
         stateful: false,
         used_tables: Vec::new(),
         depth: 0,
