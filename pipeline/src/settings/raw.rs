@@ -260,6 +260,7 @@ impl RawConfig {
                 .with_list_parse_key("source.file.paths")
                 .with_list_parse_key("hunts.directories")
                 .with_list_parse_key("sigma.directories")
+                .with_list_parse_key("incidents.directories")
                 .with_list_parse_key("source.kafka.topics")
                 .try_parsing(true)
                 .source(Some(env)),

@@ -44,6 +44,27 @@ fn file_overrides_defaults_and_environment_overrides_file() {
 }
 
 #[test]
+fn every_list_of_directories_is_comma_separated_in_the_environment() {
+    let s = Settings::load(
+        None,
+        env(&[
+            ("GHOSTHUNT__HUNTS__DIRECTORIES", "h1,h2"),
+            ("GHOSTHUNT__SIGMA__DIRECTORIES", "s1,s2"),
+            ("GHOSTHUNT__INCIDENTS__DIRECTORIES", "i1,i2"),
+        ]),
+    )
+    .unwrap();
+    let paths = |v: &[std::path::PathBuf]| {
+        v.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(paths(&s.hunts.directories), ["h1", "h2"]);
+    assert_eq!(paths(&s.sigma.directories), ["s1", "s2"]);
+    assert_eq!(paths(&s.incidents.directories), ["i1", "i2"]);
+}
+
+#[test]
 fn unknown_key_in_file_is_an_error_naming_key_and_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
