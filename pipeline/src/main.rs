@@ -330,6 +330,8 @@ fn main() -> ExitCode {
         .expect("a tokio runtime starts");
     match runtime.block_on(dispatch(cli.command, settings)) {
         Ok(code) => code,
+        // The reader of standard output went away (`| head`): it has what it wanted.
+        Err(err) if broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {
@@ -338,6 +340,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `err` is a write to a pipe whose reader has gone.
+fn broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_logging(filter: &str) {
@@ -360,6 +371,23 @@ fn exit(ok: bool) -> ExitCode {
     }
 }
 
+/// Writes to standard output; a failed write is the command's error, so that a reader that went away
+/// (`ghosthunt hunts | head`) ends the command quietly (see `main`) instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// [`out!`] with a line end.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { format } => {
@@ -376,7 +404,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             for r in &v.sigma_refused {
                 eprintln!("refused: {r}");
             }
-            println!("{v}");
+            outln!("{v}");
             Ok(exit(v.ok()))
         }
         Command::Hunts { long } => {
@@ -384,7 +412,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             for e in &list.refused {
                 eprintln!("refused: {e}");
             }
-            print!("{list}");
+            out!("{list}");
             Ok(exit(list.refused.is_empty()))
         }
         Command::Test { mut dirs } => {
@@ -400,7 +428,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             }
             let schema = app::schema(&settings)?;
             let report = testing::run_dirs(&dirs, schema, &settings).await?;
-            println!("{report}");
+            outln!("{report}");
             Ok(exit(report.ok()))
         }
         Command::Sigma {
@@ -409,7 +437,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             let report = cli::sigma::convert(&settings, &files)?;
             for converted in &report.converted {
                 match converted {
-                    Ok(sql) => println!("{sql}\n"),
+                    Ok(sql) => outln!("{sql}\n"),
                     Err(refusal) => eprintln!("refused: {refusal}"),
                 }
             }
@@ -423,13 +451,13 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
                     rounds,
                 },
         } => {
-            println!("{}", cli::sigma::bench(&settings, &events, rules, rounds)?);
+            outln!("{}", cli::sigma::bench(&settings, &events, rules, rounds)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Kql {
             command: KqlCommand::Convert { file },
         } => {
-            println!("{}", cli::kql::convert(&file)?);
+            outln!("{}", cli::kql::convert(&file)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Kql {
@@ -437,14 +465,14 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
         } => {
             let schema = app::schema(&settings)?;
             let report = cli::kql::check(&path, &schema).await?;
-            print!("{report}");
+            out!("{report}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Sigma {
             command: SigmaCommand::Check { dirs },
         } => {
             let report = cli::sigma::check(&settings, dirs)?;
-            print!("{report}");
+            out!("{report}");
             Ok(exit(report.refusals.is_empty()))
         }
         Command::Produce {
@@ -553,9 +581,11 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
                 ghosthunt::lake::maintain::optimize(&settings.lake, target_mib << 20, in_time_order)
                     .await?
             {
-                println!(
+                outln!(
                     "{}: {} files compacted into {}",
-                    t.table, t.files_removed, t.files_added
+                    t.table,
+                    t.files_removed,
+                    t.files_added
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -568,13 +598,15 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
                     .await?;
             for t in report {
                 match t.expired_files {
-                    Some(n) => println!(
+                    Some(n) => outln!(
                         "{}: {n} files of dates past lake.retention removed; {} unreferenced files deleted",
-                        t.table, t.files_deleted
+                        t.table,
+                        t.files_deleted
                     ),
-                    None => println!(
+                    None => outln!(
                         "{}: {} unreferenced files deleted",
-                        t.table, t.files_deleted
+                        t.table,
+                        t.files_deleted
                     ),
                 }
             }
@@ -609,9 +641,9 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             };
             let report = bench::run(settings, &options).await?;
             if json {
-                println!("{}", report.to_json());
+                outln!("{}", report.to_json());
             } else {
-                println!("{report}");
+                outln!("{report}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -500,3 +500,23 @@ fn the_binary_allocates_with_jemalloc_and_its_options_yield_to_malloc_conf() {
         "{err}"
     );
 }
+
+/// `ghosthunt hunts --long | head -2`: the reader goes away after a few lines; the command ends quietly
+/// (it panicked on the failed print, exit code 101).
+#[test]
+fn a_listing_whose_reader_goes_away_ends_quietly() {
+    let mut child = ghosthunt()
+        .args(["hunts", "--long"])
+        .env("GHOSTHUNT__METRICS__LISTEN", "")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the command has written anything (it starts in tens of milliseconds): its first
+    // write fails.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
