@@ -342,6 +342,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every id of `--hunt` names a configured hunt, or `sigma` the configured Sigma rule set: a typo is an
+/// error naming it, not a retro-hunt run without it.
+fn check_hunt_ids(settings: &Settings, ids: &[String]) -> anyhow::Result<()> {
+    let known =
+        ghosthunt::query::load::load(settings.hunts.builtin, &settings.hunts.directories).hunts;
+    let unknown: Vec<&str> = ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| *id != "sigma" && !known.contains_key(*id))
+        .collect();
+    if !unknown.is_empty() {
+        let listed: Vec<&str> = known.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "--hunt {}: no configured hunt has this id (ids are case-sensitive). The hunts: {}; `sigma` runs the Sigma rule set (sigma.directories).",
+            unknown.join(", "),
+            listed.join(", ")
+        );
+    }
+    if ids.iter().any(|id| id == "sigma") && settings.sigma.directories.is_empty() {
+        anyhow::bail!("--hunt sigma: no Sigma rules are configured (set sigma.directories)");
+    }
+    Ok(())
+}
+
 /// Whether `err` is a write to a pipe whose reader has gone.
 fn broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
@@ -540,6 +564,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
                     settings.lake.path.clear();
                 }
             }
+            check_hunt_ids(&settings, &hunts)?;
             if !hunts.is_empty() && !hunts.iter().any(|h| h == "sigma") {
                 settings.sigma.directories.clear();
             }

@@ -520,3 +520,39 @@ fn a_listing_whose_reader_goes_away_ends_quietly() {
     assert!(out.status.success(), "{:?}: {err}", out.status);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `ghosthunt hunt --hunt <id>`: an id no hunt has is an error naming it and the hunts there are, not a
+/// retro-hunt run without it; so is `--hunt sigma` with no Sigma rules.
+#[test]
+fn a_retro_hunt_of_an_unknown_hunt_id_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        "{\"@timestamp\":\"2026-01-01T00:00:00Z\",\"EventID\":4625}\n",
+    )
+    .unwrap();
+    let hunt = |ids: &[&str]| {
+        let mut c = ghosthunt();
+        c.args(["hunt", "--source", "files", "--file"])
+            .arg(&events)
+            .env("GHOSTHUNT__ALERTS__SINK", "file")
+            .env("GHOSTHUNT__ALERTS__PATH", dir.path().join("alerts.jsonl"));
+        for id in ids {
+            c.args(["--hunt", id]);
+        }
+        output(&mut c)
+    };
+    let (code, _, err) = hunt(&["password_spray", "nope"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("--hunt nope"), "{err}");
+    assert!(
+        err.contains("password_guessing"),
+        "the hunts there are: {err}"
+    );
+    let (code, _, err) = hunt(&["sigma"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("sigma.directories"), "{err}");
+    let (code, _, err) = hunt(&["password_spray"]);
+    assert_eq!(code, 0, "{err}");
+}
