@@ -417,7 +417,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
         Command::Run { format } => {
             let mut settings = settings;
             settings.human_output = human_output(format);
-            run(settings).await
+            run(settings, Reading::Live).await
         }
         Command::Healthcheck { .. } => unreachable!("answered before the runtime starts"),
         Command::Validate => {
@@ -573,7 +573,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             settings.metrics_listen = None;
             settings.progress = true;
             settings.human_output = human_output(format);
-            run(settings).await
+            run(settings, Reading::History).await
         }
         Command::Query {
             query,
@@ -693,22 +693,40 @@ fn range(from: Option<String>, to: Option<String>) -> anyhow::Result<ghosthunt::
     Ok(range)
 }
 
-async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+/// What a run reads: a live source, stopped by a signal when the operator wants, or history (a
+/// retro-hunt's range), which a signal cuts short.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Live,
+    History,
+}
+
+async fn run(settings: Settings, reading: Reading) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!(
-            "Shutting down: closing windows, flushing alerts, acknowledging. A second signal exits at once."
-        );
+        match reading {
+            Reading::Live => tracing::info!(
+                "Shutting down: closing windows, flushing alerts, acknowledging. A second signal exits at once."
+            ),
+            Reading::History => tracing::warn!(
+                "Stopping before the end of the range: the windows of what was read are closed and their alerts written. A second signal exits at once."
+            ),
+        }
         signal.cancel();
         wait_for_signal().await;
-        tracing::warn!(
-            "Second signal: exiting now; unacknowledged records will be read again on restart."
-        );
+        match reading {
+            Reading::Live => tracing::warn!(
+                "Second signal: exiting now; unacknowledged records will be read again on restart."
+            ),
+            Reading::History => tracing::warn!(
+                "Second signal: exiting now; the alerts of the windows still open are not written."
+            ),
+        }
         std::process::exit(130);
     });
-    let summary = app::run(settings, Handles::default(), shutdown)
+    let summary = app::run(settings, Handles::default(), shutdown.clone())
         .await
         .context("the pipeline stopped")?;
     tracing::info!(
@@ -718,6 +736,14 @@ async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         dead_letters = summary.dead_letters,
         "Pipeline finished."
     );
+    if reading == Reading::History && summary.cut_short {
+        // Told apart from a whole range by its exit code (128 + SIGINT, as shells do).
+        eprintln!(
+            "stopped by a signal before the end of the range: {} events read, {} alerts written",
+            summary.records, summary.alerts
+        );
+        return Ok(ExitCode::from(130));
+    }
     if !summary.disabled.is_empty() {
         // The others ran to the end, but these hunts did not see all of the input.
         eprintln!(

@@ -84,6 +84,9 @@ pub struct Summary {
     pub dead_letters: u64,
     /// Evaluators disabled after a panic (their labels); the others ran on.
     pub disabled: Vec<String>,
+    /// The source stopped because the pipeline was told to (a signal), not at the end of its input:
+    /// what was read is whole (its windows closed, its alerts written), but a range or a file was not.
+    pub cut_short: bool,
 }
 
 /// A failure that stops the pipeline (records not yet acknowledged will be re-read on restart).
@@ -169,7 +172,14 @@ pub(crate) async fn run_with_decoder(
     c.health.ready("running");
     // The source stops on shutdown, or when the pipeline fails (nothing it reads then could be acknowledged).
     let source_stop = shutdown.child_token();
-    let source_task = tokio::spawn(c.source.run(record_tx, source_stop.clone()));
+    let source_task = {
+        let (source, stop) = (c.source, source_stop.clone());
+        tokio::spawn(async move {
+            let result = source.run(record_tx, stop.clone()).await;
+            // Told when it ended: a stop that came after the end of the input cut nothing short.
+            (result, stop.is_cancelled())
+        })
+    };
     let (decoders, decoder_rx) = tokio::sync::watch::channel((0, decode));
     // The repartition topic's records are decoded one batch at a time, in order: its decoder keeps each
     // partition's progress from the reports among the records, and a batch decoded beside the one
@@ -267,13 +277,16 @@ pub(crate) async fn run_with_decoder(
         source_stop.cancel();
     }
     let source_result = match source_task.await {
-        Ok(r) => r.map_err(PipelineError::from),
+        Ok((r, stopped)) => r.map(|()| stopped).map_err(PipelineError::from),
         Err(e) => Err(PipelineError::task("source", e)),
     };
     result?;
-    source_result?;
+    let cut_short = source_result?;
     c.health.not_ready("stopped");
-    Ok(engine.summary)
+    Ok(Summary {
+        cut_short,
+        ..engine.summary
+    })
 }
 
 /// How often a hunt whose window state stays full is warned of (with the rows dropped since).

@@ -200,3 +200,48 @@ async fn the_repartitioned_side_decodes_one_batch_at_a_time_beside_hunts_the_eve
         decoders_in_flight(1).min(8)
     );
 }
+
+/// A source read to its end is whole; one stopped by the shutdown (a signal) is cut short, which a
+/// retro-hunt reports (`ghosthunt hunt` exits 130 and says so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_before_its_source_ends_is_cut_short_and_one_read_to_its_end_is_not() {
+    let settings = Settings::load(None, Vec::new()).unwrap();
+    let whole = run_over_file(
+        "{\"EventID\": 1, \"@timestamp\": \"2026-01-01T00:00:00Z\"}\n",
+        settings.clone(),
+        (Vec::new(), Stage::Events(None)),
+        |real| real,
+    )
+    .await
+    .unwrap();
+    assert!(!whole.cut_short);
+    assert_eq!(whole.records, 1);
+
+    // The generator never ends: stopped by the shutdown.
+    let schema = Arc::new(EventSchema::windows());
+    let metrics = Metrics::new();
+    let c = Components {
+        settings: settings.clone(),
+        schema,
+        evaluators: Vec::new(),
+        source: Box::new(crate::generator::GeneratorSource::new(
+            settings.generator.clone(),
+        )),
+        alerts: Box::new(MemorySink::<Alert>::default()),
+        dead_letters: Box::new(MemorySink::<DeadLetter>::default()),
+        metrics,
+        health: Health::default(),
+        reloads: None,
+        lake: None,
+        incidents: None,
+        stage: Stage::Events(None),
+    };
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.cancel();
+    });
+    let cut = run(c, shutdown).await.unwrap();
+    assert!(cut.cut_short);
+}
