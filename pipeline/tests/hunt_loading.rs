@@ -44,6 +44,25 @@ async fn unknown_column_is_refused_with_its_line() {
     assert!(e.reason.contains("no_such_column"), "{e}");
 }
 
+/// The optimizer's failure names the rule that failed; the refusal gives its cause.
+#[tokio::test]
+async fn a_value_or_pattern_the_optimizer_refuses_is_refused_with_its_cause() {
+    for (sql, cause) in [
+        (
+            "SELECT host FROM events WHERE event_id = 'abc'",
+            "Cannot cast string 'abc'",
+        ),
+        (
+            "SELECT host FROM events WHERE regexp_like(host, '([a-z')",
+            "unclosed character class",
+        ),
+    ] {
+        let e = refusal("bad", &common::hunt("bad", "none", "", sql)).await;
+        assert!(e.reason.contains(cause), "{sql}: {e}");
+        assert!(!e.reason.contains("Optimizer rule"), "{sql}: {e}");
+    }
+}
+
 #[tokio::test]
 async fn bad_metadata_is_refused_with_its_line() {
     let text = common::hunt("meta", "every now and then", "", "SELECT host FROM events");

@@ -658,7 +658,18 @@ fn error_line(e: &DataFusionError, sql: &str) -> Option<usize> {
 
 /// The error without DataFusion's nested context prefixes, on one line.
 fn plain(e: &DataFusionError) -> String {
-    let inner = e.iter().last().unwrap_or(e);
+    let mut inner = e.iter().last().unwrap_or(e);
+    // An optimizer rule's failure names the rule, not the cause: the cause is inside.
+    while let DataFusionError::Context(_, cause) = inner {
+        inner = cause;
+    }
     let text = inner.to_string();
-    text.lines().next().unwrap_or(&text).to_string()
+    // A regex's parse error points at the pattern over a few lines: kept, on one.
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(4)
+        .collect();
+    lines.join(" ")
 }
