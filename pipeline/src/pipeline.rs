@@ -84,6 +84,9 @@ pub struct Summary {
     pub dead_letters: u64,
     /// Evaluators disabled after a panic (their labels); the others ran on.
     pub disabled: Vec<String>,
+    /// Each hunt whose evaluation failed (its alerts for those rows lost), with its first failure's
+    /// reason; counted in full in `ghosthunt_hunt_errors_total`.
+    pub failures: Vec<(String, String)>,
     /// The source stopped because the pipeline was told to (a signal), not at the end of its input:
     /// what was read is whole (its windows closed, its alerts written), but a range or a file was not.
     pub cut_short: bool,
@@ -703,6 +706,11 @@ impl Engine {
                 .with_label_values(&[&error.hunt])
                 .inc();
             tracing::error!(hunt = %error.hunt, error = %error.reason, "Hunt evaluation failed; its alerts for these rows are lost.");
+            if !self.summary.failures.iter().any(|(h, _)| *h == error.hunt) {
+                self.summary
+                    .failures
+                    .push((error.hunt.clone(), error.reason.clone()));
+            }
         }
         if !out.evaluations.is_empty() {
             let histogram = self.metrics.hunt_evaluation.with_label_values(&[label]);

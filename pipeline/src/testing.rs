@@ -43,6 +43,9 @@ pub enum TestError {
     /// The pipeline's.
     #[error("the pipeline failed: {0}")]
     Pipeline(#[from] PipelineError),
+    /// The hunt's, at run time: its alerts for some rows were lost, whatever the rows compared.
+    #[error("the hunt failed on the samples: {0}")]
+    Evaluation(String),
 }
 
 /// The outcome of one hunt's test.
@@ -105,7 +108,7 @@ pub async fn run_on_file(
     let alerts = MemorySink::<Alert>::default();
     let dead = MemorySink::<DeadLetter>::default();
     let evaluators = crate::app::evaluators(&settings, &schema, vec![planned], None);
-    pipeline::run(
+    let summary = pipeline::run(
         Components {
             settings,
             schema,
@@ -123,6 +126,9 @@ pub async fn run_on_file(
         CancellationToken::new(),
     )
     .await?;
+    if let Some((_, reason)) = summary.failures.into_iter().next() {
+        return Err(TestError::Evaluation(reason));
+    }
     Ok((alerts.take(), dead.take()))
 }
 

@@ -83,3 +83,40 @@ async fn bundled_hunts_give_the_same_rows_with_tiny_batches() {
         }
     }
 }
+
+/// A hunt that fails at run time on its samples fails its test, even when no row was expected: its
+/// alerts for those rows are lost in a live run.
+#[tokio::test]
+async fn a_hunt_failing_on_its_samples_fails_its_test_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hunts, tests) = (dir.path().join("hunts"), dir.path().join("tests/casts"));
+    std::fs::create_dir_all(&hunts).unwrap();
+    std::fs::create_dir_all(&tests).unwrap();
+    std::fs::write(
+        hunts.join("casts.sql"),
+        common::hunt(
+            "casts",
+            "none",
+            "",
+            "SELECT host FROM events WHERE CAST(command_line AS INT) > 3",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        tests.join("events.jsonl"),
+        "{\"@timestamp\":\"2026-01-01T00:00:00Z\",\"EventID\":1,\"CommandLine\":\"whoami\",\"Hostname\":\"h\"}\n",
+    )
+    .unwrap();
+    std::fs::write(tests.join("expected.jsonl"), "").unwrap();
+    let hunt = load::read_hunt(&hunts.join("casts.sql")).unwrap();
+    let result = testing::run_test(
+        hunt,
+        &tests,
+        Arc::new(EventSchema::windows()),
+        &common::test_settings(),
+    )
+    .await;
+    assert!(!result.passed(), "{result:#?}");
+    let error = result.error.expect("the failure").to_string();
+    assert!(error.contains("Cannot cast string 'whoami'"), "{error}");
+}
