@@ -556,3 +556,20 @@ fn a_retro_hunt_of_an_unknown_hunt_id_is_an_error_naming_it() {
     let (code, _, err) = hunt(&["password_spray"]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// A Sigma directory that is not there fails `validate` (and `run`) naming it: the run went on with
+/// none of the rules it was configured with, after one warning.
+#[test]
+fn a_sigma_directory_that_is_not_there_fails_validate_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-rules");
+    let (code, _, err) = output(
+        ghosthunt()
+            .arg("validate")
+            .env("GHOSTHUNT__METRICS__LISTEN", "")
+            .env("GHOSTHUNT__SIGMA__DIRECTORIES", &missing),
+    );
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("sigma.directories"), "{err}");
+    assert!(err.contains("no-such-rules"), "{err}");
+}

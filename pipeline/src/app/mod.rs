@@ -54,6 +54,12 @@ pub enum AppError {
     Mapping(#[from] crate::sigma::mapping::MappingError),
     #[error(transparent)]
     Lake(#[from] crate::lake::LakeError),
+    #[error("sigma.directories: `{path}` cannot be read: {source}")]
+    SigmaDirectory {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("sigma.mapping {path}: {source}")]
     MappingFile {
         path: String,
@@ -98,6 +104,14 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
             files: 0,
             narrowed: Vec::new(),
         });
+    }
+    // A directory that is not there is a mistake in the configuration, not a rule to refuse: the run
+    // would go on without the rules it was meant to have.
+    for dir in &settings.sigma.directories {
+        crate::sigma::load::rule_files(dir).map_err(|source| AppError::SigmaDirectory {
+            path: dir.display().to_string(),
+            source,
+        })?;
     }
     let mapping = sigma_mapping(settings)?;
     let base: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
