@@ -139,6 +139,20 @@ fn panic_reason(e: tokio::task::JoinError) -> String {
 /// Runs until the source ends or `shutdown` is cancelled, then drains.
 pub async fn run(c: Components, shutdown: CancellationToken) -> Result<Summary, PipelineError> {
     let mut decode = decoder_for(&c.schema, c.settings.decode.max_record_bytes, &c.metrics);
+    let max_future = c.settings.window.max_future;
+    if !max_future.is_zero() {
+        let time_index = c.schema.time_index;
+        let inner = decode;
+        decode = Arc::new(move |seq, records, threads| {
+            let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+            crate::decode::future_to_dead_letters(
+                inner(seq, records, threads),
+                time_index,
+                max_future,
+                now,
+            )
+        });
+    }
     if let Some(range) = c.settings.decode.time_range {
         let time_index = c.schema.time_index;
         let inner = decode;

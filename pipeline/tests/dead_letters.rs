@@ -157,3 +157,70 @@ async fn dead_letter_file_keeps_reason_position_and_original_bytes() {
     assert_eq!(rows[1]["reason"], "invalid_utf8");
     assert_eq!(rows[1]["record_base64"], "/w==");
 }
+
+/// One event from a host whose clock is a day ahead, before a password-guessing burst: it is a dead
+/// letter (`future`) and the burst is found. Unchecked, it moved the watermark a day on and every event
+/// after it was late: the windowed hunts were blind until the clock caught up.
+#[tokio::test]
+async fn an_event_far_ahead_of_the_clock_is_a_dead_letter_and_does_not_blind_the_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = common::repo().join("sql/tests/password_guessing");
+    let burst = std::fs::read_to_string(samples.join("events.jsonl")).unwrap();
+    let expected = std::fs::read_to_string(samples.join("expected.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(expected > 0);
+    let ahead = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let path = dir.path().join("events.jsonl");
+    std::fs::write(
+        &path,
+        format!(
+            "{{\"@timestamp\":\"{ahead}\",\"EventID\":4625,\"Channel\":\"Security\",\"Hostname\":\"skewed\"}}\n{burst}"
+        ),
+    )
+    .unwrap();
+    for checked in [true, false] {
+        let mut settings = common::test_settings();
+        // The skewed event in a batch of its own, as when it arrives on its own (a followed file).
+        settings.decode.batch_size = 1;
+        settings.decode.adaptive = false;
+        if !checked {
+            settings.window.max_future = std::time::Duration::ZERO;
+        }
+        let hunts = ghosthunt::app::hunts(&settings, &ghosthunt::decode::EventSchema::windows())
+            .await
+            .0
+            .into_iter()
+            .filter(|h| h.hunt.id == "password_guessing")
+            .collect();
+        let source = FileSource::new(
+            FileSettings {
+                paths: vec![path.display().to_string()],
+                follow: false,
+                poll_interval: std::time::Duration::from_millis(50),
+                max_open: 64,
+            },
+            settings.decode.max_record_bytes,
+            settings.window.max_lead,
+        )
+        .unwrap();
+        let run =
+            common::run_pipeline(settings, hunts, Box::new(source), CancellationToken::new()).await;
+        let reasons: Vec<DeadLetterReason> = run.dead_letters.iter().map(|d| d.reason).collect();
+        if checked {
+            assert_eq!(reasons, vec![DeadLetterReason::Future]);
+            assert_eq!(run.dead_letters[0].offset, 1);
+            assert!(run.dead_letters[0].detail.contains("window.max_future"));
+            assert_eq!(run.alerts.len(), expected, "the burst is found");
+        } else {
+            // What the check prevents: the burst is late, all of it.
+            assert!(run.alerts.is_empty());
+            assert!(
+                reasons.iter().all(|r| *r == DeadLetterReason::Late),
+                "{reasons:?}"
+            );
+            assert!(!reasons.is_empty());
+        }
+    }
+}

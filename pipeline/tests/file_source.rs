@@ -397,7 +397,7 @@ async fn followed_files_apart_in_event_time_keep_in_step_while_the_windows_fill(
     let (all, lines) = common::generated_lines(dir.path(), 100_000);
     let followed = dir.path().join("followed");
     std::fs::create_dir(&followed).unwrap();
-    let sentinel = r#"{"@timestamp":"2029-01-01T00:00:00Z","EventID":1,"Computer":"sentinel"}"#;
+    let sentinel = r#"{"@timestamp":"2026-06-01T00:00:00Z","EventID":1,"Computer":"sentinel"}"#;
     for (name, half) in [
         ("old.jsonl", &lines[..50_000]),
         ("new.jsonl", &lines[50_000..]),

@@ -42,6 +42,8 @@ pub enum DeadLetterReason {
     BadTimestamp,
     /// Its hunt's window had closed when it arrived.
     Late,
+    /// Its event time is too far ahead of the wall clock (`window.max_future`).
+    Future,
     /// A record of the repartition topic this instance cannot use (another version of the hunt, a hunt
     /// it does not run, or not a repartition record).
     Repartition,
@@ -58,6 +60,7 @@ impl DeadLetterReason {
             DeadLetterReason::WrongType => "wrong_type",
             DeadLetterReason::MissingTimestamp => "missing_timestamp",
             DeadLetterReason::BadTimestamp => "bad_timestamp",
+            DeadLetterReason::Future => "future",
             DeadLetterReason::Late => "late",
             DeadLetterReason::Repartition => "repartition",
         }
@@ -247,6 +250,89 @@ pub fn keep_time_range(
     let mut k = keep.into_iter();
     decoded.records.retain(|_| k.next().unwrap_or(false));
     // Answers for the rows before the cut: the hunts evaluate their own.
+    decoded.masks = None;
+    decoded
+}
+
+/// Turns the rows whose event time is more than `max_future` ahead of `now` (ns) into dead letters
+/// (`future`), rows of the generator (whose event time runs at its own speed) and of the lake (written
+/// before) aside. Such a row would move its input's newest time, and with it the watermark, that far
+/// on: every event after it would be late. The inputs' newest times are those of the rows kept.
+pub fn future_to_dead_letters(
+    mut decoded: DecodedBatch,
+    time_index: usize,
+    max_future: Duration,
+    now: i64,
+) -> DecodedBatch {
+    use datafusion::arrow::array::{Array, BooleanArray, TimestampNanosecondArray};
+    let limit = now.saturating_add(i64::try_from(max_future.as_nanos()).unwrap_or(i64::MAX));
+    let Some(times) = decoded
+        .batch
+        .column(time_index)
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+    else {
+        return decoded;
+    };
+    let checked = |r: &RawRecord| {
+        !matches!(
+            r.input.kind,
+            crate::source::InputKind::Generator | crate::source::InputKind::Lake
+        )
+    };
+    let ahead =
+        |i: usize| !times.is_null(i) && times.value(i) > limit && checked(&decoded.records[i]);
+    if !(0..times.len()).any(ahead) {
+        return decoded;
+    }
+    let keep: Vec<bool> = (0..times.len()).map(|i| !ahead(i)).collect();
+    let mut newest: Vec<(Arc<Input>, Option<i64>)> = Vec::new();
+    for (i, record) in decoded.records.iter().enumerate() {
+        let entry = match newest
+            .iter()
+            .position(|(input, _)| Arc::ptr_eq(input, &record.input))
+        {
+            Some(k) => &mut newest[k].1,
+            None => {
+                newest.push((Arc::clone(&record.input), None));
+                &mut newest.last_mut().expect("just pushed").1
+            }
+        };
+        if keep[i] && !times.is_null(i) {
+            *entry = Some(entry.map_or(times.value(i), |t: i64| t.max(times.value(i))));
+        }
+        if !keep[i] {
+            let time = times.value(i);
+            decoded.dead_letters.push(DeadLetter {
+                reason: DeadLetterReason::Future,
+                detail: format!(
+                    "event time {} is {} ahead of this machine's clock, beyond window.max_future ({}): a clock set wrong would make every event after it late",
+                    json::format_time(time),
+                    humantime::format_duration(Duration::from_secs(
+                        u64::try_from((time - now) / 1_000_000_000).unwrap_or(0)
+                    )),
+                    humantime::format_duration(max_future),
+                ),
+                input: Arc::clone(&record.input),
+                offset: record.offset,
+                bytes: record.bytes.clone(),
+                source_timestamp: record.source_timestamp,
+            });
+        }
+    }
+    // Inputs of this batch keep the newest time of their rows kept (none: no time from this batch).
+    for (input, time) in &mut decoded.input_times {
+        if let Some((_, kept)) = newest.iter().find(|(i, _)| Arc::ptr_eq(i, input)) {
+            *time = *kept;
+        }
+    }
+    decoded.batch = datafusion::arrow::compute::filter_record_batch(
+        &decoded.batch,
+        &BooleanArray::from(keep.clone()),
+    )
+    .expect("a mask of the batch's length");
+    let mut k = keep.into_iter();
+    decoded.records.retain(|_| k.next().unwrap_or(false));
     decoded.masks = None;
     decoded
 }

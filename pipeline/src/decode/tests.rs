@@ -660,3 +660,53 @@ fn a_batch_decoded_in_parts_is_the_batch_decoded_whole() {
     assert_eq!(metrics.batches.get(), 4);
     assert_eq!(metrics.events_received.get(), 4 * 5000);
 }
+
+#[test]
+fn rows_far_ahead_of_the_clock_are_dead_letters_except_the_generator_s() {
+    let d = decoder(EventSchema::windows());
+    let now = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+        .unwrap()
+        .timestamp_nanos_opt()
+        .unwrap();
+    let line = |time: &str| format!(r#"{{"@timestamp":"{time}","EventID":1}}"#);
+    let mut file = records(&[
+        &line("2024-05-01T10:30:00Z"),
+        &line("2024-05-02T10:00:00Z"),
+        &line("2024-05-01T09:00:00Z"),
+    ]);
+    let generator = Input::new("generator", crate::source::InputKind::Generator);
+    let mut generated = records(&[&line("2024-05-02T10:00:00Z")]);
+    generated[0].input = Arc::clone(&generator);
+    file.append(&mut generated);
+    let decoded = d.decode(0, file);
+    let out = future_to_dead_letters(decoded, d.schema.time_index, Duration::from_secs(3600), now);
+    let letters: Vec<(u64, DeadLetterReason)> = out
+        .dead_letters
+        .iter()
+        .map(|l| (l.offset, l.reason))
+        .collect();
+    assert_eq!(letters, vec![(2, DeadLetterReason::Future)]);
+    assert!(
+        out.dead_letters[0].detail.contains("1day ahead"),
+        "{}",
+        out.dead_letters[0].detail
+    );
+    assert_eq!(
+        out.batch.num_rows(),
+        3,
+        "within the hour, older, and the generator's"
+    );
+    assert_eq!(out.records.len(), 3);
+    // The input's newest time is its rows kept: half past ten, not the next day.
+    let half_past = now + 30 * 60 * 1_000_000_000;
+    let times: Vec<(&str, Option<i64>)> = out
+        .input_times
+        .iter()
+        .map(|(i, t)| (i.name.as_str(), *t))
+        .collect();
+    assert!(times.contains(&("test", Some(half_past))), "{times:?}");
+    assert!(
+        times.contains(&("generator", Some(now + 24 * 3_600_000_000_000))),
+        "{times:?}"
+    );
+}

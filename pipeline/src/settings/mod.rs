@@ -159,6 +159,8 @@ pub struct WindowSettings {
     /// much event time of the oldest: one further ahead waits (`source::align`). A live consumer's
     /// partitions and followed files too, while the windows fill.
     pub max_lead: Duration,
+    /// An event further ahead of the wall clock than this is a dead letter (`future`); zero: no check.
+    pub max_future: Duration,
 }
 
 /// `[incidents]`: rules over the alerts, and where their Incident Findings go.
@@ -392,6 +394,7 @@ impl Settings {
             idle_timeout: w.idle_timeout,
             max_rows_per_hunt: w.max_rows_per_hunt,
             max_lead: w.max_lead,
+            max_future: w.max_future,
         };
 
         let alerts = output(

@@ -168,6 +168,8 @@ pub struct RawWindow {
     pub max_rows_per_hunt: usize,
     #[serde(with = "humantime_serde")]
     pub max_lead: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_future: Duration,
 }
 
 /// `[alerts]`

@@ -527,13 +527,13 @@ pub fn hunt_files(pattern: &Path, alerts: &Path, env: &[(&str, &str)]) -> std::p
 }
 
 /// The alert ids of a JSON-lines alerts file without the window of the sentinel events stamped
-/// 2029-01-01 (they close every window of the events before them; a live run closes theirs when it is
+/// 2026-06-01 (they close every window of the events before them; a live run closes theirs when it is
 /// stopped, a file without them has none).
 fn ids_before_the_sentinels(path: &Path) -> std::collections::BTreeSet<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
-        .filter(|l| !l.contains("2029-01-01"))
+        .filter(|l| !l.contains("2026-06-01"))
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();
             v["finding_info"]["uid"].as_str().unwrap().to_string()

@@ -25,14 +25,14 @@ pub fn producer(broker: &Broker) -> FutureProducer {
 /// its last batch (a real broker answers per record). A last batch of one record per partition, long
 /// after every event, puts that end past them.
 pub async fn send_sentinels(producer: &FutureProducer, topic: &str, partitions: i32) {
-    let sentinel = r#"{"@timestamp":"2029-01-01T00:00:00Z","EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"sentinel"}"#;
+    let sentinel = r#"{"@timestamp":"2026-06-01T00:00:00Z","EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"sentinel"}"#;
     for partition in 0..partitions {
         producer
             .send(
                 FutureRecord::<str, str>::to(topic)
                     .partition(partition)
                     .payload(sentinel)
-                    .timestamp(millis("2029-01-01T00:00:00Z")),
+                    .timestamp(millis("2026-06-01T00:00:00Z")),
                 Duration::from_secs(10),
             )
             .await
