@@ -163,7 +163,8 @@ fn assert_kafka_counts_as_the_file(
     extra_env: &[(&str, &str)],
 ) {
     let hunts_dir = common::per_minute_hunt(dir).display().to_string();
-    let mut range = vec!["--to", "2028-01-01T00:00:00Z"];
+    // Up to before the sentinels (2026-06-01), which the files do not hold.
+    let mut range = vec!["--to", "2026-05-01T00:00:00Z"];
     range.extend(from.map(|f| ["--from", f]).into_iter().flatten());
     let mut common_env = vec![
         ("GHOSTHUNT__HUNTS__BUILTIN", "false"),
