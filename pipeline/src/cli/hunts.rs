@@ -145,9 +145,14 @@ pub async fn validate(settings: &Settings) -> Result<Validation, CliError> {
 
 impl fmt::Display for Validation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Refused hunts fail `validate` (Sigma rules are refused by the hundred in SigmaHQ's set: not).
+        let verdict = match self.refused.is_empty() {
+            true => "configuration ok",
+            false => "configuration refused",
+        };
         write!(
             f,
-            "configuration ok; schema `{}` ({} columns); {} hunt(s) and {} incident rule(s) planned, {} refused; {} Sigma rule(s) compiled, {} refused",
+            "{verdict}; schema `{}` ({} columns); {} hunt(s) and {} incident rule(s) planned, {} refused; {} Sigma rule(s) compiled, {} refused",
             self.schema,
             self.columns,
             self.planned,
@@ -159,7 +164,7 @@ impl fmt::Display for Validation {
         if !self.placements.is_empty() {
             write!(
                 f,
-                "\nwindowed hunts, scaled out (scale.mode = repartition):"
+                "\nwhere windowed hunts' rows meet when scaled out (scale.mode = repartition):"
             )?;
             for (id, placement) in &self.placements {
                 write!(f, "\n  {id:<32} {placement}")?;
