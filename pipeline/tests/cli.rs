@@ -573,3 +573,39 @@ fn a_sigma_directory_that_is_not_there_fails_validate_naming_it() {
     assert!(err.contains("sigma.directories"), "{err}");
     assert!(err.contains("no-such-rules"), "{err}");
 }
+
+/// An unwindowed hunt without `event_time` in its result is planned with a warning: the same row at two
+/// times would be one alert id, and its alerts would take their batch's time.
+#[test]
+fn an_unwindowed_hunt_without_event_time_is_planned_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |id: &str, sql: &str| {
+        std::fs::write(
+            dir.path().join(format!("{id}.sql")),
+            common::hunt(id, "none", "", sql),
+        )
+        .unwrap();
+    };
+    write(
+        "untimed",
+        "SELECT host, command_line FROM events WHERE event_id = 1",
+    );
+    write(
+        "timed",
+        "SELECT event_time, host, command_line FROM events WHERE event_id = 1",
+    );
+    let (code, _, err) = output(
+        ghosthunt()
+            .arg("validate")
+            .env("GHOSTHUNT__METRICS__LISTEN", "")
+            .env("GHOSTHUNT__HUNTS__BUILTIN", "false")
+            .env("GHOSTHUNT__HUNTS__DIRECTORIES", dir.path()),
+    );
+    assert_eq!(code, 0, "{err}");
+    let warned: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("no event_time"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{err}");
+    assert!(warned[0].contains("untimed"), "{err}");
+}

@@ -39,7 +39,7 @@ use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use super::partition::Placement;
 use crate::decode::EventSchema;
 use crate::decode::schema::timestamp_type;
-use crate::hunt::{Hunt, HuntError};
+use crate::hunt::{Hunt, HuntError, WindowSpec};
 
 /// The table every hunt selects from.
 pub const EVENTS_TABLE: &str = "events";
@@ -380,6 +380,14 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
                 format!("suppress by `{column}`: not a column of the hunt's result"),
             ));
         }
+    }
+    // An unwindowed hunt's alert takes its time and its id from the row's `event_time`: without it, the
+    // same row at two times is one alert id (a SIEM deduplicating on it keeps one), timed by its batch.
+    if matches!(hunt.window, WindowSpec::None)
+        && input == Input::Events
+        && plan.schema().field_with_name("event_time").is_err()
+    {
+        tracing::warn!(hunt = %hunt.id, origin = %hunt.origin, "Unwindowed hunt selects no event_time: the same row at two times gives one alert id (a SIEM deduplicating on finding_info.uid keeps one), and its alerts take their batch's time span. Select event_time.");
     }
     Ok(PlannedHunt {
         hunt: Arc::new(hunt),
