@@ -476,3 +476,63 @@ async fn a_pattern_matching_the_files_ghosthunt_writes_does_not_read_them() {
         }
     }
 }
+
+/// A damaged file (a gzip stream cut short): the lines before the damage are hunted, the other files
+/// are read whole, and the run then fails naming the file. The damage stopped the run at once, before
+/// the lines read were hunted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_file_fails_the_run_after_every_readable_line_is_hunted() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    // Fewer lines than a chunk of records: none would have been sent before the damage.
+    let (plain, _) = common::generated_lines(dir.path(), 600);
+    let text = std::fs::read(&plain).unwrap();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(&text).unwrap();
+    let gzip = gzip.finish().unwrap();
+    let damaged = dir.path().join("damaged.jsonl.gz");
+    std::fs::write(&damaged, &gzip[..gzip.len() * 3 / 5]).unwrap();
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(&other, process(1, "OTHER-HOST")).unwrap();
+
+    let (mut s, alerts) = reading(
+        dir.path(),
+        "damaged",
+        vec![damaged.display().to_string(), other.display().to_string()],
+    );
+    // One file at a time: the other starts after the damaged one has failed.
+    if let SourceSettings::File(f) = &mut s.source {
+        f.max_open = 1;
+    }
+    let hunts = dir.path().join("hunts");
+    std::fs::create_dir(&hunts).unwrap();
+    std::fs::write(hunts.join("p.sql"), common::hunt("p", "none", "", SQL)).unwrap();
+    s.hunts.builtin = false;
+    s.hunts.directories = vec![hunts];
+    let result = ghosthunt::app::run(
+        s,
+        ghosthunt::app::Handles::default(),
+        CancellationToken::new(),
+    )
+    .await;
+    let error = format!(
+        "{:#}",
+        anyhow::Error::from(result.expect_err("the damage is an error"))
+    );
+    assert!(error.contains("damaged.jsonl.gz"), "{error}");
+    let hosts: BTreeSet<String> = std::fs::read_to_string(&alerts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter_map(|a| {
+            a["evidences"][0]["data"]["host"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(hosts.contains("OTHER-HOST"), "the other file is read whole");
+    assert!(
+        hosts.len() > 1,
+        "the damaged file's first lines are hunted: {hosts:?}"
+    );
+}

@@ -300,7 +300,19 @@ async fn read_file(
         }
         let read = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            read = splitter.read(&mut reader, &tx) => read.map_err(io_error(&path))?,
+            read = splitter.read(&mut reader, &tx) => read,
+        };
+        let read = match read {
+            Ok(read) => read,
+            // A damaged file (a truncated or corrupt gzip or zstd stream, a disk error): the lines read
+            // before the damage go on to the hunts, the file ends there, and the error is the run's.
+            Err(e) => {
+                tracing::error!(path = %path.display(), line = splitter.next_line, error = %e, "File could not be read past this point; the lines before it are hunted.");
+                if splitter.finish(&tx).await {
+                    let _ = tx.send(SourceMessage::Stopped(input)).await;
+                }
+                return Err(io_error(&path)(e));
+            }
         };
         match read {
             Read::Closed => return Ok(()),
@@ -460,6 +472,7 @@ impl Source for FileSource {
                 };
                 let mut paths = paths.into_iter();
                 let mut reading = tokio::task::JoinSet::new();
+                let mut failed = None;
                 loop {
                     // Every file that starts now is announced before any is read: an input the
                     // pipeline does not know yet would not hold the watermark back, and windows its
@@ -487,17 +500,23 @@ impl Source for FileSource {
                         ));
                     }
                     let Some(done) = reading.join_next().await else {
-                        return Ok(());
+                        break;
                     };
-                    done.expect("a file reader does not panic")?;
+                    // A file that fails does not stop the others: every readable line is hunted,
+                    // then the run fails with the first file's error.
+                    if let Err(e) = done.expect("a file reader does not panic") {
+                        failed.get_or_insert(e);
+                    }
                     if shutdown.is_cancelled() {
                         break;
                     }
                 }
                 while let Some(done) = reading.join_next().await {
-                    done.expect("a file reader does not panic")?;
+                    if let Err(e) = done.expect("a file reader does not panic") {
+                        failed.get_or_insert(e);
+                    }
                 }
-                return Ok(());
+                return failed.map_or(Ok(()), Err);
             }
             let mut started = HashSet::new();
             let mut tasks = tokio::task::JoinSet::new();
