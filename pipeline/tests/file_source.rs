@@ -536,3 +536,48 @@ async fn a_damaged_file_fails_the_run_after_every_readable_line_is_hunted() {
         "the damaged file's first lines are hunted: {hosts:?}"
     );
 }
+
+/// A file announced and then failing (here an `.evtx` that is not EVTX) stops holding the watermark
+/// back: the windows of the other files close as they go, none fills up and drops rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_fails_to_open_holds_no_other_file_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, _) = common::generated_lines(dir.path(), 20_000);
+    let bad = dir.path().join("bad.evtx");
+    std::fs::write(&bad, "not an event log").unwrap();
+    let hunts = common::per_minute_hunt(dir.path());
+    let run = |name: &str, paths: Vec<String>| {
+        let (mut s, alerts) = reading(dir.path(), name, paths);
+        s.hunts.builtin = false;
+        s.hunts.directories = vec![hunts.clone()];
+        // About two minutes of events: a held watermark would drop rows (batches of a third of that).
+        s.window.max_rows_per_hunt = 3_000;
+        s.decode.batch_size = 1_000;
+        s.decode.adaptive = false;
+        s.window.idle_timeout = Duration::from_secs(3600);
+        (s, alerts)
+    };
+    let (alone, alone_alerts) = run("alone", vec![good.display().to_string()]);
+    ghosthunt::app::run(
+        alone,
+        ghosthunt::app::Handles::default(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let (both, both_alerts) = run(
+        "both",
+        vec![bad.display().to_string(), good.display().to_string()],
+    );
+    let result = ghosthunt::app::run(
+        both,
+        ghosthunt::app::Handles::default(),
+        CancellationToken::new(),
+    )
+    .await;
+    let error = format!("{:#}", anyhow::Error::from(result.expect_err("bad.evtx")));
+    assert!(error.contains("bad.evtx"), "{error}");
+    let expected = common::alert_ids_in(&alone_alerts);
+    assert!(expected.len() >= 10);
+    assert_eq!(common::alert_ids_in(&both_alerts), expected);
+}

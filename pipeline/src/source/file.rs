@@ -272,6 +272,24 @@ async fn read_file(
     shutdown: CancellationToken,
     aligned: Registration,
 ) -> Result<(), SourceError> {
+    let name = input_of(&path);
+    let result = read_one(path, how, tx.clone(), shutdown, aligned).await;
+    if result.is_err() {
+        // Announced, then failed (it would not open, it is not EVTX, it is damaged): it no longer holds
+        // the watermark back while the other files are read.
+        let _ = tx.send(SourceMessage::Stopped(name)).await;
+    }
+    result
+}
+
+/// [`read_file`]'s reading.
+async fn read_one(
+    path: PathBuf,
+    how: Reading,
+    tx: RecordSender,
+    shutdown: CancellationToken,
+    aligned: Registration,
+) -> Result<(), SourceError> {
     let input = input_of(&path);
     if path
         .extension()
@@ -307,10 +325,8 @@ async fn read_file(
             // A damaged file (a truncated or corrupt gzip or zstd stream, a disk error): the lines read
             // before the damage go on to the hunts, the file ends there, and the error is the run's.
             Err(e) => {
-                tracing::error!(path = %path.display(), line = splitter.next_line, error = %e, "File could not be read past this point; the lines before it are hunted.");
-                if splitter.finish(&tx).await {
-                    let _ = tx.send(SourceMessage::Stopped(input)).await;
-                }
+                tracing::error!(path = %path.display(), line = splitter.next_line, error = %e, "File could not be read past this point; the lines before it are hunted (a line cut by the damage is a dead letter).");
+                splitter.finish(&tx).await;
                 return Err(io_error(&path)(e));
             }
         };
