@@ -701,6 +701,7 @@ async fn run_scaled_out(
     summary.alerts += routed.alerts;
     summary.dead_letters += routed.dead_letters;
     summary.disabled.extend(routed.disabled);
+    summary.failures.extend(routed.failures);
     Ok(summary)
 }
 

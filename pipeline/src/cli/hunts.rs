@@ -146,7 +146,7 @@ pub async fn validate(settings: &Settings) -> Result<Validation, CliError> {
 impl fmt::Display for Validation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Refused hunts fail `validate` (Sigma rules are refused by the hundred in SigmaHQ's set: not).
-        let verdict = match self.refused.is_empty() {
+        let verdict = match self.ok() {
             true => "configuration ok",
             false => "configuration refused",
         };
