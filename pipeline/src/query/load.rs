@@ -117,7 +117,19 @@ fn load_over(builtin: Option<&Dir<'static>>, dirs: &[PathBuf]) -> Loaded {
         for path in files {
             match read_hunt(&path) {
                 Ok(h) => {
-                    loaded.hunts.insert(h.id.clone(), h);
+                    let origin = h.origin.to_string();
+                    if let Some(old) = loaded.hunts.insert(h.id.clone(), h) {
+                        // A directory's hunt replaces a built-in one of its id on purpose; two files
+                        // of one id are a mistake that would otherwise go unseen.
+                        match old.origin {
+                            crate::hunt::Origin::Builtin(_) => {
+                                tracing::info!(hunt = %old.id, by = %origin, "Hunt replaces the built-in one of its id.")
+                            }
+                            crate::hunt::Origin::File(_) => {
+                                tracing::warn!(hunt = %old.id, replaced = %old.origin, by = %origin, "Two hunt files have this id: the later one replaces the earlier.")
+                            }
+                        }
+                    }
                 }
                 Err(e) => loaded.errors.push(e),
             }
