@@ -213,8 +213,8 @@ enum Command {
 enum LakeCommand {
     /// Compact each date's small files into larger ones (delta-rs OPTIMIZE).
     Optimize {
-        /// Target file size in MiB.
-        #[arg(long, default_value_t = 256)]
+        /// Target file size in MiB (at least 1).
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
         target_mib: u64,
         /// Rewrite the events of each date held in several files sorted by event time (a Z-order on
         /// the event time): retro-hunts read them faster; the sort takes more time and up to about
@@ -330,8 +330,8 @@ fn main() -> ExitCode {
         .expect("a tokio runtime starts");
     match runtime.block_on(dispatch(cli.command, settings)) {
         Ok(code) => code,
-        // The reader of standard output went away (`| head`): it has what it wanted.
-        Err(err) if broken_pipe(&err) => ExitCode::SUCCESS,
+        // The reader of a listing went away (`| head`): it has what it wanted.
+        Err(err) if err.is::<StdoutClosed>() => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {
@@ -366,15 +366,6 @@ fn check_hunt_ids(settings: &Settings, ids: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `err` is a write to a pipe whose reader has gone.
-fn broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
-}
-
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
@@ -400,7 +391,7 @@ fn exit(ok: bool) -> ExitCode {
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        write!(std::io::stdout().lock(), $($arg)*)?
+        write!(std::io::stdout().lock(), $($arg)*).map_err(stdout_closed)?
     }};
 }
 
@@ -408,8 +399,21 @@ macro_rules! out {
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(stdout_closed)?
     }};
+}
+
+/// A command's printed output (a listing, a query's rows) found its reader gone (`| head`): it has
+/// what it wanted. Only such writes say so; a pipeline's alert sink on a closed pipe is a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output closed by its reader")]
+struct StdoutClosed;
+
+fn stdout_closed(e: std::io::Error) -> anyhow::Error {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe => anyhow::Error::new(StdoutClosed),
+        _ => e.into(),
+    }
 }
 
 async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
@@ -531,6 +535,15 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
         } => {
             let mut settings = settings;
             let range = range(from, to)?;
+            if !files.is_empty() && !matches!(source, HuntSourceArg::Files) {
+                anyhow::bail!(
+                    "--file reads files with --source files; this hunt's source is the {}",
+                    match source {
+                        HuntSourceArg::Kafka => "Kafka topics (--source kafka)",
+                        _ => "lake (the default: --source lake)",
+                    }
+                );
+            }
             match source {
                 HuntSourceArg::Lake => {
                     if !settings.lake.enabled() {
@@ -591,8 +604,12 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
                 None => cli::lake::Format::Json,
             };
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            cli::lake::query(&settings, &query, kql, range(from, to)?, format, &mut out).await?;
-            std::io::Write::flush(&mut out)?;
+            match cli::lake::query(&settings, &query, kql, range(from, to)?, format, &mut out).await
+            {
+                Err(cli::lake::QueryError::Io(e)) => return Err(stdout_closed(e)),
+                other => other?,
+            };
+            std::io::Write::flush(&mut out).map_err(stdout_closed)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Lake {

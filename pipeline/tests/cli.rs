@@ -609,3 +609,95 @@ fn an_unwindowed_hunt_without_event_time_is_planned_with_a_warning() {
     assert_eq!(warned.len(), 1, "{err}");
     assert!(warned[0].contains("untimed"), "{err}");
 }
+
+/// A lake path with no lake: `query`, `hunt` and `lake optimize` say there is no table there, and
+/// create nothing (a mistyped path left empty directories behind, and a delta-rs error).
+#[test]
+fn a_lake_path_with_no_lake_is_an_error_that_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo");
+    let lake = typo.join("deep/lake");
+    for args in [
+        vec!["query", "SELECT count(*) FROM events"],
+        vec!["hunt", "--from", "2026-01-01"],
+        vec!["lake", "optimize"],
+        vec!["lake", "vacuum", "--retain", "7d"],
+    ] {
+        let (code, _, err) = output(
+            ghosthunt()
+                .args(&args)
+                .env("GHOSTHUNT__METRICS__LISTEN", "")
+                .env("GHOSTHUNT__LAKE__PATH", &lake),
+        );
+        assert_ne!(code, 0, "{args:?}: {err}");
+        assert!(err.contains("there is none at"), "{args:?}: {err}");
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+}
+
+/// Mistakes in a command's arguments are named before anything runs.
+#[test]
+fn hunt_and_lake_arguments_that_cannot_work_are_refused() {
+    let (code, _, err) = output(
+        ghosthunt()
+            .args(["hunt", "--file", "x.jsonl", "--from", "2026-01-01"])
+            .env("GHOSTHUNT__METRICS__LISTEN", "")
+            .env("GHOSTHUNT__LAKE__PATH", "/nonexistent-lake"),
+    );
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("--source files"), "{err}");
+    let (code, _, err) = output(ghosthunt().args(["lake", "optimize", "--target-mib", "0"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("target-mib"), "{err}");
+}
+
+/// Two hunt files of one id: the later replaces the earlier, with a warning naming both.
+#[test]
+fn two_hunt_files_of_one_id_are_warned_of() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    for d in &dirs {
+        std::fs::write(
+            d.path().join("twin.sql"),
+            common::hunt(
+                "twin",
+                "none",
+                "",
+                "SELECT event_time, host FROM events WHERE event_id = 1",
+            ),
+        )
+        .unwrap();
+    }
+    let list = format!("{},{}", dirs[0].path().display(), dirs[1].path().display());
+    let (code, _, err) = output(
+        ghosthunt()
+            .arg("validate")
+            .env("GHOSTHUNT__METRICS__LISTEN", "")
+            .env("GHOSTHUNT__HUNTS__BUILTIN", "false")
+            .env("GHOSTHUNT__HUNTS__DIRECTORIES", list),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Two hunt files have this id"), "{err}");
+}
+
+/// `ghosthunt run` whose alerts go to a standard output nobody reads any more fails: its alerts are
+/// not delivered (only a listing's reader going away ends a command quietly).
+#[test]
+fn a_run_whose_alert_output_is_closed_fails() {
+    let mut child = ghosthunt()
+        .arg("run")
+        .env("GHOSTHUNT__METRICS__LISTEN", "")
+        .env("GHOSTHUNT__SOURCE__KIND", "file")
+        .env(
+            "GHOSTHUNT__SOURCE__FILE__PATHS",
+            common::repo().join("sql/tests/encoded_powershell/events.jsonl"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("error"), "{err}");
+}

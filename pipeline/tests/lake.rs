@@ -544,6 +544,24 @@ async fn ad_hoc_queries_read_the_lake_in_sql_and_kql_and_refuse_writes() {
     let (table, text) = query("SELECT count(*) AS n FROM alerts", false, Format::Table).await;
     assert_eq!(table.unwrap(), 1);
     assert!(text.contains("| n "), "{text}");
+    // A lake without its alerts table (never written, or removed) is still queried for its events.
+    let bare = dir.path().join("bare");
+    copy_dir(&lake.join("events"), &bare.join("events"));
+    let mut bare_settings = s.clone();
+    bare_settings.lake.path = bare.display().to_string();
+    let mut out = Vec::new();
+    let n = ghosthunt::cli::lake::query(
+        &bare_settings,
+        "SELECT count(*) AS n FROM events",
+        false,
+        Range::default(),
+        Format::Csv,
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(String::from_utf8(out).unwrap(), "n\n4000\n");
     for refused in [
         "DROP VIEW events",
         "INSERT INTO lake_events SELECT * FROM lake_events",
@@ -855,4 +873,19 @@ async fn the_hunt_command_over_the_lake_and_over_the_files_finds_the_same_in_a_r
     let out = hunt_command(&lake, &from_files, &["--from", &hi, "--to", &lo]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--from must be before --to"));
+}
+
+/// Copies a directory tree (a table) to `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        match entry.file_type().unwrap().is_dir() {
+            true => copy_dir(&entry.path(), &target),
+            false => {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
 }

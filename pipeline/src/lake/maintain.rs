@@ -13,6 +13,7 @@ use super::{LakeError, LakeSettings};
 
 /// Opens an existing table of the lake.
 pub async fn open(settings: &LakeSettings, name: &str) -> Result<DeltaTable, LakeError> {
+    table::existing(settings, name)?;
     let (url, builder) = table::builder(settings, name)?;
     let mut table = builder
         .build()
@@ -22,6 +23,16 @@ pub async fn open(settings: &LakeSettings, name: &str) -> Result<DeltaTable, Lak
         .await
         .map_err(|e| LakeError::delta(url.as_str(), e))?;
     Ok(table)
+}
+
+/// The lake's tables there are: the events table must be (else the lake path is wrong); the alerts
+/// table is written with the first alert.
+fn tables(settings: &LakeSettings) -> Result<Vec<&'static str>, LakeError> {
+    table::existing(settings, EVENTS)?;
+    Ok(match table::existing(settings, ALERTS) {
+        Ok(()) => vec![EVENTS, ALERTS],
+        Err(_) => vec![EVENTS],
+    })
 }
 
 /// What `optimize` did to one table.
@@ -51,7 +62,7 @@ pub async fn optimize(
 ) -> Result<Vec<Compacted>, LakeError> {
     let mut report = Vec::new();
     let target = std::num::NonZeroU64::new(target_bytes.max(1)).expect("at least one byte");
-    for name in [EVENTS, ALERTS] {
+    for name in tables(settings)? {
         let table = open(settings, name).await?;
         let schema = table
             .snapshot()
@@ -141,7 +152,7 @@ pub async fn vacuum(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<Vacuumed>, LakeError> {
     let mut report = Vec::new();
-    for name in [EVENTS, ALERTS] {
+    for name in tables(settings)? {
         let mut table = open(settings, name).await?;
         let mut expired_files = None;
         if let Some(retention) = settings.retention {

@@ -42,6 +42,11 @@ pub enum LakeError {
     },
     #[error("lake table {table}: {reason}")]
     Invalid { table: String, reason: String },
+    /// A table read (a query, a retro-hunt, maintenance) that is not there.
+    #[error(
+        "lake table {table}: there is none at {path} (nothing has been written to this lake yet, or lake.path is not the lake's directory)"
+    )]
+    NoTable { table: String, path: String },
     #[error("lake query: {0}")]
     Query(Box<datafusion::error::DataFusionError>),
     #[error("lake: {0}")]

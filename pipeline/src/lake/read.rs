@@ -105,6 +105,15 @@ async fn session_and_events(
         tables.push((ALERTS, "lake_alerts"));
     }
     for (name, registered) in tables {
+        // A lake whose alerts table was never written (no alert yet) is queried for its events.
+        if name == ALERTS
+            && matches!(
+                super::table::existing(settings, name),
+                Err(LakeError::NoTable { .. })
+            )
+        {
+            continue;
+        }
         let table = super::maintain::open(settings, name).await?;
         table
             .update_datafusion_session(&ctx.state())
@@ -156,10 +165,12 @@ async fn register_views(
         columns.join(", ")
     ))
     .await?;
-    ctx.sql(&format!(
-        "CREATE VIEW alerts AS SELECT id, arrow_cast({TIME_NS}, 'Timestamp(Nanosecond, Some(\"{UTC}\"))') AS time, hunt_id, title, severity, json FROM lake_alerts WHERE {predicate}"
-    ))
-    .await?;
+    if ctx.table_exist("lake_alerts")? {
+        ctx.sql(&format!(
+            "CREATE VIEW alerts AS SELECT id, arrow_cast({TIME_NS}, 'Timestamp(Nanosecond, Some(\"{UTC}\"))') AS time, hunt_id, title, severity, json FROM lake_alerts WHERE {predicate}"
+        ))
+        .await?;
+    }
     Ok(())
 }
 

@@ -58,6 +58,24 @@ pub fn table_url(lake_path: &str, name: &str) -> Result<Url, LakeError> {
         .map_err(|e| invalid(e.to_string()))
 }
 
+/// Whether a local lake holds table `name` (a Delta log), checked without creating anything: a table is
+/// read (queried, hunted over, compacted) only where one was written. Object storage is not checked
+/// here; delta-rs says so when it loads.
+pub fn existing(settings: &LakeSettings, name: &str) -> Result<(), LakeError> {
+    let path = settings.path.trim();
+    if path.contains("://") && !path.starts_with("file://") {
+        return Ok(());
+    }
+    let dir = std::path::Path::new(path.strip_prefix("file://").unwrap_or(path)).join(name);
+    match dir.join("_delta_log").is_dir() {
+        true => Ok(()),
+        false => Err(LakeError::NoTable {
+            table: name.to_string(),
+            path: dir.display().to_string(),
+        }),
+    }
+}
+
 /// Table `name` of the lake, not loaded yet: its URL and the lake's storage options (object storage).
 pub fn builder(settings: &LakeSettings, name: &str) -> Result<(Url, DeltaTableBuilder), LakeError> {
     let url = table_url(&settings.path, name)?;
