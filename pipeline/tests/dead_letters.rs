@@ -16,6 +16,32 @@ fn lsass(second: u32) -> Vec<u8> {
     LSASS.replace("SEC", &second.to_string()).into_bytes()
 }
 
+/// The built-in hunt `id` over the JSON-lines file `path`, read once.
+async fn run_one_hunt(
+    settings: ghosthunt::settings::Settings,
+    id: &str,
+    path: &std::path::Path,
+) -> common::Run {
+    let hunts = ghosthunt::app::hunts(&settings, &ghosthunt::decode::EventSchema::windows())
+        .await
+        .0
+        .into_iter()
+        .filter(|h| h.hunt.id == id)
+        .collect();
+    let source = FileSource::new(
+        FileSettings {
+            paths: vec![path.display().to_string()],
+            follow: false,
+            poll_interval: std::time::Duration::from_millis(50),
+            max_open: 64,
+        },
+        settings.decode.max_record_bytes,
+        settings.window.max_lead,
+    )
+    .unwrap();
+    common::run_pipeline(settings, hunts, Box::new(source), CancellationToken::new()).await
+}
+
 #[tokio::test]
 async fn malformed_lines_are_dead_lettered_while_the_rest_pass() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,26 +70,7 @@ async fn malformed_lines_are_dead_lettered_while_the_rest_pass() {
 
     let mut settings = common::test_settings();
     settings.decode.max_record_bytes = 4096;
-    let hunts = ghosthunt::app::hunts(&settings, &ghosthunt::decode::EventSchema::windows())
-        .await
-        .0;
-    let hunts = hunts
-        .into_iter()
-        .filter(|h| h.hunt.id == "lsass_memory_access")
-        .collect();
-    let source = FileSource::new(
-        FileSettings {
-            paths: vec![path.display().to_string()],
-            follow: false,
-            poll_interval: std::time::Duration::from_millis(50),
-            max_open: 64,
-        },
-        settings.decode.max_record_bytes,
-        settings.window.max_lead,
-    )
-    .unwrap();
-    let run =
-        common::run_pipeline(settings, hunts, Box::new(source), CancellationToken::new()).await;
+    let run = run_one_hunt(settings, "lsass_memory_access", &path).await;
 
     assert_eq!(run.alerts.len(), 2, "both good events alert");
     let got: Vec<(u64, DeadLetterReason)> = run
@@ -188,25 +195,7 @@ async fn an_event_far_ahead_of_the_clock_is_a_dead_letter_and_does_not_blind_the
         if !checked {
             settings.window.max_future = std::time::Duration::ZERO;
         }
-        let hunts = ghosthunt::app::hunts(&settings, &ghosthunt::decode::EventSchema::windows())
-            .await
-            .0
-            .into_iter()
-            .filter(|h| h.hunt.id == "password_guessing")
-            .collect();
-        let source = FileSource::new(
-            FileSettings {
-                paths: vec![path.display().to_string()],
-                follow: false,
-                poll_interval: std::time::Duration::from_millis(50),
-                max_open: 64,
-            },
-            settings.decode.max_record_bytes,
-            settings.window.max_lead,
-        )
-        .unwrap();
-        let run =
-            common::run_pipeline(settings, hunts, Box::new(source), CancellationToken::new()).await;
+        let run = run_one_hunt(settings, "password_guessing", &path).await;
         let reasons: Vec<DeadLetterReason> = run.dead_letters.iter().map(|d| d.reason).collect();
         if checked {
             assert_eq!(reasons, vec![DeadLetterReason::Future]);

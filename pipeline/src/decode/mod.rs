@@ -223,7 +223,7 @@ pub fn keep_time_range(
     from: Option<i64>,
     to: Option<i64>,
 ) -> DecodedBatch {
-    use datafusion::arrow::array::{Array, BooleanArray, TimestampNanosecondArray};
+    use datafusion::arrow::array::{Array, TimestampNanosecondArray};
     let Some(times) = decoded
         .batch
         .column(time_index)
@@ -242,16 +242,21 @@ pub fn keep_time_range(
     if keep.iter().all(|k| *k) {
         return decoded;
     }
+    keep_rows(&mut decoded, keep);
+    decoded
+}
+
+/// Keeps the rows of `decoded` (and their records) that `keep` marks. The answers the source gave for
+/// the rows before the cut are dropped: the hunts evaluate their own.
+fn keep_rows(decoded: &mut DecodedBatch, keep: Vec<bool>) {
     decoded.batch = datafusion::arrow::compute::filter_record_batch(
         &decoded.batch,
-        &BooleanArray::from(keep.clone()),
+        &datafusion::arrow::array::BooleanArray::from(keep.clone()),
     )
     .expect("a mask of the batch's length");
     let mut k = keep.into_iter();
     decoded.records.retain(|_| k.next().unwrap_or(false));
-    // Answers for the rows before the cut: the hunts evaluate their own.
     decoded.masks = None;
-    decoded
 }
 
 /// Turns the rows whose event time is more than `max_future` ahead of `now` (ns) into dead letters
@@ -264,7 +269,7 @@ pub fn future_to_dead_letters(
     max_future: Duration,
     now: i64,
 ) -> DecodedBatch {
-    use datafusion::arrow::array::{Array, BooleanArray, TimestampNanosecondArray};
+    use datafusion::arrow::array::{Array, TimestampNanosecondArray};
     let limit = now.saturating_add(i64::try_from(max_future.as_nanos()).unwrap_or(i64::MAX));
     let Some(times) = decoded
         .batch
@@ -326,14 +331,7 @@ pub fn future_to_dead_letters(
             *time = *kept;
         }
     }
-    decoded.batch = datafusion::arrow::compute::filter_record_batch(
-        &decoded.batch,
-        &BooleanArray::from(keep.clone()),
-    )
-    .expect("a mask of the batch's length");
-    let mut k = keep.into_iter();
-    decoded.records.retain(|_| k.next().unwrap_or(false));
-    decoded.masks = None;
+    keep_rows(&mut decoded, keep);
     decoded
 }
 
