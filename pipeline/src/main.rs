@@ -328,7 +328,10 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a tokio runtime starts");
-    match runtime.block_on(dispatch(cli.command, settings)) {
+    let result = runtime.block_on(dispatch(cli.command, settings));
+    // A blocking call left to time out (a broker that does not answer) does not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(code) => code,
         // The reader of a listing went away (`| head`): it has what it wanted.
         Err(err) if err.is::<StdoutClosed>() => ExitCode::SUCCESS,
@@ -436,7 +439,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             Ok(exit(v.ok()))
         }
         Command::Hunts { long } => {
-            let list = cli::hunts::list(&settings, long);
+            let list = cli::hunts::list(&settings, long).await?;
             for e in &list.refused {
                 eprintln!("refused: {e}");
             }

@@ -701,3 +701,74 @@ fn a_run_whose_alert_output_is_closed_fails() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("error"), "{err}");
 }
+
+/// `ghosthunt hunts` lists what `run` would run: a hunt whose SQL does not plan is refused, not listed.
+#[test]
+fn hunts_lists_only_the_hunts_that_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    for (id, sql) in [
+        (
+            "fine",
+            "SELECT event_time, host FROM events WHERE event_id = 1",
+        ),
+        ("writes", "INSERT INTO events SELECT * FROM events"),
+        ("unknown", "SELECT no_such_column FROM events"),
+    ] {
+        std::fs::write(
+            dir.path().join(format!("{id}.sql")),
+            common::hunt(id, "none", "", sql),
+        )
+        .unwrap();
+    }
+    let (code, out, err) = output(
+        ghosthunt()
+            .arg("hunts")
+            .env("GHOSTHUNT__METRICS__LISTEN", "")
+            .env("GHOSTHUNT__HUNTS__DIRECTORIES", dir.path())
+            .env("GHOSTHUNT__HUNTS__BUILTIN", "false")
+            .env("GHOSTHUNT__INCIDENTS__BUILTIN", "false"),
+    );
+    assert_ne!(code, 0, "{err}");
+    let listed: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(listed, ["fine"], "{out}");
+    assert!(
+        err.contains("writes.sql") && err.contains("unknown.sql"),
+        "{err}"
+    );
+}
+
+/// A retro-hunt over Kafka whose brokers do not answer stops at a signal, says it was cut short, and
+/// exits 130: it waited out the 30 s request timeout, and said nothing meanwhile.
+#[test]
+fn a_kafka_retro_hunt_waiting_on_brokers_stops_at_a_signal() {
+    let started = std::time::Instant::now();
+    let child = ghosthunt()
+        .args(["hunt", "--source", "kafka", "--from", "2026-01-01"])
+        .env("GHOSTHUNT__METRICS__LISTEN", "")
+        .env("GHOSTHUNT__SOURCE__KIND", "kafka")
+        .env("GHOSTHUNT__SOURCE__KAFKA__TOPICS", "events")
+        .env("GHOSTHUNT__KAFKA__BROKERS", "127.0.0.1:1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("Asking the brokers"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}: {err}",
+        started.elapsed()
+    );
+}

@@ -10,7 +10,7 @@ use crate::query;
 use crate::settings::Settings;
 use crate::sigma::load::SigmaRefusal;
 
-/// The configured SQL hunts and incident rules (parsed, not planned) and the files refused.
+/// The configured SQL hunts and incident rules that plan (what `run` would run) and the ones refused.
 pub struct HuntList {
     pub hunts: Vec<Hunt>,
     /// Hunts over the alerts (`[incidents]`).
@@ -20,18 +20,20 @@ pub struct HuntList {
     pub long: bool,
 }
 
-pub fn list(settings: &Settings, long: bool) -> HuntList {
-    let loaded = query::load::load(settings.hunts.builtin, &settings.hunts.directories);
-    let i = &settings.incidents;
-    let incidents = query::load::load_incidents(i.builtin, &i.directories);
-    let mut refused = loaded.errors;
-    refused.extend(incidents.errors);
-    HuntList {
-        hunts: loaded.hunts.into_values().collect(),
-        incident_rules: incidents.hunts.into_values().collect(),
+pub async fn list(settings: &Settings, long: bool) -> Result<HuntList, CliError> {
+    // Planned as `run` plans them: a hunt whose SQL does not plan (a write, a syntax error, an unknown
+    // column) is refused here too, not listed as one that would run.
+    let schema = app::sigma(settings, app::schema(settings)?)?.schema;
+    let (hunts, mut refused) = app::hunts(settings, &schema).await;
+    let (incident_rules, incident_refusals) = app::incident_rules(settings).await;
+    refused.extend(incident_refusals);
+    let unplanned = |p: query::plan::PlannedHunt| p.hunt.as_ref().clone();
+    Ok(HuntList {
+        hunts: hunts.into_iter().map(unplanned).collect(),
+        incident_rules: incident_rules.into_iter().map(unplanned).collect(),
         refused,
         long,
-    }
+    })
 }
 
 impl fmt::Display for HuntList {

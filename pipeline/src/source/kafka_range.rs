@@ -366,21 +366,34 @@ impl Source for KafkaRangeSource {
     ) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
             let consumer = Arc::clone(&self.consumer);
-            tokio::task::spawn_blocking(move || {
-                let partitions = partitions(&consumer, &self.settings, &self.brokers)?;
-                let spans = spans(&consumer, &partitions, self.range.from)?;
-                let records: i64 = spans.iter().map(|s| s.end - s.start).sum();
-                tracing::info!(
-                    partitions = partitions.len(),
-                    with_records = spans.len(),
-                    records,
-                    "Reading Kafka history."
-                );
-                self.size.set_records(records.max(0) as u64);
-                read(&consumer, &spans, &self.alignment, &tx, &shutdown)
-            })
-            .await
-            .expect("the Kafka history reader does not panic")
+            tracing::info!(brokers = %self.brokers, "Asking the brokers for the topics' partitions and offsets (up to 30 s each).");
+            // A signal while the brokers are asked (an unreachable one answers only at the timeout)
+            // stops the hunt; the blocking request is left to time out on its own, holding nothing the
+            // pipeline waits for.
+            let (asked, this) = (Arc::clone(&consumer), self);
+            let (settings, brokers, from) =
+                (this.settings.clone(), this.brokers.clone(), this.range.from);
+            let asking = tokio::task::spawn_blocking(move || {
+                let partitions = partitions(&asked, &settings, &brokers)?;
+                let spans = spans(&asked, &partitions, from)?;
+                Ok::<_, SourceError>((partitions, spans))
+            });
+            let (partitions, spans) = tokio::select! {
+                done = asking => done.expect("asking the brokers does not panic")?,
+                () = shutdown.cancelled() => return Ok(()),
+            };
+            let records: i64 = spans.iter().map(|s| s.end - s.start).sum();
+            tracing::info!(
+                partitions = partitions.len(),
+                with_records = spans.len(),
+                records,
+                "Reading Kafka history."
+            );
+            this.size.set_records(records.max(0) as u64);
+            let alignment = Arc::clone(&this.alignment);
+            tokio::task::spawn_blocking(move || read(&consumer, &spans, &alignment, &tx, &shutdown))
+                .await
+                .expect("the Kafka history reader does not panic")
         })
     }
 }
