@@ -539,6 +539,14 @@ async fn ad_hoc_queries_read_the_lake_in_sql_and_kql_and_refuse_writes() {
         bins.iter().all(|(bin, _)| !bin.is_empty()),
         "a bin of no time: {csv}"
     );
+    // A query's result has the columns it projects (a hunt's carries event_time for its alerts).
+    let (_, projected) = query(
+        "DeviceProcessEvents | project DeviceName | take 1",
+        true,
+        Format::Csv,
+    )
+    .await;
+    assert_eq!(projected.lines().next(), Some("DeviceName"), "{projected}");
     let total: i64 = all.lines().nth(1).unwrap().parse().unwrap();
     assert_eq!(bins.iter().map(|(_, n)| n).sum::<i64>(), total, "{csv}");
     let (table, text) = query("SELECT count(*) AS n FROM alerts", false, Format::Table).await;
@@ -562,6 +570,15 @@ async fn ad_hoc_queries_read_the_lake_in_sql_and_kql_and_refuse_writes() {
     .unwrap();
     assert_eq!(n, 1);
     assert_eq!(String::from_utf8(out).unwrap(), "n\n4000\n");
+    // No row: the CSV still names its columns.
+    let (n, csv) = query(
+        "SELECT event_id, host FROM events WHERE event_id = -1",
+        false,
+        Format::Csv,
+    )
+    .await;
+    assert_eq!(n.unwrap(), 0);
+    assert_eq!(csv, "event_id,host\n");
     for refused in [
         "DROP VIEW events",
         "INSERT INTO lake_events SELECT * FROM lake_events",

@@ -114,6 +114,10 @@ pub async fn query(
             }
         }
     }
+    // No row: the CSV still says its columns (a script reading it finds an empty result, not nothing).
+    if format == Format::Csv && header {
+        write_csv(&RecordBatch::new_empty(stream.schema()), true, out)?;
+    }
     if format == Format::Table {
         let text = datafusion::arrow::util::pretty::pretty_format_batches(&table)
             .map_err(LakeError::from)?;

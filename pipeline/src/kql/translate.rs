@@ -166,6 +166,7 @@ fn translate_query(
         stateful: false,
         used_tables: Vec::new(),
         depth: 0,
+        ad_hoc: options.ad_hoc,
     };
     let mut result = None;
     for statement in &query.statements {
@@ -317,6 +318,9 @@ pub(super) struct Translator<'a> {
     used_tables: Vec<String>,
     /// How deeply user-defined function calls nest here.
     depth: usize,
+    /// An ad-hoc query (see [`Options::ad_hoc`]): its result has the columns it projects, and no
+    /// `event_time` for alerts to take their time from.
+    pub ad_hoc: bool,
 }
 
 /// A SQL identifier for a KQL name.

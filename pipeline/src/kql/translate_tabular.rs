@@ -567,7 +567,7 @@ impl Translator<'_> {
                 _ => q(n),
             })
             .collect();
-        if rel.time && rel.col("event_time").is_none() {
+        if rel.time && !self.ad_hoc && rel.col("event_time").is_none() {
             items.push("event_time".into());
         }
         if items.is_empty() {

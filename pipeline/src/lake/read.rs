@@ -70,9 +70,9 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
         .map_err(|_| {
             format!("`{t}` is not an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01)")
         })?;
-    parsed
-        .timestamp_nanos_opt()
-        .ok_or_else(|| format!("`{t}` is out of range"))
+    parsed.timestamp_nanos_opt().ok_or_else(|| {
+        format!("`{t}` is out of range: times are nanoseconds from 1677-09-21 to 2262-04-11 (UTC)")
+    })
 }
 
 /// A session over the lake for ad-hoc queries: `lake_events` and `lake_alerts` (the tables as stored),
@@ -617,6 +617,7 @@ mod tests {
         assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(1_000_000_000));
         assert_eq!(parse_time("1970-01-02"), Ok(86_400_000_000_000));
         assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+        assert!(parse_time("9999-01-01").unwrap_err().contains("2262-04-11"));
     }
 
     #[test]
