@@ -231,7 +231,12 @@ impl Settings {
             return Err(invalid("source.file.max_open", "must be at least 1"));
         }
         let file = FileSettings {
-            paths: f.paths,
+            // `GHOSTHUNT__SOURCE__FILE__PATHS=` (empty) is no path, not a path named "".
+            paths: f
+                .paths
+                .into_iter()
+                .filter(|p| !p.trim().is_empty())
+                .collect(),
             follow: f.follow,
             poll_interval: f.poll_interval,
             max_open: f.max_open,

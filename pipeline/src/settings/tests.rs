@@ -65,6 +65,19 @@ fn every_list_of_directories_is_comma_separated_in_the_environment() {
 }
 
 #[test]
+fn an_empty_list_of_source_paths_is_refused_naming_the_key() {
+    let err = Settings::load(
+        None,
+        env(&[
+            ("GHOSTHUNT__SOURCE__KIND", "file"),
+            ("GHOSTHUNT__SOURCE__FILE__PATHS", ""),
+        ]),
+    )
+    .expect_err("refused");
+    assert!(err.to_string().contains("source.file.paths"), "{err}");
+}
+
+#[test]
 fn unknown_key_in_file_is_an_error_naming_key_and_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");

@@ -147,6 +147,11 @@ pub fn expand(patterns: &[String], require: bool) -> Result<Vec<PathBuf>, Source
             .collect();
         matched.sort();
         if matched.is_empty() && require {
+            if Path::new(pattern).is_dir() {
+                return Err(SourceError::Directory {
+                    pattern: pattern.trim_end_matches('/').to_string(),
+                });
+            }
             return Err(SourceError::NoMatch {
                 pattern: pattern.clone(),
             });

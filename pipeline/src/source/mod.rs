@@ -197,6 +197,8 @@ impl Acknowledge for NoAcknowledge {}
 pub enum SourceError {
     #[error("no file matches `{pattern}`")]
     NoMatch { pattern: String },
+    #[error("`{pattern}` is a directory: give its files, e.g. `{pattern}/*.jsonl`")]
+    Directory { pattern: String },
     #[error("bad glob `{pattern}`: {reason}")]
     BadGlob { pattern: String, reason: String },
     #[error(transparent)]
