@@ -505,17 +505,11 @@ fn the_binary_allocates_with_jemalloc_and_its_options_yield_to_malloc_conf() {
 /// (it panicked on the failed print, exit code 101).
 #[test]
 fn a_listing_whose_reader_goes_away_ends_quietly() {
-    let mut child = ghosthunt()
-        .args(["hunts", "--long"])
-        .env("GHOSTHUNT__METRICS__LISTEN", "")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Closed before the command has written anything (it starts in tens of milliseconds): its first
-    // write fails.
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdout_closed(
+        ghosthunt()
+            .args(["hunts", "--long"])
+            .env("GHOSTHUNT__METRICS__LISTEN", ""),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {err}", out.status);
     assert!(!err.contains("panicked"), "{err}");
@@ -683,20 +677,16 @@ fn two_hunt_files_of_one_id_are_warned_of() {
 /// not delivered (only a listing's reader going away ends a command quietly).
 #[test]
 fn a_run_whose_alert_output_is_closed_fails() {
-    let mut child = ghosthunt()
-        .arg("run")
-        .env("GHOSTHUNT__METRICS__LISTEN", "")
-        .env("GHOSTHUNT__SOURCE__KIND", "file")
-        .env(
-            "GHOSTHUNT__SOURCE__FILE__PATHS",
-            common::repo().join("sql/tests/encoded_powershell/events.jsonl"),
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdout_closed(
+        ghosthunt()
+            .arg("run")
+            .env("GHOSTHUNT__METRICS__LISTEN", "")
+            .env("GHOSTHUNT__SOURCE__KIND", "file")
+            .env(
+                "GHOSTHUNT__SOURCE__FILE__PATHS",
+                common::repo().join("sql/tests/encoded_powershell/events.jsonl"),
+            ),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("error"), "{err}");
@@ -771,4 +761,16 @@ fn a_kafka_retro_hunt_waiting_on_brokers_stops_at_a_signal() {
         "{:?}: {err}",
         started.elapsed()
     );
+}
+
+/// Runs `c` with its standard output closed before it has written anything (it starts in tens of
+/// milliseconds): its first write fails.
+fn with_stdout_closed(c: &mut Command) -> std::process::Output {
+    let mut child = c
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
 }

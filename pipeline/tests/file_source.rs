@@ -71,33 +71,25 @@ async fn glob_reads_every_matching_file() {
 
 #[test]
 fn a_pattern_that_matches_nothing_is_an_error_at_start() {
-    let err = FileSource::new(
-        FileSettings {
-            paths: vec!["/nonexistent/*.jsonl".into()],
-            follow: false,
-            poll_interval: Duration::from_millis(50),
-            max_open: 64,
-        },
-        1 << 20,
-        std::time::Duration::from_secs(60),
-    )
-    .err()
-    .expect("refused");
+    let refusal = |path: String| {
+        FileSource::new(
+            FileSettings {
+                paths: vec![path],
+                follow: false,
+                poll_interval: Duration::from_millis(50),
+                max_open: 64,
+            },
+            1 << 20,
+            std::time::Duration::from_secs(60),
+        )
+        .err()
+        .expect("refused")
+    };
+    let err = refusal("/nonexistent/*.jsonl".into());
     assert!(err.to_string().contains("/nonexistent/*.jsonl"), "{err}");
     // A directory given for its files says so.
     let dir = tempfile::tempdir().unwrap();
-    let err = FileSource::new(
-        FileSettings {
-            paths: vec![dir.path().display().to_string()],
-            follow: false,
-            poll_interval: Duration::from_millis(50),
-            max_open: 64,
-        },
-        1 << 20,
-        std::time::Duration::from_secs(60),
-    )
-    .err()
-    .expect("refused");
+    let err = refusal(dir.path().display().to_string());
     assert!(err.to_string().contains("is a directory"), "{err}");
     assert!(err.to_string().contains("/*.jsonl"), "{err}");
 }

@@ -223,13 +223,8 @@ pub fn keep_time_range(
     from: Option<i64>,
     to: Option<i64>,
 ) -> DecodedBatch {
-    use datafusion::arrow::array::{Array, TimestampNanosecondArray};
-    let Some(times) = decoded
-        .batch
-        .column(time_index)
-        .as_any()
-        .downcast_ref::<TimestampNanosecondArray>()
-    else {
+    use datafusion::arrow::array::Array;
+    let Some(times) = event_times(&decoded.batch, time_index) else {
         return decoded;
     };
     let keep: Vec<bool> = (0..times.len())
@@ -244,6 +239,14 @@ pub fn keep_time_range(
     }
     keep_rows(&mut decoded, keep);
     decoded
+}
+
+/// The event-time column of a decoded batch (`None` if it is not nanosecond timestamps).
+fn event_times(
+    batch: &RecordBatch,
+    time_index: usize,
+) -> Option<&datafusion::arrow::array::TimestampNanosecondArray> {
+    batch.column(time_index).as_any().downcast_ref()
 }
 
 /// Keeps the rows of `decoded` (and their records) that `keep` marks. The answers the source gave for
@@ -269,14 +272,9 @@ pub fn future_to_dead_letters(
     max_future: Duration,
     now: i64,
 ) -> DecodedBatch {
-    use datafusion::arrow::array::{Array, TimestampNanosecondArray};
+    use datafusion::arrow::array::Array;
     let limit = now.saturating_add(i64::try_from(max_future.as_nanos()).unwrap_or(i64::MAX));
-    let Some(times) = decoded
-        .batch
-        .column(time_index)
-        .as_any()
-        .downcast_ref::<TimestampNanosecondArray>()
-    else {
+    let Some(times) = event_times(&decoded.batch, time_index) else {
         return decoded;
     };
     let checked = |r: &RawRecord| {

@@ -30,24 +30,32 @@ async fn run_over_file(
         std::time::Duration::from_secs(60),
     )
     .unwrap();
-    let schema = Arc::new(EventSchema::windows());
-    let metrics = Metrics::new();
-    let decode = wrap(decoder_for(&schema, 1 << 20, &metrics));
-    let c = Components {
+    let c = components(settings, Box::new(source), evaluators, stage);
+    let decode = wrap(decoder_for(&c.schema, 1 << 20, &c.metrics));
+    run_with_decoder(c, CancellationToken::new(), decode).await
+}
+
+/// A pipeline over `source` with the windows schema, alerts and dead letters kept in memory.
+fn components(
+    settings: Settings,
+    source: Box<dyn crate::source::Source>,
+    evaluators: Vec<Box<dyn Evaluator>>,
+    stage: Stage,
+) -> Components {
+    Components {
         settings,
-        schema,
+        schema: Arc::new(EventSchema::windows()),
         evaluators,
-        source: Box::new(source),
+        source,
         alerts: Box::new(MemorySink::<Alert>::default()),
         dead_letters: Box::new(MemorySink::<DeadLetter>::default()),
-        metrics,
+        metrics: Metrics::new(),
         health: Health::default(),
         reloads: None,
         lake: None,
         incidents: None,
         stage,
-    };
-    run_with_decoder(c, CancellationToken::new(), decode).await
+    }
 }
 
 /// A run over one file whose decoding panics on records (not on the empty batches of announcements).
@@ -218,24 +226,14 @@ async fn a_run_stopped_before_its_source_ends_is_cut_short_and_one_read_to_its_e
     assert_eq!(whole.records, 1);
 
     // The generator never ends: stopped by the shutdown.
-    let schema = Arc::new(EventSchema::windows());
-    let metrics = Metrics::new();
-    let c = Components {
-        settings: settings.clone(),
-        schema,
-        evaluators: Vec::new(),
-        source: Box::new(crate::generator::GeneratorSource::new(
+    let c = components(
+        settings.clone(),
+        Box::new(crate::generator::GeneratorSource::new(
             settings.generator.clone(),
         )),
-        alerts: Box::new(MemorySink::<Alert>::default()),
-        dead_letters: Box::new(MemorySink::<DeadLetter>::default()),
-        metrics,
-        health: Health::default(),
-        reloads: None,
-        lake: None,
-        incidents: None,
-        stage: Stage::Events(None),
-    };
+        Vec::new(),
+        Stage::Events(None),
+    );
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
