@@ -143,6 +143,23 @@ async fn a_campaign_on_one_host_is_one_incident_updated_not_repeated_and_a_repla
     assert!(!updates.is_empty(), "the fourth stage updates the incident");
     let last = kill_chain.last().unwrap();
     assert!(hunts_of(last).contains("suspicious_service_install"));
+    // An update lists the alerts it adds, nothing the incident already listed.
+    for update in &updates {
+        assert_eq!(
+            update["finding_info_list"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| &f["uid"])
+                .collect::<Vec<_>>(),
+            update["unmapped"]["added_alert_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .collect::<Vec<_>>(),
+            "{update:#}"
+        );
+    }
     assert_eq!(last["type_uid"], 200502);
     // Every alert of the campaign's host in the incident's time is in it.
     let start = created["start_time"].as_i64().unwrap();
@@ -153,16 +170,16 @@ async fn a_campaign_on_one_host_is_one_incident_updated_not_repeated_and_a_repla
         .filter(|a| (start..=end).contains(&a["end_time"].as_i64().unwrap()))
         .map(|a| a["finding_info"]["uid"].as_str().unwrap())
         .collect();
-    let in_incident: BTreeSet<&str> = last["finding_info_list"]
-        .as_array()
-        .unwrap()
+    let in_incident: BTreeSet<&str> = kill_chain
         .iter()
+        .flat_map(|f| f["finding_info_list"].as_array().unwrap())
         .map(|f| f["uid"].as_str().unwrap())
         .collect();
     assert!(
         in_incident.is_superset(&host_alerts),
         "{host_alerts:?} not all in {in_incident:?}"
     );
+    assert_eq!(last["unmapped"]["alert_count"], in_incident.len());
     // The response steps come ordered by phase, identification first.
     let phases: Vec<&str> = last["unmapped"]["response"]
         .as_object()

@@ -7,7 +7,10 @@
 //! decided by event time (windows and the alerts' times), so a replay opens and updates the same incidents.
 //!
 //! Bounded: an incident keeps the details of its first [`MAX_ALERTS`] alerts (the rest are counted), and
-//! remembers which alerts it has only while a window still to close could name them again.
+//! remembers which alerts it has only while a window still to close could name them again. A finding
+//! lists the alerts it adds (an update: its new ones, at most [`MAX_ALERTS`]), not every alert the incident
+//! has, so an incident that grows one alert per window over days costs findings in proportion to its
+//! alerts, not to their square.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use super::finding::{Activity, AlertInfo, Incident, finding, incident_id};
 use crate::alert::Alert;
 use crate::hunt::Hunt;
 
-/// Alerts an incident lists in detail (its finding stays well under a Kafka message's 1 MB).
+/// Alerts an incident keeps in detail, and a finding lists (it stays well under a Kafka message's 1 MB).
 pub const MAX_ALERTS: usize = 500;
 
 /// One open incident.
@@ -116,6 +119,8 @@ impl Book {
             o.last_window = window;
         }
         let mut added = Vec::new();
+        // The added alerts whose details are known, by (time, id): what this finding lists.
+        let mut listed = BTreeMap::new();
         for id in ids {
             // An alert no longer known is in this window: its time is before the window's end.
             let info = self.alerts.get(&id);
@@ -124,10 +129,13 @@ impl Book {
                 continue;
             }
             o.count += 1;
-            if let Some(info) = info
-                && o.alerts.len() < MAX_ALERTS
-            {
-                o.alerts.insert((time, id.clone()), Arc::clone(info));
+            if let Some(info) = info {
+                if o.alerts.len() < MAX_ALERTS {
+                    o.alerts.insert((time, id.clone()), Arc::clone(info));
+                }
+                if listed.len() < MAX_ALERTS {
+                    listed.insert((time, id.clone()), Arc::clone(info));
+                }
             }
             added.push(id);
         }
@@ -142,6 +150,7 @@ impl Book {
             first_window: o.first_window,
             last_window: o.last_window,
             alerts: o.alerts.values().map(Arc::as_ref).collect(),
+            listed: listed.values().map(Arc::as_ref).collect(),
             alert_count: o.count,
             added: &added,
             result: &o.result,
@@ -247,11 +256,11 @@ mod tests {
         assert_eq!((activity, n), (Activity::Create, 3));
         // The next window holds the same alerts: nothing to say.
         assert!(observe(&mut book, -30, &["a", "b", "c"]).is_none());
-        // One more alert: an update of the same incident.
+        // One more alert: an update of the same incident, listing the alert it adds.
         let (activity, same, n) = observe(&mut book, -10, &["a", "b", "c", "d"]).unwrap();
         assert_eq!(
             (activity, same.as_str(), n),
-            (Activity::Update, id.as_str(), 4)
+            (Activity::Update, id.as_str(), 1)
         );
         // Long after, a window that overlaps none of its windows opens a new incident.
         book.expire(200 * MINUTE, |_| 70 * MINUTE, 70 * MINUTE);
@@ -286,6 +295,65 @@ mod tests {
             MAX_ALERTS
         );
         assert_eq!(doc["unmapped"]["alert_count"], MAX_ALERTS + 7);
+    }
+
+    #[test]
+    fn an_incident_growing_an_alert_per_window_lists_each_alert_once_across_its_findings() {
+        // An outbreak: one new alert every ten minutes for a week, each hourly window holding the
+        // last hour's alerts. One incident, updated as each window adds its new alert.
+        let mut book = Book::default();
+        let alerts = 6 * 24 * 7;
+        let mut listed = Vec::new();
+        let mut bytes = Vec::new();
+        for i in 0..alerts {
+            note(&mut book, &format!("a{i:05}"), i * 10);
+            let start = i * 10 - 50;
+            let ids: Vec<String> = (0..=i)
+                .filter(|j| j * 10 >= start)
+                .map(|j| format!("a{j:05}"))
+                .collect();
+            let outcome = book
+                .observe(
+                    &rule(),
+                    (start * MINUTE, (start + 60) * MINUTE),
+                    row("WS-1"),
+                    ids,
+                    "SOC",
+                    0,
+                )
+                .expect("each window adds an alert");
+            let doc: Value = serde_json::from_str(&outcome.finding.json).unwrap();
+            assert_eq!(doc["unmapped"]["alert_count"], i + 1);
+            let uids: Vec<String> = doc["finding_info_list"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["uid"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(
+                serde_json::json!(uids),
+                doc["unmapped"]["added_alert_ids"],
+                "a finding lists what it adds"
+            );
+            assert_eq!(
+                doc["unmapped"]["timeline"].as_array().unwrap().len(),
+                uids.len()
+            );
+            listed.extend(uids);
+            bytes.push(outcome.finding.json.len());
+            book.expire((start + 60) * MINUTE, |_| 70 * MINUTE, 70 * MINUTE);
+        }
+        assert_eq!(book.open_count(), 1);
+        let expected: Vec<String> = (0..alerts).map(|j| format!("a{j:05}")).collect();
+        assert_eq!(listed, expected, "every alert listed once, in order");
+        // The last update is no larger than the second: the findings grow with the alerts, not
+        // with the incident's size.
+        assert!(
+            bytes[bytes.len() - 1] <= bytes[1] + 64,
+            "{} then {}",
+            bytes[1],
+            bytes[bytes.len() - 1]
+        );
     }
 
     #[test]

@@ -150,8 +150,12 @@ pub struct Incident<'a> {
     /// The first window that raised it, and the newest window that added to it.
     pub first_window: (i64, i64),
     pub last_window: (i64, i64),
-    /// Its alerts, in time order (the first [`super::book::MAX_ALERTS`]).
+    /// Its alerts, in time order (the first [`super::book::MAX_ALERTS`]): what its summary (severity,
+    /// times, ATT&CK, hosts, users, response) is made of.
     pub alerts: Vec<&'a AlertInfo>,
+    /// The alerts this finding lists (`finding_info_list`, the timeline), in time order: those it adds
+    /// whose details are known — a new incident's first alerts, an update's new ones.
+    pub listed: Vec<&'a AlertInfo>,
     /// How many alerts it has: `alerts`, those beyond the cap, and ids the rule named that were no
     /// longer known.
     pub alert_count: usize,
@@ -184,7 +188,14 @@ pub fn finding(
         .max_by_key(|s| s.ocsf_id())
         .unwrap_or(Severity::Medium);
     let first = alerts.first().map_or(incident.first_window.0, |a| a.time);
-    let last = alerts.last().map_or(incident.last_window.1, |a| a.time);
+    // The newest alert may be past the ones kept in detail: an update's own are newer.
+    let last = alerts
+        .last()
+        .into_iter()
+        .chain(incident.listed.last())
+        .map(|a| a.time)
+        .max()
+        .unwrap_or(incident.last_window.1);
     let mut tactics: Vec<&str> = Vec::new();
     let mut techniques: BTreeSet<&str> = BTreeSet::new();
     // Each technique with the tactics of the hunts that name it.
@@ -213,7 +224,8 @@ pub fn finding(
             hunts.push(&a.hunt);
         }
     }
-    let timeline: Vec<Value> = alerts
+    let timeline: Vec<Value> = incident
+        .listed
         .iter()
         .take(TIMELINE_MAX)
         .map(|a| {
@@ -230,7 +242,8 @@ pub fn finding(
             })
         })
         .collect();
-    let finding_infos: Vec<Value> = alerts
+    let finding_infos: Vec<Value> = incident
+        .listed
         .iter()
         .map(|a| {
             json!({
