@@ -121,13 +121,22 @@ impl LineWriter {
 }
 
 async fn open_append(path: &Path) -> Result<tokio::fs::File, SinkError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|source| SinkError::Io {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && let Err(source) = tokio::fs::create_dir_all(parent).await
+    {
+        // A file where a directory of the path should be: the operator's to fix.
+        return Err(match parent.ancestors().find(|a| a.is_file()) {
+            Some(file) => SinkError::Config(format!(
+                "{}: cannot create its directory {}: {} is a file",
+                path.display(),
+                parent.display(),
+                file.display()
+            )),
+            None => SinkError::Io {
                 target: parent.display().to_string(),
                 source,
-            })?;
+            },
+        });
     }
     tokio::fs::OpenOptions::new()
         .create(true)
@@ -222,5 +231,29 @@ impl DeadLetterSink for MemorySink<DeadLetter> {
             .expect("memory sink lock")
             .extend_from_slice(letters);
         Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_where_the_output_directory_should_be_is_named_as_a_setting_to_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dead-letters");
+        std::fs::write(&file, "").unwrap();
+        let path = file.join("day").join("dl.jsonl");
+        let err = open_append(&path).await.unwrap_err();
+        assert!(matches!(err, SinkError::Config(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: cannot create its directory {}: {} is a file",
+                path.display(),
+                file.join("day").display(),
+                file.display()
+            )
+        );
     }
 }
