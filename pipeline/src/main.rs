@@ -148,8 +148,11 @@ enum Command {
         /// The query is KQL.
         #[arg(long)]
         kql: bool,
+        /// Start of the range `events` holds (inclusive): RFC 3339 (2026-11-01T00:00:00Z) or a date
+        /// (midnight UTC); only the dates in the range are read.
         #[arg(long)]
         from: Option<String>,
+        /// End of the range (exclusive).
         #[arg(long)]
         to: Option<String>,
         /// table (default on a terminal), csv, or json (one object per line; default otherwise).
@@ -225,6 +228,9 @@ enum LakeCommand {
     /// Delete the dates older than lake.retention (if set), then the files no version newer than
     /// --retain references (delta-rs VACUUM).
     Vacuum {
+        /// How long a replaced or removed file stays: a reader of an older version (a query or
+        /// retro-hunt running now, time travel) still needs it. "0s" deletes every file the newest
+        /// version does not use.
         #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
         retain: std::time::Duration,
     },
@@ -348,8 +354,11 @@ fn main() -> ExitCode {
 /// Every id of `--hunt` names a configured hunt, or `sigma` the configured Sigma rule set: a typo is an
 /// error naming it, not a retro-hunt run without it.
 fn check_hunt_ids(settings: &Settings, ids: &[String]) -> anyhow::Result<()> {
+    // Quietly: the run loads them again and says what is wrong with them then, once.
     let known =
-        ghosthunt::query::load::load(settings.hunts.builtin, &settings.hunts.directories).hunts;
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+            ghosthunt::query::load::load(settings.hunts.builtin, &settings.hunts.directories).hunts
+        });
     let unknown: Vec<&str> = ids
         .iter()
         .map(String::as_str)
@@ -638,6 +647,13 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
         Command::Lake {
             command: LakeCommand::Vacuum { retain },
         } => {
+            const WEEK: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+            if retain < WEEK {
+                tracing::warn!(
+                    retain = %humantime::format_duration(retain),
+                    "--retain is under Delta's default of 7 days: a query, retro-hunt or reader of an older version running now may find files it reads deleted."
+                );
+            }
             let report =
                 ghosthunt::lake::maintain::vacuum(&settings.lake, retain, chrono::Utc::now())
                     .await?;
