@@ -579,6 +579,31 @@ async fn ad_hoc_queries_read_the_lake_in_sql_and_kql_and_refuse_writes() {
     .await;
     assert_eq!(n.unwrap(), 0);
     assert_eq!(csv, "event_id,host\n");
+    // ... and so does the table.
+    let (n, text) = query(
+        "SELECT event_id, host FROM events WHERE event_id = -1",
+        false,
+        Format::Table,
+    )
+    .await;
+    assert_eq!(n.unwrap(), 0);
+    assert!(
+        text.contains("| event_id | host |") && text.ends_with("0 row(s)\n"),
+        "{text}"
+    );
+    // A terminal's table shows the first 1,000 rows and counts the rest.
+    let (n, text) = query("SELECT _offset FROM events", false, Format::Table).await;
+    assert_eq!(n.unwrap(), 4_000);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("| ")).count(),
+        1 + 1_000,
+        "{text}"
+    );
+    assert!(
+        text.ends_with("4000 rows, the first 1000 shown (--format csv or json prints them all)\n"),
+        "{}",
+        &text[text.len() - 200..]
+    );
     for refused in [
         "DROP VIEW events",
         "INSERT INTO lake_events SELECT * FROM lake_events",
@@ -853,6 +878,12 @@ async fn the_hunt_command_over_the_lake_and_over_the_files_finds_the_same_in_a_r
     let progress = common::last_progress(&out.stderr);
     assert_eq!(progress["finished"], true, "{progress}");
     assert_eq!(progress["dates_done"], progress["dates"], "{progress}");
+    // `events` counts the rows read, `kept` those some hunt's filter kept for the hunts.
+    let (read, kept) = (
+        progress["events"].as_u64().unwrap(),
+        progress["kept"].as_u64().unwrap(),
+    );
+    assert!(0 < kept && kept < read && read <= 6_000, "{progress}");
     let from_files = dir.path().join("file-alerts.jsonl");
     let file = events.display().to_string();
     let out = hunt_command(

@@ -40,6 +40,9 @@ pub enum QueryError {
     Io(#[from] std::io::Error),
 }
 
+/// The most rows a table on a terminal shows (the rest are counted).
+const TABLE_ROWS: usize = 1000;
+
 /// Runs one read-only query over the lake (views `events`, `alerts`, the KQL tables) and writes its rows
 /// to `out`; returns how many.
 pub async fn query(
@@ -105,8 +108,13 @@ pub async fn query(
         let batch = batch.map_err(LakeError::from)?;
         rows += batch.num_rows();
         match format {
-            // Aligned columns need every row first.
-            Format::Table => table.push(batch),
+            // Aligned columns need their rows first: the first TABLE_ROWS are kept, the rest counted.
+            Format::Table => {
+                let kept: usize = table.iter().map(RecordBatch::num_rows).sum();
+                if kept < TABLE_ROWS {
+                    table.push(batch.slice(0, batch.num_rows().min(TABLE_ROWS - kept)));
+                }
+            }
             Format::Json => write_json(&batch, out)?,
             Format::Csv => {
                 write_csv(&batch, header, out)?;
@@ -119,10 +127,20 @@ pub async fn query(
         write_csv(&RecordBatch::new_empty(stream.schema()), true, out)?;
     }
     if format == Format::Table {
+        // No row: the header still says the columns.
+        if table.is_empty() {
+            table.push(RecordBatch::new_empty(stream.schema()));
+        }
         let text = datafusion::arrow::util::pretty::pretty_format_batches(&table)
             .map_err(LakeError::from)?;
         writeln!(out, "{text}")?;
-        writeln!(out, "{rows} row(s)")?;
+        match rows > TABLE_ROWS {
+            true => writeln!(
+                out,
+                "{rows} rows, the first {TABLE_ROWS} shown (--format csv or json prints them all)"
+            )?,
+            false => writeln!(out, "{rows} row(s)")?,
+        }
     }
     Ok(rows)
 }

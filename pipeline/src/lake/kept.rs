@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::array::builder::NullBufferBuilder;
 use datafusion::arrow::array::{
@@ -46,13 +47,14 @@ pub(super) fn with_types(schema: &Schema, wanted: Option<&Schema>) -> SchemaRef 
 /// batches of `output` (the input's columns, some of other types, then one boolean column per `answers`)
 /// of at least `batch_size` rows but the last. The `answers` predicates are answered for the kept rows
 /// while their text is still the scan's views (each distinct value of a dictionary-encoded page tested
-/// once: `query::texts`), NULL as false.
+/// once: `query::texts`), NULL as false. `scanned` counts the rows read, kept or not.
 pub(super) fn kept(
     input: SendableRecordBatchStream,
     predicate: Option<Arc<dyn PhysicalExpr>>,
     answers: Vec<Arc<dyn PhysicalExpr>>,
     output: SchemaRef,
     batch_size: usize,
+    scanned: Arc<AtomicU64>,
 ) -> SendableRecordBatchStream {
     let schema = Arc::clone(&output);
     // The columns the answers read.
@@ -67,11 +69,12 @@ pub(super) fn kept(
     let stream = futures::stream::try_unfold(
         (input, Some(Pending::default())),
         move |(mut input, pending)| {
-            let (predicate, answers, read, output) = (
+            let (predicate, answers, read, output, scanned) = (
                 predicate.clone(),
                 Arc::clone(&answers),
                 Arc::clone(&read),
                 Arc::clone(&output),
+                Arc::clone(&scanned),
             );
             async move {
                 let Some(mut pending) = pending else {
@@ -79,6 +82,7 @@ pub(super) fn kept(
                 };
                 while let Some(batch) = input.next().await {
                     let batch = batch?;
+                    scanned.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                     let mask = match &predicate {
                         Some(p) => mask(p.evaluate(&batch)?.into_array(batch.num_rows())?)?,
                         None => BooleanArray::new(BooleanBuffer::new_set(batch.num_rows()), None),
@@ -429,6 +433,7 @@ mod tests {
                 vec![Arc::clone(&answer)],
                 Arc::clone(&answered),
                 batch_size,
+                Arc::default(),
             ))
             .await
             .unwrap();
@@ -457,11 +462,23 @@ mod tests {
                 Arc::clone(&schema),
                 futures::stream::iter(batches.clone().into_iter().map(Ok)),
             ));
-            collect(kept(input, predicate, Vec::new(), Arc::clone(&output), 3))
+            let scanned = Arc::new(AtomicU64::new(0));
+            let out = collect(kept(
+                input,
+                predicate,
+                Vec::new(),
+                Arc::clone(&output),
+                3,
+                Arc::clone(&scanned),
+            ));
+            async move { (out.await.unwrap(), scanned.load(Ordering::Relaxed)) }
         };
-        let rows: usize = all(None).await.unwrap().iter().map(|b| b.num_rows()).sum();
-        assert_eq!(rows, 8);
+        let (out, scanned) = all(None).await;
+        let rows: usize = out.iter().map(|b| b.num_rows()).sum();
+        assert_eq!((rows, scanned), (8, 8));
         let none: Arc<dyn PhysicalExpr> = lit(false);
-        assert!(all(Some(none)).await.unwrap().is_empty());
+        let (out, scanned) = all(Some(none)).await;
+        assert!(out.is_empty());
+        assert_eq!(scanned, 8, "rows read count, kept or not");
     }
 }

@@ -10,6 +10,7 @@
 //! every value), the records themselves (`_raw`) are read and decoded as live.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -277,9 +278,11 @@ impl LakeSource {
             ),
         };
         let predicate = predicate(&self.range);
+        let scanned = Arc::new(AtomicU64::new(0));
         let mut progress = ReadProgress {
             progress: Progress::new(self.progress_every),
             rows: 0,
+            scanned: Arc::clone(&scanned),
             span: Some(span),
             known_span: None,
             dates: dates.len(),
@@ -296,6 +299,7 @@ impl LakeSource {
             filter,
             hunts,
             wanted,
+            scanned,
         };
         // The scan's tests, compiled on the first date for all (every date's scan has the same columns).
         let mut tests: Option<Arc<Tests>> = None;
@@ -371,9 +375,11 @@ impl LakeSource {
             }
         }
         let mut fields = serde_json::Map::new();
+        fields.insert("kept".into(), progress.rows.into());
         fields.insert("dates_done".into(), dates.len().into());
         fields.insert("dates".into(), dates.len().into());
-        progress.progress.finish(Some(fields));
+        let read = progress.scanned.load(Ordering::Relaxed);
+        progress.progress.finish_at(read, Some(fields));
         let _ = tx.send(SourceMessage::Stopped(input)).await;
         Ok(())
     }
@@ -386,7 +392,10 @@ type SpanTask = tokio::task::JoinHandle<Result<Option<(i64, i64)>, LakeError>>;
 /// reached is the share of the work done.
 struct ReadProgress {
     progress: Progress,
+    /// Rows sent to the hunts: those some hunt's filter keeps.
     rows: u64,
+    /// Rows read, kept or not (the scans', which run ahead of what is sent).
+    scanned: Arc<AtomicU64>,
     /// The range's first and last event time, being read (see [`span`]).
     span: Option<SpanTask>,
     known_span: Option<(i64, i64)>,
@@ -414,10 +423,12 @@ impl ReadProgress {
             .zip(newest)
             .map(|((lo, hi), t)| (t - lo) as f64 / (hi - lo).max(1) as f64);
         let mut fields = serde_json::Map::new();
+        fields.insert("kept".into(), self.rows.into());
         fields.insert("dates_done".into(), done.into());
         fields.insert("dates".into(), self.dates.into());
         fields.insert("date".into(), date.into());
         let dates = self.dates;
+        let kept = self.rows;
         let message = || {
             let reached = newest
                 .map(|t| {
@@ -427,11 +438,12 @@ impl ReadProgress {
                 })
                 .unwrap_or_default();
             format!(
-                "event time {reached} · date {}/{dates}",
+                "event time {reached} · date {}/{dates} · {kept} kept by the hunts' filters",
                 (done + 1).min(dates)
             )
         };
-        self.progress.update(self.rows, share, message, fields);
+        let read = self.scanned.load(Ordering::Relaxed);
+        self.progress.update(read, share, message, fields);
         Ok(())
     }
 }
@@ -445,6 +457,8 @@ struct Scan {
     filter: Option<Expr>,
     hunts: Vec<(String, Expr)>,
     wanted: Option<SchemaRef>,
+    /// Rows read so far, kept or not.
+    scanned: Arc<AtomicU64>,
 }
 
 /// A slice's rows in event-time order (see [`ordered_scan`]).
@@ -467,8 +481,9 @@ impl Scan {
             })?,
         };
         let (ctx, tests, wanted) = (self.ctx.clone(), Arc::clone(tests), self.wanted.clone());
+        let scanned = Arc::clone(&self.scanned);
         Ok(SpawnedTask::spawn(async move {
-            let stream = ordered_scan(&ctx, plan, &tests, wanted.as_deref()).await?;
+            let stream = ordered_scan(&ctx, plan, &tests, wanted.as_deref(), &scanned).await?;
             Ok(stream.try_collect().await?)
         }))
     }

@@ -2,6 +2,7 @@
 //! filters OR-ed, shared tests factored out), in event-time order.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::SortOptions;
@@ -91,6 +92,7 @@ pub(super) async fn ordered_scan(
     plan: Arc<dyn ExecutionPlan>,
     tests: &Tests,
     wanted: Option<&Schema>,
+    scanned: &Arc<AtomicU64>,
 ) -> Result<datafusion::physical_plan::SendableRecordBatchStream, LakeError> {
     let state = ctx.state();
     let (predicate, answers, answered) = (&tests.predicate, &tests.answers, &tests.answered);
@@ -116,6 +118,7 @@ pub(super) async fn ordered_scan(
                 answers.clone(),
                 Arc::clone(&output),
                 batch_size,
+                Arc::clone(scanned),
             ))
         })
         .collect::<datafusion::error::Result<Vec<SendableRecordBatchStream>>>()?;
@@ -374,7 +377,9 @@ mod tests {
                 let schema = frame.schema().clone();
                 let plan = frame.create_physical_plan().await.unwrap();
                 let tests = Tests::new(&ctx, &schema, filter.as_ref(), &[]);
-                let stream = ordered_scan(&ctx, plan, &tests, None).await.unwrap();
+                let stream = ordered_scan(&ctx, plan, &tests, None, &Arc::default())
+                    .await
+                    .unwrap();
                 let batches: Vec<RecordBatch> = stream.map(|b| b.unwrap()).collect().await;
                 let mut rows = Vec::new();
                 for batch in batches {

@@ -112,6 +112,16 @@ impl Progress {
         eprintln!("{line}");
     }
 
+    /// The end of the input at `events` read; `fields` replace the source's own fields when given.
+    pub fn finish_at(
+        &mut self,
+        events: u64,
+        fields: Option<serde_json::Map<String, serde_json::Value>>,
+    ) {
+        self.events = events;
+        self.finish(fields);
+    }
+
     /// The end of the input; `fields` replace the source's own fields when given.
     pub fn finish(&mut self, fields: Option<serde_json::Map<String, serde_json::Value>>) {
         if let Some(fields) = fields {
