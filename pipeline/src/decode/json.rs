@@ -202,6 +202,12 @@ pub fn coerce<'a>(column: &Column, priority: usize, value: Found<'a>) -> Result<
         ColumnType::Timestamp => match value {
             Found::Str(s) => match parse_timestamp(s) {
                 Some(t) => Cell::Time(t),
+                None if is_time_out_of_range(s) => {
+                    return Err(bad_time(format!(
+                        "{:?} is a time out of the range event times are kept in (nanoseconds: 1677-09-21 to 2262-04-11)",
+                        truncate(s, 60)
+                    )));
+                }
                 None => {
                     return Err(bad_time(format!(
                         "cannot read {:?} as a timestamp",
@@ -269,6 +275,16 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     None
 }
 
+/// Whether `s` has the shape of a time [`parse_timestamp`] reads: asked once it gave none, then the time is
+/// out of the range nanoseconds hold (before 1677, after 2262).
+fn is_time_out_of_range(s: &str) -> bool {
+    let s = s.trim();
+    DateTime::parse_from_rfc3339(s).is_ok()
+        || ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+            .iter()
+            .any(|f| NaiveDateTime::parse_from_str(s, f).is_ok())
+}
+
 /// Epoch numbers: seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude.
 fn epoch_to_nanos(n: i64) -> Option<i64> {
     match n.unsigned_abs() {
@@ -282,6 +298,14 @@ fn epoch_to_nanos(n: i64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_past_2262_is_named_out_of_range_not_unreadable() {
+        assert_eq!(parse_timestamp("2300-01-01T00:00:00Z"), None);
+        assert!(is_time_out_of_range("2300-01-01T00:00:00Z"));
+        assert!(is_time_out_of_range("1600-01-01 00:00:00"));
+        assert!(!is_time_out_of_range("yesterday"));
+    }
 
     #[test]
     fn timestamps_in_the_shapes_of_real_logs() {
