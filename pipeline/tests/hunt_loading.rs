@@ -86,6 +86,12 @@ async fn ddl_dml_and_other_statements_are_refused() {
     ] {
         let e = refusal(id, &common::hunt(id, "none", "", sql)).await;
         assert_eq!(e.line, 10, "{id}: {e}");
+        if id == "two" {
+            assert_eq!(
+                e.reason,
+                "one SELECT per hunt: the text holds several statements (separated by `;`)"
+            );
+        }
     }
 }
 

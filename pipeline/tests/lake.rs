@@ -608,10 +608,16 @@ async fn ad_hoc_queries_read_the_lake_in_sql_and_kql_and_refuse_writes() {
         "DROP VIEW events",
         "INSERT INTO lake_events SELECT * FROM lake_events",
         "COPY (SELECT 1) TO '/tmp/x.csv'",
+        "SELECT 1; SELECT 2",
     ] {
         let (result, _) = query(refused, false, Format::Json).await;
         assert!(result.is_err(), "{refused} was not refused");
     }
+    let (result, _) = query("SELECT 1; SELECT 2", false, Format::Json).await;
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "a query is one SELECT: the text holds several statements (separated by `;`)"
+    );
 }
 
 /// Data files of a Delta table (not its log).

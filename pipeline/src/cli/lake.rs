@@ -75,9 +75,15 @@ pub async fn query(
     crate::query::plan::register_kql_views(&ctx, &sql).await;
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
-    let statement = state
-        .sql_to_statement(&sql, &dialect)
-        .map_err(LakeError::from)?;
+    let statement = state.sql_to_statement(&sql, &dialect).map_err(|e| {
+        match crate::query::plan::is_several_statements(&e) {
+            true => QueryError::NotReadOnly(
+                "a query is one SELECT: the text holds several statements (separated by `;`)"
+                    .into(),
+            ),
+            false => QueryError::from(LakeError::from(e)),
+        }
+    })?;
     if !matches!(&statement, Statement::Statement(s) if matches!(**s, SqlStatement::Query(_))) {
         return Err(QueryError::NotReadOnly(
             "a query is one SELECT: DDL, DML, COPY, EXPLAIN and other statements are not allowed"

@@ -666,6 +666,9 @@ fn error_line(e: &DataFusionError, sql: &str) -> Option<usize> {
 
 /// The error without DataFusion's nested context prefixes, on one line.
 fn plain(e: &DataFusionError) -> String {
+    if is_several_statements(e) {
+        return "one SELECT per hunt: the text holds several statements (separated by `;`)".into();
+    }
     let mut inner = e.iter().last().unwrap_or(e);
     // An optimizer rule's failure names the rule, not the cause: the cause is inside.
     while let DataFusionError::Context(_, cause) = inner {
@@ -680,4 +683,9 @@ fn plain(e: &DataFusionError) -> String {
         .take(4)
         .collect();
     lines.join(" ")
+}
+
+/// DataFusion's refusal of a text holding more than one statement.
+pub fn is_several_statements(e: &DataFusionError) -> bool {
+    matches!(e, DataFusionError::NotImplemented(m) if m.contains("single SQL statement"))
 }
