@@ -38,7 +38,7 @@ pub fn convert(file: &Path) -> Result<String, CliError> {
                 CliError::Hunt(crate::hunt::HuntError {
                     origin: file.display().to_string(),
                     line: e.line(),
-                    reason: e.to_string(),
+                    reason: e.reason_at_column(),
                 })
             });
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::hunt::{HuntError, WindowSpec};
 
-use super::translate::{Options, TranslateError, translate};
+use super::translate::{Options, translate};
 
 /// The header (YAML, `//` stripped) and the byte offset where the query starts.
 pub fn split_header(text: &str) -> (Vec<&str>, usize) {
@@ -69,21 +69,7 @@ pub fn sql_hunt_text(text: &str, origin: &str) -> Result<String, HuntError> {
             ad_hoc: false,
         },
     )
-    .map_err(|e| {
-        let line = header_lines + e.line();
-        match e {
-            TranslateError::Parse(p) => at(
-                line,
-                format!(
-                    "KQL syntax (column {}): expected {}, found {}",
-                    p.column, p.expected, p.found
-                ),
-            ),
-            TranslateError::Refused(r) => {
-                at(line, format!("KQL (column {}): {}", r.column, r.message))
-            }
-        }
-    })?;
+    .map_err(|e| at(header_lines + e.line(), e.reason_at_column()))?;
     let derived = match (&window_text, translation.bin_window) {
         (Some(_), _) => None,
         (None, Some(ns)) => Some(format!(

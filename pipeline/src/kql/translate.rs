@@ -80,6 +80,17 @@ impl TranslateError {
             TranslateError::Refused(r) => r.line,
         }
     }
+
+    /// The reason with its column, for a message that names the file and line itself.
+    pub fn reason_at_column(&self) -> String {
+        match self {
+            TranslateError::Parse(p) => format!(
+                "KQL syntax (column {}): expected {}, found {}",
+                p.column, p.expected, p.found
+            ),
+            TranslateError::Refused(r) => format!("KQL (column {}): {}", r.column, r.message),
+        }
+    }
 }
 
 /// What the translation may assume about how the hunt runs.

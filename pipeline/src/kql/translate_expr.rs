@@ -221,6 +221,11 @@ impl Translator<'_> {
                 let index = self.expr(index, rel)?;
                 self.access(target, index, *span, rel)
             }
+            Expr::Tabular(_) => Err(self.refuse(
+                e.span(),
+                "tabular expression as a value",
+                "a query as a value (toscalar(T | …), (T | …)) is not supported: join the other table instead",
+            )),
             other => Err(self.refuse(
                 other.span(),
                 "expression",

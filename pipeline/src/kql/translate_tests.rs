@@ -279,3 +279,20 @@ fn has_any_of_literals_is_one_call_and_of_other_values_an_or() {
     assert!(!s.contains("kql_has_any"), "{s}");
     assert_eq!(s.matches("kql_has(").count(), 2, "{s}");
 }
+
+#[test]
+fn a_query_used_as_a_value_is_refused_by_name_with_its_place_once() {
+    let text =
+        "let n = toscalar(DeviceProcessEvents | count);\nDeviceProcessEvents\n| extend y = n";
+    let e = translate(text, Options::default()).unwrap_err();
+    let TranslateError::Refused(r) = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(r.kind, "tabular expression as a value", "{r}");
+    assert!(r.message.contains("toscalar"), "{r}");
+    // For a message that names the file and line itself: the column, not the line again.
+    assert_eq!(
+        e.reason_at_column(),
+        format!("KQL (column {}): {}", r.column, r.message)
+    );
+}
