@@ -124,8 +124,8 @@ enum Command {
         /// End of the range (exclusive).
         #[arg(long)]
         to: Option<String>,
-        /// Only these hunts (ids; repeat). `sigma` keeps the Sigma rule set; without it a filtered run
-        /// leaves Sigma out.
+        /// Only these hunts (ids; repeat): SQL and KQL hunts, Sigma rules and correlations by their id
+        /// (a correlation brings the rules it reads). `sigma` keeps the whole Sigma rule set.
         #[arg(long = "hunt", value_name = "ID")]
         hunts: Vec<String>,
         /// Where the history is: the lake (lake.path), JSON-lines files (--file), or the Kafka source's
@@ -351,31 +351,40 @@ fn main() -> ExitCode {
     }
 }
 
-/// Every id of `--hunt` names a configured hunt, or `sigma` the configured Sigma rule set: a typo is an
-/// error naming it, not a retro-hunt run without it.
-fn check_hunt_ids(settings: &Settings, ids: &[String]) -> anyhow::Result<()> {
+/// Every id of `--hunt` names a configured hunt, a Sigma rule or correlation (its id), or `sigma` the
+/// configured Sigma rule set: a typo is an error naming it, not a retro-hunt run without it. Returns
+/// whether the run needs the Sigma rules.
+fn check_hunt_ids(settings: &Settings, ids: &[String]) -> anyhow::Result<bool> {
     // Quietly: the run loads them again and says what is wrong with them then, once.
     let known =
         tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
             ghosthunt::query::load::load(settings.hunts.builtin, &settings.hunts.directories).hunts
         });
-    let unknown: Vec<&str> = ids
+    let mut unknown: Vec<&str> = ids
         .iter()
         .map(String::as_str)
         .filter(|id| *id != "sigma" && !known.contains_key(*id))
         .collect();
+    let mut sigma_rules = false;
+    if !unknown.is_empty() && !settings.sigma.directories.is_empty() {
+        let schema = ghosthunt::app::schema(settings)?;
+        let sigma = ghosthunt::app::sigma_ids(settings, &schema)?;
+        sigma_rules = unknown.iter().any(|id| sigma.contains(*id));
+        unknown.retain(|id| !sigma.contains(*id));
+    }
     if !unknown.is_empty() {
         let listed: Vec<&str> = known.keys().map(String::as_str).collect();
         anyhow::bail!(
-            "--hunt {}: no configured hunt has this id (ids are case-sensitive). The hunts: {}; `sigma` runs the Sigma rule set (sigma.directories).",
+            "--hunt {}: no configured hunt or Sigma rule has this id (ids are case-sensitive). The hunts: {}; a Sigma rule by its id (sigma.directories), or `sigma` for the whole rule set.",
             unknown.join(", "),
             listed.join(", ")
         );
     }
-    if ids.iter().any(|id| id == "sigma") && settings.sigma.directories.is_empty() {
+    let whole_set = ids.iter().any(|id| id == "sigma");
+    if whole_set && settings.sigma.directories.is_empty() {
         anyhow::bail!("--hunt sigma: no Sigma rules are configured (set sigma.directories)");
     }
-    Ok(())
+    Ok(ids.is_empty() || whole_set || sigma_rules)
 }
 
 fn init_logging(filter: &str) {
@@ -589,8 +598,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
                     settings.lake.path.clear();
                 }
             }
-            check_hunt_ids(&settings, &hunts)?;
-            if !hunts.is_empty() && !hunts.iter().any(|h| h == "sigma") {
+            if !check_hunt_ids(&settings, &hunts)? {
                 settings.sigma.directories.clear();
             }
             settings.hunts.only = hunts;

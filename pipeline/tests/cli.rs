@@ -549,6 +549,48 @@ fn a_retro_hunt_of_an_unknown_hunt_id_is_an_error_naming_it() {
     assert!(err.contains("sigma.directories"), "{err}");
     let (code, _, err) = hunt(&["password_spray"]);
     assert_eq!(code, 0, "{err}");
+    // A Sigma rule by its id: that rule runs (and the SQL hunts do not).
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("failed.yml"),
+        "title: Failed logon\nid: 5b1a0c3e-0000-4000-8000-0000000000f1\nstatus: test\nlevel: low\n\
+         logsource: {product: windows, service: security}\n\
+         detection:\n    selection:\n        EventID: 4625\n    condition: selection\n",
+    )
+    .unwrap();
+    let security = dir.path().join("security.jsonl");
+    std::fs::write(
+        &security,
+        "{\"@timestamp\":\"2026-01-01T00:00:00Z\",\"EventID\":4625,\"Channel\":\"Security\",\"Hostname\":\"WS-1\"}\n",
+    )
+    .unwrap();
+    let with_rules = |ids: &[&str]| {
+        let mut c = ghosthunt();
+        c.args(["hunt", "--source", "files", "--file"])
+            .arg(&security)
+            .env("GHOSTHUNT__SIGMA__DIRECTORIES", &rules)
+            .env("GHOSTHUNT__ALERTS__SINK", "file")
+            .env("GHOSTHUNT__ALERTS__PATH", dir.path().join("sigma.jsonl"));
+        for id in ids {
+            c.args(["--hunt", id]);
+        }
+        output(&mut c)
+    };
+    let (code, _, err) = with_rules(&["5b1a0c3e-0000-4000-8000-0000000000f1"]);
+    assert_eq!(code, 0, "{err}");
+    let alerts = std::fs::read_to_string(dir.path().join("sigma.jsonl")).unwrap();
+    assert_eq!(alerts.lines().count(), 1, "{alerts}");
+    assert!(
+        alerts.contains("5b1a0c3e-0000-4000-8000-0000000000f1"),
+        "{alerts}"
+    );
+    let (code, _, err) = with_rules(&["5b1a0c3e-0000-4000-8000-0000000000f2"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("--hunt 5b1a0c3e-0000-4000-8000-0000000000f2"),
+        "{err}"
+    );
 }
 
 /// A Sigma directory that is not there fails `validate` (and `run`) naming it: the run went on with

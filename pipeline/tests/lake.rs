@@ -222,6 +222,35 @@ async fn retro_hunt_gives_the_live_ids_for_sigma_detections_and_correlations() {
         assert!(hunts.contains(rule), "{rule} did not fire live: {hunts:?}");
     }
     assert_eq!(live, retro, "live and retro alert ids differ");
+
+    // `hunt --hunt <rule id>`: that rule's live alerts, no other; a correlation brings the rule it
+    // reads, which alerts as it does live (`generate: true`).
+    for (only, fired) in [
+        (
+            "7d9e0c3e-0000-4000-8000-00000000aa01",
+            vec!["7d9e0c3e-0000-4000-8000-00000000aa01"],
+        ),
+        (
+            "7d9e0c3e-0000-4000-8000-00000000aa02",
+            vec![
+                "7d9e0c3e-0000-4000-8000-00000000aa01",
+                "7d9e0c3e-0000-4000-8000-00000000aa02",
+            ],
+        ),
+    ] {
+        let alerts = dir.path().join(format!("only-{only}.jsonl"));
+        let mut one = with_sigma(lake_settings(&lake, &alerts));
+        one.source = SourceSettings::Lake(Range::default());
+        one.hunts.only = vec![only.to_string()];
+        run(one).await;
+        let expected: BTreeSet<(String, String)> = live
+            .iter()
+            .filter(|(_, h)| fired.contains(&h.as_str()))
+            .cloned()
+            .collect();
+        assert!(!expected.is_empty());
+        assert_eq!(alert_ids(&alerts), expected, "--hunt {only}");
+    }
 }
 
 /// The span of event time (`_time_ns`) of each file the events table holds, from its Delta log.

@@ -122,6 +122,7 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
         &base,
         settings.sigma.threads,
     );
+    keep_only(&mut loaded, &settings.hunts.only);
     let files = loaded.files;
     let extended = Arc::new(crate::sigma::compile::schema_for(
         &loaded, &mapping, &schema,
@@ -147,6 +148,58 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
         files,
         narrowed,
     })
+}
+
+/// A retro-hunt's `--hunt` ids that name Sigma rules: only those rules, and the rules the kept
+/// correlations read (which alert as they do live, unless the correlation says `generate: false`).
+/// `sigma` among the ids, or none, keeps them all.
+fn keep_only(loaded: &mut crate::sigma::load::Loaded, only: &[String]) {
+    if only.is_empty() || only.iter().any(|id| id == "sigma") {
+        return;
+    }
+    loaded
+        .correlations
+        .retain(|(c, _)| only.contains(&crate::sigma::hunts::correlation_id(c)));
+    let read: std::collections::HashSet<String> = loaded
+        .correlations
+        .iter()
+        .flat_map(|(c, _)| c.rules.iter().cloned())
+        .collect();
+    loaded.rules.retain(|r| {
+        only.contains(&r.rule.id)
+            || read.contains(&r.rule.id)
+            || r.rule.name.as_ref().is_some_and(|n| read.contains(n))
+    });
+}
+
+/// The ids of the configured Sigma rules and correlations (what `hunt --hunt` may name), read quietly.
+pub fn sigma_ids(
+    settings: &Settings,
+    schema: &EventSchema,
+) -> Result<std::collections::BTreeSet<String>, AppError> {
+    let mapping = sigma_mapping(settings)?;
+    let base: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+    let loaded =
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+            crate::sigma::load::load(
+                &settings.sigma.directories,
+                &mapping,
+                &settings.sigma.placeholders,
+                &base,
+                settings.sigma.threads,
+            )
+        });
+    Ok(loaded
+        .rules
+        .iter()
+        .map(|r| r.rule.id.clone())
+        .chain(
+            loaded
+                .correlations
+                .iter()
+                .map(|(c, _)| crate::sigma::hunts::correlation_id(c)),
+        )
+        .collect())
 }
 
 /// The configured schema.

@@ -71,11 +71,15 @@ pub(super) fn rule_hunt(rule: &crate::sigma::ir::SigmaRule, file: PathBuf, sql: 
     }
 }
 
+/// The hunt id of a correlation rule: its `id`, else its `name`, else its title.
+pub fn correlation_id(c: &CorrelationRule) -> String {
+    c.id.clone()
+        .or_else(|| c.name.clone())
+        .unwrap_or_else(|| c.title.clone())
+}
+
 pub(super) fn correlation_hunt(c: &CorrelationRule, file: PathBuf) -> Hunt {
-    let id =
-        c.id.clone()
-            .or_else(|| c.name.clone())
-            .unwrap_or_else(|| c.title.clone());
+    let id = correlation_id(c);
     Hunt {
         id,
         title: c.title.clone(),

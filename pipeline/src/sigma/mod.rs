@@ -18,7 +18,7 @@ pub mod correlation;
 pub mod engine;
 pub mod error;
 pub mod eval;
-mod hunts;
+pub mod hunts;
 pub mod ir;
 pub mod keywords;
 mod literals;
