@@ -173,4 +173,9 @@ async fn bench_over_a_kafka_backlog_finds_what_the_file_run_finds_and_ends_with_
         "the run ended {} s after it started",
         report.seconds
     );
+    // It read in a group of its own: the configured group (a live pipeline's) committed nothing.
+    assert_eq!(
+        broker.committed_offsets("bench", "events", 3),
+        vec![-1, -1, -1]
+    );
 }

@@ -104,7 +104,7 @@ pub enum BenchError {
 }
 
 /// Runs the benchmark and measures it. Loading, planning and writing a generated file are not timed.
-pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, BenchError> {
+pub async fn run(mut settings: Settings, options: &BenchOptions) -> Result<Report, BenchError> {
     // Sigma rules (sigma.directories) run too, with the columns they add to the schema.
     let sigma = app::sigma(&settings, app::schema(&settings)?)?;
     let schema = sigma.schema;
@@ -114,6 +114,8 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
     let health = Health::default();
     let shutdown = CancellationToken::new();
     let mut generated = None;
+    // When the first record came (Kafka: after the group's join, which is not the pipeline's time).
+    let first_record: Arc<std::sync::OnceLock<Instant>> = Arc::default();
     let source: Box<dyn Source> = match &options.source {
         BenchSource::Generator => Box::new(GeneratedSource::new(
             &settings.generator,
@@ -172,14 +174,29 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
             ))
         }
         BenchSource::Kafka => {
-            if !matches!(settings.source, SourceSettings::Kafka(_)) {
+            let SourceSettings::Kafka(kafka) = &mut settings.source else {
                 return Err(BenchError::NotKafka);
-            }
+            };
+            // A consumer group of its own, from the earliest offsets: a benchmark run beside the
+            // live pipeline must not take its partitions or move its committed offsets.
+            kafka.group_id = format!(
+                "{}-bench-{}",
+                kafka.group_id,
+                chrono::Utc::now().timestamp_millis()
+            );
+            kafka.auto_offset_reset = "earliest".into();
+            tracing::info!(
+                topics = ?kafka.topics,
+                group = %kafka.group_id,
+                records = options.events,
+                "Benchmark: the first records of the topics, from their earliest offsets, in a consumer group of its own (the topics must hold that many). The time is counted from the first record."
+            );
             let source = app::build_source(&settings, &metrics, &health)
                 .map_err(|e| BenchError::App(e.into()))?;
             Box::new(UpTo {
                 inner: source,
                 records: options.events,
+                first: Arc::clone(&first_record),
             })
         }
     };
@@ -215,7 +232,7 @@ pub async fn run(settings: Settings, options: &BenchOptions) -> Result<Report, B
         shutdown,
     )
     .await;
-    let elapsed = started.elapsed();
+    let elapsed = first_record.get().unwrap_or(&started).elapsed();
     let after = measure::Usage::now();
     if let Some(path) = generated {
         let _ = std::fs::remove_file(path);
@@ -274,6 +291,8 @@ async fn bench_hunts(
 struct UpTo {
     inner: Box<dyn Source>,
     records: u64,
+    /// Set when the first records come.
+    first: Arc<std::sync::OnceLock<Instant>>,
 }
 
 impl Source for UpTo {
@@ -292,6 +311,7 @@ impl Source for UpTo {
             {
                 let message = match message {
                     SourceMessage::Records(mut records) => {
+                        self.first.get_or_init(Instant::now);
                         records.truncate(usize::try_from(left).unwrap_or(usize::MAX));
                         left -= records.len() as u64;
                         SourceMessage::Records(records)
