@@ -231,3 +231,42 @@ async fn failed_commits_are_retried_until_the_offsets_are_committed() {
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// `ghosthunt produce` to brokers that never answer retries its deliveries until stopped; a stop
+/// (Ctrl-C, SIGTERM) ends it promptly, saying nothing was delivered, instead of retrying forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_to_brokers_that_never_answer_stops_when_asked() {
+    // A mock cluster with its broker down from the start.
+    let mock = mock();
+    mock.broker_down(1).unwrap();
+    let settings = settings(&mock.bootstrap_servers(), "unused");
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.cancel();
+    });
+    let started = Instant::now();
+    let sent = tokio::time::timeout(
+        Duration::from_secs(20),
+        ghosthunt::cli::produce::produce(
+            &settings,
+            &ghosthunt::cli::produce::ProduceOptions {
+                topic: "events".into(),
+                files: Vec::new(),
+                rate: Some(1_000),
+                limit: Some(10),
+            },
+            shutdown,
+        ),
+    )
+    .await
+    .expect("produce ends once stopped")
+    .unwrap();
+    assert_eq!(sent, 0, "nothing was delivered");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -95,8 +95,22 @@ pub async fn produce(
                     .and_then(|o| crate::decode::json::text_of(&o, &host));
             records.push((key, record.bytes.to_vec()));
         }
-        sent += records.len() as u64;
-        writer.send_keyed(records).await?;
+        let count = records.len() as u64;
+        // A delivery is retried until it succeeds (brokers down, a topic not there yet): a stop
+        // (Ctrl-C, SIGTERM) ends the wait, with what was not delivered said.
+        tokio::select! {
+            sent_now = writer.send_keyed(records) => sent_now?,
+            () = shutdown.cancelled() => {
+                tracing::warn!(
+                    topic = %options.topic,
+                    delivered = sent,
+                    undelivered = count,
+                    "Stopped while events were not delivered (are the brokers reachable? kafka.brokers); they are not sent."
+                );
+                break;
+            }
+        }
+        sent += count;
         if let Some(rate) = file_rate {
             let due = Duration::from_secs_f64(sent as f64 / rate.max(1) as f64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -110,6 +124,8 @@ pub async fn produce(
     }
     drop(rx);
     task.await??;
-    writer.flush(Duration::from_secs(30));
+    if !shutdown.is_cancelled() || sent >= limit {
+        writer.flush(Duration::from_secs(30));
+    }
     Ok(sent)
 }
