@@ -107,8 +107,9 @@ enum Command {
         /// JSON-lines files or globs to send instead of generated events.
         #[arg(long = "file", value_name = "PATH")]
         files: Vec<String>,
-        /// Events per second (default: source.generator.rate for the generator; unlimited for files).
-        #[arg(long)]
+        /// Events per second, at least 1 (default: source.generator.rate for the generator; unlimited
+        /// for files).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         rate: Option<u64>,
         /// Stop after this many events (default: the generator runs until interrupted; files to their end).
         #[arg(long)]
@@ -453,6 +454,9 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             for r in &v.sigma_refused {
                 eprintln!("refused: {r}");
             }
+            for k in &v.kafka_refused {
+                eprintln!("refused: {k}");
+            }
             outln!("{v}");
             Ok(exit(v.ok()))
         }
@@ -515,7 +519,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             let schema = app::schema(&settings)?;
             let report = cli::kql::check(&path, &schema).await?;
             out!("{report}");
-            Ok(ExitCode::SUCCESS)
+            Ok(exit(report.refusals.is_empty()))
         }
         Command::Sigma {
             command: SigmaCommand::Check { dirs },

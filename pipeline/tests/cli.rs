@@ -610,6 +610,98 @@ fn a_sigma_directory_that_is_not_there_fails_validate_naming_it() {
     assert!(err.contains("no-such-rules"), "{err}");
 }
 
+/// `validate` makes the Kafka clients `run` would (without connecting): a client option librdkafka
+/// refuses fails it, as it would fail `run`.
+#[test]
+fn validate_refuses_a_kafka_client_option_librdkafka_refuses() {
+    let validate = |option: (&str, &str)| {
+        output(
+            ghosthunt()
+                .arg("validate")
+                .env("GHOSTHUNT__METRICS__LISTEN", "")
+                .env("GHOSTHUNT__SOURCE__KIND", "kafka")
+                .env("GHOSTHUNT__KAFKA__BROKERS", "127.0.0.1:1")
+                .env(option.0, option.1),
+        )
+    };
+    let (code, out, err) = validate((
+        "GHOSTHUNT__SOURCE__KAFKA__OPTIONS__SESSION_TIMEOUT_MS",
+        "6000",
+    ));
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = validate((
+        "GHOSTHUNT__SOURCE__KAFKA__OPTIONS__SESSION_TIMEOUT_MS",
+        "abc",
+    ));
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("refused: source.kafka") && err.contains("session.timeout.ms"),
+        "{err}"
+    );
+}
+
+/// A Sigma rule that is not valid Sigma fails `validate`; one refused for what it needs (a logsource
+/// the mapping lacks) is reported and does not: SigmaHQ's set holds hundreds of those.
+#[test]
+fn validate_fails_a_broken_sigma_rule_not_an_unmapped_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |id: &str, logsource: &str, condition: &str| {
+        format!(
+            "title: R {id}\nid: 5b1a0c3e-0000-4000-8000-0000000000{id}\nstatus: test\nlevel: low\n\
+             logsource: {logsource}\ndetection:\n    selection:\n        EventID: 4625\n    condition: {condition}\n"
+        )
+    };
+    std::fs::write(
+        dir.path().join("good.yml"),
+        rule("a1", "{product: windows, service: security}", "selection"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("proxy.yml"),
+        rule("a2", "{category: proxy}", "selection"),
+    )
+    .unwrap();
+    let validate = || {
+        output(
+            ghosthunt()
+                .arg("validate")
+                .env("GHOSTHUNT__METRICS__LISTEN", "")
+                .env("GHOSTHUNT__SIGMA__DIRECTORIES", dir.path()),
+        )
+    };
+    let (code, out, err) = validate();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("configuration ok"), "{out}");
+    // `hunts` lists the Sigma rules that would run.
+    let (code, out, err) = output(
+        ghosthunt()
+            .arg("hunts")
+            .env("GHOSTHUNT__METRICS__LISTEN", "")
+            .env("GHOSTHUNT__SIGMA__DIRECTORIES", dir.path()),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let sigma = out.split("Sigma rules").nth(1).unwrap_or_default();
+    assert!(
+        sigma.contains("5b1a0c3e-0000-4000-8000-0000000000a1"),
+        "{out}"
+    );
+    assert!(!sigma.contains("0000000000a2"), "{out}");
+    std::fs::write(
+        dir.path().join("broken.yml"),
+        rule(
+            "a3",
+            "{product: windows, service: security}",
+            "selection and and",
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = validate();
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(out.contains("configuration refused"), "{out}");
+    assert!(out.contains("1 of them not valid Sigma"), "{out}");
+    assert!(err.contains("broken.yml"), "{err}");
+}
+
 /// An unwindowed hunt without `event_time` in its result is planned with a warning: the same row at two
 /// times would be one alert id, and its alerts would take their batch's time.
 #[test]

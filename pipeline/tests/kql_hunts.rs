@@ -166,4 +166,16 @@ async fn corpus_queries_parse_and_compile() {
         report.endpoint.compiled * 100 >= report.endpoint.queries * 60,
         "{report}"
     );
+    // Each query not compiled is named: the collection's key and its number, and why.
+    assert_eq!(
+        report.refusals.len(),
+        report.all.queries - report.all.compiled,
+        "{report}"
+    );
+    let (origin, why) = &report.refusals[0];
+    assert!(
+        origin.contains("m365d-hunting-queries.json: \"") && origin.contains(" #"),
+        "{origin}"
+    );
+    assert!(!why.is_empty());
 }

@@ -15,6 +15,8 @@ pub struct HuntList {
     pub hunts: Vec<Hunt>,
     /// Hunts over the alerts (`[incidents]`).
     pub incident_rules: Vec<Hunt>,
+    /// The Sigma rules and correlations that compiled (`[sigma] directories`).
+    pub sigma_rules: Vec<Hunt>,
     pub refused: Vec<HuntError>,
     /// Every field of each hunt, instead of a table.
     pub long: bool,
@@ -23,7 +25,13 @@ pub struct HuntList {
 pub async fn list(settings: &Settings, long: bool) -> Result<HuntList, CliError> {
     // Planned as `run` plans them: a hunt whose SQL does not plan (a write, a syntax error, an unknown
     // column) is refused here too, not listed as one that would run.
-    let schema = app::sigma(settings, app::schema(settings)?)?.schema;
+    let sigma = app::sigma(settings, app::schema(settings)?)?;
+    let schema = sigma.schema;
+    let sigma_rules: Vec<Hunt> = sigma
+        .engine
+        .as_ref()
+        .map(|e| e.hunts().map(|h| h.as_ref().clone()).collect())
+        .unwrap_or_default();
     let (hunts, mut refused) = app::hunts(settings, &schema).await;
     let (incident_rules, incident_refusals) = app::incident_rules(settings).await;
     refused.extend(incident_refusals);
@@ -31,6 +39,7 @@ pub async fn list(settings: &Settings, long: bool) -> Result<HuntList, CliError>
     Ok(HuntList {
         hunts: hunts.into_iter().map(unplanned).collect(),
         incident_rules: incident_rules.into_iter().map(unplanned).collect(),
+        sigma_rules,
         refused,
         long,
     })
@@ -43,6 +52,10 @@ impl fmt::Display for HuntList {
             (
                 Some("Incident rules (over the alerts):"),
                 &self.incident_rules,
+            ),
+            (
+                Some("Sigma rules (sigma.directories; `ghosthunt sigma check` lists the refused):"),
+                &self.sigma_rules,
             ),
         ] {
             if hunts.is_empty() {
@@ -105,13 +118,33 @@ pub struct Validation {
     pub sigma_refused: Vec<SigmaRefusal>,
     /// Windowed hunts and where their rows meet when scaled out: (id, placement).
     pub placements: Vec<(String, String)>,
+    /// Kafka clients the settings cannot make (a bad or unknown client option): what and why.
+    pub kafka_refused: Vec<String>,
 }
 
 impl Validation {
-    /// Every SQL hunt planned and at least one hunt of any kind to run. (Sigma refusals are reported; a
-    /// rule set where some rules do not compile still runs the others.)
+    /// Every SQL hunt planned, no Sigma rule file broken or unreadable, and at least one hunt of any
+    /// kind to run. (Sigma rules refused for what they need — a logsource the mapping lacks, a
+    /// placeholder's values, a feature ghosthunt lacks — are reported, not failed: SigmaHQ's set has
+    /// hundreds of them, and a rule set where some rules do not run still runs the others.)
     pub fn ok(&self) -> bool {
-        self.refused.is_empty() && (self.planned > 0 || self.sigma_rules > 0)
+        self.refused.is_empty()
+            && self.kafka_refused.is_empty()
+            && self.broken_sigma_rules() == 0
+            && (self.planned > 0 || self.sigma_rules > 0)
+    }
+
+    /// Sigma refusals that are the rule file's to fix (not valid Sigma) or the files' (unreadable).
+    pub fn broken_sigma_rules(&self) -> usize {
+        self.sigma_refused
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.reason.kind().fault(),
+                    crate::sigma::error::Fault::Author | crate::sigma::error::Fault::Environment
+                )
+            })
+            .count()
     }
 }
 
@@ -134,6 +167,7 @@ pub async fn validate(settings: &Settings) -> Result<Validation, CliError> {
         .collect();
     placements.sort();
     Ok(Validation {
+        kafka_refused: kafka_clients(settings),
         placements,
         schema: setup.schema.name.clone(),
         columns: setup.schema.columns.len(),
@@ -145,9 +179,39 @@ pub async fn validate(settings: &Settings) -> Result<Validation, CliError> {
     })
 }
 
+/// Makes each Kafka client the settings use, as `run` would, without connecting: librdkafka checks the
+/// client options then (a value it cannot read, an option it does not know).
+fn kafka_clients(settings: &Settings) -> Vec<String> {
+    use crate::settings::{OutputSettings, SourceSettings};
+    let metrics = crate::telemetry::Metrics::new();
+    let mut refused = Vec::new();
+    if let SourceSettings::Kafka(source) = &settings.source
+        && let Err(e) = crate::source::kafka::KafkaSource::new(
+            &settings.kafka,
+            source.clone(),
+            &metrics,
+            &crate::telemetry::Health::default(),
+        )
+    {
+        refused.push(format!("source.kafka: {e}"));
+    }
+    for (name, output) in [
+        ("alerts", &settings.alerts),
+        ("incidents", &settings.incidents.output),
+        ("dead_letters", &settings.dead_letters),
+    ] {
+        if let OutputSettings::Kafka { topic } = output
+            && let Err(e) = crate::alert::kafka::KafkaWriter::new(&settings.kafka, topic, &metrics)
+        {
+            refused.push(format!("{name} (kafka topic {topic}): {e}"));
+        }
+    }
+    refused
+}
+
 impl fmt::Display for Validation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Refused hunts fail `validate` (Sigma rules are refused by the hundred in SigmaHQ's set: not).
+        // Refused hunts and broken Sigma rules fail `validate` (see `ok`).
         let verdict = match self.ok() {
             true => "configuration ok",
             false => "configuration refused",
@@ -163,6 +227,13 @@ impl fmt::Display for Validation {
             self.sigma_rules,
             self.sigma_refused.len()
         )?;
+        match self.broken_sigma_rules() {
+            0 => {}
+            n => write!(
+                f,
+                " ({n} of them not valid Sigma or unreadable: fix the files)"
+            )?,
+        }
         if !self.placements.is_empty() {
             write!(
                 f,

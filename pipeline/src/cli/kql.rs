@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use tracing::instrument::WithSubscriber;
+
 use super::CliError;
 use crate::decode::EventSchema;
 use crate::hunt::{Hunt, Origin};
@@ -75,6 +77,8 @@ impl Counts {
 pub struct CheckReport {
     pub all: Counts,
     pub endpoint: Counts,
+    /// Each query not compiled: where it is (file, or collection key and number) and why.
+    pub refusals: Vec<(String, String)>,
 }
 
 /// Table-like names in a query (`XxxEvents`, `XxxInfo`, …): what decides whether it is endpoint-only.
@@ -90,8 +94,9 @@ fn table_words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The queries of a folder of `.kql` files, or of a JSON object whose values are arrays of strings.
-pub fn queries(path: &Path) -> Result<Vec<String>, CliError> {
+/// The queries of a folder of `.kql` files, or of a JSON object whose values are arrays of strings,
+/// each with where it is: its file, or the collection's key and the query's number in it.
+pub fn queries(path: &Path) -> Result<Vec<(String, String)>, CliError> {
     if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|source| CliError::Read {
@@ -105,7 +110,14 @@ pub fn queries(path: &Path) -> Result<Vec<String>, CliError> {
         files.sort();
         return files
             .iter()
-            .map(|f| read(f).map(|t| hunt_file::query_text(&t).to_string()))
+            .map(|f| {
+                read(f).map(|t| {
+                    (
+                        f.display().to_string(),
+                        hunt_file::query_text(&t).to_string(),
+                    )
+                })
+            })
             .collect();
     }
     let text = read(path)?;
@@ -115,10 +127,13 @@ pub fn queries(path: &Path) -> Result<Vec<String>, CliError> {
     })?;
     let mut out = Vec::new();
     if let Some(map) = value.as_object() {
-        for v in map.values() {
-            for q in v.as_array().into_iter().flatten() {
+        for (key, v) in map {
+            for (i, q) in v.as_array().into_iter().flatten().enumerate() {
                 if let Some(s) = q.as_str() {
-                    out.push(s.to_string());
+                    out.push((
+                        format!("{}: {key:?} #{}", path.display(), i + 1),
+                        s.to_string(),
+                    ));
                 }
             }
         }
@@ -129,11 +144,22 @@ pub fn queries(path: &Path) -> Result<Vec<String>, CliError> {
 /// Parses, translates and plans every query of `path`.
 pub async fn check(path: &Path, schema: &EventSchema) -> Result<CheckReport, CliError> {
     let mut report = CheckReport::default();
-    for text in queries(path)? {
+    for (origin, text) in queries(path)? {
         let words = table_words(&text);
         let endpoint =
             !words.is_empty() && words.iter().all(|w| ENDPOINT_TABLES.contains(&w.as_str()));
-        let outcome = check_one(&text, schema).await;
+        // Quietly: planning warns of what a hunt file would be told (e.g. no event_time), which
+        // means nothing for a query checked here.
+        let outcome = check_one(&text, schema)
+            .with_subscriber(tracing::subscriber::NoSubscriber::default())
+            .await;
+        match &outcome {
+            Outcome::Compiled => {}
+            Outcome::PlanFailed(reason) => report.refusals.push((origin, reason.clone())),
+            Outcome::Refused(_, why) | Outcome::Syntax(why) => {
+                report.refusals.push((origin, why.clone()))
+            }
+        }
         for counts in
             std::iter::once(&mut report.all).chain(endpoint.then_some(&mut report.endpoint))
         {
@@ -149,11 +175,11 @@ pub async fn check(path: &Path, schema: &EventSchema) -> Result<CheckReport, Cli
                     counts.translated += 1;
                     *counts.refused.entry(reason.clone()).or_default() += 1;
                 }
-                Outcome::Refused(reason) => {
+                Outcome::Refused(reason, _) => {
                     counts.parsed += 1;
                     *counts.refused.entry(reason.clone()).or_default() += 1;
                 }
-                Outcome::Syntax => {
+                Outcome::Syntax(_) => {
                     *counts.refused.entry("syntax".into()).or_default() += 1;
                 }
             }
@@ -165,14 +191,17 @@ pub async fn check(path: &Path, schema: &EventSchema) -> Result<CheckReport, Cli
 enum Outcome {
     Compiled,
     PlanFailed(String),
-    Refused(String),
-    Syntax,
+    /// The refusal's kind (counted), and where and why.
+    Refused(String, String),
+    /// Where and why.
+    Syntax(String),
 }
 
 /// A collection entry is an editor document: compiled when every query in it is.
 async fn check_one(text: &str, schema: &EventSchema) -> Outcome {
-    let Ok(translations) = translate_document(text) else {
-        return Outcome::Syntax;
+    let translations = match translate_document(text) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Syntax(e.to_string()),
     };
     for translation in translations {
         match translation {
@@ -180,8 +209,8 @@ async fn check_one(text: &str, schema: &EventSchema) -> Outcome {
                 Outcome::Compiled => {}
                 failed => return failed,
             },
-            Err(TranslateError::Parse(_)) => return Outcome::Syntax,
-            Err(e) => return Outcome::Refused(e.kind()),
+            Err(e @ TranslateError::Parse(_)) => return Outcome::Syntax(e.to_string()),
+            Err(e) => return Outcome::Refused(e.kind(), e.to_string()),
         }
     }
     Outcome::Compiled
@@ -235,6 +264,9 @@ impl fmt::Display for Counts {
 
 impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (origin, why) in &self.refusals {
+            writeln!(f, "refused: {origin}: {why}")?;
+        }
         writeln!(f, "all queries:")?;
         write!(f, "{}", self.all)?;
         writeln!(
