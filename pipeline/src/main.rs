@@ -80,8 +80,8 @@ enum Command {
     },
     /// Run hunts on their sample events and compare with their expected rows (detection as code).
     ///
-    /// For each hunt DIR/hunts/<id>.sql with a folder DIR/tests/<id>/ holding events.jsonl and
-    /// expected.jsonl. An incident rule (FROM alerts) takes rows of the alerts table as its events.
+    /// For each hunt DIR/hunts/<id>.sql (or <id>.kql) with a folder DIR/tests/<id>/ holding
+    /// events.jsonl and expected.jsonl. An incident rule (FROM alerts) takes rows of the alerts table as its events.
     Test {
         /// Hunt directories (default: the configured hunts.directories and incidents.directories, else
         /// ./sql/hunts and ./sql/incidents).
@@ -269,12 +269,15 @@ enum FormatArg {
 enum KqlCommand {
     /// Print the SQL a .kql hunt file (or a bare query file) becomes.
     Convert {
+        /// A .kql hunt file (`//` header, then the query) or a file holding a bare query.
         #[arg(value_name = "FILE.kql")]
         file: PathBuf,
     },
     /// Parse, translate and plan every query of a folder of .kql files or of a JSON file whose values are
-    /// arrays of query strings; print the counts and the refusals by reason.
+    /// arrays of query strings; print each refused query with its reason, then the counts. Exits
+    /// non-zero when a query is refused.
     Check {
+        /// A folder of .kql files, or a JSON file of `{"name": ["query", …], …}`.
         #[arg(value_name = "DIR|FILE.json")]
         path: PathBuf,
     },
@@ -284,22 +287,26 @@ enum KqlCommand {
 enum SigmaCommand {
     /// Print the SQL each rule of the files becomes (logsource condition and field mapping applied).
     Convert {
+        /// Sigma rule files (YAML; several documents per file are fine).
         #[arg(value_name = "RULE.yml", required = true)]
         files: Vec<PathBuf>,
     },
     /// Load and compile the rules (default: sigma.directories) and report the counts and every refusal.
     Check {
+        /// Rule directories (searched recursively for .yml/.yaml) or rule files.
         #[arg(value_name = "DIR")]
         dirs: Vec<PathBuf>,
     },
     /// Time the rule set (sigma.directories, or --rules) on events: decode once, evaluate every batch
     /// with all rules `--rounds` times. Files are JSON lines, plain, .gz, or .zip archives of them.
     Bench {
+        /// Event files: JSON lines, plain, .gz, or .zip archives of them.
         #[arg(value_name = "EVENTS", required = true)]
         events: Vec<PathBuf>,
         /// Rule directories (default: sigma.directories).
         #[arg(long = "rules", value_name = "DIR")]
         rules: Vec<PathBuf>,
+        /// How many times every batch is evaluated (the report gives each round's time).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },

@@ -191,3 +191,14 @@ fn sigma_bench_reports_decode_and_evaluation_rates() {
         "{out}"
     );
 }
+
+/// A path given to `sigma check` that is not there is named as given, not as `sigma.directories`.
+#[test]
+fn sigma_check_of_a_path_that_is_not_there_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-rules");
+    let (code, _, err) = output(ghosthunt().args(["sigma", "check"]).arg(&missing));
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("no-such-rules"), "{err}");
+    assert!(!err.contains("sigma.directories"), "{err}");
+}

@@ -56,6 +56,15 @@ pub struct CheckReport {
 pub fn check(settings: &Settings, dirs: Vec<PathBuf>) -> Result<CheckReport, CliError> {
     let mut settings = settings.clone();
     if !dirs.is_empty() {
+        // Paths given here are named as given, not as the setting's.
+        for dir in &dirs {
+            if let Err(source) = std::fs::metadata(dir) {
+                return Err(CliError::Read {
+                    path: dir.clone(),
+                    source,
+                });
+            }
+        }
         settings.sigma.directories = dirs;
     }
     if settings.sigma.directories.is_empty() {
