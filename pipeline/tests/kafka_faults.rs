@@ -233,7 +233,8 @@ async fn failed_commits_are_retried_until_the_offsets_are_committed() {
 }
 
 /// `ghosthunt produce` to brokers that never answer retries its deliveries until stopped; a stop
-/// (Ctrl-C, SIGTERM) ends it promptly, saying nothing was delivered, instead of retrying forever.
+/// (Ctrl-C, SIGTERM) gives them a grace of 10 s, then ends it, saying nothing was delivered, instead of
+/// retrying forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_to_brokers_that_never_answer_stops_when_asked() {
     // A mock cluster with its broker down from the start.
@@ -248,7 +249,7 @@ async fn produce_to_brokers_that_never_answer_stops_when_asked() {
     });
     let started = Instant::now();
     let sent = tokio::time::timeout(
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         ghosthunt::cli::produce::produce(
             &settings,
             &ghosthunt::cli::produce::ProduceOptions {

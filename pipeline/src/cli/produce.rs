@@ -37,6 +37,9 @@ pub enum ProduceError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// How long a stop waits for the records being delivered.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// Produces until the input ends, the limit is reached, or `shutdown`; returns how many were delivered.
 pub async fn produce(
     settings: &Settings,
@@ -79,6 +82,8 @@ pub async fn produce(
         options.rate
     };
     let mut sent: u64 = 0;
+    // A stop gave up on records not delivered: waiting for them again at the end would not help.
+    let mut gave_up = false;
     let limit = options.limit.unwrap_or(u64::MAX);
     while let Some(message) = rx.recv().await {
         let SourceMessage::Records(chunk) = message else {
@@ -96,21 +101,33 @@ pub async fn produce(
             records.push((key, record.bytes.to_vec()));
         }
         let count = records.len() as u64;
-        // A delivery is retried until it succeeds (brokers down, a topic not there yet): a stop
-        // (Ctrl-C, SIGTERM) ends the wait, with what was not delivered said.
-        tokio::select! {
-            sent_now = writer.send_keyed(records) => sent_now?,
-            () = shutdown.cancelled() => {
+        // A delivery is retried until it succeeds (brokers down, a topic not there yet). A stop
+        // (Ctrl-C, SIGTERM) gives the records being delivered up to STOP_GRACE, then ends the wait,
+        // saying what was not delivered.
+        let delivery = writer.send_keyed(records);
+        tokio::pin!(delivery);
+        let delivered = tokio::select! {
+            biased;
+            result = &mut delivery => Some(result),
+            () = shutdown.cancelled() => tokio::time::timeout(STOP_GRACE, &mut delivery).await.ok(),
+        };
+        match delivered {
+            Some(result) => {
+                result?;
+                sent += count;
+            }
+            None => {
+                gave_up = true;
                 tracing::warn!(
                     topic = %options.topic,
                     delivered = sent,
                     undelivered = count,
-                    "Stopped while events were not delivered (are the brokers reachable? kafka.brokers); they are not sent."
+                    "Stopped while events were still not delivered after {} s (are the brokers reachable? kafka.brokers); they are not sent.",
+                    STOP_GRACE.as_secs()
                 );
                 break;
             }
         }
-        sent += count;
         if let Some(rate) = file_rate {
             let due = Duration::from_secs_f64(sent as f64 / rate.max(1) as f64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -124,8 +141,8 @@ pub async fn produce(
     }
     drop(rx);
     task.await??;
-    if !shutdown.is_cancelled() || sent >= limit {
-        writer.flush(Duration::from_secs(30));
+    if !gave_up {
+        writer.flush(STOP_GRACE);
     }
     Ok(sent)
 }
