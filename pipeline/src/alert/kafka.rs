@@ -59,20 +59,7 @@ impl KafkaWriter {
         topic: &str,
         metrics: &Metrics,
     ) -> Result<KafkaWriter, SinkError> {
-        let mut config = client_config(kafka, &kafka.producer_options);
-        // Idempotence implies acks=all and in-order retries; set both explicitly for the reader.
-        config
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5");
-        if !kafka
-            .producer_options
-            .iter()
-            .any(|(k, _)| k == "message.timeout.ms")
-        {
-            // A delivery that has not succeeded within this is reported failed, counted and sent again.
-            config.set("message.timeout.ms", "30000");
-        }
+        let config = producer_config(kafka);
         let producer: FutureProducer<LogContext> = config
             .create_with_context(LogContext)
             .map_err(|e| kafka_error(topic, "creating the producer", e))?;
@@ -198,6 +185,25 @@ impl KafkaWriter {
             tracing::warn!(topic = %self.topic, %error, "Producer flush did not finish.");
         }
     }
+}
+
+/// The producers' configuration: the shared settings, the producer's own, idempotence.
+pub fn producer_config(kafka: &KafkaSettings) -> rdkafka::ClientConfig {
+    let mut config = client_config(kafka, &kafka.producer_options);
+    // Idempotence implies acks=all and in-order retries; set both explicitly for the reader.
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5");
+    if !kafka
+        .producer_options
+        .iter()
+        .any(|(k, _)| k == "message.timeout.ms")
+    {
+        // A delivery that has not succeeded within this is reported failed, counted and sent again.
+        config.set("message.timeout.ms", "30000");
+    }
+    config
 }
 
 /// Alerts to a topic: key per [`AlertKey`], headers with the hunt id, severity and alert id.

@@ -134,16 +134,15 @@ impl Validation {
             && (self.planned > 0 || self.sigma_rules > 0)
     }
 
-    /// Sigma refusals that are the rule file's to fix (not valid Sigma) or the files' (unreadable).
+    /// Sigma refusals that are the rule file's to fix (not valid Sigma) or the files' (unreadable). A
+    /// correlation refused for the rules it reads is not counted: those may be refused for their
+    /// logsource, which is the mapping's to extend.
     pub fn broken_sigma_rules(&self) -> usize {
+        use crate::sigma::error::{Fault, RefusalKind};
         self.sigma_refused
             .iter()
-            .filter(|r| {
-                matches!(
-                    r.reason.kind().fault(),
-                    crate::sigma::error::Fault::Author | crate::sigma::error::Fault::Environment
-                )
-            })
+            .filter(|r| r.reason.kind() != RefusalKind::Correlation)
+            .filter(|r| matches!(r.reason.kind().fault(), Fault::Author | Fault::Environment))
             .count()
     }
 }
@@ -179,19 +178,15 @@ pub async fn validate(settings: &Settings) -> Result<Validation, CliError> {
     })
 }
 
-/// Makes each Kafka client the settings use, as `run` would, without connecting: librdkafka checks the
-/// client options then (a value it cannot read, an option it does not know).
+/// Checks the configuration of each Kafka client the settings use, as `run` would make it, without
+/// making the client (nothing connects): librdkafka reads every option then, and refuses a value it
+/// cannot read or an option it does not know.
 fn kafka_clients(settings: &Settings) -> Vec<String> {
     use crate::settings::{OutputSettings, SourceSettings};
-    let metrics = crate::telemetry::Metrics::new();
     let mut refused = Vec::new();
     if let SourceSettings::Kafka(source) = &settings.source
-        && let Err(e) = crate::source::kafka::KafkaSource::new(
-            &settings.kafka,
-            source.clone(),
-            &metrics,
-            &crate::telemetry::Health::default(),
-        )
+        && let Err(e) =
+            crate::source::kafka::source_config(&settings.kafka, source).create_native_config()
     {
         refused.push(format!("source.kafka: {e}"));
     }
@@ -201,7 +196,8 @@ fn kafka_clients(settings: &Settings) -> Vec<String> {
         ("dead_letters", &settings.dead_letters),
     ] {
         if let OutputSettings::Kafka { topic } = output
-            && let Err(e) = crate::alert::kafka::KafkaWriter::new(&settings.kafka, topic, &metrics)
+            && let Err(e) =
+                crate::alert::kafka::producer_config(&settings.kafka).create_native_config()
         {
             refused.push(format!("{name} (kafka topic {topic}): {e}"));
         }

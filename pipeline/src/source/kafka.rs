@@ -251,6 +251,26 @@ pub(super) fn consumer_config(
     config
 }
 
+/// The live source's consumer configuration: the shared settings, the consumer's own, its group and
+/// our commit settings.
+pub fn source_config(
+    kafka: &KafkaSettings,
+    settings: &KafkaSourceSettings,
+) -> rdkafka::ClientConfig {
+    let mut config = consumer_config(kafka, settings);
+    config
+        .set("group.id", &settings.group_id)
+        .set("enable.auto.offset.store", "false")
+        .set("enable.auto.commit", "true")
+        .set(
+            "auto.commit.interval.ms",
+            settings.commit_interval.as_millis().to_string(),
+        )
+        .set("auto.offset.reset", &settings.auto_offset_reset)
+        .set("statistics.interval.ms", "5000");
+    config
+}
+
 /// Polled on a dedicated thread: librdkafka's callbacks (rebalances, logs, statistics) are served from
 /// `poll`, and a blocked `send` into a full channel simply stops polling (backpressure).
 pub(super) type KafkaConsumer = BaseConsumer<SourceContext>;
@@ -332,17 +352,7 @@ impl KafkaSource {
         metrics: &Metrics,
         health: &Health,
     ) -> Result<KafkaSource, SourceError> {
-        let mut config = consumer_config(kafka, &settings);
-        config
-            .set("group.id", &settings.group_id)
-            .set("enable.auto.offset.store", "false")
-            .set("enable.auto.commit", "true")
-            .set(
-                "auto.commit.interval.ms",
-                settings.commit_interval.as_millis().to_string(),
-            )
-            .set("auto.offset.reset", &settings.auto_offset_reset)
-            .set("statistics.interval.ms", "5000");
+        let config = source_config(kafka, &settings);
         let context = SourceContext {
             metrics: metrics.clone(),
             lag: metrics.consumer_lag(),
