@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::finding::{Activity, AlertInfo, Incident, finding, incident_id};
+use super::finding::{Activity, AlertInfo, Incident, Summary, finding, incident_id};
 use crate::alert::Alert;
 use crate::hunt::Hunt;
 
@@ -37,6 +37,10 @@ struct Open {
     seen: BTreeSet<(i64, String)>,
     /// Every alert it has had.
     count: usize,
+    /// The event time of its newest alert (of an alert no longer known: just before its window's end).
+    newest: Option<i64>,
+    /// What all its alerts whose details were known add up to.
+    summary: Summary,
     result: Map<String, Value>,
 }
 
@@ -110,6 +114,8 @@ impl Book {
                     alerts: BTreeMap::new(),
                     seen: BTreeSet::new(),
                     count: 0,
+                    newest: None,
+                    summary: Summary::default(),
                     result: Map::new(),
                 },
             );
@@ -129,18 +135,22 @@ impl Book {
                 continue;
             }
             o.count += 1;
+            o.newest = o.newest.max(Some(time));
             if let Some(info) = info {
+                o.summary.add(info);
                 if o.alerts.len() < MAX_ALERTS {
                     o.alerts.insert((time, id.clone()), Arc::clone(info));
                 }
-                if listed.len() < MAX_ALERTS {
-                    listed.insert((time, id.clone()), Arc::clone(info));
-                }
+                listed.insert((time, id.clone()), Arc::clone(info));
             }
             added.push(id);
         }
         if activity == Activity::Update && added.is_empty() {
             return None;
+        }
+        // A finding lists the earliest MAX_ALERTS of what it adds (the rule's order is not time's).
+        while listed.len() > MAX_ALERTS {
+            listed.pop_last();
         }
         o.result = row;
         let incident = Incident {
@@ -150,8 +160,10 @@ impl Book {
             first_window: o.first_window,
             last_window: o.last_window,
             alerts: o.alerts.values().map(Arc::as_ref).collect(),
+            summary: &o.summary,
             listed: listed.values().map(Arc::as_ref).collect(),
             alert_count: o.count,
+            newest: o.newest,
             added: &added,
             result: &o.result,
         };
@@ -324,6 +336,7 @@ mod tests {
                 .expect("each window adds an alert");
             let doc: Value = serde_json::from_str(&outcome.finding.json).unwrap();
             assert_eq!(doc["unmapped"]["alert_count"], i + 1);
+            assert_eq!(doc["end_time"], i * 10 * 60_000, "the newest alert's time");
             let uids: Vec<String> = doc["finding_info_list"]
                 .as_array()
                 .unwrap()
@@ -344,6 +357,22 @@ mod tests {
             book.expire((start + 60) * MINUTE, |_| 70 * MINUTE, 70 * MINUTE);
         }
         assert_eq!(book.open_count(), 1);
+        // An alert older than the newest, coming late (a windowed hunt's): the incident's end stays.
+        let last = alerts - 1;
+        note(&mut book, "late", last * 10 - 5);
+        let start = last * 10 - 50;
+        let outcome = book
+            .observe(
+                &rule(),
+                (start * MINUTE, (start + 60) * MINUTE),
+                row("WS-1"),
+                vec!["late".to_string()],
+                "SOC",
+                0,
+            )
+            .expect("a new alert");
+        let doc: Value = serde_json::from_str(&outcome.finding.json).unwrap();
+        assert_eq!(doc["end_time"], last * 10 * 60_000);
         let expected: Vec<String> = (0..alerts).map(|j| format!("a{j:05}")).collect();
         assert_eq!(listed, expected, "every alert listed once, in order");
         // The last update is no larger than the second: the findings grow with the alerts, not
@@ -354,6 +383,63 @@ mod tests {
             bytes[1],
             bytes[bytes.len() - 1]
         );
+    }
+
+    #[test]
+    fn an_update_past_the_first_max_alerts_still_raises_the_incidents_severity_tactics_and_users() {
+        let low_rule = Arc::new(Hunt {
+            severity: Severity::Low,
+            ..(*rule()).clone()
+        });
+        let hunt = |id: &str, severity, tactic: &str| {
+            let mut h = Hunt::sample(id);
+            h.severity = severity;
+            h.attack.tactics = vec![tactic.to_string()];
+            Arc::new(h)
+        };
+        let failed = hunt("failed_logon", Severity::Low, "credential-access");
+        let dump = hunt("lsass_dump", Severity::High, "execution");
+        let mut book = Book::default();
+        let add = |book: &mut Book, id: String, minute: i64, hunt: &Arc<Hunt>, user: &str| {
+            book.note(AlertInfo {
+                id,
+                time: minute * MINUTE,
+                hunt: Arc::clone(hunt),
+                subject: Arc::new(Subject {
+                    user: Some(user.into()),
+                    ..Subject::default()
+                }),
+                received: Instant::now(),
+                seq: 0,
+            });
+        };
+        let ids: Vec<String> = (0..MAX_ALERTS).map(|i| format!("f{i:04}")).collect();
+        for id in &ids {
+            add(&mut book, id.clone(), 1, &failed, "alice");
+        }
+        let window = (0, 60 * MINUTE);
+        let created = book
+            .observe(&low_rule, window, row("WS-1"), ids.clone(), "SOC", 0)
+            .unwrap();
+        let doc: Value = serde_json::from_str(&created.finding.json).unwrap();
+        assert_eq!(doc["severity"], "Low");
+        add(&mut book, "dump".into(), 30, &dump, "bob");
+        let mut more = ids;
+        more.push("dump".into());
+        let update = book
+            .observe(&low_rule, window, row("WS-1"), more, "SOC", 0)
+            .unwrap();
+        let doc: Value = serde_json::from_str(&update.finding.json).unwrap();
+        assert_eq!(doc["severity"], "High", "{doc:#}");
+        assert_eq!(
+            doc["unmapped"]["tactics"],
+            serde_json::json!(["credential-access", "execution"])
+        );
+        assert_eq!(
+            doc["unmapped"]["users"],
+            serde_json::json!(["alice", "bob"])
+        );
+        assert_eq!(doc["end_time"], 30 * 60_000);
     }
 
     #[test]

@@ -141,6 +141,37 @@ pub fn incident_id(rule: &str, entity: &str, window_start: i64) -> String {
     crate::alert::ocsf::uuid_shaped(&h.finalize())
 }
 
+/// What an incident's alerts add up to, over all of them (not only the ones kept in detail): the
+/// hunts that raised them in the order they first did, their hosts and users (the first
+/// [`super::book::MAX_ALERTS`] of each), the earliest alert's time.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub hunts: Vec<Arc<Hunt>>,
+    pub hosts: BTreeSet<String>,
+    pub users: BTreeSet<String>,
+    pub first: Option<i64>,
+}
+
+impl Summary {
+    pub fn add(&mut self, alert: &AlertInfo) {
+        if !self.hunts.iter().any(|h| h.id == alert.hunt.id) {
+            self.hunts.push(Arc::clone(&alert.hunt));
+        }
+        for (set, value) in [
+            (&mut self.hosts, &alert.subject.host),
+            (&mut self.users, &alert.subject.user),
+        ] {
+            if let Some(v) = value
+                && set.len() < super::book::MAX_ALERTS
+                && !set.contains(v)
+            {
+                set.insert(v.clone());
+            }
+        }
+        self.first = Some(self.first.map_or(alert.time, |t| t.min(alert.time)));
+    }
+}
+
 /// What a finding is built from: the incident as it stands.
 pub struct Incident<'a> {
     pub id: &'a str,
@@ -150,9 +181,10 @@ pub struct Incident<'a> {
     /// The first window that raised it, and the newest window that added to it.
     pub first_window: (i64, i64),
     pub last_window: (i64, i64),
-    /// Its alerts, in time order (the first [`super::book::MAX_ALERTS`]): what its summary (severity,
-    /// times, ATT&CK, hosts, users, response) is made of.
+    /// Its alerts, in time order (the first [`super::book::MAX_ALERTS`]).
     pub alerts: Vec<&'a AlertInfo>,
+    /// What all its alerts add up to: severity, times, ATT&CK, hosts, users, response.
+    pub summary: &'a Summary,
     /// The alerts this finding lists (`finding_info_list`, the timeline), in time order: those it adds
     /// whose details are known — a new incident's first alerts, an update's new ones.
     pub listed: Vec<&'a AlertInfo>,
@@ -161,6 +193,8 @@ pub struct Incident<'a> {
     pub alert_count: usize,
     /// The alerts this finding adds (all of them when it creates the incident).
     pub added: &'a [String],
+    /// The event time of its newest alert, of all it has had.
+    pub newest: Option<i64>,
     /// The rule's newest result row.
     pub result: &'a Map<String, Value>,
 }
@@ -180,50 +214,39 @@ pub fn finding(
 ) -> Alert {
     let rule = incident.rule;
     let alerts = &incident.alerts;
+    let summary = incident.summary;
+    let hunts = &summary.hunts;
     // The incident is as severe as its rule says, or as its most severe alert.
-    let severity = alerts
+    let severity = hunts
         .iter()
-        .map(|a| a.hunt.severity)
+        .map(|h| h.severity)
         .chain([rule.severity])
         .max_by_key(|s| s.ocsf_id())
         .unwrap_or(Severity::Medium);
-    let first = alerts.first().map_or(incident.first_window.0, |a| a.time);
-    // The newest alert may be past the ones kept in detail: an update's own are newer.
-    let last = alerts
-        .last()
-        .into_iter()
-        .chain(incident.listed.last())
-        .map(|a| a.time)
-        .max()
-        .unwrap_or(incident.last_window.1);
+    let first = summary.first.unwrap_or(incident.first_window.0);
+    // The newest of all its alerts (an alert no longer known counts too).
+    let last = incident.newest.unwrap_or(incident.last_window.1);
     let mut tactics: Vec<&str> = Vec::new();
     let mut techniques: BTreeSet<&str> = BTreeSet::new();
     // Each technique with the tactics of the hunts that name it.
     let mut attack: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    let mut hosts: BTreeSet<&str> = BTreeSet::new();
-    let mut users: BTreeSet<&str> = BTreeSet::new();
-    let mut hunts: Vec<&Arc<Hunt>> = Vec::new();
-    for a in alerts {
-        for t in &a.hunt.attack.tactics {
+    for h in hunts {
+        for t in &h.attack.tactics {
             if !tactics.contains(&t.as_str()) {
                 tactics.push(t);
             }
         }
-        techniques.extend(a.hunt.attack.techniques.iter().map(String::as_str));
-        for t in &a.hunt.attack.techniques {
+        techniques.extend(h.attack.techniques.iter().map(String::as_str));
+        for t in &h.attack.techniques {
             let entry = attack.entry(t).or_default();
-            for tactic in &a.hunt.attack.tactics {
+            for tactic in &h.attack.tactics {
                 if !entry.contains(&tactic.as_str()) {
                     entry.push(tactic);
                 }
             }
         }
-        hosts.extend(a.subject.host.as_deref());
-        users.extend(a.subject.user.as_deref());
-        if !hunts.iter().any(|h| h.id == a.hunt.id) {
-            hunts.push(&a.hunt);
-        }
     }
+    let (hosts, users) = (&summary.hosts, &summary.users);
     let timeline: Vec<Value> = incident
         .listed
         .iter()
