@@ -150,25 +150,39 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
     })
 }
 
-/// A retro-hunt's `--hunt` ids that name Sigma rules: only those rules, and the rules the kept
-/// correlations read (which alert as they do live, unless the correlation says `generate: false`).
-/// `sigma` among the ids, or none, keeps them all.
+/// A retro-hunt's `--hunt` ids that name Sigma rules: only those rules and correlations, and what the
+/// kept correlations read, correlations they read included (the rules alert as they do live, unless a
+/// correlation says `generate: false`). `sigma` among the ids, or none, keeps them all.
 fn keep_only(loaded: &mut crate::sigma::load::Loaded, only: &[String]) {
     if only.is_empty() || only.iter().any(|id| id == "sigma") {
         return;
     }
-    loaded
-        .correlations
-        .retain(|(c, _)| only.contains(&crate::sigma::hunts::correlation_id(c)));
-    let read: std::collections::HashSet<String> = loaded
-        .correlations
-        .iter()
-        .flat_map(|(c, _)| c.rules.iter().cloned())
-        .collect();
+    use crate::sigma::correlation::CorrelationRule;
+    let mut wanted: std::collections::HashSet<String> = only.iter().cloned().collect();
+    let named = |c: &CorrelationRule, wanted: &std::collections::HashSet<String>| {
+        wanted.contains(&crate::sigma::hunts::correlation_id(c))
+            || [&c.id, &c.name]
+                .into_iter()
+                .flatten()
+                .any(|n| wanted.contains(n))
+    };
+    // What the wanted correlations read, until nothing more is added (a chain of correlations).
+    loop {
+        let before = wanted.len();
+        let read: Vec<String> = loaded
+            .correlations
+            .iter()
+            .filter(|(c, _)| named(c, &wanted))
+            .flat_map(|(c, _)| c.rules.iter().cloned())
+            .collect();
+        wanted.extend(read);
+        if wanted.len() == before {
+            break;
+        }
+    }
+    loaded.correlations.retain(|(c, _)| named(c, &wanted));
     loaded.rules.retain(|r| {
-        only.contains(&r.rule.id)
-            || read.contains(&r.rule.id)
-            || r.rule.name.as_ref().is_some_and(|n| read.contains(n))
+        wanted.contains(&r.rule.id) || r.rule.name.as_ref().is_some_and(|n| wanted.contains(n))
     });
 }
 
@@ -794,4 +808,103 @@ pub fn lake_read_mode(
         filter,
         hunts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &str = r#"
+title: Failed logon
+id: 00000000-0000-4000-8000-0000000000a1
+name: failed
+logsource: {product: windows, service: security}
+detection:
+    selection: {EventID: 4625}
+    condition: selection
+---
+title: Other
+id: 00000000-0000-4000-8000-0000000000a2
+logsource: {product: windows, service: security}
+detection:
+    selection: {EventID: 4624}
+    condition: selection
+---
+title: Many failures
+id: 00000000-0000-4000-8000-0000000000c1
+name: many
+correlation:
+    type: event_count
+    rules: [failed]
+    group-by: [IpAddress]
+    timespan: 5m
+    condition: {gte: 10}
+---
+title: Many failures, twice
+id: 00000000-0000-4000-8000-0000000000c2
+correlation:
+    type: event_count
+    rules: [many]
+    group-by: [IpAddress]
+    timespan: 1h
+    condition: {gte: 2}
+"#;
+
+    fn loaded() -> crate::sigma::load::Loaded {
+        let schema = EventSchema::windows();
+        let base: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+        let mut loaded = crate::sigma::load::Loaded::default();
+        crate::sigma::load::add_file(
+            &mut loaded,
+            RULES,
+            std::path::Path::new("rules.yml"),
+            &Mapping::builtin(),
+            &std::collections::HashMap::new(),
+            &base,
+        );
+        assert_eq!(
+            (loaded.rules.len(), loaded.correlations.len()),
+            (2, 2),
+            "{:?}",
+            loaded.refusals
+        );
+        loaded
+    }
+
+    fn kept(only: &[&str]) -> (Vec<String>, Vec<String>) {
+        let mut loaded = loaded();
+        keep_only(
+            &mut loaded,
+            &only.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        );
+        (
+            loaded
+                .rules
+                .iter()
+                .map(|r| r.rule.id[34..].to_string())
+                .collect(),
+            loaded
+                .correlations
+                .iter()
+                .map(|(c, _)| crate::sigma::hunts::correlation_id(c)[34..].to_string())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn hunt_ids_keep_their_sigma_rules_and_what_their_correlations_read_down_the_chain() {
+        let id = |s: &str| format!("00000000-0000-4000-8000-0000000000{s}");
+        assert_eq!(kept(&[&id("a2")]), (vec!["a2".into()], vec![]));
+        assert_eq!(kept(&[&id("c1")]), (vec!["a1".into()], vec!["c1".into()]));
+        // A correlation of a correlation: both, and the rule the first reads.
+        assert_eq!(
+            kept(&[&id("c2")]),
+            (vec!["a1".into()], vec!["c1".into(), "c2".into()])
+        );
+        // `sigma`, or no ids: all of them.
+        assert_eq!(kept(&["sigma", &id("a2")]).0.len(), 2);
+        assert_eq!(kept(&[]).1.len(), 2);
+        // SQL hunt ids keep no Sigma rule.
+        assert_eq!(kept(&["password_spray"]), (vec![], vec![]));
+    }
 }
