@@ -356,7 +356,9 @@ impl LakeSource {
                 carried = rest;
                 for batch in ready {
                     if shutdown.is_cancelled() {
-                        progress.progress.stopped();
+                        progress
+                            .progress
+                            .stopped_at(progress.scanned.load(Ordering::Relaxed));
                         return Ok(());
                     }
                     let newest = int64(&batch, TIME_NS)?.iter().flatten().max();

@@ -144,6 +144,12 @@ impl Progress {
         }
     }
 
+    /// Stopped before the end (Ctrl-C) at `events` read.
+    pub fn stopped_at(&mut self, events: u64) {
+        self.events = events;
+        self.stopped();
+    }
+
     /// Stopped before the end (Ctrl-C): the pipeline's summary follows.
     pub fn stopped(&mut self) {
         match self.bar.take() {
