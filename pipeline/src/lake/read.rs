@@ -285,6 +285,7 @@ impl LakeSource {
             scanned: Arc::clone(&scanned),
             span: Some(span),
             known_span: None,
+            newest: None,
             dates: dates.len(),
         };
         // Read columns come from the scan already in the event schema's types.
@@ -374,6 +375,8 @@ impl LakeSource {
                     }
                     progress.sent(rows, newest, done, date).await?;
                 }
+                // The rows read count even where the hunts' filters kept none.
+                progress.sent(0, None, done, date).await?;
             }
         }
         let mut fields = serde_json::Map::new();
@@ -401,11 +404,14 @@ struct ReadProgress {
     /// The range's first and last event time, being read (see [`span`]).
     span: Option<SpanTask>,
     known_span: Option<(i64, i64)>,
+    /// The newest event time sent so far.
+    newest: Option<i64>,
     dates: usize,
 }
 
 impl ReadProgress {
-    /// `rows` more were sent, up to event time `newest`, while reading `date` (after `done` dates).
+    /// `rows` more were sent, up to event time `newest` (`None`: none newer), while reading `date` (after
+    /// `done` dates).
     async fn sent(
         &mut self,
         rows: usize,
@@ -414,6 +420,9 @@ impl ReadProgress {
         date: &str,
     ) -> Result<(), LakeError> {
         self.rows += rows as u64;
+        // Where nothing newer was sent (a slice whose rows no hunt keeps), the share stays where it was.
+        let newest = newest.max(self.newest);
+        self.newest = newest;
         if let Some(task) = self.span.take() {
             self.known_span = task.await.map_err(|e| LakeError::Invalid {
                 table: EVENTS.to_string(),
