@@ -17,6 +17,13 @@ pub fn client_config(kafka: &KafkaSettings, extra: &[(String, String)]) -> Clien
     c
 }
 
+/// Sets `key` to our default `value` unless the user's options already set it.
+pub fn set_default(config: &mut ClientConfig, key: &str, value: &str) {
+    if config.get(key).is_none() {
+        config.set(key, value);
+    }
+}
+
 /// A Kafka failure with what to do about it: the client's error (its librdkafka code kept), what we were
 /// doing, and whether trying again can help (a broker that is down or busy) or not (a bad setting, an
 /// unknown topic, no authorisation: the operator's to fix).

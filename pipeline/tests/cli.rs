@@ -526,17 +526,23 @@ fn a_retro_hunt_of_an_unknown_hunt_id_is_an_error_naming_it() {
         "{\"@timestamp\":\"2026-01-01T00:00:00Z\",\"EventID\":4625}\n",
     )
     .unwrap();
-    let hunt = |ids: &[&str]| {
-        let mut c = ghosthunt();
-        c.args(["hunt", "--source", "files", "--file"])
-            .arg(&events)
-            .env("GHOSTHUNT__ALERTS__SINK", "file")
-            .env("GHOSTHUNT__ALERTS__PATH", dir.path().join("alerts.jsonl"));
-        for id in ids {
-            c.args(["--hunt", id]);
-        }
-        output(&mut c)
-    };
+    // `hunt --hunt IDS` over `file`, alerts to `alerts`, Sigma rules from `rules` when given.
+    let retro =
+        |file: &std::path::Path, rules: Option<&std::path::Path>, alerts: &str, ids: &[&str]| {
+            let mut c = ghosthunt();
+            c.args(["hunt", "--source", "files", "--file"])
+                .arg(file)
+                .env("GHOSTHUNT__ALERTS__SINK", "file")
+                .env("GHOSTHUNT__ALERTS__PATH", dir.path().join(alerts));
+            if let Some(rules) = rules {
+                c.env("GHOSTHUNT__SIGMA__DIRECTORIES", rules);
+            }
+            for id in ids {
+                c.args(["--hunt", id]);
+            }
+            output(&mut c)
+        };
+    let hunt = |ids: &[&str]| retro(&events, None, "alerts.jsonl", ids);
     let (code, _, err) = hunt(&["password_spray", "nope"]);
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("--hunt nope"), "{err}");
@@ -565,18 +571,7 @@ fn a_retro_hunt_of_an_unknown_hunt_id_is_an_error_naming_it() {
         "{\"@timestamp\":\"2026-01-01T00:00:00Z\",\"EventID\":4625,\"Channel\":\"Security\",\"Hostname\":\"WS-1\"}\n",
     )
     .unwrap();
-    let with_rules = |ids: &[&str]| {
-        let mut c = ghosthunt();
-        c.args(["hunt", "--source", "files", "--file"])
-            .arg(&security)
-            .env("GHOSTHUNT__SIGMA__DIRECTORIES", &rules)
-            .env("GHOSTHUNT__ALERTS__SINK", "file")
-            .env("GHOSTHUNT__ALERTS__PATH", dir.path().join("sigma.jsonl"));
-        for id in ids {
-            c.args(["--hunt", id]);
-        }
-        output(&mut c)
-    };
+    let with_rules = |ids: &[&str]| retro(&security, Some(&rules), "sigma.jsonl", ids);
     let (code, _, err) = with_rules(&["5b1a0c3e-0000-4000-8000-0000000000f1"]);
     assert_eq!(code, 0, "{err}");
     let alerts = std::fs::read_to_string(dir.path().join("sigma.jsonl")).unwrap();

@@ -195,14 +195,8 @@ pub fn producer_config(kafka: &KafkaSettings) -> rdkafka::ClientConfig {
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5");
-    if !kafka
-        .producer_options
-        .iter()
-        .any(|(k, _)| k == "message.timeout.ms")
-    {
-        // A delivery that has not succeeded within this is reported failed, counted and sent again.
-        config.set("message.timeout.ms", "30000");
-    }
+    // A delivery that has not succeeded within this is reported failed, counted and sent again.
+    crate::kafka::set_default(&mut config, "message.timeout.ms", "30000");
     config
 }
 

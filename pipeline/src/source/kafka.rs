@@ -241,13 +241,7 @@ pub(super) fn consumer_config(
     settings: &KafkaSourceSettings,
 ) -> rdkafka::ClientConfig {
     let mut config = client_config(kafka, &settings.options);
-    if !settings
-        .options
-        .iter()
-        .any(|(k, _)| k == "queued.max.messages.kbytes")
-    {
-        config.set("queued.max.messages.kbytes", "16384");
-    }
+    crate::kafka::set_default(&mut config, "queued.max.messages.kbytes", "16384");
     config
 }
 
