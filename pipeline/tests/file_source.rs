@@ -184,6 +184,70 @@ async fn follow_reads_a_compressed_file_once() {
     assert_eq!(alerts.snapshot().len(), 3);
 }
 
+/// Followed, a damaged file (a gzip stream cut short) is left with an error naming it, and the other
+/// files are followed on: lines appended to them later are still hunted. When stopped, the run ends
+/// with the damaged file's error. The damage ended every followed file.
+#[tokio::test]
+async fn follow_leaves_a_damaged_file_and_follows_the_others_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for second in 1..=40 {
+        gzip.write_all(process(second, "GZ").as_bytes()).unwrap();
+    }
+    let gzip = gzip.finish().unwrap();
+    std::fs::write(dir.path().join("old.jsonl.gz"), &gzip[..gzip.len() / 2]).unwrap();
+    let live = dir.path().join("live.jsonl");
+    std::fs::write(&live, process(1, "LIVE")).unwrap();
+    let hunts = common::plan_hunts(&[("p", &common::hunt("p", "none", "", SQL))]).await;
+    let source = following(format!("{}/*", dir.path().display()), 20);
+    let running = common::spawn_pipeline(common::test_settings(), hunts, Box::new(source));
+    let hosts = |alerts: &MemorySink<Alert>| -> Vec<String> {
+        alerts
+            .snapshot()
+            .iter()
+            .filter_map(|a| a.subject.host.clone())
+            .collect()
+    };
+    assert!(running.wait_for_alerts(1).await >= 1);
+    // Long enough for the damaged file to be started (a poll after it was written) and to fail.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&live)
+        .unwrap()
+        .write_all(process(2, "LIVE").as_bytes())
+        .unwrap();
+    for _ in 0..200 {
+        if hosts(&running.alerts)
+            .iter()
+            .filter(|h| *h == "LIVE")
+            .count()
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let seen = hosts(&running.alerts);
+    assert_eq!(
+        seen.iter().filter(|h| *h == "LIVE").count(),
+        2,
+        "the line appended after the damage is hunted: {seen:?}"
+    );
+    running.shutdown.cancel();
+    let error = format!(
+        "{:#}",
+        anyhow::Error::from(
+            running
+                .task
+                .await
+                .unwrap()
+                .expect_err("the damaged file is the run's error")
+        )
+    );
+    assert!(error.contains("old.jsonl.gz"), "{error}");
+}
+
 /// Settings that read `paths` once with the bundled hunts, alerts and dead letters to files in `dir`.
 fn reading(dir: &Path, name: &str, paths: Vec<String>) -> (Settings, PathBuf) {
     let mut s = common::test_settings();

@@ -12,11 +12,13 @@
 //! event time), and a file read to its end, waiting for more, holds no one back.
 //!
 //! A file named `*.gz` (gzip, members concatenated too) or `*.zst` (zstd) is decompressed as it is read,
-//! to its end once even when following: a compressed file is written whole, it does not grow. A file
+//! to its end once even when following: a compressed file is written whole, it does not grow, and a
+//! followed one is started once it has stopped changing (see [`settled`]). A followed file that fails
+//! (damaged, unreadable) is left with an error naming it, and the others are followed on. A file
 //! named `*.evtx` (Windows' binary event log, as exported or collected from a host) is read once too,
 //! each record rendered as JSON by the evtx crate (see [`read_evtx`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -252,6 +254,45 @@ fn input_of(path: &Path) -> Arc<Input> {
             first: None,
         },
     )
+}
+
+/// A file that is written whole and read once even when followed: compressed or an event log.
+fn written_whole(path: &Path) -> bool {
+    Compression::of(path) != Compression::None
+        || path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("evtx"))
+}
+
+/// A file's length and modification time, if it can be read.
+type Stamp = Option<(u64, std::time::SystemTime)>;
+
+async fn stamp(path: &Path) -> Stamp {
+    let meta = tokio::fs::metadata(path).await.ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// Whether a followed file written whole has been written: unchanged for a poll, or last modified a
+/// poll ago or more. Read while being written (log rotation compressing the last log into `*.gz`), it
+/// would read as damaged and be left. `settling` holds each file's stamp at the poll before.
+fn settled(
+    settling: &mut HashMap<PathBuf, Stamp>,
+    path: &Path,
+    stamp: Stamp,
+    poll: Duration,
+) -> bool {
+    let Some((_, modified)) = stamp else {
+        // Gone, or not readable: opening it says which.
+        return true;
+    };
+    let old = modified.elapsed().is_ok_and(|age| age >= poll);
+    if old || settling.get(path) == Some(&stamp) {
+        settling.remove(path);
+        return true;
+    }
+    settling.insert(path.to_path_buf(), stamp);
+    false
 }
 
 /// How a file is read.
@@ -540,51 +581,105 @@ impl Source for FileSource {
                 return failed.map_or(Ok(()), Err);
             }
             let mut started = HashSet::new();
+            let mut settling = HashMap::new();
             let mut tasks = tokio::task::JoinSet::new();
+            // A followed file that fails (damaged, unreadable) is left, with an error naming it: the
+            // others are followed on, and the run ends with the first such error when it is stopped.
+            let mut failed = None;
             loop {
                 for path in expand(&s.paths, false)? {
-                    if started.insert(path.clone()) && !self.skipped(&path) {
-                        tracing::info!(path = %path.display(), "Following file.");
-                        if tx
-                            .send(SourceMessage::Started(input_of(&path)))
-                            .await
-                            .is_err()
-                        {
-                            return Ok(());
-                        }
-                        let aligned = self.alignment.register(&path.display().to_string());
-                        tasks.spawn(read_file(
-                            path,
-                            Reading {
-                                follow: true,
-                                poll: s.poll_interval,
-                                max_record_bytes: self.max_record_bytes,
-                                read_bytes: READ_BYTES,
-                                size: Arc::clone(&self.size),
-                                idle_after: self.idle_timeout,
-                            },
-                            tx.clone(),
-                            shutdown.clone(),
-                            aligned,
-                        ));
+                    if started.contains(&path) {
+                        continue;
                     }
+                    if self.skipped(&path) {
+                        started.insert(path);
+                        continue;
+                    }
+                    if written_whole(&path) {
+                        let stamp = stamp(&path).await;
+                        if !settled(&mut settling, &path, stamp, s.poll_interval) {
+                            continue;
+                        }
+                    }
+                    started.insert(path.clone());
+                    tracing::info!(path = %path.display(), "Following file.");
+                    if tx
+                        .send(SourceMessage::Started(input_of(&path)))
+                        .await
+                        .is_err()
+                    {
+                        return Ok(());
+                    }
+                    let aligned = self.alignment.register(&path.display().to_string());
+                    tasks.spawn(read_file(
+                        path,
+                        Reading {
+                            follow: true,
+                            poll: s.poll_interval,
+                            max_record_bytes: self.max_record_bytes,
+                            read_bytes: READ_BYTES,
+                            size: Arc::clone(&self.size),
+                            idle_after: self.idle_timeout,
+                        },
+                        tx.clone(),
+                        shutdown.clone(),
+                        aligned,
+                    ));
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(s.poll_interval) => {}
                     Some(done) = tasks.join_next() => {
-                        done.expect("a file reader does not panic")?;
+                        if let Err(e) = done.expect("a file reader does not panic") {
+                            failed.get_or_insert(e);
+                        }
                     }
                 }
             }
             while let Some(done) = tasks.join_next().await {
-                done.expect("a file reader does not panic")?;
+                if let Err(e) = done.expect("a file reader does not panic") {
+                    failed.get_or_insert(e);
+                }
             }
-            Ok(())
+            failed.map_or(Ok(()), Err)
         })
     }
 
     fn event_times(&self) -> Option<Arc<dyn EventTimes>> {
         Some(Arc::clone(&self.alignment) as Arc<dyn EventTimes>)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn a_file_written_whole_is_read_once_it_is_old_or_unchanged_for_a_poll() {
+        let poll = Duration::from_secs(5);
+        let mut settling = HashMap::new();
+        let path = Path::new("app.log.1.gz");
+        let now = SystemTime::now();
+        // Being written: new, then grown since the last poll.
+        assert!(!settled(&mut settling, path, Some((100, now)), poll));
+        assert!(!settled(&mut settling, path, Some((200, now)), poll));
+        // Unchanged since the last poll: written.
+        assert!(settled(&mut settling, path, Some((200, now)), poll));
+        assert!(settling.is_empty());
+        // Found already written a while ago: at once.
+        let old = now - Duration::from_secs(60);
+        assert!(settled(
+            &mut settling,
+            Path::new("old.gz"),
+            Some((9, old)),
+            poll
+        ));
+        // Gone between the listing and now: opening it says so.
+        assert!(settled(&mut settling, Path::new("gone.gz"), None, poll));
+        assert!(written_whole(Path::new("a.jsonl.GZ")));
+        assert!(written_whole(Path::new("a.jsonl.zst")));
+        assert!(written_whole(Path::new("Security.evtx")));
+        assert!(!written_whole(Path::new("a.jsonl")));
     }
 }
