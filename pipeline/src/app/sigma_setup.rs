@@ -92,40 +92,66 @@ pub fn sigma(settings: &Settings, schema: Arc<EventSchema>) -> Result<SigmaSetup
     })
 }
 
-/// A retro-hunt's `--hunt` ids that name Sigma rules: only those rules and correlations, and what the
-/// kept correlations read, correlations they read included (the rules alert as they do live, unless a
-/// correlation says `generate: false`). `sigma` among the ids, or none, keeps them all.
+/// A retro-hunt's `--hunt` ids that name Sigma rules: only those rules and correlations, what the kept
+/// correlations read (correlations they read included), and the correlations that keep a kept rule
+/// from alerting on its own (`generate: false`, the default): live, such a rule alerts only through
+/// them, so they run too and the rule stays silent, as live. `sigma` among the ids, or none, keeps
+/// them all.
 fn keep_only(loaded: &mut crate::sigma::load::Loaded, only: &[String]) {
     if only.is_empty() || only.iter().any(|id| id == "sigma") {
         return;
     }
     use crate::sigma::correlation::CorrelationRule;
-    let mut wanted: std::collections::HashSet<String> = only.iter().cloned().collect();
-    let named = |c: &CorrelationRule, wanted: &std::collections::HashSet<String>| {
-        wanted.contains(&crate::sigma::hunts::correlation_id(c))
-            || [&c.id, &c.name]
-                .into_iter()
-                .flatten()
-                .any(|n| wanted.contains(n))
+    use std::collections::HashSet;
+    // Every name a rule or a correlation goes by: its id, its `name`, and for a correlation the id
+    // its hunt has.
+    let names = |c: &CorrelationRule| -> Vec<String> {
+        let mut names = vec![crate::sigma::hunts::correlation_id(c)];
+        names.extend([&c.id, &c.name].into_iter().flatten().cloned());
+        names
     };
-    // What the wanted correlations read, until nothing more is added (a chain of correlations).
+    let rule_names = |r: &crate::sigma::load::LoadedRule| -> Vec<String> {
+        std::iter::once(r.rule.id.clone())
+            .chain(r.rule.name.clone())
+            .collect()
+    };
+    let mut wanted: HashSet<String> = only.iter().cloned().collect();
     loop {
         let before = wanted.len();
-        let read: Vec<String> = loaded
-            .correlations
-            .iter()
-            .filter(|(c, _)| named(c, &wanted))
-            .flat_map(|(c, _)| c.rules.iter().cloned())
-            .collect();
-        wanted.extend(read);
+        // A wanted rule or correlation is wanted by each of its names (a correlation reads either).
+        for r in &loaded.rules {
+            let names = rule_names(r);
+            if names.iter().any(|n| wanted.contains(n)) {
+                wanted.extend(names);
+            }
+        }
+        for (c, _) in &loaded.correlations {
+            let names = names(c);
+            if names.iter().any(|n| wanted.contains(n)) {
+                // What it reads, down a chain of correlations.
+                wanted.extend(c.rules.iter().cloned());
+                wanted.extend(names);
+            } else if !c.generate
+                && let Some(silenced) = c.rules.iter().find(|r| wanted.contains(*r))
+            {
+                tracing::warn!(
+                    rule = %silenced,
+                    correlation = %names[0],
+                    "This Sigma rule alerts only through a correlation that reads it with `generate: false` (the default): the correlation runs too, as live."
+                );
+                wanted.extend(names);
+            }
+        }
         if wanted.len() == before {
             break;
         }
     }
-    loaded.correlations.retain(|(c, _)| named(c, &wanted));
-    loaded.rules.retain(|r| {
-        wanted.contains(&r.rule.id) || r.rule.name.as_ref().is_some_and(|n| wanted.contains(n))
-    });
+    loaded
+        .correlations
+        .retain(|(c, _)| names(c).iter().any(|n| wanted.contains(n)));
+    loaded
+        .rules
+        .retain(|r| rule_names(r).iter().any(|n| wanted.contains(n)));
 }
 
 /// The ids of the configured Sigma rules and correlations (what `hunt --hunt` may name), read quietly.
@@ -196,6 +222,16 @@ correlation:
     group-by: [IpAddress]
     timespan: 1h
     condition: {gte: 2}
+---
+title: Many logons, the logons alerting too
+id: 00000000-0000-4000-8000-0000000000c3
+correlation:
+    type: event_count
+    rules: [00000000-0000-4000-8000-0000000000a2]
+    group-by: [IpAddress]
+    timespan: 5m
+    condition: {gte: 10}
+    generate: true
 "#;
 
     fn loaded() -> crate::sigma::load::Loaded {
@@ -212,7 +248,7 @@ correlation:
         );
         assert_eq!(
             (loaded.rules.len(), loaded.correlations.len()),
-            (2, 2),
+            (2, 3),
             "{:?}",
             loaded.refusals
         );
@@ -240,18 +276,22 @@ correlation:
     }
 
     #[test]
-    fn hunt_ids_keep_their_sigma_rules_and_what_their_correlations_read_down_the_chain() {
+    fn hunt_ids_keep_their_sigma_rules_what_their_correlations_read_and_what_silences_them() {
         let id = |s: &str| format!("00000000-0000-4000-8000-0000000000{s}");
+        let chain = (vec!["a1".into()], vec!["c1".into(), "c2".into()]);
+        // A rule read by a correlation with `generate: true` alerts on its own: alone.
         assert_eq!(kept(&[&id("a2")]), (vec!["a2".into()], vec![]));
-        assert_eq!(kept(&[&id("c1")]), (vec!["a1".into()], vec!["c1".into()]));
+        assert_eq!(kept(&[&id("c3")]), (vec!["a2".into()], vec!["c3".into()]));
         // A correlation of a correlation: both, and the rule the first reads.
-        assert_eq!(
-            kept(&[&id("c2")]),
-            (vec!["a1".into()], vec!["c1".into(), "c2".into()])
-        );
+        assert_eq!(kept(&[&id("c2")]), chain);
+        // A rule (or correlation) read with `generate: false` alerts only through what reads it,
+        // live: that runs too, up the chain, and the rule stays silent.
+        assert_eq!(kept(&[&id("a1")]), chain);
+        assert_eq!(kept(&["failed"]), chain);
+        assert_eq!(kept(&[&id("c1")]), chain);
         // `sigma`, or no ids: all of them.
         assert_eq!(kept(&["sigma", &id("a2")]).0.len(), 2);
-        assert_eq!(kept(&[]).1.len(), 2);
+        assert_eq!(kept(&[]).1.len(), 3);
         // SQL hunt ids keep no Sigma rule.
         assert_eq!(kept(&["password_spray"]), (vec![], vec![]));
     }
