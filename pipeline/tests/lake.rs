@@ -972,3 +972,107 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A directory tree made read-only for this process, as a read-only mount is, even for root (`chattr +i`
+/// where mode bits do not bind), made writable again when dropped.
+struct ReadOnly(PathBuf);
+
+impl ReadOnly {
+    fn new(dir: &Path) -> Option<ReadOnly> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let writable = |dir: &Path| {
+            let probe = dir.join(".probe");
+            let ok = std::fs::write(&probe, b"").is_ok();
+            let _ = std::fs::remove_file(&probe);
+            ok
+        };
+        let guard = ReadOnly(dir.to_path_buf());
+        let dirs = tree(dir);
+        for d in &dirs {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        if dirs.iter().any(|d| writable(d)) {
+            let _ = std::process::Command::new("chattr")
+                .arg("-R")
+                .arg("+i")
+                .arg(dir)
+                .status();
+        }
+        if dirs.iter().any(|d| writable(d)) {
+            return common::needs::skip(
+                format!(
+                    "{} stays writable here (root, and chattr +i refused)",
+                    dir.display()
+                ),
+                "run the test as a user other than root, or where chattr +i works",
+            );
+        }
+        Some(guard)
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = std::process::Command::new("chattr")
+            .arg("-R")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+        for d in tree(&self.0) {
+            let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755));
+        }
+    }
+}
+
+/// `dir` and every directory under it.
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < dirs.len() {
+        for entry in std::fs::read_dir(&dirs[i]).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(entry.path());
+            }
+        }
+        i += 1;
+    }
+    dirs
+}
+
+/// A lake the run cannot write to is an error at start naming the table, before an event is read:
+/// it was found out at the first flush, after the events before it had been read and hunted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lake_that_cannot_be_written_to_fails_the_run_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = generated(dir.path(), 200, 10);
+    let lake = dir.path().join("lake");
+    run(from_file(
+        lake_settings(&lake, &dir.path().join("first.jsonl")),
+        &events,
+    ))
+    .await;
+    let Some(_read_only) = ReadOnly::new(&lake.join("events")) else {
+        return;
+    };
+    // Events of another input (the same ones under another name): the table has none of them.
+    let more = dir.path().join("more.jsonl");
+    std::fs::copy(&events, &more).unwrap();
+    let alerts = dir.path().join("second.jsonl");
+    let result = ghosthunt::app::run(
+        from_file(lake_settings(&lake, &alerts), &more),
+        ghosthunt::app::Handles::default(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
+    let error = format!(
+        "{:#}",
+        anyhow::Error::from(result.expect_err("a read-only lake is an error"))
+    );
+    assert!(error.contains("cannot be written to"), "{error}");
+    assert!(error.contains("events"), "{error}");
+    assert!(
+        !alerts.exists(),
+        "no event was read: no alert sink was opened"
+    );
+}

@@ -208,6 +208,9 @@ impl LakeSink {
         let events_schema = table::events_schema(schema);
         let events = table::open_or_create(settings, EVENTS, &events_schema).await?;
         let alerts = table::open_or_create(settings, ALERTS, &table::alerts_schema()).await?;
+        for table in [&events, &alerts] {
+            table::check_writable(table).await?;
+        }
         let log = events.clone();
         let writer = Writer {
             events: TableWriter {

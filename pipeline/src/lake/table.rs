@@ -155,6 +155,34 @@ pub async fn open_or_create(
     }
 }
 
+/// Fails unless the table's storage takes writes: an empty object put at the table's root and deleted,
+/// so that a lake a live run cannot write to (a read-only mount, another user's directory, credentials
+/// that only read) is an error at start rather than at the first flush, minutes of events later.
+pub async fn check_writable(table: &DeltaTable) -> Result<(), LakeError> {
+    use deltalake_core::logstore::object_store::{ObjectStoreExt as _, PutPayload};
+    let store = table.object_store();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let probe = deltalake_core::Path::from(format!(
+        ".ghosthunt-write-check-{}-{nanos}",
+        std::process::id()
+    ));
+    store
+        .put(&probe, PutPayload::new())
+        .await
+        .map_err(|e| LakeError::Invalid {
+            table: table.table_url().to_string(),
+            reason: format!(
+                "it cannot be written to, and a live run with lake.path set writes to it: {e}"
+            ),
+        })?;
+    if let Err(e) = store.delete(&probe).await {
+        tracing::warn!(table = %table.table_url(), object = %probe, error = %e, "The lake's write check left an empty object behind; it can be deleted.");
+    }
+    Ok(())
+}
+
 fn delta_type(ty: &DataType) -> DataType {
     match ty {
         DataType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
