@@ -157,6 +157,58 @@ fn test_command_passes_on_the_bundled_hunts_and_fails_with_a_diff() {
     );
 }
 
+/// A pipe on standard input is enlarged to 1 MiB (64 KiB by default): a read brings 16 times as much.
+#[cfg(target_os = "linux")]
+#[test]
+fn stdin_source_enlarges_the_pipe_it_reads() {
+    use std::io::Write;
+    use std::os::unix::io::AsRawFd as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = ghosthunt()
+        .arg("run")
+        .env("GHOSTHUNT__SOURCE__KIND", "stdin")
+        .env("GHOSTHUNT__METRICS__LISTEN", "")
+        .env(
+            "GHOSTHUNT__DEAD_LETTERS__PATH",
+            dir.path().join("dead.jsonl"),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // SAFETY: F_GETPIPE_SZ on the pipe's end this test holds; it touches no memory of ours.
+    let size = || unsafe { libc::fcntl(stdin.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    let limit: i32 = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let before = size();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while size() == before && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let after = size();
+    stdin
+        .write_all(b"{\"EventID\":1,\"Hostname\":\"A\"}\n")
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(before, 64 << 10, "a new pipe holds 64 KiB");
+    // Root may go past the limit; anyone else gets it at most.
+    assert!(
+        after >= (1 << 20).min(limit),
+        "the pipe was enlarged: {after}"
+    );
+}
+
 #[test]
 fn stdin_source_reads_events_piped_in_and_prints_alerts() {
     use std::io::Write;
