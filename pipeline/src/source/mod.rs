@@ -14,6 +14,7 @@ mod kafka_floors;
 mod kafka_in_step;
 pub mod kafka_range;
 mod lines;
+pub mod pipe;
 pub mod progress;
 pub mod stdin;
 

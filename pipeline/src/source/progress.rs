@@ -245,16 +245,20 @@ impl Source for WithProgress {
                         fields.insert("records_total".into(), records.into());
                         Some(events as f64 / records as f64)
                     }
-                    (None, None) => None,
+                    (None, None) => {
+                        fields.insert("bytes".into(), bytes.into());
+                        None
+                    }
                 };
                 progress.update(
                     events,
                     share,
-                    || match total_bytes {
-                        Some(total) => {
+                    || match (total_bytes, size.records()) {
+                        (Some(total), _) => {
                             format!("{:.0} of {:.0} MB", bytes as f64 / 1e6, total as f64 / 1e6)
                         }
-                        None => "Kafka".to_string(),
+                        (None, Some(_)) => "Kafka".to_string(),
+                        (None, None) => format!("{:.0} MB read", bytes as f64 / 1e6),
                     },
                     fields,
                 );
