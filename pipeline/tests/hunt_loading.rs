@@ -107,6 +107,87 @@ async fn hunts_cannot_read_files_or_other_tables() {
     }
 }
 
+/// Plans one hunt; its refusal's reason, if refused.
+async fn planned(id: &str, window: &str, extra: &str, sql: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::hunt(id, window, extra, sql);
+    std::fs::write(dir.path().join(format!("{id}.sql")), text).unwrap();
+    let loaded = load::load(false, &[dir.path().to_path_buf()]);
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    let (_, errors) = query::plan_all(loaded.hunts.into_values(), &EventSchema::windows()).await;
+    match errors.into_iter().next() {
+        Some(e) => Err(e.to_string()),
+        None => Ok(()),
+    }
+}
+
+/// An unwindowed hunt is evaluated on each micro-batch by itself: one that relates events to one
+/// another (a count, a window function, events joined with events, a LIMIT) would find what a batch
+/// happens to hold — five failed logons in one batch alert, the same five over two batches do not — so
+/// it is refused with what relates them, and told to take a window. Filters, deduplication and joins
+/// with constant rows relate nothing and are planned.
+#[tokio::test]
+async fn an_unwindowed_hunt_that_relates_events_is_refused_and_told_to_take_a_window() {
+    for (sql, what) in [
+        (
+            "SELECT host, count(*) AS failures FROM events WHERE event_id = 4625 GROUP BY host HAVING count(*) >= 5",
+            "an aggregate",
+        ),
+        ("SELECT count(*) AS n FROM events", "an aggregate"),
+        (
+            "SELECT host, lag(event_id) OVER (PARTITION BY host ORDER BY event_time) AS before FROM events",
+            "a window function",
+        ),
+        (
+            "SELECT event_time, host FROM events WHERE event_id = 4624 AND host IN (SELECT host FROM events WHERE event_id = 4625)",
+            "a join of the events with the events",
+        ),
+        (
+            "SELECT event_time, host FROM events ORDER BY event_time LIMIT 3",
+            "a LIMIT",
+        ),
+    ] {
+        let e = planned("rel", "none", "", sql).await.unwrap_err();
+        assert!(e.contains(what), "{sql}: {e}");
+        assert!(e.contains("window: tumbling"), "{e}");
+        assert!(e.contains("rel.sql"), "{e}");
+        // The same hunt over event-time windows relates events as it means to.
+        if !sql.contains("LIMIT") {
+            planned("rel", "tumbling 5m", "", sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+    for sql in [
+        "SELECT event_time, host FROM events WHERE event_id = 4688 AND command_line LIKE '%-enc%'",
+        "SELECT DISTINCT event_time, host, command_line FROM events WHERE event_id = 4688",
+        "SELECT e.event_time, e.host, v.label FROM events e JOIN (VALUES (4624, 'logon'), (4625, 'failed')) AS v(id, label) ON e.event_id = v.id",
+        "SELECT event_time, host FROM events WHERE event_id = 4688 UNION ALL SELECT event_time, host FROM events WHERE event_id = 1",
+    ] {
+        planned("ok", "none", "", sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+/// `partition_by` overrides a windowed hunt's key only with columns its rows meet on: a column it
+/// does not group by would split one group's rows over the instances, each counting a part.
+#[tokio::test]
+async fn partition_by_a_column_the_hunt_does_not_group_by_is_refused() {
+    let sql = "SELECT window_start, host, count(*) AS n FROM events GROUP BY window_start, window_end, host, ip_address";
+    let e = planned("part", "tumbling 5m", "partition_by: [target_user_name]\n", sql)
+        .await
+        .unwrap_err();
+    assert!(e.contains("partition_by `target_user_name`"), "{e}");
+    assert!(e.contains("keyed by host, ip_address"), "{e}");
+    planned("part", "tumbling 5m", "partition_by: [host]\n", sql)
+        .await
+        .unwrap();
+    planned("part", "tumbling 5m", "partition_by: [ip_address, host]\n", sql)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn one_bad_hunt_does_not_stop_the_others() {
     let dir = tempfile::tempdir().unwrap();

@@ -149,6 +149,38 @@ async fn translation_errors_name_the_kql_line() {
     assert!(e.reason.contains("parent's parent"), "{e}");
 }
 
+/// `kql check` over `.kql` files checks each file as the hunt loader reads it: one query. A file of two
+/// queries (an editor document) is refused, as loading it would be; a collection's entry may be one.
+/// A query that aggregates is planned in a window, as its hunt would be.
+#[tokio::test]
+async fn kql_check_reads_a_file_as_the_hunt_loader_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let two = "DeviceProcessEvents | where FileName == \"a.exe\"\n\nDeviceFileEvents | where FileName == \"b.exe\"";
+    std::fs::write(dir.path().join("two.kql"), kql_hunt("two", two)).unwrap();
+    std::fs::write(
+        dir.path().join("count.kql"),
+        "DeviceProcessEvents | summarize n = count() by DeviceName",
+    )
+    .unwrap();
+    let schema = EventSchema::windows();
+    let report = ghosthunt::cli::kql::check(dir.path(), &schema).await.unwrap();
+    assert_eq!((report.all.queries, report.all.compiled), (2, 1), "{report}");
+    let (origin, why) = &report.refusals[0];
+    assert!(origin.ends_with("two.kql"), "{origin}");
+    assert!(why.contains("DeviceFileEvents"), "{why}");
+    let loaded = query::load::read_hunt(&dir.path().join("two.kql")).unwrap_err();
+    assert!(loaded.reason.contains("DeviceFileEvents"), "{loaded}");
+    // One file named, and a collection whose entry is the same document: each of its queries checked.
+    let file = ghosthunt::cli::kql::check(&dir.path().join("count.kql"), &schema)
+        .await
+        .unwrap();
+    assert_eq!((file.all.queries, file.all.compiled), (1, 1), "{file}");
+    let collection = dir.path().join("queries.json");
+    std::fs::write(&collection, serde_json::json!({ "doc": [two] }).to_string()).unwrap();
+    let report = ghosthunt::cli::kql::check(&collection, &schema).await.unwrap();
+    assert_eq!((report.all.queries, report.all.compiled), (1, 1), "{report}");
+}
+
 #[tokio::test]
 async fn corpus_queries_parse_and_compile() {
     let file = "kql/m365d-hunting-queries.json";

@@ -94,9 +94,28 @@ fn table_words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The queries of a folder of `.kql` files, or of a JSON object whose values are arrays of strings,
-/// each with where it is: its file, or the collection's key and the query's number in it.
-pub fn queries(path: &Path) -> Result<Vec<(String, String)>, CliError> {
+/// A query to check: where it is (its file, or the collection's key and its number in it), its text,
+/// and whether that text is an editor document (a collection's entry: queries separated by blank
+/// lines, each checked) or one query, as a hunt file holds.
+pub struct Checked {
+    pub origin: String,
+    pub text: String,
+    pub document: bool,
+}
+
+/// The queries of a folder of `.kql` files, of one `.kql` file, or of a JSON object whose values are
+/// arrays of strings (a collection).
+pub fn queries(path: &Path) -> Result<Vec<Checked>, CliError> {
+    let one = |f: &Path| {
+        read(f).map(|t| Checked {
+            origin: f.display().to_string(),
+            text: hunt_file::query_text(&t).to_string(),
+            document: false,
+        })
+    };
+    if path.is_file() && path.extension().is_some_and(|x| x.eq_ignore_ascii_case("kql")) {
+        return Ok(vec![one(path)?]);
+    }
     if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|source| CliError::Read {
@@ -105,20 +124,10 @@ pub fn queries(path: &Path) -> Result<Vec<(String, String)>, CliError> {
             })?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "kql"))
+            .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("kql")))
             .collect();
         files.sort();
-        return files
-            .iter()
-            .map(|f| {
-                read(f).map(|t| {
-                    (
-                        f.display().to_string(),
-                        hunt_file::query_text(&t).to_string(),
-                    )
-                })
-            })
-            .collect();
+        return files.iter().map(|f| one(f)).collect();
     }
     let text = read(path)?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| CliError::Read {
@@ -130,10 +139,11 @@ pub fn queries(path: &Path) -> Result<Vec<(String, String)>, CliError> {
         for (key, v) in map {
             for (i, q) in v.as_array().into_iter().flatten().enumerate() {
                 if let Some(s) = q.as_str() {
-                    out.push((
-                        format!("{}: {key:?} #{}", path.display(), i + 1),
-                        s.to_string(),
-                    ));
+                    out.push(Checked {
+                        origin: format!("{}: {key:?} #{}", path.display(), i + 1),
+                        text: s.to_string(),
+                        document: true,
+                    });
                 }
             }
         }
@@ -144,13 +154,18 @@ pub fn queries(path: &Path) -> Result<Vec<(String, String)>, CliError> {
 /// Parses, translates and plans every query of `path`.
 pub async fn check(path: &Path, schema: &EventSchema) -> Result<CheckReport, CliError> {
     let mut report = CheckReport::default();
-    for (origin, text) in queries(path)? {
+    for Checked {
+        origin,
+        text,
+        document,
+    } in queries(path)?
+    {
         let words = table_words(&text);
         let endpoint =
             !words.is_empty() && words.iter().all(|w| ENDPOINT_TABLES.contains(&w.as_str()));
         // Quietly: planning warns of what a hunt file would be told (e.g. no event_time), which
         // means nothing for a query checked here.
-        let outcome = check_one(&text, schema)
+        let outcome = check_one(&text, document, schema)
             .with_subscriber(tracing::subscriber::NoSubscriber::default())
             .await;
         match &outcome {
@@ -197,11 +212,15 @@ enum Outcome {
     Syntax(String),
 }
 
-/// A collection entry is an editor document: compiled when every query in it is.
-async fn check_one(text: &str, schema: &EventSchema) -> Outcome {
-    let translations = match translate_document(text) {
-        Ok(t) => t,
-        Err(e) => return Outcome::Syntax(e.to_string()),
+/// A collection entry is an editor document: compiled when every query in it is. A file is one query,
+/// as the hunt loader reads it.
+async fn check_one(text: &str, document: bool, schema: &EventSchema) -> Outcome {
+    let translations = match document {
+        true => match translate_document(text) {
+            Ok(t) => t,
+            Err(e) => return Outcome::Syntax(e.to_string()),
+        },
+        false => vec![translate(text, Options::default())],
     };
     for translation in translations {
         match translation {
@@ -217,8 +236,18 @@ async fn check_one(text: &str, schema: &EventSchema) -> Outcome {
 }
 
 async fn plan_one(translation: Translation, schema: &EventSchema) -> Outcome {
+    // Planned as a hunt would be: one that aggregates or joins in a window (its `bin()`'s, else an
+    // hour's), one that does not on each batch.
+    let window = match (translation.bin_window, translation.stateful) {
+        (Some(ns), _) => format!(
+            "tumbling {}",
+            humantime::format_duration(std::time::Duration::from_nanos(ns as u64))
+        ),
+        (None, true) => "tumbling 1h".to_string(),
+        (None, false) => "none".to_string(),
+    };
     let file = format!(
-        "/*\nid: q\ntitle: q\nhypothesis: q\nseverity: low\nwindow: none\nresponse: [q]\n*/\n{}\n",
+        "/*\nid: q\ntitle: q\nhypothesis: q\nseverity: low\nwindow: {window}\nresponse: [q]\n*/\n{}\n",
         translation.sql
     );
     let hunt = match Hunt::parse(&file, "q", Origin::Builtin("q.kql")) {

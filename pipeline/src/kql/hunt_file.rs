@@ -79,8 +79,8 @@ pub fn sql_hunt_text(text: &str, origin: &str) -> Result<String, HuntError> {
         (None, None) if translation.stateful => {
             return Err(at(
                 header_lines + 1,
-                "this query aggregates or joins: give the hunt a `window:` in its header, or \
-                 summarize … by bin(Timestamp, <size>)"
+                "this query aggregates, joins or keeps the first rows (take / top): give the hunt a \
+                 `window:` in its header, or summarize … by bin(Timestamp, <size>)"
                     .into(),
             ));
         }

@@ -134,6 +134,56 @@ pub fn placement(plan: &LogicalPlan, event_columns: usize) -> Placement {
     }
 }
 
+/// What in `plan` relates the rows of different events — an aggregate, a window function, a join of
+/// events with events, a `LIMIT` — if anything: an unwindowed hunt is evaluated on each micro-batch by
+/// itself, so such a hunt would relate only the events that happen to share a batch, and its alerts
+/// would change with the batch size and the events' arrival. Grouping that only deduplicates
+/// (`DISTINCT`, `GROUP BY` without an aggregate) relates nothing: a row found again in a later batch is
+/// the same alert (its id is its content).
+pub fn relates_rows(plan: &LogicalPlan) -> Option<&'static str> {
+    let mut found = None;
+    plan.apply_with_subqueries(|node| {
+        found = match node {
+            LogicalPlan::Aggregate(agg) if !agg.aggr_expr.is_empty() => {
+                Some("an aggregate (count(), sum(), … or a KQL summarize)")
+            }
+            LogicalPlan::Window(_) => Some("a window function (… OVER (…))"),
+            LogicalPlan::Join(join) if scans(&join.left) && scans(&join.right) => {
+                Some("a join of the events with the events (a JOIN, IN / EXISTS over them)")
+            }
+            LogicalPlan::Limit(_) => Some("a LIMIT (or a KQL take / top)"),
+            LogicalPlan::Sort(sort) if sort.fetch.is_some() => {
+                Some("a LIMIT (or a KQL take / top)")
+            }
+            LogicalPlan::TableScan(scan) if scan.fetch.is_some() => {
+                Some("a LIMIT (or a KQL take / top)")
+            }
+            LogicalPlan::RecursiveQuery(_) => Some("a recursive query"),
+            _ => None,
+        };
+        Ok(match found {
+            Some(_) => TreeNodeRecursion::Stop,
+            None => TreeNodeRecursion::Continue,
+        })
+    })
+    .expect("walking a plan cannot fail");
+    found
+}
+
+/// Whether `plan` reads a table (the events or the alerts), not only constant rows (`VALUES`).
+fn scans(plan: &LogicalPlan) -> bool {
+    let mut scans = false;
+    plan.apply_with_subqueries(|node| {
+        scans = matches!(node, LogicalPlan::TableScan(_));
+        Ok(match scans {
+            true => TreeNodeRecursion::Stop,
+            false => TreeNodeRecursion::Continue,
+        })
+    })
+    .expect("walking a plan cannot fail");
+    scans
+}
+
 /// The event column (index) whose value `column` of `plan`'s output always has, if it is one unchanged:
 /// followed down through projections (renames), aliases, filters, sorts, joins and grouping columns to
 /// the scan of `events`. `None` for computed values and the window columns.

@@ -322,9 +322,23 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
         .verify_plan(&logical)
         .map_err(located)?;
     let optimized = state.optimize(&logical).map_err(located)?;
+    if hunt.window == WindowSpec::None
+        && let Some(what) = super::partition::relates_rows(&optimized)
+    {
+        return Err(fail(
+            sql_line,
+            format!(
+                "window: none evaluates the hunt on each micro-batch by itself: {what} would relate \
+                 only the events that happen to share a batch, and its alerts would change with the \
+                 batch size and the events' arrival. Give the hunt a window (`window: tumbling 5m`) \
+                 to relate events over event time"
+            ),
+        ));
+    }
     let (used_columns, filters) = scan_requirements(&optimized, event_schema.fields().len());
+    let derived = super::partition::placement(&optimized, event_schema.fields().len());
     let placement = match hunt.partition_by.as_slice() {
-        [] => super::partition::placement(&optimized, event_schema.fields().len()),
+        [] => derived,
         names => {
             let mut key = Vec::with_capacity(names.len());
             for name in names {
@@ -340,6 +354,27 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
             }
             key.sort_unstable();
             key.dedup();
+            // Rows that meet in one group have equal values in the derived key's columns: a key of
+            // some of them sends them to one instance; any other column would split a group.
+            if let Placement::Keyed(meet) = &derived
+                && let Some(&stray) = key.iter().find(|i| !meet.contains(i))
+            {
+                let names: Vec<&str> = event_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
+                return Err(fail(
+                    sql_line,
+                    format!(
+                        "partition_by `{}` is not a column the hunt's rows meet on ({}): scaled out, \
+                         the rows of one group would be counted on different instances. Name some of \
+                         those columns, or leave partition_by out",
+                        names[stray],
+                        derived.describe(&names)
+                    ),
+                ));
+            }
             Placement::Keyed(key)
         }
     };
