@@ -324,9 +324,22 @@ enum BenchSourceArg {
     Lake,
 }
 
+/// The configuration, for `command`: `ghosthunt test DIR…` tests the directories it is given, so they
+/// are its hunts whatever the configuration names (with `hunts.builtin = false` and no directory
+/// configured, the configuration alone has no hunts, and that is an error).
+fn load_settings(cli: &Cli) -> Result<Settings, ghosthunt::settings::SettingsError> {
+    let mut raw = ghosthunt::settings::RawConfig::load(cli.config.as_deref(), std::env::vars())?;
+    if let Command::Test { dirs } = &cli.command
+        && !dirs.is_empty()
+    {
+        raw.hunts.directories.clone_from(dirs);
+    }
+    Settings::validate(raw)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref(), std::env::vars()) {
+    let settings = match load_settings(&cli) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -155,6 +155,41 @@ fn test_command_passes_on_the_bundled_hunts_and_fails_with_a_diff() {
         out.contains("+ produced, not expected: {\"host\":\"A\",\"n\":2}"),
         "{out}"
     );
+    // The directory given is the hunts tested, with the built-in hunts turned off and none configured.
+    let (code, again, err) = output(
+        ghosthunt()
+            .env("GHOSTHUNT__HUNTS__BUILTIN", "false")
+            .arg("test")
+            .arg(dir.path().join("hunts")),
+    );
+    assert_eq!((code, again.as_str()), (1, out.as_str()), "{err}");
+}
+
+/// `validate` over a directory without a hunt file in it says so (a subdirectory's files are not read),
+/// rather than only "refused"; `*.SQL` named in capitals is a hunt file like `*.sql`.
+#[test]
+fn validate_says_when_the_hunt_directories_hold_no_hunt() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+    let hunt = common::hunt("upper", "none", "", "SELECT event_time, host FROM events");
+    std::fs::write(dir.path().join("sub/upper.sql"), &hunt).unwrap();
+    let validate = |dir: &std::path::Path| {
+        output(
+            ghosthunt()
+                .env("GHOSTHUNT__HUNTS__BUILTIN", "false")
+                .env("GHOSTHUNT__INCIDENTS__BUILTIN", "false")
+                .env("GHOSTHUNT__HUNTS__DIRECTORIES", dir)
+                .arg("validate"),
+        )
+    };
+    let (code, out, err) = validate(dir.path());
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("no hunt to run"), "{out}");
+    assert!(out.contains("subdirectories are not read"), "{out}");
+    std::fs::write(dir.path().join("upper.SQL"), &hunt).unwrap();
+    let (code, out, err) = validate(dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 hunt(s)"), "{out}");
 }
 
 /// A pipe on standard input is enlarged to 1 MiB (64 KiB by default): a read brings 16 times as much.

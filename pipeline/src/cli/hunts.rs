@@ -230,6 +230,13 @@ impl fmt::Display for Validation {
                 " ({n} of them not valid Sigma or unreadable: fix the files)"
             )?,
         }
+        if self.planned == 0 && self.sigma_rules == 0 && self.refused.is_empty() {
+            write!(
+                f,
+                "\nno hunt to run: the hunt directories hold no `*.sql` or `*.kql` file (their \
+                 subdirectories are not read), and no Sigma rule compiled"
+            )?;
+        }
         if !self.placements.is_empty() {
             write!(
                 f,

@@ -73,7 +73,11 @@ pub fn hunt_files(dir: &Path) -> Result<Vec<PathBuf>, HuntError> {
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "sql" || x == "kql") && p.is_file())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("sql") || x.eq_ignore_ascii_case("kql"))
+                && p.is_file()
+        })
         .collect();
     files.sort();
     Ok(files)
@@ -90,7 +94,7 @@ pub fn read_hunt(path: &Path) -> Result<Hunt, HuntError> {
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or_default();
-    let kql = path.extension().is_some_and(|x| x == "kql");
+    let kql = path.extension().is_some_and(|x| x.eq_ignore_ascii_case("kql"));
     parse_text(&text, stem, kql, Origin::File(path.to_path_buf()))
 }
 
