@@ -303,6 +303,25 @@ async fn bin_in_summarize_by_is_a_tumbling_event_time_window() {
     assert_eq!((got[2].0.as_str(), got[2].2), ("WS2", 1));
 }
 
+/// KQL's `coalesce` gives the first value that is not null and, for strings, not empty: a field the
+/// event holds empty is skipped as one it lacks.
+#[tokio::test]
+async fn coalesce_skips_empty_strings_as_in_kql() {
+    let mut bare: Value =
+        serde_json::from_str(&process("2026-12-01T10:00:00Z", "WS1", "C:\\x.exe", "")).unwrap();
+    bare.as_object_mut().unwrap().remove("CommandLine");
+    let events = vec![
+        bare.to_string(),
+        process("2026-12-01T10:00:01Z", "WS1", "C:\\y.exe", ""),
+        process("2026-12-01T10:00:02Z", "WS1", "C:\\z.exe", "z --go"),
+    ];
+    let query = "DeviceProcessEvents | extend Shown = coalesce(ProcessCommandLine, FileName) \
+                 | extend Empty = coalesce(ProcessCommandLine, \"\") | project Shown, Empty";
+    let rows = run(query, &events).await;
+    assert_eq!(column(&rows, "Shown"), ["x.exe", "y.exe", "z --go"]);
+    assert_eq!(column(&rows, "Empty"), ["", "", "z --go"]);
+}
+
 #[tokio::test]
 async fn strings_are_never_null_as_in_kql() {
     // One event without a command line at all.

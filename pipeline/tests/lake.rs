@@ -578,6 +578,14 @@ async fn ad_hoc_queries_read_the_lake_in_sql_and_kql_and_refuse_writes() {
     assert_eq!(projected.lines().next(), Some("DeviceName"), "{projected}");
     let total: i64 = all.lines().nth(1).unwrap().parse().unwrap();
     assert_eq!(bins.iter().map(|(_, n)| n).sum::<i64>(), total, "{csv}");
+    // Counting what no row matches gives one row of 0, as in KQL (not an empty table).
+    for text in [
+        "DeviceProcessEvents | where FileName == \"nothing.exe\" | count",
+        "DeviceProcessEvents | where FileName == \"nothing.exe\" | summarize Count=count()",
+    ] {
+        let (n, csv) = query(text, true, Format::Csv).await;
+        assert_eq!((n.unwrap(), csv.as_str()), (1, "Count\n0\n"), "{text}");
+    }
     let (table, text) = query("SELECT count(*) AS n FROM alerts", false, Format::Table).await;
     assert_eq!(table.unwrap(), 1);
     assert!(text.contains("| n "), "{text}");

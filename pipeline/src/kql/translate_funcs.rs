@@ -201,6 +201,16 @@ impl Translator<'_> {
                     Sql::new(format!("(NOT {null})"), Ty::Bool)
                 }
             }
+            // KQL's coalesce skips empty strings as well as nulls: the first non-empty string, else
+            // the empty string (KQL strings are never null).
+            "coalesce" if args.iter().all(|x| x.ty == Ty::Str) => {
+                arity(1..=64)?;
+                let firsts: Vec<String> = args
+                    .iter()
+                    .map(|x| format!("nullif({}, '')", x.text))
+                    .collect();
+                Sql::new(format!("coalesce({}, '')", firsts.join(", ")), Ty::Str)
+            }
             "coalesce" => {
                 arity(1..=64)?;
                 Sql::new(

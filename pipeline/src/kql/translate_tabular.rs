@@ -93,7 +93,9 @@ impl Translator<'_> {
                         .map(|c| (c.name.clone(), ty_of(c.ty)))
                         .collect(),
                     time: true,
-                    window: true,
+                    // An ad-hoc query evaluates no window: grouping by its (NULL) bounds would
+                    // give a summarize without `by` no row on no input, where KQL gives one.
+                    window: !self.ad_hoc,
                     order: None,
                     table: Some(table.name.clone()),
                 })
