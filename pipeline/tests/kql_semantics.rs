@@ -322,6 +322,43 @@ async fn coalesce_skips_empty_strings_as_in_kql() {
     assert_eq!(column(&rows, "Empty"), ["", "", "z --go"]);
 }
 
+/// A string compared with a number is read as a number (a port or a process id written as text);
+/// a string that is not one matches nothing, and nothing fails at run time (it did: "Cannot cast
+/// string 'y.exe' to value of Int64", the batch's alerts lost).
+#[tokio::test]
+async fn a_string_compared_with_a_number_is_read_as_a_number() {
+    let events = vec![
+        process("2026-12-01T10:00:00Z", "WS1", "C:\\y.exe", "y 7"),
+        process("2026-12-01T10:00:01Z", "WS1", "C:\\z.exe", "z 12"),
+        // No number in it: extract() gives "", which is no number.
+        process("2026-12-01T10:00:02Z", "WS1", "C:\\w.exe", "w"),
+    ];
+    for (predicate, expected) in [
+        ("FileName > 5", &[][..]),
+        ("FileName == 5", &[][..]),
+        ("toint(\"12\") == 12", &["w.exe", "y.exe", "z.exe"][..]),
+        (
+            "extract(\" ([0-9]+)\", 1, ProcessCommandLine) > 10",
+            &["z.exe"][..],
+        ),
+        (
+            "10 > extract(\" ([0-9]+)\", 1, ProcessCommandLine)",
+            &["y.exe"][..],
+        ),
+        (
+            "extract(\" ([0-9]+)\", 1, ProcessCommandLine) == 7.0",
+            &["y.exe"][..],
+        ),
+    ] {
+        let query = format!("DeviceProcessEvents | where {predicate} | project FileName");
+        assert_eq!(
+            column(&run(&query, &events).await, "FileName"),
+            expected,
+            "{predicate}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn strings_are_never_null_as_in_kql() {
     // One event without a command line at all.

@@ -586,6 +586,18 @@ async fn ad_hoc_queries_read_the_lake_in_sql_and_kql_and_refuse_writes() {
         let (n, csv) = query(text, true, Format::Csv).await;
         assert_eq!((n.unwrap(), csv.as_str()), (1, "Count\n0\n"), "{text}");
     }
+    // Ad hoc, `ago()` is from the time the query runs (the events are of 2026-01-01), not from each
+    // row's own time (where `Timestamp < ago(1h)` keeps no row and `> ago(1h)` every row).
+    for (text, expected) in [
+        (
+            "DeviceProcessEvents | where Timestamp < ago(1h) | count",
+            total,
+        ),
+        ("DeviceProcessEvents | where Timestamp > ago(1h) | count", 0),
+    ] {
+        let (_, csv) = query(text, true, Format::Csv).await;
+        assert_eq!(csv, format!("Count\n{expected}\n"), "{text}");
+    }
     let (table, text) = query("SELECT count(*) AS n FROM alerts", false, Format::Table).await;
     assert_eq!(table.unwrap(), 1);
     assert!(text.contains("| n "), "{text}");

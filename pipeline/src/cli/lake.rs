@@ -32,7 +32,7 @@ pub enum QueryError {
     Lake(#[from] LakeError),
     #[error(transparent)]
     App(#[from] crate::app::AppError),
-    #[error("KQL line {line}: {reason}")]
+    #[error("line {line}: {reason}")]
     Kql { line: usize, reason: String },
     #[error("{0}")]
     NotReadOnly(String),
@@ -65,7 +65,7 @@ pub async fn query(
             .map(|t| t.sql)
             .map_err(|e| QueryError::Kql {
                 line: e.line(),
-                reason: e.to_string(),
+                reason: e.reason_at_column(),
             })?
     } else {
         text.to_string()

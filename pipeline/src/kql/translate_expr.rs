@@ -249,6 +249,21 @@ impl Translator<'_> {
             Or | And => (a.dyn_as(Ty::Bool), b.dyn_as(Ty::Bool)),
             _ => Sql::unify_dynamic(a, b),
         };
+        // A string compared with a number is read as a number (`RemotePort == "3389"`, a pid cut out of a
+        // command line by extract() against ProcessId); one that is not a number compares as null, so
+        // the row does not match. Left to DataFusion, one side was cast as it pleased: the comparison
+        // failed on the rows at run time (their alerts lost) or found nothing.
+        let number = |t: Ty| matches!(t, Ty::Long | Ty::Real);
+        let as_number = |x: Sql, ty: Ty| {
+            let sql_type = if ty == Ty::Long { "BIGINT" } else { "DOUBLE" };
+            Sql::new(format!("TRY_CAST({} AS {sql_type})", x.text), ty)
+        };
+        let compared = matches!(op, Eq | NotEq | Lt | Le | Gt | Ge);
+        let (a, b) = match (a.ty, b.ty) {
+            (Ty::Str, t) if number(t) && compared => (as_number(a, t), b),
+            (t, Ty::Str) if number(t) && compared => (a, as_number(b, t)),
+            _ => (a, b),
+        };
         let strings = a.ty == Ty::Str || b.ty == Ty::Str;
         let bool_of = |s: String| Ok(Sql::new(format!("({s})"), Ty::Bool));
         let not = |s: String| Ok(Sql::new(format!("(NOT {s})"), Ty::Bool));
@@ -515,8 +530,17 @@ impl Translator<'_> {
         Ok(Sql::predicate(text, pred))
     }
 
-    /// `coalesce(window_end, event_time)`: event time, never the wall clock.
+    /// `coalesce(window_end, event_time)`: event time, never the wall clock. An ad-hoc query over the
+    /// lake evaluates no window and is not replayed: its `now()` is the time it runs, as in a KQL editor
+    /// (relative to each row's own time, `where Timestamp > ago(1h)` would keep every row).
     fn now(&self, span: Span, rel: &Rel) -> Result<String, super::Refusal> {
+        if self.ad_hoc {
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            return Ok(format!(
+                "arrow_cast({}, 'Timestamp(Nanosecond, Some(\"UTC\"))')",
+                quote(&now)
+            ));
+        }
         match (rel.window, rel.time) {
             (true, true) => Ok("coalesce(window_end, event_time)".into()),
             (true, false) => Ok("window_end".into()),
