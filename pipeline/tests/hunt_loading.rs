@@ -175,17 +175,27 @@ async fn an_unwindowed_hunt_that_relates_events_is_refused_and_told_to_take_a_wi
 #[tokio::test]
 async fn partition_by_a_column_the_hunt_does_not_group_by_is_refused() {
     let sql = "SELECT window_start, host, count(*) AS n FROM events GROUP BY window_start, window_end, host, ip_address";
-    let e = planned("part", "tumbling 5m", "partition_by: [target_user_name]\n", sql)
-        .await
-        .unwrap_err();
+    let e = planned(
+        "part",
+        "tumbling 5m",
+        "partition_by: [target_user_name]\n",
+        sql,
+    )
+    .await
+    .unwrap_err();
     assert!(e.contains("partition_by `target_user_name`"), "{e}");
     assert!(e.contains("keyed by host, ip_address"), "{e}");
     planned("part", "tumbling 5m", "partition_by: [host]\n", sql)
         .await
         .unwrap();
-    planned("part", "tumbling 5m", "partition_by: [ip_address, host]\n", sql)
-        .await
-        .unwrap();
+    planned(
+        "part",
+        "tumbling 5m",
+        "partition_by: [ip_address, host]\n",
+        sql,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]

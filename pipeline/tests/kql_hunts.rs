@@ -163,8 +163,14 @@ async fn kql_check_reads_a_file_as_the_hunt_loader_does() {
     )
     .unwrap();
     let schema = EventSchema::windows();
-    let report = ghosthunt::cli::kql::check(dir.path(), &schema).await.unwrap();
-    assert_eq!((report.all.queries, report.all.compiled), (2, 1), "{report}");
+    let report = ghosthunt::cli::kql::check(dir.path(), &schema)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.all.queries, report.all.compiled),
+        (2, 1),
+        "{report}"
+    );
     let (origin, why) = &report.refusals[0];
     assert!(origin.ends_with("two.kql"), "{origin}");
     assert!(why.contains("DeviceFileEvents"), "{why}");
@@ -177,8 +183,14 @@ async fn kql_check_reads_a_file_as_the_hunt_loader_does() {
     assert_eq!((file.all.queries, file.all.compiled), (1, 1), "{file}");
     let collection = dir.path().join("queries.json");
     std::fs::write(&collection, serde_json::json!({ "doc": [two] }).to_string()).unwrap();
-    let report = ghosthunt::cli::kql::check(&collection, &schema).await.unwrap();
-    assert_eq!((report.all.queries, report.all.compiled), (1, 1), "{report}");
+    let report = ghosthunt::cli::kql::check(&collection, &schema)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.all.queries, report.all.compiled),
+        (1, 1),
+        "{report}"
+    );
 }
 
 #[tokio::test]

@@ -113,7 +113,11 @@ pub fn queries(path: &Path) -> Result<Vec<Checked>, CliError> {
             document: false,
         })
     };
-    if path.is_file() && path.extension().is_some_and(|x| x.eq_ignore_ascii_case("kql")) {
+    if path.is_file()
+        && path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("kql"))
+    {
         return Ok(vec![one(path)?]);
     }
     if path.is_dir() {

@@ -94,7 +94,9 @@ pub fn read_hunt(path: &Path) -> Result<Hunt, HuntError> {
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or_default();
-    let kql = path.extension().is_some_and(|x| x.eq_ignore_ascii_case("kql"));
+    let kql = path
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("kql"));
     parse_text(&text, stem, kql, Origin::File(path.to_path_buf()))
 }
 
