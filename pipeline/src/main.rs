@@ -327,14 +327,14 @@ enum BenchSourceArg {
 /// The configuration, for `command`: `ghosthunt test DIR…` tests the directories it is given, so they
 /// are its hunts whatever the configuration names (with `hunts.builtin = false` and no directory
 /// configured, the configuration alone has no hunts, and that is an error).
-fn load_settings(cli: &Cli) -> Result<Settings, ghosthunt::settings::SettingsError> {
+fn load_settings(cli: &Cli) -> Result<Settings, Box<ghosthunt::settings::SettingsError>> {
     let mut raw = ghosthunt::settings::RawConfig::load(cli.config.as_deref(), std::env::vars())?;
     if let Command::Test { dirs } = &cli.command
         && !dirs.is_empty()
     {
         raw.hunts.directories.clone_from(dirs);
     }
-    Settings::validate(raw)
+    Ok(Settings::validate(raw)?)
 }
 
 fn main() -> ExitCode {

@@ -681,7 +681,7 @@ mod tests {
         let all = format!("{}/*", dir.path().display());
         assert_eq!(expand(std::slice::from_ref(&all), true).unwrap(), [file]);
         let named = pipe.display().to_string();
-        assert_eq!(expand(&[named], true).unwrap(), [pipe.clone()]);
+        assert_eq!(expand(&[named], true).unwrap(), [pipe]);
         let pattern = format!("{}/b.pip?", dir.path().display());
         assert!(matches!(
             expand(&[pattern], true),
