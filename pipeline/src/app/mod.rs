@@ -178,17 +178,14 @@ pub fn build_source(
             let source = FileSource::new(f.clone(), max_record_bytes, settings.window.max_lead)?
                 .with_idle_timeout(settings.window.idle_timeout)
                 .without(&written_files(settings));
-            // A stream among them has no size: the progress shows the bytes read, with no share.
-            let matched = source.matched(!f.follow)?;
-            let bytes = (!matched.iter().any(|p| crate::source::pipe::is_stream(p))).then(|| {
-                matched
-                    .iter()
-                    .filter_map(|p| std::fs::metadata(p).ok())
-                    .map(|m| m.len())
-                    .sum()
-            });
+            let bytes = source
+                .matched(!f.follow)?
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum();
             let size = source.size();
-            Box::new(WithProgress::new(Box::new(source), bytes, size))
+            Box::new(WithProgress::new(Box::new(source), Some(bytes), size))
         }
         SourceSettings::File(f) => Box::new(
             FileSource::new(f.clone(), max_record_bytes, settings.window.max_lead)?

@@ -16,8 +16,7 @@
 //! followed one is started once it has stopped changing (see [`settled`]). A followed file that fails
 //! (damaged, unreadable) is left with an error naming it, and the others are followed on. A file
 //! named `*.evtx` (Windows' binary event log, as exported or collected from a host) is read once too,
-//! each record rendered as JSON by the evtx crate (see [`read_evtx`]). A path written out in full may
-//! name a stream (a named pipe, `/dev/stdin`, a shell's `<(zcat …)`): it is read once, to its end.
+//! each record rendered as JSON by the evtx crate (see [`read_evtx`]).
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -34,7 +33,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::align::{Alignment, Registration};
 use super::lines::{LineSplitter, READ_BYTES, Read};
-use super::pipe::is_stream;
 use super::progress::Size;
 use super::{
     CHUNK_BYTES, CHUNK_RECORDS, EventTimes, Input, InputKind, RawRecord, RecordSender, Source,
@@ -136,27 +134,31 @@ fn canonical(path: &Path) -> PathBuf {
     }
 }
 
-/// Expands paths and globs in order; with `require`, every pattern must match something. A path
-/// written out in full may name a stream too (a named pipe, `/dev/stdin`, the `/dev/fd/63` of a shell's
-/// `<(zcat …)`), which a glob never matches.
+/// Expands paths and globs in order; with `require`, every pattern must match something.
 pub fn expand(patterns: &[String], require: bool) -> Result<Vec<PathBuf>, SourceError> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     for pattern in patterns {
-        let literal = glob::Pattern::escape(pattern) == *pattern;
         let mut matched: Vec<PathBuf> = glob::glob(pattern)
             .map_err(|e| SourceError::BadGlob {
                 pattern: pattern.clone(),
                 reason: e.to_string(),
             })?
             .filter_map(Result::ok)
-            .filter(|p| p.is_file() || (literal && is_stream(p)))
+            .filter(|p| p.is_file())
             .collect();
         matched.sort();
         if matched.is_empty() && require {
             if Path::new(pattern).is_dir() {
                 return Err(SourceError::Directory {
                     pattern: pattern.trim_end_matches('/').to_string(),
+                });
+            }
+            // A named pipe, `/dev/stdin`, a shell's `<(zcat …)`: read as a file, it would block at its
+            // opening and hold back every window; standard input reads a pipe as it comes.
+            if Path::new(pattern).exists() {
+                return Err(SourceError::NotAFile {
+                    pattern: pattern.clone(),
                 });
             }
             return Err(SourceError::NoMatch {
@@ -229,10 +231,6 @@ async fn open(
 ) -> Result<(Box<dyn AsyncRead + Send + Unpin>, u64), SourceError> {
     let mut file = tokio::fs::File::open(path).await.map_err(io_error(path))?;
     let inode = file.metadata().await.map_err(io_error(path))?.ino();
-    super::pipe::enlarge(
-        std::os::unix::io::AsRawFd::as_raw_fd(&file),
-        &path.display().to_string(),
-    );
     // tokio reads through a buffer of its own, kept between reads: no larger than ours.
     file.set_max_buf_size(read_bytes);
     let counted = Counted {
@@ -364,9 +362,6 @@ async fn read_one(
     let mut splitter =
         LineSplitter::new(Arc::clone(&input), max_record_bytes).read_bytes(read_bytes);
     let compression = Compression::of(&path);
-    // Read to its end once, followed or not: a compressed file is written whole, and a stream ends
-    // when its writer closes it (there is nothing to read again from the start).
-    let once = !follow || compression != Compression::None || is_stream(&path);
     let (mut reader, mut inode) = open(&path, compression, read_bytes, &size).await?;
     let mut at_end: Option<Instant> = None;
     loop {
@@ -395,7 +390,7 @@ async fn read_one(
                 aligned.set_idle(false);
             }
             Read::Data => {}
-            Read::End if once => {
+            Read::End if !follow || compression != Compression::None => {
                 // Read to its end: the file no longer holds the watermark back (the next one may be older).
                 if splitter.finish(&tx).await {
                     let _ = tx.send(SourceMessage::Stopped(input)).await;
@@ -666,28 +661,6 @@ impl Source for FileSource {
 mod tests {
     use super::*;
     use std::time::SystemTime;
-
-    /// A named pipe is read when its path is written out, never because a glob matched it: opening it
-    /// waits for a writer, and a glob over a directory means the files in it.
-    #[test]
-    fn a_stream_is_read_only_when_its_path_is_written_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let (file, pipe) = (dir.path().join("a.jsonl"), dir.path().join("b.pipe"));
-        std::fs::write(&file, "{}\n").unwrap();
-        let c_path = std::ffi::CString::new(pipe.to_str().unwrap()).unwrap();
-        // SAFETY: mkfifo reads the NUL-terminated path it is given and nothing else of ours.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-        assert!(is_stream(&pipe) && !is_stream(&file));
-        let all = format!("{}/*", dir.path().display());
-        assert_eq!(expand(std::slice::from_ref(&all), true).unwrap(), [file]);
-        let named = pipe.display().to_string();
-        assert_eq!(expand(&[named], true).unwrap(), [pipe]);
-        let pattern = format!("{}/b.pip?", dir.path().display());
-        assert!(matches!(
-            expand(&[pattern], true),
-            Err(SourceError::NoMatch { .. })
-        ));
-    }
 
     #[test]
     fn a_file_written_whole_is_read_once_it_is_old_or_unchanged_for_a_poll() {

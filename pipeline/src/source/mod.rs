@@ -14,7 +14,6 @@ mod kafka_floors;
 mod kafka_in_step;
 pub mod kafka_range;
 mod lines;
-pub mod pipe;
 pub mod progress;
 pub mod stdin;
 
@@ -200,6 +199,11 @@ pub enum SourceError {
     NoMatch { pattern: String },
     #[error("`{pattern}` is a directory: give its files, e.g. `{pattern}/*.jsonl`")]
     Directory { pattern: String },
+    #[error(
+        "`{pattern}` is a pipe or a device, not a file: send it to standard input instead \
+         (`zcat events.jsonl.gz | ghosthunt run` with source.kind = \"stdin\")"
+    )]
+    NotAFile { pattern: String },
     #[error("bad glob `{pattern}`: {reason}")]
     BadGlob { pattern: String, reason: String },
     #[error(transparent)]

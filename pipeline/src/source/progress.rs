@@ -245,20 +245,16 @@ impl Source for WithProgress {
                         fields.insert("records_total".into(), records.into());
                         Some(events as f64 / records as f64)
                     }
-                    (None, None) => {
-                        fields.insert("bytes".into(), bytes.into());
-                        None
-                    }
+                    (None, None) => None,
                 };
                 progress.update(
                     events,
                     share,
-                    || match (total_bytes, size.records()) {
-                        (Some(total), _) => {
+                    || match total_bytes {
+                        Some(total) => {
                             format!("{:.0} of {:.0} MB", bytes as f64 / 1e6, total as f64 / 1e6)
                         }
-                        (None, Some(_)) => "Kafka".to_string(),
-                        (None, None) => format!("{:.0} MB read", bytes as f64 / 1e6),
+                        None => "Kafka".to_string(),
                     },
                     fields,
                 );
