@@ -146,6 +146,10 @@ async fn an_unwindowed_hunt_that_relates_events_is_refused_and_told_to_take_a_wi
             "SELECT event_time, host FROM events ORDER BY event_time LIMIT 3",
             "a LIMIT",
         ),
+        (
+            "SELECT event_time, host, event_id FROM events WHERE host = (SELECT host FROM events WHERE event_id = 4625)",
+            "a subquery over the events",
+        ),
     ] {
         let e = planned("rel", "none", "", sql).await.unwrap_err();
         assert!(e.contains(what), "{sql}: {e}");
@@ -163,6 +167,7 @@ async fn an_unwindowed_hunt_that_relates_events_is_refused_and_told_to_take_a_wi
         "SELECT DISTINCT event_time, host, command_line FROM events WHERE event_id = 4688",
         "SELECT e.event_time, e.host, v.label FROM events e JOIN (VALUES (4624, 'logon'), (4625, 'failed')) AS v(id, label) ON e.event_id = v.id",
         "SELECT event_time, host FROM events WHERE event_id = 4688 UNION ALL SELECT event_time, host FROM events WHERE event_id = 1",
+        "SELECT event_time, host FROM events WHERE event_id = (SELECT max(id) FROM (VALUES (4624), (4625)) AS v(id))",
     ] {
         planned("ok", "none", "", sql)
             .await
@@ -196,6 +201,12 @@ async fn partition_by_a_column_the_hunt_does_not_group_by_is_refused() {
     )
     .await
     .unwrap();
+    // A count over all rows has no key to split it by.
+    let global = "SELECT window_start, count(*) AS n FROM events GROUP BY window_start, window_end";
+    let e = planned("part", "tumbling 5m", "partition_by: [host]\n", global)
+        .await
+        .unwrap_err();
+    assert!(e.contains("evaluated in one place"), "{e}");
 }
 
 #[tokio::test]

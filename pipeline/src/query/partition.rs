@@ -143,21 +143,23 @@ pub fn placement(plan: &LogicalPlan, event_columns: usize) -> Placement {
 pub fn relates_rows(plan: &LogicalPlan) -> Option<&'static str> {
     let mut found = None;
     plan.apply_with_subqueries(|node| {
+        const LIMIT: &str = "a LIMIT (or a KQL take / top)";
+        // Over constant rows only (`VALUES`), none of these relates events.
         found = match node {
-            LogicalPlan::Aggregate(agg) if !agg.aggr_expr.is_empty() => {
+            LogicalPlan::Aggregate(agg) if !agg.aggr_expr.is_empty() && scans(&agg.input) => {
                 Some("an aggregate (count(), sum(), … or a KQL summarize)")
             }
-            LogicalPlan::Window(_) => Some("a window function (… OVER (…))"),
+            LogicalPlan::Window(w) if scans(&w.input) => Some("a window function (… OVER (…))"),
             LogicalPlan::Join(join) if scans(&join.left) && scans(&join.right) => {
                 Some("a join of the events with the events (a JOIN, IN / EXISTS over them)")
             }
-            LogicalPlan::Limit(_) => Some("a LIMIT (or a KQL take / top)"),
-            LogicalPlan::Sort(sort) if sort.fetch.is_some() => {
-                Some("a LIMIT (or a KQL take / top)")
+            // Not decorrelated into a join (a scalar subquery): it reads the batch's other rows.
+            LogicalPlan::Subquery(sub) if scans(&sub.subquery) => {
+                Some("a subquery over the events")
             }
-            LogicalPlan::TableScan(scan) if scan.fetch.is_some() => {
-                Some("a LIMIT (or a KQL take / top)")
-            }
+            LogicalPlan::Limit(limit) if scans(&limit.input) => Some(LIMIT),
+            LogicalPlan::Sort(sort) if sort.fetch.is_some() && scans(&sort.input) => Some(LIMIT),
+            LogicalPlan::TableScan(scan) if scan.fetch.is_some() => Some(LIMIT),
             LogicalPlan::RecursiveQuery(_) => Some("a recursive query"),
             _ => None,
         };

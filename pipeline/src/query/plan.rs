@@ -355,7 +355,17 @@ pub async fn plan(hunt: Hunt, schema: &EventSchema) -> Result<PlannedHunt, HuntE
             key.sort_unstable();
             key.dedup();
             // Rows that meet in one group have equal values in the derived key's columns: a key of
-            // some of them sends them to one instance; any other column would split a group.
+            // some of them sends them to one instance; any other column would split a group. A hunt
+            // whose rows may meet whatever their values (a global count, a LIMIT) has no such key.
+            if derived == Placement::Single {
+                return Err(fail(
+                    sql_line,
+                    "partition_by: the hunt relates rows whatever their values (a count over all \
+                     rows, a LIMIT, a join on computed values), so they are evaluated in one place; \
+                     no column can split them. Leave partition_by out, or group by plain columns"
+                        .into(),
+                ));
+            }
             if let Placement::Keyed(meet) = &derived
                 && let Some(&stray) = key.iter().find(|i| !meet.contains(i))
             {
