@@ -242,6 +242,53 @@ async fn arg_max_star_keeps_the_whole_latest_row_per_group() {
     assert_eq!(column(&found, "FileName"), ["b.exe", "c.exe"]);
 }
 
+/// An aggregation may be an expression over aggregates, as in KQL: `tostring(make_set(x))`,
+/// `iff(countif(p) > 0, …)`, `strlen(max(x))`.
+#[tokio::test]
+async fn summarize_takes_expressions_over_aggregates() {
+    let events = vec![
+        process("2026-12-01T10:00:00Z", "WS1", "C:\\a.exe", "x"),
+        process("2026-12-01T10:00:05Z", "WS1", "C:\\a.exe", "yy"),
+        process("2026-12-01T10:00:03Z", "WS2", "C:\\c.exe", "zzz"),
+    ];
+    let found = run(
+        "DeviceProcessEvents | summarize Names = tostring(make_set(FileName)), \
+         HasA = iff(countif(FileName == \"a.exe\") > 0, \"yes\", \"no\"), \
+         Longest = strlen(max(ProcessCommandLine)) + 0 by DeviceName",
+        &events,
+    )
+    .await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(column(&found, "HasA"), ["no", "yes"]);
+    assert_eq!(column(&found, "Longest"), ["2", "3"]);
+    let names = column(&found, "Names");
+    assert!(
+        names[0].contains("a.exe") && !names[0].contains("c.exe"),
+        "{names:?}"
+    );
+    // Unnamed, it is named as its aggregate would be (`set_FileName`), as KQL does.
+    let found = run(
+        "DeviceProcessEvents | summarize tostring(make_set(FileName)) by DeviceName \
+         | where set_FileName has \"c.exe\" | project DeviceName",
+        &events,
+    )
+    .await;
+    assert_eq!(column(&found, "DeviceName"), ["WS2"]);
+    // An aggregation with no aggregate in it is refused with the reason.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.kql");
+    std::fs::write(
+        &path,
+        format!(
+            "{}// window: tumbling 1h\nDeviceProcessEvents | summarize n = strlen(FileName) by DeviceName\n",
+            HEADER.replace("{id}", "h")
+        ),
+    )
+    .unwrap();
+    let e = query::load::read_hunt(&path).unwrap_err();
+    assert!(e.reason.contains("summarize takes aggregations"), "{e}");
+}
+
 #[tokio::test]
 async fn the_default_join_keeps_one_left_row_per_key() {
     // Two left rows for WS1 (two cmd.exe), one right row (whoami.exe): KQL's default join (innerunique)
@@ -349,6 +396,21 @@ async fn a_string_compared_with_a_number_is_read_as_a_number() {
             "extract(\" ([0-9]+)\", 1, ProcessCommandLine) == 7.0",
             &["y.exe"][..],
         ),
+        // No number differs from every number.
+        ("FileName != 5", &["w.exe", "y.exe", "z.exe"][..]),
+        (
+            "extract(\" ([0-9]+)\", 1, ProcessCommandLine) != 7",
+            &["w.exe", "z.exe"][..],
+        ),
+        (
+            "extract(\" ([0-9]+)\", 1, ProcessCommandLine) between (5 .. 10)",
+            &["y.exe"][..],
+        ),
+        (
+            "ProcessCommandLine !between (5 .. 10)",
+            &["w.exe", "y.exe", "z.exe"][..],
+        ),
+        ("\"12.5\" > 12", &["w.exe", "y.exe", "z.exe"][..]),
     ] {
         let query = format!("DeviceProcessEvents | where {predicate} | project FileName");
         assert_eq!(
@@ -620,6 +682,24 @@ async fn datetime_add_moves_by_calendar_months_and_by_fixed_lengths() {
         got("Seconds").starts_with("2026-12-01T10:00:03"),
         "{found:?}"
     );
+}
+
+/// A timespan divided by a timespan is how many of the one the other is: `(t2 - t1) / 1m` is the
+/// minutes between (DataFusion refused to divide two intervals).
+#[tokio::test]
+async fn a_timespan_over_a_timespan_is_a_number() {
+    let events = processes_with(&["abc"]);
+    let found = run(
+        "DeviceProcessEvents\n\
+         | project Minutes = (Timestamp - datetime(2026-12-01T09:00:00Z)) / 1m,\n\
+           Halves = 90m / 1h, Days = 36h / 1d",
+        &events,
+    )
+    .await;
+    let got = |k: &str| found[0][k].as_f64().unwrap_or(f64::NAN);
+    assert_eq!(got("Minutes"), 60.0, "{found:?}");
+    assert_eq!(got("Halves"), 1.5, "{found:?}");
+    assert_eq!(got("Days"), 1.5, "{found:?}");
 }
 
 #[tokio::test]

@@ -178,6 +178,9 @@ fn translate_query(
         used_tables: Vec::new(),
         depth: 0,
         ad_hoc: options.ad_hoc,
+        in_summarize: false,
+        nested_aggregates: 0,
+        nested_name: String::new(),
     };
     let mut result = None;
     for statement in &query.statements {
@@ -332,6 +335,13 @@ pub(super) struct Translator<'a> {
     /// An ad-hoc query (see [`Options::ad_hoc`]): its result has the columns it projects, and no
     /// `event_time` for alerts to take their time from.
     pub ad_hoc: bool,
+    /// Translating a `summarize` aggregation: an aggregate call may sit inside a scalar function
+    /// (`tostring(make_set(x))`, `iff(countif(p) > 0, …)`).
+    pub in_summarize: bool,
+    /// Aggregate calls found inside scalar functions so far (see `in_summarize`), and the default name
+    /// of the last one: KQL names `tostring(make_set(x))` as it names `make_set(x)`, `set_x`.
+    pub nested_aggregates: usize,
+    pub nested_name: String,
 }
 
 /// A SQL identifier for a KQL name.

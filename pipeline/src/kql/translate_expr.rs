@@ -15,6 +15,12 @@ use crate::kql::{
     KQL_HASSUFFIX_CS,
 };
 
+/// A string read as a number for a comparison with one (`RemotePort == "3389"`): as a real, so that
+/// `"1234.5" > 100` holds; null where it is no number.
+fn as_number(x: Sql) -> Sql {
+    Sql::new(format!("TRY_CAST({} AS DOUBLE)", x.text), Ty::Real)
+}
+
 fn is_agg(name: &str) -> bool {
     matches!(
         name,
@@ -187,20 +193,25 @@ impl Translator<'_> {
             } => {
                 let lo = self.expr(low, rel)?;
                 let v = self.expr(expr, rel)?.dyn_as(lo.ty);
+                // A string between numbers is read as a number (see `binary`).
+                let read = v.ty == Ty::Str && matches!(lo.ty, Ty::Long | Ty::Real);
+                let v = if read { as_number(v) } else { v };
                 let mut hi = self.expr(high, rel)?;
                 if lo.ty == Ty::Time && hi.ty == Ty::Span {
                     hi = Sql::new(format!("({} + {})", lo.text, hi.text), Ty::Time);
                 }
-                Ok(Sql::new(
-                    format!(
-                        "({} {}BETWEEN {} AND {})",
-                        v.text,
-                        if *negated { "NOT " } else { "" },
-                        lo.text,
-                        hi.text
-                    ),
-                    Ty::Bool,
-                ))
+                let test = format!(
+                    "({} {}BETWEEN {} AND {})",
+                    v.text,
+                    if *negated { "NOT " } else { "" },
+                    lo.text,
+                    hi.text
+                );
+                // A string that is no number lies between no numbers.
+                Ok(match read && *negated {
+                    true => Sql::new(format!("coalesce({test}, true)"), Ty::Bool),
+                    false => Sql::new(test, Ty::Bool),
+                })
             }
             Expr::InList {
                 expr,
@@ -254,16 +265,19 @@ impl Translator<'_> {
         // the row does not match. Left to DataFusion, one side was cast as it pleased: the comparison
         // failed on the rows at run time (their alerts lost) or found nothing.
         let number = |t: Ty| matches!(t, Ty::Long | Ty::Real);
-        let as_number = |x: Sql, ty: Ty| {
-            let sql_type = if ty == Ty::Long { "BIGINT" } else { "DOUBLE" };
-            Sql::new(format!("TRY_CAST({} AS {sql_type})", x.text), ty)
-        };
         let compared = matches!(op, Eq | NotEq | Lt | Le | Gt | Ge);
-        let (a, b) = match (a.ty, b.ty) {
-            (Ty::Str, t) if number(t) && compared => (as_number(a, t), b),
-            (t, Ty::Str) if number(t) && compared => (a, as_number(b, t)),
-            _ => (a, b),
+        let (a, b, read) = match (a.ty, b.ty) {
+            (Ty::Str, t) if number(t) && compared => (as_number(a), b, true),
+            (t, Ty::Str) if number(t) && compared => (a, as_number(b), true),
+            _ => (a, b, false),
         };
+        if read && op == NotEq {
+            // A string that is no number differs from every number.
+            return Ok(Sql::new(
+                format!("coalesce({} <> {}, true)", a.text, b.text),
+                Ty::Bool,
+            ));
+        }
         let strings = a.ty == Ty::Str || b.ty == Ty::Str;
         let bool_of = |s: String| Ok(Sql::new(format!("({s})"), Ty::Bool));
         let not = |s: String| Ok(Sql::new(format!("(NOT {s})"), Ty::Bool));
@@ -321,6 +335,14 @@ impl Translator<'_> {
             Eq => bool_of(format!("{} = {}", a.text, b.text)),
             NotEq => bool_of(format!("{} <> {}", a.text, b.text)),
             Lt | Le | Gt | Ge => bool_of(format!("{} {} {}", a.text, op.as_str(), b.text)),
+            // How many of one timespan another is (`(t2 - t1) / 1m`, minutes between): a real.
+            Div if a.ty == Ty::Span && b.ty == Ty::Span => Ok(Sql::new(
+                format!(
+                    "(date_part('epoch', {}) / date_part('epoch', {}))",
+                    a.text, b.text
+                ),
+                Ty::Real,
+            )),
             Add | Sub | Mul | Div | Mod => {
                 let ty = match (op, a.ty, b.ty) {
                     (Add | Sub, Ty::Time, Ty::Span) | (Add, Ty::Span, Ty::Time) => Ty::Time,
@@ -404,6 +426,8 @@ impl Translator<'_> {
                 _ => None,
             };
             if let Some(sub) = table {
+                // The rows are tested against other events: a hunt doing so needs a window.
+                self.stateful = true;
                 let Some((col, _)) = sub.cols.first() else {
                     return Err(self.refuse(span, "in subquery", "the subquery has no column"));
                 };

@@ -21,6 +21,16 @@ impl Translator<'_> {
                 "dotted calls are not supported",
             ));
         }
+        if is_agg(name) && self.in_summarize && !matches!(name, "arg_max" | "arg_min") {
+            // The aggregate's value, for the scalar function around it (not inside another aggregate).
+            self.nested_aggregates += 1;
+            self.in_summarize = false;
+            let value = self.aggregate(&Expr::Call(c.clone()), rel);
+            self.in_summarize = true;
+            let (value, name) = value?;
+            self.nested_name = name;
+            return Ok(value);
+        }
         if is_agg(name) {
             return Err(self.refuse(
                 c.span,
@@ -358,12 +368,30 @@ impl Translator<'_> {
         e: &Expr,
         rel: &Rel,
     ) -> Result<(Sql, String), Refusal> {
+        if !matches!(e, Expr::Call(c) if is_agg(c.name.name.as_str())) {
+            // A scalar expression over aggregates (`tostring(make_set(x))`): translated with the
+            // aggregate calls in it allowed; one with none in it is not an aggregation.
+            let (before, seen) = (self.in_summarize, self.nested_aggregates);
+            self.in_summarize = true;
+            let value = self.expr(e, rel);
+            self.in_summarize = before;
+            let value = value?;
+            if self.nested_aggregates == seen {
+                return Err(self.refuse(
+                    e.span(),
+                    "summarize expression",
+                    "summarize takes aggregations (count(), make_set(x), …, or an expression over them)",
+                ));
+            }
+            // Named as its one aggregate would be; over several, as KQL names a computed column.
+            let name = match self.nested_aggregates - seen {
+                1 => std::mem::take(&mut self.nested_name),
+                _ => "Column1".to_string(),
+            };
+            return Ok((value, name));
+        }
         let Expr::Call(c) = e else {
-            return Err(self.refuse(
-                e.span(),
-                "summarize expression",
-                "summarize takes aggregate calls",
-            ));
+            unreachable!("an aggregate call")
         };
         // Deprecated spellings.
         let name = match c.name.name.as_str() {

@@ -305,6 +305,8 @@ impl Translator<'_> {
                 })
             }
             Operator::Take { count, .. } => {
+                // The first rows of what is evaluated at once: a hunt needs a window for it.
+                self.stateful = true;
                 let n = self.limit_count(count, &rel)?;
                 let order = rel
                     .order

@@ -97,7 +97,8 @@ async fn session_and_events(
     alerts: bool,
 ) -> Result<(SessionContext, DeltaTable), LakeError> {
     // DataFusion's own settings may be tuned from the environment (DATAFUSION_EXECUTION_…).
-    let config = SessionConfig::from_env()?.with_information_schema(false);
+    let mut config = SessionConfig::from_env()?.with_information_schema(false);
+    config.options_mut().sql_parser.recursion_limit = crate::query::plan::sql_nesting();
     let ctx = SessionContext::new_with_config(config);
     crate::query::plan::register_functions(&ctx);
     let mut events = None;

@@ -197,6 +197,12 @@ pub fn table_schema(events: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// How deeply a hunt's SQL may nest (DataFusion's parser stops at 50): a hunting query's list of a hundred
+/// `x has "…" or …` tests nests as deeply, and its translation more.
+pub(crate) fn sql_nesting() -> datafusion::config::ConfigNonZeroUsize {
+    datafusion::config::ConfigNonZeroUsize::try_new(400).expect("400 is not zero")
+}
+
 fn session() -> SessionContext {
     let mut config = SessionConfig::new()
         // Hunts run concurrently with each other; one partition each keeps a plan simple to re-run.
@@ -205,6 +211,7 @@ fn session() -> SessionContext {
         .with_batch_size(8192);
     let options = config.options_mut();
     options.sql_parser.collect_spans = true;
+    options.sql_parser.recursion_limit = sql_nesting();
     // Dynamic filters make a plan single-use (see `reset_plan_states`).
     options.optimizer.enable_dynamic_filter_pushdown = false;
     options.optimizer.enable_topk_dynamic_filter_pushdown = false;
