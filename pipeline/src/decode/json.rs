@@ -138,6 +138,14 @@ pub fn coerce<'a>(column: &Column, priority: usize, value: Found<'a>) -> Result<
     let wrong = |expected: &str| {
         let shown = match value {
             Found::Str(s) => format!("{:?}", truncate(s, 60)),
+            // A number where an integer goes: which number, and what is wrong with it.
+            Found::U64(_) | Found::F64(_) if expected == "an integer" => {
+                let why = match value {
+                    Found::F64(f) if f.fract() != 0.0 => "not a whole number",
+                    _ => "beyond the 64-bit integer range",
+                };
+                format!("{}, {why}", value.number_text().unwrap_or_default())
+            }
             other => other.kind().to_string(),
         };
         refuse(
@@ -181,6 +189,8 @@ pub fn coerce<'a>(column: &Column, priority: usize, value: Found<'a>) -> Result<
                 Some(i) => Cell::Int(i),
                 None => return Err(wrong("an integer")),
             },
+            // A whole number written as a float (`4624.0`) is that integer.
+            Found::F64(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Cell::Int(f as i64),
             _ => return Err(wrong("an integer")),
         },
         ColumnType::Float => match value {

@@ -158,6 +158,21 @@ fn bad_records_are_refused_with_a_reason() {
         detail.contains("event_id") && detail.contains("\"abc\""),
         "{detail}"
     );
+    // A number that is no integer says which and why; a whole one written as a float is that integer.
+    for (value, why) in [
+        ("4.5", "4.5, not a whole number"),
+        ("99999999999999999999", "beyond the 64-bit integer range"),
+        (
+            "18446744073709551615",
+            "18446744073709551615, beyond the 64-bit integer range",
+        ),
+    ] {
+        let (wrong, detail) = decode(&d, &format!(r#"{{{T},"EventID":{value}}}"#)).unwrap_err();
+        assert_eq!(wrong, DeadLetterReason::WrongType);
+        assert!(detail.contains(why), "{value}: {detail}");
+    }
+    let row = decode(&d, &format!(r#"{{{T},"EventID":4624.0}}"#)).unwrap();
+    assert_eq!(cell(&row, "event_id"), ScalarValue::Int64(Some(4624)));
     assert_eq!(
         reason(&format!(r#"{{{T},"CommandLine":{{"a":1}}}}"#)),
         DeadLetterReason::WrongType
