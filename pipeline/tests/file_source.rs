@@ -630,8 +630,10 @@ async fn a_file_that_fails_to_open_holds_no_other_file_back() {
         let (mut s, alerts) = reading(dir.path(), name, paths);
         s.hunts.builtin = false;
         s.hunts.directories = vec![hunts.clone()];
-        // About two minutes of events: a held watermark would drop rows (batches of a third of that).
-        s.window.max_rows_per_hunt = 3_000;
+        // Half the events (about seven minutes): a watermark held to the end would drop rows. Room
+        // for ten batches, so that the good file's first batches, read while the bad one is still
+        // failing, do not (a machine under load took longer than three batches to fail it).
+        s.window.max_rows_per_hunt = 10_000;
         s.decode.batch_size = 1_000;
         s.decode.adaptive = false;
         s.window.idle_timeout = Duration::from_secs(3600);
