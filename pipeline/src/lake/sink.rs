@@ -97,6 +97,9 @@ enum Job {
     Commit {
         refresh: bool,
         transactions: Vec<Transaction>,
+        /// Per transaction, the offset the table held of its input when this run last knew (read or
+        /// committed): a table that holds another has had the same input written by another writer.
+        expected: Vec<Option<i64>>,
         reply: oneshot::Sender<Result<(), LakeError>>,
     },
 }
@@ -118,11 +121,12 @@ impl Writer {
                 Job::Commit {
                     refresh,
                     transactions,
+                    expected,
                     reply,
                 } => {
                     let result = match self.failed.take() {
                         Some(e) => Err(e),
-                        None => self.commit(refresh, transactions).await,
+                        None => self.commit(refresh, transactions, expected).await,
                     };
                     let _ = reply.send(result);
                 }
@@ -134,6 +138,7 @@ impl Writer {
         &mut self,
         refresh: bool,
         transactions: Vec<Transaction>,
+        expected: Vec<Option<i64>>,
     ) -> Result<(), LakeError> {
         self.alerts.commit(Vec::new()).await?;
         if refresh {
@@ -142,6 +147,33 @@ impl Writer {
                 .update_state()
                 .await
                 .map_err(|e| LakeError::delta(EVENTS, e))?;
+        }
+        // The table as this writer last read it (its own commits bring it up to date, others' too):
+        // an input's offset moved by someone else means two writers are writing one input, and this
+        // commit would add rows the table holds. Delta's conflict check does not see it when the
+        // other commit came before this writer's last read.
+        let table = &self.events.table;
+        for (txn, expected) in transactions.iter().zip(&expected) {
+            let held = table
+                .snapshot()
+                .map_err(|e| LakeError::delta(EVENTS, e))?
+                .transaction_version(table.log_store().as_ref(), &txn.app_id)
+                .await
+                .map_err(|e| LakeError::delta(EVENTS, e))?;
+            if held != *expected {
+                return Err(LakeError::Invalid {
+                    table: EVENTS.to_string(),
+                    reason: format!(
+                        "another writer is writing input `{}` into this lake (the table holds it \
+                         through offset {}, this run through {}): its rows would land twice. Write \
+                         each input with one ghosthunt (or one consumer group); nothing of this \
+                         commit was written",
+                        txn.app_id.trim_start_matches("ghosthunt:"),
+                        held.map_or("none".into(), |v| v.to_string()),
+                        expected.map_or("none".into(), |v| v.to_string()),
+                    ),
+                });
+            }
         }
         self.events.commit(transactions).await?;
         Ok(())
@@ -423,11 +455,17 @@ impl LakeSink {
                 last_updated: Some(now),
             })
             .collect();
+        let expected = self
+            .pending
+            .keys()
+            .map(|id| self.committed.get(id).copied().flatten())
+            .collect();
         let (reply, done) = oneshot::channel();
         let refresh = std::mem::take(&mut self.refresh_writer);
         self.send(Job::Commit {
             refresh,
             transactions,
+            expected,
             reply,
         })
         .await?;
