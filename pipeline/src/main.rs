@@ -353,6 +353,9 @@ fn main() -> ExitCode {
     init_logging(&settings.log_filter);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // A hunt is translated and planned on these threads too (a hot reload): a KQL query's few
+        // hundred `or` tests nest as deep, beyond tokio's 2 MiB (only the stack touched is used).
+        .thread_stack_size(16 << 20)
         .build()
         .expect("a tokio runtime starts");
     let result = runtime.block_on(dispatch(cli.command, settings));

@@ -207,6 +207,15 @@ async fn partition_by_a_column_the_hunt_does_not_group_by_is_refused() {
         .await
         .unwrap_err();
     assert!(e.contains("evaluated in one place"), "{e}");
+    // Constant rows joined or tested against relate no events: the key stays the grouping's.
+    for with_values in [
+        "SELECT window_start, host, count(*) AS n FROM events e JOIN (VALUES (4625), (4624)) AS v(id) ON e.event_id = v.id GROUP BY window_start, window_end, host",
+        "SELECT window_start, host, count(*) AS n FROM events WHERE event_id IN (SELECT id FROM (VALUES (4625), (4624)) AS v(id) GROUP BY id) GROUP BY window_start, window_end, host",
+    ] {
+        planned("part", "tumbling 5m", "partition_by: [host]\n", with_values)
+            .await
+            .unwrap_or_else(|e| panic!("{with_values}: {e}"));
+    }
 }
 
 #[tokio::test]

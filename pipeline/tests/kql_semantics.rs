@@ -274,6 +274,30 @@ async fn summarize_takes_expressions_over_aggregates() {
     )
     .await;
     assert_eq!(column(&found, "DeviceName"), ["WS2"]);
+    // A name taken already is numbered, as KQL numbers it.
+    let found = run(
+        "DeviceProcessEvents | summarize count(), count(), make_set(FileName), \
+         tostring(make_set(FileName)), count() + dcount(FileName), dcount(FileName) * 2 + count() \
+         by DeviceName",
+        &events,
+    )
+    .await;
+    let mut names: Vec<&String> = found[0].as_object().unwrap().keys().collect();
+    names.retain(|n| !n.starts_with("window_"));
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "Column1",
+            "Column2",
+            "DeviceName",
+            "count_",
+            "count_1",
+            "set_FileName",
+            "set_FileName1"
+        ],
+        "{found:?}"
+    );
     // An aggregation with no aggregate in it is refused with the reason.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("h.kql");
@@ -411,6 +435,17 @@ async fn a_string_compared_with_a_number_is_read_as_a_number() {
             &["w.exe", "y.exe", "z.exe"][..],
         ),
         ("\"12.5\" > 12", &["w.exe", "y.exe", "z.exe"][..]),
+        // Exact against a long, however large.
+        ("9007199254740993 == \"9007199254740992\"", &[][..]),
+        (
+            "9007199254740993 == \"9007199254740993\"",
+            &["w.exe", "y.exe", "z.exe"][..],
+        ),
+        // A null number differs from no string (w.exe's command line holds no number).
+        (
+            "toint(extract(\" ([0-9]+)\", 1, ProcessCommandLine)) != \"7\"",
+            &["z.exe"][..],
+        ),
     ] {
         let query = format!("DeviceProcessEvents | where {predicate} | project FileName");
         assert_eq!(

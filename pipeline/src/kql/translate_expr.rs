@@ -15,10 +15,15 @@ use crate::kql::{
     KQL_HASSUFFIX_CS,
 };
 
-/// A string read as a number for a comparison with one (`RemotePort == "3389"`): as a real, so that
-/// `"1234.5" > 100` holds; null where it is no number.
-fn as_number(x: Sql) -> Sql {
-    Sql::new(format!("TRY_CAST({} AS DOUBLE)", x.text), Ty::Real)
+/// A string read as a number for a comparison with a number of type `other` (`RemotePort == "3389"`):
+/// against a long as a decimal, exact for every long and with a fraction part (`"1234.5" > 100`);
+/// against a real as a real. Null where it is no number.
+fn as_number(x: Sql, other: Ty) -> Sql {
+    let sql_type = match other {
+        Ty::Long => "DECIMAL(38, 9)",
+        _ => "DOUBLE",
+    };
+    Sql::new(format!("TRY_CAST({} AS {sql_type})", x.text), Ty::Real)
 }
 
 fn is_agg(name: &str) -> bool {
@@ -195,7 +200,7 @@ impl Translator<'_> {
                 let v = self.expr(expr, rel)?.dyn_as(lo.ty);
                 // A string between numbers is read as a number (see `binary`).
                 let read = v.ty == Ty::Str && matches!(lo.ty, Ty::Long | Ty::Real);
-                let v = if read { as_number(v) } else { v };
+                let v = if read { as_number(v, lo.ty) } else { v };
                 let mut hi = self.expr(high, rel)?;
                 if lo.ty == Ty::Time && hi.ty == Ty::Span {
                     hi = Sql::new(format!("({} + {})", lo.text, hi.text), Ty::Time);
@@ -207,9 +212,15 @@ impl Translator<'_> {
                     lo.text,
                     hi.text
                 );
-                // A string that is no number lies between no numbers.
+                // A string that is no number lies between no numbers (null bounds still bound nothing).
                 Ok(match read && *negated {
-                    true => Sql::new(format!("coalesce({test}, true)"), Ty::Bool),
+                    true => Sql::new(
+                        format!(
+                            "({} IS NOT NULL AND {} IS NOT NULL AND coalesce({test}, true))",
+                            lo.text, hi.text
+                        ),
+                        Ty::Bool,
+                    ),
                     false => Sql::new(test, Ty::Bool),
                 })
             }
@@ -266,15 +277,24 @@ impl Translator<'_> {
         // failed on the rows at run time (their alerts lost) or found nothing.
         let number = |t: Ty| matches!(t, Ty::Long | Ty::Real);
         let compared = matches!(op, Eq | NotEq | Lt | Le | Gt | Ge);
-        let (a, b, read) = match (a.ty, b.ty) {
-            (Ty::Str, t) if number(t) && compared => (as_number(a), b, true),
-            (t, Ty::Str) if number(t) && compared => (a, as_number(b), true),
-            _ => (a, b, false),
+        let (a, b, number_side) = match (a.ty, b.ty) {
+            (Ty::Str, t) if number(t) && compared => {
+                let text = b.text.clone();
+                (as_number(a, t), b, Some(text))
+            }
+            (t, Ty::Str) if number(t) && compared => {
+                let text = a.text.clone();
+                (a, as_number(b, t), Some(text))
+            }
+            _ => (a, b, None),
         };
-        if read && op == NotEq {
-            // A string that is no number differs from every number.
+        if let Some(number) = number_side.filter(|_| op == NotEq) {
+            // A string that is no number differs from every number (a null number from nothing).
             return Ok(Sql::new(
-                format!("coalesce({} <> {}, true)", a.text, b.text),
+                format!(
+                    "({number} IS NOT NULL AND coalesce({} <> {}, true))",
+                    a.text, b.text
+                ),
                 Ty::Bool,
             ));
         }

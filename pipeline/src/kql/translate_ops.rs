@@ -51,11 +51,29 @@ impl Translator<'_> {
         let mut agg_items = Vec::new();
         let mut cols = by_cols.clone();
         let by_items: Vec<String> = by_items.into_iter().map(|(_, item)| item).collect();
+        let mut agg_names: Vec<String> = Vec::new();
         for a in &s.aggregates {
             let (sql, default_name) = self.aggregate(&a.expr, &rel)?;
             let name = match a.name() {
                 Some(n) => n.name.clone(),
-                None if a.names.is_empty() => default_name,
+                // A name taken already (by a key or an earlier aggregation) is numbered, as KQL does:
+                // `count_`, `count_1`; `Column1`, `Column2`.
+                None if a.names.is_empty() => {
+                    let taken = |n: &str| {
+                        by_names.iter().any(|b| b == n) || agg_names.iter().any(|x| x == n)
+                    };
+                    match default_name.strip_prefix("Column") {
+                        Some(_) => (1..)
+                            .map(|i| format!("Column{i}"))
+                            .find(|n| !taken(n))
+                            .expect("a free name"),
+                        None if taken(&default_name) => (1..)
+                            .map(|i| format!("{default_name}{i}"))
+                            .find(|n| !taken(n))
+                            .expect("a free name"),
+                        None => default_name,
+                    }
+                }
                 None => {
                     return Err(self.refuse(
                         a.span,
@@ -65,6 +83,7 @@ impl Translator<'_> {
                 }
             };
             agg_items.push(format!("{} AS {}", sql.text, q(&name)));
+            agg_names.push(name.clone());
             cols.retain(|c| c.0 != name);
             cols.push((name, sql.ty));
         }

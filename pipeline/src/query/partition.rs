@@ -57,6 +57,10 @@ pub fn placement(plan: &LogicalPlan, event_columns: usize) -> Placement {
                 })
                 .collect::<BTreeSet<usize>>()
         };
+        // Over constant rows only (`VALUES`), nothing relates events to one another.
+        if !scans(node) {
+            return Ok(TreeNodeRecursion::Continue);
+        }
         match node {
             LogicalPlan::Aggregate(agg) => {
                 if agg
@@ -69,7 +73,8 @@ pub fn placement(plan: &LogicalPlan, event_columns: usize) -> Placement {
                 }
                 constraints.push(resolved(&agg.input, &mut agg.group_expr.iter()));
             }
-            LogicalPlan::Join(join) => {
+            // A join with constant rows (`VALUES`) relates no events to one another.
+            LogicalPlan::Join(join) if scans(&join.left) && scans(&join.right) => {
                 let same: BTreeSet<usize> = join
                     .on
                     .iter()
@@ -111,10 +116,10 @@ pub fn placement(plan: &LogicalPlan, event_columns: usize) -> Placement {
             LogicalPlan::Limit(_) => global = true,
             LogicalPlan::Sort(sort) if sort.fetch.is_some() => global = true,
             LogicalPlan::TableScan(scan) if scan.fetch.is_some() => global = true,
-            // Not decorrelated into a join: it may read any row.
-            LogicalPlan::Subquery(_)
-            | LogicalPlan::RecursiveQuery(_)
-            | LogicalPlan::Extension(_) => global = true,
+            // Not decorrelated into a join: it may read any row (of the events; constant rows relate
+            // none).
+            LogicalPlan::Subquery(sub) if scans(&sub.subquery) => global = true,
+            LogicalPlan::RecursiveQuery(_) | LogicalPlan::Extension(_) => global = true,
             _ => {}
         }
         Ok(TreeNodeRecursion::Continue)
