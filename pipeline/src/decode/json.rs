@@ -125,6 +125,9 @@ impl Found<'_> {
     }
 }
 
+/// 2^53: every whole number below it is exact as a float.
+const EXACT_IN_F64: f64 = 9_007_199_254_740_992.0;
+
 /// Coerces the value found at `column`'s path number `priority` to the column's type, or refuses the record.
 pub fn coerce<'a>(column: &Column, priority: usize, value: Found<'a>) -> Result<Cell<'a>, Refusal> {
     let path = || column.paths[priority].join(".");
@@ -142,6 +145,9 @@ pub fn coerce<'a>(column: &Column, priority: usize, value: Found<'a>) -> Result<
             Found::U64(_) | Found::F64(_) if expected == "an integer" => {
                 let why = match value {
                     Found::F64(f) if f.fract() != 0.0 => "not a whole number",
+                    Found::F64(f) if f.abs() < 9.223_372_036_854_775e18 => {
+                        "too large to be exact as a float: write it without the fraction"
+                    }
                     _ => "beyond the 64-bit integer range",
                 };
                 format!("{}, {why}", value.number_text().unwrap_or_default())
@@ -189,8 +195,9 @@ pub fn coerce<'a>(column: &Column, priority: usize, value: Found<'a>) -> Result<
                 Some(i) => Cell::Int(i),
                 None => return Err(wrong("an integer")),
             },
-            // A whole number written as a float (`4624.0`) is that integer.
-            Found::F64(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Cell::Int(f as i64),
+            // A whole number written as a float (`4624.0`) is that integer, where a float holds it
+            // exactly (below 2^53: a larger one may have been rounded as it was read).
+            Found::F64(f) if f.fract() == 0.0 && f.abs() < EXACT_IN_F64 => Cell::Int(f as i64),
             _ => return Err(wrong("an integer")),
         },
         ColumnType::Float => match value {

@@ -166,6 +166,7 @@ fn bad_records_are_refused_with_a_reason() {
             "18446744073709551615",
             "18446744073709551615, beyond the 64-bit integer range",
         ),
+        ("9007199254740993.0", "too large to be exact as a float"),
     ] {
         let (wrong, detail) = decode(&d, &format!(r#"{{{T},"EventID":{value}}}"#)).unwrap_err();
         assert_eq!(wrong, DeadLetterReason::WrongType);
