@@ -201,3 +201,17 @@ pub trait Evaluator: Send + 'static {
     /// way over the same columns, so the state of one is valid for the other (hot reload keeps it).
     fn fingerprint(&self) -> String;
 }
+
+/// What a blocking task (an evaluator's step, a batch's decoding) gave: its panic goes on here, to be
+/// isolated like one on the task awaiting it. Cancelled — the runtime shut down before the task ran
+/// (a test's runtime dropped, a stop that did not wait) — it never completes: the task awaiting it is
+/// dropped with the runtime, where unwrapping it was a second, misleading panic.
+pub async fn blocking_result<T>(joined: Result<T, tokio::task::JoinError>) -> T {
+    match joined {
+        Ok(done) => done,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => std::future::pending().await,
+        },
+    }
+}

@@ -608,11 +608,8 @@ async fn send_decoded(
     generation: u64,
     tx: &mpsc::Sender<DecodedBatch>,
 ) -> bool {
-    let mut decoded = match done {
-        Ok(decoded) => decoded,
-        // A decoder panic ends the batcher with it: the pipeline reports it and exits non-zero.
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    };
+    // A decoder panic ends the batcher with it: the pipeline reports it and exits non-zero.
+    let mut decoded = crate::runtime::blocking_result(done).await;
     decoded.generation = generation;
     tx.send(decoded).await.is_ok()
 }

@@ -262,11 +262,8 @@ impl Evaluator for SigmaEngine {
                 out.detections.extend(fired);
                 (self as Box<dyn Evaluator>, out)
             });
-            match task.await {
-                Ok(done) => done,
-                // A panic on the blocking thread is this evaluator's panic: the pipeline isolates it.
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            }
+            // A panic on the blocking thread is this evaluator's panic: the pipeline isolates it.
+            crate::runtime::blocking_result(task.await).await
         })
     }
 

@@ -481,10 +481,7 @@ impl Evaluator for RoutedCorrelations {
                 self.step_inner(&input, &mut out);
                 (self as Box<dyn Evaluator>, out)
             });
-            match task.await {
-                Ok(done) => done,
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            }
+            crate::runtime::blocking_result(task.await).await
         })
     }
 
