@@ -810,7 +810,7 @@ async fn run(settings: Settings, reading: Reading) -> anyhow::Result<ExitCode> {
     if reading == Reading::History && summary.cut_short {
         // Told apart from a whole range by its exit code (128 + SIGINT, as shells do).
         eprintln!(
-            "stopped by a signal before the end of the range: {} events read, {} alerts written",
+            "stopped by a signal before the end of the range: {} events hunted (a retro-hunt's progress counts the rows read too), {} alerts written",
             summary.records, summary.alerts
         );
         return Ok(ExitCode::from(130));

@@ -722,6 +722,55 @@ fn validate_refuses_a_kafka_client_option_librdkafka_refuses() {
     );
 }
 
+/// `validate` refuses lake settings a run could not use — a scheme not served, a path that is a file, an
+/// S3 key object_store does not have — as the run would, before it is started.
+#[test]
+fn validate_refuses_lake_settings_a_run_could_not_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let validate = |env: &[(&str, String)]| {
+        let mut c = ghosthunt();
+        c.arg("validate").env("GHOSTHUNT__METRICS__LISTEN", "");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        output(&mut c)
+    };
+    let lake = |path: String| ("GHOSTHUNT__LAKE__PATH", path);
+    for (env, why) in [
+        (
+            vec![lake("gs://bucket/x".into())],
+            "`gs://` is not a lake ghosthunt writes",
+        ),
+        (
+            vec![lake(file.display().to_string())],
+            "is a file, not a directory",
+        ),
+        (
+            vec![lake(format!("{}/lake", file.display()))],
+            "is a file, not a directory",
+        ),
+        (
+            vec![
+                lake("s3://bucket/lake".into()),
+                ("GHOSTHUNT__LAKE__STORAGE__AWS_ENDPOINTT", "http://x".into()),
+            ],
+            "lake.storage.aws_endpointt is not an S3 setting",
+        ),
+    ] {
+        let (code, out, err) = validate(&env);
+        assert_ne!(code, 0, "{env:?}: {out}{err}");
+        assert!(err.contains(why), "{env:?}: {err}");
+    }
+    let (code, out, err) = validate(&[lake(dir.path().join("lake").display().to_string())]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        !dir.path().join("lake").exists(),
+        "validate creates nothing"
+    );
+}
+
 /// A Sigma rule that is not valid Sigma fails `validate`; one refused for what it needs (a logsource
 /// the mapping lacks) is reported and does not: SigmaHQ's set holds hundreds of those.
 #[test]

@@ -118,7 +118,8 @@ pub struct Validation {
     pub sigma_refused: Vec<SigmaRefusal>,
     /// Windowed hunts and where their rows meet when scaled out: (id, placement).
     pub placements: Vec<(String, String)>,
-    /// Kafka clients the settings cannot make (a bad or unknown client option): what and why.
+    /// Kafka clients the settings cannot make (a bad or unknown client option), and the lake's settings
+    /// that cannot work (a scheme not served, a path that is a file, an unknown S3 key): what and why.
     pub kafka_refused: Vec<String>,
 }
 
@@ -165,8 +166,14 @@ pub async fn validate(settings: &Settings) -> Result<Validation, CliError> {
         .map(|p| (p.hunt.id.clone(), p.placement().describe(&names)))
         .collect();
     placements.sort();
+    let mut kafka_refused = kafka_clients(settings);
+    if settings.lake.enabled()
+        && let Err(e) = crate::lake::table::check_settings(&settings.lake)
+    {
+        kafka_refused.push(e);
+    }
     Ok(Validation {
-        kafka_refused: kafka_clients(settings),
+        kafka_refused,
         placements,
         schema: setup.schema.name.clone(),
         columns: setup.schema.columns.len(),

@@ -34,11 +34,7 @@ impl ObjectStoreFactory for S3 {
             .with_url(url.as_str())
             .with_conditional_put(S3ConditionalPut::ETagMatch);
         for (key, value) in &config.raw {
-            let parsed: AmazonS3ConfigKey = key.to_ascii_lowercase().parse().map_err(|_| {
-                DeltaTableError::Generic(format!(
-                    "lake.storage.{key} is not an S3 setting (object_store's keys: aws_endpoint, aws_region, aws_allow_http, aws_access_key_id …)"
-                ))
-            })?;
+            let parsed = s3_key(key).map_err(DeltaTableError::Generic)?;
             builder = builder.with_config(parsed, value.clone());
         }
         let (_, path) = ObjectStoreScheme::parse(url)
@@ -62,6 +58,15 @@ impl LogStoreFactory for S3 {
             options,
         ))
     }
+}
+
+/// The S3 setting `lake.storage.{key}` names, or why it names none.
+pub fn s3_key(key: &str) -> Result<AmazonS3ConfigKey, String> {
+    key.to_ascii_lowercase().parse().map_err(|_| {
+        format!(
+            "lake.storage.{key} is not an S3 setting (object_store's keys: aws_endpoint, aws_region, aws_allow_http, aws_access_key_id …)"
+        )
+    })
 }
 
 /// Makes `s3://` and `s3a://` table URLs known to delta-rs (once per process).

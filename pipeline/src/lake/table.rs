@@ -29,6 +29,46 @@ pub const INPUT: &str = "_input";
 pub const OFFSET: &str = "_offset";
 pub const RAW: &str = "_raw";
 
+/// What is wrong with the lake's settings that can be told without touching the lake: a URL scheme
+/// not served, a local path that is a file, a `lake.storage` key S3 does not have (`ghosthunt validate`
+/// says it before a run would). Writing to the lake is checked when a run opens it.
+pub fn check_settings(settings: &LakeSettings) -> Result<(), String> {
+    let path = settings.path.trim();
+    let local = match path.split_once("://") {
+        Some(("file", rest)) => rest,
+        Some((scheme, _)) if super::storage::SCHEMES.contains(&scheme) => {
+            for (key, _) in &settings.storage {
+                super::storage::s3_key(key)?;
+            }
+            return Ok(());
+        }
+        Some((scheme, _)) => return Err(unserved(scheme)),
+        None => path,
+    };
+    // The nearest part of the path that exists must be a directory (the rest is created).
+    let mut at = Some(std::path::Path::new(local));
+    while let Some(p) = at {
+        if p.exists() {
+            return match p.is_dir() {
+                true => Ok(()),
+                false => Err(format!(
+                    "lake.path `{path}`: `{}` is a file, not a directory",
+                    p.display()
+                )),
+            };
+        }
+        at = p.parent().filter(|p| !p.as_os_str().is_empty());
+    }
+    Ok(())
+}
+
+fn unserved(scheme: &str) -> String {
+    format!(
+        "lake.path: `{scheme}://` is not a lake ghosthunt writes (a local directory, file://, s3:// or \
+         s3a:// with the AWS settings, or an S3-compatible server's endpoint in lake.storage)"
+    )
+}
+
 /// The URL of table `name` under the lake path (a directory, created if missing, or a URL).
 pub fn table_url(lake_path: &str, name: &str) -> Result<Url, LakeError> {
     let invalid = |reason: String| LakeError::Invalid {
@@ -38,6 +78,9 @@ pub fn table_url(lake_path: &str, name: &str) -> Result<Url, LakeError> {
     let path = lake_path.trim();
     let base = if path.contains("://") {
         let mut url = Url::parse(path).map_err(|e| invalid(format!("not a URL: {e}")))?;
+        if url.scheme() != "file" && !super::storage::SCHEMES.contains(&url.scheme()) {
+            return Err(invalid(unserved(url.scheme())));
+        }
         if !url.path().ends_with('/') {
             url.set_path(&format!("{}/", url.path()));
         }
