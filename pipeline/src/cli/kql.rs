@@ -242,11 +242,8 @@ async fn check_one(text: &str, document: bool, schema: &EventSchema) -> Outcome 
 async fn plan_one(translation: Translation, schema: &EventSchema) -> Outcome {
     // Planned as a hunt would be: one that aggregates or joins in a window (its `bin()`'s, else an
     // hour's), one that does not on each batch.
-    let window = match (translation.bin_window, translation.stateful) {
-        (Some(ns), _) => format!(
-            "tumbling {}",
-            humantime::format_duration(std::time::Duration::from_nanos(ns as u64))
-        ),
+    let window = match (translation.bin_window_spec(), translation.stateful) {
+        (Some(spec), _) => spec,
         (None, true) => "tumbling 1h".to_string(),
         (None, false) => "none".to_string(),
     };

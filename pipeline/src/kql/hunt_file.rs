@@ -7,8 +7,6 @@
 //! `tumbling X`, a query that neither aggregates nor joins runs unwindowed (`none`), and an aggregating
 //! query without a bin must say its window. Translation errors carry the file line of the KQL.
 
-use std::time::Duration;
-
 use crate::hunt::{HuntError, WindowSpec};
 
 use super::translate::{Options, translate};
@@ -70,12 +68,9 @@ pub fn sql_hunt_text(text: &str, origin: &str) -> Result<String, HuntError> {
         },
     )
     .map_err(|e| at(header_lines + e.line(), e.reason_at_column()))?;
-    let derived = match (&window_text, translation.bin_window) {
+    let derived = match (&window_text, translation.bin_window_spec()) {
         (Some(_), _) => None,
-        (None, Some(ns)) => Some(format!(
-            "window: tumbling {}",
-            humantime::format_duration(Duration::from_nanos(ns as u64))
-        )),
+        (None, Some(spec)) => Some(format!("window: {spec}")),
         (None, None) if translation.stateful => {
             return Err(at(
                 header_lines + 1,

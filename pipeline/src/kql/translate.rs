@@ -45,6 +45,17 @@ pub struct Translation {
     pub tables: Vec<String>,
 }
 
+impl Translation {
+    /// The window `summarize … by bin(<time column>, X)` asks for, as a hunt header says it
+    /// (`tumbling 5m`).
+    pub fn bin_window_spec(&self) -> Option<String> {
+        self.bin_window.map(|ns| {
+            let size = std::time::Duration::from_nanos(ns as u64);
+            format!("tumbling {}", humantime::format_duration(size))
+        })
+    }
+}
+
 /// Why a query is not translated: the construct, its position, and a sentence.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("line {line}:{column}: {message}")]

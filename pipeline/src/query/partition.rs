@@ -149,21 +149,22 @@ pub fn relates_rows(plan: &LogicalPlan) -> Option<&'static str> {
     let mut found = None;
     plan.apply_with_subqueries(|node| {
         const LIMIT: &str = "a LIMIT (or a KQL take / top)";
-        // Over constant rows only (`VALUES`), none of these relates events.
+        // Over constant rows only (`VALUES`), nothing relates events.
+        if !scans(node) {
+            return Ok(TreeNodeRecursion::Continue);
+        }
         found = match node {
-            LogicalPlan::Aggregate(agg) if !agg.aggr_expr.is_empty() && scans(&agg.input) => {
+            LogicalPlan::Aggregate(agg) if !agg.aggr_expr.is_empty() => {
                 Some("an aggregate (count(), sum(), … or a KQL summarize)")
             }
-            LogicalPlan::Window(w) if scans(&w.input) => Some("a window function (… OVER (…))"),
+            LogicalPlan::Window(_) => Some("a window function (… OVER (…))"),
             LogicalPlan::Join(join) if scans(&join.left) && scans(&join.right) => {
                 Some("a join of the events with the events (a JOIN, IN / EXISTS over them)")
             }
             // Not decorrelated into a join (a scalar subquery): it reads the batch's other rows.
-            LogicalPlan::Subquery(sub) if scans(&sub.subquery) => {
-                Some("a subquery over the events")
-            }
-            LogicalPlan::Limit(limit) if scans(&limit.input) => Some(LIMIT),
-            LogicalPlan::Sort(sort) if sort.fetch.is_some() && scans(&sort.input) => Some(LIMIT),
+            LogicalPlan::Subquery(_) => Some("a subquery over the events"),
+            LogicalPlan::Limit(_) => Some(LIMIT),
+            LogicalPlan::Sort(sort) if sort.fetch.is_some() => Some(LIMIT),
             LogicalPlan::TableScan(scan) if scan.fetch.is_some() => Some(LIMIT),
             LogicalPlan::RecursiveQuery(_) => Some("a recursive query"),
             _ => None,
