@@ -477,7 +477,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCo
             for r in &v.sigma_refused {
                 eprintln!("refused: {r}");
             }
-            for k in &v.kafka_refused {
+            for k in &v.settings_refused {
                 eprintln!("refused: {k}");
             }
             outln!("{v}");

@@ -118,9 +118,9 @@ pub struct Validation {
     pub sigma_refused: Vec<SigmaRefusal>,
     /// Windowed hunts and where their rows meet when scaled out: (id, placement).
     pub placements: Vec<(String, String)>,
-    /// Kafka clients the settings cannot make (a bad or unknown client option), and the lake's settings
-    /// that cannot work (a scheme not served, a path that is a file, an unknown S3 key): what and why.
-    pub kafka_refused: Vec<String>,
+    /// Settings a run could not use: Kafka clients it cannot make (a bad or unknown client option), a
+    /// lake it cannot reach (a scheme not served, a path that is a file, an unknown S3 key): what and why.
+    pub settings_refused: Vec<String>,
 }
 
 impl Validation {
@@ -130,7 +130,7 @@ impl Validation {
     /// hundreds of them, and a rule set where some rules do not run still runs the others.)
     pub fn ok(&self) -> bool {
         self.refused.is_empty()
-            && self.kafka_refused.is_empty()
+            && self.settings_refused.is_empty()
             && self.broken_sigma_rules() == 0
             && (self.planned > 0 || self.sigma_rules > 0)
     }
@@ -166,14 +166,14 @@ pub async fn validate(settings: &Settings) -> Result<Validation, CliError> {
         .map(|p| (p.hunt.id.clone(), p.placement().describe(&names)))
         .collect();
     placements.sort();
-    let mut kafka_refused = kafka_clients(settings);
+    let mut settings_refused = kafka_clients(settings);
     if settings.lake.enabled()
         && let Err(e) = crate::lake::table::check_settings(&settings.lake)
     {
-        kafka_refused.push(e);
+        settings_refused.push(e);
     }
     Ok(Validation {
-        kafka_refused,
+        settings_refused,
         placements,
         schema: setup.schema.name.clone(),
         columns: setup.schema.columns.len(),

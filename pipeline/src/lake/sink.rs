@@ -152,14 +152,8 @@ impl Writer {
         // an input's offset moved by someone else means two writers are writing one input, and this
         // commit would add rows the table holds. Delta's conflict check does not see it when the
         // other commit came before this writer's last read.
-        let table = &self.events.table;
         for (txn, expected) in transactions.iter().zip(&expected) {
-            let held = table
-                .snapshot()
-                .map_err(|e| LakeError::delta(EVENTS, e))?
-                .transaction_version(table.log_store().as_ref(), &txn.app_id)
-                .await
-                .map_err(|e| LakeError::delta(EVENTS, e))?;
+            let held = held_through(&self.events.table, &txn.app_id).await?;
             if held != *expected {
                 return Err(LakeError::Invalid {
                     table: EVENTS.to_string(),
@@ -178,6 +172,17 @@ impl Writer {
         self.events.commit(transactions).await?;
         Ok(())
     }
+}
+
+/// The highest offset of input `app_id` the events table holds as `table` last read it (its Delta
+/// application transaction), if any.
+async fn held_through(table: &DeltaTable, app_id: &str) -> Result<Option<i64>, LakeError> {
+    table
+        .snapshot()
+        .map_err(|e| LakeError::delta(EVENTS, e))?
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await
+        .map_err(|e| LakeError::delta(EVENTS, e))
 }
 
 /// The application-transaction id of an input, or `None` for inputs that cannot be replayed. A file's
@@ -318,13 +323,7 @@ impl LakeSink {
                 .await
                 .map_err(|e| LakeError::delta(EVENTS, e))?;
         }
-        let table = &self.log;
-        let version = table
-            .snapshot()
-            .map_err(|e| LakeError::delta(EVENTS, e))?
-            .transaction_version(table.log_store().as_ref(), app_id)
-            .await
-            .map_err(|e| LakeError::delta(EVENTS, e))?;
+        let version = held_through(&self.log, app_id).await?;
         self.committed.insert(app_id.to_string(), version);
         Ok(version)
     }
